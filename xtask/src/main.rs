@@ -1,0 +1,168 @@
+//! `cargo xtask`: the project's own tasks, in plain Rust so they run the same on every machine.
+//!
+//! - `cargo xtask test` is the whole gate: formatting, clippy, docs, and every test suite, with a
+//!   throwaway PostgreSQL for the database tests.
+//! - `cargo xtask migrate [--database-url URL]` applies the embedded migrations.
+//! - `cargo xtask pg` starts a throwaway PostgreSQL and prints its URL until interrupted.
+
+use wxlink_tests::pg;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "wxlink's development tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// fmt --check, clippy -D warnings, docs, and all tests (SQLite and a throwaway PostgreSQL).
+    Test {
+        /// Skip fmt, clippy and doc; run the test suites only.
+        #[arg(long)]
+        tests_only: bool,
+        /// Extra arguments passed to `cargo test` (after `--`).
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Apply the embedded migrations to a database.
+    Migrate {
+        /// Database URL (sqlite://PATH or postgres://…); defaults to the config's.
+        #[arg(long, env = "WXLINK__DATABASE__URL")]
+        database_url: Option<String>,
+        /// Config file to read the database URL from.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Start a throwaway PostgreSQL on loopback and print its URL; stops on Enter or Ctrl-C.
+    Pg,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Test {
+            tests_only,
+            cargo_args,
+        } => test(tests_only, &cargo_args),
+        Task::Migrate {
+            database_url,
+            config,
+        } => migrate(database_url, config),
+        Task::Pg => run_pg(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(project_root());
+    cmd
+}
+
+fn run(step: &str, cmd: &mut Command) -> Result {
+    eprintln!("xtask: {step}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{step}: cannot start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{step} failed ({status})"))
+    }
+}
+
+fn test(tests_only: bool, cargo_args: &[String]) -> Result {
+    if !tests_only {
+        run(
+            "cargo fmt --check",
+            cargo().args(["fmt", "--all", "--", "--check"]),
+        )?;
+        run(
+            "cargo clippy",
+            cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
+        run(
+            "cargo doc",
+            cargo()
+                .args(["doc", "--workspace", "--no-deps", "--quiet"])
+                .env("RUSTDOCFLAGS", "-D warnings"),
+        )?;
+    }
+    // The black-box tests drive the built binary, so it must exist before they start.
+    run(
+        "cargo build (wxlink binary)",
+        cargo().args(["build", "-p", "wxlink-api", "--bin", "wxlink"]),
+    )?;
+
+    let external = std::env::var("WXLINK_TEST_DATABASE_URL").ok();
+    let cluster = match external {
+        Some(_) => None,
+        None => Some(pg::Cluster::start()?),
+    };
+    let url = match (&cluster, external) {
+        (Some(c), _) => c.url(),
+        (None, Some(url)) => url,
+        (None, None) => unreachable!("either a cluster or an external URL"),
+    };
+    eprintln!("xtask: PostgreSQL for tests at {url}");
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace"])
+        .args(cargo_args)
+        .env("WXLINK_TEST_DATABASE_URL", &url)
+        .env("WXLINK_BIN", project_root().join("target/debug/wxlink"))
+        // Database tests must not silently skip when the gate runs them.
+        .env("WXLINK_REQUIRE_POSTGRES", "1");
+    let outcome = run("cargo test", &mut cmd);
+    drop(cluster);
+    outcome
+}
+
+fn migrate(database_url: Option<String>, config: Option<PathBuf>) -> Result {
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "-p", "wxlink-api", "--bin", "wxlink", "--", "migrate"]);
+    if let Some(url) = database_url {
+        cmd.args(["--database-url", &url]);
+    }
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    run("wxlink migrate", &mut cmd)
+}
+
+fn run_pg() -> Result {
+    let cluster = pg::Cluster::start()?;
+    println!("{}", cluster.url());
+    eprintln!("xtask: PostgreSQL running; press Enter to stop it");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    drop(cluster);
+    Ok(())
+}

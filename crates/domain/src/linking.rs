@@ -1,0 +1,122 @@
+//! The linking rules as functions over one store transaction. They read what they need and
+//! write the outcome; the store makes each call atomic and reruns it on conflict.
+
+use crate::error::{DomainError, StoreError};
+use crate::ids::{AppId, OpenId, UnionId, UserId};
+use crate::model::{Event, EventKind, UnixTime, User};
+use crate::ports::StoreTx;
+
+/// Merges only ever point at a unionid owner, which is never merged itself, so chains are one
+/// hop long; the bound guards against corrupt data looping forever.
+const MAX_MERGE_HOPS: usize = 8;
+
+/// Where an app request happened, for the events it causes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin<'a> {
+    pub appid: &'a AppId,
+    pub openid: &'a OpenId,
+    pub at: UnixTime,
+}
+
+impl Origin<'_> {
+    fn event(&self, kind: EventKind, user: &UserId, other: Option<&UserId>) -> Event {
+        Event {
+            kind,
+            user_id: user.clone(),
+            other_user_id: other.cloned(),
+            appid: self.appid.clone(),
+            openid: self.openid.clone(),
+            at: self.at,
+        }
+    }
+}
+
+/// The user `id` acts as now: itself, or the owner it was merged into.
+pub(crate) fn resolve(tx: &mut dyn StoreTx, id: &UserId) -> Result<User, DomainError> {
+    let mut current = id.clone();
+    for _ in 0..MAX_MERGE_HOPS {
+        let user = tx.user(&current)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("user {current} is referenced but missing"))
+        })?;
+        match &user.merged_into {
+            Some(into) => current = into.clone(),
+            None => return Ok(user),
+        }
+    }
+    Err(StoreError::Corrupt(format!("merge chain from {id} is too long")).into())
+}
+
+/// Rules 1 and 2: the user an (appid, openid) login lands on, creating or linking as needed.
+/// Returns the user and whether a merge happened.
+pub(crate) fn login(
+    tx: &mut dyn StoreTx,
+    origin: Origin<'_>,
+    unionid: Option<&UnionId>,
+    new_user_id: &UserId,
+) -> Result<(User, bool), DomainError> {
+    let known = match tx.identity_owner(origin.appid, origin.openid)? {
+        Some(owner) => Some(resolve(tx, &owner)?),
+        None => None,
+    };
+    match (known, unionid) {
+        (Some(user), None) => Ok((user, false)),
+        (Some(user), Some(unionid)) => learn_unionid(tx, origin, user, unionid),
+        (None, unionid) => {
+            let owner = match unionid {
+                Some(u) => tx.user_by_unionid(u)?,
+                None => None,
+            };
+            let user = match owner {
+                Some(owner) => owner,
+                None => {
+                    let user = User {
+                        id: new_user_id.clone(),
+                        unionid: unionid.cloned(),
+                        merged_into: None,
+                        created_at: origin.at,
+                    };
+                    tx.insert_user(&user)?;
+                    tx.append_event(&origin.event(EventKind::UserCreated, &user.id, None))?;
+                    user
+                }
+            };
+            tx.insert_identity(origin.appid, origin.openid, &user.id, origin.at)?;
+            tx.append_event(&origin.event(EventKind::IdentityLinked, &user.id, None))?;
+            Ok((user, false))
+        }
+    }
+}
+
+/// Rule 3: `user` (already resolved) learns `unionid`. Returns the user it is now and whether
+/// it was merged into another.
+pub(crate) fn learn_unionid(
+    tx: &mut dyn StoreTx,
+    origin: Origin<'_>,
+    user: User,
+    unionid: &UnionId,
+) -> Result<(User, bool), DomainError> {
+    match &user.unionid {
+        Some(existing) if existing == unionid => return Ok((user, false)),
+        Some(_) => return Err(DomainError::UnionidConflict),
+        None => {}
+    }
+    match tx.user_by_unionid(unionid)? {
+        None => {
+            tx.set_unionid(&user.id, unionid, origin.at)?;
+            tx.append_event(&origin.event(EventKind::UnionidLinked, &user.id, None))?;
+            Ok((
+                User {
+                    unionid: Some(unionid.clone()),
+                    ..user
+                },
+                false,
+            ))
+        }
+        Some(owner) => {
+            tx.move_identities(&user.id, &owner.id, origin.at)?;
+            tx.mark_merged(&user.id, &owner.id, origin.at)?;
+            tx.append_event(&origin.event(EventKind::UsersMerged, &owner.id, Some(&user.id)))?;
+            Ok((owner, true))
+        }
+    }
+}

@@ -1,11 +1,679 @@
-use super::*;
-use crate::ports::{MockWeChatSessions, WeChatSession};
+//! The linking rules and every failure path, against mocks of the ports. A mock with no
+//! expectation for a write panics if the write happens, so "a refused request writes nothing" is
+//! checked by simply not expecting writes.
 
-#[test]
-fn mock_compiles() {
-    let mut w = MockWeChatSessions::new();
-    w.expect_code2session()
-        .returning(|_, _| Box::pin(async { Err(crate::error::WeChatError::InvalidCode) }));
-    let _ = w;
-    let _ = std::marker::PhantomData::<WeChatSession>;
+use std::future::Future;
+use std::sync::Mutex;
+
+use mockall::predicate::eq;
+
+use super::*;
+use crate::error::{StoreError, UserDataError, WeChatError};
+use crate::ids::UnionId;
+use crate::model::{EventKind, User};
+use crate::ports::{
+    MockClock, MockIdSource, MockStoreTx, MockUserDataOpener, MockWeChatSessions, OpenedUserData,
+    StoreTx, WeChatSession,
+};
+use crate::secrets::SessionKey;
+
+const NOW: i64 = 1_700_000_000;
+const TTL: u64 = 3600;
+const TOKEN: &str = "tok_abcdefghijklmnopqrstuvwxyz0123456789ABCD";
+
+/// Runs each transaction once against one shared mock transaction.
+struct MockStore(Mutex<MockStoreTx>);
+
+impl IdentityStore for MockStore {
+    fn transact<T, F>(
+        &self,
+        _mode: TxMode,
+        mut work: F,
+    ) -> impl Future<Output = Result<T, DomainError>> + Send
+    where
+        T: Send + 'static,
+        F: FnMut(&mut dyn StoreTx) -> Result<T, DomainError> + Send + 'static,
+    {
+        let mut tx = self.0.lock().unwrap();
+        std::future::ready(work(&mut *tx))
+    }
+}
+
+type TestService =
+    Service<MockStore, MockWeChatSessions, MockUserDataOpener, MockClock, MockIdSource>;
+
+fn service(tx: MockStoreTx, wechat: MockWeChatSessions, opener: MockUserDataOpener) -> TestService {
+    let mut clock = MockClock::new();
+    clock.expect_now().return_const(NOW);
+    let mut ids = MockIdSource::new();
+    ids.expect_new_token()
+        .returning(|| SessionToken::new(TOKEN));
+    ids.expect_new_user_id().returning(|| uid("u-new"));
+    Service::new(
+        MockStore(Mutex::new(tx)),
+        wechat,
+        opener,
+        clock,
+        ids,
+        Policy {
+            session_ttl_secs: TTL,
+            max_watermark_age_secs: Some(600),
+        },
+    )
+}
+
+fn app() -> AppId {
+    "wx4f4bc4dec97d474b".parse().unwrap()
+}
+fn other_app() -> AppId {
+    "wx0000000000000002".parse().unwrap()
+}
+fn oid(s: &str) -> OpenId {
+    s.parse().unwrap()
+}
+fn uid(s: &str) -> UserId {
+    s.parse().unwrap()
+}
+fn union(s: &str) -> UnionId {
+    s.parse().unwrap()
+}
+fn code(s: &str) -> JsCode {
+    s.parse().unwrap()
+}
+fn token() -> SessionToken {
+    SessionToken::new(TOKEN)
+}
+
+fn user(id: &str, unionid: Option<&str>, merged_into: Option<&str>) -> User {
+    User {
+        id: uid(id),
+        unionid: unionid.map(union),
+        merged_into: merged_into.map(uid),
+        created_at: NOW - 100,
+    }
+}
+
+fn wechat_answers(openid: &str, key: &str, unionid: Option<&str>) -> MockWeChatSessions {
+    let session = WeChatSession {
+        openid: oid(openid),
+        session_key: SessionKey::new(key),
+        unionid: unionid.map(union),
+    };
+    let mut wechat = MockWeChatSessions::new();
+    wechat
+        .expect_code2session()
+        .times(1)
+        .returning(move |_, _| Box::pin(std::future::ready(Ok(session.clone()))));
+    wechat
+}
+
+fn wechat_fails(error: WeChatError) -> MockWeChatSessions {
+    let mut wechat = MockWeChatSessions::new();
+    wechat
+        .expect_code2session()
+        .times(1)
+        .returning(move |_, _| Box::pin(std::future::ready(Err(error.clone()))));
+    wechat
+}
+
+fn no_opener() -> MockUserDataOpener {
+    MockUserDataOpener::new()
+}
+
+fn expect_user(tx: &mut MockStoreTx, u: User) {
+    tx.expect_user()
+        .with(eq(u.id.clone()))
+        .returning(move |_| Ok(Some(u.clone())));
+}
+
+fn expect_event(tx: &mut MockStoreTx, kind: EventKind, user: &str, other: Option<&str>) {
+    let (user, other) = (uid(user), other.map(uid));
+    tx.expect_append_event()
+        .withf(move |e| {
+            e.kind == kind && e.user_id == user && e.other_user_id == other && e.at == NOW
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+}
+
+fn expect_session_for(tx: &mut MockStoreTx, user: &str, openid: &str) {
+    let (user, openid) = (uid(user), oid(openid));
+    tx.expect_insert_session()
+        .withf(move |s| {
+            s.user_id == user
+                && s.openid == openid
+                && s.token_hash == token().hash()
+                && s.expires_at == NOW + TTL as i64
+                && s.session_key == SessionKey::new("key-1")
+                && !s.revoked
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+}
+
+// ---- login ----
+
+#[tokio::test]
+async fn login_without_unionid_creates_a_provisional_user() {
+    let mut tx = MockStoreTx::new();
+    tx.expect_identity_owner().returning(|_, _| Ok(None));
+    tx.expect_insert_user()
+        .withf(|u| u.id == uid("u-new") && u.unionid.is_none() && u.merged_into.is_none())
+        .times(1)
+        .returning(|_| Ok(()));
+    tx.expect_insert_identity()
+        .withf(|a, o, u, _| *a == app() && *o == oid("o1") && *u == uid("u-new"))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    expect_event(&mut tx, EventKind::UserCreated, "u-new", None);
+    expect_event(&mut tx, EventKind::IdentityLinked, "u-new", None);
+    expect_session_for(&mut tx, "u-new", "o1");
+
+    let svc = service(tx, wechat_answers("o1", "key-1", None), no_opener());
+    let out = svc.login(app(), code("c1")).await.unwrap();
+    assert_eq!(out.user_id, uid("u-new"));
+    assert!(!out.unionid_linked);
+    assert_eq!(out.expires_in, TTL);
+    assert_eq!(out.token.expose_secret(), TOKEN);
+}
+
+#[tokio::test]
+async fn login_of_a_known_identity_lands_on_its_user_and_creates_nothing() {
+    let mut tx = MockStoreTx::new();
+    tx.expect_identity_owner()
+        .returning(|_, _| Ok(Some(uid("u-p"))));
+    expect_user(&mut tx, user("u-p", None, None));
+    expect_session_for(&mut tx, "u-p", "o1");
+
+    let svc = service(tx, wechat_answers("o1", "key-1", None), no_opener());
+    let out = svc.login(app(), code("c1")).await.unwrap();
+    assert_eq!(out.user_id, uid("u-p"));
+    assert!(!out.unionid_linked);
+}
+
+#[tokio::test]
+async fn login_of_an_identity_whose_user_was_merged_acts_as_the_owner() {
+    let mut tx = MockStoreTx::new();
+    tx.expect_identity_owner()
+        .returning(|_, _| Ok(Some(uid("u-p"))));
+    expect_user(&mut tx, user("u-p", None, Some("u-o")));
+    expect_user(&mut tx, user("u-o", Some("un1"), None));
+    expect_session_for(&mut tx, "u-o", "o1");
+
+    let svc = service(tx, wechat_answers("o1", "key-1", None), no_opener());
+    let out = svc.login(app(), code("c1")).await.unwrap();
+    assert_eq!(out.user_id, uid("u-o"));
+    assert!(out.unionid_linked);
+}
+
+#[tokio::test]
+async fn login_with_a_new_unionid_creates_its_owner() {
+    let mut tx = MockStoreTx::new();
+    tx.expect_identity_owner().returning(|_, _| Ok(None));
+    tx.expect_user_by_unionid()
+        .with(eq(union("un1")))
+        .returning(|_| Ok(None));
+    tx.expect_insert_user()
+        .withf(|u| u.id == uid("u-new") && u.unionid == Some(union("un1")))
+        .times(1)
+        .returning(|_| Ok(()));
+    tx.expect_insert_identity()
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    expect_event(&mut tx, EventKind::UserCreated, "u-new", None);
+    expect_event(&mut tx, EventKind::IdentityLinked, "u-new", None);
+    expect_session_for(&mut tx, "u-new", "o1");
+
+    let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());
+    let out = svc.login(app(), code("c1")).await.unwrap();
+    assert!(out.unionid_linked);
+}
+
+#[tokio::test]
+async fn login_with_a_known_unionid_from_another_app_joins_its_owner() {
+    let mut tx = MockStoreTx::new();
+    tx.expect_identity_owner().returning(|_, _| Ok(None));
+    tx.expect_user_by_unionid()
+        .returning(|_| Ok(Some(user("u-o", Some("un1"), None))));
+    tx.expect_insert_identity()
+        .withf(|a, o, u, _| *a == other_app() && *o == oid("o2") && *u == uid("u-o"))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    expect_event(&mut tx, EventKind::IdentityLinked, "u-o", None);
+    expect_session_for(&mut tx, "u-o", "o2");
+
+    let svc = service(tx, wechat_answers("o2", "key-1", Some("un1")), no_opener());
+    let out = svc.login(other_app(), code("c1")).await.unwrap();
+    assert_eq!(out.user_id, uid("u-o"));
+    assert!(out.unionid_linked);
+}
+
+#[tokio::test]
+async fn login_with_unionid_links_a_provisional_user_nobody_else_owns() {
+    let mut tx = MockStoreTx::new();
+    tx.expect_identity_owner()
+        .returning(|_, _| Ok(Some(uid("u-p"))));
+    expect_user(&mut tx, user("u-p", None, None));
+    tx.expect_user_by_unionid().returning(|_| Ok(None));
+    tx.expect_set_unionid()
+        .with(eq(uid("u-p")), eq(union("un1")), eq(NOW))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    expect_event(&mut tx, EventKind::UnionidLinked, "u-p", None);
+    expect_session_for(&mut tx, "u-p", "o1");
+
+    let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());
+    let out = svc.login(app(), code("c1")).await.unwrap();
+    assert_eq!(out.user_id, uid("u-p"));
+    assert!(out.unionid_linked);
+}
+
+#[tokio::test]
+async fn login_with_unionid_merges_a_provisional_user_into_the_owner() {
+    let mut tx = MockStoreTx::new();
+    tx.expect_identity_owner()
+        .returning(|_, _| Ok(Some(uid("u-p"))));
+    expect_user(&mut tx, user("u-p", None, None));
+    tx.expect_user_by_unionid()
+        .returning(|_| Ok(Some(user("u-o", Some("un1"), None))));
+    tx.expect_move_identities()
+        .with(eq(uid("u-p")), eq(uid("u-o")), eq(NOW))
+        .times(1)
+        .returning(|_, _, _| Ok(1));
+    tx.expect_mark_merged()
+        .with(eq(uid("u-p")), eq(uid("u-o")), eq(NOW))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    expect_event(&mut tx, EventKind::UsersMerged, "u-o", Some("u-p"));
+    expect_session_for(&mut tx, "u-o", "o1");
+
+    let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());
+    let out = svc.login(app(), code("c1")).await.unwrap();
+    assert_eq!(out.user_id, uid("u-o"));
+}
+
+#[tokio::test]
+async fn login_naming_another_unionid_than_the_users_is_refused_and_writes_nothing() {
+    let mut tx = MockStoreTx::new();
+    tx.expect_identity_owner()
+        .returning(|_, _| Ok(Some(uid("u-a"))));
+    expect_user(&mut tx, user("u-a", Some("un-a"), None));
+
+    let svc = service(tx, wechat_answers("o1", "key-1", Some("un-b")), no_opener());
+    let err = svc.login(app(), code("c1")).await.unwrap_err();
+    assert_eq!(err, DomainError::UnionidConflict);
+}
+
+#[tokio::test]
+async fn login_refused_by_wechat_never_touches_the_store() {
+    for error in [
+        WeChatError::InvalidCode,
+        WeChatError::UserBlocked,
+        WeChatError::RateLimited,
+        WeChatError::Timeout,
+        WeChatError::Upstream("system busy".into()),
+    ] {
+        let svc = service(MockStoreTx::new(), wechat_fails(error.clone()), no_opener());
+        let err = svc.login(app(), code("c1")).await.unwrap_err();
+        assert_eq!(err, DomainError::WeChat(error));
+    }
+}
+
+#[tokio::test]
+async fn store_failures_surface_as_store_errors() {
+    let mut tx = MockStoreTx::new();
+    tx.expect_identity_owner()
+        .returning(|_, _| Err(StoreError::Unavailable("connection refused".into())));
+    let svc = service(tx, wechat_answers("o1", "key-1", None), no_opener());
+    let err = svc.login(app(), code("c1")).await.unwrap_err();
+    assert!(matches!(
+        err,
+        DomainError::Store(StoreError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_merge_loop_in_stored_data_is_reported_not_followed_forever() {
+    let mut tx = MockStoreTx::new();
+    tx.expect_identity_owner()
+        .returning(|_, _| Ok(Some(uid("u-a"))));
+    expect_user(&mut tx, user("u-a", None, Some("u-b")));
+    expect_user(&mut tx, user("u-b", None, Some("u-a")));
+    let svc = service(tx, wechat_answers("o1", "key-1", None), no_opener());
+    let err = svc.login(app(), code("c1")).await.unwrap_err();
+    assert!(matches!(err, DomainError::Store(StoreError::Corrupt(_))));
+}
+
+// ---- user info ----
+
+fn live_session(user: &str, openid: &str) -> Session {
+    Session {
+        token_hash: token().hash(),
+        user_id: uid(user),
+        appid: app(),
+        openid: oid(openid),
+        session_key: SessionKey::new("key-1"),
+        created_at: NOW - 10,
+        expires_at: NOW + 10,
+        revoked: false,
+    }
+}
+
+fn expect_session(tx: &mut MockStoreTx, session: Option<Session>) {
+    tx.expect_session()
+        .with(eq(token().hash()))
+        .returning(move |_| Ok(session.clone()));
+}
+
+fn submission(code: Option<&str>) -> UserInfoSubmission {
+    UserInfoSubmission {
+        data: EncryptedUserData {
+            encrypted_data: "ZW5j".into(),
+            iv: "aXY=".into(),
+            signed_raw_data: None,
+        },
+        code: code.map(self::code),
+    }
+}
+
+fn opened(openid: &str, unionid: Option<&str>, appid: &str, ts: i64) -> OpenedUserData {
+    OpenedUserData {
+        openid: oid(openid),
+        unionid: unionid.map(union),
+        watermark_appid: appid.into(),
+        watermark_timestamp: ts,
+    }
+}
+
+fn opener_gives(
+    expected_key: &'static str,
+    result: Result<OpenedUserData, UserDataError>,
+) -> MockUserDataOpener {
+    let mut opener = MockUserDataOpener::new();
+    opener
+        .expect_open()
+        .withf(move |k, _| *k == SessionKey::new(expected_key))
+        .times(1)
+        .returning(move |_, _| result.clone());
+    opener
+}
+
+/// A session that reads fine but expects no writes.
+fn read_only_tx(session: Session) -> MockStoreTx {
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(session));
+    tx
+}
+
+#[tokio::test]
+async fn user_info_links_a_provisional_user_to_a_new_unionid() {
+    let mut tx = read_only_tx(live_session("u-p", "o1"));
+    expect_user(&mut tx, user("u-p", None, None));
+    tx.expect_user_by_unionid().returning(|_| Ok(None));
+    tx.expect_set_unionid().times(1).returning(|_, _, _| Ok(()));
+    expect_event(&mut tx, EventKind::UnionidLinked, "u-p", None);
+
+    let opener = opener_gives(
+        "key-1",
+        Ok(opened("o1", Some("un1"), app().as_str(), NOW - 5)),
+    );
+    let svc = service(tx, MockWeChatSessions::new(), opener);
+    let out = svc
+        .submit_user_info(&token(), submission(None))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        UserInfoLinked {
+            user_id: uid("u-p"),
+            unionid_linked: true,
+            merged: false
+        }
+    );
+}
+
+#[tokio::test]
+async fn user_info_merges_a_provisional_user_into_the_unionids_owner() {
+    let mut tx = read_only_tx(live_session("u-p", "o1"));
+    expect_user(&mut tx, user("u-p", None, None));
+    tx.expect_user_by_unionid()
+        .returning(|_| Ok(Some(user("u-o", Some("un1"), None))));
+    tx.expect_move_identities()
+        .times(1)
+        .returning(|_, _, _| Ok(1));
+    tx.expect_mark_merged().times(1).returning(|_, _, _| Ok(()));
+    expect_event(&mut tx, EventKind::UsersMerged, "u-o", Some("u-p"));
+
+    let opener = opener_gives("key-1", Ok(opened("o1", Some("un1"), app().as_str(), NOW)));
+    let svc = service(tx, MockWeChatSessions::new(), opener);
+    let out = svc
+        .submit_user_info(&token(), submission(None))
+        .await
+        .unwrap();
+    assert_eq!(out.user_id, uid("u-o"));
+    assert!(out.merged && out.unionid_linked);
+}
+
+#[tokio::test]
+async fn user_info_for_an_already_linked_user_with_the_same_unionid_changes_nothing() {
+    let mut tx = read_only_tx(live_session("u-o", "o1"));
+    expect_user(&mut tx, user("u-o", Some("un1"), None));
+    let opener = opener_gives("key-1", Ok(opened("o1", Some("un1"), app().as_str(), NOW)));
+    let svc = service(tx, MockWeChatSessions::new(), opener);
+    let out = svc
+        .submit_user_info(&token(), submission(None))
+        .await
+        .unwrap();
+    assert!(!out.merged && out.unionid_linked);
+}
+
+#[tokio::test]
+async fn user_info_naming_another_unionid_is_a_conflict_and_writes_nothing() {
+    let mut tx = read_only_tx(live_session("u-o", "o1"));
+    expect_user(&mut tx, user("u-o", Some("un1"), None));
+    let opener = opener_gives("key-1", Ok(opened("o1", Some("un2"), app().as_str(), NOW)));
+    let svc = service(tx, MockWeChatSessions::new(), opener);
+    let err = svc
+        .submit_user_info(&token(), submission(None))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::UnionidConflict);
+}
+
+#[tokio::test]
+async fn user_info_without_a_unionid_in_the_data_links_nothing() {
+    let mut tx = read_only_tx(live_session("u-p", "o1"));
+    expect_user(&mut tx, user("u-p", None, None));
+    let opener = opener_gives("key-1", Ok(opened("o1", None, app().as_str(), NOW)));
+    let svc = service(tx, MockWeChatSessions::new(), opener);
+    let out = svc
+        .submit_user_info(&token(), submission(None))
+        .await
+        .unwrap();
+    assert!(!out.unionid_linked && !out.merged);
+}
+
+#[tokio::test]
+async fn user_info_refusals_write_nothing() {
+    let other = other_app();
+    let cases: Vec<(Result<OpenedUserData, UserDataError>, DomainError)> = vec![
+        (
+            Err(UserDataError::DecryptFailed("bad padding".into())),
+            DomainError::UserData(UserDataError::DecryptFailed("bad padding".into())),
+        ),
+        (
+            Err(UserDataError::SignatureMismatch),
+            DomainError::UserData(UserDataError::SignatureMismatch),
+        ),
+        (
+            Ok(opened("o1", Some("un1"), other.as_str(), NOW)),
+            DomainError::WatermarkMismatch,
+        ),
+        (
+            Ok(opened("o1", Some("un1"), app().as_str(), NOW - 601)),
+            DomainError::WatermarkExpired,
+        ),
+        (
+            Ok(opened("someone-else", Some("un1"), app().as_str(), NOW)),
+            DomainError::IdentityMismatch,
+        ),
+    ];
+    for (opened, expected) in cases {
+        let tx = read_only_tx(live_session("u-p", "o1"));
+        let svc = service(tx, MockWeChatSessions::new(), opener_gives("key-1", opened));
+        let err = svc
+            .submit_user_info(&token(), submission(None))
+            .await
+            .unwrap_err();
+        assert_eq!(err, expected);
+    }
+}
+
+#[tokio::test]
+async fn watermark_age_is_not_checked_when_disabled() {
+    let mut tx = read_only_tx(live_session("u-o", "o1"));
+    expect_user(&mut tx, user("u-o", Some("un1"), None));
+    let opener = opener_gives("key-1", Ok(opened("o1", Some("un1"), app().as_str(), 1)));
+    let mut svc = service(tx, MockWeChatSessions::new(), opener);
+    svc.policy.max_watermark_age_secs = None;
+    assert!(
+        svc.submit_user_info(&token(), submission(None))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn user_info_with_an_unknown_expired_or_revoked_token_is_refused_before_anything_else() {
+    let expired = Session {
+        expires_at: NOW,
+        ..live_session("u-p", "o1")
+    };
+    let revoked = Session {
+        revoked: true,
+        ..live_session("u-p", "o1")
+    };
+    for session in [None, Some(expired), Some(revoked)] {
+        let mut tx = MockStoreTx::new();
+        expect_session(&mut tx, session);
+        let svc = service(tx, MockWeChatSessions::new(), no_opener());
+        let err = svc
+            .submit_user_info(&token(), submission(Some("c2")))
+            .await
+            .unwrap_err();
+        assert_eq!(err, DomainError::InvalidToken);
+    }
+}
+
+#[tokio::test]
+async fn a_refreshing_code_replaces_the_session_key_used_to_decrypt() {
+    let mut tx = read_only_tx(live_session("u-p", "o1"));
+    expect_user(&mut tx, user("u-p", None, None));
+    tx.expect_user_by_unionid().returning(|_| Ok(None));
+    tx.expect_set_unionid().times(1).returning(|_, _, _| Ok(()));
+    expect_event(&mut tx, EventKind::UnionidLinked, "u-p", None);
+    tx.expect_replace_session_key()
+        .withf(|t, k| *t == token().hash() && *k == SessionKey::new("key-2"))
+        .times(1)
+        .returning(|_, _| Ok(()));
+
+    let opener = opener_gives("key-2", Ok(opened("o1", Some("un1"), app().as_str(), NOW)));
+    let svc = service(tx, wechat_answers("o1", "key-2", None), opener);
+    let out = svc
+        .submit_user_info(&token(), submission(Some("c2")))
+        .await
+        .unwrap();
+    assert!(out.unionid_linked);
+}
+
+#[tokio::test]
+async fn a_refreshing_code_of_another_user_is_refused_before_decrypting() {
+    let tx = read_only_tx(live_session("u-p", "o1"));
+    let svc = service(tx, wechat_answers("o-other", "key-2", None), no_opener());
+    let err = svc
+        .submit_user_info(&token(), submission(Some("c2")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::IdentityMismatch);
+}
+
+#[tokio::test]
+async fn a_refreshing_code_refused_by_wechat_changes_nothing() {
+    let tx = read_only_tx(live_session("u-p", "o1"));
+    let svc = service(tx, wechat_fails(WeChatError::InvalidCode), no_opener());
+    let err = svc
+        .submit_user_info(&token(), submission(Some("c2")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::WeChat(WeChatError::InvalidCode));
+}
+
+#[tokio::test]
+async fn a_refreshing_codes_unionid_counts_when_the_data_has_none() {
+    let mut tx = read_only_tx(live_session("u-p", "o1"));
+    expect_user(&mut tx, user("u-p", None, None));
+    tx.expect_user_by_unionid()
+        .with(eq(union("un-code")))
+        .returning(|_| Ok(None));
+    tx.expect_set_unionid().times(1).returning(|_, _, _| Ok(()));
+    expect_event(&mut tx, EventKind::UnionidLinked, "u-p", None);
+    tx.expect_replace_session_key()
+        .times(1)
+        .returning(|_, _| Ok(()));
+
+    let opener = opener_gives("key-2", Ok(opened("o1", None, app().as_str(), NOW)));
+    let svc = service(tx, wechat_answers("o1", "key-2", Some("un-code")), opener);
+    let out = svc
+        .submit_user_info(&token(), submission(Some("c2")))
+        .await
+        .unwrap();
+    assert!(out.unionid_linked);
+}
+
+#[tokio::test]
+async fn data_contradicting_the_codes_unionid_is_a_conflict() {
+    let tx = read_only_tx(live_session("u-p", "o1"));
+    let opener = opener_gives(
+        "key-2",
+        Ok(opened("o1", Some("un-data"), app().as_str(), NOW)),
+    );
+    let svc = service(tx, wechat_answers("o1", "key-2", Some("un-code")), opener);
+    let err = svc
+        .submit_user_info(&token(), submission(Some("c2")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::UnionidConflict);
+}
+
+// ---- current user, logout ----
+
+#[tokio::test]
+async fn current_user_follows_a_merge_and_lists_the_owners_identities() {
+    let mut tx = read_only_tx(live_session("u-p", "o1"));
+    expect_user(&mut tx, user("u-p", None, Some("u-o")));
+    expect_user(&mut tx, user("u-o", Some("un1"), None));
+    tx.expect_identities()
+        .with(eq(uid("u-o")))
+        .returning(|_| Ok(vec![(app(), oid("o1")), (other_app(), oid("o2"))]));
+    let svc = service(tx, MockWeChatSessions::new(), no_opener());
+    let me = svc.current_user(&token()).await.unwrap();
+    assert_eq!(me.user_id, uid("u-o"));
+    assert!(me.unionid_linked);
+    assert_eq!(me.identities.len(), 2);
+}
+
+#[tokio::test]
+async fn logout_revokes_a_live_token_and_refuses_a_dead_one() {
+    let mut tx = read_only_tx(live_session("u-p", "o1"));
+    tx.expect_revoke_session()
+        .with(eq(token().hash()), eq(NOW))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let svc = service(tx, MockWeChatSessions::new(), no_opener());
+    svc.logout(&token()).await.unwrap();
+
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, None);
+    let svc = service(tx, MockWeChatSessions::new(), no_opener());
+    assert_eq!(svc.logout(&token()).await, Err(DomainError::InvalidToken));
 }

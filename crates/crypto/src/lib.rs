@@ -1,1 +1,108 @@
-//! placeholder
+//! Cryptography for WeChat mini program back ends: decrypting the user data a mini program sends,
+//! checking its watermark and signatures, and sealing secrets such as session keys at rest.
+//!
+//! This crate is for any server that logs mini program users in, not only wxlink: it is pure
+//! functions over strings and bytes, with no I/O, no clock, no async runtime and no type from the
+//! rest of the workspace.
+//! The WeChat side is fixed by WeChat (AES-128-CBC keyed by the `session_key`, SHA-1 over
+//! `rawData`, HMAC-SHA256 for `wxa/checksession`); the sealing side is this crate's own versioned
+//! AES-256-GCM format.
+//!
+//! # Example
+//!
+//! Decrypt the data of WeChat's official sample, check it was meant for our mini program, and
+//! compute the signature `wxa/checksession` wants for the same session key.
+//!
+//! ```
+//! use wxlink_crypto::{check_session_signature, check_watermark, decrypt_user_data};
+//!
+//! let session_key = "tiihtNczf5v6AKRyjwEUhQ==";
+//! let iv = "r7BXXKkLb8qrSNn05n0qiA==";
+//! # let encrypted_data = "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==";
+//! // encrypted_data: the `encryptedData` string the mini program got from wx.getUserInfo
+//! let user = decrypt_user_data(session_key, iv, encrypted_data)?;
+//! assert_eq!(user.open_id, "oGZUI0egBJY1zhBYw2KhdUfwVJJE");
+//! assert_eq!(user.union_id.as_deref(), Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA"));
+//!
+//! // The sample is from 2016, so allow it any age here; a live server passes its clock and a limit.
+//! let now = 1_477_314_200;
+//! check_watermark(&user.watermark, "wx4f4bc4dec97d474b", now, None)?;
+//! assert!(check_watermark(&user.watermark, "wx_another_app", now, None).is_err());
+//!
+//! assert_eq!(
+//!     check_session_signature(session_key),
+//!     "7154f9f8b4b76b92f541cbf0e37d48840fa06e5e42da92a6f80168a1516a4735",
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Sealing a session key for the database, bound to the row it is stored in, and rotating the data
+//! key:
+//!
+//! ```
+//! use wxlink_crypto::{DataKey, Keyring};
+//!
+//! // In a service the keys come from a secret store: `DataKey::from_base64(&text)?`.
+//! let first_key = || DataKey::from_bytes([7; 32]);
+//! let ring = Keyring::new(first_key());
+//! let sealed = ring.seal_with_aad(b"tiihtNczf5v6AKRyjwEUhQ==", b"sessions/42");
+//! assert_eq!(ring.open_with_aad(&sealed, b"sessions/42")?, b"tiihtNczf5v6AKRyjwEUhQ==");
+//! assert!(ring.open_with_aad(&sealed, b"sessions/43").is_err());
+//!
+//! // Rotation: a new key seals, the old one still opens, and re-sealing moves values over.
+//! let ring = Keyring::new(DataKey::generate()).with_old_key(first_key());
+//! assert!(ring.needs_reseal(&sealed));
+//! let session_key = ring.open_with_aad(&sealed, b"sessions/42")?;
+//! let resealed = ring.seal_with_aad(&session_key, b"sessions/42");
+//! assert!(!ring.needs_reseal(&resealed));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Accepted base64 forms
+//!
+//! Every base64 input (session key, iv, encrypted data, data key) is read the same way:
+//!
+//! - the standard alphabet (`A–Z a–z 0–9 + /`) with canonical `=` padding, as WeChat sends it;
+//! - the same with spaces where `+` should be: form decoding of an unescaped value turns `+` into a
+//!   space, and the standard alphabet has no space, so each space is read back as `+`.
+//!
+//! Everything else is refused with a [`Base64Error`] that says where: the URL-safe alphabet
+//! (`-`, `_`), missing or extra `=`, line breaks and other whitespace, and non-zero trailing bits.
+//! The signature functions are different: they use the session key's base64 *text* as it is.
+//!
+//! # Security
+//!
+//! - No function panics on any input, except [`Keyring::seal`] on a plaintext over AES-GCM's
+//!   64 GiB limit.
+//! - WeChat's encrypted data is AES-CBC without authentication: anyone with the session key can
+//!   forge it, and a wrong key is only noticed as bad padding most of the time.
+//!   The watermark appid check is what ties the data to your mini program; always make it.
+//! - [`DecryptError`] tells the variants apart for logs. Answer the client the same for all of
+//!   them, so a client cannot use the server as a padding oracle.
+//! - Signatures are compared in constant time ([`verify_raw_data_signature`]).
+//! - [`DataKey`] keeps its bytes in a [`secrecy::SecretBox`], zeroed on drop, and its `Debug` is
+//!   redacted; decoded session keys are zeroed after use. The AES round keys derived while a
+//!   function runs are not zeroed.
+//! - Sealing uses a random 96-bit nonce per value; keep a key under about 2³² seals.
+//!
+//! # Crate features
+//!
+//! None.
+
+#![deny(missing_docs)]
+
+mod base64_forms;
+mod data_key;
+mod open_data;
+mod seal;
+mod signature;
+mod watermark;
+
+pub use base64_forms::Base64Error;
+pub use data_key::{DataKey, KeyError, KeyId};
+pub use open_data::{DecryptError, UserData, decrypt, decrypt_bytes, decrypt_user_data, encrypt};
+pub use seal::{Keyring, SealError};
+pub use signature::{
+    check_session_signature, raw_data_signature, session_signature, verify_raw_data_signature,
+};
+pub use watermark::{MAX_CLOCK_SKEW_SECS, Watermark, WatermarkError, check_watermark};

@@ -66,7 +66,17 @@ fn alphabet_hint(byte: u8) -> &'static str {
 
 /// Decodes one of the accepted forms: standard alphabet with canonical `=` padding, where any space
 /// is read as the `+` that form decoding turned into it.
-pub(crate) fn decode(input: &str) -> Result<Vec<u8>, Base64Error> {
+///
+/// Servers use it to refuse malformed `encryptedData` or `iv` before any other work, with the
+/// same rules the decryption functions apply.
+///
+/// ```
+/// assert_eq!(wxlink_crypto::decode_base64("aGk=")?, b"hi");
+/// assert_eq!(wxlink_crypto::decode_base64("+w==")?, wxlink_crypto::decode_base64(" w==")?);
+/// assert!(wxlink_crypto::decode_base64("aGk").is_err());
+/// # Ok::<(), wxlink_crypto::Base64Error>(())
+/// ```
+pub fn decode(input: &str) -> Result<Vec<u8>, Base64Error> {
     let repaired = if input.contains(' ') {
         Cow::Owned(input.replace(' ', "+"))
     } else {

@@ -98,7 +98,7 @@ mod seal;
 mod signature;
 mod watermark;
 
-pub use base64_forms::Base64Error;
+pub use base64_forms::{Base64Error, decode as decode_base64};
 pub use data_key::{DataKey, KeyError, KeyId};
 pub use open_data::{DecryptError, UserData, decrypt, decrypt_bytes, decrypt_user_data, encrypt};
 pub use seal::{Keyring, SealError};

@@ -1,1 +1,93 @@
-//! placeholder
+//! wxlink's store: the diesel implementation of the domain's [`IdentityStore`] port, on an
+//! embedded SQLite file (the default, one node) or on PostgreSQL (several wxlink nodes sharing
+//! one database).
+//!
+//! Users, their (appid, openid) identities, sessions and the event log live in four tables;
+//! one set of diesel queries serves both backends through a `#[derive(diesel::MultiConnection)]`
+//! enum, and the schema's migrations are embedded per backend under identical names. WeChat
+//! session keys are sealed at rest with a [`wxlink_crypto::Keyring`]; bearer tokens are stored
+//! only as their SHA-256.
+//!
+//! # Example
+//! ```no_run
+//! use wxlink_crypto::{DataKey, Keyring};
+//! use wxlink_domain::{IdentityStore, TxMode, UnionId};
+//! use wxlink_persistence::{Store, StoreConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let keyring = Keyring::new(DataKey::generate());
+//! let store = Store::connect(StoreConfig::new("sqlite://wxlink.db", keyring)).await?;
+//! store.ping().await?;
+//!
+//! // The domain's use cases run their rules in transactions like this one.
+//! let unionid: UnionId = "ocMvos6NjeKLIBqg5Mr9QjxrP1FA".parse()?;
+//! let owner = store
+//!     .transact(TxMode::Read, move |tx| Ok(tx.user_by_unionid(&unionid)?))
+//!     .await?;
+//! println!("owner: {owner:?}");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Databases and URLs
+//! - `sqlite://PATH` (relative to the working directory) or `sqlite:///ABSOLUTE/PATH`: one
+//!   file; its directory is created if missing. Every connection runs with WAL,
+//!   `synchronous = NORMAL`, `foreign_keys = ON` and a 5 s `busy_timeout`.
+//! - `postgres://…` or `postgresql://…`: a libpq URI. The password never appears in `Debug`
+//!   output, errors or logs.
+//!
+//! [`Store::connect`] applies pending migrations unless told not to; [`migrate`] applies them
+//! on its own (for `wxlink migrate`) and reports what it applied.
+//!
+//! # Durability
+//! On PostgreSQL a transaction the store reports as committed is as durable as the server's
+//! settings make it (with the defaults: fsynced). On SQLite, WAL with `synchronous = NORMAL`
+//! means: **an acknowledged commit survives the wxlink process being killed, but not a power
+//! cut or an operating-system crash**, which may lose the last commits (never corrupt the
+//! file). That trade buys an fsync per checkpoint instead of one per login.
+//!
+//! # Transactions, isolation and retries
+//! diesel is synchronous. [`IdentityStore::transact`] waits for one of `max_connections`
+//! permits (so blocking work is bounded and excess requests queue on the async side), then on
+//! a blocking thread takes a pooled connection and runs the work in one transaction:
+//!
+//! - SQLite: `BEGIN IMMEDIATE` for writes — writers take the file's single write lock up
+//!   front and run one at a time — and a deferred `BEGIN` for reads, which read a WAL snapshot
+//!   beside the writer.
+//! - PostgreSQL: `SERIALIZABLE` (`READ ONLY` for reads), so concurrent logins on several nodes
+//!   behave as if run one after the other; the database aborts whichever would not.
+//!
+//! When the work returns [`StoreError::Conflict`], or any statement or the `COMMIT` meets a
+//! uniqueness violation, a serialization failure, a deadlock, or SQLite's busy answer to a
+//! writer, the store rolls back and runs the work again, up to [`MAX_ATTEMPTS`] times with a
+//! short jittered backoff, then answers [`StoreError::Contention`]. Any other error rolls back
+//! everything the work wrote and is returned as it is. A database that cannot be reached, a
+//! pool that has no connection within `connect_timeout`, or a reader that met SQLite's lock
+//! answer [`StoreError::Unavailable`]; nothing panics.
+//!
+//! Pooled connections are pinged before use and broken ones are closed rather than returned,
+//! so after a PostgreSQL restart the store recovers by itself.
+//!
+//! [`StoreError::Conflict`]: wxlink_domain::StoreError::Conflict
+//! [`StoreError::Contention`]: wxlink_domain::StoreError::Contention
+//! [`StoreError::Unavailable`]: wxlink_domain::StoreError::Unavailable
+//! [`IdentityStore`]: wxlink_domain::IdentityStore
+//! [`IdentityStore::transact`]: wxlink_domain::IdentityStore::transact
+
+#![deny(missing_docs)]
+
+mod admin;
+mod config;
+mod connection;
+mod error;
+mod migrations;
+mod schema;
+mod store;
+mod tx;
+
+pub use admin::{MAX_EVENTS_PAGE, SESSION_PURGE_GRACE_SECS, UserRecord};
+pub use config::StoreConfig;
+pub use connection::Backend;
+pub use error::PersistenceError;
+pub use migrations::migrate;
+pub use store::{MAX_ATTEMPTS, Store};

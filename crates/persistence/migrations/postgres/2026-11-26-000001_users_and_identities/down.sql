@@ -1,0 +1,3 @@
+DROP INDEX identities_user_id;
+DROP TABLE identities;
+DROP TABLE users;

@@ -1,0 +1,249 @@
+//! What the service and operators need besides the domain's port: health, housekeeping,
+//! data-key rotation, the event feed and user lookups. Adapter features, not domain rules.
+
+use diesel::connection::SimpleConnection as _;
+use diesel::prelude::*;
+use wxlink_domain::{
+    AppId, Event, EventKind, OpenId, StoreError, StoreTx as _, TxMode, UnionId, UnixTime, User,
+    UserId,
+};
+
+use crate::schema::{events, sessions};
+use crate::store::Store;
+use crate::tx::{self, Tx};
+
+/// Sessions are deleted this long after they expired or were revoked, so a token that just
+/// stopped working is still recognised (and answered as expired) for a while.
+pub const SESSION_PURGE_GRACE_SECS: i64 = 24 * 3600;
+
+/// The most events one [`Store::events_after`] call returns.
+pub const MAX_EVENTS_PAGE: u32 = 1000;
+
+/// A user and the (appid, openid) identities attached to it, ordered by appid then openid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    /// The user. A merged user has `merged_into` set and no identities left.
+    pub user: User,
+    /// Its identities.
+    pub identities: Vec<(AppId, OpenId)>,
+}
+
+type EventRow = (i64, String, String, Option<String>, String, String, i64);
+
+impl Store {
+    /// Health check: one trivial statement on a pooled connection.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database does not answer within the connect
+    /// timeout.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(TxMode::Read, |tx: &mut Tx<'_>| {
+            let answered = tx.conn.batch_execute("SELECT 1");
+            tx.db(answered)
+        })
+        .await
+    }
+
+    /// Delete the sessions that expired, or were revoked, more than
+    /// [`SESSION_PURGE_GRACE_SECS`] before `now`; returns how many were deleted.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn purge_expired_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let cutoff = now.saturating_sub(SESSION_PURGE_GRACE_SECS);
+        let deleted = self
+            .run(TxMode::Write, move |tx: &mut Tx<'_>| {
+                let deleted = diesel::delete(
+                    sessions::table.filter(
+                        sessions::expires_at
+                            .lt(cutoff)
+                            .or(sessions::revoked_at.lt(cutoff)),
+                    ),
+                )
+                .execute(tx.conn);
+                tx.db(deleted)
+            })
+            .await?;
+        let deleted = u64::try_from(deleted).unwrap_or(u64::MAX);
+        tracing::info!(deleted, cutoff, "purged old sessions");
+        Ok(deleted)
+    }
+
+    /// Re-seal, under the keyring's current key, every session key sealed under an older one;
+    /// returns how many were re-sealed. Works in transactions of `batch` sessions (at least 1)
+    /// so logins go on meanwhile.
+    ///
+    /// Rotation: configure the new data key as current and keep the old one in the keyring,
+    /// run this, then drop the old key. A key no key of the ring opens is left as it is and
+    /// logged (that session fails with [`StoreError::Corrupt`] when used, as before).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails; batches done before stay done.
+    pub async fn reseal_session_keys(&self, batch: u32) -> Result<u64, StoreError> {
+        let batch = i64::from(batch.max(1));
+        let mut after: Vec<u8> = Vec::new();
+        let mut resealed = 0u64;
+        loop {
+            let start = after.clone();
+            let keyring = std::sync::Arc::clone(&self.inner.keyring);
+            let (count, seen, last) = self
+                .run(TxMode::Write, move |tx: &mut Tx<'_>| {
+                    // Keyset pagination by token hash; every hash sorts after the empty one.
+                    let rows = sessions::table
+                        .filter(sessions::token_hash.gt(start.as_slice()))
+                        .order(sessions::token_hash.asc())
+                        .limit(batch)
+                        .select((sessions::token_hash, sessions::session_key))
+                        .load::<(Vec<u8>, Vec<u8>)>(tx.conn);
+                    let rows = tx.db(rows)?;
+                    let mut count = 0u64;
+                    for (hash, sealed) in &rows {
+                        if !keyring.needs_reseal(sealed) {
+                            continue;
+                        }
+                        let token = tx::token_hash(hash)?;
+                        let key = match tx::open_key(&keyring, &token, sealed) {
+                            Ok(key) => key,
+                            Err(e) => {
+                                tracing::warn!(session = ?token, error = %e, "cannot re-seal a session key");
+                                continue;
+                            }
+                        };
+                        let fresh =
+                            keyring.seal_with_aad(key.expose_secret().as_bytes(), token.as_bytes());
+                        let updated = diesel::update(
+                            sessions::table.filter(sessions::token_hash.eq(hash.as_slice())),
+                        )
+                        .set(sessions::session_key.eq(fresh))
+                        .execute(tx.conn);
+                        tx.db(updated)?;
+                        count += 1;
+                    }
+                    let seen = rows.len();
+                    let last = rows.into_iter().last().map(|(hash, _)| hash);
+                    Ok::<_, StoreError>((count, seen, last))
+                })
+                .await?;
+            resealed += count;
+            match last {
+                Some(last) if i64::try_from(seen).unwrap_or(i64::MAX) >= batch => after = last,
+                _ => break,
+            }
+        }
+        tracing::info!(
+            resealed,
+            "re-sealed session keys under the current data key"
+        );
+        Ok(resealed)
+    }
+
+    /// The event feed: events with an id greater than `cursor`, oldest first, at most
+    /// `limit` (capped at [`MAX_EVENTS_PAGE`]). Start with cursor 0 and pass the last id seen.
+    ///
+    /// Ids only grow, but on PostgreSQL a transaction that commits late can make an id appear
+    /// after a higher one was read; a follower that must see every event re-reads a short window
+    /// behind its cursor.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails or an event row is invalid.
+    pub async fn events_after(
+        &self,
+        cursor: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Event)>, StoreError> {
+        let limit = i64::from(limit.min(MAX_EVENTS_PAGE));
+        self.run(TxMode::Read, move |tx: &mut Tx<'_>| {
+            let rows = events::table
+                .filter(events::id.gt(cursor))
+                .order(events::id.asc())
+                .limit(limit)
+                .select((
+                    events::id,
+                    events::kind,
+                    events::user_id,
+                    events::other_user_id,
+                    events::appid,
+                    events::openid,
+                    events::at,
+                ))
+                .load::<EventRow>(tx.conn);
+            tx.db(rows)?.into_iter().map(event_from_row).collect()
+        })
+        .await
+    }
+
+    /// A user by id, with its identities.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        let id = id.clone();
+        self.run(TxMode::Read, move |tx: &mut Tx<'_>| {
+            let user = tx.user(&id)?;
+            with_identities(tx, user)
+        })
+        .await
+    }
+
+    /// The user owning a unionid, with its identities.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn user_by_unionid(
+        &self,
+        unionid: &UnionId,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let unionid = unionid.clone();
+        self.run(TxMode::Read, move |tx: &mut Tx<'_>| {
+            let user = tx.user_by_unionid(&unionid)?;
+            with_identities(tx, user)
+        })
+        .await
+    }
+
+    /// The user an (appid, openid) identity belongs to, with all its identities.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn user_by_identity(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let (appid, openid) = (appid.clone(), openid.clone());
+        self.run(TxMode::Read, move |tx: &mut Tx<'_>| {
+            let user = match tx.identity_owner(&appid, &openid)? {
+                Some(owner) => tx.user(&owner)?,
+                None => None,
+            };
+            with_identities(tx, user)
+        })
+        .await
+    }
+}
+
+fn with_identities(tx: &mut Tx<'_>, user: Option<User>) -> Result<Option<UserRecord>, StoreError> {
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    let identities = tx.identities(&user.id)?;
+    Ok(Some(UserRecord { user, identities }))
+}
+
+fn event_from_row(
+    (id, kind, user_id, other_user_id, appid, openid, at): EventRow,
+) -> Result<(i64, Event), StoreError> {
+    let kind = EventKind::parse(&kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("event {id} has unknown kind {kind:?}")))?;
+    Ok((
+        id,
+        Event {
+            kind,
+            user_id: tx::parse_user_id(user_id)?,
+            other_user_id: other_user_id.map(tx::parse_user_id).transpose()?,
+            appid: tx::parse_appid(appid)?,
+            openid: tx::parse_openid(openid)?,
+            at,
+        },
+    ))
+}

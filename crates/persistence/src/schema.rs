@@ -1,0 +1,83 @@
+//! The tables, once for both backends.
+//!
+//! Only column types that `#[derive(diesel::MultiConnection)]` maps on every backend are used:
+//! `Text`, `BigInt`, `Binary` and `Nullable` of them. Timestamps are Unix seconds in `BigInt`,
+//! which keeps SQLite and PostgreSQL identical and avoids time-zone conversions altogether.
+
+diesel::table! {
+    /// People as wxlink knows them.
+    users (id) {
+        /// wxlink's user id.
+        id -> Text,
+        /// The unionid, once known; unique.
+        unionid -> Nullable<Text>,
+        /// The owner this provisional user was merged into.
+        merged_into -> Nullable<Text>,
+        /// Unix seconds.
+        created_at -> BigInt,
+        /// Unix seconds.
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// (appid, openid) identities and the user each belongs to.
+    identities (appid, openid) {
+        /// The app.
+        appid -> Text,
+        /// The user's openid in the app.
+        openid -> Text,
+        /// The owning user.
+        user_id -> Text,
+        /// Unix seconds.
+        created_at -> BigInt,
+        /// Unix seconds.
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Logins: bearer token hashes and the sealed WeChat session_key behind each.
+    sessions (token_hash) {
+        /// SHA-256 of the bearer token (32 bytes).
+        token_hash -> Binary,
+        /// The user the token was issued to.
+        user_id -> Text,
+        /// The app of the login.
+        appid -> Text,
+        /// The openid of the login.
+        openid -> Text,
+        /// The session_key sealed with the keyring, associated data = token_hash.
+        session_key -> Binary,
+        /// Unix seconds.
+        created_at -> BigInt,
+        /// Unix seconds.
+        expires_at -> BigInt,
+        /// Unix seconds; set by logout.
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// The append-only log of creations, links and merges.
+    events (id) {
+        /// Increasing id; the feed's cursor.
+        id -> BigInt,
+        /// `EventKind::as_str`.
+        kind -> Text,
+        /// The user it happened to (for a merge, the surviving owner).
+        user_id -> Text,
+        /// For a merge, the user merged away.
+        other_user_id -> Nullable<Text>,
+        /// The app whose request caused it.
+        appid -> Text,
+        /// The openid in that app.
+        openid -> Text,
+        /// Unix seconds.
+        at -> BigInt,
+    }
+}
+
+diesel::joinable!(identities -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, identities, sessions, events);

@@ -1,0 +1,413 @@
+//! The domain's [`StoreTx`] over one open transaction: plain diesel queries, written once for
+//! both backends, plus sealing of session keys.
+
+use diesel::prelude::*;
+use secrecy::zeroize::Zeroizing;
+use wxlink_crypto::Keyring;
+use wxlink_domain::{
+    AppId, Event, OpenId, Session, SessionKey, StoreError, StoreTx, TokenHash, TxMode, UnionId,
+    UnixTime, User, UserId,
+};
+
+use crate::connection::DbConnection;
+use crate::error::Failure;
+use crate::schema::{events, identities, sessions, users};
+
+/// One attempt of one transaction. Remembers whether any statement met a conflict, because
+/// after that the transaction is doomed (PostgreSQL aborts it) whatever `work` makes of the
+/// error, and the store must run it again.
+pub(crate) struct Tx<'c> {
+    pub(crate) conn: &'c mut DbConnection,
+    keyring: &'c Keyring,
+    mode: TxMode,
+    conflicted: bool,
+}
+
+impl<'c> Tx<'c> {
+    pub(crate) fn new(conn: &'c mut DbConnection, keyring: &'c Keyring, mode: TxMode) -> Self {
+        Self {
+            conn,
+            keyring,
+            mode,
+            conflicted: false,
+        }
+    }
+
+    /// Whether a statement of this attempt met a conflict.
+    pub(crate) fn conflicted(&self) -> bool {
+        self.conflicted
+    }
+
+    /// Translate a statement's outcome into the domain's terms.
+    pub(crate) fn db<T>(&mut self, result: QueryResult<T>) -> Result<T, StoreError> {
+        result.map_err(|e| self.failure(&e))
+    }
+
+    pub(crate) fn failure(&mut self, error: &diesel::result::Error) -> StoreError {
+        match Failure::of(error) {
+            Failure::Conflict(_) => {
+                self.conflicted = true;
+                StoreError::Conflict
+            }
+            // A writer waited busy_timeout for SQLite's lock: contention, so run it again.
+            Failure::Busy(_) if self.mode == TxMode::Write => {
+                self.conflicted = true;
+                StoreError::Conflict
+            }
+            // A reader never waits for a lock in WAL mode; if it did, the database is stuck.
+            Failure::Busy(message) | Failure::Unavailable(message) => {
+                StoreError::Unavailable(message)
+            }
+            Failure::Corrupt(message) => StoreError::Corrupt(message),
+        }
+    }
+
+    /// Writes in a read transaction are a bug in the caller; refuse them the same way on both
+    /// backends (PostgreSQL would refuse, SQLite would not).
+    fn writing(&self) -> Result<(), StoreError> {
+        match self.mode {
+            TxMode::Write => Ok(()),
+            TxMode::Read => Err(StoreError::Corrupt(
+                "write attempted in a read-only transaction".to_owned(),
+            )),
+        }
+    }
+
+    fn seal_key(&self, token: &TokenHash, key: &SessionKey) -> Vec<u8> {
+        self.keyring
+            .seal_with_aad(key.expose_secret().as_bytes(), token.as_bytes())
+    }
+}
+
+/// Open a stored session_key; it is bound to its token hash, so a sealed key copied to another
+/// row does not open.
+pub(crate) fn open_key(
+    keyring: &Keyring,
+    token: &TokenHash,
+    sealed: &[u8],
+) -> Result<SessionKey, StoreError> {
+    let plain = Zeroizing::new(
+        keyring
+            .open_with_aad(sealed, token.as_bytes())
+            .map_err(|e| StoreError::Corrupt(format!("session key of {token:?}: {e}")))?,
+    );
+    let text = std::str::from_utf8(&plain)
+        .map_err(|_| StoreError::Corrupt(format!("session key of {token:?} is not text")))?;
+    Ok(SessionKey::new(text))
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("stored {what} is invalid: {e}"))
+}
+
+pub(crate) fn parse_user_id(text: String) -> Result<UserId, StoreError> {
+    UserId::parse(text).map_err(|e| corrupt("user id", e))
+}
+
+pub(crate) fn parse_appid(text: String) -> Result<AppId, StoreError> {
+    AppId::parse(text).map_err(|e| corrupt("appid", e))
+}
+
+pub(crate) fn parse_openid(text: String) -> Result<OpenId, StoreError> {
+    OpenId::parse(text).map_err(|e| corrupt("openid", e))
+}
+
+pub(crate) fn token_hash(bytes: &[u8]) -> Result<TokenHash, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(TokenHash::from_bytes)
+        .map_err(|_| corrupt("token hash", format!("{} bytes, not 32", bytes.len())))
+}
+
+/// `users` columns as read.
+type UserRow = (String, Option<String>, Option<String>, i64);
+
+const USER_COLUMNS: (
+    users::id,
+    users::unionid,
+    users::merged_into,
+    users::created_at,
+) = (
+    users::id,
+    users::unionid,
+    users::merged_into,
+    users::created_at,
+);
+
+fn user_from_row((id, unionid, merged_into, created_at): UserRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: parse_user_id(id)?,
+        unionid: unionid
+            .map(|u| UnionId::parse(u).map_err(|e| corrupt("unionid", e)))
+            .transpose()?,
+        merged_into: merged_into.map(parse_user_id).transpose()?,
+        created_at,
+    })
+}
+
+/// `sessions` columns as read.
+type SessionRow = (
+    Vec<u8>,
+    String,
+    String,
+    String,
+    Vec<u8>,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+impl StoreTx for Tx<'_> {
+    fn identity_owner(
+        &mut self,
+        appid: &AppId,
+        openid: &OpenId,
+    ) -> Result<Option<UserId>, StoreError> {
+        let owner = identities::table
+            .filter(identities::appid.eq(appid.as_str()))
+            .filter(identities::openid.eq(openid.as_str()))
+            .select(identities::user_id)
+            .first::<String>(self.conn)
+            .optional();
+        self.db(owner)?.map(parse_user_id).transpose()
+    }
+
+    fn user(&mut self, id: &UserId) -> Result<Option<User>, StoreError> {
+        let row = users::table
+            .filter(users::id.eq(id.as_str()))
+            .select(USER_COLUMNS)
+            .first::<UserRow>(self.conn)
+            .optional();
+        self.db(row)?.map(user_from_row).transpose()
+    }
+
+    fn user_by_unionid(&mut self, unionid: &UnionId) -> Result<Option<User>, StoreError> {
+        let row = users::table
+            .filter(users::unionid.eq(unionid.as_str()))
+            .select(USER_COLUMNS)
+            .first::<UserRow>(self.conn)
+            .optional();
+        self.db(row)?.map(user_from_row).transpose()
+    }
+
+    fn insert_user(&mut self, user: &User) -> Result<(), StoreError> {
+        self.writing()?;
+        let inserted = diesel::insert_into(users::table)
+            .values((
+                users::id.eq(user.id.as_str()),
+                users::unionid.eq(user.unionid.as_ref().map(UnionId::as_str)),
+                users::merged_into.eq(user.merged_into.as_ref().map(UserId::as_str)),
+                users::created_at.eq(user.created_at),
+                users::updated_at.eq(user.created_at),
+            ))
+            .execute(self.conn);
+        self.db(inserted).map(drop)
+    }
+
+    fn set_unionid(
+        &mut self,
+        user: &UserId,
+        unionid: &UnionId,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.writing()?;
+        let updated = diesel::update(
+            users::table
+                .filter(users::id.eq(user.as_str()))
+                .filter(users::unionid.is_null()),
+        )
+        .set((
+            users::unionid.eq(unionid.as_str()),
+            users::updated_at.eq(at),
+        ))
+        .execute(self.conn);
+        match self.db(updated)? {
+            0 => Err(StoreError::Corrupt(format!(
+                "user {user} does not exist or already has a unionid"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn insert_identity(
+        &mut self,
+        appid: &AppId,
+        openid: &OpenId,
+        user: &UserId,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.writing()?;
+        let inserted = diesel::insert_into(identities::table)
+            .values((
+                identities::appid.eq(appid.as_str()),
+                identities::openid.eq(openid.as_str()),
+                identities::user_id.eq(user.as_str()),
+                identities::created_at.eq(at),
+                identities::updated_at.eq(at),
+            ))
+            .execute(self.conn);
+        self.db(inserted).map(drop)
+    }
+
+    fn move_identities(
+        &mut self,
+        from: &UserId,
+        into: &UserId,
+        at: UnixTime,
+    ) -> Result<u64, StoreError> {
+        self.writing()?;
+        let moved = diesel::update(identities::table.filter(identities::user_id.eq(from.as_str())))
+            .set((
+                identities::user_id.eq(into.as_str()),
+                identities::updated_at.eq(at),
+            ))
+            .execute(self.conn);
+        let moved = self.db(moved)?;
+        Ok(u64::try_from(moved).unwrap_or(u64::MAX))
+    }
+
+    fn mark_merged(
+        &mut self,
+        from: &UserId,
+        into: &UserId,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.writing()?;
+        let updated = diesel::update(users::table.filter(users::id.eq(from.as_str())))
+            .set((
+                users::merged_into.eq(into.as_str()),
+                users::updated_at.eq(at),
+            ))
+            .execute(self.conn);
+        match self.db(updated)? {
+            0 => Err(StoreError::Corrupt(format!(
+                "cannot merge user {from}: it does not exist"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn identities(&mut self, user: &UserId) -> Result<Vec<(AppId, OpenId)>, StoreError> {
+        let rows = identities::table
+            .filter(identities::user_id.eq(user.as_str()))
+            .order((identities::appid.asc(), identities::openid.asc()))
+            .select((identities::appid, identities::openid))
+            .load::<(String, String)>(self.conn);
+        self.db(rows)?
+            .into_iter()
+            .map(|(appid, openid)| Ok((parse_appid(appid)?, parse_openid(openid)?)))
+            .collect()
+    }
+
+    fn insert_session(&mut self, session: &Session) -> Result<(), StoreError> {
+        self.writing()?;
+        let sealed = self.seal_key(&session.token_hash, &session.session_key);
+        let inserted = diesel::insert_into(sessions::table)
+            .values((
+                sessions::token_hash.eq(session.token_hash.as_bytes().as_slice()),
+                sessions::user_id.eq(session.user_id.as_str()),
+                sessions::appid.eq(session.appid.as_str()),
+                sessions::openid.eq(session.openid.as_str()),
+                sessions::session_key.eq(sealed),
+                sessions::created_at.eq(session.created_at),
+                sessions::expires_at.eq(session.expires_at),
+                sessions::revoked_at.eq(session.revoked.then_some(session.created_at)),
+            ))
+            .execute(self.conn);
+        self.db(inserted).map(drop)
+    }
+
+    fn session(&mut self, token: &TokenHash) -> Result<Option<Session>, StoreError> {
+        let row = sessions::table
+            .filter(sessions::token_hash.eq(token.as_bytes().as_slice()))
+            .select((
+                sessions::token_hash,
+                sessions::user_id,
+                sessions::appid,
+                sessions::openid,
+                sessions::session_key,
+                sessions::created_at,
+                sessions::expires_at,
+                sessions::revoked_at,
+            ))
+            .first::<SessionRow>(self.conn)
+            .optional();
+        let Some((hash, user_id, appid, openid, sealed, created_at, expires_at, revoked_at)) =
+            self.db(row)?
+        else {
+            return Ok(None);
+        };
+        let token_hash = token_hash(&hash)?;
+        Ok(Some(Session {
+            session_key: open_key(self.keyring, &token_hash, &sealed)?,
+            token_hash,
+            user_id: parse_user_id(user_id)?,
+            appid: parse_appid(appid)?,
+            openid: parse_openid(openid)?,
+            created_at,
+            expires_at,
+            revoked: revoked_at.is_some(),
+        }))
+    }
+
+    fn replace_session_key(
+        &mut self,
+        token: &TokenHash,
+        key: &SessionKey,
+    ) -> Result<(), StoreError> {
+        self.writing()?;
+        let sealed = self.seal_key(token, key);
+        let updated = diesel::update(
+            sessions::table.filter(sessions::token_hash.eq(token.as_bytes().as_slice())),
+        )
+        .set(sessions::session_key.eq(sealed))
+        .execute(self.conn);
+        match self.db(updated)? {
+            0 => Err(StoreError::Corrupt(format!(
+                "cannot replace the key of session {token:?}: it does not exist"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn revoke_session(&mut self, token: &TokenHash, at: UnixTime) -> Result<(), StoreError> {
+        self.writing()?;
+        let this = sessions::token_hash.eq(token.as_bytes().as_slice());
+        // The first revocation's time is the one kept.
+        let updated = diesel::update(
+            sessions::table
+                .filter(this)
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set(sessions::revoked_at.eq(at))
+        .execute(self.conn);
+        if self.db(updated)? > 0 {
+            return Ok(());
+        }
+        let exists = sessions::table
+            .filter(sessions::token_hash.eq(token.as_bytes().as_slice()))
+            .select(sessions::created_at)
+            .first::<i64>(self.conn)
+            .optional();
+        match self.db(exists)? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Corrupt(format!(
+                "cannot revoke session {token:?}: it does not exist"
+            ))),
+        }
+    }
+
+    fn append_event(&mut self, event: &Event) -> Result<(), StoreError> {
+        self.writing()?;
+        let inserted = diesel::insert_into(events::table)
+            .values((
+                events::kind.eq(event.kind.as_str()),
+                events::user_id.eq(event.user_id.as_str()),
+                events::other_user_id.eq(event.other_user_id.as_ref().map(UserId::as_str)),
+                events::appid.eq(event.appid.as_str()),
+                events::openid.eq(event.openid.as_str()),
+                events::at.eq(event.at),
+            ))
+            .execute(self.conn);
+        self.db(inserted).map(drop)
+    }
+}

@@ -1,0 +1,330 @@
+//! The domain's use cases end to end over the real store, with small fakes for WeChat, the
+//! user-data opener, the clock and the id source.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use wxlink_domain::{
+    AppId, Clock, DomainError, EncryptedUserData, EventKind, IdSource, IdentityStore, JsCode,
+    OpenedUserData, Policy, Service, SessionKey, SessionToken, TxMode, UnionId, UnixTime,
+    UserDataError, UserDataOpener, UserId, UserInfoLinked, UserInfoSubmission, WeChatError,
+    WeChatSession, WeChatSessions,
+};
+use wxlink_persistence::Store;
+
+use crate::support::*;
+
+const NOW: UnixTime = 1_800_000_000;
+
+/// WeChat that knows the codes a test gave it; each works once.
+#[derive(Clone, Default)]
+struct FakeWeChat {
+    codes: Arc<Mutex<HashMap<(String, String), WeChatSession>>>,
+}
+
+impl FakeWeChat {
+    fn will_answer(
+        &self,
+        appid: &AppId,
+        code: &str,
+        openid_: &str,
+        key: &str,
+        union: Option<&str>,
+    ) {
+        self.codes.lock().unwrap().insert(
+            (appid.to_string(), code.to_owned()),
+            WeChatSession {
+                openid: openid(openid_),
+                session_key: SessionKey::new(key),
+                unionid: union.map(unionid),
+            },
+        );
+    }
+}
+
+impl WeChatSessions for FakeWeChat {
+    fn code2session(
+        &self,
+        appid: &AppId,
+        code: &JsCode,
+    ) -> impl Future<Output = Result<WeChatSession, WeChatError>> + Send {
+        let answer = self
+            .codes
+            .lock()
+            .unwrap()
+            .remove(&(appid.to_string(), code.to_string()))
+            .ok_or(WeChatError::InvalidCode);
+        std::future::ready(answer)
+    }
+}
+
+/// "Encrypted" data is `appid|openid|unionid|key`; it opens only with that key.
+struct FakeOpener;
+
+impl UserDataOpener for FakeOpener {
+    fn open(
+        &self,
+        key: &SessionKey,
+        data: &EncryptedUserData,
+    ) -> Result<OpenedUserData, UserDataError> {
+        let parts: Vec<&str> = data.encrypted_data.split('|').collect();
+        let [appid, openid_, union, expected_key] = parts[..] else {
+            return Err(UserDataError::DecryptFailed("not fake data".into()));
+        };
+        if key.expose_secret() != expected_key {
+            return Err(UserDataError::DecryptFailed("wrong key".into()));
+        }
+        Ok(OpenedUserData {
+            openid: openid(openid_),
+            unionid: (!union.is_empty()).then(|| unionid(union)),
+            watermark_appid: appid.to_owned(),
+            watermark_timestamp: NOW,
+        })
+    }
+}
+
+struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> UnixTime {
+        NOW
+    }
+}
+
+#[derive(Default)]
+struct Counter(AtomicU64);
+
+impl IdSource for Counter {
+    fn new_token(&self) -> SessionToken {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        SessionToken::new(format!("flow-token-{n:0>24}"))
+    }
+
+    fn new_user_id(&self) -> UserId {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        user_id(&format!("user-{n}"))
+    }
+}
+
+type TestService = Service<Store, FakeWeChat, FakeOpener, FixedClock, Counter>;
+
+fn service(store: &Store, wechat: &FakeWeChat) -> TestService {
+    Service::new(
+        store.clone(),
+        wechat.clone(),
+        FakeOpener,
+        FixedClock,
+        Counter::default(),
+        Policy::default(),
+    )
+}
+
+fn code(text: &str) -> JsCode {
+    JsCode::parse(text.to_owned()).unwrap()
+}
+
+fn data(appid: &AppId, openid_: &str, union: &str, key: &str) -> EncryptedUserData {
+    EncryptedUserData {
+        encrypted_data: format!("{appid}|{openid_}|{union}|{key}"),
+        iv: "iv".into(),
+        signed_raw_data: None,
+    }
+}
+
+async fn stored_key(store: &Store, token: &SessionToken) -> SessionKey {
+    let h = token.hash();
+    store
+        .transact(TxMode::Read, move |tx| Ok(tx.session(&h)?))
+        .await
+        .unwrap()
+        .unwrap()
+        .session_key
+}
+
+pub async fn service_logs_in_links_and_merges(db: &TestDb) {
+    let store = db.store().await;
+    let wechat = FakeWeChat::default();
+    let service = service(&store, &wechat);
+    let (a, b) = (app(1), app(2));
+
+    // Rule 2: no unionid, a provisional user.
+    wechat.will_answer(&a, "code-a1", "open-a", "key-a1", None);
+    let provisional = service.login(a.clone(), code("code-a1")).await.unwrap();
+    assert!(!provisional.unionid_linked);
+    let me = service.current_user(&provisional.token).await.unwrap();
+    assert_eq!(me.user_id, provisional.user_id);
+    assert_eq!(me.identities, vec![(a.clone(), openid("open-a"))]);
+
+    // Rule 1: a unionid nobody owns, a new owner.
+    wechat.will_answer(&b, "code-b1", "open-b", "key-b1", Some("union-1"));
+    let owner = service.login(b.clone(), code("code-b1")).await.unwrap();
+    assert!(owner.unionid_linked);
+    assert_ne!(owner.user_id, provisional.user_id);
+
+    // Rule 3: the provisional user learns the owner's unionid and is merged into it.
+    let submission = UserInfoSubmission {
+        data: data(&a, "open-a", "union-1", "key-a1"),
+        code: None,
+    };
+    let linked = service
+        .submit_user_info(&provisional.token, submission)
+        .await
+        .unwrap();
+    assert_eq!(
+        linked,
+        UserInfoLinked {
+            user_id: owner.user_id.clone(),
+            unionid_linked: true,
+            merged: true,
+        }
+    );
+    let me = service.current_user(&provisional.token).await.unwrap();
+    assert_eq!(me.user_id, owner.user_id, "the old token acts as the owner");
+    assert_eq!(
+        me.identities,
+        vec![(a.clone(), openid("open-a")), (b.clone(), openid("open-b"))]
+    );
+    let merged = store
+        .user_by_id(&provisional.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(merged.user.merged_into, Some(owner.user_id.clone()));
+
+    // Rule 5: every creation, link and merge is in the feed.
+    let feed: Vec<_> = store
+        .events_after(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| (e.kind, e.user_id, e.other_user_id))
+        .collect();
+    assert_eq!(
+        feed,
+        vec![
+            (EventKind::UserCreated, provisional.user_id.clone(), None),
+            (EventKind::IdentityLinked, provisional.user_id.clone(), None),
+            (EventKind::UserCreated, owner.user_id.clone(), None),
+            (EventKind::IdentityLinked, owner.user_id.clone(), None),
+            (
+                EventKind::UsersMerged,
+                owner.user_id.clone(),
+                Some(provisional.user_id.clone())
+            ),
+        ]
+    );
+
+    // Logout ends the token.
+    service.logout(&provisional.token).await.unwrap();
+    assert_eq!(
+        service.current_user(&provisional.token).await,
+        Err(DomainError::InvalidToken)
+    );
+    assert_eq!(
+        service.logout(&provisional.token).await,
+        Err(DomainError::InvalidToken)
+    );
+
+    // A later login in app A, now with the unionid, lands on the owner.
+    wechat.will_answer(&a, "code-a2", "open-a", "key-a2", Some("union-1"));
+    let again = service.login(a.clone(), code("code-a2")).await.unwrap();
+    assert_eq!(again.user_id, owner.user_id);
+    assert!(again.unionid_linked);
+
+    // A used code is refused and writes nothing.
+    let before = store.events_after(0, 100).await.unwrap().len();
+    assert_eq!(
+        service.login(a, code("code-a2")).await.map(|l| l.user_id),
+        Err(DomainError::WeChat(WeChatError::InvalidCode))
+    );
+    assert_eq!(store.events_after(0, 100).await.unwrap().len(), before);
+}
+
+pub async fn service_refreshes_the_session_key(db: &TestDb) {
+    let store = db.store().await;
+    let wechat = FakeWeChat::default();
+    let service = service(&store, &wechat);
+    let a = app(1);
+
+    wechat.will_answer(&a, "c1", "open-x", "key-old", None);
+    let login = service.login(a.clone(), code("c1")).await.unwrap();
+    assert_eq!(
+        stored_key(&store, &login.token).await,
+        SessionKey::new("key-old")
+    );
+
+    // Stale key without a code: refused, nothing changes.
+    let stale = service
+        .submit_user_info(
+            &login.token,
+            UserInfoSubmission {
+                data: data(&a, "open-x", "union-9", "key-new"),
+                code: None,
+            },
+        )
+        .await;
+    assert!(matches!(stale, Err(DomainError::UserData(_))), "{stale:?}");
+
+    // A refreshing code of another WeChat user: refused, the key stays.
+    wechat.will_answer(&a, "c-other", "open-y", "key-y", None);
+    let mismatch = service
+        .submit_user_info(
+            &login.token,
+            UserInfoSubmission {
+                data: data(&a, "open-y", "", "key-y"),
+                code: Some(code("c-other")),
+            },
+        )
+        .await;
+    assert_eq!(mismatch, Err(DomainError::IdentityMismatch));
+    assert_eq!(
+        stored_key(&store, &login.token).await,
+        SessionKey::new("key-old")
+    );
+
+    // With a fresh code: the new key decrypts, the unionid (owned by nobody) is linked to the
+    // same user, and the stored key is replaced.
+    wechat.will_answer(&a, "c2", "open-x", "key-new", None);
+    let linked = service
+        .submit_user_info(
+            &login.token,
+            UserInfoSubmission {
+                data: data(&a, "open-x", "union-9", "key-new"),
+                code: Some(code("c2")),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        linked,
+        UserInfoLinked {
+            user_id: login.user_id.clone(),
+            unionid_linked: true,
+            merged: false,
+        }
+    );
+    assert_eq!(
+        stored_key(&store, &login.token).await,
+        SessionKey::new("key-new")
+    );
+    let union: UnionId = unionid("union-9");
+    let record = store.user_by_unionid(&union).await.unwrap().unwrap();
+    assert_eq!(record.user.id, login.user_id);
+    let kinds: Vec<_> = store
+        .events_after(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::UserCreated,
+            EventKind::IdentityLinked,
+            EventKind::UnionidLinked
+        ]
+    );
+}

@@ -1,0 +1,196 @@
+//! The store's test suite: every case is written once (in `cases` and `flows`) and run on
+//! SQLite (a fresh file per test) and PostgreSQL (a fresh database per test on the server
+//! named by `WXLINK_TEST_DATABASE_URL`; skipped without it unless `WXLINK_REQUIRE_POSTGRES=1`).
+
+// Clippy exempts `#[test]` functions from `unwrap_used`, not the shared cases they call.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test code: a panic is how a case reports failure"
+)]
+
+mod cases;
+mod flows;
+mod support;
+
+/// Instantiate each case as `sqlite::NAME` and `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($module:ident :: $case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = crate::support::TestDb::sqlite();
+                    crate::$module::$case(&db).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(db) = crate::support::TestDb::postgres() else {
+                        return;
+                    };
+                    crate::$module::$case(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    cases::ping_and_backend,
+    cases::migrations_apply_once_and_report_names,
+    cases::users_and_unionids,
+    cases::identities_are_ordered_and_move,
+    cases::sessions_round_trip,
+    cases::events_feed_pages_in_order,
+    cases::events_are_append_only,
+    cases::constraint_violations_are_conflicts,
+    cases::rule_errors_roll_back_everything,
+    cases::read_transactions_refuse_writes,
+    cases::concurrent_logins_link_one_user,
+    cases::session_keys_are_sealed_at_rest,
+    cases::purge_deletes_only_old_sessions,
+    cases::reseal_rotates_the_data_key,
+    cases::user_lookups,
+    flows::service_logs_in_links_and_merges,
+    flows::service_refreshes_the_session_key,
+);
+
+/// What only SQLite has: a file, WAL, a directory to create.
+mod sqlite_only {
+    use wxlink_persistence::{PersistenceError, Store, StoreConfig};
+
+    use crate::support::{TestDb, keyring_a};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn file_is_in_wal_mode_in_a_created_directory() {
+        let db = TestDb::sqlite();
+        let path = db.sqlite_path().unwrap();
+        assert!(!path.parent().unwrap().exists());
+        let store = db.store().await;
+        store.ping().await.unwrap();
+        let header = std::fs::read(&path).unwrap();
+        // Bytes 18 and 19 of the header are the write and read versions: 2 means WAL.
+        assert_eq!((header[18], header[19]), (2, 2), "the file is in WAL mode");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unusable_path_is_a_setup_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"not a directory").unwrap();
+        let url = format!("sqlite://{}/wxlink.db", file.display());
+        let err = Store::connect(StoreConfig::new(url, keyring_a()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PersistenceError::CreateDir { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn bad_urls_and_settings_are_setup_errors() {
+        for url in ["mysql://root:hunter2@db/x", "wxlink.db", "sqlite://"] {
+            let err = Store::connect(StoreConfig::new(url, keyring_a()))
+                .await
+                .unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("sqlite://"), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        let db = TestDb::sqlite();
+        let err = Store::connect(db.config(keyring_a()).max_connections(0))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PersistenceError::Config(_)), "{err}");
+    }
+}
+
+/// What only PostgreSQL has: a server that can be away or restart.
+mod postgres_only {
+    use std::time::{Duration, Instant};
+
+    use wxlink_domain::{DomainError, IdentityStore, StoreError, TxMode};
+    use wxlink_persistence::{PersistenceError, Store, StoreConfig};
+
+    use crate::support::{TestDb, keyring_a, user, user_id};
+
+    /// A loopback port nothing listens on.
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    /// Needs no server: answers must be quick, typed and free of the password.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_server_is_unavailable_not_a_hang() {
+        let url = format!("postgres://wx:hunter2@127.0.0.1:{}/wxlink", closed_port());
+        let config = StoreConfig::new(url, keyring_a())
+            .connect_timeout(Duration::from_secs(2))
+            .migrate_on_start(false);
+
+        let started = Instant::now();
+        let store = Store::connect(config.clone()).await.unwrap();
+        let outcome = store
+            .transact(TxMode::Read, |tx| Ok(tx.user(&user_id("u"))?))
+            .await;
+        let Err(DomainError::Store(StoreError::Unavailable(message))) = outcome else {
+            panic!("expected Unavailable, got {outcome:?}");
+        };
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{:?}",
+            started.elapsed()
+        );
+
+        let started = Instant::now();
+        let err = Store::connect(config.migrate_on_start(true))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PersistenceError::Connect { .. }), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    /// A restart closes every connection; the pool must notice and reconnect by itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_pool_recovers_when_connections_are_killed() {
+        let Some(db) = TestDb::postgres() else {
+            return;
+        };
+        let store = db.store().await;
+        store
+            .transact(TxMode::Write, |tx| {
+                Ok(tx.insert_user(&user("before", None, 1))?)
+            })
+            .await
+            .unwrap();
+        let killed = db.raw_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            db.pg_name().unwrap()
+        ));
+        assert!(killed.is_ok(), "{killed:?}");
+        for n in 0..5 {
+            store.ping().await.unwrap();
+            let id = format!("after-{n}");
+            store
+                .transact(TxMode::Write, move |tx| {
+                    Ok(tx.insert_user(&user(&id, None, 1))?)
+                })
+                .await
+                .unwrap();
+        }
+    }
+}

@@ -112,7 +112,9 @@ pub enum Error {
     Timeout,
 
     /// The connection failed: refused, reset, closed early, TLS or DNS failure.
-    #[error("transport error talking to wechat")]
+    ///
+    /// The message says only at which stage; the cause is the [`source`](std::error::Error::source).
+    #[error("transport error talking to wechat ({})", .0.stage())]
     Transport(#[source] TransportError),
 
     /// The [`ClientConfig`](crate::ClientConfig) is not usable.
@@ -212,6 +214,17 @@ impl TransportError {
     /// Only such failures are retried by the client.
     pub fn is_connect(&self) -> bool {
         self.inner.is_connect()
+    }
+
+    /// A short description of when the failure happened, for messages.
+    fn stage(&self) -> &'static str {
+        if self.is_connect() {
+            "could not connect"
+        } else if self.inner.is_body() || self.inner.is_decode() {
+            "connection failed while reading the answer"
+        } else {
+            "connection failed after the request was sent"
+        }
     }
 }
 

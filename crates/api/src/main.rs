@@ -1,1 +1,123 @@
-fn main() {}
+//! The `wxlink` binary: `serve`, `migrate`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wxlink_api::config::{Settings, redact_url};
+use wxlink_api::{Application, sandbox};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wxlink",
+    version,
+    about = "WeChat login that links every app's identity of one person to one user"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve {
+        /// TOML configuration file; every key can be overridden by WXLINK__SECTION__KEY.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Try-out mode: embedded SQLite under ./wxlink-sandbox/, a built-in WeChat simulator
+        /// and demo apps. Never for production.
+        #[arg(long)]
+        sandbox: bool,
+    },
+    /// Apply the embedded database migrations and print what was applied.
+    Migrate {
+        /// TOML configuration file to read `[database] url` from.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Database URL (overrides the configuration).
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wxlink: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("wxlink: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WXLINK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve {
+            config,
+            sandbox: true,
+        } => sandbox::serve(config.as_deref()).await,
+        Command::Serve {
+            config,
+            sandbox: false,
+        } => {
+            let config = config.ok_or(
+                "serve needs --config FILE (or --sandbox to try wxlink with a built-in simulator)",
+            )?;
+            let settings = Settings::load(Some(&config)).map_err(|e| e.to_string())?;
+            let app = Application::build(settings, key_file_beside(&config))
+                .await
+                .map_err(|e| e.to_string())?;
+            let addr = app.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(%addr, "wxlink listening");
+            app.run_until_stopped().await.map_err(|e| e.to_string())
+        }
+        Command::Migrate {
+            config,
+            database_url,
+        } => {
+            let settings = Settings::load(config.as_deref()).map_err(|e| e.to_string())?;
+            let url = database_url.unwrap_or(settings.database.url);
+            let applied = wxlink_persistence::migrate(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            if applied.is_empty() {
+                println!("{}: up to date", redact_url(&url));
+            }
+            for name in applied {
+                println!("applied {name}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The data key file lives beside the config file.
+fn key_file_beside(config: &Path) -> PathBuf {
+    config
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("wxlink.key")
+}

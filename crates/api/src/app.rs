@@ -1,0 +1,164 @@
+//! Start-up: settings in, a bound listener and a running server out.
+
+use std::collections::{HashMap, HashSet};
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use wxlink_domain::{Policy, Service};
+use wxlink_persistence::{Store, StoreConfig};
+use wxlink_wechat_client::{AppSecret, ClientConfig, WeChatClient};
+
+use crate::adapters::{CryptoOpener, RandomIds, SystemClock, WeChatAdapter};
+use crate::config::{ConfigError, Settings};
+use crate::state::AppState;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] wxlink_persistence::PersistenceError),
+    /// The WeChat client could not be built.
+    #[error("wechat client: {0}")]
+    WeChat(#[from] wxlink_wechat_client::Error),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A configured, listening wxlink that has not started serving yet.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    store: Store,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Validate settings, open (and migrate) the database, bind the listener.
+    /// `key_file` is where the data key lives when the settings carry none.
+    pub async fn build(settings: Settings, key_file: PathBuf) -> Result<Self, StartError> {
+        let apps = settings.validate()?;
+        let (keyring, created) = settings.keyring(&key_file)?;
+        if let Some(path) = created {
+            tracing::warn!(
+                path = %path.display(),
+                "no security.data_key configured: created a new data key file; back it up, \
+                 without it stored session keys cannot be read"
+            );
+        }
+        let store_config = StoreConfig::new(settings.database.url.clone(), keyring)
+            .max_connections(settings.database.max_connections)
+            .migrate_on_start(settings.database.migrate_on_start);
+        let store = Store::connect(store_config).await?;
+
+        let client = WeChatClient::new(
+            ClientConfig::builder()
+                .api_base(settings.wechat.api_base.clone())
+                .timeout(Duration::from_millis(settings.wechat.timeout_ms))
+                .build()?,
+        )?;
+        let secrets: HashMap<_, _> = apps
+            .iter()
+            .map(|a| (a.appid.clone(), AppSecret::new(a.secret.expose_secret())))
+            .collect();
+        let policy = Policy {
+            session_ttl_secs: settings.session.ttl_secs,
+            max_watermark_age_secs: match settings.wechat.max_watermark_age_secs {
+                0 => None,
+                secs => Some(secs),
+            },
+        };
+        let service = Service::new(
+            store.clone(),
+            WeChatAdapter::new(client, secrets),
+            CryptoOpener,
+            SystemClock,
+            RandomIds,
+            policy,
+        );
+        let state = Arc::new(AppState {
+            service,
+            store: store.clone(),
+            apps: apps.iter().map(|a| a.appid.clone()).collect::<HashSet<_>>(),
+            max_body_bytes: settings.server.max_body_bytes,
+        });
+        let addr = settings.server.bind;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            router: crate::http::router(state),
+            store,
+            shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
+        })
+    }
+
+    /// The address actually bound (port 0 becomes a real port).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The store, e.g. for maintenance tasks next to the server.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serve until SIGTERM or Ctrl-C, then stop accepting and let in-flight requests finish
+    /// within the grace period.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let grace = self.shutdown_grace;
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let server = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                let _ = stop_tx.send(true);
+            })
+            .into_future();
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => result,
+            _ = async {
+                let _ = stop_rx.wait_for(|stopped| *stopped).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "in-flight requests did not finish in time; stopping");
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,363 @@
+//! Configuration: a TOML file, every key overridable by `WXLINK__SECTION__KEY` environment
+//! variables, defaults as the contract gives them, validated before anything starts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use wxlink_domain::AppId;
+
+/// Why the configuration was refused; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment variable could not be read or has unknown or mistyped keys.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A key's value is invalid.
+    #[error("configuration: {key}: {message}")]
+    Invalid {
+        /// The key, e.g. `apps.wx123.secret`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The data key file could not be read or created.
+    #[error("configuration: security.data_key: {0}")]
+    DataKeyFile(String),
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration, as read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `[server]`
+    pub server: ServerSettings,
+    /// `[database]`
+    pub database: DatabaseSettings,
+    /// `[wechat]`
+    pub wechat: WeChatSettings,
+    /// `[session]`
+    pub session: SessionSettings,
+    /// `[security]`
+    pub security: SecuritySettings,
+    /// `[apps.<appid>]`
+    pub apps: BTreeMap<String, AppSettings>,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Larger request bodies get 413.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 65536,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+/// `[database]`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://…`; may carry a password, so Debug redacts it.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Apply migrations at start.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://wxlink.db".into(),
+            max_connections: 16,
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .finish()
+    }
+}
+
+/// A database URL with any password replaced by `[redacted]`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:[redacted]@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// `[wechat]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WeChatSettings {
+    /// WeChat's API base URL; tests point it at a simulator.
+    pub api_base: String,
+    /// Budget of one upstream call, retries included.
+    pub timeout_ms: u64,
+    /// How old a watermark may be; 0 = not checked.
+    pub max_watermark_age_secs: u64,
+}
+
+impl Default for WeChatSettings {
+    fn default() -> Self {
+        Self {
+            api_base: "https://api.weixin.qq.com".into(),
+            timeout_ms: 5000,
+            max_watermark_age_secs: 600,
+        }
+    }
+}
+
+/// `[session]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    /// Bearer token lifetime.
+    pub ttl_secs: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self { ttl_secs: 604_800 }
+    }
+}
+
+/// `[security]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySettings {
+    /// Base64 of 32 bytes; seals session_keys at rest.
+    pub data_key: Option<SecretString>,
+    /// Keys that sealed older data; they still open it until `wxlink rotate-data-key` re-seals.
+    pub previous_data_keys: Vec<SecretString>,
+}
+
+/// The kinds of WeChat app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppKind {
+    /// A mini program: login codes go through code2Session.
+    #[default]
+    MiniProgram,
+    /// An official account (web pages opened in WeChat).
+    OfficialAccount,
+    /// A mobile app (Open Platform).
+    MobileApp,
+    /// A website (QR login).
+    Website,
+}
+
+/// `[apps.<appid>]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSettings {
+    /// The app secret.
+    pub secret: Option<SecretString>,
+    /// What kind of app it is.
+    #[serde(default)]
+    pub kind: AppKind,
+}
+
+/// One configured app, validated.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Its appid.
+    pub appid: AppId,
+    /// Its secret.
+    pub secret: SecretString,
+    /// Its kind.
+    pub kind: AppKind,
+}
+
+impl Settings {
+    /// Read `file` (if given) and the `WXLINK__…` environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::with_prefix("WXLINK")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        Ok(settings)
+    }
+
+    /// Check every value and return the configured apps.
+    pub fn validate(&self) -> Result<Vec<App>, ConfigError> {
+        if self.server.max_body_bytes == 0 {
+            return Err(invalid("server.max_body_bytes", "must be positive"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be positive"));
+        }
+        if !(self.database.url.starts_with("sqlite://")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        if !(self.wechat.api_base.starts_with("http://")
+            || self.wechat.api_base.starts_with("https://"))
+        {
+            return Err(invalid("wechat.api_base", "must be an http(s) URL"));
+        }
+        if self.wechat.timeout_ms == 0 {
+            return Err(invalid("wechat.timeout_ms", "must be positive"));
+        }
+        if self.session.ttl_secs == 0 {
+            return Err(invalid("session.ttl_secs", "must be positive"));
+        }
+        if self.apps.is_empty() {
+            return Err(invalid(
+                "apps",
+                "configure at least one [apps.<appid>] table",
+            ));
+        }
+        self.apps
+            .iter()
+            .map(|(appid, app)| {
+                let key = format!("apps.{appid}");
+                let appid =
+                    AppId::parse(appid.clone()).map_err(|e| invalid(&key, e.to_string()))?;
+                let secret = app
+                    .secret
+                    .clone()
+                    .filter(|s| !s.expose_secret().is_empty())
+                    .ok_or_else(|| invalid(format!("{key}.secret"), "is missing"))?;
+                if app.kind != AppKind::MiniProgram {
+                    return Err(invalid(
+                        format!("{key}.kind"),
+                        "only \"mini_program\" is supported by this version",
+                    ));
+                }
+                Ok(App {
+                    appid,
+                    secret,
+                    kind: app.kind,
+                })
+            })
+            .collect()
+    }
+
+    /// The keyring sealing session_keys: the configured data key, or the key file beside the
+    /// config file (created, mode 0600, when absent).
+    pub fn keyring(
+        &self,
+        key_file: &Path,
+    ) -> Result<(wxlink_crypto::Keyring, Option<PathBuf>), ConfigError> {
+        let parse = |key: &str, value: &SecretString| {
+            wxlink_crypto::DataKey::from_base64(value.expose_secret())
+                .map_err(|e| invalid(key, e.to_string()))
+        };
+        let (current, created) = match &self.security.data_key {
+            Some(key) => (parse("security.data_key", key)?, None),
+            None => load_or_create_key_file(key_file)?,
+        };
+        let mut keyring = wxlink_crypto::Keyring::new(current);
+        for (i, old) in self.security.previous_data_keys.iter().enumerate() {
+            keyring =
+                keyring.with_old_key(parse(&format!("security.previous_data_keys[{i}]"), old)?);
+        }
+        Ok((keyring, created))
+    }
+}
+
+fn load_or_create_key_file(
+    path: &Path,
+) -> Result<(wxlink_crypto::DataKey, Option<PathBuf>), ConfigError> {
+    let file_error =
+        |e: std::io::Error| ConfigError::DataKeyFile(format!("{}: {e}", path.display()));
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let key = wxlink_crypto::DataKey::from_base64(text.trim())
+                .map_err(|e| ConfigError::DataKeyFile(format!("{}: {e}", path.display())))?;
+            Ok((key, None))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(file_error)?;
+            }
+            let key = wxlink_crypto::DataKey::generate();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(file_error)?;
+            writeln!(file, "{}", key.to_base64().expose_secret()).map_err(file_error)?;
+            file.sync_all().map_err(file_error)?;
+            Ok((key, Some(path.to_path_buf())))
+        }
+        Err(e) => Err(file_error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://wx:hunter2@db:5432/wxlink"),
+            "postgres://wx:[redacted]@db:5432/wxlink"
+        );
+        assert_eq!(redact_url("sqlite://wxlink.db"), "sqlite://wxlink.db");
+        let settings = DatabaseSettings {
+            url: "postgres://wx:hunter2@db/wxlink".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}

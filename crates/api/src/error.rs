@@ -1,0 +1,138 @@
+//! The one place where failures become the contract's statuses and error codes.
+//!
+//! Handlers return [`ApiError`]; `From` impls hold the whole status policy, so no handler picks a
+//! status code. Every error body has the shape `{"error": {"code", "message"}}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use wxlink_domain::{DomainError, StoreError, UserDataError, WeChatError};
+
+/// An error answer: status, stable snake_case code, human message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Human text; never carries a secret.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with any status and code.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 `invalid_request`.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 401 `invalid_token`.
+    pub fn invalid_token(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_token", message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    }
+
+    /// 405 `method_not_allowed`.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method",
+        )
+    }
+
+    /// 413 `payload_too_large`.
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body is larger than allowed",
+        )
+    }
+
+    /// 500 `internal_error`; the cause is logged, not returned.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error",
+        )
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": {"code": self.code, "message": self.message}})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        use StatusCode as S;
+        let message = error.to_string();
+        let (status, code) = match &error {
+            DomainError::InvalidToken => (S::UNAUTHORIZED, "invalid_token"),
+            DomainError::WeChat(e) => match e {
+                WeChatError::InvalidCode => (S::UNAUTHORIZED, "invalid_code"),
+                WeChatError::UserBlocked => (S::FORBIDDEN, "user_blocked"),
+                WeChatError::RateLimited => (S::TOO_MANY_REQUESTS, "upstream_rate_limited"),
+                WeChatError::Timeout => (S::GATEWAY_TIMEOUT, "upstream_timeout"),
+                WeChatError::UnknownApp => (S::BAD_REQUEST, "unknown_app"),
+                _ => (S::BAD_GATEWAY, "upstream_error"),
+            },
+            DomainError::UserData(UserDataError::SignatureMismatch) => {
+                (S::UNPROCESSABLE_ENTITY, "signature_mismatch")
+            }
+            DomainError::UserData(_) => (S::UNPROCESSABLE_ENTITY, "decrypt_failed"),
+            DomainError::WatermarkMismatch => (S::UNPROCESSABLE_ENTITY, "watermark_mismatch"),
+            DomainError::WatermarkExpired => (S::UNPROCESSABLE_ENTITY, "watermark_expired"),
+            DomainError::IdentityMismatch => (S::FORBIDDEN, "identity_mismatch"),
+            DomainError::UnionidConflict => (S::CONFLICT, "unionid_conflict"),
+            DomainError::Store(StoreError::Unavailable(cause)) => {
+                tracing::warn!(%cause, "database unavailable");
+                return Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is not answering; try again shortly",
+                );
+            }
+            DomainError::Store(StoreError::Contention { .. } | StoreError::Conflict) => {
+                tracing::warn!(%error, "gave up on a contended transaction");
+                return Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "database_contention",
+                    "too many concurrent changes to this user; try again",
+                );
+            }
+            DomainError::Store(_) | _ => {
+                tracing::error!(%error, "internal error");
+                return Self::internal();
+            }
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        DomainError::Store(error).into()
+    }
+}

@@ -1,0 +1,241 @@
+//! The HTTP API: routes, request parsing at the edge, and the contract's JSON shapes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use wxlink_domain::{AppId, EncryptedUserData, JsCode, SessionToken, UserInfoSubmission};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every route of the public API.
+pub fn router(state: Arc<AppState>) -> Router {
+    let max_body = state.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/wechat/login", post(login))
+        .route("/v1/wechat/user-info", post(user_info))
+        .route("/v1/me", get(me))
+        .route("/v1/logout", post(logout))
+        .fallback(|| async { ApiError::not_found() })
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        // Outside the limit layer, so its 413 gets the contract's shape too.
+        .layer(axum::middleware::map_response(json_error_bodies))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Gives the error responses axum and tower-http make themselves (405, 413, …) the contract's
+/// JSON shape, keeping their headers (e.g. `Allow`).
+async fn json_error_bodies(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::not_found(),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
+        s if s.is_client_error() => ApiError::invalid_request("request refused"),
+        _ => ApiError::internal(),
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = axum::body::Body::from(error.body().to_string());
+    Response::from_parts(parts, body)
+}
+
+/// A JSON request body; every failure is a contract error.
+struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
+            BytesRejection::FailedToBufferBody(_)
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                ApiError::payload_too_large()
+            }
+            other => ApiError::invalid_request(format!("cannot read the body: {other}")),
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::invalid_request(format!("body is not the expected JSON: {e}")))
+    }
+}
+
+/// The bearer token of `Authorization: Bearer …`.
+struct Bearer(SessionToken);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::invalid_token("missing Authorization: Bearer token"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or_else(|| ApiError::invalid_token("Authorization must be `Bearer <token>`"))?;
+        SessionToken::parse(token)
+            .map(Bearer)
+            .map_err(|e| ApiError::invalid_token(e.to_string()))
+    }
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.store.ping().await.map_err(ApiError::from)?;
+    Ok(Json(json!({"status": "ok"})))
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginRequest {
+    appid: String,
+    code: String,
+}
+
+fn configured_app(apps: &HashSet<AppId>, appid: String) -> Result<AppId, ApiError> {
+    AppId::parse(appid)
+        .ok()
+        .filter(|a| apps.contains(a))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_app",
+                "appid is not configured",
+            )
+        })
+}
+
+fn parse_code(code: String) -> Result<JsCode, ApiError> {
+    JsCode::parse(code).map_err(|e| ApiError::invalid_request(e.to_string()))
+}
+
+async fn login(
+    State(state): State<Arc<AppState>>,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let appid = configured_app(&state.apps, req.appid)?;
+    let code = parse_code(req.code)?;
+    let out = state.service.login(appid, code).await?;
+    Ok(Json(json!({
+        "token": out.token.expose_secret(),
+        "token_type": "Bearer",
+        "expires_in": out.expires_in,
+        "user_id": out.user_id.as_str(),
+        "unionid_linked": out.unionid_linked,
+        "needs_user_info": !out.unionid_linked,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct UserInfoRequest {
+    encrypted_data: String,
+    iv: String,
+    raw_data: Option<String>,
+    signature: Option<String>,
+    code: Option<String>,
+}
+
+impl UserInfoRequest {
+    /// Check every field before any I/O: base64 that decodes, a 16-byte iv, a signature only
+    /// together with its raw data.
+    fn into_submission(self) -> Result<UserInfoSubmission, ApiError> {
+        let bad = |field: &str, e: wxlink_crypto::Base64Error| {
+            ApiError::invalid_request(format!("{field} is not base64: {e}"))
+        };
+        let data = wxlink_crypto::decode_base64(&self.encrypted_data)
+            .map_err(|e| bad("encrypted_data", e))?;
+        if data.is_empty() {
+            return Err(ApiError::invalid_request("encrypted_data is empty"));
+        }
+        let iv = wxlink_crypto::decode_base64(&self.iv).map_err(|e| bad("iv", e))?;
+        if iv.len() != 16 {
+            return Err(ApiError::invalid_request("iv must decode to 16 bytes"));
+        }
+        let signed_raw_data = match (self.raw_data, self.signature) {
+            (Some(raw), Some(sig)) => Some((raw, sig)),
+            (None, None) => None,
+            _ => {
+                return Err(ApiError::invalid_request(
+                    "raw_data and signature go together",
+                ));
+            }
+        };
+        Ok(UserInfoSubmission {
+            data: EncryptedUserData {
+                encrypted_data: self.encrypted_data,
+                iv: self.iv,
+                signed_raw_data,
+            },
+            code: self.code.map(parse_code).transpose()?,
+        })
+    }
+}
+
+async fn user_info(
+    State(state): State<Arc<AppState>>,
+    Bearer(token): Bearer,
+    JsonBody(req): JsonBody<UserInfoRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let submission = req.into_submission()?;
+    let out = state.service.submit_user_info(&token, submission).await?;
+    Ok(Json(json!({
+        "user_id": out.user_id.as_str(),
+        "unionid_linked": out.unionid_linked,
+        "merged": out.merged,
+    })))
+}
+
+async fn me(
+    State(state): State<Arc<AppState>>,
+    Bearer(token): Bearer,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let me = state.service.current_user(&token).await?;
+    let identities: Vec<_> = me
+        .identities
+        .iter()
+        .map(|(appid, openid)| json!({"appid": appid.as_str(), "openid": openid.as_str()}))
+        .collect();
+    Ok(Json(json!({
+        "user_id": me.user_id.as_str(),
+        "unionid_linked": me.unionid_linked,
+        "identities": identities,
+    })))
+}
+
+async fn logout(
+    State(state): State<Arc<AppState>>,
+    Bearer(token): Bearer,
+) -> Result<Response, ApiError> {
+    state.service.logout(&token).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

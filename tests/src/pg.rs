@@ -70,7 +70,14 @@ impl Cluster {
     pub fn stop(&self) -> Result<(), String> {
         self.pg(
             "pg_ctl",
-            &["-D", path_str(&self.data_dir())?, "-m", "fast", "-w", "stop"],
+            &[
+                "-D",
+                path_str(&self.data_dir())?,
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
         )
     }
 
@@ -148,7 +155,10 @@ fn find_bindir() -> Result<PathBuf, String> {
         }
     }
     let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map_err(|_| "PostgreSQL is not installed (no /usr/lib/postgresql); apt-get install postgresql".to_string())?
+        .map_err(|_| {
+            "PostgreSQL is not installed (no /usr/lib/postgresql); apt-get install postgresql"
+                .to_string()
+        })?
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
         .filter(|p| p.join("initdb").exists())
         .collect();

@@ -147,7 +147,16 @@ fn test(tests_only: bool, cargo_args: &[String]) -> Result {
 
 fn migrate(database_url: Option<String>, config: Option<PathBuf>) -> Result {
     let mut cmd = cargo();
-    cmd.args(["run", "--quiet", "-p", "wxlink-api", "--bin", "wxlink", "--", "migrate"]);
+    cmd.args([
+        "run",
+        "--quiet",
+        "-p",
+        "wxlink-api",
+        "--bin",
+        "wxlink",
+        "--",
+        "migrate",
+    ]);
     if let Some(url) = database_url {
         cmd.args(["--database-url", &url]);
     }

@@ -67,10 +67,24 @@ fn map_client_error(appid: &AppId, error: ClientError) -> WeChatError {
             WeChatError::Upstream(error.to_string())
         }
         other => {
-            tracing::warn!(%appid, error = %other, errcode = ?other.errcode(), "code2session failed");
-            WeChatError::Upstream(other.to_string())
+            let chain = error_chain(&other);
+            tracing::warn!(%appid, error = %chain, errcode = ?other.errcode(), "code2session failed");
+            WeChatError::Upstream(chain)
         }
     }
+}
+
+/// An error with its sources, for logs: the client keeps details such as "connection refused"
+/// in `source()`.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Decrypts user data with wxlink-crypto.

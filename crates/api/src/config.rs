@@ -208,6 +208,14 @@ pub struct App {
 impl Settings {
     /// Read `file` (if given) and the `WXLINK__…` environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, None)
+    }
+
+    /// Like [`Settings::load`], with the environment given as a map (`None`: the process's).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<config::Map<String, String>>,
+    ) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(file) = file {
             builder = builder.add_source(
@@ -221,7 +229,8 @@ impl Settings {
                 config::Environment::with_prefix("WXLINK")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .source(env),
             )
             .build()?
             .try_deserialize()?;
@@ -346,6 +355,110 @@ fn load_or_create_key_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wxlink.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_with_env(Some(&path), Some(env))
+    }
+
+    const APP: &str = "[apps.wx4f4bc4dec97d474b]\nsecret = \"s3cret\"\n";
+
+    #[test]
+    fn defaults_are_the_contracts() {
+        let settings = load(APP, &[]).unwrap();
+        assert_eq!(settings.server.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.server.max_body_bytes, 65536);
+        assert_eq!(settings.database.url, "sqlite://wxlink.db");
+        assert_eq!(settings.database.max_connections, 16);
+        assert_eq!(settings.wechat.api_base, "https://api.weixin.qq.com");
+        assert_eq!(settings.wechat.timeout_ms, 5000);
+        assert_eq!(settings.wechat.max_watermark_age_secs, 600);
+        assert_eq!(settings.session.ttl_secs, 604_800);
+        let apps = settings.validate().unwrap();
+        assert_eq!(apps[0].appid.as_str(), "wx4f4bc4dec97d474b");
+        assert_eq!(apps[0].kind, AppKind::MiniProgram);
+    }
+
+    #[test]
+    fn environment_overrides_any_key_including_secrets() {
+        let settings = load(
+            "[apps.wx4f4bc4dec97d474b]\n",
+            &[
+                ("WXLINK__DATABASE__URL", "postgres://db/wxlink"),
+                ("WXLINK__SERVER__MAX_BODY_BYTES", "1024"),
+                ("WXLINK__APPS__WX4F4BC4DEC97D474B__SECRET", "from-env"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(settings.database.url, "postgres://db/wxlink");
+        assert_eq!(settings.server.max_body_bytes, 1024);
+        let apps = settings.validate().unwrap();
+        assert_eq!(apps[0].secret.expose_secret(), "from-env");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let err = load(&format!("[server]\nbnid = \"x\"\n{APP}"), &[]).unwrap_err();
+        assert!(err.to_string().contains("bnid"), "{err}");
+        let err = load(&format!("[sever]\n{APP}"), &[]).unwrap_err();
+        assert!(err.to_string().contains("sever"), "{err}");
+    }
+
+    #[test]
+    fn bad_apps_are_refused_by_key() {
+        let err = load("[apps.wx123]\nsecret = \"s\"\n", &[])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("apps.wx123"), "{err}");
+        let err = load("[apps.wx4f4bc4dec97d474b]\n", &[])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("apps.wx4f4bc4dec97d474b.secret"),
+            "{err}"
+        );
+        let err = load("", &[]).unwrap().validate().unwrap_err();
+        assert!(err.to_string().contains("apps"), "{err}");
+    }
+
+    #[test]
+    fn debug_of_settings_shows_no_secret() {
+        let settings = load(
+            &format!(
+                "[security]\ndata_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n{APP}"
+            ),
+            &[],
+        )
+        .unwrap();
+        let debug = format!("{settings:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("AAAAAAAA"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn a_missing_data_key_is_created_once_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wxlink.key");
+        let settings = load(APP, &[]).unwrap();
+        let (ring, created) = settings.keyring(&path).unwrap();
+        assert_eq!(created.as_deref(), Some(path.as_path()));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (again, created) = settings.keyring(&path).unwrap();
+        assert!(created.is_none());
+        assert_eq!(ring.current_key_id(), again.current_key_id());
+    }
 
     #[test]
     fn database_passwords_are_redacted() {

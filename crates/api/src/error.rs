@@ -136,3 +136,104 @@ impl From<StoreError> for ApiError {
         DomainError::Store(error).into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_domain_error_maps_to_the_contracts_status_and_code() {
+        use StatusCode as S;
+        let cases: Vec<(DomainError, S, &str)> = vec![
+            (DomainError::InvalidToken, S::UNAUTHORIZED, "invalid_token"),
+            (
+                WeChatError::InvalidCode.into(),
+                S::UNAUTHORIZED,
+                "invalid_code",
+            ),
+            (
+                WeChatError::UserBlocked.into(),
+                S::FORBIDDEN,
+                "user_blocked",
+            ),
+            (
+                WeChatError::RateLimited.into(),
+                S::TOO_MANY_REQUESTS,
+                "upstream_rate_limited",
+            ),
+            (
+                WeChatError::Timeout.into(),
+                S::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+            ),
+            (
+                WeChatError::UnknownApp.into(),
+                S::BAD_REQUEST,
+                "unknown_app",
+            ),
+            (
+                WeChatError::Upstream("busy".into()).into(),
+                S::BAD_GATEWAY,
+                "upstream_error",
+            ),
+            (
+                UserDataError::DecryptFailed("x".into()).into(),
+                S::UNPROCESSABLE_ENTITY,
+                "decrypt_failed",
+            ),
+            (
+                UserDataError::SignatureMismatch.into(),
+                S::UNPROCESSABLE_ENTITY,
+                "signature_mismatch",
+            ),
+            (
+                DomainError::WatermarkMismatch,
+                S::UNPROCESSABLE_ENTITY,
+                "watermark_mismatch",
+            ),
+            (
+                DomainError::WatermarkExpired,
+                S::UNPROCESSABLE_ENTITY,
+                "watermark_expired",
+            ),
+            (
+                DomainError::IdentityMismatch,
+                S::FORBIDDEN,
+                "identity_mismatch",
+            ),
+            (
+                DomainError::UnionidConflict,
+                S::CONFLICT,
+                "unionid_conflict",
+            ),
+            (
+                StoreError::Unavailable("down".into()).into(),
+                S::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+            ),
+            (
+                StoreError::Contention { attempts: 12 }.into(),
+                S::SERVICE_UNAVAILABLE,
+                "database_contention",
+            ),
+            (
+                StoreError::Corrupt("loop".into()).into(),
+                S::INTERNAL_SERVER_ERROR,
+                "internal_error",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let api = ApiError::from(error.clone());
+            assert_eq!((api.status, api.code), (status, code), "{error:?}");
+            assert!(!api.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn internal_details_stay_out_of_the_body() {
+        let api = ApiError::from(StoreError::Unavailable("postgres://u:pw@db refused".into()));
+        assert!(!api.message.contains("pw"));
+        let api = ApiError::from(StoreError::Corrupt("user u1 is missing".into()));
+        assert_eq!(api.message, "internal error");
+    }
+}

@@ -46,6 +46,7 @@ pub struct Application {
     router: axum::Router,
     store: Store,
     shutdown_grace: Duration,
+    purge_interval: Duration,
 }
 
 impl Application {
@@ -106,6 +107,7 @@ impl Application {
             router: crate::http::router(state),
             store,
             shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
+            purge_interval: Duration::from_secs(settings.session.purge_interval_secs),
         })
     }
 
@@ -123,6 +125,7 @@ impl Application {
     /// within the grace period.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let grace = self.shutdown_grace;
+        let purge = tokio::spawn(purge_sessions(self.store.clone(), self.purge_interval));
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let server = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move {
@@ -132,7 +135,7 @@ impl Application {
             })
             .into_future();
         tokio::pin!(server);
-        tokio::select! {
+        let outcome = tokio::select! {
             result = &mut server => result,
             _ = async {
                 let _ = stop_rx.wait_for(|stopped| *stopped).await;
@@ -141,6 +144,22 @@ impl Application {
                 tracing::warn!(?grace, "in-flight requests did not finish in time; stopping");
                 Ok(())
             }
+        };
+        purge.abort();
+        outcome
+    }
+}
+
+/// Deletes expired and revoked sessions now and then; failures are logged and retried at the
+/// next tick (the database may be restarting).
+async fn purge_sessions(store: Store, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = wxlink_domain::Clock::now(&SystemClock);
+        if let Err(error) = store.purge_expired_sessions(now).await {
+            tracing::warn!(%error, "purging expired sessions failed; will retry");
         }
     }
 }

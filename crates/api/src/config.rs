@@ -150,11 +150,16 @@ impl Default for WeChatSettings {
 pub struct SessionSettings {
     /// Bearer token lifetime.
     pub ttl_secs: u64,
+    /// How often expired and revoked sessions are deleted.
+    pub purge_interval_secs: u64,
 }
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        Self { ttl_secs: 604_800 }
+        Self {
+            ttl_secs: 604_800,
+            purge_interval_secs: 3600,
+        }
     }
 }
 
@@ -230,6 +235,8 @@ impl Settings {
                     .prefix_separator("__")
                     .separator("__")
                     .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("security.previous_data_keys")
                     .source(env),
             )
             .build()?
@@ -264,6 +271,9 @@ impl Settings {
         }
         if self.session.ttl_secs == 0 {
             return Err(invalid("session.ttl_secs", "must be positive"));
+        }
+        if self.session.purge_interval_secs == 0 {
+            return Err(invalid("session.purge_interval_secs", "must be positive"));
         }
         if self.apps.is_empty() {
             return Err(invalid(
@@ -400,6 +410,35 @@ mod tests {
         assert_eq!(settings.server.max_body_bytes, 1024);
         let apps = settings.validate().unwrap();
         assert_eq!(apps[0].secret.expose_secret(), "from-env");
+    }
+
+    #[test]
+    fn previous_data_keys_come_from_the_environment_as_a_list() {
+        let a = wxlink_crypto::DataKey::from_bytes([1; 32]);
+        let b = wxlink_crypto::DataKey::from_bytes([2; 32]);
+        let current = wxlink_crypto::DataKey::from_bytes([3; 32]);
+        let list = format!(
+            "{},{}",
+            a.to_base64().expose_secret(),
+            b.to_base64().expose_secret()
+        );
+        let settings = load(
+            APP,
+            &[
+                (
+                    "WXLINK__SECURITY__DATA_KEY",
+                    current.to_base64().expose_secret(),
+                ),
+                ("WXLINK__SECURITY__PREVIOUS_DATA_KEYS", &list),
+            ],
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (ring, created) = settings.keyring(&dir.path().join("unused.key")).unwrap();
+        assert!(created.is_none());
+        assert_eq!(ring.current_key_id(), current.id());
+        let sealed_under_a = wxlink_crypto::Keyring::new(a).seal(b"k");
+        assert_eq!(ring.open(&sealed_under_a).unwrap(), b"k");
     }
 
     #[test]

@@ -30,6 +30,15 @@ enum Command {
         #[arg(long)]
         sandbox: bool,
     },
+    /// Re-seal every stored session_key under the current data key (`[security] data_key`),
+    /// opening old ones with `[security] previous_data_keys`. See docs/operations.md.
+    RotateDataKey {
+        /// TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print a new random data key (base64 of 32 bytes) for `[security] data_key`.
+    NewDataKey,
     /// Apply the embedded database migrations and print what was applied.
     Migrate {
         /// TOML configuration file to read `[database] url` from.
@@ -93,6 +102,37 @@ async fn run(cli: Cli) -> Result<(), String> {
             let addr = app.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(%addr, "wxlink listening");
             app.run_until_stopped().await.map_err(|e| e.to_string())
+        }
+        Command::RotateDataKey { config } => {
+            let settings = Settings::load(Some(&config)).map_err(|e| e.to_string())?;
+            let (keyring, created) = settings
+                .keyring(&key_file_beside(&config))
+                .map_err(|e| e.to_string())?;
+            if created.is_some() {
+                return Err("no data key was configured: nothing to rotate".into());
+            }
+            let store = wxlink_persistence::Store::connect(
+                wxlink_persistence::StoreConfig::new(settings.database.url.clone(), keyring)
+                    .max_connections(2),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let resealed = store
+                .reseal_session_keys(500)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("re-sealed {resealed} session keys under the current data key");
+            Ok(())
+        }
+        Command::NewDataKey => {
+            use secrecy::ExposeSecret;
+            println!(
+                "{}",
+                wxlink_crypto::DataKey::generate()
+                    .to_base64()
+                    .expose_secret()
+            );
+            Ok(())
         }
         Command::Migrate {
             config,

@@ -15,6 +15,7 @@ use wxlink_wechat_client::{AppSecret, ClientConfig, WeChatClient};
 
 use crate::adapters::{CryptoOpener, RandomIds, SystemClock, WeChatAdapter};
 use crate::config::{ConfigError, Settings};
+use crate::limits::RateLimits;
 use crate::state::AppState;
 
 /// Why the service could not start.
@@ -44,6 +45,7 @@ pub enum StartError {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    state: Arc<AppState>,
     store: Store,
     shutdown_grace: Duration,
     purge_interval: Duration,
@@ -97,6 +99,7 @@ impl Application {
             store: store.clone(),
             apps: apps.iter().map(|a| a.appid.clone()).collect::<HashSet<_>>(),
             max_body_bytes: settings.server.max_body_bytes,
+            limits: RateLimits::new(&settings.rate_limit),
         });
         let addr = settings.server.bind;
         let listener = TcpListener::bind(addr)
@@ -104,7 +107,8 @@ impl Application {
             .map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self {
             listener,
-            router: crate::http::router(state),
+            router: crate::http::router(Arc::clone(&state)),
+            state,
             store,
             shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
             purge_interval: Duration::from_secs(settings.session.purge_interval_secs),
@@ -125,9 +129,16 @@ impl Application {
     /// within the grace period.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let grace = self.shutdown_grace;
-        let purge = tokio::spawn(purge_sessions(self.store.clone(), self.purge_interval));
+        let purge = tokio::spawn(housekeeping(
+            self.store.clone(),
+            Arc::clone(&self.state),
+            self.purge_interval,
+        ));
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(self.listener, self.router)
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service)
             .with_graceful_shutdown(async move {
                 shutdown_signal().await;
                 tracing::info!("shutting down: finishing in-flight requests");
@@ -150,16 +161,22 @@ impl Application {
     }
 }
 
-/// Deletes expired and revoked sessions now and then; failures are logged and retried at the
-/// next tick (the database may be restarting).
-async fn purge_sessions(store: Store, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
+/// Deletes expired and revoked sessions every `purge_every` (failures are logged and retried at
+/// the next tick: the database may be restarting), and forgets idle rate-limit keys every minute.
+async fn housekeeping(store: Store, state: Arc<AppState>, purge_every: Duration) {
+    let minute = Duration::from_secs(60);
+    let mut ticks = tokio::time::interval(minute.min(purge_every));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_purge = tokio::time::Instant::now();
     loop {
-        ticks.tick().await;
-        let now = wxlink_domain::Clock::now(&SystemClock);
-        if let Err(error) = store.purge_expired_sessions(now).await {
-            tracing::warn!(%error, "purging expired sessions failed; will retry");
+        let now = ticks.tick().await;
+        state.limits.forget_idle();
+        if now >= next_purge {
+            next_purge = now + purge_every;
+            let unix_now = wxlink_domain::Clock::now(&SystemClock);
+            if let Err(error) = store.purge_expired_sessions(unix_now).await {
+                tracing::warn!(%error, "purging expired sessions failed; will retry");
+            }
         }
     }
 }

@@ -49,8 +49,46 @@ pub struct Settings {
     pub session: SessionSettings,
     /// `[security]`
     pub security: SecuritySettings,
+    /// `[rate_limit]`
+    pub rate_limit: RateLimitSettings,
     /// `[apps.<appid>]`
     pub apps: BTreeMap<String, AppSettings>,
+}
+
+/// `[rate_limit]`: limits against floods; a rate of 0 turns that limit off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// Master switch.
+    pub enabled: bool,
+    /// Login and user-info requests per client IP per minute (sustained).
+    pub per_ip_per_minute: u32,
+    /// How many of them may come at once.
+    pub per_ip_burst: u32,
+    /// Logins per appid per minute (sustained).
+    pub per_app_per_minute: u32,
+    /// How many of them may come at once.
+    pub per_app_burst: u32,
+    /// Clients on loopback (the machine itself, or a local proxy that does not forward the
+    /// client address) are not limited per IP.
+    pub exempt_loopback: bool,
+    /// Take the client address from the last `X-Forwarded-For` entry (only behind a proxy that
+    /// sets it).
+    pub trust_x_forwarded_for: bool,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_ip_per_minute: 600,
+            per_ip_burst: 200,
+            per_app_per_minute: 120_000,
+            per_app_burst: 10_000,
+            exempt_loopback: true,
+            trust_x_forwarded_for: false,
+        }
+    }
 }
 
 /// `[server]`

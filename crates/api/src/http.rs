@@ -23,10 +23,16 @@ use crate::state::AppState;
 /// Every route of the public API.
 pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(healthz))
+    let limited = Router::new()
         .route("/v1/wechat/login", post(login))
         .route("/v1/wechat/user-info", post(user_info))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            limit_per_ip,
+        ));
+    Router::new()
+        .merge(limited)
+        .route("/healthz", get(healthz))
         .route("/v1/me", get(me))
         .route("/v1/logout", post(logout))
         .fallback(|| async { ApiError::not_found() })
@@ -63,6 +69,38 @@ async fn json_error_bodies(response: Response) -> Response {
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let body = axum::body::Body::from(error.body().to_string());
     Response::from_parts(parts, body)
+}
+
+/// Counts the request against its client IP's rate limit.
+async fn limit_per_ip(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Result<Response, ApiError> {
+    if let Some(ip) = client_ip(&state, &request) {
+        state.limits.check_ip(ip)?;
+    }
+    Ok(next.run(request).await)
+}
+
+/// The peer address, or the last `X-Forwarded-For` entry when a trusted proxy sets it.
+fn client_ip(state: &AppState, request: &Request) -> Option<std::net::IpAddr> {
+    if state.limits.trust_x_forwarded_for
+        && let Some(ip) = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|ip| ip.trim().parse().ok())
+            .next_back()
+    {
+        return Some(ip);
+    }
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
 }
 
 /// A JSON request body; every failure is a contract error.
@@ -145,6 +183,7 @@ async fn login(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let appid = configured_app(&state.apps, req.appid)?;
     let code = parse_code(req.code)?;
+    state.limits.check_app(&appid)?;
     let out = state.service.login(appid, code).await?;
     Ok(Json(json!({
         "token": out.token.expose_secret(),

@@ -17,6 +17,7 @@ mod app;
 pub mod config;
 pub mod error;
 mod http;
+mod limits;
 pub mod sandbox;
 mod state;
 

@@ -6,6 +6,7 @@ use wxlink_domain::{AppId, Service};
 use wxlink_persistence::Store;
 
 use crate::adapters::{CryptoOpener, RandomIds, SystemClock, WeChatAdapter};
+use crate::limits::RateLimits;
 
 /// The use cases wired to their production adapters.
 pub type WxlinkService = Service<Store, WeChatAdapter, CryptoOpener, SystemClock, RandomIds>;
@@ -21,4 +22,6 @@ pub struct AppState {
     pub apps: HashSet<AppId>,
     /// Larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Flood protection.
+    pub limits: RateLimits,
 }

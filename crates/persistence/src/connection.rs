@@ -53,8 +53,13 @@ impl fmt::Display for Backend {
 pub(crate) enum Target {
     /// An absolute path to the SQLite file.
     Sqlite { path: PathBuf },
-    /// A libpq connection URI, and what to scrub from messages that could echo it.
-    Postgres { url: String, redactor: Redactor },
+    /// A libpq connection URI, the URL as given with its password redacted, and what to
+    /// scrub from messages that could echo it.
+    Postgres {
+        url: String,
+        display: String,
+        redactor: Redactor,
+    },
 }
 
 impl fmt::Debug for Target {
@@ -101,6 +106,7 @@ impl Target {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Target::Postgres {
                 url: with_connect_timeout(url, connect_timeout),
+                display: redact_url(url),
                 redactor: Redactor::for_url(url),
             })
         } else {
@@ -121,7 +127,7 @@ impl Target {
     pub(crate) fn display_url(&self) -> String {
         match self {
             Target::Sqlite { path } => format!("sqlite://{}", path.display()),
-            Target::Postgres { url, .. } => redact_url(url),
+            Target::Postgres { display, .. } => display.clone(),
         }
     }
 
@@ -133,15 +139,26 @@ impl Target {
         }
     }
 
+    /// Create the SQLite file's directory if it is missing; nothing to do for PostgreSQL.
+    pub(crate) fn create_parent_dir(&self) -> Result<(), PersistenceError> {
+        match self {
+            Target::Sqlite { path } => match path.parent() {
+                Some(parent) => {
+                    std::fs::create_dir_all(parent).map_err(|source| PersistenceError::CreateDir {
+                        path: parent.to_path_buf(),
+                        source,
+                    })
+                }
+                None => Ok(()),
+            },
+            Target::Postgres { .. } => Ok(()),
+        }
+    }
+
     /// Open a connection and apply the per-connection settings.
     pub(crate) fn establish(&self) -> Result<DbConnection, String> {
         match self {
             Target::Sqlite { path } => {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        format!("cannot create directory {}: {e}", parent.display())
-                    })?;
-                }
                 // `parse` refused paths that are not UTF-8.
                 let path = path.to_string_lossy();
                 let mut conn = SqliteConnection::establish(&path).map_err(|e| e.to_string())?;
@@ -149,7 +166,7 @@ impl Target {
                     .map_err(|e| format!("cannot apply connection settings: {e}"))?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            Target::Postgres { url, redactor } => {
+            Target::Postgres { url, redactor, .. } => {
                 let mut conn =
                     PgConnection::establish(url).map_err(|e| redactor.scrub(e.to_string()))?;
                 conn.batch_execute(&format!(
@@ -246,7 +263,8 @@ impl diesel::r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        is_broken(conn)
+        // A thread that panicked mid-transaction must not hand its connection on.
+        std::thread::panicking() || is_broken(conn)
     }
 }
 
@@ -303,15 +321,18 @@ impl Redactor {
         Self { secrets }
     }
 
-    pub(crate) fn scrub(&self, mut message: String) -> String {
+    /// Remove the secrets from a driver message, and fold libpq's multi-line messages onto
+    /// one line for logs.
+    pub(crate) fn scrub(&self, message: String) -> String {
         use secrecy::ExposeSecret;
+        let mut message = message;
         for secret in &self.secrets {
             let secret = secret.expose_secret();
             if message.contains(secret) {
                 message = message.replace(secret, "[redacted]");
             }
         }
-        message
+        message.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -470,7 +491,11 @@ mod tests {
         let debug = format!("{target:?}");
         assert!(!debug.contains("s3cr"), "{debug}");
         assert!(!debug.contains("other"), "{debug}");
-        let scrubbed = target.scrub("auth failed for s3cr@t and s3cr%40t and other".to_owned());
+        assert_eq!(
+            target.display_url(),
+            "postgres://wx:[redacted]@db/x?password=[redacted]"
+        );
+        let scrubbed = target.scrub("auth failed for s3cr@t and\n\ts3cr%40t and other".to_owned());
         assert_eq!(
             scrubbed,
             "auth failed for [redacted] and [redacted] and [redacted]"

@@ -82,6 +82,15 @@ impl Retryable for DomainError {
     }
 }
 
+/// Why a transaction is run again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// A uniqueness violation, serialization failure or deadlock, or the work said so.
+    Clash,
+    /// SQLite's write lock was taken (after `busy_timeout`, or at once for a stale snapshot).
+    Busy,
+}
+
 /// What a diesel error means for a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Failure {

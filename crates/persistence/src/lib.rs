@@ -36,8 +36,9 @@
 //! - `postgres://…` or `postgresql://…`: a libpq URI. The password never appears in `Debug`
 //!   output, errors or logs.
 //!
-//! [`Store::connect`] applies pending migrations unless told not to; [`migrate`] applies them
-//! on its own (for `wxlink migrate`) and reports what it applied.
+//! [`Store::connect`] applies pending migrations unless told not to; [`migrate`] (async) and
+//! [`migrate_blocking`] apply them on their own (for `wxlink migrate`) and report what they
+//! applied.
 //!
 //! # Durability
 //! On PostgreSQL a transaction the store reports as committed is as durable as the server's
@@ -47,9 +48,10 @@
 //! file). That trade buys an fsync per checkpoint instead of one per login.
 //!
 //! # Transactions, isolation and retries
-//! diesel is synchronous. [`IdentityStore::transact`] waits for one of `max_connections`
-//! permits (so blocking work is bounded and excess requests queue on the async side), then on
-//! a blocking thread takes a pooled connection and runs the work in one transaction:
+//! diesel is synchronous. [`IdentityStore::transact`] waits (at most `connect_timeout`) for
+//! one of `max_connections` permits, so blocking work is bounded and excess requests queue on
+//! the async side; then, on a blocking thread, it takes a pooled connection and runs the work in
+//! one transaction:
 //!
 //! - SQLite: `BEGIN IMMEDIATE` for writes — writers take the file's single write lock up
 //!   front and run one at a time — and a deferred `BEGIN` for reads, which read a WAL snapshot
@@ -59,20 +61,30 @@
 //!
 //! When the work returns [`StoreError::Conflict`], or any statement or the `COMMIT` meets a
 //! uniqueness violation, a serialization failure, a deadlock, or SQLite's busy answer to a
-//! writer, the store rolls back and runs the work again, up to [`MAX_ATTEMPTS`] times with a
-//! short jittered backoff, then answers [`StoreError::Contention`]. Any other error rolls back
-//! everything the work wrote and is returned as it is. A database that cannot be reached, a
-//! pool that has no connection within `connect_timeout`, or a reader that met SQLite's lock
-//! answer [`StoreError::Unavailable`]; nothing panics.
+//! writer, the store rolls back and runs the work again — even if the work swallowed the
+//! error, since the transaction is doomed — up to [`MAX_ATTEMPTS`] times with a short jittered
+//! backoff, then answers [`StoreError::Contention`]. Any other error rolls back everything the
+//! work wrote and is returned as it is. The work must therefore be a pure function of what it
+//! reads through the transaction.
 //!
-//! Pooled connections are pinged before use and broken ones are closed rather than returned,
-//! so after a PostgreSQL restart the store recovers by itself.
+//! [`StoreError::Unavailable`] is the answer, in seconds and without a panic, when the database
+//! cannot be reached, when no connection or permit frees up within `connect_timeout`, when a
+//! reader meets SQLite's lock, and when SQLite's write lock stays taken (by another process)
+//! for longer than one 5 s `busy_timeout`. Writes attempted in a [`TxMode::Read`] transaction
+//! are refused on both backends with [`StoreError::Corrupt`] (a bug in the caller).
+//!
+//! Pooled connections are pinged before use and broken ones (a failed rollback, a transaction
+//! left open by a panic) are closed rather than returned, so after a PostgreSQL restart the
+//! store recovers by itself. The store needs a Tokio runtime with its timer enabled (as
+//! `#[tokio::main]` sets up).
 //!
 //! [`StoreError::Conflict`]: wxlink_domain::StoreError::Conflict
 //! [`StoreError::Contention`]: wxlink_domain::StoreError::Contention
 //! [`StoreError::Unavailable`]: wxlink_domain::StoreError::Unavailable
 //! [`IdentityStore`]: wxlink_domain::IdentityStore
 //! [`IdentityStore::transact`]: wxlink_domain::IdentityStore::transact
+//! [`TxMode::Read`]: wxlink_domain::TxMode::Read
+//! [`StoreError::Corrupt`]: wxlink_domain::StoreError::Corrupt
 
 #![deny(missing_docs)]
 
@@ -89,5 +101,5 @@ pub use admin::{MAX_EVENTS_PAGE, SESSION_PURGE_GRACE_SECS, UserRecord};
 pub use config::StoreConfig;
 pub use connection::Backend;
 pub use error::PersistenceError;
-pub use migrations::migrate;
+pub use migrations::{migrate, migrate_blocking};
 pub use store::{MAX_ATTEMPTS, Store};

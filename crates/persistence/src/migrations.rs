@@ -20,20 +20,36 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Apply the pending migrations to the database at `url` and return the names of those
 /// applied, in order (empty when the schema is up to date).
 ///
-/// Blocking: call it from a synchronous context (a CLI such as `wxlink migrate`) or inside
-/// `spawn_blocking`. [`Store::connect`](crate::Store::connect) runs it itself unless
-/// `migrate_on_start` is off. Several processes may call it at once: PostgreSQL serializes them
-/// with an advisory lock, SQLite with its write lock.
+/// [`Store::connect`](crate::Store::connect) runs this itself unless `migrate_on_start` is off;
+/// this function is for `wxlink migrate`. Several processes may migrate at once: PostgreSQL
+/// serializes them with an advisory lock, SQLite with its write lock. The work runs on a
+/// blocking thread; [`migrate_blocking`] is the same for code without an async runtime.
 ///
 /// # Errors
 /// [`PersistenceError`] when the URL is not accepted, the database cannot be reached, or a
 /// migration fails (that migration is rolled back).
-pub fn migrate(url: &str) -> Result<Vec<String>, PersistenceError> {
+pub async fn migrate(url: &str) -> Result<Vec<String>, PersistenceError> {
+    let target = Target::parse(url, crate::StoreConfig::DEFAULT_CONNECT_TIMEOUT)?;
+    let display = target.display_url();
+    tokio::task::spawn_blocking(move || migrate_target(&target))
+        .await
+        .map_err(|e| PersistenceError::Migration {
+            url: display,
+            message: format!("the migration thread failed: {e}"),
+        })?
+}
+
+/// [`migrate`] for synchronous callers; blocks the calling thread.
+///
+/// # Errors
+/// As [`migrate`].
+pub fn migrate_blocking(url: &str) -> Result<Vec<String>, PersistenceError> {
     let target = Target::parse(url, crate::StoreConfig::DEFAULT_CONNECT_TIMEOUT)?;
     migrate_target(&target)
 }
 
 pub(crate) fn migrate_target(target: &Target) -> Result<Vec<String>, PersistenceError> {
+    target.create_parent_dir()?;
     let mut conn = target
         .establish()
         .map_err(|message| PersistenceError::Connect {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::r2d2::{Pool, PooledConnection};
 use rand::Rng as _;
@@ -11,8 +11,8 @@ use wxlink_crypto::Keyring;
 use wxlink_domain::{DomainError, IdentityStore, StoreError, StoreTx, TxMode};
 
 use crate::config::StoreConfig;
-use crate::connection::{self, Backend, LogErrors, Manager, Target};
-use crate::error::{Failure, PersistenceError, Retryable};
+use crate::connection::{self, Backend, LogErrors, Manager, SQLITE_BUSY_TIMEOUT_MS, Target};
+use crate::error::{Failure, PersistenceError, Retry, Retryable};
 use crate::migrations;
 use crate::tx::Tx;
 
@@ -23,6 +23,10 @@ pub const MAX_ATTEMPTS: u32 = 12;
 /// 100 ms: enough to let the winner of a race commit, short enough for a login.
 const BACKOFF_BASE: Duration = Duration::from_millis(2);
 const BACKOFF_MAX: Duration = Duration::from_millis(100);
+
+/// How long a writer keeps retrying SQLite's busy answers: one `busy_timeout`, which SQLite
+/// itself already waited before the first one.
+const SQLITE_BUSY_BUDGET: Duration = Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS as u64);
 
 /// The diesel store for SQLite and PostgreSQL. Cheap to clone: clones share one pool.
 ///
@@ -39,6 +43,7 @@ pub(crate) struct Inner {
     /// threads, the rest wait here, on the async side.
     permits: Arc<Semaphore>,
     pub(crate) keyring: Arc<Keyring>,
+    connect_timeout: Duration,
     backend: Backend,
     url: String,
     /// For scrubbing driver messages.
@@ -87,14 +92,7 @@ impl Store {
     }
 
     fn connect_blocking(config: StoreConfig, target: Target) -> Result<Store, PersistenceError> {
-        if let Target::Sqlite { path } = &target {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|source| PersistenceError::CreateDir {
-                    path: parent.to_path_buf(),
-                    source,
-                })?;
-            }
-        }
+        target.create_parent_dir()?;
         if config.migrate_on_start {
             migrations::migrate_target(&target)?;
         }
@@ -118,6 +116,7 @@ impl Store {
                 permits: Arc::new(Semaphore::new(config.max_connections as usize)),
                 pool,
                 keyring: config.keyring,
+                connect_timeout: config.connect_timeout,
                 backend,
                 url,
                 target,
@@ -139,10 +138,25 @@ impl Store {
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        let permit = Arc::clone(&inner.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::Unavailable("the store is shutting down".to_owned()))?;
+        // Waiting for a permit is bounded like waiting for a connection: when the database is
+        // down, queued requests get their answer in seconds instead of piling up.
+        let acquire = Arc::clone(&inner.permits).acquire_owned();
+        let permit = match tokio::time::timeout(inner.connect_timeout, acquire).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => {
+                return Err(
+                    StoreError::Unavailable("the store is shutting down".to_owned()).into(),
+                );
+            }
+            Err(_elapsed) => {
+                tracing::warn!(database = %inner.url, "every database connection stayed busy");
+                return Err(StoreError::Unavailable(format!(
+                    "every connection to {} stayed busy for {:?}",
+                    inner.url, inner.connect_timeout
+                ))
+                .into());
+            }
+        };
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             inner.run_blocking(mode, work)
@@ -170,6 +184,7 @@ impl Inner {
         E: From<StoreError> + Retryable,
         F: FnMut(&mut Tx<'_>) -> Result<T, E>,
     {
+        let started = Instant::now();
         let mut conn = self.connection()?;
         for attempt in 1..=MAX_ATTEMPTS {
             if attempt > 1 {
@@ -179,41 +194,49 @@ impl Inner {
                     conn = self.connection()?;
                 }
             }
-            if let Err(e) = connection::begin(&mut conn, mode) {
-                match self.failure(mode, &e) {
-                    StoreError::Conflict => continue,
-                    other => return Err(other.into()),
-                }
-            }
-            let (outcome, conflicted) = {
-                let mut tx = Tx::new(&mut conn, &self.keyring, mode);
-                let outcome = work(&mut tx);
-                (outcome, tx.conflicted())
-            };
-            match outcome {
-                Ok(value) if !conflicted => match connection::commit(&mut conn) {
-                    Ok(()) => return Ok(value),
-                    Err(e) => match self.failure(mode, &e) {
-                        // A serialization failure at COMMIT: diesel already rolled back.
-                        StoreError::Conflict => continue,
-                        other => return Err(other.into()),
-                    },
-                },
-                Err(error) if !conflicted && !error.is_conflict() => {
-                    // A rule said no (or the database failed): nothing `work` wrote stays.
-                    self.roll_back(&mut conn);
-                    return Err(error);
-                }
-                _ => {
-                    tracing::debug!(attempt, "transaction conflicted; running it again");
-                    if !self.roll_back(&mut conn) {
-                        return Err(StoreError::Unavailable(
-                            "the connection failed while rolling back".to_owned(),
-                        )
-                        .into());
+            let retry = match connection::begin(&mut conn, mode) {
+                Err(e) => self.retry_or_fail(mode, &e)?,
+                Ok(()) => {
+                    let (outcome, conflict) = {
+                        let mut tx = Tx::new(&mut conn, &self.keyring, mode);
+                        let outcome = work(&mut tx);
+                        (outcome, tx.conflict())
+                    };
+                    match (outcome, conflict) {
+                        (Ok(value), None) => match connection::commit(&mut conn) {
+                            Ok(()) => return Ok(value),
+                            // A serialization failure at COMMIT: diesel already rolled back.
+                            Err(e) => self.retry_or_fail(mode, &e)?,
+                        },
+                        (Err(error), None) if !error.is_conflict() => {
+                            // A rule said no (or the database failed): nothing `work` wrote
+                            // stays.
+                            self.roll_back(&mut conn);
+                            return Err(error);
+                        }
+                        (_, conflict) => {
+                            if !self.roll_back(&mut conn) {
+                                return Err(StoreError::Unavailable(
+                                    "the connection failed while rolling back".to_owned(),
+                                )
+                                .into());
+                            }
+                            conflict.unwrap_or(Retry::Clash)
+                        }
                     }
                 }
+            };
+            // SQLite already waited busy_timeout before saying busy; retrying that for long
+            // would hold the caller far beyond any request deadline.
+            if retry == Retry::Busy && started.elapsed() >= SQLITE_BUSY_BUDGET {
+                tracing::warn!(database = %self.url, "SQLite's write lock stayed taken");
+                return Err(StoreError::Unavailable(format!(
+                    "database is locked: SQLite's write lock stayed taken for {:?}",
+                    started.elapsed()
+                ))
+                .into());
             }
+            tracing::debug!(attempt, ?retry, "transaction conflicted; running it again");
         }
         tracing::warn!(
             attempts = MAX_ATTEMPTS,
@@ -225,13 +248,20 @@ impl Inner {
         .into())
     }
 
-    /// Classify an error met outside `work` (at BEGIN or COMMIT).
-    fn failure(&self, mode: TxMode, error: &diesel::result::Error) -> StoreError {
+    /// An error met outside `work` (at BEGIN or COMMIT): `Ok` to run the transaction again,
+    /// `Err` to give up with this error.
+    fn retry_or_fail(
+        &self,
+        mode: TxMode,
+        error: &diesel::result::Error,
+    ) -> Result<Retry, StoreError> {
         match Failure::of(error) {
-            Failure::Conflict(_) => StoreError::Conflict,
-            Failure::Busy(_) if mode == TxMode::Write => StoreError::Conflict,
-            Failure::Busy(m) | Failure::Unavailable(m) => StoreError::Unavailable(self.scrub(m)),
-            Failure::Corrupt(m) => StoreError::Corrupt(m),
+            Failure::Conflict(_) => Ok(Retry::Clash),
+            Failure::Busy(_) if mode == TxMode::Write => Ok(Retry::Busy),
+            Failure::Busy(m) | Failure::Unavailable(m) => {
+                Err(StoreError::Unavailable(self.scrub(m)))
+            }
+            Failure::Corrupt(m) => Err(StoreError::Corrupt(m)),
         }
     }
 

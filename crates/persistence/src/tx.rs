@@ -10,7 +10,7 @@ use wxlink_domain::{
 };
 
 use crate::connection::DbConnection;
-use crate::error::Failure;
+use crate::error::{Failure, Retry};
 use crate::schema::{events, identities, sessions, users};
 
 /// One attempt of one transaction. Remembers whether any statement met a conflict, because
@@ -20,7 +20,7 @@ pub(crate) struct Tx<'c> {
     pub(crate) conn: &'c mut DbConnection,
     keyring: &'c Keyring,
     mode: TxMode,
-    conflicted: bool,
+    conflict: Option<Retry>,
 }
 
 impl<'c> Tx<'c> {
@@ -29,13 +29,13 @@ impl<'c> Tx<'c> {
             conn,
             keyring,
             mode,
-            conflicted: false,
+            conflict: None,
         }
     }
 
-    /// Whether a statement of this attempt met a conflict.
-    pub(crate) fn conflicted(&self) -> bool {
-        self.conflicted
+    /// The first conflict a statement of this attempt met, if any.
+    pub(crate) fn conflict(&self) -> Option<Retry> {
+        self.conflict
     }
 
     /// Translate a statement's outcome into the domain's terms.
@@ -46,12 +46,12 @@ impl<'c> Tx<'c> {
     pub(crate) fn failure(&mut self, error: &diesel::result::Error) -> StoreError {
         match Failure::of(error) {
             Failure::Conflict(_) => {
-                self.conflicted = true;
+                self.conflict.get_or_insert(Retry::Clash);
                 StoreError::Conflict
             }
-            // A writer waited busy_timeout for SQLite's lock: contention, so run it again.
+            // A writer met SQLite's lock: contention, so run it again.
             Failure::Busy(_) if self.mode == TxMode::Write => {
-                self.conflicted = true;
+                self.conflict.get_or_insert(Retry::Busy);
                 StoreError::Conflict
             }
             // A reader never waits for a lock in WAL mode; if it did, the database is stuck.

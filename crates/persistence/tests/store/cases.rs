@@ -10,7 +10,7 @@ use wxlink_domain::{
     User,
 };
 use wxlink_persistence::{
-    Backend, MAX_ATTEMPTS, SESSION_PURGE_GRACE_SECS, Store, UserRecord, migrate,
+    Backend, MAX_ATTEMPTS, SESSION_PURGE_GRACE_SECS, Store, UserRecord, migrate, migrate_blocking,
 };
 
 use crate::support::*;
@@ -52,16 +52,11 @@ pub async fn ping_and_backend(db: &TestDb) {
 }
 
 pub async fn migrations_apply_once_and_report_names(db: &TestDb) {
+    assert_eq!(migrate(&db.url).await.unwrap(), MIGRATIONS);
+    assert_eq!(migrate(&db.url).await.unwrap(), Vec::<String>::new());
     let url = db.url.clone();
-    let applied = tokio::task::spawn_blocking(move || migrate(&url))
-        .await
-        .unwrap();
-    assert_eq!(applied.unwrap(), MIGRATIONS);
-    let url = db.url.clone();
-    let again = tokio::task::spawn_blocking(move || migrate(&url))
-        .await
-        .unwrap();
-    assert_eq!(again.unwrap(), Vec::<String>::new());
+    let blocking = tokio::task::spawn_blocking(move || migrate_blocking(&url));
+    assert_eq!(blocking.await.unwrap().unwrap(), Vec::<String>::new());
     // Connecting with migrate_on_start finds nothing to do either.
     let store = db.store().await;
     store.ping().await.unwrap();
@@ -718,4 +713,40 @@ pub async fn user_lookups(db: &TestDb) {
             .unwrap(),
         None
     );
+}
+
+/// With every connection busy, a caller waits at most `connect_timeout`, then hears
+/// `Unavailable`, instead of queueing without bound.
+pub async fn a_saturated_store_answers_unavailable_in_bounded_time(db: &TestDb) {
+    let store = wxlink_persistence::Store::connect(
+        db.config(keyring_a())
+            .max_connections(1)
+            .connect_timeout(std::time::Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+    let busy = store.clone();
+    let holder = tokio::spawn(async move {
+        busy.transact(TxMode::Read, |_tx| {
+            std::thread::sleep(std::time::Duration::from_millis(2_500));
+            Ok(())
+        })
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let outcome = store
+        .transact(TxMode::Read, |tx| Ok(tx.user(&user_id("u"))?))
+        .await;
+    assert!(
+        matches!(outcome, Err(DomainError::Store(StoreError::Unavailable(_)))),
+        "{outcome:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2_000),
+        "{:?}",
+        started.elapsed()
+    );
+    holder.await.unwrap().unwrap();
+    store.ping().await.unwrap();
 }

@@ -55,6 +55,7 @@ on_both_backends!(
     cases::purge_deletes_only_old_sessions,
     cases::reseal_rotates_the_data_key,
     cases::user_lookups,
+    cases::a_saturated_store_answers_unavailable_in_bounded_time,
     flows::service_logs_in_links_and_merges,
     flows::service_refreshes_the_session_key,
 );
@@ -87,6 +88,62 @@ mod sqlite_only {
             .await
             .unwrap_err();
         assert!(matches!(err, PersistenceError::CreateDir { .. }), "{err}");
+    }
+
+    /// Another process holding SQLite's write lock: readers go on (WAL), a writer gives up
+    /// with `Unavailable` after about one busy_timeout rather than retrying for a minute.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_write_lock_blocks_writers_for_one_busy_timeout_only() {
+        use diesel::connection::SimpleConnection as _;
+        use diesel::{Connection as _, SqliteConnection};
+        use wxlink_domain::{DomainError, IdentityStore, StoreError, TxMode};
+
+        let db = TestDb::sqlite();
+        let store = db.store().await;
+        let path = db.sqlite_path().unwrap();
+        let (locked_tx, locked) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let mut conn = SqliteConnection::establish(&path.to_string_lossy()).unwrap();
+            conn.batch_execute("PRAGMA busy_timeout = 5000; BEGIN IMMEDIATE")
+                .unwrap();
+            locked_tx.send(()).unwrap();
+            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(30));
+            conn.batch_execute("ROLLBACK").unwrap();
+        });
+        locked.recv().unwrap();
+
+        let started = std::time::Instant::now();
+        let read = store
+            .transact(TxMode::Read, |tx| {
+                Ok(tx.user(&crate::support::user_id("u"))?)
+            })
+            .await;
+        assert_eq!(read, Ok(None));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+
+        let started = std::time::Instant::now();
+        let write = store
+            .transact(TxMode::Write, |tx| {
+                Ok(tx.insert_user(&crate::support::user("w", None, 1))?)
+            })
+            .await;
+        let waited = started.elapsed();
+        assert!(
+            matches!(write, Err(DomainError::Store(StoreError::Unavailable(_)))),
+            "{write:?}"
+        );
+        assert!(waited >= std::time::Duration::from_secs(4), "{waited:?}");
+        assert!(waited < std::time::Duration::from_secs(8), "{waited:?}");
+
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        store
+            .transact(TxMode::Write, |tx| {
+                Ok(tx.insert_user(&crate::support::user("w", None, 1))?)
+            })
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -128,6 +128,9 @@ impl TestDb {
             Some(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(|e| e.to_string())?;
+                diesel::sql_query("PRAGMA busy_timeout = 5000")
+                    .execute(&mut conn)
+                    .map_err(|e| e.to_string())?;
                 diesel::sql_query(sql).execute(&mut conn)
             }
             None => {

@@ -1,0 +1,184 @@
+//! The linking rules as a client sees them: unionid at login, provisional users, links and
+//! merges learned from user data.
+
+use wxlink_wechat_sim::{UnionidPolicy, UserInfoRequest};
+
+use crate::helpers::{
+    APP_A, APP_B, APP_C, Backend, Options, TestApp, UserInfoResponse, identities, signed_body,
+};
+
+on_both_backends!(
+    unionid_at_login_links_two_apps,
+    user_info_links_a_provisional_user,
+    provisional_user_merges_into_the_unionid_owner,
+);
+
+async fn unionid_at_login_links_two_apps(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        Options::default().apps(&[
+            (APP_B, UnionidPolicy::Always),
+            (APP_C, UnionidPolicy::Always),
+        ]),
+    )
+    .await;
+
+    let on_b = app.login(APP_B, "alice-in-b", Some("alice-union")).await;
+    assert!(on_b.unionid_linked, "{on_b:?}");
+    assert!(!on_b.needs_user_info, "{on_b:?}");
+    assert_eq!(on_b.expires_in, 604_800, "the default ttl");
+    assert!(
+        on_b.token.len() >= 43
+            && on_b
+                .token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "a token is at least 32 random bytes, URL-safe: {:?}",
+        on_b.token
+    );
+
+    let on_c = app.login(APP_C, "alice-in-c", Some("alice-union")).await;
+    assert_eq!(on_c.user_id, on_b.user_id, "one unionid is one user");
+    assert!(on_c.unionid_linked && !on_c.needs_user_info, "{on_c:?}");
+    assert_ne!(on_c.token, on_b.token, "each login issues a new token");
+
+    for token in [&on_b.token, &on_c.token] {
+        let me = app.me_ok(token).await;
+        assert_eq!(me.user_id, on_b.user_id);
+        assert!(me.unionid_linked);
+        assert_eq!(
+            me.identities,
+            identities(&[(APP_B, "alice-in-b"), (APP_C, "alice-in-c")])
+        );
+    }
+
+    // Logging in again on an app gives a new token for the same user and no new identity.
+    let again = app.login(APP_B, "alice-in-b", None).await;
+    assert_eq!(again.user_id, on_b.user_id);
+    assert!(again.token != on_b.token && again.token != on_c.token);
+    assert_eq!(app.me_ok(&again.token).await.identities.len(), 2);
+
+    // Another person stays another user.
+    let bob = app.login(APP_B, "bob-in-b", Some("bob-union")).await;
+    assert_ne!(bob.user_id, on_b.user_id);
+    assert_eq!(
+        app.me_ok(&bob.token).await.identities,
+        identities(&[(APP_B, "bob-in-b")])
+    );
+}
+
+async fn user_info_links_a_provisional_user(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+
+    let login = app.login(APP_A, "carol-in-a", Some("carol-union")).await;
+    assert!(!login.unionid_linked, "{login:?}");
+    assert!(login.needs_user_info, "{login:?}");
+    let me = app.me_ok(&login.token).await;
+    assert_eq!(me.user_id, login.user_id);
+    assert!(!me.unionid_linked);
+    assert_eq!(me.identities, identities(&[(APP_A, "carol-in-a")]));
+
+    // wx.getUserProfile's data carries no unionId: accepted, links nothing.
+    let profile = app
+        .sim
+        .user_info_with(&UserInfoRequest::new(APP_A, "carol-in-a").without_unionid())
+        .expect("simulated wx.getUserProfile");
+    let answer = app.user_info_ok(&login.token, &signed_body(&profile)).await;
+    assert_eq!(
+        answer,
+        UserInfoResponse {
+            user_id: login.user_id.clone(),
+            unionid_linked: false,
+            merged: false
+        }
+    );
+
+    // wx.getUserInfo's data carries the unionId: the provisional user becomes its owner.
+    let info = app.wx_user_info(APP_A, "carol-in-a");
+    let linked = UserInfoResponse {
+        user_id: login.user_id.clone(),
+        unionid_linked: true,
+        merged: false,
+    };
+    assert_eq!(
+        app.user_info_ok(&login.token, &signed_body(&info)).await,
+        linked
+    );
+    let me = app.me_ok(&login.token).await;
+    assert!(me.unionid_linked);
+    assert_eq!(me.user_id, login.user_id);
+    assert_eq!(me.identities, identities(&[(APP_A, "carol-in-a")]));
+
+    // Sending it again changes nothing.
+    let info = app.wx_user_info(APP_A, "carol-in-a");
+    assert_eq!(
+        app.user_info_ok(&login.token, &signed_body(&info)).await,
+        linked
+    );
+
+    // Later logins land on the linked user: on A (no unionid at login) and on bound B.
+    let again = app.login(APP_A, "carol-in-a", None).await;
+    assert_eq!(again.user_id, login.user_id);
+    assert!(again.unionid_linked && !again.needs_user_info, "{again:?}");
+    let on_b = app.login(APP_B, "carol-in-b", Some("carol-union")).await;
+    assert_eq!(on_b.user_id, login.user_id);
+    assert_eq!(
+        app.me_ok(&login.token).await.identities,
+        identities(&[(APP_A, "carol-in-a"), (APP_B, "carol-in-b")])
+    );
+}
+
+async fn provisional_user_merges_into_the_unionid_owner(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+
+    // The person first uses bound app B: WeChat tells the unionid, B's user O owns it.
+    let owner = app.login(APP_B, "dan-in-b", Some("dan-union")).await;
+    assert!(owner.unionid_linked);
+    // Then unbound app A: a provisional user P.
+    let provisional = app.login(APP_A, "dan-in-a", Some("dan-union")).await;
+    assert!(provisional.needs_user_info);
+    assert_ne!(provisional.user_id, owner.user_id);
+
+    // A's user data names the unionid: P is merged into O.
+    let info = app.wx_user_info(APP_A, "dan-in-a");
+    assert_eq!(
+        app.user_info_ok(&provisional.token, &signed_body(&info))
+            .await,
+        UserInfoResponse {
+            user_id: owner.user_id.clone(),
+            unionid_linked: true,
+            merged: true
+        }
+    );
+
+    // P's token acts as O, with both identities; so does O's.
+    let both = identities(&[(APP_A, "dan-in-a"), (APP_B, "dan-in-b")]);
+    for token in [&provisional.token, &owner.token] {
+        let me = app.me_ok(token).await;
+        assert_eq!(me.user_id, owner.user_id);
+        assert!(me.unionid_linked);
+        assert_eq!(me.identities, both);
+    }
+
+    // Submitting data again through P's token is no second merge.
+    let info = app.wx_user_info(APP_A, "dan-in-a");
+    assert_eq!(
+        app.user_info_ok(&provisional.token, &signed_body(&info))
+            .await,
+        UserInfoResponse {
+            user_id: owner.user_id.clone(),
+            unionid_linked: true,
+            merged: false
+        }
+    );
+
+    // A later login on A lands on O.
+    let later = app.login(APP_A, "dan-in-a", None).await;
+    assert_eq!(later.user_id, owner.user_id);
+    assert!(later.unionid_linked && !later.needs_user_info, "{later:?}");
+    assert_eq!(app.me_ok(&later.token).await.identities, both);
+
+    // P's old token still works after logging out O's.
+    assert_eq!(app.logout(&owner.token).await.status, 204);
+    assert_eq!(app.me_ok(&provisional.token).await.user_id, owner.user_id);
+}

@@ -1,0 +1,51 @@
+//! Black-box tests of the built `wxlink` binary over HTTP, held to `docs/contract.md`.
+//!
+//! Each test starts its own `wxlink serve` process (a free port, its own database, its own data
+//! key file) against its own in-process WeChat simulator; see [`helpers::TestApp`].
+//! Every scenario runs on SQLite and on PostgreSQL: `on_both_backends!` turns each scenario
+//! function into `…::sqlite::name` and `…::postgres::name` tests. The PostgreSQL ones need
+//! `WXLINK_TEST_DATABASE_URL` (a server where the tests may create databases); without it they
+//! print a skip line, unless `WXLINK_REQUIRE_POSTGRES=1` makes that a failure.
+//!
+//! All API tests are modules of this one test binary (one link step). Set `TEST_LOG=1` to see
+//! the service's logs as they are written; a failing test prints them anyway.
+
+/// Turns `async fn name(backend: Backend)` scenarios of the calling module into one test per
+/// backend: `sqlite::name` and `postgres::name`. Attributes before a name (e.g. `#[ignore]`)
+/// go to both tests.
+macro_rules! on_both_backends {
+    ($($(#[$meta:meta])* $name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                $(#[$meta])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                $(#[$meta])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let test = concat!(module_path!(), "::", stringify!($name));
+                    if let Some(backend) = $crate::helpers::Backend::postgres(test) {
+                        super::$name(backend).await;
+                    }
+                }
+            )+
+        }
+    };
+}
+
+mod concurrency;
+mod durability;
+mod errors;
+mod forgery;
+mod helpers;
+mod linking;
+mod sandbox;
+mod secrets;
+mod stale_key;
+mod startup;

@@ -1,0 +1,288 @@
+//! Start-up and configuration: refused configurations name the key, environment overrides
+//! work, the data key file is created private, `wxlink migrate` reports what it did.
+//! SQLite only: nothing here depends on the backend.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use wxlink_wechat_sim::{Simulator, UnionidPolicy};
+
+use crate::helpers::{
+    APP_A, APP_B, PROCESS_LIMIT, Proc, free_port, http_client, toml_str, wait_until_ready,
+    wxlink_command,
+};
+
+/// A valid configuration with `extra` appended.
+fn config(dir: &Path, port: u16, api_base: &str, extra: &str) -> String {
+    let db = format!("sqlite://{}", dir.join("wxlink.db").display());
+    format!(
+        "[server]\nbind = \"127.0.0.1:{port}\"\n\n[database]\nurl = {}\n\n[wechat]\napi_base = {}\n\n{extra}",
+        toml_str(&db),
+        toml_str(api_base)
+    )
+}
+
+/// Environment variables for a child process.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
+const APP_A_TABLE: &str = "[apps.wxa1b2c3d4e5f60001]\nsecret = \"s3cret\"\n";
+
+/// Run `wxlink serve --config` with `toml` and `env`; it must exit non-zero on its own.
+fn refused(toml: &str, env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("wxlink.toml");
+    std::fs::write(&path, toml).expect("write the config");
+    let mut cmd = wxlink_command();
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .current_dir(dir.path());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let mut proc = Proc::spawn(cmd, "wxlink (refused config)");
+    let status = proc.wait_exit(PROCESS_LIMIT);
+    let stderr = proc.stderr();
+    assert!(
+        !status.success(),
+        "wxlink should refuse this configuration:\n{toml}\nstderr:\n{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn unknown_keys_stop_startup_and_are_named() {
+    let dir = Path::new("/nonexistent");
+    let cases: Vec<(String, Env, &str)> = vec![
+        (
+            config(dir, 1, "http://127.0.0.1:9", APP_A_TABLE)
+                .replace("[server]\n", "[server]\ncolour = \"blue\"\n"),
+            &[],
+            "colour",
+        ),
+        (
+            config(
+                dir,
+                1,
+                "http://127.0.0.1:9",
+                &format!("{APP_A_TABLE}\n[wechat_extra]\ntimeout = 5\n"),
+            ),
+            &[],
+            "wechat_extra",
+        ),
+        (
+            config(
+                dir,
+                1,
+                "http://127.0.0.1:9",
+                &format!("{APP_A_TABLE}secrett = \"typo\"\n"),
+            ),
+            &[],
+            "secrett",
+        ),
+        (
+            config(dir, 1, "http://127.0.0.1:9", APP_A_TABLE)
+                .replace("[wechat]\n", "[wechat]\ntimeout_secs = 5\n"),
+            &[],
+            "timeout_secs",
+        ),
+        (
+            config(dir, 1, "http://127.0.0.1:9", APP_A_TABLE),
+            &[("WXLINK__SESSION__TTL_DAYS", "3")],
+            "ttl_days",
+        ),
+    ];
+    for (toml, env, key) in cases {
+        let stderr = refused(&toml, env);
+        assert!(
+            stderr.contains(key),
+            "the message should name `{key}`:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn malformed_appids_are_named() {
+    for appid in ["wxBAD", "wx4f4bc4dec97d474b0", "xx4f4bc4dec97d474b"] {
+        let toml = config(
+            Path::new("/nonexistent"),
+            1,
+            "http://127.0.0.1:9",
+            &format!("[apps.{appid}]\nsecret = \"s\"\n"),
+        );
+        let stderr = refused(&toml, &[]);
+        assert!(
+            stderr.contains(&format!("apps.{appid}")),
+            "the message should name apps.{appid}:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn missing_secrets_are_named() {
+    for table in ["kind = \"mini_program\"\n", "secret = \"\"\n"] {
+        let toml = config(
+            Path::new("/nonexistent"),
+            1,
+            "http://127.0.0.1:9",
+            &format!("[apps.{APP_A}]\n{table}"),
+        );
+        let stderr = refused(&toml, &[]);
+        assert!(
+            stderr.contains(&format!("apps.{APP_A}.secret")),
+            "the message should name apps.{APP_A}.secret:\n{stderr}"
+        );
+    }
+}
+
+/// Start `wxlink serve` in `dir` with `toml` and `env` and wait until it is ready.
+async fn serve(dir: &Path, port: u16, toml: &str, env: &[(&str, &str)]) -> Proc {
+    let path = dir.join("wxlink.toml");
+    std::fs::write(&path, toml).expect("write the config");
+    let mut cmd = wxlink_command();
+    cmd.arg("serve").arg("--config").arg(&path).current_dir(dir);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let mut proc = Proc::spawn(cmd, "wxlink (startup)");
+    let base = format!("http://127.0.0.1:{port}");
+    if let Err(why) = wait_until_ready(&mut proc, &http_client(), &base, port).await {
+        proc.kill();
+        panic!("{why}");
+    }
+    proc
+}
+
+#[tokio::test]
+async fn database_url_comes_from_the_environment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let from_file = dir.path().join("from-file.db");
+    let from_env = dir.path().join("from-env.db");
+    let toml = config(dir.path(), port, "http://127.0.0.1:9", APP_A_TABLE).replace(
+        &format!("sqlite://{}", dir.path().join("wxlink.db").display()),
+        &format!("sqlite://{}", from_file.display()),
+    );
+    let env_url = format!("sqlite://{}", from_env.display());
+    let mut proc = serve(
+        dir.path(),
+        port,
+        &toml,
+        &[("WXLINK__DATABASE__URL", &env_url)],
+    )
+    .await;
+    proc.kill();
+    assert!(from_env.exists(), "the environment's database was created");
+    assert!(
+        !from_file.exists(),
+        "the file's database URL was overridden, yet {} exists",
+        from_file.display()
+    );
+}
+
+#[tokio::test]
+async fn app_secret_comes_from_the_environment() {
+    let sim = Simulator::builder()
+        .app(APP_B, "secret-from-env", UnionidPolicy::Always)
+        .start()
+        .await
+        .expect("start the simulator");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let toml = config(
+        dir.path(),
+        port,
+        &sim.base_url(),
+        &format!("[apps.{APP_B}]\nkind = \"mini_program\"\n"),
+    );
+    let env_key = format!("WXLINK__APPS__{}__SECRET", APP_B.to_ascii_uppercase());
+    let mut proc = serve(dir.path(), port, &toml, &[(&env_key, "secret-from-env")]).await;
+
+    let wx = sim
+        .login(APP_B, "env-user", Some("env-union"))
+        .expect("simulated wx.login");
+    let client = http_client();
+    let request = client
+        .post(format!("http://127.0.0.1:{port}/v1/wechat/login"))
+        .json(&serde_json::json!({"appid": APP_B, "code": wx.code}));
+    let reply = crate::helpers::send(request, "login").await;
+    proc.kill();
+    let login = crate::helpers::LoginResponse::parse(&reply);
+    assert!(login.unionid_linked);
+    assert!(
+        !proc.stderr().contains("secret-from-env"),
+        "the secret is never logged"
+    );
+}
+
+#[tokio::test]
+async fn data_key_file_is_created_private() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let toml = config(dir.path(), port, "http://127.0.0.1:9", APP_A_TABLE);
+    let key_file = dir.path().join("wxlink.key");
+    assert!(!key_file.exists());
+    let mut proc = serve(dir.path(), port, &toml, &[]).await;
+    proc.kill();
+
+    let metadata = std::fs::metadata(&key_file).expect("wxlink.key beside the config file");
+    assert_eq!(
+        metadata.permissions().mode() & 0o777,
+        0o600,
+        "the data key file is private"
+    );
+    let key = std::fs::read_to_string(&key_file).expect("read the key");
+    let bytes = wxlink_crypto::decode_base64(key.trim()).expect("base64");
+    assert_eq!(bytes.len(), 32, "a data key is 32 bytes");
+    let stderr = proc.stderr();
+    assert!(
+        stderr.contains("data key") || stderr.contains("data_key"),
+        "creating the key file is warned about:\n{stderr}"
+    );
+    assert!(!stderr.contains(key.trim()), "the data key is never logged");
+}
+
+#[test]
+fn migrate_reports_applied_migrations_then_up_to_date() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("migrated.db").display());
+    let run = || {
+        let mut cmd = wxlink_command();
+        cmd.args(["migrate", "--database-url", &url])
+            .current_dir(dir.path());
+        let mut proc = Proc::spawn(cmd, "wxlink migrate");
+        let status = proc.wait_exit(PROCESS_LIMIT);
+        assert!(
+            status.success(),
+            "wxlink migrate: {status}\n{}",
+            proc.stderr()
+        );
+        proc.stdout()
+    };
+
+    let first = run();
+    let applied: Vec<&str> = first
+        .lines()
+        .filter_map(|l| l.strip_prefix("applied "))
+        .collect();
+    let mut expected: Vec<String> = std::fs::read_dir(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/persistence/migrations/sqlite"),
+    )
+    .expect("the SQLite migrations directory")
+    .filter_map(Result::ok)
+    .map(|e| e.file_name().to_string_lossy().into_owned())
+    .collect();
+    expected.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(
+        applied, expected,
+        "first run prints every migration:\n{first}"
+    );
+    assert!(!first.contains("up to date"), "{first}");
+
+    let second = run();
+    assert!(
+        second.contains("up to date") && !second.contains("applied "),
+        "second run is up to date:\n{second}"
+    );
+}

@@ -3,6 +3,7 @@
 //! - `cargo xtask test` is the whole gate: formatting, clippy, docs, and every test suite, with a
 //!   throwaway PostgreSQL for the database tests.
 //! - `cargo xtask migrate [--database-url URL]` applies the embedded migrations.
+//! - `cargo xtask fuzz --cases N` fuzzes the decryptor (N cases) and request parsing (N/10).
 //! - `cargo xtask pg` starts a throwaway PostgreSQL and prints its URL until interrupted.
 
 use wxlink_tests::pg;
@@ -39,6 +40,12 @@ enum Task {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Fuzz the decryptor with N cases and request parsing with N/10, in release mode.
+    Fuzz {
+        /// How many inputs to run through the decryptor.
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: u32,
+    },
     /// Start a throwaway PostgreSQL on loopback and print its URL; stops on Enter or Ctrl-C.
     Pg,
 }
@@ -54,6 +61,7 @@ fn main() -> ExitCode {
             database_url,
             config,
         } => migrate(database_url, config),
+        Task::Fuzz { cases } => fuzz(cases),
         Task::Pg => run_pg(),
     };
     match result {
@@ -164,6 +172,32 @@ fn migrate(database_url: Option<String>, config: Option<PathBuf>) -> Result {
         cmd.arg("--config").arg(config);
     }
     run("wxlink migrate", &mut cmd)
+}
+
+fn fuzz(cases: u32) -> Result {
+    let targets = [
+        (
+            "wxlink-crypto",
+            &["--test", "fuzz", "fuzz_decryption"][..],
+            cases,
+        ),
+        (
+            "wxlink-api",
+            &["--lib", "fuzz_request_parsing"][..],
+            (cases / 10).max(1),
+        ),
+    ];
+    for (package, filter, n) in targets {
+        run(
+            &format!("fuzz {package} ({n} cases)"),
+            cargo()
+                .args(["test", "--release", "-p", package])
+                .args(filter)
+                .args(["--", "--ignored", "--nocapture", "--test-threads", "1"])
+                .env("WXLINK_FUZZ_CASES", n.to_string()),
+        )?;
+    }
+    Ok(())
 }
 
 fn run_pg() -> Result {

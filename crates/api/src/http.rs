@@ -274,3 +274,81 @@ async fn logout(
     state.service.logout(&token).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Request parsing never panics: arbitrary bytes, and JSON objects with arbitrary field
+    //! values, go through the same parsing and validation as real requests.
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::{LoginRequest, UserInfoRequest, configured_app, parse_code};
+
+    fn bodies() -> impl Strategy<Value = Vec<u8>> {
+        let field = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<i64>().prop_map(serde_json::Value::from),
+            ".{0,64}".prop_map(serde_json::Value::from),
+            "[A-Za-z0-9+/ =]{0,64}".prop_map(serde_json::Value::from),
+        ];
+        let object = proptest::collection::btree_map(
+            prop_oneof![
+                Just("appid".to_string()),
+                Just("code".to_string()),
+                Just("encrypted_data".to_string()),
+                Just("iv".to_string()),
+                Just("raw_data".to_string()),
+                Just("signature".to_string()),
+                ".{0,8}",
+            ],
+            field,
+            0..7,
+        )
+        .prop_map(|m| serde_json::to_vec(&m).unwrap_or_default());
+        prop_oneof![proptest::collection::vec(any::<u8>(), 0..256), object]
+    }
+
+    pub(crate) fn fuzz(cases: u32) -> u64 {
+        let apps = std::collections::HashSet::new();
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let executed = std::sync::atomic::AtomicU64::new(0);
+        runner
+            .run(&bodies(), |body| {
+                executed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Ok(login) = serde_json::from_slice::<LoginRequest>(&body) {
+                    let _ = configured_app(&apps, login.appid);
+                    let _ = parse_code(login.code);
+                }
+                if let Ok(info) = serde_json::from_slice::<UserInfoRequest>(&body) {
+                    let _ = info.into_submission();
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|failure| panic!("fuzzing found a failure: {failure}"));
+        executed.into_inner()
+    }
+
+    #[test]
+    fn request_parsing_survives_a_small_fuzz_run() {
+        assert!(fuzz(2_000) >= 2_000);
+    }
+
+    #[test]
+    #[ignore = "long: run through `cargo xtask fuzz --cases N`"]
+    fn fuzz_request_parsing() {
+        let cases: u32 = std::env::var("WXLINK_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100_000);
+        let started = std::time::Instant::now();
+        let executed = fuzz(cases);
+        println!(
+            "fuzz request parsing: {executed} executions, 0 panics, {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}

@@ -98,13 +98,15 @@ impl UserDataOpener for CryptoOpener {
         data: &EncryptedUserData,
     ) -> Result<OpenedUserData, UserDataError> {
         let key = key.expose_secret();
+        // Decrypt first, as the contract orders it: a stale session_key then reads as
+        // decrypt_failed (the client's cue to send a fresh code), not as a bad signature.
+        let user = wxlink_crypto::decrypt_user_data(key, &data.iv, &data.encrypted_data)
+            .map_err(|e| UserDataError::DecryptFailed(e.to_string()))?;
         if let Some((raw_data, signature)) = &data.signed_raw_data
             && !wxlink_crypto::verify_raw_data_signature(raw_data, key, signature)
         {
             return Err(UserDataError::SignatureMismatch);
         }
-        let user = wxlink_crypto::decrypt_user_data(key, &data.iv, &data.encrypted_data)
-            .map_err(|e| UserDataError::DecryptFailed(e.to_string()))?;
         let malformed =
             |what: &str| UserDataError::DecryptFailed(format!("decrypted {what} is malformed"));
         Ok(OpenedUserData {

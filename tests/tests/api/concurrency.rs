@@ -1,4 +1,5 @@
-//! Concurrent first logins of one person, and login latency (printed, never asserted).
+//! One person is one user under concurrency: simultaneous first logins, simultaneous user
+//! data, several nodes on one database. And login latency (printed, never asserted).
 
 use std::time::{Duration, Instant};
 
@@ -6,9 +7,17 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use wxlink_wechat_sim::UnionidPolicy;
 
-use crate::helpers::{APP_A, APP_B, Backend, LoginResponse, Options, TestApp, identities, send};
+use crate::helpers::{
+    APP_A, APP_B, APP_C, Backend, LoginResponse, Options, Reply, TestApp, UserInfoResponse,
+    identities, send, signed_body,
+};
 
-on_both_backends!(concurrent_first_logins_make_one_user, login_latency);
+on_both_backends!(
+    concurrent_first_logins_make_one_user,
+    concurrent_user_info_makes_one_owner,
+    two_nodes_sharing_a_database_make_one_user,
+    login_latency,
+);
 
 async fn concurrent_first_logins_make_one_user(backend: Backend) {
     let app = TestApp::spawn(
@@ -21,39 +30,19 @@ async fn concurrent_first_logins_make_one_user(backend: Backend) {
     .await;
 
     // 20 wx.login codes per app for the same person, all exchanged at once.
-    let mut codes = Vec::new();
+    let mut requests = Vec::new();
     for _ in 0..20 {
-        codes.push((
-            APP_A,
-            app.wx_login(APP_A, "zoe-in-a", Some("zoe-union")).code,
-        ));
-        codes.push((
-            APP_B,
-            app.wx_login(APP_B, "zoe-in-b", Some("zoe-union")).code,
-        ));
+        for (appid, openid) in [(APP_A, "zoe-in-a"), (APP_B, "zoe-in-b")] {
+            let code = app.wx_login(appid, openid, Some("zoe-union")).code;
+            requests.push(
+                app.client
+                    .post(format!("{}/v1/wechat/login", app.address))
+                    .json(&json!({"appid": appid, "code": code})),
+            );
+        }
     }
-    let mut logins = JoinSet::new();
-    for (appid, code) in codes {
-        let request = app
-            .client
-            .post(format!("{}/v1/wechat/login", app.address))
-            .json(&json!({"appid": appid, "code": code}));
-        logins.spawn(async move { send(request, "concurrent login").await });
-    }
-    let mut answers = Vec::new();
-    while let Some(reply) = logins.join_next().await {
-        answers.push(reply.expect("the login task"));
-    }
-    let failures: Vec<String> = answers
-        .iter()
-        .filter(|r| r.status != 200)
-        .map(|r| format!("{} {}", r.status, r.body))
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of 40 concurrent logins failed: {failures:#?}",
-        failures.len()
-    );
+    let answers = all_at_once(requests).await;
+    assert_all_ok(&answers, "40 concurrent first logins");
     let logins: Vec<LoginResponse> = answers.iter().map(LoginResponse::parse).collect();
     let users: std::collections::BTreeSet<&str> =
         logins.iter().map(|l| l.user_id.as_str()).collect();
@@ -66,6 +55,121 @@ async fn concurrent_first_logins_make_one_user(backend: Backend) {
         assert_eq!(me.user_id, login.user_id);
         assert_eq!(me.identities, both);
     }
+}
+
+/// Sends every request at once and waits for all answers, in the order given.
+async fn all_at_once(requests: Vec<reqwest::RequestBuilder>) -> Vec<Reply> {
+    let mut tasks = JoinSet::new();
+    for (i, request) in requests.into_iter().enumerate() {
+        tasks.spawn(async move { (i, send(request, "concurrent request").await) });
+    }
+    let mut answers = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        answers.push(done.expect("the request task"));
+    }
+    answers.sort_by_key(|(i, _)| *i);
+    answers.into_iter().map(|(_, reply)| reply).collect()
+}
+
+#[track_caller]
+fn assert_all_ok(answers: &[Reply], what: &str) {
+    let failures: Vec<String> = answers
+        .iter()
+        .filter(|r| r.status != 200)
+        .map(|r| format!("{} {}", r.status, r.body))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{what}: {} of {} failed: {failures:#?}",
+        failures.len(),
+        answers.len()
+    );
+}
+
+/// Two provisional users of one person send their user data at the same time, ten times
+/// each: one becomes the unionid's owner, the other is merged into it exactly once.
+async fn concurrent_user_info_makes_one_owner(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        Options::default().apps(&[(APP_A, UnionidPolicy::Never), (APP_C, UnionidPolicy::Never)]),
+    )
+    .await;
+    let on_a = app.login(APP_A, "max-in-a", Some("max-union")).await;
+    let on_c = app.login(APP_C, "max-in-c", Some("max-union")).await;
+    let body_a = signed_body(&app.wx_user_info(APP_A, "max-in-a"));
+    let body_c = signed_body(&app.wx_user_info(APP_C, "max-in-c"));
+    let mut requests = Vec::new();
+    for _ in 0..10 {
+        for (token, body) in [(&on_a.token, &body_a), (&on_c.token, &body_c)] {
+            requests.push(
+                app.client
+                    .post(format!("{}/v1/wechat/user-info", app.address))
+                    .bearer_auth(token)
+                    .json(body),
+            );
+        }
+    }
+    let answers = all_at_once(requests).await;
+    assert_all_ok(&answers, "concurrent user-info");
+    let answers: Vec<UserInfoResponse> = answers.iter().map(UserInfoResponse::parse).collect();
+    let owners: std::collections::BTreeSet<&str> =
+        answers.iter().map(|a| a.user_id.as_str()).collect();
+    assert_eq!(owners.len(), 1, "one unionid is one user: {answers:#?}");
+    let owner = answers[0].user_id.clone();
+    assert!(
+        owner == on_a.user_id || owner == on_c.user_id,
+        "the owner is one of the two provisional users"
+    );
+    assert!(answers.iter().all(|a| a.unionid_linked));
+    let merges = answers.iter().filter(|a| a.merged).count();
+    assert_eq!(merges, 1, "exactly one merge: {answers:#?}");
+
+    let both = identities(&[(APP_A, "max-in-a"), (APP_C, "max-in-c")]);
+    for token in [&on_a.token, &on_c.token] {
+        let me = app.me_ok(token).await;
+        assert_eq!(me.user_id, owner);
+        assert_eq!(me.identities, both);
+    }
+}
+
+/// Rule 4 holds across nodes: database constraints, not in-process locks.
+async fn two_nodes_sharing_a_database_make_one_user(backend: Backend) {
+    let mut app = TestApp::spawn(
+        backend,
+        Options::default().apps(&[
+            (APP_A, UnionidPolicy::Always),
+            (APP_B, UnionidPolicy::Always),
+        ]),
+    )
+    .await;
+    let second = app.spawn_node().await;
+    let mut requests = Vec::new();
+    for i in 0..10 {
+        for (appid, openid) in [(APP_A, "nia-in-a"), (APP_B, "nia-in-b")] {
+            let code = app.wx_login(appid, openid, Some("nia-union")).code;
+            let node = if i % 2 == 0 { &app.address } else { &second };
+            requests.push(
+                app.client
+                    .post(format!("{node}/v1/wechat/login"))
+                    .json(&json!({"appid": appid, "code": code})),
+            );
+        }
+    }
+    let answers = all_at_once(requests).await;
+    assert_all_ok(&answers, "logins on two nodes");
+    let logins: Vec<LoginResponse> = answers.iter().map(LoginResponse::parse).collect();
+    let users: std::collections::BTreeSet<&str> =
+        logins.iter().map(|l| l.user_id.as_str()).collect();
+    assert_eq!(
+        users.len(),
+        1,
+        "one unionid is one user across nodes: {users:?}"
+    );
+    let me = app.me_ok(&logins[0].token).await;
+    assert_eq!(
+        me.identities,
+        identities(&[(APP_A, "nia-in-a"), (APP_B, "nia-in-b")])
+    );
 }
 
 async fn login_latency(backend: Backend) {

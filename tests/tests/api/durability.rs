@@ -1,8 +1,19 @@
-//! An acknowledged login survives the process being killed (SIGKILL, no shutdown).
+//! An acknowledged login survives the process being killed (SIGKILL, no shutdown), and
+//! SIGTERM lets in-flight requests finish.
 
-use crate::helpers::{APP_A, APP_B, Backend, Options, TestApp, signed_body};
+use std::time::{Duration, Instant};
 
-on_both_backends!(acknowledged_logins_survive_sigkill);
+use serde_json::json;
+use wxlink_wechat_sim::{Fault, FaultTarget};
+
+use crate::helpers::{
+    APP_A, APP_B, Backend, LoginResponse, Options, POLL, TestApp, send, signed_body,
+};
+
+on_both_backends!(
+    acknowledged_logins_survive_sigkill,
+    sigterm_lets_in_flight_requests_finish,
+);
 
 async fn acknowledged_logins_survive_sigkill(backend: Backend) {
     let mut app = TestApp::spawn(backend, Options::default()).await;
@@ -44,4 +55,37 @@ async fn acknowledged_logins_survive_sigkill(backend: Backend) {
     let linked = app.user_info_ok(&login.token, &signed_body(&info)).await;
     assert!(linked.unionid_linked && !linked.merged, "{linked:?}");
     assert_eq!(linked.user_id, login.user_id);
+}
+
+async fn sigterm_lets_in_flight_requests_finish(backend: Backend) {
+    let mut app = TestApp::spawn(backend, Options::default()).await;
+
+    // A login that is still waiting for WeChat when SIGTERM arrives.
+    let wx = app.wx_login(APP_B, "otto-in-b", Some("otto-union"));
+    app.sim
+        .queue_faults(FaultTarget::code(&wx.code), [Fault::Delay { ms: 1000 }])
+        .expect("queue a fault");
+    let request = app
+        .client
+        .post(format!("{}/v1/wechat/login", app.address))
+        .json(&json!({"appid": APP_B, "code": wx.code}));
+    let in_flight = tokio::spawn(async move { send(request, "in-flight login").await });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.sim.code2session_calls() == 0 {
+        assert!(Instant::now() < deadline, "the login never reached WeChat");
+        tokio::time::sleep(POLL).await;
+    }
+    app.terminate();
+
+    let reply = in_flight.await.expect("the login task");
+    let login = LoginResponse::parse(&reply);
+    let status = app.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "wxlink exits cleanly after SIGTERM: {status}"
+    );
+
+    // What it acknowledged during shutdown was kept.
+    app.restart().await;
+    assert_eq!(app.me_ok(&login.token).await.user_id, login.user_id);
 }

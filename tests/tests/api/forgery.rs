@@ -8,7 +8,10 @@ use crate::helpers::{
     identities, now_unix, signed_body, unsigned_body, user_plaintext,
 };
 
-on_both_backends!(forged_user_data_is_refused_and_changes_nothing);
+on_both_backends!(
+    forged_user_data_is_refused_and_changes_nothing,
+    watermark_age_check_can_be_disabled,
+);
 
 async fn forged_user_data_is_refused_and_changes_nothing(backend: Backend) {
     let app = TestApp::spawn(backend, Options::default()).await;
@@ -103,7 +106,7 @@ async fn forged_user_data_is_refused_and_changes_nothing(backend: Backend) {
             "another user's signed data replayed under this session",
             signed_body(&others_data),
             0,
-            &["decrypt_failed", "identity_mismatch", "signature_mismatch"],
+            &["decrypt_failed", "identity_mismatch"],
         ),
     ];
 
@@ -143,4 +146,33 @@ async fn forged_user_data_is_refused_and_changes_nothing(backend: Backend) {
     let me = app.me_ok(&victim.token).await;
     assert_eq!(me.identities, identities(&[(APP_A, "hana-in-a")]));
     assert_eq!(app.me_ok(&other.token).await, other_before);
+}
+
+/// `max_watermark_age_secs = 0` turns the age check off; the appid is still checked.
+async fn watermark_age_check_can_be_disabled(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default().max_watermark_age_secs(0)).await;
+    let login = app.login(APP_A, "jade-in-a", Some("jade-union")).await;
+    let before = app.me_ok(&login.token).await;
+    let with = |request: UserInfoRequest| {
+        app.sim
+            .user_info_with(&request)
+            .expect("simulated wx.getUserInfo")
+    };
+    let foreign = with(UserInfoRequest {
+        watermark_appid: Some(APP_B.to_owned()),
+        watermark_timestamp: Some(app.sim.now_unix() - 3600),
+        ..UserInfoRequest::new(APP_A, "jade-in-a")
+    });
+    let reply = app.user_info(&login.token, &signed_body(&foreign)).await;
+    crate::helpers::assert_error(&reply, 422, "watermark_mismatch", "foreign, old watermark");
+    assert_eq!(app.me_ok(&login.token).await, before);
+
+    let week_old = with(UserInfoRequest {
+        watermark_timestamp: Some(app.sim.now_unix() - 7 * 24 * 3600),
+        ..UserInfoRequest::new(APP_A, "jade-in-a")
+    });
+    let linked = app
+        .user_info_ok(&login.token, &signed_body(&week_old))
+        .await;
+    assert!(linked.unionid_linked, "{linked:?}");
 }

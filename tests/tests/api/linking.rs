@@ -11,6 +11,7 @@ on_both_backends!(
     unionid_at_login_links_two_apps,
     user_info_links_a_provisional_user,
     provisional_user_merges_into_the_unionid_owner,
+    first_provisional_user_to_link_owns_the_unionid,
 );
 
 async fn unionid_at_login_links_two_apps(backend: Backend) {
@@ -181,4 +182,44 @@ async fn provisional_user_merges_into_the_unionid_owner(backend: Backend) {
     // P's old token still works after logging out O's.
     assert_eq!(app.logout(&owner.token).await.status, 204);
     assert_eq!(app.me_ok(&provisional.token).await.user_id, owner.user_id);
+}
+
+async fn first_provisional_user_to_link_owns_the_unionid(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        Options::default().apps(&[(APP_A, UnionidPolicy::Never), (APP_C, UnionidPolicy::Never)]),
+    )
+    .await;
+    // One person on two unbound apps: two provisional users.
+    let on_a = app.login(APP_A, "eve-in-a", Some("eve-union")).await;
+    let on_c = app.login(APP_C, "eve-in-c", Some("eve-union")).await;
+    assert!(on_a.needs_user_info && on_c.needs_user_info);
+    assert_ne!(on_a.user_id, on_c.user_id);
+
+    // The first to send user data becomes the unionid's owner …
+    let info = app.wx_user_info(APP_C, "eve-in-c");
+    assert_eq!(
+        app.user_info_ok(&on_c.token, &signed_body(&info)).await,
+        UserInfoResponse {
+            user_id: on_c.user_id.clone(),
+            unionid_linked: true,
+            merged: false
+        }
+    );
+    // … and the second is merged into it.
+    let info = app.wx_user_info(APP_A, "eve-in-a");
+    assert_eq!(
+        app.user_info_ok(&on_a.token, &signed_body(&info)).await,
+        UserInfoResponse {
+            user_id: on_c.user_id.clone(),
+            unionid_linked: true,
+            merged: true
+        }
+    );
+    let both = identities(&[(APP_A, "eve-in-a"), (APP_C, "eve-in-c")]);
+    for token in [&on_a.token, &on_c.token] {
+        let me = app.me_ok(token).await;
+        assert_eq!(me.user_id, on_c.user_id);
+        assert_eq!(me.identities, both);
+    }
 }

@@ -1,12 +1,16 @@
 //! Secrets never reach the logs: after a full scenario, wxlink's stderr (at debug level) holds
-//! no session_key, token, app secret, encrypted data or data key.
+//! no session_key, token, app secret, encrypted data or data key. And the database holds
+//! tokens only hashed and session_keys only sealed.
 
 use serde_json::json;
 use wxlink_wechat_sim::{Fault, FaultTarget};
 
 use crate::helpers::{APP_A, APP_B, Backend, Options, TestApp, signed_body};
 
-on_both_backends!(secrets_never_reach_the_logs);
+on_both_backends!(
+    secrets_never_reach_the_logs,
+    tokens_and_session_keys_are_not_stored_in_clear,
+);
 
 async fn secrets_never_reach_the_logs(backend: Backend) {
     let mut app = TestApp::spawn(backend, Options::default().log("debug")).await;
@@ -86,4 +90,46 @@ async fn secrets_never_reach_the_logs(backend: Backend) {
             }
         }
     }
+}
+
+async fn tokens_and_session_keys_are_not_stored_in_clear(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+    let mut secrets = Vec::new();
+    for i in 0..5 {
+        let appid = if i % 2 == 0 { APP_A } else { APP_B };
+        let (wx, login) = app
+            .login_full(
+                appid,
+                &format!("stored-{i}"),
+                Some(&format!("stored-union-{i}")),
+            )
+            .await;
+        secrets.push(("a token", login.token));
+        secrets.push(("a session_key", wx.session_key));
+    }
+    let stored = app.stored_bytes();
+    for (what, secret) in &secrets {
+        let raw = wxlink_crypto::decode_base64(secret).unwrap_or_default();
+        let mut forms: Vec<Vec<u8>> = vec![secret.as_bytes().to_vec(), hex(secret.as_bytes())];
+        if raw.len() >= 16 {
+            forms.push(hex(&raw));
+            forms.push(raw);
+        }
+        for form in forms {
+            assert!(
+                !stored.windows(form.len()).any(|w| w == form.as_slice()),
+                "{what} is stored in clear ({} bytes searched)",
+                stored.len()
+            );
+        }
+    }
+    // The search works: stored identities are there in clear.
+    assert!(stored.windows(8).any(|w| w == b"stored-0"));
+}
+
+fn hex(bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .iter()
+        .flat_map(|b| format!("{b:02x}").into_bytes())
+        .collect()
 }

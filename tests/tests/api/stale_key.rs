@@ -1,8 +1,13 @@
 //! A client whose `wx.login` rotated the session_key: its data no longer opens with the key
 //! wxlink stored, until it sends the new code along.
+//!
+//! The contract's "session key health" extension: when data does not decrypt and no code came
+//! with it, wxlink asks WeChat (`wxa/checksession`) whether the stored key is still valid; a
+//! rotated key is `session_key_expired`, and `decrypt_failed` remains when WeChat says the key
+//! is valid or cannot be asked.
 
 use serde_json::json;
-use wxlink_wechat_sim::UserInfoRequest;
+use wxlink_wechat_sim::{CHECK_SESSION_PATH, Fault, FaultTarget, UserInfoRequest};
 
 use crate::helpers::{
     APP_A, APP_B, Backend, Options, TestApp, UserInfoResponse, assert_error, identities,
@@ -11,9 +16,8 @@ use crate::helpers::{
 
 on_both_backends!(
     stale_session_key_recovers_with_the_new_code,
-    #[ignore = "bug: the raw_data signature is checked before decrypting, so a stale session_key \
-                with raw_data+signature answers 422 signature_mismatch instead of decrypt_failed"]
-    stale_session_key_with_signed_raw_data_is_decrypt_failed,
+    stale_session_key_with_signed_raw_data_is_not_a_signature_mismatch,
+    stale_session_key_is_decrypt_failed_when_wechat_cannot_be_asked,
     refused_refresh_keeps_the_stored_session_key,
 );
 
@@ -27,7 +31,12 @@ async fn stale_session_key_recovers_with_the_new_code(backend: Backend) {
     let info = app.wx_user_info(APP_A, "erin-in-a");
 
     let reply = app.user_info(&login.token, &unsigned_body(&info)).await;
-    assert_error(&reply, 422, "decrypt_failed", "data under a rotated key");
+    assert_error(
+        &reply,
+        422,
+        "session_key_expired",
+        "data under a rotated key",
+    );
     assert_eq!(
         app.me_ok(&login.token).await,
         before,
@@ -66,11 +75,10 @@ async fn stale_session_key_recovers_with_the_new_code(backend: Backend) {
     assert_error(&reply, 401, "invalid_code", "a refreshing code used twice");
 }
 
-/// The usual client sends all four fields of `wx.getUserInfo`'s answer. The contract says
-/// wxlink decrypts first and checks the signature after, and its error table names a stale
-/// session_key as `decrypt_failed`: a client must be able to tell "send a new code" from
-/// tampered data.
-async fn stale_session_key_with_signed_raw_data_is_decrypt_failed(backend: Backend) {
+/// The usual client sends all four fields of `wx.getUserInfo`'s answer. wxlink decrypts first
+/// and checks the signature after (contract), so a stale key is reported as such and not as
+/// tampered data: the client must learn "send a new code".
+async fn stale_session_key_with_signed_raw_data_is_not_a_signature_mismatch(backend: Backend) {
     let app = TestApp::spawn(backend, Options::default()).await;
     let login = app.login(APP_A, "finn-in-a", Some("finn-union")).await;
     let before = app.me_ok(&login.token).await;
@@ -78,13 +86,36 @@ async fn stale_session_key_with_signed_raw_data_is_decrypt_failed(backend: Backe
     let info = app.wx_user_info(APP_A, "finn-in-a");
 
     let reply = app.user_info(&login.token, &signed_body(&info)).await;
+    assert_error(
+        &reply,
+        422,
+        "session_key_expired",
+        "signed data under a rotated key",
+    );
     assert_eq!(app.me_ok(&login.token).await, before);
+}
+
+async fn stale_session_key_is_decrypt_failed_when_wechat_cannot_be_asked(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+    let login = app.login(APP_A, "gus-in-a", Some("gus-union")).await;
+    let before = app.me_ok(&login.token).await;
+    let _rotated = app.wx_login(APP_A, "gus-in-a", None);
+    let info = app.wx_user_info(APP_A, "gus-in-a");
+    app.sim
+        .sticky_fault(
+            FaultTarget::any().at_path(CHECK_SESSION_PATH),
+            Fault::Http500,
+        )
+        .expect("sticky fault");
+
+    let reply = app.user_info(&login.token, &signed_body(&info)).await;
     assert_error(
         &reply,
         422,
         "decrypt_failed",
-        "signed data under a rotated key",
+        "rotated key while checksession fails",
     );
+    assert_eq!(app.me_ok(&login.token).await, before);
 }
 
 async fn refused_refresh_keeps_the_stored_session_key(backend: Backend) {
@@ -118,7 +149,7 @@ async fn refused_refresh_keeps_the_stored_session_key(backend: Backend) {
     assert_error(
         &reply,
         422,
-        "decrypt_failed",
+        "session_key_expired",
         "the refused refresh must not have replaced the stored key",
     );
     assert_eq!(app.me_ok(&login.token).await, before);

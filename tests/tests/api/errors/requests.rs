@@ -1,0 +1,357 @@
+//! Requests wxlink refuses before doing anything: malformed bodies, unknown apps, routes and
+//! methods, oversized bodies.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::json_bytes;
+use crate::helpers::*;
+
+on_both_backends!(
+    malformed_requests_are_invalid_request,
+    unknown_apps_routes_and_methods,
+    oversized_bodies_are_payload_too_large,
+    #[ignore = "bug: requests hyper cannot parse (bad request line, non-numeric Content-Length) \
+                get hyper's bare `400 Bad Request` with an empty body, not the contract's JSON error"]
+    unparseable_http_gets_the_error_shape,
+);
+
+async fn malformed_requests_are_invalid_request(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+    let deep = |levels: usize| {
+        format!(
+            r#"{{"appid":"{APP_B}","code":"never-issued","x":{}{}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    let login_bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("not JSON", b"{not json".to_vec()),
+        ("empty body", Vec::new()),
+        ("a JSON array", b"[]".to_vec()),
+        ("JSON null", b"null".to_vec()),
+        ("invalid UTF-8", vec![b'{', 0xff, 0xfe, b'}']),
+        ("missing code", json_bytes(&json!({"appid": APP_B}))),
+        ("missing appid", json_bytes(&json!({"code": "abc"}))),
+        (
+            "mistyped code",
+            json_bytes(&json!({"appid": APP_B, "code": 123})),
+        ),
+        (
+            "mistyped appid",
+            json_bytes(&json!({"appid": ["x"], "code": "abc"})),
+        ),
+        (
+            "empty code",
+            json_bytes(&json!({"appid": APP_B, "code": ""})),
+        ),
+        (
+            "code too long",
+            json_bytes(&json!({"appid": APP_B, "code": "c".repeat(257)})),
+        ),
+        (
+            "code with a space",
+            json_bytes(&json!({"appid": APP_B, "code": "a b"})),
+        ),
+    ];
+    for (what, body) in login_bodies {
+        let reply = app
+            .post_raw(
+                "/v1/wechat/login",
+                None,
+                Some("application/json"),
+                body.clone(),
+            )
+            .await;
+        assert_error(&reply, 400, "invalid_request", &format!("login: {what}"));
+    }
+    assert_eq!(
+        app.sim.code2session_calls(),
+        0,
+        "refused requests never reach WeChat"
+    );
+
+    // Deep nesting (in a field wxlink ignores) neither crashes nor hangs the service.
+    for levels in [100, 200, 20_000] {
+        let reply = app
+            .post_raw(
+                "/v1/wechat/login",
+                None,
+                Some("application/json"),
+                deep(levels),
+            )
+            .await;
+        let code = error_code(&reply).unwrap_or_default();
+        assert!(
+            matches!(code.as_str(), "invalid_request" | "invalid_code"),
+            "login nested {levels} levels: {} {}",
+            reply.status,
+            reply.body
+        );
+        assert_error_shape(&reply, "deeply nested login");
+    }
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+
+    // Bodies are JSON whatever the Content-Type says, and unknown fields are ignored.
+    for content_type in [Some("text/plain"), None] {
+        let wx = app.wx_login(APP_B, "kim-in-b", Some("kim-union"));
+        let body = json!({"appid": APP_B, "code": wx.code, "platform": "ios"});
+        let reply = app
+            .post_raw("/v1/wechat/login", None, content_type, json_bytes(&body))
+            .await;
+        crate::helpers::LoginResponse::parse(&reply);
+    }
+
+    // user-info bodies, with a valid token.
+    let login = app.login(APP_A, "kim-in-a", Some("kim-union")).await;
+    let before = app.me_ok(&login.token).await;
+    let info = app.wx_user_info(APP_A, "kim-in-a");
+    let valid = signed_body(&info);
+    let with = |field: &str, value: Value| {
+        let mut body = valid.clone();
+        body[field] = value;
+        body
+    };
+    let without = |fields: &[&str]| {
+        let mut body = valid.clone();
+        for field in fields {
+            body.as_object_mut()
+                .expect("an object")
+                .remove(*field)
+                .expect("the field is there");
+        }
+        body
+    };
+    let url_safe = info.encrypted_data.replace('+', "-").replace('/', "_");
+    let user_info_bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("not JSON", b"encrypted_data=abc".to_vec()),
+        (
+            "missing encrypted_data",
+            json_bytes(&without(&["encrypted_data"])),
+        ),
+        ("missing iv", json_bytes(&without(&["iv"]))),
+        ("mistyped iv", json_bytes(&with("iv", json!(16)))),
+        (
+            "mistyped encrypted_data",
+            json_bytes(&with("encrypted_data", json!({"a": 1}))),
+        ),
+        (
+            "encrypted_data not base64",
+            json_bytes(&with("encrypted_data", json!("!!!not base64!!!"))),
+        ),
+        (
+            "encrypted_data in the URL-safe alphabet",
+            json_bytes(&with("encrypted_data", json!(format!("{url_safe}-_")))),
+        ),
+        (
+            "encrypted_data without its padding",
+            json_bytes(&with(
+                "encrypted_data",
+                json!(info.encrypted_data.trim_end_matches('=').to_owned() + "A"),
+            )),
+        ),
+        (
+            "empty encrypted_data",
+            json_bytes(&with("encrypted_data", json!(""))),
+        ),
+        (
+            "iv not base64",
+            json_bytes(&with("iv", json!("not-base64*"))),
+        ),
+        (
+            "iv of 8 bytes",
+            json_bytes(&with("iv", json!("MDEyMzQ1Njc="))),
+        ),
+        (
+            "iv of 24 bytes",
+            json_bytes(&with("iv", json!("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"))),
+        ),
+        (
+            "raw_data without signature",
+            json_bytes(&without(&["signature"])),
+        ),
+        (
+            "signature without raw_data",
+            json_bytes(&without(&["raw_data"])),
+        ),
+        (
+            "code too long",
+            json_bytes(&with("code", json!("c".repeat(257)))),
+        ),
+        ("empty code", json_bytes(&with("code", json!("")))),
+        ("mistyped code", json_bytes(&with("code", json!(42)))),
+    ];
+    for (what, body) in user_info_bodies {
+        let reply = app
+            .post_raw(
+                "/v1/wechat/user-info",
+                Some(&login.token),
+                Some("application/json"),
+                body,
+            )
+            .await;
+        assert_error(
+            &reply,
+            400,
+            "invalid_request",
+            &format!("user-info: {what}"),
+        );
+        assert_eq!(app.me_ok(&login.token).await, before, "user-info: {what}");
+    }
+
+    // The one tolerated damage: spaces where form decoding ate the `+` of standard base64.
+    let spaced = with(
+        "encrypted_data",
+        json!(info.encrypted_data.replace('+', " ")),
+    );
+    let linked = app.user_info_ok(&login.token, &spaced).await;
+    assert!(linked.unionid_linked, "{linked:?}");
+}
+
+async fn unknown_apps_routes_and_methods(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+
+    // An app WeChat knows but wxlink is not configured for.
+    app.sim
+        .register_app(
+            UNCONFIGURED_APP,
+            "its-secret",
+            wxlink_wechat_sim::UnionidPolicy::Always,
+        )
+        .expect("register an app in the simulator");
+    let wx = app.wx_login(UNCONFIGURED_APP, "lee", Some("lee-union"));
+    for (what, appid) in [
+        ("well-formed, not configured", UNCONFIGURED_APP),
+        ("malformed", "not-an-appid"),
+        ("empty", ""),
+        ("configured appid in upper case", "WXA1B2C3D4E5F60001"),
+    ] {
+        let reply = app.login_with_code(appid, &wx.code).await;
+        assert_error(&reply, 400, "unknown_app", what);
+    }
+    assert_eq!(app.sim.code2session_calls(), 0);
+
+    for (method, path) in [
+        (Method::GET, "/"),
+        (Method::GET, "/nope"),
+        (Method::POST, "/v1/nope"),
+        (Method::GET, "/v1/me/extra"),
+        (Method::GET, "/v1/wechat"),
+        (Method::POST, "/v1/wechat/login/"),
+    ] {
+        let reply = app.call(method.clone(), path, None, None, None).await;
+        assert_error(&reply, 404, "not_found", &format!("{method} {path}"));
+    }
+
+    for (method, path, allowed) in [
+        (Method::GET, "/v1/wechat/login", "POST"),
+        (Method::PUT, "/v1/wechat/login", "POST"),
+        (Method::GET, "/v1/wechat/user-info", "POST"),
+        (Method::POST, "/v1/me", "GET"),
+        (Method::DELETE, "/v1/me", "GET"),
+        (Method::GET, "/v1/logout", "POST"),
+        (Method::POST, "/healthz", "GET"),
+    ] {
+        let what = format!("{method} {path}");
+        let reply = app.call(method, path, None, None, None).await;
+        assert_error(&reply, 405, "method_not_allowed", &what);
+        let allow = reply.header("allow").unwrap_or_default();
+        assert!(
+            allow.split(',').any(|m| m.trim() == allowed),
+            "{what}: Allow header {allow:?} should list {allowed}"
+        );
+    }
+
+    let health = app.get("/healthz", None).await;
+    assert_eq!(health.ok_json(200, "healthz"), json!({"status": "ok"}));
+}
+
+async fn oversized_bodies_are_payload_too_large(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default().max_body_bytes(1024)).await;
+    let wx = app.wx_login(APP_B, "mia-in-b", Some("mia-union"));
+    let padded = json!({"appid": APP_B, "code": wx.code, "padding": "x".repeat(2000)});
+    let reply = app.post_json("/v1/wechat/login", None, &padded).await;
+    assert_error(&reply, 413, "payload_too_large", "login of 2 KB");
+    assert_eq!(app.sim.code2session_calls(), 0);
+
+    // Just under the limit is fine, and the code was not used by the refused request.
+    let fits = json!({"appid": APP_B, "code": wx.code, "padding": "x".repeat(900)});
+    let login =
+        crate::helpers::LoginResponse::parse(&app.post_json("/v1/wechat/login", None, &fits).await);
+
+    let big = json!({"encrypted_data": "A".repeat(4000), "iv": FORGED_IV});
+    let reply = app.user_info(&login.token, &big).await;
+    assert_error(&reply, 413, "payload_too_large", "user-info of 4 KB");
+
+    // A chunked body (no Content-Length) over the limit.
+    let mut chunked = format!(
+        "POST /v1/wechat/login HTTP/1.1\r\nHost: wxlink\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n",
+        2000
+    )
+    .into_bytes();
+    chunked.extend(std::iter::repeat_n(b' ', 2000));
+    chunked.extend(b"\r\n0\r\n\r\n");
+    let answer = app.raw_http(&chunked);
+    assert_raw_error(&answer, 413, "payload_too_large", "chunked body of 2 KB");
+
+    // Not JSON either: the 413 still has the contract's shape.
+    let reply = app
+        .post_raw(
+            "/v1/wechat/login",
+            None,
+            Some("text/plain"),
+            vec![b'x'; 100_000],
+        )
+        .await;
+    assert_error(&reply, 413, "payload_too_large", "100 KB of text");
+}
+
+/// HTTP the stack itself refuses is still answered in the contract's shape ("any other 4xx
+/// that the HTTP stack produces itself is `invalid_request`").
+async fn unparseable_http_gets_the_error_shape(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+    let cases: [(&str, &[u8]); 2] = [
+        (
+            "Content-Length that is not a number",
+            b"POST /v1/wechat/login HTTP/1.1\r\nHost: wxlink\r\nContent-Length: abc\r\n\
+              Connection: close\r\n\r\n",
+        ),
+        ("a request line that is not HTTP", b"GARBAGE\r\n\r\n"),
+    ];
+    for (what, request) in cases {
+        let answer = app.raw_http(request);
+        assert_raw_error(&answer, 400, "invalid_request", what);
+    }
+}
+
+/// Check a raw HTTP/1.1 answer: status line, JSON Content-Type, the error body.
+#[track_caller]
+fn assert_raw_error(answer: &str, status: u16, code: &str, what: &str) {
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((answer, ""));
+    assert!(
+        head.starts_with(&format!("HTTP/1.1 {status} ")),
+        "{what}: expected {status}, got:\n{answer}"
+    );
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{what}: Content-Type {content_type:?} in:\n{answer}"
+    );
+    let value: Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{what}: body is not JSON ({e}):\n{answer}"));
+    assert_eq!(value["error"]["code"], code, "{what}: {answer}");
+    assert!(
+        value["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{what}: {answer}"
+    );
+}

@@ -1,0 +1,182 @@
+//! WeChat's refusals and failures, as the contract maps them.
+
+use std::time::Duration;
+
+use serde_json::json;
+use wxlink_wechat_sim::{Fault, FaultTarget};
+
+use crate::helpers::*;
+
+on_both_backends!(
+    wechat_refusals_map_to_the_contract,
+    upstream_failures_are_upstream_error,
+    slow_wechat_is_upstream_timeout,
+);
+
+async fn wechat_refusals_map_to_the_contract(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+
+    let reply = app.login_with_code(APP_B, "never-issued-code").await;
+    assert_error(&reply, 401, "invalid_code", "40029: unknown code");
+
+    let wx = app.wx_login(APP_B, "pia-in-b", Some("pia-union"));
+    crate::helpers::LoginResponse::parse(&app.login_with_code(APP_B, &wx.code).await);
+    let reply = app.login_with_code(APP_B, &wx.code).await;
+    assert_error(&reply, 401, "invalid_code", "40163: code used twice");
+
+    let wx_a = app.wx_login(APP_A, "pia-in-a", None);
+    let reply = app.login_with_code(APP_B, &wx_a.code).await;
+    assert_error(&reply, 401, "invalid_code", "40029: another app's code");
+
+    let faults: Vec<(&str, Fault, u16, &str)> = vec![
+        ("40226 high-risk user", Fault::HighRisk, 403, "user_blocked"),
+        (
+            "45011 rate limit",
+            Fault::RateLimited,
+            429,
+            "upstream_rate_limited",
+        ),
+    ];
+    for (what, fault, status, code) in faults {
+        let wx = app.wx_login(APP_B, "quinn-in-b", Some("quinn-union"));
+        app.sim
+            .queue_faults(FaultTarget::code(&wx.code), [fault])
+            .expect("queue a fault");
+        let reply = app.login_with_code(APP_B, &wx.code).await;
+        assert_error(&reply, status, code, what);
+    }
+
+    // A code older than five minutes.
+    let wx = app.wx_login(APP_B, "quinn-in-b", Some("quinn-union"));
+    app.sim.advance_clock(Duration::from_secs(301));
+    let reply = app.login_with_code(APP_B, &wx.code).await;
+    assert_error(&reply, 401, "invalid_code", "40029: expired code");
+}
+
+async fn upstream_failures_are_upstream_error(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+
+    // -1 on every try: bounded retries, then 502.
+    let wx = app.wx_login(APP_B, "rosa-in-b", Some("rosa-union"));
+    app.sim
+        .sticky_fault(
+            FaultTarget::code(&wx.code),
+            Fault::SystemBusy {
+                consume_code: false,
+            },
+        )
+        .expect("sticky fault");
+    let reply = app.login_with_code(APP_B, &wx.code).await;
+    assert_error(&reply, 502, "upstream_error", "-1 on every try");
+    let calls = app.sim.code2session_calls();
+    assert!(
+        (2..=6).contains(&calls),
+        "-1 is retried a bounded number of times; code2session was called {calls} times"
+    );
+    app.sim.clear_faults();
+
+    // -1 once: the retry succeeds.
+    let wx = app.wx_login(APP_B, "rosa-in-b", Some("rosa-union"));
+    app.sim
+        .queue_faults(
+            FaultTarget::code(&wx.code),
+            [Fault::SystemBusy {
+                consume_code: false,
+            }],
+        )
+        .expect("queue a fault");
+    let login = crate::helpers::LoginResponse::parse(&app.login_with_code(APP_B, &wx.code).await);
+    assert!(login.unionid_linked);
+
+    // -1 after WeChat consumed the code: the retry meets 40163, caused by wxlink's own try.
+    let wx = app.wx_login(APP_B, "rosa-in-b", Some("rosa-union"));
+    app.sim
+        .queue_faults(
+            FaultTarget::code(&wx.code),
+            [Fault::SystemBusy { consume_code: true }],
+        )
+        .expect("queue a fault");
+    let reply = app.login_with_code(APP_B, &wx.code).await;
+    assert_error(
+        &reply,
+        502,
+        "upstream_error",
+        "-1 consuming the code, then 40163 on the retry",
+    );
+
+    let faults: Vec<(&str, Fault)> = vec![
+        ("HTML 502 from a gateway", Fault::NonJson502),
+        ("plain-text 500", Fault::Http500),
+        ("40125 invalid appsecret", Fault::InvalidCredential),
+        (
+            "an errcode wxlink does not know",
+            Fault::Errcode {
+                errcode: 61_024,
+                errmsg: "something new".to_owned(),
+            },
+        ),
+        ("connection dropped", Fault::DropConnection),
+    ];
+    for (what, fault) in faults {
+        let wx = app.wx_login(APP_B, "rosa-in-b", Some("rosa-union"));
+        app.sim
+            .queue_faults(FaultTarget::code(&wx.code), [fault])
+            .expect("queue a fault");
+        let reply = app.login_with_code(APP_B, &wx.code).await;
+        assert_error(&reply, 502, "upstream_error", what);
+    }
+    assert!(
+        app.wait_for_stderr("configuration error").await,
+        "40125 is also logged as a configuration error"
+    );
+
+    // The earlier session is untouched by all of it.
+    assert_eq!(app.me_ok(&login.token).await.user_id, login.user_id);
+}
+
+async fn slow_wechat_is_upstream_timeout(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default().timeout_ms(300)).await;
+
+    let wx = app.wx_login(APP_B, "sam-in-b", Some("sam-union"));
+    app.sim
+        .queue_faults(FaultTarget::code(&wx.code), [Fault::Delay { ms: 2000 }])
+        .expect("queue a fault");
+    let reply = app.login_with_code(APP_B, &wx.code).await;
+    assert_error(
+        &reply,
+        504,
+        "upstream_timeout",
+        "login while WeChat is slow",
+    );
+    assert!(
+        reply.elapsed < Duration::from_millis(1500),
+        "the answer must come after about timeout_ms (300 ms), not after WeChat's 2 s: {:?}",
+        reply.elapsed
+    );
+
+    // The same for the refreshing code of user-info; nothing changes.
+    let login = app.login(APP_A, "sam-in-a", Some("sam-union")).await;
+    let before = app.me_ok(&login.token).await;
+    let relogin = app.wx_login(APP_A, "sam-in-a", None);
+    app.sim
+        .queue_faults(
+            FaultTarget::code(&relogin.code),
+            [Fault::Delay { ms: 2000 }],
+        )
+        .expect("queue a fault");
+    let mut body = signed_body(&app.wx_user_info(APP_A, "sam-in-a"));
+    body["code"] = json!(relogin.code);
+    let reply = app.user_info(&login.token, &body).await;
+    assert_error(
+        &reply,
+        504,
+        "upstream_timeout",
+        "user-info refresh while slow",
+    );
+    assert!(
+        reply.elapsed < Duration::from_millis(1500),
+        "{:?}",
+        reply.elapsed
+    );
+    assert_eq!(app.me_ok(&login.token).await, before);
+}

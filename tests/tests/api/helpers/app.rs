@@ -1,0 +1,519 @@
+//! `TestApp`: one wxlink with its simulator, database, data key and typed request helpers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wxlink_wechat_sim::{Login, SimHandle, Simulator, UnionidPolicy, UserInfo};
+
+use super::database::PgDatabase;
+use super::process::{Proc, free_port, http_client, toml_str, wait_until_ready, wxlink_command};
+use super::{APP_A, APP_B, Backend, LoginResponse, Me, POLL, Reply, UserInfoResponse, unique};
+
+/// How a test wants its wxlink configured.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The apps, configured in wxlink and registered in the simulator with their policy.
+    pub apps: Vec<(String, UnionidPolicy)>,
+    /// `[session] ttl_secs`
+    pub ttl_secs: Option<u64>,
+    /// `[wechat] timeout_ms`
+    pub timeout_ms: Option<u64>,
+    /// `[server] max_body_bytes`
+    pub max_body_bytes: Option<usize>,
+    /// `[wechat] max_watermark_age_secs`
+    pub max_watermark_age_secs: Option<u64>,
+    /// `WXLINK_LOG`
+    pub log_filter: String,
+}
+
+impl Default for Options {
+    /// [`APP_A`] (never tells the unionid at login) and [`APP_B`] (always does).
+    fn default() -> Self {
+        Self {
+            apps: vec![
+                (APP_A.to_owned(), UnionidPolicy::Never),
+                (APP_B.to_owned(), UnionidPolicy::Always),
+            ],
+            ttl_secs: None,
+            timeout_ms: None,
+            max_body_bytes: None,
+            max_watermark_age_secs: None,
+            log_filter: "info".to_owned(),
+        }
+    }
+}
+
+impl Options {
+    /// Replace the apps.
+    pub fn apps(mut self, apps: &[(&str, UnionidPolicy)]) -> Self {
+        self.apps = apps.iter().map(|(a, p)| ((*a).to_owned(), *p)).collect();
+        self
+    }
+
+    /// `[session] ttl_secs`
+    pub fn ttl_secs(mut self, secs: u64) -> Self {
+        self.ttl_secs = Some(secs);
+        self
+    }
+
+    /// `[wechat] timeout_ms`
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.timeout_ms = Some(ms);
+        self
+    }
+
+    /// `[server] max_body_bytes`
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// `[wechat] max_watermark_age_secs`
+    pub fn max_watermark_age_secs(mut self, secs: u64) -> Self {
+        self.max_watermark_age_secs = Some(secs);
+        self
+    }
+
+    /// `WXLINK_LOG`
+    pub fn log(mut self, filter: &str) -> Self {
+        filter.clone_into(&mut self.log_filter);
+        self
+    }
+}
+
+/// One running wxlink with everything it needs; the process is killed on drop and the
+/// database dropped after it.
+#[derive(Debug)]
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    /// The client used by the helpers.
+    pub client: reqwest::Client,
+    /// The simulated WeChat wxlink talks to.
+    pub sim: SimHandle,
+    /// App secrets by appid.
+    pub secrets: BTreeMap<String, String>,
+    /// Which backend this is.
+    pub backend: Backend,
+    options: Options,
+    process: Option<Proc>,
+    nodes: Vec<Proc>,
+    earlier_stderr: String,
+    config_path: PathBuf,
+    database_url: String,
+    _database: Option<PgDatabase>,
+    dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// Start the simulator, create the database, write the config and start wxlink on a free
+    /// port; returns once `/healthz` answers.
+    pub async fn spawn(backend: Backend, options: Options) -> Self {
+        let secrets: BTreeMap<String, String> = options
+            .apps
+            .iter()
+            .map(|(appid, _)| (appid.clone(), format!("app-secret-{}", unique())))
+            .collect();
+        let sim = options
+            .apps
+            .iter()
+            .fold(Simulator::builder(), |builder, (appid, policy)| {
+                builder.app(appid.clone(), secrets[appid].clone(), *policy)
+            })
+            .start()
+            .await
+            .expect("start the WeChat simulator");
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        let (database_url, database) = match &backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("wxlink.db").display()),
+                None,
+            ),
+            Backend::Postgres { admin_url } => {
+                let db = PgDatabase::create(admin_url);
+                (db.url.clone(), Some(db))
+            }
+        };
+        let mut app = Self {
+            address: String::new(),
+            client: http_client(),
+            sim,
+            secrets,
+            backend,
+            options,
+            process: None,
+            nodes: Vec::new(),
+            earlier_stderr: String::new(),
+            config_path: dir.path().join("wxlink.toml"),
+            database_url,
+            _database: database,
+            dir,
+        };
+        app.start_process().await;
+        app
+    }
+
+    fn config_toml(&self, port: u16) -> String {
+        let o = &self.options;
+        let mut toml = format!("[server]\nbind = \"127.0.0.1:{port}\"\n");
+        if let Some(bytes) = o.max_body_bytes {
+            toml.push_str(&format!("max_body_bytes = {bytes}\n"));
+        }
+        toml.push_str(&format!(
+            "\n[database]\nurl = {}\nmax_connections = 8\n",
+            toml_str(&self.database_url)
+        ));
+        toml.push_str(&format!(
+            "\n[wechat]\napi_base = {}\n",
+            toml_str(&self.sim.base_url())
+        ));
+        if let Some(ms) = o.timeout_ms {
+            toml.push_str(&format!("timeout_ms = {ms}\n"));
+        }
+        if let Some(secs) = o.max_watermark_age_secs {
+            toml.push_str(&format!("max_watermark_age_secs = {secs}\n"));
+        }
+        if let Some(secs) = o.ttl_secs {
+            toml.push_str(&format!("\n[session]\nttl_secs = {secs}\n"));
+        }
+        for (appid, secret) in &self.secrets {
+            toml.push_str(&format!(
+                "\n[apps.{appid}]\nsecret = {}\n",
+                toml_str(secret)
+            ));
+        }
+        toml
+    }
+
+    async fn start_process(&mut self) {
+        let config_path = self.config_path.clone();
+        let (address, proc) = self.start_node(&config_path).await;
+        self.address = address;
+        self.process = Some(proc);
+    }
+
+    /// Start a wxlink process with the config written to `config_path` (beside which the
+    /// data key file is read), on a free port; retried when another process took the port.
+    async fn start_node(&mut self, config_path: &Path) -> (String, Proc) {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = free_port();
+            std::fs::write(config_path, self.config_toml(port)).expect("write the config");
+            let mut cmd = wxlink_command();
+            cmd.arg("serve")
+                .arg("--config")
+                .arg(config_path)
+                .env("WXLINK_LOG", &self.options.log_filter)
+                .current_dir(self.dir.path());
+            let mut proc = Proc::spawn(cmd, &format!("wxlink {}", self.backend.name()));
+            let address = format!("http://127.0.0.1:{port}");
+            match wait_until_ready(&mut proc, &self.client, &address, port).await {
+                Ok(()) => return (address, proc),
+                // Another process took the port between our probe and wxlink's bind.
+                Err(why) if why.contains("cannot listen on") && attempt < ATTEMPTS => {
+                    self.earlier_stderr.push_str(&proc.stderr());
+                }
+                Err(why) => {
+                    proc.kill();
+                    panic!("{why}");
+                }
+            }
+        }
+    }
+
+    /// Start one more wxlink node on the same database, data key and apps; returns its base
+    /// URL. It is stopped with the app.
+    pub async fn spawn_node(&mut self) -> String {
+        let config_path = self
+            .dir
+            .path()
+            .join(format!("wxlink-node{}.toml", self.nodes.len() + 2));
+        let (address, proc) = self.start_node(&config_path).await;
+        self.nodes.push(proc);
+        address
+    }
+
+    /// The main process's id.
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().expect("a running wxlink").id()
+    }
+
+    /// Send SIGTERM to the main process.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {}: {status}", self.pid());
+    }
+
+    /// Wait (bounded) for the main process to exit on its own.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        self.process
+            .as_mut()
+            .expect("a running wxlink")
+            .wait_exit(limit)
+    }
+
+    /// Start the main process again after it stopped (same database, key and config).
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.start_process().await;
+    }
+
+    /// Everything the database holds, as bytes to search: the SQLite files as they are on
+    /// disk, or every PostgreSQL table as text.
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        match &self.backend {
+            Backend::Sqlite => {
+                let mut all = Vec::new();
+                for suffix in ["", "-wal", "-journal"] {
+                    let path = self.dir.path().join(format!("wxlink.db{suffix}"));
+                    if let Ok(bytes) = std::fs::read(&path) {
+                        all.extend(bytes);
+                    }
+                }
+                assert!(
+                    !all.is_empty(),
+                    "no SQLite files in {}",
+                    self.dir().display()
+                );
+                all
+            }
+            Backend::Postgres { .. } => super::database::dump(&self.database_url).into_bytes(),
+        }
+    }
+
+    /// SIGKILL the process (no graceful shutdown) and start a new one on the same database,
+    /// data key file and config (on a new port).
+    pub async fn kill_and_restart(&mut self) {
+        self.stop();
+        self.start_process().await;
+    }
+
+    /// SIGKILL the process and keep its whole stderr for [`TestApp::stderr`].
+    pub fn stop(&mut self) {
+        for mut proc in self.process.take().into_iter().chain(self.nodes.drain(..)) {
+            proc.kill();
+            self.earlier_stderr.push_str(&proc.stderr());
+        }
+    }
+
+    /// Everything every wxlink process of this app wrote to stderr (complete after
+    /// [`TestApp::stop`]).
+    pub fn stderr(&self) -> String {
+        let mut all = self.earlier_stderr.clone();
+        for proc in self.process.iter().chain(&self.nodes) {
+            all.push_str(&proc.stderr());
+        }
+        all
+    }
+
+    /// Poll (bounded) until the stderr contains `needle`.
+    pub async fn wait_for_stderr(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        self.stderr().contains(needle)
+    }
+
+    /// The temp dir holding the config, the data key file and the SQLite database.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    // --- raw HTTP ---------------------------------------------------------------------------
+
+    /// Any request; the answer is read whole.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        send(request, &format!("{method} {path}")).await
+    }
+
+    /// Bytes sent over a new TCP connection as they are, and the raw answer, for requests an
+    /// HTTP client will not send.
+    pub fn raw_http(&self, request: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let addr = self.address.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        stream.write_all(request).expect("send the request");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    /// `GET path`
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(reqwest::Method::GET, path, token, None, None)
+            .await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.post_raw(
+            path,
+            token,
+            Some("application/json"),
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+
+    /// `POST path` with any bytes.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<Vec<u8>>,
+    ) -> Reply {
+        self.call(
+            reqwest::Method::POST,
+            path,
+            token,
+            content_type,
+            Some(body.into()),
+        )
+        .await
+    }
+
+    // --- the API, typed ---------------------------------------------------------------------
+
+    /// `POST /v1/wechat/login` with a code.
+    pub async fn login_with_code(&self, appid: &str, code: &str) -> Reply {
+        self.post_json(
+            "/v1/wechat/login",
+            None,
+            &json!({"appid": appid, "code": code}),
+        )
+        .await
+    }
+
+    /// What `wx.login` does on the phone: a fresh code, and a new session key for the user.
+    pub fn wx_login(&self, appid: &str, openid: &str, unionid: Option<&str>) -> Login {
+        self.sim
+            .login(appid, openid, unionid)
+            .unwrap_or_else(|e| panic!("simulated wx.login for {appid}/{openid}: {e}"))
+    }
+
+    /// `wx.login` then `POST /v1/wechat/login`, which must succeed.
+    pub async fn login(&self, appid: &str, openid: &str, unionid: Option<&str>) -> LoginResponse {
+        self.login_full(appid, openid, unionid).await.1
+    }
+
+    /// As [`TestApp::login`], also giving what `wx.login` produced (its session key).
+    pub async fn login_full(
+        &self,
+        appid: &str,
+        openid: &str,
+        unionid: Option<&str>,
+    ) -> (Login, LoginResponse) {
+        let wx = self.wx_login(appid, openid, unionid);
+        let reply = self.login_with_code(appid, &wx.code).await;
+        (wx, LoginResponse::parse(&reply))
+    }
+
+    /// What `wx.getUserInfo` gives the mini program, under the user's current session key.
+    pub fn wx_user_info(&self, appid: &str, openid: &str) -> UserInfo {
+        self.sim
+            .user_info(appid, openid)
+            .unwrap_or_else(|e| panic!("simulated wx.getUserInfo for {appid}/{openid}: {e}"))
+    }
+
+    /// `POST /v1/wechat/user-info`
+    pub async fn user_info(&self, token: &str, body: &Value) -> Reply {
+        self.post_json("/v1/wechat/user-info", Some(token), body)
+            .await
+    }
+
+    /// `POST /v1/wechat/user-info`, which must succeed.
+    pub async fn user_info_ok(&self, token: &str, body: &Value) -> UserInfoResponse {
+        UserInfoResponse::parse(&self.user_info(token, body).await)
+    }
+
+    /// `GET /v1/me`
+    pub async fn me(&self, token: &str) -> Reply {
+        self.get("/v1/me", Some(token)).await
+    }
+
+    /// `GET /v1/me`, which must succeed.
+    pub async fn me_ok(&self, token: &str) -> Me {
+        Me::parse(&self.me(token).await)
+    }
+
+    /// `POST /v1/logout`
+    pub async fn logout(&self, token: &str) -> Reply {
+        self.call(reqwest::Method::POST, "/v1/logout", Some(token), None, None)
+            .await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            let stderr = self.stderr();
+            let mut start = stderr.len().saturating_sub(12_000);
+            while !stderr.is_char_boundary(start) {
+                start += 1;
+            }
+            let tail = &stderr[start..];
+            eprintln!(
+                "--- wxlink stderr ({}, last {} bytes) ---\n{tail}",
+                self.backend.name(),
+                tail.len()
+            );
+        }
+        // The process is gone; the fields drop next: the database, then the temp dir.
+    }
+}
+
+/// Send and read the whole answer; transport failures fail the test with what was sent.
+pub async fn send(request: reqwest::RequestBuilder, what: &str) -> Reply {
+    let started = Instant::now();
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: no answer: {e}"));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: cannot read the body: {e}"));
+    Reply {
+        status,
+        headers,
+        body,
+        elapsed: started.elapsed(),
+    }
+}

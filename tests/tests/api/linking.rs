@@ -12,6 +12,7 @@ on_both_backends!(
     user_info_links_a_provisional_user,
     provisional_user_merges_into_the_unionid_owner,
     first_provisional_user_to_link_owns_the_unionid,
+    login_that_tells_the_unionid_merges_a_provisional_identity,
 );
 
 async fn unionid_at_login_links_two_apps(backend: Backend) {
@@ -220,6 +221,40 @@ async fn first_provisional_user_to_link_owns_the_unionid(backend: Backend) {
     for token in [&on_a.token, &on_c.token] {
         let me = app.me_ok(token).await;
         assert_eq!(me.user_id, on_c.user_id);
+        assert_eq!(me.identities, both);
+    }
+}
+
+/// Rule 1 with rule 3: a known identity whose user is provisional logs in, and this time
+/// WeChat tells a unionid that another user owns.
+async fn login_that_tells_the_unionid_merges_a_provisional_identity(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        Options::default().apps(&[
+            (APP_B, UnionidPolicy::Always),
+            (APP_C, UnionidPolicy::Always),
+        ]),
+    )
+    .await;
+    // The WeChat user has no unionid yet: a provisional user on bound app B.
+    let provisional = app.login(APP_B, "ray-in-b", None).await;
+    assert!(provisional.needs_user_info);
+    // The same person is known on C with a unionid.
+    let owner = app.login(APP_C, "ray-in-c", Some("ray-union")).await;
+    assert!(owner.unionid_linked);
+    assert_ne!(owner.user_id, provisional.user_id);
+
+    // Now WeChat tells B's login the unionid: the provisional user is merged into the owner.
+    let merged = app.login(APP_B, "ray-in-b", Some("ray-union")).await;
+    assert_eq!(merged.user_id, owner.user_id);
+    assert!(
+        merged.unionid_linked && !merged.needs_user_info,
+        "{merged:?}"
+    );
+    let both = identities(&[(APP_B, "ray-in-b"), (APP_C, "ray-in-c")]);
+    for token in [&provisional.token, &owner.token, &merged.token] {
+        let me = app.me_ok(token).await;
+        assert_eq!(me.user_id, owner.user_id);
         assert_eq!(me.identities, both);
     }
 }

@@ -11,6 +11,7 @@ on_both_backends!(
     malformed_requests_are_invalid_request,
     unknown_apps_routes_and_methods,
     oversized_bodies_are_payload_too_large,
+    floods_are_rate_limited,
     #[ignore = "bug: requests hyper cannot parse (bad request line, non-numeric Content-Length) \
                 get hyper's bare `400 Bad Request` with an empty body, not the contract's JSON error"]
     unparseable_http_gets_the_error_shape,
@@ -274,10 +275,34 @@ async fn oversized_bodies_are_payload_too_large(backend: Backend) {
     assert_error(&reply, 413, "payload_too_large", "login of 2 KB");
     assert_eq!(app.sim.code2session_calls(), 0);
 
-    // Just under the limit is fine, and the code was not used by the refused request.
-    let fits = json!({"appid": APP_B, "code": wx.code, "padding": "x".repeat(900)});
-    let login =
-        crate::helpers::LoginResponse::parse(&app.post_json("/v1/wechat/login", None, &fits).await);
+    // One byte over the limit is refused; exactly the limit is read, and the code was not
+    // used by the refused requests.
+    let exactly = |len: usize| {
+        let body = |padding: usize| {
+            json!({"appid": APP_B, "code": wx.code, "padding": "x".repeat(padding)}).to_string()
+        };
+        let body = body(len - body(0).len());
+        assert_eq!(body.len(), len);
+        body
+    };
+    let reply = app
+        .post_raw(
+            "/v1/wechat/login",
+            None,
+            Some("application/json"),
+            exactly(1025),
+        )
+        .await;
+    assert_error(&reply, 413, "payload_too_large", "login of 1025 bytes");
+    let login = crate::helpers::LoginResponse::parse(
+        &app.post_raw(
+            "/v1/wechat/login",
+            None,
+            Some("application/json"),
+            exactly(1024),
+        )
+        .await,
+    );
 
     let big = json!({"encrypted_data": "A".repeat(4000), "iv": FORGED_IV});
     let reply = app.user_info(&login.token, &big).await;
@@ -354,4 +379,63 @@ fn assert_raw_error(answer: &str, status: u16, code: &str, what: &str) {
             .is_some_and(|m| !m.is_empty()),
         "{what}: {answer}"
     );
+}
+
+/// `[rate_limit]`: per client IP (loopback is exempt by default, so the test turns that off)
+/// and per appid; refused before WeChat is asked, with `Retry-After`.
+async fn floods_are_rate_limited(backend: Backend) {
+    let app = TestApp::spawn(
+        backend.clone(),
+        Options::default().extra_toml(
+            "[rate_limit]\nexempt_loopback = false\nper_ip_burst = 3\nper_ip_per_minute = 1\n",
+        ),
+    )
+    .await;
+    for i in 0..3 {
+        app.login(
+            APP_B,
+            &format!("flood-{i}"),
+            Some(&format!("flood-union-{i}")),
+        )
+        .await;
+    }
+    let wx = app.wx_login(APP_B, "flood-3", Some("flood-union-3"));
+    let reply = app.login_with_code(APP_B, &wx.code).await;
+    assert_error(&reply, 429, "rate_limited", "4th login with a burst of 3");
+    let retry_after: u64 = reply
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("429 carries a Retry-After in seconds: {:?}", reply.headers));
+    assert!(retry_after >= 1, "Retry-After {retry_after}");
+    assert_eq!(
+        app.sim.code2session_calls(),
+        3,
+        "a refused login never reaches WeChat"
+    );
+    assert_eq!(
+        app.get("/healthz", None).await.status,
+        200,
+        "health is not limited"
+    );
+    drop(app);
+
+    let app = TestApp::spawn(
+        backend,
+        Options::default().extra_toml("[rate_limit]\nper_app_burst = 2\nper_app_per_minute = 1\n"),
+    )
+    .await;
+    for i in 0..2 {
+        app.login(APP_B, &format!("app-flood-{i}"), None).await;
+    }
+    let wx = app.wx_login(APP_B, "app-flood-2", None);
+    let reply = app.login_with_code(APP_B, &wx.code).await;
+    assert_error(
+        &reply,
+        429,
+        "rate_limited",
+        "3rd login of one app with a burst of 2",
+    );
+    assert!(reply.header("retry-after").is_some());
+    // Another app is not affected.
+    app.login(APP_A, "app-flood-a", None).await;
 }

@@ -64,6 +64,14 @@ async fn bad_tokens_are_invalid_token(backend: Backend) {
         }
     }
 
+    // The scheme is case-insensitive (RFC 9110).
+    let request = app
+        .client
+        .get(format!("{}/v1/me", app.address))
+        .header("authorization", format!("bearer {}", login.token));
+    let reply = crate::helpers::send(request, "lower-case scheme").await;
+    assert_eq!(crate::helpers::Me::parse(&reply).user_id, login.user_id);
+
     // Logout revokes that token only.
     let reply = app.logout(&login.token).await;
     assert_eq!(reply.status, 204, "logout: {}", reply.body);

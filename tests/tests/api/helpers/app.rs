@@ -24,6 +24,8 @@ pub struct Options {
     pub max_body_bytes: Option<usize>,
     /// `[wechat] max_watermark_age_secs`
     pub max_watermark_age_secs: Option<u64>,
+    /// More TOML tables, appended as they are.
+    pub extra_toml: String,
     /// `WXLINK_LOG`
     pub log_filter: String,
 }
@@ -40,6 +42,7 @@ impl Default for Options {
             timeout_ms: None,
             max_body_bytes: None,
             max_watermark_age_secs: None,
+            extra_toml: String::new(),
             log_filter: "info".to_owned(),
         }
     }
@@ -73,6 +76,12 @@ impl Options {
     /// `[wechat] max_watermark_age_secs`
     pub fn max_watermark_age_secs(mut self, secs: u64) -> Self {
         self.max_watermark_age_secs = Some(secs);
+        self
+    }
+
+    /// Append TOML tables to the configuration.
+    pub fn extra_toml(mut self, toml: &str) -> Self {
+        self.extra_toml.push_str(toml);
         self
     }
 
@@ -184,6 +193,8 @@ impl TestApp {
                 toml_str(secret)
             ));
         }
+        toml.push('\n');
+        toml.push_str(&o.extra_toml);
         toml
     }
 

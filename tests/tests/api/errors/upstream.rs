@@ -124,6 +124,13 @@ async fn upstream_failures_are_upstream_error(backend: Backend) {
             .expect("queue a fault");
         let reply = app.login_with_code(APP_B, &wx.code).await;
         assert_error(&reply, 502, "upstream_error", what);
+        for secret in app.secrets.values().chain([&wx.code, &wx.session_key]) {
+            assert!(
+                !reply.body.contains(secret.as_str()),
+                "{what}: the error body carries a secret: {}",
+                reply.body
+            );
+        }
     }
     assert!(
         app.wait_for_stderr("configuration error").await,

@@ -144,4 +144,18 @@ async fn another_unionid_is_unionid_conflict(backend: Backend) {
     let reply = app.user_info(&login.token, &body).await;
     assert_error(&reply, 409, "unionid_conflict", "code and data disagree");
     assert_eq!(app.me_ok(&login.token).await, before);
+
+    // The refused refresh did not store the new key: honest data under it needs a code.
+    let honest = forged_body(
+        &relogin.session_key,
+        &user_plaintext("yuki-in-b", Some("yuki-union"), APP_B, now_unix()),
+    );
+    let reply = app.user_info(&login.token, &honest).await;
+    assert_error(
+        &reply,
+        422,
+        "session_key_expired",
+        "the refused refresh must not have stored its key",
+    );
+    assert_eq!(app.me_ok(&login.token).await, before);
 }

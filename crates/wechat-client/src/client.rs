@@ -1,16 +1,19 @@
-//! The client and its code2Session call: one attempt, then the bounded retry loop around it.
+//! The client and the machinery every call shares: one HTTP exchange, the bounded retry loop
+//! around it, and the reading of WeChat's `errcode`/`errmsg` envelope.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng as _;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 use url::Url;
 
+use crate::endpoint::Endpoint;
 use crate::error::{CODE_USED, INVALID_CODE, TransportError};
-use crate::{AppSecret, ClientConfig, Error, SessionKey};
+use crate::{ClientConfig, Error};
 
 /// The most of a body that is read; WeChat's answers are a few hundred bytes.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -18,20 +21,15 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 const KEPT_BODY_BYTES: usize = 1024;
 /// How a redacted value appears in logs and kept bodies.
 const REDACTED: &str = "[redacted]";
-
-/// The answer of a successful code2Session call.
-///
-/// Its `Debug` output shows the openid and unionid but not the session key.
-#[derive(Clone, Debug)]
-pub struct Code2Session {
-    /// The user's id in this mini program.
-    pub openid: String,
-    /// The session key of this login; it decrypts the user's `encryptedData`.
-    pub session_key: SessionKey,
-    /// The user's id across the apps bound to the same WeChat Open Platform account, when
-    /// WeChat returned one. An empty string from WeChat is reported as `None`.
-    pub unionid: Option<String>,
-}
+/// Query parameters whose values never reach a log.
+const SECRET_PARAMS: [&str; 6] = [
+    "secret",
+    "js_code",
+    "code",
+    "access_token",
+    "refresh_token",
+    "signature",
+];
 
 /// An async client for WeChat's server API.
 ///
@@ -45,6 +43,19 @@ pub struct WeChatClient {
 struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
+}
+
+/// One call to make: where, with what, and which values must never be shown.
+pub(crate) struct Call<'a> {
+    pub(crate) endpoint: Endpoint,
+    /// The query string, in order.
+    pub(crate) query: Vec<(&'static str, &'a str)>,
+    /// A JSON body: the call is then a POST.
+    pub(crate) body: Option<Value>,
+    /// Values to scrub from any body kept in an error (the query's secrets and any other).
+    pub(crate) secrets: Vec<&'a str>,
+    /// The appid, for logs.
+    pub(crate) appid: Option<&'a str>,
 }
 
 impl WeChatClient {
@@ -70,91 +81,85 @@ impl WeChatClient {
         &self.inner.config
     }
 
-    /// Exchanges a `wx.login` code for the user's openid, session key and (maybe) unionid:
-    /// `GET {api_base}/sns/jscode2session?appid=…&secret=…&js_code=…&grant_type=authorization_code`.
-    ///
-    /// The whole call, retries and backoff included, takes at most the configured timeout.
-    /// Errcode -1 and connection failures (before any byte was sent) are retried with
-    /// exponential backoff, at most `max_retries` times and never past the time budget; no other
-    /// failure is retried, because WeChat consumes a code on first use.
-    /// The answer is parsed as JSON whatever its `Content-Type` (WeChat sends `text/plain`).
-    ///
-    /// # Errors
-    ///
-    /// See the [crate documentation](crate#errors) for the mapping of errcodes to variants.
-    /// A retry that meets 40029 or 40163 returns [`Error::CodeConsumedByRetry`].
-    pub async fn code2session(
-        &self,
-        appid: &str,
-        secret: &AppSecret,
-        js_code: &str,
-    ) -> Result<Code2Session, Error> {
+    /// Makes a call within the configured time budget, retrying as the endpoint allows, and
+    /// returns WeChat's JSON object once its errcode is 0 (or one the endpoint answers with).
+    pub(crate) async fn execute(&self, call: Call<'_>) -> Result<Value, Error> {
         let deadline = Instant::now() + self.inner.config.timeout();
-        let span = tracing::debug_span!("code2session", appid = %appid);
-        let call = self.code2session_with_retries(appid, secret, js_code, deadline);
-        match tokio::time::timeout_at(deadline, call.instrument(span)).await {
+        let name = call.endpoint.name();
+        let span = tracing::debug_span!("wechat", call = name, appid = call.appid.unwrap_or(""));
+        let run = self.execute_with_retries(&call, deadline);
+        match tokio::time::timeout_at(deadline, run.instrument(span)).await {
             Ok(result) => result,
             Err(_elapsed) => {
-                tracing::warn!(appid = %appid, "code2session timed out");
+                tracing::warn!(call = name, appid = call.appid.unwrap_or(""), "timed out");
                 Err(Error::Timeout)
             }
         }
     }
 
-    async fn code2session_with_retries(
+    async fn execute_with_retries(
         &self,
-        appid: &str,
-        secret: &AppSecret,
-        js_code: &str,
+        call: &Call<'_>,
         deadline: Instant,
-    ) -> Result<Code2Session, Error> {
-        let endpoint = self.endpoint(&["sns", "jscode2session"]);
-        let mut url = endpoint.clone();
-        url.query_pairs_mut()
-            .append_pair("appid", appid)
-            .append_pair("secret", secret.expose_secret())
-            .append_pair("js_code", js_code)
-            .append_pair("grant_type", "authorization_code");
-        let logged_url = redacted_url(&endpoint, appid);
-        let secrets = [secret.expose_secret(), js_code];
+    ) -> Result<Value, Error> {
+        let endpoint_url = self.endpoint(call.endpoint.path());
+        let mut url = endpoint_url.clone();
+        if !call.query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in &call.query {
+                pairs.append_pair(name, value);
+            }
+        }
+        let logged_url = redacted_url(&endpoint_url, &call.query);
+        let body = call.body.as_ref().map(Value::to_string);
+        let endpoint = call.endpoint;
 
         let max_retries = self.inner.config.max_retries();
         let mut attempt: u32 = 0;
+        // Whether an earlier attempt may have reached WeChat (and spent a code).
+        let mut reached_wechat = false;
         loop {
-            tracing::debug!(url = %logged_url, attempt, "calling code2session");
+            tracing::debug!(url = %logged_url, attempt, "calling wechat");
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let error = match self.attempt(url.clone(), remaining, &secrets).await {
-                Ok(session) => return Ok(session),
+            let error = match self
+                .attempt(call, url.clone(), body.clone(), remaining)
+                .await
+            {
+                Ok(value) => return Ok(value),
                 Err(error) => error,
             };
             let error = match error {
-                // Our own earlier attempt may have reached WeChat, which burns the code.
-                Error::InvalidCode | Error::CodeUsed if attempt > 0 => {
+                // Our own earlier attempt may have reached WeChat, which spends the code.
+                Error::InvalidCode | Error::CodeUsed
+                    if reached_wechat && endpoint.spends_code() =>
+                {
                     let errcode = if matches!(error, Error::CodeUsed) {
                         CODE_USED
                     } else {
                         INVALID_CODE
                     };
-                    tracing::warn!(errcode, attempt, "code2session retry met a consumed code");
+                    tracing::warn!(errcode, attempt, "a retry met a spent code");
                     Error::CodeConsumedByRetry { errcode }
                 }
                 other => other,
             };
-            let may_retry = match &error {
-                Error::SystemBusy => true,
-                Error::Transport(transport) => transport.is_connect(),
-                _ => false,
+            let (may_retry, reached) = match &error {
+                Error::SystemBusy => (endpoint.retries_system_busy(), true),
+                Error::Transport(transport) if transport.is_connect() => (true, false),
+                Error::Transport(_) => (endpoint.retries_after_sending(), true),
+                _ => (false, true),
             };
+            reached_wechat |= reached;
             if !may_retry || attempt >= max_retries {
-                log_failure(&error, attempt);
+                log_failure(endpoint, &error, attempt);
                 return Err(error);
             }
             let delay = self.backoff(attempt);
             if Instant::now() + delay >= deadline {
-                tracing::warn!(error = %error, attempt, "no time left to retry code2session");
+                tracing::warn!(error = %error, attempt, "no time left to retry");
                 return Err(error);
             }
-            tracing::info!(error = %error, attempt, ?delay, "retrying code2session");
+            tracing::info!(error = %error, attempt, ?delay, "retrying");
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
@@ -163,21 +168,28 @@ impl WeChatClient {
     /// One HTTP exchange, limited to `remaining` from connecting to the end of the body.
     async fn attempt(
         &self,
+        call: &Call<'_>,
         url: Url,
+        body: Option<String>,
         remaining: Duration,
-        secrets: &[&str],
-    ) -> Result<Code2Session, Error> {
-        let response = self
-            .inner
-            .http
-            .get(url)
+    ) -> Result<Value, Error> {
+        let request = match body {
+            Some(body) => self
+                .inner
+                .http
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body),
+            None => self.inner.http.get(url),
+        };
+        let response = request
             .timeout(remaining)
             .send()
             .await
             .map_err(transport_error)?;
         let status = response.status().as_u16();
         let body = read_capped(response, MAX_BODY_BYTES).await?;
-        interpret(status, &body, secrets)
+        interpret(status, &body, &call.secrets, call.endpoint)
     }
 
     /// `api_base` with `segments` appended to its path.
@@ -224,75 +236,80 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<
     Ok(body)
 }
 
-/// code2Session's answer; every field is optional because WeChat omits what does not apply.
-#[derive(Deserialize)]
-struct RawAnswer {
-    #[serde(default)]
-    errcode: Option<i64>,
-    #[serde(default)]
-    errmsg: Option<String>,
-    #[serde(default)]
-    openid: Option<String>,
-    #[serde(default)]
-    session_key: Option<String>,
-    #[serde(default)]
-    unionid: Option<String>,
-}
-
-fn interpret(status: u16, body: &[u8], secrets: &[&str]) -> Result<Code2Session, Error> {
+/// Reads WeChat's envelope: the body is JSON whatever the `Content-Type`, a missing `errcode`
+/// counts as 0, and a non-zero errcode is mapped by the endpoint even on a non-2xx status.
+fn interpret(
+    status: u16,
+    body: &[u8],
+    secrets: &[&str],
+    endpoint: Endpoint,
+) -> Result<Value, Error> {
     let success = (200..300).contains(&status);
-    let value: serde_json::Value = match serde_json::from_slice(body) {
-        Ok(value) => value,
-        Err(_) => {
-            let body = kept_body(body, secrets);
-            return Err(if success {
-                Error::NotJson { status, body }
-            } else {
-                Error::Http { status, body }
-            });
-        }
+    let http_error = || Error::Http {
+        status,
+        body: kept_body(body, secrets),
     };
-    let answer = match RawAnswer::deserialize(&value) {
-        Ok(answer) => answer,
-        Err(e) if success => {
-            return Err(Error::UnexpectedAnswer {
-                reason: format!("json of an unexpected shape: {e}"),
-            });
-        }
-        Err(_) => {
-            return Err(Error::Http {
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(_) if success => {
+            return Err(Error::NotJson {
                 status,
                 body: kept_body(body, secrets),
             });
         }
+        Err(_) => return Err(http_error()),
     };
-    let errcode = answer.errcode.unwrap_or(0);
-    if errcode != 0 {
-        let errmsg = answer.errmsg.unwrap_or_default();
+    let Some(object) = value.as_object() else {
+        return Err(if success {
+            unexpected("json that is not an object")
+        } else {
+            http_error()
+        });
+    };
+    let errcode = match object.get("errcode") {
+        None | Some(Value::Null) => 0,
+        Some(code) => match code.as_i64() {
+            Some(code) => code,
+            None if success => return Err(unexpected("errcode is not an integer")),
+            None => return Err(http_error()),
+        },
+    };
+    if errcode != 0 && !endpoint.answers_with(errcode) {
+        let errmsg = object
+            .get("errmsg")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         tracing::debug!(status, errcode, errmsg = %errmsg, "wechat answered an errcode");
-        return Err(Error::from_errcode(errcode, errmsg));
+        return Err(endpoint.error(errcode, errmsg));
     }
     if !success {
-        return Err(Error::Http {
-            status,
-            body: kept_body(body, secrets),
-        });
+        return Err(http_error());
     }
-    let openid = answer.openid.filter(|s| !s.is_empty());
-    let session_key = answer.session_key.filter(|s| !s.is_empty());
-    match (openid, session_key) {
-        (Some(openid), Some(session_key)) => Ok(Code2Session {
-            openid,
-            session_key: SessionKey::new(session_key),
-            unionid: answer.unionid.filter(|s| !s.is_empty()),
-        }),
-        (None, _) => Err(Error::UnexpectedAnswer {
-            reason: "errcode 0 without an openid".into(),
-        }),
-        (Some(_), None) => Err(Error::UnexpectedAnswer {
-            reason: "errcode 0 without a session_key".into(),
-        }),
+    Ok(value)
+}
+
+/// Reads a successful answer into the call's raw shape.
+pub(crate) fn parse<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+    T::deserialize(value).map_err(|e| unexpected(&format!("json of an unexpected shape: {e}")))
+}
+
+pub(crate) fn unexpected(reason: &str) -> Error {
+    Error::UnexpectedAnswer {
+        reason: reason.to_owned(),
     }
+}
+
+/// A string field that must be present and not empty.
+pub(crate) fn required(value: Option<String>, what: &str) -> Result<String, Error> {
+    value
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| unexpected(&format!("errcode 0 without {what}")))
+}
+
+/// An optional id: WeChat's empty string means "none".
+pub(crate) fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|s| !s.is_empty())
 }
 
 /// The start of a body, for an error: lossily decoded, cut at a character boundary, with every
@@ -318,25 +335,38 @@ fn kept_body(body: &[u8], secrets: &[&str]) -> String {
     text
 }
 
-/// The request URL as it may be logged: the secret and the js_code are replaced.
-fn redacted_url(endpoint: &Url, appid: &str) -> String {
-    let appid: String = url::form_urlencoded::byte_serialize(appid.as_bytes()).collect();
-    format!(
-        "{endpoint}?appid={appid}&secret={REDACTED}&js_code={REDACTED}&grant_type=authorization_code"
-    )
+/// The request URL as it may be logged: the values of secret parameters are replaced.
+fn redacted_url(endpoint: &Url, query: &[(&str, &str)]) -> String {
+    let mut logged = endpoint.to_string();
+    for (index, (name, value)) in query.iter().enumerate() {
+        logged.push(if index == 0 { '?' } else { '&' });
+        logged.extend(url::form_urlencoded::byte_serialize(name.as_bytes()));
+        logged.push('=');
+        if SECRET_PARAMS.contains(name) {
+            logged.push_str(REDACTED);
+        } else {
+            logged.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
+        }
+    }
+    logged
 }
 
-fn log_failure(error: &Error, attempt: u32) {
+fn log_failure(endpoint: Endpoint, error: &Error, attempt: u32) {
+    let call = endpoint.name();
     match error {
         Error::InvalidCredential { errcode, errmsg } => tracing::error!(
+            call,
             errcode,
             errmsg = %errmsg,
             "wechat rejected the app credentials: check the appid and secret configuration"
         ),
-        Error::InvalidCode | Error::CodeUsed | Error::HighRiskUser => {
-            tracing::debug!(error = %error, "code2session refused the code");
+        Error::AccessTokenInvalid { errcode, errmsg } => {
+            tracing::info!(call, errcode, errmsg = %errmsg, "wechat refused the access_token");
         }
-        _ => tracing::warn!(error = %error, attempt, "code2session failed"),
+        Error::InvalidCode | Error::CodeUsed | Error::HighRiskUser | Error::ScopeUnauthorized => {
+            tracing::debug!(call, error = %error, "wechat refused the user's grant");
+        }
+        _ => tracing::warn!(call, error = %error, attempt, "wechat call failed"),
     }
 }
 
@@ -344,42 +374,46 @@ fn log_failure(error: &Error, attempt: u32) {
 mod tests {
     use super::*;
 
+    const C2S: Endpoint = Endpoint::Code2Session;
+
     #[test]
-    fn success_without_errcode() {
-        let body = br#"{"openid":"o1","session_key":"k","unionid":"u1"}"#;
-        let session = interpret(200, body, &[]).expect("a session");
-        assert_eq!(session.openid, "o1");
-        assert_eq!(session.session_key.expose_secret(), "k");
-        assert_eq!(session.unionid.as_deref(), Some("u1"));
+    fn missing_errcode_is_success() {
+        let body = br#"{"openid":"o1","session_key":"k"}"#;
+        let value = interpret(200, body, &[], C2S).expect("a value");
+        assert_eq!(value["openid"], "o1");
     }
 
     #[test]
-    fn empty_unionid_is_none() {
-        let body = br#"{"errcode":0,"openid":"o1","session_key":"k","unionid":""}"#;
-        let session = interpret(200, body, &[]).expect("a session");
-        assert_eq!(session.unionid, None);
-    }
-
-    #[test]
-    fn errcode_zero_without_openid_is_unexpected() {
-        for body in [
-            &br#"{"errcode":0,"errmsg":"ok"}"#[..],
-            br#"{"openid":"","session_key":"k"}"#,
-            br#"{"openid":"o","session_key":""}"#,
-            br#"[1,2]"#,
-            br#"{"errcode":"x"}"#,
-        ] {
-            let error = interpret(200, body, &[]).expect_err("refused");
+    fn malformed_envelopes_are_unexpected() {
+        for body in [&br#"[1,2]"#[..], br#"{"errcode":"x"}"#, br#"7"#] {
+            let error = interpret(200, body, &[], C2S).expect_err("refused");
             assert!(matches!(error, Error::UnexpectedAnswer { .. }), "{error:?}");
-            assert!(!format!("{error:?}").contains("\"k\""));
         }
+        let error = interpret(500, br#"[1]"#, &[], C2S).expect_err("refused");
+        assert!(
+            matches!(error, Error::Http { status: 500, .. }),
+            "{error:?}"
+        );
     }
 
     #[test]
     fn non_2xx_with_errcode_maps_the_errcode() {
-        let error =
-            interpret(500, br#"{"errcode":-1,"errmsg":"system error"}"#, &[]).expect_err("refused");
+        let error = interpret(500, br#"{"errcode":-1,"errmsg":"system error"}"#, &[], C2S)
+            .expect_err("refused");
         assert!(matches!(error, Error::SystemBusy));
+        let error = interpret(200, br#"{"errcode":0,"errmsg":"ok"}"#, &[], C2S);
+        assert!(error.is_ok());
+        let error = interpret(503, br#"{"errcode":0,"errmsg":"ok"}"#, &[], C2S);
+        assert!(matches!(error, Err(Error::Http { status: 503, .. })));
+    }
+
+    #[test]
+    fn checksession_answers_with_87009() {
+        let body = br#"{"errcode":87009,"errmsg":"invalid signature"}"#;
+        let value = interpret(200, body, &[], Endpoint::CheckSession).expect("an answer");
+        assert_eq!(value["errcode"], 87009);
+        let error = interpret(200, body, &[], C2S).expect_err("an error elsewhere");
+        assert!(matches!(error, Error::Api { errcode: 87009, .. }));
     }
 
     #[test]
@@ -399,12 +433,35 @@ mod tests {
     }
 
     #[test]
-    fn logged_url_hides_secret_and_code() {
+    fn logged_url_hides_secrets_codes_and_tokens() {
         let endpoint = Url::parse("https://api.weixin.qq.com/sns/jscode2session").expect("url");
+        let query = [
+            ("appid", "wx1"),
+            ("secret", "s"),
+            ("js_code", "c"),
+            ("grant_type", "authorization_code"),
+        ];
         assert_eq!(
-            redacted_url(&endpoint, "wx1"),
+            redacted_url(&endpoint, &query),
             "https://api.weixin.qq.com/sns/jscode2session?appid=wx1&secret=[redacted]\
              &js_code=[redacted]&grant_type=authorization_code"
+        );
+        let endpoint = Url::parse("https://api.weixin.qq.com/wxa/checksession").expect("url");
+        let query = [
+            ("access_token", "TOKEN"),
+            ("openid", "o+1"),
+            ("signature", "abcdef"),
+            ("sig_method", "hmac_sha256"),
+        ];
+        assert_eq!(
+            redacted_url(&endpoint, &query),
+            "https://api.weixin.qq.com/wxa/checksession?access_token=[redacted]&openid=o%2B1\
+             &signature=[redacted]&sig_method=hmac_sha256"
+        );
+        let endpoint = Url::parse("https://api.weixin.qq.com/cgi-bin/stable_token").expect("url");
+        assert_eq!(
+            redacted_url(&endpoint, &[]),
+            "https://api.weixin.qq.com/cgi-bin/stable_token"
         );
     }
 }

@@ -18,22 +18,31 @@ pub(crate) const INVALID_CREDENTIALS: [i64; 3] = [
     40013, // invalid appid
     40125, // invalid appsecret
 ];
+/// WeChat's `errcode`s that say an access_token no longer works, on calls that take one.
+pub(crate) const ACCESS_TOKEN_ERRORS: [i64; 3] = [
+    40001, // invalid credential, access_token is invalid or not latest
+    40014, // invalid access_token
+    42001, // access_token expired
+];
+/// WeChat's `errcode` for "api unauthorized": on `sns/userinfo`, a grant without
+/// `snsapi_userinfo`.
+pub(crate) const SCOPE_UNAUTHORIZED: i64 = 48001;
 
 /// Why a call to WeChat failed.
 ///
 /// The variants for WeChat's errcodes are listed in the [crate documentation](crate#errors).
-/// No variant ever holds the AppSecret, the js_code or a session_key: bodies kept for diagnosis
+/// No variant ever holds the AppSecret, a code, a token or a session_key: bodies kept for diagnosis
 /// have them replaced by `[redacted]`, and transport errors are stripped of the request URL.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// errcode 40029: the js_code is unknown, expired (codes live five minutes) or belongs to
-    /// another app. The mini program must call `wx.login` again.
+    /// errcode 40029: the code (js_code, OAuth code or phone code) is unknown, expired (codes
+    /// live five minutes) or belongs to another app. The client must get a new code.
     #[error("invalid code (wechat errcode 40029)")]
     InvalidCode,
 
-    /// errcode 40163: the js_code was already exchanged (codes work once).
-    /// The mini program must call `wx.login` again.
+    /// errcode 40163: the code was already exchanged (codes work once).
+    /// The client must get a new code.
     #[error("code already used (wechat errcode 40163)")]
     CodeUsed,
 
@@ -45,12 +54,13 @@ pub enum Error {
     #[error("rate limited by wechat (wechat errcode 45011)")]
     RateLimited,
 
-    /// errcode -1 ("system error"), still returned after the configured retries.
+    /// errcode -1 ("system error"), still returned after the retries the call allows (none for
+    /// calls that spend a single-use code, other than code2Session).
     #[error("wechat is busy (wechat errcode -1) after retries")]
     SystemBusy,
 
-    /// errcode 40001, 40013 or 40125: the appid or AppSecret is wrong. A configuration error on
-    /// the caller's side, never the user's fault.
+    /// errcode 40013 or 40125, or 40001 on a call authenticated by the AppSecret: the appid or
+    /// AppSecret is wrong. A configuration error on the caller's side, never the user's fault.
     #[error("wechat rejected the app credentials (errcode {errcode}: {errmsg})")]
     InvalidCredential {
         /// WeChat's errcode.
@@ -58,6 +68,25 @@ pub enum Error {
         /// WeChat's errmsg, including its `rid` when present.
         errmsg: String,
     },
+
+    /// errcode 40001, 40014 or 42001 on a call that takes an access_token: the token is
+    /// invalid, no longer the latest, or expired.
+    ///
+    /// On calls with the app's [`AccessToken`](crate::AccessToken), fetch the current token once
+    /// (in normal mode, not `force_refresh`) and retry once; on `sns/userinfo` the user's OAuth
+    /// grant has to be renewed. See [`Error::is_access_token_invalid`].
+    #[error("wechat rejected the access_token (errcode {errcode}: {errmsg})")]
+    AccessTokenInvalid {
+        /// WeChat's errcode: 40001, 40014 or 42001.
+        errcode: i64,
+        /// WeChat's errmsg, including its `rid` when present.
+        errmsg: String,
+    },
+
+    /// errcode 48001 on `sns/userinfo`: the user's OAuth grant has scope `snsapi_base`, which
+    /// does not allow reading the profile.
+    #[error("the user's authorization does not cover this api (wechat errcode 48001)")]
+    ScopeUnauthorized,
 
     /// Any other non-zero errcode.
     #[error("wechat api error (errcode {errcode}: {errmsg})")]
@@ -96,10 +125,11 @@ pub enum Error {
         body: String,
     },
 
-    /// JSON that is not the expected shape: errcode 0 without an openid or session_key, a field
-    /// of the wrong type, or a JSON value that is not an object.
+    /// JSON that is not the expected shape: errcode 0 without a required field (an openid, a
+    /// session_key, a token, the phone_info), a field of the wrong type, or a JSON value that is
+    /// not an object.
     ///
-    /// The body is not kept because it may hold a session_key.
+    /// The body is not kept because it may hold a secret.
     #[error("unexpected answer from wechat: {reason}")]
     UnexpectedAnswer {
         /// What was wrong, e.g. `missing openid`.
@@ -133,7 +163,9 @@ impl Error {
             Self::HighRiskUser => Some(HIGH_RISK_USER),
             Self::RateLimited => Some(RATE_LIMITED),
             Self::SystemBusy => Some(SYSTEM_BUSY),
+            Self::ScopeUnauthorized => Some(SCOPE_UNAUTHORIZED),
             Self::InvalidCredential { errcode, .. }
+            | Self::AccessTokenInvalid { errcode, .. }
             | Self::Api { errcode, .. }
             | Self::CodeConsumedByRetry { errcode } => Some(*errcode),
             Self::NotJson { .. }
@@ -152,8 +184,12 @@ impl Error {
     /// [`CodeConsumedByRetry`](Self::CodeConsumedByRetry), and [`Http`](Self::Http) /
     /// [`NotJson`](Self::NotJson) with a 5xx or 429 status.
     ///
-    /// "Later" means a new request: a js_code may have been consumed by the failed call, so a
-    /// login retried by the user should start with a fresh `wx.login`.
+    /// "Later" means a new request: a single-use code (js_code, OAuth code, phone code) may have
+    /// been consumed by the failed call, so a login retried by the user should start with a
+    /// fresh code.
+    /// An [`AccessTokenInvalid`](Self::AccessTokenInvalid) error is not retryable as such: the
+    /// same request with the same token fails again; see
+    /// [`is_access_token_invalid`](Self::is_access_token_invalid).
     /// The client has already made its own bounded retries before returning.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -169,10 +205,23 @@ impl Error {
             | Self::CodeUsed
             | Self::HighRiskUser
             | Self::InvalidCredential { .. }
+            | Self::AccessTokenInvalid { .. }
+            | Self::ScopeUnauthorized
             | Self::Api { .. }
             | Self::UnexpectedAnswer { .. }
             | Self::InvalidConfig(_) => false,
         }
+    }
+
+    /// Whether WeChat refused the access_token of the call (errcode 40001, 40014 or 42001 on a
+    /// call that takes one): the caller should get the current token once and retry once.
+    ///
+    /// With [`stable_token`](crate::WeChatClient::stable_token) in normal mode every node gets
+    /// the same current token, so no node should `force_refresh` on this error.
+    /// On [`stable_token`](crate::WeChatClient::stable_token) itself, 40001 means a wrong
+    /// AppSecret and is [`InvalidCredential`](Self::InvalidCredential) instead.
+    pub fn is_access_token_invalid(&self) -> bool {
+        matches!(self, Self::AccessTokenInvalid { .. })
     }
 
     /// Maps a non-zero errcode and its errmsg to a variant.
@@ -197,7 +246,7 @@ impl Error {
 
 /// A connection-level failure, with the underlying HTTP library's error as its source.
 ///
-/// The request URL (which holds the AppSecret and the js_code) has been removed from it.
+/// The request URL (which may hold the AppSecret, a code or a token) has been removed from it.
 pub struct TransportError {
     inner: reqwest::Error,
 }
@@ -280,6 +329,20 @@ mod tests {
     }
 
     #[test]
+    fn access_token_errors_are_flagged() {
+        let error = Error::AccessTokenInvalid {
+            errcode: 42001,
+            errmsg: "access_token expired".into(),
+        };
+        assert!(error.is_access_token_invalid());
+        assert!(!error.is_retryable());
+        assert_eq!(error.errcode(), Some(42001));
+        assert!(!Error::SystemBusy.is_access_token_invalid());
+        assert_eq!(Error::ScopeUnauthorized.errcode(), Some(48001));
+        assert!(!Error::ScopeUnauthorized.is_retryable());
+    }
+
+    #[test]
     fn errcode_round_trips() {
         for code in [-1, 40029, 40163, 40226, 45011, 40125, 40013, 40001, 41008] {
             assert_eq!(
@@ -321,6 +384,11 @@ mod tests {
             Error::SystemBusy,
             Error::Timeout,
             Error::CodeConsumedByRetry { errcode: 40163 },
+            Error::ScopeUnauthorized,
+            Error::AccessTokenInvalid {
+                errcode: 40001,
+                errmsg: "invalid credential".into(),
+            },
             Error::Http {
                 status: 502,
                 body: String::new(),

@@ -1,12 +1,11 @@
-//! The HTTP face of a [`Sim`]: WeChat's endpoint and the `/__sim/` control API.
+//! The HTTP face of a [`Sim`]: WeChat's endpoints (in `wechat`) and the `/__sim/` control API.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
+mod wechat;
+
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::http::{StatusCode, Uri, header};
@@ -16,11 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::model::{
-    AppRegistration, CODE2SESSION_PATH, CallCounts, Fault, FaultRule, Login, SimError, UserInfo,
-    UserInfoRequest,
+    AccessTokenStatus, AppRegistration, CHECK_SESSION_PATH, CODE2SESSION_PATH, CallCounts,
+    FaultRule, Login, OAUTH_ACCESS_TOKEN_PATH, OAuthCode, OAuthScope, PHONE_NUMBER_PATH, PhoneCode,
+    SNS_USERINFO_PATH, STABLE_TOKEN_PATH, SimError, UserInfo, UserInfoRequest,
 };
 use crate::sim::Sim;
-use crate::state::{Answer, Code2SessionQuery, MAX_DELAY_MS};
 
 /// Control request bodies are small; anything larger is refused.
 const MAX_CONTROL_BODY: usize = 64 * 1024;
@@ -34,9 +33,25 @@ impl Sim {
     /// becomes `http://host/wechat`.
     pub fn router(&self) -> Router {
         Router::new()
-            .route(CODE2SESSION_PATH, get(jscode2session))
+            .route(CODE2SESSION_PATH, get(wechat::jscode2session))
+            .route(OAUTH_ACCESS_TOKEN_PATH, get(wechat::oauth_access_token))
+            .route(SNS_USERINFO_PATH, get(wechat::sns_userinfo))
+            .route(
+                STABLE_TOKEN_PATH,
+                post(wechat::stable_token).get(wechat::require_post),
+            )
+            .route(
+                PHONE_NUMBER_PATH,
+                post(wechat::phone_number).get(wechat::require_post),
+            )
+            .route(CHECK_SESSION_PATH, get(wechat::check_session))
             .route("/__sim/apps", post(register_app))
             .route("/__sim/login", post(login))
+            .route("/__sim/oauth-authorize", post(oauth_authorize))
+            .route("/__sim/phone-code", post(phone_code))
+            .route("/__sim/access-token", get(access_token_status))
+            .route("/__sim/access-token/expire", post(expire_access_token))
+            .route("/__sim/access-token/revoke", post(revoke_access_token))
             .route("/__sim/follow", post(follow))
             .route("/__sim/user-info", post(user_info))
             .route("/__sim/faults", post(add_faults).delete(clear_faults))
@@ -45,92 +60,6 @@ impl Sim {
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(MAX_CONTROL_BODY))
             .with_state(self.clone())
-    }
-}
-
-// --- WeChat's side -----------------------------------------------------------------------------
-
-async fn jscode2session(
-    State(sim): State<Sim>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
-    // A query WeChat cannot read is answered like a missing parameter, never with a panic.
-    let pairs = query.map(|Query(pairs)| pairs).unwrap_or_default();
-    let param = |name: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
-    };
-    let query = Code2SessionQuery {
-        appid: param("appid"),
-        secret: param("secret"),
-        js_code: param("js_code"),
-        grant_type: param("grant_type"),
-    };
-    let fault = sim.with_state(|s| {
-        s.count_call(CODE2SESSION_PATH, query.appid.as_deref());
-        s.take_fault(&query)
-    });
-    let answer = match fault {
-        Some(Fault::Delay { ms }) => {
-            tokio::time::sleep(Duration::from_millis(ms.min(MAX_DELAY_MS))).await;
-            sim.with_state(|s| s.code2session(&query))
-        }
-        Some(fault) => {
-            tracing::debug!(?fault, appid = ?query.appid, "playing a fault");
-            sim.with_state(|s| s.fault_answer(&fault, &query))
-        }
-        None => sim.with_state(|s| s.code2session(&query)),
-    };
-    if let Answer::Json(value) = &answer {
-        tracing::debug!(
-            appid = ?query.appid,
-            errcode = value.get("errcode").and_then(serde_json::Value::as_i64).unwrap_or(0),
-            "code2session answered"
-        );
-    }
-    wechat_response(answer)
-}
-
-/// WeChat sends its JSON as `text/plain`.
-fn wechat_response(answer: Answer) -> Response {
-    match answer {
-        Answer::Json(value) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain")],
-            value.to_string(),
-        )
-            .into_response(),
-        Answer::Raw {
-            status,
-            content_type,
-            body,
-        } => (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            [(header::CONTENT_TYPE, content_type)],
-            body,
-        )
-            .into_response(),
-        Answer::Drop => Response::new(Body::new(AbortBody)),
-    }
-}
-
-/// A body that fails at once: the server closes the connection before a byte of the answer
-/// is written.
-struct AbortBody;
-
-impl hyper::body::Body for AbortBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        Poll::Ready(Some(Err(std::io::Error::other(
-            "connection dropped by a simulated fault",
-        ))))
     }
 }
 
@@ -161,7 +90,7 @@ impl IntoResponse for SimError {
     fn into_response(self) -> Response {
         let status = match &self {
             Self::UnknownApp(_) | Self::UnknownUser { .. } => StatusCode::NOT_FOUND,
-            Self::NoSession { .. } => StatusCode::CONFLICT,
+            Self::NoSession { .. } | Self::WrongAppKind { .. } => StatusCode::CONFLICT,
             Self::InvalidInput(_) => StatusCode::BAD_REQUEST,
             Self::Capacity(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Bind { .. } | Self::Io(_) | Self::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -208,10 +137,15 @@ async fn register_app(
     State(sim): State<Sim>,
     ControlJson(app): ControlJson<AppRegistration>,
 ) -> Result<impl IntoResponse, SimError> {
-    sim.register_app(&app.appid, &app.secret, app.unionid_policy)?;
+    sim.register_app_with(app.clone())?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "appid": app.appid, "unionid_policy": app.unionid_policy })),
+        Json(json!({
+            "appid": app.appid,
+            "unionid_policy": app.unionid_policy,
+            "kind": app.kind,
+            "unionid_in_exchange": app.unionid_in_exchange,
+        })),
     ))
 }
 
@@ -233,6 +167,92 @@ async fn login(
         None => sim.login_new_user(&request.appid, request.unionid.as_deref())?,
     };
     Ok(Json(login))
+}
+
+#[derive(Deserialize)]
+struct OAuthAuthorizeRequest {
+    appid: String,
+    #[serde(default)]
+    openid: Option<String>,
+    #[serde(default)]
+    unionid: Option<String>,
+    scope: OAuthScope,
+}
+
+async fn oauth_authorize(
+    State(sim): State<Sim>,
+    ControlJson(request): ControlJson<OAuthAuthorizeRequest>,
+) -> Result<Json<OAuthCode>, SimError> {
+    Ok(Json(sim.oauth_authorize(
+        &request.appid,
+        request.openid.as_deref(),
+        request.unionid.as_deref(),
+        request.scope,
+    )?))
+}
+
+/// A country code may be sent as `"86"` or `86`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CountryCode {
+    Text(String),
+    Number(u64),
+}
+
+#[derive(Deserialize)]
+struct PhoneCodeRequest {
+    appid: String,
+    openid: String,
+    phone_number: String,
+    #[serde(default)]
+    country_code: Option<CountryCode>,
+}
+
+async fn phone_code(
+    State(sim): State<Sim>,
+    ControlJson(request): ControlJson<PhoneCodeRequest>,
+) -> Result<Json<PhoneCode>, SimError> {
+    let country_code = request.country_code.map(|code| match code {
+        CountryCode::Text(text) => text,
+        CountryCode::Number(number) => number.to_string(),
+    });
+    Ok(Json(sim.phone_code(
+        &request.appid,
+        &request.openid,
+        &request.phone_number,
+        country_code.as_deref(),
+    )?))
+}
+
+#[derive(Deserialize)]
+struct AppidRequest {
+    appid: String,
+}
+
+async fn access_token_status(
+    State(sim): State<Sim>,
+    query: Result<Query<AppidRequest>, QueryRejection>,
+) -> Result<Json<AccessTokenStatus>, SimError> {
+    let Ok(Query(request)) = query else {
+        return Err(SimError::InvalidInput("the query needs an appid".into()));
+    };
+    Ok(Json(sim.access_token_status(&request.appid)?))
+}
+
+async fn expire_access_token(
+    State(sim): State<Sim>,
+    ControlJson(request): ControlJson<AppidRequest>,
+) -> Result<Json<Value>, SimError> {
+    sim.expire_access_token(&request.appid)?;
+    Ok(ok())
+}
+
+async fn revoke_access_token(
+    State(sim): State<Sim>,
+    ControlJson(request): ControlJson<AppidRequest>,
+) -> Result<Json<Value>, SimError> {
+    sim.revoke_access_token(&request.appid)?;
+    Ok(ok())
 }
 
 #[derive(Deserialize, Serialize)]

@@ -1,22 +1,32 @@
-//! A simulator of WeChat's server API for mini program login, to test services that call
-//! `auth.code2Session` without the internet and without real WeChat accounts.
+//! A simulator of WeChat's server API for login and identity linking, to test services that
+//! call WeChat without the internet and without real WeChat accounts.
 //!
 //! It is for tests (in-process, on a free port), for sandboxes that embed it (mount its
 //! [`Router`](axum::Router)), and for other teams' black-box tests (the `wxlink-wechat-sim`
 //! binary, driven over HTTP).
-//! It plays what a client of code2Session meets on the real service:
+//! It plays what a client meets on the real service:
 //!
-//! - `GET /sns/jscode2session` answers JSON sent as `Content-Type: text/plain`:
+//! - `GET /sns/jscode2session` (code2Session) answers JSON sent as `Content-Type: text/plain`:
 //!   `{"openid","session_key","unionid"?}` on success (no `errcode` field) or
 //!   `{"errcode","errmsg"}` with WeChat's messages and a `, rid: …` suffix.
 //! - Codes come from a simulated `wx.login` ([`Sim::login`]), expire after five minutes on a
 //!   clock tests can move ([`Sim::advance_clock`]) and work once (40163 `code been used`).
 //! - Each login rotates the user's session key; [`Sim::user_info`] encrypts the user's data
 //!   under the current key, as `wx.getUserInfo` does.
-//! - Per app, a [`UnionidPolicy`] decides when code2Session returns the unionid.
-//! - Faults ([`Fault`]) can be queued or made sticky per code, per app or for every call:
-//!   errcode -1 (optionally consuming the code), 45011, 40226, 40125, any errcode, an HTML 502,
-//!   a 500, a delay, a dropped connection.
+//! - Apps have a kind ([`AppKind`]): mini programs log in with `wx.login`; official accounts,
+//!   mobile apps and websites with OAuth ([`Sim::oauth_authorize`], then
+//!   `GET /sns/oauth2/access_token` and `GET /sns/userinfo`).
+//! - `POST /cgi-bin/stable_token` hands out the app's access_token with WeChat's five-minute
+//!   handover and forced refreshes; every endpoint that takes an access_token checks it
+//!   (40001, 42001), and tests can expire or revoke it ([`Sim::expire_access_token`],
+//!   [`Sim::revoke_access_token`]).
+//! - `POST /wxa/business/getuserphonenumber` exchanges a code of the getPhoneNumber button
+//!   ([`Sim::phone_code`]); `GET /wxa/checksession` tells whether a session key is current.
+//! - Per app, a [`UnionidPolicy`] decides when the unionid is told (it says whether the app is
+//!   bound to an Open Platform account).
+//! - Faults ([`Fault`]) can be queued or made sticky per code, per app, per endpoint or for
+//!   every call: errcode -1 (optionally consuming the code), 45011, 40226, 40125, any errcode,
+//!   an HTML 502, a 500, a delay, a dropped connection.
 //! - Calls are counted per endpoint and appid ([`Sim::calls`]).
 //!
 //! # Example
@@ -53,20 +63,55 @@
 //! # }
 //! ```
 //!
+//! The other kinds of app and the calls with an access_token:
+//!
+//! ```
+//! use wxlink_wechat_sim::{AppKind, AppRegistration, OAuthScope, Sim, UnionidPolicy};
+//!
+//! let sim = Sim::new();
+//! sim.register_app_with(
+//!     AppRegistration::new("wx_oa", "oa-secret", UnionidPolicy::Always)
+//!         .with_kind(AppKind::OfficialAccount),
+//! )?;
+//! // The user consents on the official account's authorize page:
+//! let scope = OAuthScope::SnsapiUserinfo;
+//! let grant = sim.oauth_authorize("wx_oa", Some("o-oa"), Some("unionid-1"), scope)?;
+//! // GET /sns/oauth2/access_token?appid=wx_oa&secret=oa-secret&code={grant.code}
+//! //     &grant_type=authorization_code
+//! // answers {"access_token","expires_in":7200,"refresh_token","openid":"o-oa",
+//! //          "scope":"snsapi_userinfo","unionid":"unionid-1","is_snapshotuser":0}.
+//!
+//! sim.register_app("wx_mini", "mini-secret", UnionidPolicy::Always)?;
+//! // The user taps the getPhoneNumber button:
+//! let phone = sim.phone_code("wx_mini", "o-mini", "13800138000", None)?;
+//! // POST /cgi-bin/stable_token gives an access_token, then
+//! // POST /wxa/business/getuserphonenumber?access_token=… {"code": phone.code} gives the number.
+//! sim.revoke_access_token("wx_mini")?; // as a rival's forced refresh: the token now gets 40001
+//! # let _ = (grant, phone);
+//! # Ok::<(), wxlink_wechat_sim::SimError>(())
+//! ```
+//!
 //! # Control API over HTTP
 //!
 //! Every control method has an HTTP twin taking and giving JSON, so that another process can
-//! drive a simulator it did not start. Errors are `{"error": {"code", "message"}}`.
+//! drive a simulator it did not start. Errors are `{"error": {"code", "message"}}`: 400
+//! `invalid_request`, 404 `unknown_app` / `unknown_user` / `not_found`, 409 `no_session` /
+//! `wrong_app_kind`, 413 for bodies over 64 KiB.
 //!
 //! | method, path | body | answer |
 //! |---|---|---|
-//! | `POST /__sim/apps` | [`AppRegistration`]: `{"appid","secret","unionid_policy"?: "always" \| "never" \| "when_following"}` | 201 `{"appid","unionid_policy"}` |
-//! | `POST /__sim/login` | `{"appid","openid"?,"unionid"?}` (openid generated if absent) | [`Login`]: `{"code","openid","session_key","expires_in"}` |
+//! | `POST /__sim/apps` | [`AppRegistration`]: `{"appid","secret","unionid_policy"?: "always" \| "never" \| "when_following","kind"?: "mini_program" \| "official_account" \| "mobile_app" \| "website","unionid_in_exchange"?: true}` | 201 `{"appid","unionid_policy","kind","unionid_in_exchange"}` |
+//! | `POST /__sim/login` | `{"appid","openid"?,"unionid"?}` (openid generated if absent; mini programs only) | [`Login`]: `{"code","openid","session_key","expires_in"}` |
+//! | `POST /__sim/oauth-authorize` | `{"appid","openid"?,"unionid"?,"scope": "snsapi_base" \| "snsapi_userinfo" \| "snsapi_login"}` | [`OAuthCode`]: `{"code","openid","scope","expires_in"}` |
+//! | `POST /__sim/phone-code` | `{"appid","openid","phone_number","country_code"?: "86"}` (digits; a number is accepted for `country_code`) | [`PhoneCode`]: `{"code","expires_in"}` |
+//! | `GET /__sim/access-token?appid=…` | – | [`AccessTokenStatus`]: `{"appid","access_token","expires_in","previous_access_token","force_refreshes_today","force_refresh_calls"}` |
+//! | `POST /__sim/access-token/expire` | `{"appid"}` | `{"ok":true}` (the token now gets 42001) |
+//! | `POST /__sim/access-token/revoke` | `{"appid"}` | `{"ok":true}` (the token now gets 40001) |
 //! | `POST /__sim/follow` | `{"appid","openid","following"?: true}` | the same object |
 //! | `POST /__sim/user-info` | [`UserInfoRequest`]: `{"appid","openid","include_unionid"?: true,"nick_name"?,"watermark_appid"?,"watermark_timestamp"?}` | [`UserInfo`]: `{"encrypted_data","iv","raw_data","signature"}` |
-//! | `POST /__sim/faults` | [`FaultRule`]: `{"appid"?,"code"?,"faults":[{"kind":…}],"sticky"?: false}` | 201 `{"ok":true}` |
+//! | `POST /__sim/faults` | [`FaultRule`]: `{"appid"?,"code"?,"path"?,"faults":[{"kind":…}],"sticky"?: false}` | 201 `{"ok":true}` |
 //! | `DELETE /__sim/faults` | – | `{"ok":true}` |
-//! | `GET /__sim/calls` | – | [`CallCounts`]: `{"/sns/jscode2session":{"total","by_appid":{…}}}` |
+//! | `GET /__sim/calls` | – | [`CallCounts`]: `{"/sns/jscode2session":{"total","by_appid":{…}}, …}` |
 //! | `DELETE /__sim/calls` | – | `{"ok":true}` |
 //! | `GET /__sim/clock` | – | `{"now"}` (Unix seconds) |
 //! | `POST /__sim/clock` | `{"advance_secs"}` | `{"now"}` |
@@ -92,10 +137,57 @@
 //! A fault matching the call is played before these checks. A `system_busy` fault with
 //! `consume_code: true` marks a valid code as used, as when WeChat consumed it before failing.
 //!
+//! # The other endpoints
+//!
+//! `sns/*` answer JSON as `text/plain`, like code2Session; `cgi-bin/*` and `wxa/*` as
+//! `application/json; encoding=utf-8`. Every errmsg carries a `, rid: …` suffix.
+//!
+//! | endpoint | success | checks, in order |
+//! |---|---|---|
+//! | `GET /sns/oauth2/access_token?appid&secret&code&grant_type=authorization_code` | `{"access_token","expires_in":7200,"refresh_token","openid","scope","unionid"?,"is_snapshotuser":0}` | code2Session's, with `code` for `js_code`; a code of `wx.login` or of another app is 40029 |
+//! | `GET /sns/userinfo?access_token&openid&lang` | `{"openid","nickname","sex","province","city","country","headimgurl","privilege","unionid"?}` | 41001 token missing, 40001 unknown, 42001 expired, 41009 openid missing, 40003 another user's openid, 48001 `api unauthorized` for `snsapi_base` |
+//! | `POST /cgi-bin/stable_token` `{"grant_type","appid","secret","force_refresh"?}` | `{"access_token","expires_in"}` | 47001 `data format error` (not a JSON object, a field of the wrong type), 41002, 40013, 41004, 40125 `invalid appsecret`, 40002 (not `client_credential`), 45009 (21st forced refresh of the day); GET is 43002 |
+//! | `POST /wxa/business/getuserphonenumber?access_token` `{"code","openid"?}` | `{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber","purePhoneNumber","countryCode","watermark":{"timestamp","appid"}}}` | token (41001, 40001, 42001), 48001 for a token of an app that is not a mini program, 47001, 41008 code missing, 40003 `invalid openid` when `openid` is not the code's user (the code is not spent), 40029 for a code unknown, expired, of another app or already used; GET is 43002 |
+//! | `GET /wxa/checksession?access_token&openid&signature&sig_method` | `{"errcode":0,"errmsg":"ok"}` | token (41001, 40001, 42001), 48001 as above, 87008 `invalid sig_method` unless `hmac_sha256`, 41009 openid missing, 40003 unknown user, 87009 `invalid signature` unless the signature is `hmac_sha256(current session_key, "")` in hex |
+//!
+//! The OAuth exchange returns the unionid for `snsapi_userinfo` and `snsapi_login` grants when
+//! the app's policy tells it (`Always`, or `WhenFollowing` for a follower) and its
+//! `unionid_in_exchange` is true; `sns/userinfo` returns it whenever the policy tells it.
+//! `countryCode` is a JSON number, as in WeChat's example; `phoneNumber` is the bare number for
+//! 86 and `+{countryCode}{number}` otherwise.
+//! Every `wx.login` rotates the session key, so a key stored before the user's last login gets
+//! 87009: exactly what a service checks to find a stale key.
+//!
+//! # stable_token
+//!
+//! Tokens live [`ACCESS_TOKEN_TTL_SECS`] (7200 s) on the simulator clock.
+//! Normal mode hands out the same token while more than five minutes of it remain; the first
+//! call within its last five minutes renews it as if WeChat had done so exactly five minutes
+//! before expiry (the new token expires 7200 s after that moment) and the old token keeps
+//! working until its own expiry, so every token handed out has `expires_in` > 300.
+//! `force_refresh: true` kills the current and previous tokens at once (40001 from then on)
+//! and issues a new one; it is allowed 20 times per Beijing-time day (errcode 45009
+//! `reach max api daily quota limit` after that), and, as WeChat documents, one made within
+//! 30 s of the previous forced refresh does not refresh: it answers the current token like
+//! normal mode.
+//! [`Sim::expire_access_token`] and [`Sim::revoke_access_token`] make the app's tokens answer
+//! 42001 and 40001 at once; [`Sim::access_token_status`] shows the tokens and counts forced
+//! refreshes.
+//!
+//! # Faults and counters on every endpoint
+//!
+//! Every WeChat endpoint is counted under its path ([`CODE2SESSION_PATH`],
+//! [`OAUTH_ACCESS_TOKEN_PATH`], [`SNS_USERINFO_PATH`], [`STABLE_TOKEN_PATH`],
+//! [`PHONE_NUMBER_PATH`], [`CHECK_SESSION_PATH`]) and appid: the `appid` sent, or for calls
+//! with an access_token the app of that token (empty for an unknown one).
+//! Faults match on the same appid, on the code (js_code, OAuth code, phone code) and, with
+//! [`FaultTarget::at_path`], on the endpoint; a fault without a path plays on whichever
+//! endpoint is called first. A consuming `system_busy` spends OAuth and phone codes too.
+//!
 //! # The binary
 //!
-//! `wxlink-wechat-sim --bind 127.0.0.1:0 --app wx4f4bc4dec97d474b:secret[:policy]` prints its
-//! base URL as the first line on stdout and serves until SIGINT or SIGTERM.
+//! `wxlink-wechat-sim --bind 127.0.0.1:0 --app wx4f4bc4dec97d474b:secret[:policy][:kind]`
+//! prints its base URL as the first line on stdout and serves until SIGINT or SIGTERM.
 
 #![deny(missing_docs)]
 
@@ -106,8 +198,11 @@ mod sim;
 mod state;
 
 pub use model::{
-    AppRegistration, CODE_TTL_SECS, CODE2SESSION_PATH, CallCounts, EndpointCalls, Fault, FaultRule,
-    FaultTarget, Login, SimError, UnionidPolicy, UserInfo, UserInfoRequest,
+    ACCESS_TOKEN_OVERLAP_SECS, ACCESS_TOKEN_TTL_SECS, AccessTokenStatus, AppKind, AppRegistration,
+    CHECK_SESSION_PATH, CODE_TTL_SECS, CODE2SESSION_PATH, CallCounts, EndpointCalls, Fault,
+    FaultRule, FaultTarget, Login, OAUTH_ACCESS_TOKEN_PATH, OAuthCode, OAuthScope,
+    PHONE_NUMBER_PATH, PhoneCode, SNS_USERINFO_PATH, STABLE_TOKEN_PATH, SimError, UnionidPolicy,
+    UserInfo, UserInfoRequest,
 };
 pub use server::{SimBuilder, SimHandle, Simulator};
 pub use sim::Sim;

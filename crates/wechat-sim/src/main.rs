@@ -8,9 +8,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use wxlink_wechat_sim::{Simulator, UnionidPolicy};
+use wxlink_wechat_sim::{AppKind, AppRegistration, Simulator, UnionidPolicy};
 
-/// A WeChat server API simulator: code2Session with single-use codes, session_key rotation,
+/// A WeChat server API simulator: code2Session, the OAuth code exchange and sns/userinfo,
+/// stable_token, phone numbers and checksession, with single-use codes, session_key rotation,
 /// unionid policies and fault injection, driven over HTTP under /__sim/.
 #[derive(Debug, Parser)]
 #[command(name = "wxlink-wechat-sim", version)]
@@ -19,38 +20,42 @@ struct Args {
     #[arg(long, env = "WXLINK_SIM_BIND", default_value = "127.0.0.1:0")]
     bind: SocketAddr,
 
-    /// Registers an app: APPID:SECRET[:POLICY], POLICY one of always (default), never,
-    /// when_following. Repeatable.
-    #[arg(long = "app", value_name = "APPID:SECRET[:POLICY]", value_parser = parse_app)]
-    apps: Vec<AppArg>,
+    /// Registers an app: APPID:SECRET[:POLICY][:KIND], POLICY one of always (default), never,
+    /// when_following; KIND one of mini_program (default), official_account, mobile_app,
+    /// website. Repeatable.
+    #[arg(long = "app", value_name = "APPID:SECRET[:POLICY][:KIND]", value_parser = parse_app)]
+    apps: Vec<AppRegistration>,
 }
 
-#[derive(Debug, Clone)]
-struct AppArg {
-    appid: String,
-    secret: String,
-    policy: UnionidPolicy,
-}
-
-fn parse_app(text: &str) -> Result<AppArg, String> {
-    let (appid, rest) = text
+fn parse_app(text: &str) -> Result<AppRegistration, String> {
+    let (appid, mut secret) = text
         .split_once(':')
-        .ok_or_else(|| format!("expected APPID:SECRET[:POLICY], got {text:?}"))?;
-    // A trailing ":policy" is a policy only if it names one, so a secret may contain ':'.
-    let (secret, policy) = match rest.rsplit_once(':') {
-        Some((secret, policy)) if policy.parse::<UnionidPolicy>().is_ok() => {
-            (secret, policy.parse::<UnionidPolicy>()?)
+        .ok_or_else(|| format!("expected APPID:SECRET[:POLICY][:KIND], got {text:?}"))?;
+    // A trailing ":word" is a policy or kind only if it names one, so a secret may contain ':'.
+    let mut policy = None;
+    let mut kind = None;
+    while let Some((rest, word)) = secret.rsplit_once(':') {
+        if policy.is_none()
+            && kind.is_none()
+            && let Ok(parsed) = word.parse::<AppKind>()
+        {
+            kind = Some(parsed);
+        } else if policy.is_none()
+            && let Ok(parsed) = word.parse::<UnionidPolicy>()
+        {
+            policy = Some(parsed);
+        } else {
+            break;
         }
-        _ => (rest, UnionidPolicy::Always),
-    };
+        secret = rest;
+    }
     if appid.is_empty() || secret.is_empty() {
         return Err(format!("appid and secret must not be empty in {text:?}"));
     }
-    Ok(AppArg {
-        appid: appid.to_owned(),
-        secret: secret.to_owned(),
-        policy,
-    })
+    Ok(
+        AppRegistration::new(appid, secret, policy.unwrap_or_default())
+            .with_kind(kind.unwrap_or_default()),
+    )
 }
 
 #[tokio::main]
@@ -66,7 +71,7 @@ async fn main() -> ExitCode {
 
     let mut builder = Simulator::builder().bind(args.bind);
     for app in args.apps {
-        builder = builder.app(app.appid, app.secret, app.policy);
+        builder = builder.app_with(app);
     }
     let handle = match builder.start().await {
         Ok(handle) => handle,
@@ -126,11 +131,20 @@ mod tests {
     fn app_argument_forms() {
         let app = parse_app("wx1:s3cret").expect("valid");
         assert_eq!((app.appid.as_str(), app.secret.as_str()), ("wx1", "s3cret"));
-        assert_eq!(app.policy, UnionidPolicy::Always);
+        assert_eq!(app.unionid_policy, UnionidPolicy::Always);
+        assert_eq!(app.kind, AppKind::MiniProgram);
         let app = parse_app("wx1:s3cret:when_following").expect("valid");
-        assert_eq!(app.policy, UnionidPolicy::WhenFollowing);
+        assert_eq!(app.unionid_policy, UnionidPolicy::WhenFollowing);
         let app = parse_app("wx1:a:b").expect("valid");
         assert_eq!(app.secret, "a:b");
+        let app = parse_app("wx1:a:b:never:official_account").expect("valid");
+        assert_eq!(app.secret, "a:b");
+        assert_eq!(app.unionid_policy, UnionidPolicy::Never);
+        assert_eq!(app.kind, AppKind::OfficialAccount);
+        let app = parse_app("wx1:s:website").expect("valid");
+        assert_eq!((app.secret.as_str(), app.kind), ("s", AppKind::Website));
+        let app = parse_app("wx1:s:website:never").expect("valid");
+        assert_eq!(app.secret, "s:website", "the kind comes last");
         assert!(parse_app("wx1").is_err());
         assert!(parse_app(":s").is_err());
     }

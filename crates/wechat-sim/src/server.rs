@@ -59,18 +59,19 @@ impl SimBuilder {
         self
     }
 
-    /// Registers an app before serving.
+    /// Registers a mini program before serving.
     pub fn app(
-        mut self,
+        self,
         appid: impl Into<String>,
         secret: impl Into<String>,
         unionid_policy: UnionidPolicy,
     ) -> Self {
-        self.apps.push(AppRegistration {
-            appid: appid.into(),
-            secret: secret.into(),
-            unionid_policy,
-        });
+        self.app_with(AppRegistration::new(appid, secret, unionid_policy))
+    }
+
+    /// Registers an app of any kind before serving.
+    pub fn app_with(mut self, app: AppRegistration) -> Self {
+        self.apps.push(app);
         self
     }
 
@@ -85,11 +86,11 @@ impl SimBuilder {
     ///
     /// # Errors
     ///
-    /// The errors of [`Sim::register_app`].
+    /// The errors of [`Sim::register_app_with`].
     pub fn build(self) -> Result<Sim, SimError> {
         let sim = self.sim.unwrap_or_default();
         for app in self.apps {
-            sim.register_app(&app.appid, &app.secret, app.unionid_policy)?;
+            sim.register_app_with(app)?;
         }
         Ok(sim)
     }

@@ -4,12 +4,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::model::{
-    AppRegistration, CODE2SESSION_PATH, CallCounts, Fault, FaultRule, FaultTarget, Login, SimError,
+    AccessTokenStatus, AppRegistration, CODE2SESSION_PATH, CallCounts, Fault, FaultRule,
+    FaultTarget, Login, OAuthCode, OAuthScope, PhoneCode, STABLE_TOKEN_PATH, SimError,
     UnionidPolicy, UserInfo, UserInfoRequest,
 };
 use crate::state::{self, State};
 
-/// One simulated WeChat: its apps, users, codes, faults, counters and clock.
+/// One simulated WeChat: its apps, users, codes, tokens, faults, counters and clock.
 ///
 /// Cloning is cheap and gives another handle to the same simulator.
 /// Every method here has an HTTP twin under `/__sim/` (see the [crate documentation](crate)).
@@ -33,7 +34,8 @@ impl Sim {
         f(&mut guard)
     }
 
-    /// Registers a mini program, or replaces its secret and policy.
+    /// Registers a mini program, or replaces its secret and policy (and makes it a mini
+    /// program).
     ///
     /// # Errors
     ///
@@ -45,13 +47,28 @@ impl Sim {
         secret: &str,
         unionid_policy: UnionidPolicy,
     ) -> Result<(), SimError> {
-        self.with_state(|s| {
-            s.register_app(AppRegistration {
-                appid: appid.to_owned(),
-                secret: secret.to_owned(),
-                unionid_policy,
-            })
-        })
+        self.register_app_with(AppRegistration::new(appid, secret, unionid_policy))
+    }
+
+    /// Registers an app of any kind, or replaces its settings; its access_tokens survive.
+    ///
+    /// ```
+    /// use wxlink_wechat_sim::{AppKind, AppRegistration, Sim, UnionidPolicy};
+    ///
+    /// let sim = Sim::new();
+    /// sim.register_app_with(
+    ///     AppRegistration::new("wx_oa", "oa-secret", UnionidPolicy::Always)
+    ///         .with_kind(AppKind::OfficialAccount)
+    ///         .with_unionid_in_exchange(false), // only sns/userinfo tells the unionid
+    /// )?;
+    /// # Ok::<(), wxlink_wechat_sim::SimError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`register_app`](Self::register_app).
+    pub fn register_app_with(&self, app: AppRegistration) -> Result<(), SimError> {
+        self.with_state(|s| s.register_app(app))
     }
 
     /// Plays `wx.login` for a user: issues a fresh five-minute single-use code and rotates the
@@ -72,6 +89,80 @@ impl Sim {
         unionid: Option<&str>,
     ) -> Result<Login, SimError> {
         self.with_state(|s| s.login(appid, Some(openid), unionid))
+    }
+
+    /// Plays a user's OAuth consent in an official account, mobile app or website: issues a
+    /// fresh five-minute single-use code for [`OAUTH_ACCESS_TOKEN_PATH`](crate::OAUTH_ACCESS_TOKEN_PATH).
+    ///
+    /// `openid` is generated when `None`; `unionid` sets the person's unionid as for
+    /// [`login`](Self::login). The scope must fit the app's kind: `snsapi_base` or
+    /// `snsapi_userinfo` for an official account, `snsapi_userinfo` for a mobile app,
+    /// `snsapi_login` for a website.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::UnknownApp`], [`SimError::WrongAppKind`] for a mini program or a scope the
+    /// kind does not have, [`SimError::InvalidInput`], [`SimError::Capacity`].
+    pub fn oauth_authorize(
+        &self,
+        appid: &str,
+        openid: Option<&str>,
+        unionid: Option<&str>,
+        scope: OAuthScope,
+    ) -> Result<OAuthCode, SimError> {
+        self.with_state(|s| s.oauth_authorize(appid, openid, unionid, scope))
+    }
+
+    /// Plays a mini program's getPhoneNumber button: issues a fresh five-minute single-use
+    /// code for [`PHONE_NUMBER_PATH`](crate::PHONE_NUMBER_PATH), which reveals this number.
+    ///
+    /// `phone_number` is the number without country calling code (digits only);
+    /// `country_code` defaults to `86`. The exchange answers `phoneNumber` as the bare number
+    /// for 86 and as `+{country_code}{number}` otherwise. The user is created if needed.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::UnknownApp`], [`SimError::WrongAppKind`] for an app that is not a mini
+    /// program, [`SimError::InvalidInput`] for a number or country code that is not 1–20
+    /// (1–4) digits, [`SimError::Capacity`].
+    pub fn phone_code(
+        &self,
+        appid: &str,
+        openid: &str,
+        phone_number: &str,
+        country_code: Option<&str>,
+    ) -> Result<PhoneCode, SimError> {
+        self.with_state(|s| s.phone_code(appid, openid, phone_number, country_code))
+    }
+
+    /// Makes an app's current (and previous) stable access_token expire now: calls with it get
+    /// 42001 `access_token expired`, and the next stable_token call issues a new token.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::UnknownApp`].
+    pub fn expire_access_token(&self, appid: &str) -> Result<(), SimError> {
+        self.with_state(|s| s.expire_access_token(appid))
+    }
+
+    /// Revokes an app's current (and previous) stable access_token, as a forced refresh by
+    /// someone else does: calls with it get 40001 `invalid credential, access_token is invalid
+    /// or not latest`, and the next stable_token call issues a new token.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::UnknownApp`].
+    pub fn revoke_access_token(&self, appid: &str) -> Result<(), SimError> {
+        self.with_state(|s| s.revoke_access_token(appid))
+    }
+
+    /// The app's current and previous stable access_token and its forced refreshes.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::UnknownApp`].
+    pub fn access_token_status(&self, appid: &str) -> Result<AccessTokenStatus, SimError> {
+        self.with_state(|s| s.access_token_status(appid))
     }
 
     /// Like [`login`](Self::login) for a new user with a generated openid.
@@ -155,7 +246,8 @@ impl Sim {
         })
     }
 
-    /// Queues faults for matching code2Session calls: one per call, in order, then gone.
+    /// Queues faults for matching calls of the WeChat endpoints: one per call, in order, then
+    /// gone. Use [`FaultTarget::at_path`] to aim at one endpoint.
     ///
     /// # Errors
     ///
@@ -172,7 +264,7 @@ impl Sim {
         })
     }
 
-    /// Plays a fault on every matching code2Session call until [`clear_faults`](Self::clear_faults).
+    /// Plays a fault on every matching call until [`clear_faults`](Self::clear_faults).
     ///
     /// # Errors
     ///
@@ -215,13 +307,23 @@ impl Sim {
         self.calls().for_app(CODE2SESSION_PATH, appid)
     }
 
-    /// Sets every counter to zero.
+    /// How many times stable_token was called.
+    pub fn stable_token_calls(&self) -> u64 {
+        self.calls().total(STABLE_TOKEN_PATH)
+    }
+
+    /// How many times stable_token was called with this appid.
+    pub fn stable_token_calls_for(&self, appid: &str) -> u64 {
+        self.calls().for_app(STABLE_TOKEN_PATH, appid)
+    }
+
+    /// Sets every counter to zero (also [`AccessTokenStatus::force_refresh_calls`]).
     pub fn reset_calls(&self) {
         self.with_state(State::reset_calls);
     }
 
-    /// Moves the simulator clock forward: codes expire and watermarks are stamped as if this
-    /// much time had passed.
+    /// Moves the simulator clock forward: codes and tokens expire and watermarks are stamped as
+    /// if this much time had passed.
     pub fn advance_clock(&self, by: Duration) {
         self.with_state(|s| s.advance_clock(by));
     }

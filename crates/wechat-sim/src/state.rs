@@ -1,5 +1,17 @@
 //! The simulator's state and every rule of WeChat it plays, as plain functions over that state.
 //! Nothing here does I/O or awaits; callers hold the lock only for one of these calls.
+//!
+//! This module holds the apps, users, codes, faults, counters and clock, and code2Session;
+//! its children hold the other endpoints: `oauth` (the OAuth exchange and `sns/userinfo`),
+//! `tokens` (stable_token and the access_token check), `mini` (phone number, checksession).
+
+mod mini;
+mod oauth;
+mod tokens;
+
+pub(crate) use mini::{CheckSessionQuery, PhoneNumberBody};
+pub(crate) use oauth::UserInfoQuery;
+pub(crate) use tokens::StableTokenBody;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,7 +22,8 @@ use rand::distr::Alphanumeric;
 use serde_json::{Value, json};
 
 use crate::model::{
-    AppRegistration, CODE_TTL_SECS, CallCounts, Fault, FaultRule, Login, SimError, UnionidPolicy,
+    AppKind, AppRegistration, CODE_TTL_SECS, CODE2SESSION_PATH, CallCounts, Fault, FaultRule,
+    Login, OAUTH_ACCESS_TOKEN_PATH, OAuthScope, PHONE_NUMBER_PATH, SimError, UnionidPolicy,
 };
 
 const MAX_APPS: usize = 1_000;
@@ -34,6 +47,9 @@ const GREY_AVATAR: &str = "https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nib
 struct App {
     secret: String,
     policy: UnionidPolicy,
+    kind: AppKind,
+    unionid_in_exchange: bool,
+    tokens: tokens::AppTokens,
 }
 
 #[derive(Debug, Default)]
@@ -43,12 +59,45 @@ struct User {
     session_key: Option<String>,
 }
 
+impl User {
+    /// The unionid an app with this policy may tell: "bound" is `Always`, or `WhenFollowing`
+    /// for a follower.
+    fn unionid_for(&self, policy: UnionidPolicy) -> Option<String> {
+        match policy {
+            UnionidPolicy::Always => self.unionid.clone(),
+            UnionidPolicy::Never => None,
+            UnionidPolicy::WhenFollowing => self.unionid.clone().filter(|_| self.following),
+        }
+    }
+}
+
+/// What a code was issued for; a code only works at its own endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CodePurpose {
+    /// `wx.login`, for code2Session.
+    Login,
+    /// An OAuth consent, for the OAuth exchange.
+    OAuth(OAuthScope),
+    /// The getPhoneNumber button, for the phone number exchange.
+    Phone {
+        pure_phone_number: String,
+        country_code: u16,
+    },
+}
+
 #[derive(Debug)]
 struct IssuedCode {
     appid: String,
     openid: String,
+    purpose: CodePurpose,
     issued_at_ms: i64,
     used: bool,
+}
+
+impl IssuedCode {
+    fn is_fresh(&self, now_ms: i64) -> bool {
+        now_ms.saturating_sub(self.issued_at_ms) <= CODE_TTL_MS
+    }
 }
 
 #[derive(Debug)]
@@ -68,12 +117,16 @@ pub(crate) struct State {
     rules: Vec<ActiveRule>,
     calls: CallCounts,
     clock_offset: Duration,
+    /// Every app access_token ever handed out that is still remembered, by token.
+    access_tokens: HashMap<String, tokens::TokenRecord>,
+    /// Every user access_token of the OAuth exchange still remembered, by token.
+    user_tokens: HashMap<String, oauth::UserToken>,
 }
 
-/// What code2Session answers.
+/// What a WeChat endpoint answers.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Answer {
-    /// HTTP 200, `Content-Type: text/plain`, this JSON.
+    /// HTTP 200 with this JSON (as `text/plain` or `application/json`, by endpoint).
     Json(Value),
     /// Any status, content type and body.
     Raw {
@@ -83,6 +136,14 @@ pub(crate) enum Answer {
     },
     /// No answer: the connection is closed.
     Drop,
+}
+
+/// What a fault rule can match a call on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallKey<'a> {
+    pub(crate) path: &'static str,
+    pub(crate) appid: Option<&'a str>,
+    pub(crate) code: Option<&'a str>,
 }
 
 /// The query of a code2Session call; absent parameters are `None`.
@@ -118,11 +179,20 @@ impl State {
         if !self.apps.contains_key(&app.appid) && self.apps.len() >= MAX_APPS {
             return Err(SimError::Capacity("apps"));
         }
+        // Registering again changes the settings but keeps the app's tokens.
+        let tokens = self
+            .apps
+            .remove(&app.appid)
+            .map(|old| old.tokens)
+            .unwrap_or_default();
         self.apps.insert(
             app.appid,
             App {
                 secret: app.secret,
                 policy: app.unionid_policy,
+                kind: app.kind,
+                unionid_in_exchange: app.unionid_in_exchange,
+                tokens,
             },
         );
         Ok(())
@@ -134,7 +204,29 @@ impl State {
         openid: Option<&str>,
         unionid: Option<&str>,
     ) -> Result<Login, SimError> {
-        self.require_app(appid)?;
+        self.require_kind(appid, "call wx.login", |kind| kind == AppKind::MiniProgram)?;
+        let openid = self.user_for_code(appid, openid, unionid)?;
+        let user = self.user_entry(appid, &openid)?;
+        // wx.login makes a new session key and the previous one stops working.
+        let session_key = random_key();
+        user.session_key = Some(session_key.clone());
+        let code = self.issue_code(appid, &openid, CodePurpose::Login);
+        Ok(Login {
+            code,
+            openid,
+            session_key,
+            expires_in: CODE_TTL_SECS,
+        })
+    }
+
+    /// Checks ids, makes room for a code, and creates or updates the user a code is for;
+    /// returns the (maybe generated) openid.
+    fn user_for_code(
+        &mut self,
+        appid: &str,
+        openid: Option<&str>,
+        unionid: Option<&str>,
+    ) -> Result<String, SimError> {
         if let Some(openid) = openid {
             check_id("openid", openid)?;
         }
@@ -148,25 +240,48 @@ impl State {
         if let Some(unionid) = unionid {
             user.unionid = Some(unionid.to_owned());
         }
-        // wx.login makes a new session key and the previous one stops working.
-        let session_key = random_key();
-        user.session_key = Some(session_key.clone());
+        Ok(openid)
+    }
+
+    /// Issues a fresh code; the caller made room with [`make_room_for_code`](Self::make_room_for_code).
+    fn issue_code(&mut self, appid: &str, openid: &str, purpose: CodePurpose) -> String {
         let code = random_text(32);
+        let issued_at_ms = self.now_ms();
         self.codes.insert(
             code.clone(),
             IssuedCode {
                 appid: appid.to_owned(),
-                openid: openid.clone(),
-                issued_at_ms: now,
+                openid: openid.to_owned(),
+                purpose,
+                issued_at_ms,
                 used: false,
             },
         );
-        Ok(Login {
-            code,
-            openid,
-            session_key,
-            expires_in: CODE_TTL_SECS,
-        })
+        code
+    }
+
+    /// Looks a code up for an exchange: it must exist, be of this app and purpose, and be
+    /// fresh (else 40029), and be unused (else `used_errcode`). Marks it used.
+    fn spend_code(
+        &mut self,
+        appid: &str,
+        code: &str,
+        purpose: impl Fn(&CodePurpose) -> bool,
+        used_errcode: (i64, &str),
+    ) -> Result<(String, CodePurpose), Answer> {
+        let now = self.now_ms();
+        let Some(issued) = self
+            .codes
+            .get_mut(code)
+            .filter(|c| c.appid == appid && purpose(&c.purpose) && c.is_fresh(now))
+        else {
+            return Err(errcode(40029, "invalid code"));
+        };
+        if issued.used {
+            return Err(errcode(used_errcode.0, used_errcode.1));
+        }
+        issued.used = true;
+        Ok((issued.openid.clone(), issued.purpose.clone()))
     }
 
     pub(crate) fn set_following(
@@ -244,11 +359,14 @@ impl State {
 
     pub(crate) fn reset_calls(&mut self) {
         self.calls = CallCounts::default();
+        for app in self.apps.values_mut() {
+            app.tokens.force_refresh_calls = 0;
+        }
     }
 
     // --- code2Session -------------------------------------------------------------------------
 
-    /// Counts a call of `path` for `appid` (as sent).
+    /// Counts a call of `path` for `appid` (as sent, or the access_token's app).
     pub(crate) fn count_call(&mut self, path: &str, appid: Option<&str>) {
         let endpoint = self.calls.endpoints.entry(path.to_owned()).or_default();
         endpoint.total += 1;
@@ -267,15 +385,12 @@ impl State {
 
     /// The next fault for a call, if any rule matches: code rules first, then app rules, then
     /// rules for every call; queued faults are consumed.
-    pub(crate) fn take_fault(&mut self, query: &Code2SessionQuery) -> Option<Fault> {
-        let appid = query.appid.as_deref();
-        let code = query.js_code.as_deref();
+    pub(crate) fn take_fault(&mut self, key: &CallKey<'_>) -> Option<Fault> {
         let matches = |rule: &FaultRule| {
-            rule.target
-                .appid
-                .as_deref()
-                .is_none_or(|a| Some(a) == appid)
-                && rule.target.code.as_deref().is_none_or(|c| Some(c) == code)
+            let target = &rule.target;
+            target.appid.as_deref().is_none_or(|a| Some(a) == key.appid)
+                && target.code.as_deref().is_none_or(|c| Some(c) == key.code)
+                && target.path.as_deref().is_none_or(|p| p == key.path)
         };
         let specificity = |rule: &FaultRule| {
             if rule.target.code.is_some() {
@@ -307,11 +422,11 @@ impl State {
     }
 
     /// The answer for a fault (not [`Fault::Delay`], which the caller plays by waiting).
-    pub(crate) fn fault_answer(&mut self, fault: &Fault, query: &Code2SessionQuery) -> Answer {
+    pub(crate) fn fault_answer(&mut self, fault: &Fault, key: &CallKey<'_>) -> Answer {
         match fault {
             Fault::SystemBusy { consume_code } => {
                 if *consume_code {
-                    self.consume_code_if_valid(query);
+                    self.consume_code_if_valid(key);
                 }
                 errcode(-1, "system error")
             }
@@ -367,31 +482,25 @@ impl State {
             return errcode(41008, "missing code");
         };
         let policy = app.policy;
-        let now = self.now_ms();
-        let Some(code) = self.codes.get_mut(js_code).filter(|c| c.appid == appid) else {
-            return errcode(40029, "invalid code");
+        let appid = appid.to_owned();
+        let openid = match self.spend_code(
+            &appid,
+            js_code,
+            |p| *p == CodePurpose::Login,
+            (40163, "code been used"),
+        ) {
+            Ok((openid, _)) => openid,
+            Err(answer) => return answer,
         };
-        if now.saturating_sub(code.issued_at_ms) > CODE_TTL_MS {
-            return errcode(40029, "invalid code");
-        }
-        if code.used {
-            return errcode(40163, "code been used");
-        }
-        code.used = true;
-        let key = (code.appid.clone(), code.openid.clone());
-        let Some(user) = self.users.get(&key) else {
+        let Some(user) = self.users.get(&(appid, openid.clone())) else {
             // Only reachable if users were dropped; WeChat would not know the code either.
             return errcode(40029, "invalid code");
         };
         let Some(session_key) = user.session_key.clone() else {
             return errcode(40029, "invalid code");
         };
-        let unionid = match policy {
-            UnionidPolicy::Always => user.unionid.clone(),
-            UnionidPolicy::Never => None,
-            UnionidPolicy::WhenFollowing => user.unionid.clone().filter(|_| user.following),
-        };
-        let mut body = json!({ "openid": key.1, "session_key": session_key });
+        let unionid = user.unionid_for(policy);
+        let mut body = json!({ "openid": openid, "session_key": session_key });
         if let (Some(unionid), Some(object)) = (unionid, body.as_object_mut()) {
             object.insert("unionid".into(), Value::String(unionid));
         }
@@ -404,6 +513,25 @@ impl State {
         self.apps
             .get(appid)
             .ok_or_else(|| SimError::UnknownApp(appid.to_owned()))
+    }
+
+    /// The app, if its kind allows `operation`.
+    fn require_kind(
+        &self,
+        appid: &str,
+        operation: &str,
+        allowed: impl Fn(AppKind) -> bool,
+    ) -> Result<&App, SimError> {
+        let app = self.require_app(appid)?;
+        if allowed(app.kind) {
+            Ok(app)
+        } else {
+            Err(SimError::WrongAppKind {
+                appid: appid.to_owned(),
+                kind: app.kind,
+                operation: operation.to_owned(),
+            })
+        }
     }
 
     fn user_entry(&mut self, appid: &str, openid: &str) -> Result<&mut User, SimError> {
@@ -427,16 +555,22 @@ impl State {
         }
     }
 
-    fn consume_code_if_valid(&mut self, query: &Code2SessionQuery) {
+    /// Marks the call's code used if it is a valid code of the call's app and endpoint.
+    fn consume_code_if_valid(&mut self, key: &CallKey<'_>) {
         let now = self.now_ms();
-        let (Some(appid), Some(js_code)) = (query.appid.as_deref(), query.js_code.as_deref())
-        else {
+        let (Some(appid), Some(code)) = (key.appid, key.code) else {
             return;
         };
-        if let Some(code) = self.codes.get_mut(js_code) {
-            if code.appid == appid && now.saturating_sub(code.issued_at_ms) <= CODE_TTL_MS {
-                code.used = true;
-            }
+        let Some(issued) = self.codes.get_mut(code) else {
+            return;
+        };
+        let right_endpoint = match issued.purpose {
+            CodePurpose::Login => key.path == CODE2SESSION_PATH,
+            CodePurpose::OAuth(_) => key.path == OAUTH_ACCESS_TOKEN_PATH,
+            CodePurpose::Phone { .. } => key.path == PHONE_NUMBER_PATH,
+        };
+        if right_endpoint && issued.appid == appid && issued.is_fresh(now) {
+            issued.used = true;
         }
     }
 }
@@ -446,8 +580,17 @@ fn present(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|s| !s.is_empty())
 }
 
+/// errcode 0 with `errmsg` "ok", plus these fields.
+fn ok_with(fields: Value) -> Answer {
+    let mut body = json!({ "errcode": 0, "errmsg": "ok" });
+    if let (Some(object), Value::Object(fields)) = (body.as_object_mut(), fields) {
+        object.extend(fields);
+    }
+    Answer::Json(body)
+}
+
 /// An errcode answer with WeChat's `, rid: …` suffix.
-fn errcode(code: i64, message: &str) -> Answer {
+pub(crate) fn errcode(code: i64, message: &str) -> Answer {
     let mut rng = rand::rng();
     let rid = format!(
         "{:08x}-{:08x}-{:08x}",
@@ -551,19 +694,15 @@ mod tests {
         }
     }
 
-    fn state_with_app(policy: UnionidPolicy) -> State {
+    pub(super) fn state_with_app(policy: UnionidPolicy) -> State {
         let mut state = State::default();
         state
-            .register_app(AppRegistration {
-                appid: "wx1".into(),
-                secret: "s".into(),
-                unionid_policy: policy,
-            })
+            .register_app(AppRegistration::new("wx1", "s", policy))
             .expect("register");
         state
     }
 
-    fn errcode_of(answer: &Answer) -> Option<i64> {
+    pub(super) fn errcode_of(answer: &Answer) -> Option<i64> {
         match answer {
             Answer::Json(value) => value.get("errcode").and_then(Value::as_i64),
             _ => None,
@@ -633,13 +772,70 @@ mod tests {
                 sticky: false,
             })
             .expect("rule");
-        let q = query("wx1", "s", "c");
+        let q = CallKey {
+            path: CODE2SESSION_PATH,
+            appid: Some("wx1"),
+            code: Some("c"),
+        };
         assert_eq!(state.take_fault(&q), Some(Fault::Http500));
         assert_eq!(state.take_fault(&q), Some(Fault::RateLimited));
         assert_eq!(state.take_fault(&q), Some(Fault::HighRisk));
         assert_eq!(state.take_fault(&q), Some(Fault::RateLimited));
         state.clear_faults();
         assert_eq!(state.take_fault(&q), None);
+    }
+
+    #[test]
+    fn path_targets_spare_other_endpoints() {
+        let mut state = state_with_app(UnionidPolicy::Always);
+        state
+            .add_fault_rule(FaultRule {
+                target: crate::FaultTarget::app("wx1").at_path(crate::STABLE_TOKEN_PATH),
+                faults: vec![Fault::RateLimited],
+                sticky: true,
+            })
+            .expect("rule");
+        let mut key = CallKey {
+            path: CODE2SESSION_PATH,
+            appid: Some("wx1"),
+            code: None,
+        };
+        assert_eq!(state.take_fault(&key), None);
+        key.path = crate::STABLE_TOKEN_PATH;
+        assert_eq!(state.take_fault(&key), Some(Fault::RateLimited));
+    }
+
+    #[test]
+    fn a_code_works_only_at_its_endpoint() {
+        let mut state = state_with_app(UnionidPolicy::Always);
+        let login = state.login("wx1", Some("o1"), None).expect("login");
+        let key = CallKey {
+            path: OAUTH_ACCESS_TOKEN_PATH,
+            appid: Some("wx1"),
+            code: Some(&login.code),
+        };
+        state.consume_code_if_valid(&key);
+        let answer = state.code2session(&query("wx1", "s", &login.code));
+        assert_eq!(
+            errcode_of(&answer),
+            None,
+            "a fault elsewhere did not spend it"
+        );
+    }
+
+    #[test]
+    fn only_mini_programs_log_in() {
+        let mut state = State::default();
+        state
+            .register_app(
+                AppRegistration::new("wxoa", "s", UnionidPolicy::Always)
+                    .with_kind(AppKind::OfficialAccount),
+            )
+            .expect("register");
+        assert!(matches!(
+            state.login("wxoa", Some("o"), None),
+            Err(SimError::WrongAppKind { .. })
+        ));
     }
 
     #[test]

@@ -1,4 +1,11 @@
 //! The simulator as a client sees it: over HTTP with reqwest, against a started simulator.
+//!
+//! This file holds code2Session, faults, counters, user info, the control API and hosting;
+//! the modules hold the other endpoints.
+
+mod mini_program;
+mod oauth;
+mod tokens;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -76,6 +83,52 @@ async fn code2session_at(base_url: &str, appid: &str, secret: &str, code: &str) 
 
 async fn code2session(sim: &SimHandle, code: &str) -> Exchange {
     code2session_at(&sim.base_url(), APPID, SECRET, code).await
+}
+
+async fn exchange_of(response: reqwest::Response) -> Exchange {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.expect("a body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Exchange {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// A GET of a WeChat endpoint with these query pairs.
+async fn wechat_get(base_url: &str, path: &str, query: &[(&str, &str)]) -> Exchange {
+    let response = reqwest::Client::new()
+        .get(format!("{base_url}{path}"))
+        .query(query)
+        .send()
+        .await
+        .expect("an answer");
+    exchange_of(response).await
+}
+
+/// A POST of a WeChat endpoint with these query pairs and this raw body.
+async fn wechat_post(
+    base_url: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    body: impl Into<reqwest::Body>,
+) -> Exchange {
+    let response = reqwest::Client::new()
+        .post(format!("{base_url}{path}"))
+        .query(query)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("an answer");
+    exchange_of(response).await
 }
 
 // --- code2Session ------------------------------------------------------------------------------
@@ -527,7 +580,12 @@ async fn the_whole_flow_over_http() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(
         body,
-        json!({"appid": "wxhttp", "unionid_policy": "when_following"})
+        json!({
+            "appid": "wxhttp",
+            "unionid_policy": "when_following",
+            "kind": "mini_program",
+            "unionid_in_exchange": true,
+        })
     );
 
     let (status, follow) = control(
@@ -771,7 +829,14 @@ async fn shutdown_stops_serving() {
 #[tokio::test]
 async fn the_binary_prints_its_base_url_and_serves() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wxlink-wechat-sim"))
-        .args(["--bind", "127.0.0.1:0", "--app", "wxbin:s:never"])
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--app",
+            "wxbin:s:never",
+            "--app",
+            "wxbinoa:s:2:official_account",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -797,6 +862,27 @@ async fn the_binary_prints_its_base_url_and_serves() {
     let answer = code2session_at(&base, "wxbin", "s", login["code"].as_str().expect("code")).await;
     assert_eq!(answer.str("openid"), Some("o-b"));
     assert!(answer.body.get("unionid").is_none(), "policy never");
+
+    let (status, grant) = control(
+        reqwest::Method::POST,
+        format!("{base}/__sim/oauth-authorize"),
+        Some(json!({"appid": "wxbinoa", "openid": "o-oa", "unionid": "u-b", "scope": "snsapi_userinfo"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{grant}");
+    let code = grant["code"].as_str().expect("code");
+    let answer = wechat_get(
+        &base,
+        wxlink_wechat_sim::OAUTH_ACCESS_TOKEN_PATH,
+        &[
+            ("appid", "wxbinoa"),
+            ("secret", "s:2"),
+            ("code", code),
+            ("grant_type", "authorization_code"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.str("unionid"), Some("u-b"), "{:?}", answer.body);
 
     child.kill().expect("kill");
     child.wait().expect("wait");

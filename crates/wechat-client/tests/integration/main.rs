@@ -1,5 +1,11 @@
 //! The client against local servers only: a small axum fake for exact answer shapes, raw TCP
 //! servers for broken connections, and the `wxlink-wechat-sim` simulator for the happy path.
+//!
+//! This file holds the shared helpers and code2Session; the modules hold the other calls.
+
+mod mini_program;
+mod oauth;
+mod tokens;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -8,8 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -66,7 +73,36 @@ struct Fake {
     queue: Mutex<VecDeque<Reply>>,
     default: Reply,
     calls: AtomicUsize,
-    requests: Mutex<Vec<String>>,
+    requests: Mutex<Vec<Recorded>>,
+}
+
+/// A request as the fake saw it.
+#[derive(Clone, Debug)]
+struct Recorded {
+    method: Method,
+    /// Path and query.
+    uri: String,
+    content_type: Option<String>,
+    body: String,
+}
+
+impl Recorded {
+    fn path(&self) -> &str {
+        self.uri
+            .split_once('?')
+            .map_or(self.uri.as_str(), |(path, _)| path)
+    }
+
+    fn query(&self) -> Vec<(String, String)> {
+        let query = self.uri.split_once('?').map_or("", |(_, query)| query);
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
 }
 
 struct FakeServer {
@@ -105,13 +141,32 @@ impl FakeServer {
     }
 
     fn requests(&self) -> Vec<String> {
+        self.recorded().into_iter().map(|r| r.uri).collect()
+    }
+
+    fn recorded(&self) -> Vec<Recorded> {
         self.state.requests.lock().expect("lock").clone()
     }
 }
 
-async fn answer(State(fake): State<Arc<Fake>>, uri: Uri) -> Response {
+async fn answer(
+    State(fake): State<Arc<Fake>>,
+    method: Method,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+    request_body: Bytes,
+) -> Response {
     fake.calls.fetch_add(1, Ordering::SeqCst);
-    fake.requests.lock().expect("lock").push(uri.to_string());
+    let request_body = String::from_utf8_lossy(&request_body).into_owned();
+    fake.requests.lock().expect("lock").push(Recorded {
+        method,
+        uri: uri.to_string(),
+        content_type: headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: request_body.clone(),
+    });
     let reply = fake
         .queue
         .lock()
@@ -119,8 +174,11 @@ async fn answer(State(fake): State<Arc<Fake>>, uri: Uri) -> Response {
         .pop_front()
         .unwrap_or_else(|| fake.default.clone());
     tokio::time::sleep(reply.delay).await;
-    // Echo the query into error pages, as some proxies do, to prove bodies are redacted.
-    let body = reply.body.replace("{uri}", &uri.to_string());
+    // Echo the request into error pages, as some proxies do, to prove bodies are redacted.
+    let body = reply
+        .body
+        .replace("{uri}", &uri.to_string())
+        .replace("{body}", &request_body);
     (
         StatusCode::from_u16(reply.status).expect("status"),
         [(header::CONTENT_TYPE, reply.content_type)],
@@ -151,22 +209,47 @@ async fn call(client: &WeChatClient) -> Result<Code2Session, Error> {
 
 /// Every error the tests see goes through here: no secret in its Debug or Display.
 fn assert_no_secret(error: &Error) {
-    let encoded_code = "js-code%2Bwith%2Fspecial%3Dchars";
-    for text in [
+    assert_none_of(error, &[SECRET, CODE]);
+}
+
+/// No Debug or Display of the error or its sources shows any of these values, raw or
+/// URL-encoded.
+fn assert_none_of(error: &Error, secrets: &[&str]) {
+    let mut texts = vec![
         format!("{error:?}"),
         format!("{error}"),
         format!("{error:#?}"),
-    ] {
-        assert!(!text.contains(SECRET), "secret leaked: {text}");
-        assert!(!text.contains(CODE), "js_code leaked: {text}");
-        assert!(!text.contains(encoded_code), "js_code leaked: {text}");
-    }
+    ];
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        let text = format!("{cause:?} {cause}");
-        assert!(!text.contains(SECRET), "secret leaked in a source: {text}");
+        texts.push(format!("{cause:?} {cause}"));
         source = cause.source();
     }
+    for text in texts {
+        for secret in secrets {
+            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+            assert!(!text.contains(&encoded), "{secret} leaked encoded: {text}");
+        }
+    }
+}
+
+/// A server that reads each request and closes the connection without answering; it counts
+/// the connections.
+async fn closing_server() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0_u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            drop(stream);
+        }
+    });
+    (format!("http://{addr}"), accepted)
 }
 
 async fn expect_error(client: &WeChatClient) -> Error {
@@ -465,19 +548,8 @@ async fn connection_refused_is_transport_and_retried_within_budget() {
 
 #[tokio::test]
 async fn connection_closed_after_the_request_is_not_retried() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0_u8; 4096];
-            let _ = stream.read(&mut buf).await;
-            drop(stream);
-        }
-    });
-    let error = expect_error(&client(&format!("http://{addr}"))).await;
+    let (base_url, accepted) = closing_server().await;
+    let error = expect_error(&client(&base_url)).await;
     assert!(
         matches!(&error, Error::Transport(t) if !t.is_connect()),
         "{error:?}"

@@ -6,26 +6,83 @@ use std::sync::Arc;
 use base64::Engine;
 use rand::RngCore;
 use wxlink_domain::{
-    AppId, Clock, EncryptedUserData, IdSource, JsCode, OpenId, OpenedUserData, SessionKey,
-    SessionToken, UnionId, UnixTime, UserDataError, UserDataOpener, UserId, WeChatError,
-    WeChatSession, WeChatSessions,
+    AppId, Clock, EncryptedUserData, IdSource, JsCode, OpenId, OpenedUserData, PhoneNumber,
+    SessionKey, SessionToken, UnionId, UnixTime, UserDataError, UserDataOpener, UserId,
+    WeChatError, WeChatSession, WeChatSessions,
 };
+
+use crate::access_tokens::AccessTokens;
+use crate::config::AppKind;
 use wxlink_wechat_client::{AppSecret, Error as ClientError, WeChatClient};
 
-/// code2Session through [`WeChatClient`], with each app's secret.
+/// One configured app, as the WeChat adapter needs it.
+#[derive(Debug, Clone)]
+pub struct AppCredentials {
+    /// The app secret.
+    pub secret: AppSecret,
+    /// How its login codes are exchanged.
+    pub kind: AppKind,
+}
+
+/// WeChat's server API through [`WeChatClient`]: each app's login codes by its kind, and the
+/// calls that need an access token through the cluster-wide [`AccessTokens`].
 #[derive(Debug, Clone)]
 pub struct WeChatAdapter {
     client: WeChatClient,
-    secrets: Arc<HashMap<AppId, AppSecret>>,
+    apps: Arc<HashMap<AppId, AppCredentials>>,
+    tokens: AccessTokens,
 }
 
 impl WeChatAdapter {
     /// An adapter for the configured apps.
-    pub fn new(client: WeChatClient, secrets: HashMap<AppId, AppSecret>) -> Self {
+    pub fn new(
+        client: WeChatClient,
+        apps: HashMap<AppId, AppCredentials>,
+        tokens: AccessTokens,
+    ) -> Self {
         Self {
             client,
-            secrets: Arc::new(secrets),
+            apps: Arc::new(apps),
+            tokens,
         }
+    }
+
+    /// Official accounts, mobile apps and websites: the OAuth code exchange, then
+    /// `sns/userinfo` when the grant allows it and the exchange carried no unionid.
+    async fn oauth_login(
+        &self,
+        appid: &AppId,
+        app: &AppCredentials,
+        code: &JsCode,
+    ) -> Result<(String, Option<String>), WeChatError> {
+        let exchange = self
+            .client
+            .oauth2_access_token(appid.as_str(), &app.secret, code.as_str())
+            .await
+            .map_err(|e| map_client_error(appid, e))?;
+        let may_read_userinfo = exchange
+            .scope
+            .split(',')
+            .any(|s| matches!(s.trim(), "snsapi_userinfo" | "snsapi_login"));
+        let unionid = match exchange.unionid {
+            Some(unionid) => Some(unionid),
+            None if may_read_userinfo => {
+                match self
+                    .client
+                    .sns_userinfo(&exchange.access_token, &exchange.openid)
+                    .await
+                {
+                    Ok(info) => info.unionid,
+                    // The user is logged in either way; the unionid can come later.
+                    Err(error) => {
+                        tracing::warn!(%appid, error = %error_chain(&error), "sns/userinfo failed; continuing without unionid");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        Ok((exchange.openid, unionid))
     }
 }
 
@@ -35,28 +92,83 @@ impl WeChatSessions for WeChatAdapter {
         appid: &AppId,
         code: &JsCode,
     ) -> Result<WeChatSession, WeChatError> {
-        let secret = self.secrets.get(appid).ok_or(WeChatError::UnknownApp)?;
-        let answer = self
-            .client
-            .code2session(appid.as_str(), secret, code.as_str())
-            .await
-            .map_err(|e| map_client_error(appid, e))?;
+        let app = self.apps.get(appid).ok_or(WeChatError::UnknownApp)?;
+        let (openid, session_key, unionid) = match app.kind {
+            AppKind::MiniProgram => {
+                let answer = self
+                    .client
+                    .code2session(appid.as_str(), &app.secret, code.as_str())
+                    .await
+                    .map_err(|e| map_client_error(appid, e))?;
+                let key = SessionKey::new(answer.session_key.expose_secret());
+                (answer.openid, Some(key), answer.unionid)
+            }
+            AppKind::OfficialAccount | AppKind::MobileApp | AppKind::Website => {
+                let (openid, unionid) = self.oauth_login(appid, app, code).await?;
+                (openid, None, unionid)
+            }
+        };
         let unexpected = |what: &str, e: wxlink_domain::IdError| {
-            WeChatError::Upstream(format!("code2session returned a malformed {what}: {e}"))
+            WeChatError::Upstream(format!("WeChat returned a malformed {what}: {e}"))
         };
         Ok(WeChatSession {
-            openid: OpenId::parse(answer.openid).map_err(|e| unexpected("openid", e))?,
-            session_key: SessionKey::new(answer.session_key.expose_secret()),
-            unionid: answer
-                .unionid
+            openid: OpenId::parse(openid).map_err(|e| unexpected("openid", e))?,
+            session_key,
+            unionid: unionid
+                .filter(|u| !u.is_empty())
                 .map(UnionId::parse)
                 .transpose()
                 .map_err(|e| unexpected("unionid", e))?,
         })
     }
+
+    async fn session_key_valid(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+        key: &SessionKey,
+    ) -> Result<bool, WeChatError> {
+        let key = wxlink_wechat_client::SessionKey::new(key.expose_secret());
+        self.tokens
+            .with_token(appid, |token| {
+                let (client, key) = (&self.client, &key);
+                async move { client.check_session_key(&token, openid.as_str(), key).await }
+            })
+            .await
+    }
+
+    async fn phone_number(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+        code: &JsCode,
+    ) -> Result<PhoneNumber, WeChatError> {
+        let info = self
+            .tokens
+            .with_token(appid, |token| {
+                let client = &self.client;
+                async move {
+                    client
+                        .get_phone_number(&token, code.as_str(), Some(openid.as_str()))
+                        .await
+                }
+            })
+            .await?;
+        if info.watermark.appid != appid.as_str() {
+            return Err(WeChatError::Upstream(
+                "the phone number's watermark names another app".into(),
+            ));
+        }
+        Ok(PhoneNumber {
+            phone_number: info.phone_number,
+            pure_phone_number: info.pure_phone_number,
+            country_code: info.country_code,
+        })
+    }
 }
 
-fn map_client_error(appid: &AppId, error: ClientError) -> WeChatError {
+/// The domain's view of a client error; configuration errors are logged as such.
+pub(crate) fn map_client_error(appid: &AppId, error: ClientError) -> WeChatError {
     match error {
         ClientError::InvalidCode | ClientError::CodeUsed => WeChatError::InvalidCode,
         ClientError::HighRiskUser => WeChatError::UserBlocked,

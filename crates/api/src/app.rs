@@ -13,7 +13,8 @@ use wxlink_domain::{Policy, Service};
 use wxlink_persistence::{Store, StoreConfig};
 use wxlink_wechat_client::{AppSecret, ClientConfig, WeChatClient};
 
-use crate::adapters::{CryptoOpener, RandomIds, SystemClock, WeChatAdapter};
+use crate::access_tokens::AccessTokens;
+use crate::adapters::{AppCredentials, CryptoOpener, RandomIds, SystemClock, WeChatAdapter};
 use crate::config::{ConfigError, Settings};
 use crate::limits::RateLimits;
 use crate::state::AppState;
@@ -75,10 +76,22 @@ impl Application {
                 .timeout(Duration::from_millis(settings.wechat.timeout_ms))
                 .build()?,
         )?;
-        let secrets: HashMap<_, _> = apps
+        let secret = |a: &crate::config::App| AppSecret::new(a.secret.expose_secret());
+        let credentials: HashMap<_, _> = apps
             .iter()
-            .map(|a| (a.appid.clone(), AppSecret::new(a.secret.expose_secret())))
+            .map(|a| {
+                let app = AppCredentials {
+                    secret: secret(a),
+                    kind: a.kind,
+                };
+                (a.appid.clone(), app)
+            })
             .collect();
+        let tokens = AccessTokens::new(
+            client.clone(),
+            store.clone(),
+            apps.iter().map(|a| (a.appid.clone(), secret(a))).collect(),
+        );
         let policy = Policy {
             session_ttl_secs: settings.session.ttl_secs,
             max_watermark_age_secs: match settings.wechat.max_watermark_age_secs {
@@ -88,7 +101,7 @@ impl Application {
         };
         let service = Service::new(
             store.clone(),
-            WeChatAdapter::new(client, secrets),
+            WeChatAdapter::new(client, credentials, tokens),
             CryptoOpener,
             SystemClock,
             RandomIds,

@@ -232,9 +232,9 @@ pub enum AppKind {
 pub struct AppSettings {
     /// The app secret.
     pub secret: Option<SecretString>,
-    /// What kind of app it is.
+    /// What kind of app it is (default: a mini program).
     #[serde(default)]
-    pub kind: AppKind,
+    pub kind: Option<AppKind>,
 }
 
 /// One configured app, validated.
@@ -319,27 +319,35 @@ impl Settings {
                 "configure at least one [apps.<appid>] table",
             ));
         }
-        self.apps
-            .iter()
-            .map(|(appid, app)| {
+        // Environment variable names lose their case (WXLINK__APPS__WXABC…__SECRET becomes
+        // apps.wxabc…), so tables whose appids differ only in case are one app: the file's
+        // spelling wins, and each key is taken from whichever table sets it.
+        let mut merged: BTreeMap<String, (String, Option<SecretString>, Option<AppKind>)> =
+            BTreeMap::new();
+        for (appid, app) in &self.apps {
+            let entry = merged
+                .entry(appid.to_ascii_lowercase())
+                .or_insert_with(|| (appid.clone(), None, None));
+            if appid.bytes().any(|b| b.is_ascii_uppercase()) {
+                entry.0.clone_from(appid);
+            }
+            if app.secret.is_some() {
+                entry.1.clone_from(&app.secret);
+            }
+            entry.2 = entry.2.or(app.kind);
+        }
+        merged
+            .into_values()
+            .map(|(appid, secret, kind)| {
                 let key = format!("apps.{appid}");
-                let appid =
-                    AppId::parse(appid.clone()).map_err(|e| invalid(&key, e.to_string()))?;
-                let secret = app
-                    .secret
-                    .clone()
+                let appid = AppId::parse(appid).map_err(|e| invalid(&key, e.to_string()))?;
+                let secret = secret
                     .filter(|s| !s.expose_secret().is_empty())
                     .ok_or_else(|| invalid(format!("{key}.secret"), "is missing"))?;
-                if app.kind != AppKind::MiniProgram {
-                    return Err(invalid(
-                        format!("{key}.kind"),
-                        "only \"mini_program\" is supported by this version",
-                    ));
-                }
                 Ok(App {
                     appid,
                     secret,
-                    kind: app.kind,
+                    kind: kind.unwrap_or_default(),
                 })
             })
             .collect()
@@ -477,6 +485,20 @@ mod tests {
         assert_eq!(ring.current_key_id(), current.id());
         let sealed_under_a = wxlink_crypto::Keyring::new(a).seal(b"k");
         assert_eq!(ring.open(&sealed_under_a).unwrap(), b"k");
+    }
+
+    #[test]
+    fn an_appid_with_capitals_takes_its_secret_from_the_environment() {
+        let settings = load(
+            "[apps.wxABCDEF0123456789]\nkind = \"official_account\"\n",
+            &[("WXLINK__APPS__WXABCDEF0123456789__SECRET", "from-env")],
+        )
+        .unwrap();
+        let apps = settings.validate().unwrap();
+        assert_eq!(apps.len(), 1);
+        assert_eq!(apps[0].appid.as_str(), "wxABCDEF0123456789");
+        assert_eq!(apps[0].secret.expose_secret(), "from-env");
+        assert_eq!(apps[0].kind, AppKind::OfficialAccount);
     }
 
     #[test]

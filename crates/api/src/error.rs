@@ -127,6 +127,8 @@ impl From<DomainError> for ApiError {
             DomainError::WatermarkExpired => (S::UNPROCESSABLE_ENTITY, "watermark_expired"),
             DomainError::IdentityMismatch => (S::FORBIDDEN, "identity_mismatch"),
             DomainError::UnionidConflict => (S::CONFLICT, "unionid_conflict"),
+            DomainError::SessionKeyExpired => (S::UNPROCESSABLE_ENTITY, "session_key_expired"),
+            DomainError::UnsupportedForApp => (S::BAD_REQUEST, "unsupported_app_kind"),
             DomainError::Store(StoreError::Unavailable(cause)) => {
                 tracing::warn!(%cause, "database unavailable");
                 return Self::new(

@@ -27,7 +27,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     let per_ip = axum::middleware::from_fn_with_state(Arc::clone(&state), limit_per_ip);
     Router::new()
         .route("/v1/wechat/login", post(login).route_layer(per_ip.clone()))
-        .route("/v1/wechat/user-info", post(user_info).route_layer(per_ip))
+        .route(
+            "/v1/wechat/user-info",
+            post(user_info).route_layer(per_ip.clone()),
+        )
+        .route(
+            "/v1/wechat/phone-number",
+            post(phone_number).route_layer(per_ip),
+        )
         .route("/healthz", get(healthz))
         .route("/v1/me", get(me))
         .route("/v1/logout", post(logout))
@@ -247,6 +254,25 @@ async fn user_info(
         "user_id": out.user_id.as_str(),
         "unionid_linked": out.unionid_linked,
         "merged": out.merged,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct PhoneNumberRequest {
+    code: String,
+}
+
+async fn phone_number(
+    State(state): State<Arc<AppState>>,
+    Bearer(token): Bearer,
+    JsonBody(req): JsonBody<PhoneNumberRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let code = parse_code(req.code)?;
+    let phone = state.service.attach_phone_number(&token, code).await?;
+    Ok(Json(json!({
+        "phone_number": phone.phone_number,
+        "pure_phone_number": phone.pure_phone_number,
+        "country_code": phone.country_code,
     })))
 }
 

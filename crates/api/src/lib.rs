@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+mod access_tokens;
 pub mod adapters;
 mod app;
 pub mod config;

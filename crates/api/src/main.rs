@@ -30,7 +30,7 @@ enum Command {
         #[arg(long)]
         sandbox: bool,
     },
-    /// Re-seal every stored session_key under the current data key (`[security] data_key`),
+    /// Re-seal every stored session_key and phone number under the current data key (`[security] data_key`),
     /// opening old ones with `[security] previous_data_keys`. See docs/operations.md.
     RotateDataKey {
         /// TOML configuration file.
@@ -117,11 +117,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             )
             .await
             .map_err(|e| e.to_string())?;
-            let resealed = store
+            let keys = store
                 .reseal_session_keys(500)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("re-sealed {resealed} session keys under the current data key");
+            let phones = store
+                .reseal_phone_numbers(500)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "re-sealed {keys} session keys and {phones} phone numbers under the current data key"
+            );
             Ok(())
         }
         Command::NewDataKey => {

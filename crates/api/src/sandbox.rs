@@ -44,7 +44,7 @@ pub async fn serve(config: Option<&Path>) -> Result<(), String> {
             appid.to_string(),
             AppSettings {
                 secret: Some(DEMO_SECRET.to_string().into()),
-                kind: Default::default(),
+                kind: None,
             },
         );
     }

@@ -82,6 +82,14 @@ pub enum DomainError {
     /// The data names another unionid than the one the user already has.
     #[error("the user already has another unionid")]
     UnionidConflict,
+    /// The data did not decrypt and WeChat says the stored session_key is no longer valid: the
+    /// client must call `wx.login` and retry with the code.
+    #[error("the session_key expired; call wx.login and retry with the code")]
+    SessionKeyExpired,
+    /// The session's app kind cannot do this (e.g. user info for an official account login,
+    /// which has no session_key).
+    #[error("this login's app kind does not support the request")]
+    UnsupportedForApp,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -30,8 +30,8 @@ pub struct Session {
     pub appid: AppId,
     /// The user's openid in that app.
     pub openid: OpenId,
-    /// The latest session_key WeChat gave for this login.
-    pub session_key: SessionKey,
+    /// The latest session_key WeChat gave for this login; only mini program logins have one.
+    pub session_key: Option<SessionKey>,
     /// When it was issued.
     pub created_at: UnixTime,
     /// When it stops working.
@@ -99,4 +99,24 @@ pub struct Event {
     pub openid: OpenId,
     /// When.
     pub at: UnixTime,
+}
+
+/// A phone number WeChat verified for a user (getPhoneNumber). Personal data: `Debug` shows only
+/// the last two digits.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PhoneNumber {
+    /// With the country code for numbers outside mainland China, e.g. `+1 650…` or `13800138000`.
+    pub phone_number: String,
+    /// Without the country code.
+    pub pure_phone_number: String,
+    /// The country code, e.g. `86`.
+    pub country_code: String,
+}
+
+impl std::fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tail: String = self.pure_phone_number.chars().rev().take(2).collect();
+        let tail: String = tail.chars().rev().collect();
+        write!(f, "PhoneNumber(+{} …{tail})", self.country_code)
+    }
 }

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::error::{DomainError, StoreError, UserDataError, WeChatError};
 use crate::ids::{AppId, JsCode, OpenId, UnionId, UserId};
-use crate::model::{Event, Session, UnixTime, User};
+use crate::model::{Event, PhoneNumber, Session, UnixTime, User};
 use crate::secrets::{SessionKey, SessionToken, TokenHash};
 
 /// The operations one store transaction offers. Synchronous: the store runs the whole
@@ -67,6 +67,13 @@ pub trait StoreTx {
     fn revoke_session(&mut self, token: &TokenHash, at: UnixTime) -> Result<(), StoreError>;
     /// Append an event to the log.
     fn append_event(&mut self, event: &Event) -> Result<(), StoreError>;
+    /// Store a user's verified phone number (replacing any earlier one).
+    fn set_phone_number(
+        &mut self,
+        user: &UserId,
+        phone: &PhoneNumber,
+        at: UnixTime,
+    ) -> Result<(), StoreError>;
 }
 
 /// Whether a transaction may write; lets a store take a cheaper path for reads.
@@ -96,18 +103,19 @@ pub trait IdentityStore: Send + Sync + 'static {
         F: FnMut(&mut dyn StoreTx) -> Result<T, DomainError> + Send + 'static;
 }
 
-/// What code2Session gives for a login code.
+/// What WeChat gives for a login code: code2Session for mini programs, the OAuth exchange for
+/// official accounts, mobile apps and websites.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeChatSession {
     /// The user's openid in the app.
     pub openid: OpenId,
-    /// The session_key for decrypting this user's data.
-    pub session_key: SessionKey,
+    /// The session_key for decrypting this user's data (mini programs only).
+    pub session_key: Option<SessionKey>,
     /// The unionid, when WeChat tells it.
     pub unionid: Option<UnionId>,
 }
 
-/// WeChat's login-code exchange.
+/// WeChat's server API, as the use cases need it.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait WeChatSessions: Send + Sync + 'static {
     /// Exchange a login code of `appid` for the user's session.
@@ -116,6 +124,22 @@ pub trait WeChatSessions: Send + Sync + 'static {
         appid: &AppId,
         code: &JsCode,
     ) -> impl Future<Output = Result<WeChatSession, WeChatError>> + Send;
+
+    /// Whether WeChat still considers `key` the user's valid session_key (checkSessionKey).
+    fn session_key_valid(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+        key: &SessionKey,
+    ) -> impl Future<Output = Result<bool, WeChatError>> + Send;
+
+    /// Exchange a getPhoneNumber code for the user's verified phone number.
+    fn phone_number(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+        code: &JsCode,
+    ) -> impl Future<Output = Result<PhoneNumber, WeChatError>> + Send;
 }
 
 /// Encrypted user data as the client sends it (from `wx.getUserInfo`).

@@ -1,13 +1,13 @@
 //! The use cases: login, submit user info, current user, logout.
 
-use crate::error::DomainError;
+use crate::error::{DomainError, UserDataError};
 use crate::ids::{AppId, JsCode, OpenId, UserId};
 use crate::linking::{self, Origin};
-use crate::model::{Session, UnixTime};
+use crate::model::{PhoneNumber, Session, UnixTime};
 use crate::ports::{
     Clock, EncryptedUserData, IdSource, IdentityStore, TxMode, UserDataOpener, WeChatSessions,
 };
-use crate::secrets::{SessionToken, TokenHash};
+use crate::secrets::{SessionKey, SessionToken, TokenHash};
 
 /// The knobs of the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,19 +163,31 @@ where
         let token_hash = token.hash();
         let session = self.live_session(token_hash, now).await?;
 
+        // Only mini program logins have a session_key to decrypt with.
+        let stored_key = session
+            .session_key
+            .clone()
+            .ok_or(DomainError::UnsupportedForApp)?;
         let (key, code_unionid) = match &submission.code {
             Some(code) => {
                 let fresh = self.wechat.code2session(&session.appid, code).await?;
                 if fresh.openid != session.openid {
                     return Err(DomainError::IdentityMismatch);
                 }
-                (fresh.session_key, fresh.unionid)
+                let key = fresh.session_key.ok_or(DomainError::UnsupportedForApp)?;
+                (key, fresh.unionid)
             }
-            None => (session.session_key.clone(), None),
+            None => (stored_key, None),
         };
         let refreshed_key = submission.code.is_some().then(|| key.clone());
 
-        let opened = self.opener.open(&key, &submission.data)?;
+        let opened = match self.opener.open(&key, &submission.data) {
+            Ok(opened) => opened,
+            Err(UserDataError::DecryptFailed(reason)) if submission.code.is_none() => {
+                return Err(self.explain_decrypt_failure(&session, &key, reason).await);
+            }
+            Err(e) => return Err(e.into()),
+        };
         if opened.watermark_appid != session.appid.as_str() {
             return Err(DomainError::WatermarkMismatch);
         }
@@ -220,6 +232,58 @@ where
                 })
             })
             .await
+    }
+
+    /// Data that did not decrypt under the stored key: if WeChat says the key is no longer
+    /// valid, the client must log in again ([`DomainError::SessionKeyExpired`]); otherwise, or
+    /// if WeChat cannot tell, it stays a decryption failure. Nothing is cached, so a wrong
+    /// answer cannot stick.
+    async fn explain_decrypt_failure(
+        &self,
+        session: &Session,
+        key: &SessionKey,
+        reason: String,
+    ) -> DomainError {
+        match self
+            .wechat
+            .session_key_valid(&session.appid, &session.openid, key)
+            .await
+        {
+            Ok(false) => DomainError::SessionKeyExpired,
+            Ok(true) | Err(_) => UserDataError::DecryptFailed(reason).into(),
+        }
+    }
+
+    /// Exchange a getPhoneNumber code for the user's verified phone number and keep it on the
+    /// user. Phone numbers never link or merge users.
+    pub async fn attach_phone_number(
+        &self,
+        token: &SessionToken,
+        code: JsCode,
+    ) -> Result<PhoneNumber, DomainError> {
+        let now = self.clock.now();
+        let token_hash = token.hash();
+        let session = self.live_session(token_hash, now).await?;
+        if session.session_key.is_none() {
+            return Err(DomainError::UnsupportedForApp);
+        }
+        let phone = self
+            .wechat
+            .phone_number(&session.appid, &session.openid, &code)
+            .await?;
+        let stored = phone.clone();
+        self.store
+            .transact(TxMode::Write, move |tx| {
+                let session = tx
+                    .session(&token_hash)?
+                    .filter(|s| s.is_live(now))
+                    .ok_or(DomainError::InvalidToken)?;
+                let user = linking::resolve(tx, &session.user_id)?;
+                tx.set_phone_number(&user.id, &stored, now)?;
+                Ok(())
+            })
+            .await?;
+        Ok(phone)
     }
 
     /// The user behind a token, with their identities.

@@ -4,13 +4,14 @@
 use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use wxlink_domain::{
-    AppId, Event, EventKind, OpenId, StoreError, StoreTx as _, TxMode, UnionId, UnixTime, User,
-    UserId,
+    AppId, Event, EventKind, OpenId, PhoneNumber, StoreError, StoreTx as _, TxMode, UnionId,
+    UnixTime, User, UserId,
 };
 
-use crate::schema::{events, sessions};
+use crate::schema::{events, sessions, users};
 use crate::store::Store;
 use crate::tx::{self, Tx};
+use secrecy::zeroize::Zeroizing;
 
 /// Sessions are deleted this long after they expired or were revoked, so a token that just
 /// stopped working is still recognised (and answered as expired) for a while.
@@ -26,6 +27,8 @@ pub struct UserRecord {
     pub user: User,
     /// Its identities.
     pub identities: Vec<(AppId, OpenId)>,
+    /// Its verified phone number, if one was stored.
+    pub phone_number: Option<PhoneNumber>,
 }
 
 type EventRow = (i64, String, String, Option<String>, String, String, i64);
@@ -70,16 +73,29 @@ impl Store {
     }
 
     /// Re-seal, under the keyring's current key, every session key sealed under an older one;
-    /// returns how many were re-sealed. Works in transactions of `batch` sessions (at least 1)
+    /// returns how many were re-sealed. Works in transactions of `batch` rows (at least 1)
     /// so logins go on meanwhile.
     ///
     /// Rotation: configure the new data key as current and keep the old one in the keyring,
-    /// run this, then drop the old key. A key no key of the ring opens is left as it is and
-    /// logged (that session fails with [`StoreError::Corrupt`] when used, as before).
+    /// run this and [`Store::reseal_phone_numbers`], then drop the old key. A value no key of
+    /// the ring opens is left as it is and logged (using it fails with
+    /// [`StoreError::Corrupt`], as before).
     ///
     /// # Errors
     /// [`StoreError`] when the database fails; batches done before stay done.
     pub async fn reseal_session_keys(&self, batch: u32) -> Result<u64, StoreError> {
+        self.reseal(SealedColumn::SessionKeys, batch).await
+    }
+
+    /// Like [`Store::reseal_session_keys`], for users' phone numbers.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails; batches done before stay done.
+    pub async fn reseal_phone_numbers(&self, batch: u32) -> Result<u64, StoreError> {
+        self.reseal(SealedColumn::PhoneNumbers, batch).await
+    }
+
+    async fn reseal(&self, column: SealedColumn, batch: u32) -> Result<u64, StoreError> {
         let batch = i64::from(batch.max(1));
         let mut after: Vec<u8> = Vec::new();
         let mut resealed = 0u64;
@@ -88,39 +104,26 @@ impl Store {
             let keyring = std::sync::Arc::clone(&self.inner.keyring);
             let (count, seen, last) = self
                 .run(TxMode::Write, move |tx: &mut Tx<'_>| {
-                    // Keyset pagination by token hash; every hash sorts after the empty one.
-                    let rows = sessions::table
-                        .filter(sessions::token_hash.gt(start.as_slice()))
-                        .order(sessions::token_hash.asc())
-                        .limit(batch)
-                        .select((sessions::token_hash, sessions::session_key))
-                        .load::<(Vec<u8>, Vec<u8>)>(tx.conn);
-                    let rows = tx.db(rows)?;
+                    // Keyset pagination by row key; every key sorts after the empty one. Each
+                    // value is sealed with its row key as associated data.
+                    let rows = column.load(tx, &start, batch)?;
                     let mut count = 0u64;
-                    for (hash, sealed) in &rows {
+                    for (row_key, sealed) in &rows {
                         if !keyring.needs_reseal(sealed) {
                             continue;
                         }
-                        let token = tx::token_hash(hash)?;
-                        let key = match tx::open_key(&keyring, &token, sealed) {
-                            Ok(key) => key,
+                        let plain = match keyring.open_with_aad(sealed, row_key) {
+                            Ok(plain) => Zeroizing::new(plain),
                             Err(e) => {
-                                tracing::warn!(session = ?token, error = %e, "cannot re-seal a session key");
+                                tracing::warn!(column = ?column, error = %e, "cannot re-seal a value");
                                 continue;
                             }
                         };
-                        let fresh =
-                            keyring.seal_with_aad(key.expose_secret().as_bytes(), token.as_bytes());
-                        let updated = diesel::update(
-                            sessions::table.filter(sessions::token_hash.eq(hash.as_slice())),
-                        )
-                        .set(sessions::session_key.eq(fresh))
-                        .execute(tx.conn);
-                        tx.db(updated)?;
+                        column.store(tx, row_key, keyring.seal_with_aad(&plain, row_key))?;
                         count += 1;
                     }
                     let seen = rows.len();
-                    let last = rows.into_iter().last().map(|(hash, _)| hash);
+                    let last = rows.into_iter().last().map(|(row_key, _)| row_key);
                     Ok::<_, StoreError>((count, seen, last))
                 })
                 .await?;
@@ -130,10 +133,7 @@ impl Store {
                 _ => break,
             }
         }
-        tracing::info!(
-            resealed,
-            "re-sealed session keys under the current data key"
-        );
+        tracing::info!(resealed, column = ?column, "re-sealed under the current data key");
         Ok(resealed)
     }
 
@@ -227,7 +227,19 @@ fn with_identities(tx: &mut Tx<'_>, user: Option<User>) -> Result<Option<UserRec
         return Ok(None);
     };
     let identities = tx.identities(&user.id)?;
-    Ok(Some(UserRecord { user, identities }))
+    let sealed = users::table
+        .filter(users::id.eq(user.id.as_str()))
+        .select(users::phone_number)
+        .first::<Option<Vec<u8>>>(tx.conn);
+    let phone_number = tx
+        .db(sealed)?
+        .map(|sealed| tx::open_phone(tx.keyring, &user.id, &sealed))
+        .transpose()?;
+    Ok(Some(UserRecord {
+        user,
+        identities,
+        phone_number,
+    }))
 }
 
 fn event_from_row(
@@ -246,4 +258,72 @@ fn event_from_row(
             at,
         },
     ))
+}
+
+/// A row's key (token hash, or user id bytes) and its sealed value.
+type SealedRow = (Vec<u8>, Vec<u8>);
+
+/// The columns that hold sealed values, each sealed with its row's key as associated data.
+#[derive(Debug, Clone, Copy)]
+enum SealedColumn {
+    SessionKeys,
+    PhoneNumbers,
+}
+
+impl SealedColumn {
+    /// Up to `batch` (row key, sealed value) pairs with a row key after `after`.
+    fn load(
+        self,
+        tx: &mut Tx<'_>,
+        after: &[u8],
+        batch: i64,
+    ) -> Result<Vec<SealedRow>, StoreError> {
+        match self {
+            SealedColumn::SessionKeys => {
+                let rows = sessions::table
+                    .filter(sessions::token_hash.gt(after))
+                    .filter(sessions::session_key.is_not_null())
+                    .order(sessions::token_hash.asc())
+                    .limit(batch)
+                    .select((
+                        sessions::token_hash,
+                        sessions::session_key.assume_not_null(),
+                    ))
+                    .load::<(Vec<u8>, Vec<u8>)>(tx.conn);
+                tx.db(rows)
+            }
+            SealedColumn::PhoneNumbers => {
+                let after = String::from_utf8_lossy(after).into_owned();
+                let rows = users::table
+                    .filter(users::id.gt(after))
+                    .filter(users::phone_number.is_not_null())
+                    .order(users::id.asc())
+                    .limit(batch)
+                    .select((users::id, users::phone_number.assume_not_null()))
+                    .load::<(String, Vec<u8>)>(tx.conn);
+                Ok(tx
+                    .db(rows)?
+                    .into_iter()
+                    .map(|(id, sealed)| (id.into_bytes(), sealed))
+                    .collect())
+            }
+        }
+    }
+
+    fn store(self, tx: &mut Tx<'_>, row_key: &[u8], sealed: Vec<u8>) -> Result<(), StoreError> {
+        let updated = match self {
+            SealedColumn::SessionKeys => {
+                diesel::update(sessions::table.filter(sessions::token_hash.eq(row_key)))
+                    .set(sessions::session_key.eq(Some(sealed)))
+                    .execute(tx.conn)
+            }
+            SealedColumn::PhoneNumbers => {
+                let id = String::from_utf8_lossy(row_key).into_owned();
+                diesel::update(users::table.filter(users::id.eq(id)))
+                    .set(users::phone_number.eq(Some(sealed)))
+                    .execute(tx.conn)
+            }
+        };
+        tx.db(updated).map(drop)
+    }
 }

@@ -88,6 +88,7 @@
 
 #![deny(missing_docs)]
 
+mod access_tokens;
 mod admin;
 mod config;
 mod connection;
@@ -97,6 +98,7 @@ mod schema;
 mod store;
 mod tx;
 
+pub use access_tokens::SharedAccessToken;
 pub use admin::{MAX_EVENTS_PAGE, SESSION_PURGE_GRACE_SECS, UserRecord};
 pub use config::StoreConfig;
 pub use connection::Backend;

@@ -17,6 +17,8 @@ diesel::table! {
         created_at -> BigInt,
         /// Unix seconds.
         updated_at -> BigInt,
+        /// A verified phone number, sealed, associated data = the user id.
+        phone_number -> Nullable<Binary>,
     }
 }
 
@@ -47,8 +49,9 @@ diesel::table! {
         appid -> Text,
         /// The openid of the login.
         openid -> Text,
-        /// The session_key sealed with the keyring, associated data = token_hash.
-        session_key -> Binary,
+        /// The session_key sealed with the keyring, associated data = token_hash; only mini
+        /// program logins have one.
+        session_key -> Nullable<Binary>,
         /// Unix seconds.
         created_at -> BigInt,
         /// Unix seconds.
@@ -80,4 +83,22 @@ diesel::table! {
 
 diesel::joinable!(identities -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, identities, sessions, events);
+diesel::allow_tables_to_appear_in_same_query!(users, identities, sessions, events, access_tokens);
+
+diesel::table! {
+    /// One WeChat access token per app for the whole cluster, and the refresh lease.
+    access_tokens (appid) {
+        /// The app.
+        appid -> Text,
+        /// The token, sealed, associated data = the appid; NULL before the first refresh.
+        token -> Nullable<Binary>,
+        /// Unix seconds.
+        expires_at -> BigInt,
+        /// The node refreshing the token now, if any.
+        lease_holder -> Nullable<Text>,
+        /// Unix seconds; the lease is free after this.
+        lease_until -> BigInt,
+        /// Unix seconds of the last refresh.
+        refreshed_at -> BigInt,
+    }
+}

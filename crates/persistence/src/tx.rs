@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use secrecy::zeroize::Zeroizing;
 use wxlink_crypto::Keyring;
 use wxlink_domain::{
-    AppId, Event, OpenId, Session, SessionKey, StoreError, StoreTx, TokenHash, TxMode, UnionId,
-    UnixTime, User, UserId,
+    AppId, Event, OpenId, PhoneNumber, Session, SessionKey, StoreError, StoreTx, TokenHash, TxMode,
+    UnionId, UnixTime, User, UserId,
 };
 
 use crate::connection::DbConnection;
@@ -18,7 +18,7 @@ use crate::schema::{events, identities, sessions, users};
 /// error, and the store must run it again.
 pub(crate) struct Tx<'c> {
     pub(crate) conn: &'c mut DbConnection,
-    keyring: &'c Keyring,
+    pub(crate) keyring: &'c Keyring,
     mode: TxMode,
     conflict: Option<Retry>,
 }
@@ -96,6 +96,42 @@ pub(crate) fn open_key(
     Ok(SessionKey::new(text))
 }
 
+/// Phone numbers are sealed as `country_code`, `phone_number`, `pure_phone_number` on three
+/// lines, bound to the user id.
+pub(crate) fn seal_phone(keyring: &Keyring, user: &UserId, phone: &PhoneNumber) -> Vec<u8> {
+    let text = Zeroizing::new(format!(
+        "{}\n{}\n{}",
+        phone.country_code, phone.phone_number, phone.pure_phone_number
+    ));
+    keyring.seal_with_aad(text.as_bytes(), user.as_str().as_bytes())
+}
+
+/// Inverse of [`seal_phone`].
+pub(crate) fn open_phone(
+    keyring: &Keyring,
+    user: &UserId,
+    sealed: &[u8],
+) -> Result<PhoneNumber, StoreError> {
+    let plain = Zeroizing::new(
+        keyring
+            .open_with_aad(sealed, user.as_str().as_bytes())
+            .map_err(|e| StoreError::Corrupt(format!("phone number of {user}: {e}")))?,
+    );
+    let text = std::str::from_utf8(&plain)
+        .map_err(|_| StoreError::Corrupt(format!("phone number of {user} is not text")))?;
+    let mut lines = text.splitn(3, '\n').map(str::to_owned);
+    match (lines.next(), lines.next(), lines.next()) {
+        (Some(country_code), Some(phone_number), Some(pure_phone_number)) => Ok(PhoneNumber {
+            phone_number,
+            pure_phone_number,
+            country_code,
+        }),
+        _ => Err(StoreError::Corrupt(format!(
+            "phone number of {user} is malformed"
+        ))),
+    }
+}
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("stored {what} is invalid: {e}"))
 }
@@ -150,7 +186,7 @@ type SessionRow = (
     String,
     String,
     String,
-    Vec<u8>,
+    Option<Vec<u8>>,
     i64,
     i64,
     Option<i64>,
@@ -300,7 +336,10 @@ impl StoreTx for Tx<'_> {
 
     fn insert_session(&mut self, session: &Session) -> Result<(), StoreError> {
         self.writing()?;
-        let sealed = self.seal_key(&session.token_hash, &session.session_key);
+        let sealed = session
+            .session_key
+            .as_ref()
+            .map(|key| self.seal_key(&session.token_hash, key));
         let inserted = diesel::insert_into(sessions::table)
             .values((
                 sessions::token_hash.eq(session.token_hash.as_bytes().as_slice()),
@@ -338,7 +377,9 @@ impl StoreTx for Tx<'_> {
         };
         let token_hash = token_hash(&hash)?;
         Ok(Some(Session {
-            session_key: open_key(self.keyring, &token_hash, &sealed)?,
+            session_key: sealed
+                .map(|sealed| open_key(self.keyring, &token_hash, &sealed))
+                .transpose()?,
             token_hash,
             user_id: parse_user_id(user_id)?,
             appid: parse_appid(appid)?,
@@ -359,7 +400,7 @@ impl StoreTx for Tx<'_> {
         let updated = diesel::update(
             sessions::table.filter(sessions::token_hash.eq(token.as_bytes().as_slice())),
         )
-        .set(sessions::session_key.eq(sealed))
+        .set(sessions::session_key.eq(Some(sealed)))
         .execute(self.conn);
         match self.db(updated)? {
             0 => Err(StoreError::Corrupt(format!(
@@ -393,6 +434,28 @@ impl StoreTx for Tx<'_> {
             None => Err(StoreError::Corrupt(format!(
                 "cannot revoke session {token:?}: it does not exist"
             ))),
+        }
+    }
+
+    fn set_phone_number(
+        &mut self,
+        user: &UserId,
+        phone: &PhoneNumber,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.writing()?;
+        let sealed = seal_phone(self.keyring, user, phone);
+        let updated = diesel::update(users::table.filter(users::id.eq(user.as_str())))
+            .set((
+                users::phone_number.eq(Some(sealed)),
+                users::updated_at.eq(at),
+            ))
+            .execute(self.conn);
+        match self.db(updated)? {
+            0 => Err(StoreError::Corrupt(format!(
+                "cannot set the phone number of user {user}: it does not exist"
+            ))),
+            _ => Ok(()),
         }
     }
 

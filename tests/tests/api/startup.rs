@@ -304,10 +304,8 @@ fn migrate_reports_applied_migrations_then_up_to_date() {
 }
 
 /// `AppId` accepts capital letters, and "every key can be overridden by WXLINK__SECTION__KEY",
-/// but the environment source lowercases keys: the secret lands on another app.
+/// though the environment source lowercases keys: the tables are matched ignoring case.
 #[tokio::test]
-#[ignore = "bug: an appid with capital letters cannot get its secret from the environment \
-            (WXLINK__APPS__<APPID>__SECRET is lowercased into another table)"]
 async fn app_secret_from_the_environment_for_an_appid_with_capitals() {
     const CAPITALS: &str = "wxABCDEF0123456789";
     let dir = tempfile::tempdir().expect("temp dir");

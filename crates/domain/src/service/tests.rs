@@ -10,7 +10,7 @@ use mockall::predicate::eq;
 use super::*;
 use crate::error::{StoreError, UserDataError, WeChatError};
 use crate::ids::UnionId;
-use crate::model::{EventKind, User};
+use crate::model::{EventKind, PhoneNumber, User};
 use crate::ports::{
     MockClock, MockIdSource, MockStoreTx, MockUserDataOpener, MockWeChatSessions, OpenedUserData,
     StoreTx, WeChatSession,
@@ -96,7 +96,7 @@ fn user(id: &str, unionid: Option<&str>, merged_into: Option<&str>) -> User {
 fn wechat_answers(openid: &str, key: &str, unionid: Option<&str>) -> MockWeChatSessions {
     let session = WeChatSession {
         openid: oid(openid),
-        session_key: SessionKey::new(key),
+        session_key: Some(SessionKey::new(key)),
         unionid: unionid.map(union),
     };
     let mut wechat = MockWeChatSessions::new();
@@ -144,7 +144,7 @@ fn expect_session_for(tx: &mut MockStoreTx, user: &str, openid: &str) {
                 && s.openid == openid
                 && s.token_hash == token().hash()
                 && s.expires_at == NOW + TTL as i64
-                && s.session_key == SessionKey::new("key-1")
+                && s.session_key == Some(SessionKey::new("key-1"))
                 && !s.revoked
         })
         .times(1)
@@ -352,7 +352,7 @@ fn live_session(user: &str, openid: &str) -> Session {
         user_id: uid(user),
         appid: app(),
         openid: oid(openid),
-        session_key: SessionKey::new("key-1"),
+        session_key: Some(SessionKey::new("key-1")),
         created_at: NOW - 10,
         expires_at: NOW + 10,
         revoked: false,
@@ -497,10 +497,6 @@ async fn user_info_without_a_unionid_in_the_data_links_nothing() {
 async fn user_info_refusals_write_nothing() {
     let other = other_app();
     let cases: Vec<(Result<OpenedUserData, UserDataError>, DomainError)> = vec![
-        (
-            Err(UserDataError::DecryptFailed("bad padding".into())),
-            DomainError::UserData(UserDataError::DecryptFailed("bad padding".into())),
-        ),
         (
             Err(UserDataError::SignatureMismatch),
             DomainError::UserData(UserDataError::SignatureMismatch),
@@ -676,4 +672,178 @@ async fn logout_revokes_a_live_token_and_refuses_a_dead_one() {
     expect_session(&mut tx, None);
     let svc = service(tx, MockWeChatSessions::new(), no_opener());
     assert_eq!(svc.logout(&token()).await, Err(DomainError::InvalidToken));
+}
+
+// ---- session key health ----
+
+fn wechat_says_key_valid(answer: Result<bool, WeChatError>) -> MockWeChatSessions {
+    let mut wechat = MockWeChatSessions::new();
+    wechat
+        .expect_session_key_valid()
+        .withf(|a, o, k| *a == app() && *o == oid("o1") && *k == SessionKey::new("key-1"))
+        .times(1)
+        .returning(move |_, _, _| Box::pin(std::future::ready(answer.clone())));
+    wechat
+}
+
+fn decrypt_fails() -> MockUserDataOpener {
+    opener_gives(
+        "key-1",
+        Err(UserDataError::DecryptFailed("bad padding".into())),
+    )
+}
+
+#[tokio::test]
+async fn undecryptable_data_under_a_key_wechat_no_longer_accepts_is_session_key_expired() {
+    let tx = read_only_tx(live_session("u-p", "o1"));
+    let svc = service(tx, wechat_says_key_valid(Ok(false)), decrypt_fails());
+    let err = svc
+        .submit_user_info(&token(), submission(None))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::SessionKeyExpired);
+}
+
+#[tokio::test]
+async fn undecryptable_data_under_a_valid_key_or_an_unanswered_check_stays_decrypt_failed() {
+    for answer in [Ok(true), Err(WeChatError::Timeout)] {
+        let tx = read_only_tx(live_session("u-p", "o1"));
+        let svc = service(tx, wechat_says_key_valid(answer), decrypt_fails());
+        let err = svc
+            .submit_user_info(&token(), submission(None))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DomainError::UserData(UserDataError::DecryptFailed("bad padding".into()))
+        );
+    }
+}
+
+#[tokio::test]
+async fn undecryptable_data_with_a_fresh_code_is_not_checked_again() {
+    let tx = read_only_tx(live_session("u-p", "o1"));
+    let opener = opener_gives(
+        "key-2",
+        Err(UserDataError::DecryptFailed("bad padding".into())),
+    );
+    let svc = service(tx, wechat_answers("o1", "key-2", None), opener);
+    let err = svc
+        .submit_user_info(&token(), submission(Some("c2")))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        DomainError::UserData(UserDataError::DecryptFailed(_))
+    ));
+}
+
+#[tokio::test]
+async fn user_info_for_a_login_without_session_key_is_unsupported() {
+    let session = Session {
+        session_key: None,
+        ..live_session("u-p", "o1")
+    };
+    let svc = service(
+        read_only_tx(session),
+        MockWeChatSessions::new(),
+        no_opener(),
+    );
+    let err = svc
+        .submit_user_info(&token(), submission(None))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::UnsupportedForApp);
+}
+
+#[tokio::test]
+async fn an_oauth_login_without_session_key_is_stored_without_one() {
+    let mut wechat = MockWeChatSessions::new();
+    wechat.expect_code2session().times(1).returning(|_, _| {
+        Box::pin(std::future::ready(Ok(WeChatSession {
+            openid: oid("o1"),
+            session_key: None,
+            unionid: None,
+        })))
+    });
+    let mut tx = MockStoreTx::new();
+    tx.expect_identity_owner()
+        .returning(|_, _| Ok(Some(uid("u-p"))));
+    expect_user(&mut tx, user("u-p", None, None));
+    tx.expect_insert_session()
+        .withf(|s| s.session_key.is_none() && s.user_id == uid("u-p"))
+        .times(1)
+        .returning(|_| Ok(()));
+    let svc = service(tx, wechat, no_opener());
+    svc.login(app(), code("c1")).await.unwrap();
+}
+
+// ---- phone number ----
+
+fn phone() -> PhoneNumber {
+    PhoneNumber {
+        phone_number: "13800138000".into(),
+        pure_phone_number: "13800138000".into(),
+        country_code: "86".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_phone_number_is_stored_on_the_user_the_token_acts_as() {
+    let mut tx = read_only_tx(live_session("u-p", "o1"));
+    expect_user(&mut tx, user("u-p", None, Some("u-o")));
+    expect_user(&mut tx, user("u-o", Some("un1"), None));
+    tx.expect_set_phone_number()
+        .withf(|u, p, at| *u == uid("u-o") && *p == phone() && *at == NOW)
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let mut wechat = MockWeChatSessions::new();
+    wechat
+        .expect_phone_number()
+        .withf(|a, o, c| *a == app() && *o == oid("o1") && *c == code("p1"))
+        .times(1)
+        .returning(|_, _, _| Box::pin(std::future::ready(Ok(phone()))));
+    let svc = service(tx, wechat, no_opener());
+    assert_eq!(
+        svc.attach_phone_number(&token(), code("p1")).await.unwrap(),
+        phone()
+    );
+}
+
+#[tokio::test]
+async fn a_refused_phone_code_writes_nothing() {
+    let tx = read_only_tx(live_session("u-p", "o1"));
+    let mut wechat = MockWeChatSessions::new();
+    wechat
+        .expect_phone_number()
+        .returning(|_, _, _| Box::pin(std::future::ready(Err(WeChatError::InvalidCode))));
+    let svc = service(tx, wechat, no_opener());
+    let err = svc
+        .attach_phone_number(&token(), code("p1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::WeChat(WeChatError::InvalidCode));
+}
+
+#[tokio::test]
+async fn phone_numbers_are_for_mini_program_logins() {
+    let session = Session {
+        session_key: None,
+        ..live_session("u-p", "o1")
+    };
+    let svc = service(
+        read_only_tx(session),
+        MockWeChatSessions::new(),
+        no_opener(),
+    );
+    let err = svc
+        .attach_phone_number(&token(), code("p1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::UnsupportedForApp);
+}
+
+#[test]
+fn debug_of_a_phone_number_shows_only_its_last_digits() {
+    assert_eq!(format!("{:?}", phone()), "PhoneNumber(+86 …00)");
 }

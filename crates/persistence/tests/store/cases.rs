@@ -15,9 +15,10 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
+    "2026-11-26-000003_app_kinds_phones_tokens",
 ];
 
 /// Run `work` in a write transaction and unwrap.
@@ -221,7 +222,7 @@ pub async fn sessions_round_trip(db: &TestDb) {
     })
     .await;
     let after = read(&store, move |tx| Ok(tx.session(&h1)?)).await.unwrap();
-    assert_eq!(after.session_key, fresh);
+    assert_eq!(after.session_key, Some(fresh));
     assert!(after.revoked);
     assert!(!after.is_live(1_001));
     assert_eq!(
@@ -661,7 +662,7 @@ pub async fn reseal_rotates_the_data_key(db: &TestDb) {
     for (n, key) in keys.iter().enumerate() {
         let h = token(u32::try_from(n).unwrap()).hash();
         let s = read(&only_b, move |tx| Ok(tx.session(&h)?)).await.unwrap();
-        assert_eq!(s.session_key, SessionKey::new(key.as_str()));
+        assert_eq!(s.session_key, Some(SessionKey::new(key.as_str())));
     }
     let only_a = db.store().await;
     let h = token(0).hash();
@@ -688,6 +689,7 @@ pub async fn user_lookups(db: &TestDb) {
     let expected = UserRecord {
         user: user("owner", Some("union-l"), 1),
         identities: vec![(app(1), openid("a")), (app(2), openid("b"))],
+        phone_number: None,
     };
     assert_eq!(
         store.user_by_id(&user_id("owner")).await.unwrap(),
@@ -749,4 +751,73 @@ pub async fn a_saturated_store_answers_unavailable_in_bounded_time(db: &TestDb) 
     );
     holder.await.unwrap().unwrap();
     store.ping().await.unwrap();
+}
+
+pub async fn access_token_lease_is_exclusive_and_tokens_are_shared(db: &TestDb) {
+    use secrecy::{ExposeSecret, SecretString};
+    let store = db.store().await;
+    let a = app(1);
+    assert!(store.shared_access_token(&a).await.unwrap().is_none());
+
+    // Many nodes race for a free lease: exactly one wins.
+    let mut racers = tokio::task::JoinSet::new();
+    for node in 0..16 {
+        let (store, a) = (store.clone(), a.clone());
+        racers.spawn(async move {
+            store
+                .lease_access_token_refresh(&a, &format!("node-{node}"), 1_000, 10)
+                .await
+                .unwrap()
+        });
+    }
+    let winners = racers
+        .join_all()
+        .await
+        .into_iter()
+        .filter(|won| *won)
+        .count();
+    assert_eq!(winners, 1);
+    // While held, others are refused; the lease lapses after its time.
+    assert!(
+        !store
+            .lease_access_token_refresh(&a, "late", 1_005, 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .lease_access_token_refresh(&a, "late", 1_011, 10)
+            .await
+            .unwrap()
+    );
+
+    // Storing releases the lease and shares the token, sealed.
+    let token = SecretString::from("ACCESS-TOKEN-1".to_owned());
+    store
+        .store_access_token(&a, &token, 8_200, 1_012)
+        .await
+        .unwrap();
+    let shared = store.shared_access_token(&a).await.unwrap().unwrap();
+    assert_eq!(shared.token.expose_secret(), "ACCESS-TOKEN-1");
+    assert_eq!(shared.expires_at, 8_200);
+    assert!(
+        store
+            .lease_access_token_refresh(&a, "other", 1_013, 10)
+            .await
+            .unwrap()
+    );
+
+    // Invalidation is a compare-and-swap on the current token.
+    let stale = SecretString::from("ACCESS-TOKEN-0".to_owned());
+    assert!(!store.invalidate_access_token(&a, &stale).await.unwrap());
+    assert!(store.invalidate_access_token(&a, &token).await.unwrap());
+    assert_eq!(
+        store
+            .shared_access_token(&a)
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        0
+    );
 }

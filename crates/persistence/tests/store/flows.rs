@@ -6,11 +6,12 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use wxlink_crypto::Keyring;
 use wxlink_domain::{
     AppId, Clock, DomainError, EncryptedUserData, EventKind, IdSource, IdentityStore, JsCode,
-    OpenedUserData, Policy, Service, SessionKey, SessionToken, TxMode, UnionId, UnixTime,
-    UserDataError, UserDataOpener, UserId, UserInfoLinked, UserInfoSubmission, WeChatError,
-    WeChatSession, WeChatSessions,
+    OpenId, OpenedUserData, PhoneNumber, Policy, Service, SessionKey, SessionToken, TxMode,
+    UnionId, UnixTime, UserDataError, UserDataOpener, UserId, UserInfoLinked, UserInfoSubmission,
+    WeChatError, WeChatSession, WeChatSessions,
 };
 use wxlink_persistence::Store;
 
@@ -37,7 +38,7 @@ impl FakeWeChat {
             (appid.to_string(), code.to_owned()),
             WeChatSession {
                 openid: openid(openid_),
-                session_key: SessionKey::new(key),
+                session_key: Some(SessionKey::new(key)),
                 unionid: union.map(unionid),
             },
         );
@@ -57,6 +58,29 @@ impl WeChatSessions for FakeWeChat {
             .remove(&(appid.to_string(), code.to_string()))
             .ok_or(WeChatError::InvalidCode);
         std::future::ready(answer)
+    }
+
+    fn session_key_valid(
+        &self,
+        _: &AppId,
+        _: &OpenId,
+        _: &SessionKey,
+    ) -> impl Future<Output = Result<bool, WeChatError>> + Send {
+        std::future::ready(Ok(true))
+    }
+
+    fn phone_number(
+        &self,
+        _: &AppId,
+        _: &OpenId,
+        code: &JsCode,
+    ) -> impl Future<Output = Result<PhoneNumber, WeChatError>> + Send {
+        // The code is the number, so tests can choose it.
+        std::future::ready(Ok(PhoneNumber {
+            phone_number: code.to_string(),
+            pure_phone_number: code.to_string(),
+            country_code: "86".into(),
+        }))
     }
 }
 
@@ -141,6 +165,7 @@ async fn stored_key(store: &Store, token: &SessionToken) -> SessionKey {
         .unwrap()
         .unwrap()
         .session_key
+        .expect("a mini program session has a key")
 }
 
 pub async fn service_logs_in_links_and_merges(db: &TestDb) {
@@ -327,4 +352,70 @@ pub async fn service_refreshes_the_session_key(db: &TestDb) {
             EventKind::UnionidLinked
         ]
     );
+}
+
+pub async fn phone_numbers_are_stored_sealed_and_rotate(db: &TestDb) {
+    let store = db.store().await;
+    let wechat = FakeWeChat::default();
+    let service = service(&store, &wechat);
+    wechat.will_answer(&app(1), "code-p", "open-p", "key-p", Some("union-p"));
+    let login = service.login(app(1), code("code-p")).await.unwrap();
+
+    let phone = service
+        .attach_phone_number(&login.token, code("13800138000"))
+        .await
+        .unwrap();
+    assert_eq!(phone.pure_phone_number, "13800138000");
+    let record = store.user_by_id(&login.user_id).await.unwrap().unwrap();
+    assert_eq!(record.phone_number, Some(phone.clone()));
+
+    // Rotation: the number is re-sealed under the new key and still reads back.
+    let rotated = db
+        .store_with(Keyring::new(key_b()).with_old_key(key_a()))
+        .await;
+    assert_eq!(rotated.reseal_phone_numbers(10).await.unwrap(), 1);
+    assert_eq!(rotated.reseal_phone_numbers(10).await.unwrap(), 0);
+    let only_b = db.store_with(Keyring::new(key_b())).await;
+    let record = only_b.user_by_id(&login.user_id).await.unwrap().unwrap();
+    assert_eq!(record.phone_number, Some(phone));
+}
+
+pub async fn logins_without_a_session_key_are_stored_without_one(db: &TestDb) {
+    let store = db.store().await;
+    let wechat = FakeWeChat::default();
+    wechat.codes.lock().unwrap().insert(
+        (app(3).to_string(), "oauth-code".to_owned()),
+        WeChatSession {
+            openid: openid("open-oa"),
+            session_key: None,
+            unionid: Some(unionid("union-oa")),
+        },
+    );
+    let service = service(&store, &wechat);
+    let login = service.login(app(3), code("oauth-code")).await.unwrap();
+    assert!(login.unionid_linked);
+    let h = login.token.hash();
+    let session = store
+        .transact(TxMode::Read, move |tx| Ok(tx.session(&h)?))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.session_key, None);
+    // Nothing to decrypt with: user info is refused, and so is a phone number.
+    let submission = UserInfoSubmission {
+        data: data(&app(3), "open-oa", "union-oa", "none"),
+        code: None,
+    };
+    assert_eq!(
+        service.submit_user_info(&login.token, submission).await,
+        Err(DomainError::UnsupportedForApp)
+    );
+    assert_eq!(
+        service
+            .attach_phone_number(&login.token, code("13800138000"))
+            .await,
+        Err(DomainError::UnsupportedForApp)
+    );
+    // Re-sealing passes over sessions without a key.
+    assert_eq!(store.reseal_session_keys(10).await.unwrap(), 0);
 }

@@ -55,9 +55,12 @@ on_both_backends!(
     cases::purge_deletes_only_old_sessions,
     cases::reseal_rotates_the_data_key,
     cases::user_lookups,
+    cases::access_token_lease_is_exclusive_and_tokens_are_shared,
     cases::a_saturated_store_answers_unavailable_in_bounded_time,
     flows::service_logs_in_links_and_merges,
     flows::service_refreshes_the_session_key,
+    flows::phone_numbers_are_stored_sealed_and_rotate,
+    flows::logins_without_a_session_key_are_stored_without_one,
 );
 
 /// What only SQLite has: a file, WAL, a directory to create.

@@ -215,7 +215,7 @@ pub fn session(token: &SessionToken, user: &str, app_: &AppId, open: &str, key: 
         user_id: user_id(user),
         appid: app_.clone(),
         openid: openid(open),
-        session_key: SessionKey::new(key),
+        session_key: Some(SessionKey::new(key)),
         created_at: 1_000,
         expires_at: 1_000 + 3_600,
         revoked: false,

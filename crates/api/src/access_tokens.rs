@@ -1,0 +1,182 @@
+//! WeChat access tokens, one per app for the whole cluster.
+//!
+//! Every node reads the app's token from the database. When it is missing or close to expiry,
+//! the node that wins the database lease fetches a new one with `cgi-bin/stable_token` (normal
+//! mode, never `force_refresh`) and stores it; the others keep using the current token, or wait
+//! for the new one. When WeChat rejects a token (40001, 40014, 42001), the caller marks it
+//! invalid if it is still the current one (compare-and-swap), fetches the current token once and
+//! retries once. This is the race that per-node token refreshes lose: they invalidate each
+//! other's tokens.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use wxlink_domain::{AppId, Clock, WeChatError};
+use wxlink_persistence::{SharedAccessToken, Store};
+use wxlink_wechat_client::{AccessToken, AppSecret, Error as ClientError, WeChatClient};
+
+use crate::adapters::SystemClock;
+
+/// Refresh this long before expiry: stable_token hands out the next token in the last five
+/// minutes of the current one, while both work.
+const REFRESH_AHEAD_SECS: i64 = 300;
+/// How long a node may hold the refresh lease; longer than one upstream call.
+const LEASE_SECS: i64 = 15;
+/// How often a node waiting for another node's refresh looks again.
+const WAIT_STEP: Duration = Duration::from_millis(25);
+
+/// The cluster-wide token cache.
+#[derive(Debug, Clone)]
+pub struct AccessTokens {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: WeChatClient,
+    store: Store,
+    secrets: HashMap<AppId, AppSecret>,
+    node: String,
+    /// The last token this node saw per app, to spare a database read per call.
+    local: Mutex<HashMap<AppId, SharedAccessToken>>,
+    wait_limit: Duration,
+}
+
+impl AccessTokens {
+    /// A cache for the apps in `secrets`.
+    pub fn new(client: WeChatClient, store: Store, secrets: HashMap<AppId, AppSecret>) -> Self {
+        let wait_limit = client.config().timeout() * 2;
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                store,
+                secrets,
+                node: uuid::Uuid::new_v4().simple().to_string(),
+                local: Mutex::new(HashMap::new()),
+                wait_limit,
+            }),
+        }
+    }
+
+    /// Run `call` with the app's current token; if WeChat says the token is invalid, refresh
+    /// once and retry once.
+    pub async fn with_token<T, F, Fut>(&self, appid: &AppId, call: F) -> Result<T, WeChatError>
+    where
+        F: Fn(AccessToken) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let token = self.current(appid).await?;
+        match call(AccessToken::new(token.expose_secret())).await {
+            Err(e) if e.is_access_token_invalid() => {
+                tracing::info!(%appid, errcode = ?e.errcode(), "WeChat rejected the access token; refreshing once");
+                self.forget(appid, &token).await;
+                let token = self.current(appid).await?;
+                call(AccessToken::new(token.expose_secret()))
+                    .await
+                    .map_err(|e| upstream(appid, e))
+            }
+            other => other.map_err(|e| upstream(appid, e)),
+        }
+    }
+
+    /// The app's token: the local copy, the shared one, or a fresh one if this node wins the
+    /// lease; otherwise wait (bounded) for the node that holds it.
+    async fn current(&self, appid: &AppId) -> Result<SecretString, WeChatError> {
+        let inner = &self.inner;
+        let fresh_enough =
+            |t: &SharedAccessToken, now: i64| t.expires_at - now > REFRESH_AHEAD_SECS;
+        let now = SystemClock.now();
+        if let Some(t) = self.local(appid).filter(|t| fresh_enough(t, now)) {
+            return Ok(t.token);
+        }
+        let deadline = tokio::time::Instant::now() + inner.wait_limit;
+        loop {
+            let now = SystemClock.now();
+            let shared = inner
+                .store
+                .shared_access_token(appid)
+                .await
+                .map_err(store_error)?;
+            if let Some(t) = shared.as_ref().filter(|t| fresh_enough(t, now)) {
+                self.remember(appid, t.clone());
+                return Ok(t.token.clone());
+            }
+            if inner
+                .store
+                .lease_access_token_refresh(appid, &inner.node, now, LEASE_SECS)
+                .await
+                .map_err(store_error)?
+            {
+                return self.refresh(appid).await;
+            }
+            // Another node is refreshing: its token, while it still works, is good enough.
+            if let Some(t) = shared.filter(|t| t.expires_at > now) {
+                return Ok(t.token);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(WeChatError::Upstream(
+                    "timed out waiting for another node to refresh the access token".into(),
+                ));
+            }
+            tokio::time::sleep(WAIT_STEP).await;
+        }
+    }
+
+    async fn refresh(&self, appid: &AppId) -> Result<SecretString, WeChatError> {
+        let inner = &self.inner;
+        let secret = inner.secrets.get(appid).ok_or(WeChatError::UnknownApp)?;
+        let fetched = inner
+            .client
+            .stable_token(appid.as_str(), secret, false)
+            .await
+            .map_err(|e| upstream(appid, e))?;
+        let token = SecretString::from(fetched.access_token.expose_secret().to_owned());
+        let now = SystemClock.now();
+        let expires_at = now + i64::try_from(fetched.expires_in).unwrap_or(i64::MAX / 2);
+        inner
+            .store
+            .store_access_token(appid, &token, expires_at, now)
+            .await
+            .map_err(store_error)?;
+        tracing::info!(%appid, expires_in = fetched.expires_in, "refreshed the shared access token");
+        self.remember(
+            appid,
+            SharedAccessToken {
+                token: token.clone(),
+                expires_at,
+            },
+        );
+        Ok(token)
+    }
+
+    async fn forget(&self, appid: &AppId, token: &SecretString) {
+        if let Ok(mut local) = self.inner.local.lock() {
+            local.remove(appid);
+        }
+        if let Err(error) = self.inner.store.invalidate_access_token(appid, token).await {
+            tracing::warn!(%appid, %error, "could not mark the access token invalid");
+        }
+    }
+
+    fn local(&self, appid: &AppId) -> Option<SharedAccessToken> {
+        self.inner.local.lock().ok()?.get(appid).cloned()
+    }
+
+    fn remember(&self, appid: &AppId, token: SharedAccessToken) {
+        if let Ok(mut local) = self.inner.local.lock() {
+            local.insert(appid.clone(), token);
+        }
+    }
+}
+
+fn store_error(error: wxlink_domain::StoreError) -> WeChatError {
+    WeChatError::Upstream(format!("access token store: {error}"))
+}
+
+/// Map a client error from a call made with an access token.
+pub(crate) fn upstream(appid: &AppId, error: ClientError) -> WeChatError {
+    crate::adapters::map_client_error(appid, error)
+}

@@ -272,12 +272,7 @@ enum SealedColumn {
 
 impl SealedColumn {
     /// Up to `batch` (row key, sealed value) pairs with a row key after `after`.
-    fn load(
-        self,
-        tx: &mut Tx<'_>,
-        after: &[u8],
-        batch: i64,
-    ) -> Result<Vec<SealedRow>, StoreError> {
+    fn load(self, tx: &mut Tx<'_>, after: &[u8], batch: i64) -> Result<Vec<SealedRow>, StoreError> {
         match self {
             SealedColumn::SessionKeys => {
                 let rows = sessions::table

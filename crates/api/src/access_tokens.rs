@@ -42,6 +42,8 @@ struct Inner {
     node: String,
     /// The last token this node saw per app, to spare a database read per call.
     local: Mutex<HashMap<AppId, SharedAccessToken>>,
+    /// One refresh at a time per app within this node; the lease does it across nodes.
+    refreshing: Mutex<HashMap<AppId, Arc<tokio::sync::Mutex<()>>>>,
     wait_limit: Duration,
 }
 
@@ -56,6 +58,7 @@ impl AccessTokens {
                 secrets,
                 node: uuid::Uuid::new_v4().simple().to_string(),
                 local: Mutex::new(HashMap::new()),
+                refreshing: Mutex::new(HashMap::new()),
                 wait_limit,
             }),
         }
@@ -68,12 +71,12 @@ impl AccessTokens {
         F: Fn(AccessToken) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
-        let token = self.current(appid).await?;
+        let token = self.current(appid, None).await?;
         match call(AccessToken::new(token.expose_secret())).await {
             Err(e) if e.is_access_token_invalid() => {
                 tracing::info!(%appid, errcode = ?e.errcode(), "WeChat rejected the access token; refreshing once");
                 self.forget(appid, &token).await;
-                let token = self.current(appid).await?;
+                let token = self.current(appid, Some(&token)).await?;
                 call(AccessToken::new(token.expose_secret()))
                     .await
                     .map_err(|e| upstream(appid, e))
@@ -83,15 +86,39 @@ impl AccessTokens {
     }
 
     /// The app's token: the local copy, the shared one, or a fresh one if this node wins the
-    /// lease; otherwise wait (bounded) for the node that holds it.
-    async fn current(&self, appid: &AppId) -> Result<SecretString, WeChatError> {
+    /// lease; otherwise wait (bounded) for the node that holds it. Never the `rejected` token:
+    /// a concurrent caller may have read it back from the database just before it was
+    /// invalidated.
+    async fn current(
+        &self,
+        appid: &AppId,
+        rejected: Option<&SecretString>,
+    ) -> Result<SecretString, WeChatError> {
         let inner = &self.inner;
-        let fresh_enough =
-            |t: &SharedAccessToken, now: i64| t.expires_at - now > REFRESH_AHEAD_SECS;
-        let now = SystemClock.now();
-        if let Some(t) = self.local(appid).filter(|t| fresh_enough(t, now)) {
+        let not_rejected = |t: &SharedAccessToken| {
+            rejected.is_none_or(|r| r.expose_secret() != t.token.expose_secret())
+        };
+        let fresh_enough = |t: &SharedAccessToken, now: i64| {
+            t.expires_at - now > REFRESH_AHEAD_SECS && not_rejected(t)
+        };
+        if let Some(t) = self
+            .local(appid)
+            .filter(|t| fresh_enough(t, SystemClock.now()))
+        {
             return Ok(t.token);
         }
+        // The callers of this node queue here; the first refreshes, the others then find its
+        // token in the local copy.
+        let gate = self.gate(appid);
+        let _turn = gate.lock().await;
+        if let Some(t) = self
+            .local(appid)
+            .filter(|t| fresh_enough(t, SystemClock.now()))
+        {
+            return Ok(t.token);
+        }
+        // A holder name per attempt: a node never takes over a lease it lost track of.
+        let holder = format!("{}/{}", inner.node, uuid::Uuid::new_v4().simple());
         let deadline = tokio::time::Instant::now() + inner.wait_limit;
         loop {
             let now = SystemClock.now();
@@ -106,14 +133,20 @@ impl AccessTokens {
             }
             if inner
                 .store
-                .lease_access_token_refresh(appid, &inner.node, now, LEASE_SECS)
+                .lease_access_token_refresh(
+                    appid,
+                    &holder,
+                    now,
+                    LEASE_SECS,
+                    now + REFRESH_AHEAD_SECS + 1,
+                )
                 .await
                 .map_err(store_error)?
             {
                 return self.refresh(appid).await;
             }
             // Another node is refreshing: its token, while it still works, is good enough.
-            if let Some(t) = shared.filter(|t| t.expires_at > now) {
+            if let Some(t) = shared.filter(|t| t.expires_at > now && not_rejected(t)) {
                 return Ok(t.token);
             }
             if tokio::time::Instant::now() >= deadline {
@@ -159,6 +192,15 @@ impl AccessTokens {
         if let Err(error) = self.inner.store.invalidate_access_token(appid, token).await {
             tracing::warn!(%appid, %error, "could not mark the access token invalid");
         }
+    }
+
+    fn gate(&self, appid: &AppId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self
+            .inner
+            .refreshing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(gates.entry(appid.clone()).or_default())
     }
 
     fn local(&self, appid: &AppId) -> Option<SharedAccessToken> {

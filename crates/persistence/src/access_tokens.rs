@@ -58,7 +58,9 @@ impl Store {
     }
 
     /// Try to take the app's refresh lease until `now + lease_secs`; true if this `holder` has
-    /// it now. Exactly one holder gets a free lease, on every backend.
+    /// it now. Exactly one holder gets a free lease, on every backend, and only while the
+    /// stored token expires before `refresh_if_expiring_before`: a node that saw an old token
+    /// cannot take the lease after another node stored a fresh one.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
@@ -68,6 +70,7 @@ impl Store {
         holder: &str,
         now: UnixTime,
         lease_secs: i64,
+        refresh_if_expiring_before: UnixTime,
     ) -> Result<bool, StoreError> {
         let (appid, holder) = (appid.clone(), holder.to_owned());
         self.run(TxMode::Write, move |tx: &mut Tx<'_>| {
@@ -96,7 +99,8 @@ impl Store {
                         access_tokens::lease_until
                             .lt(now)
                             .or(access_tokens::lease_holder.eq(holder.as_str())),
-                    ),
+                    )
+                    .filter(access_tokens::expires_at.lt(refresh_if_expiring_before)),
             )
             .set((
                 access_tokens::lease_holder.eq(holder.as_str()),

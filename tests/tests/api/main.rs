@@ -39,6 +39,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod app_kinds;
 mod concurrency;
 mod durability;
 mod errors;

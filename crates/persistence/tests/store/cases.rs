@@ -765,7 +765,7 @@ pub async fn access_token_lease_is_exclusive_and_tokens_are_shared(db: &TestDb) 
         let (store, a) = (store.clone(), a.clone());
         racers.spawn(async move {
             store
-                .lease_access_token_refresh(&a, &format!("node-{node}"), 1_000, 10)
+                .lease_access_token_refresh(&a, &format!("node-{node}"), 1_000, 10, 1_300)
                 .await
                 .unwrap()
         });
@@ -780,13 +780,13 @@ pub async fn access_token_lease_is_exclusive_and_tokens_are_shared(db: &TestDb) 
     // While held, others are refused; the lease lapses after its time.
     assert!(
         !store
-            .lease_access_token_refresh(&a, "late", 1_005, 10)
+            .lease_access_token_refresh(&a, "late", 1_005, 10, 1_305)
             .await
             .unwrap()
     );
     assert!(
         store
-            .lease_access_token_refresh(&a, "late", 1_011, 10)
+            .lease_access_token_refresh(&a, "late", 1_011, 10, 1_311)
             .await
             .unwrap()
     );
@@ -800,12 +800,18 @@ pub async fn access_token_lease_is_exclusive_and_tokens_are_shared(db: &TestDb) 
     let shared = store.shared_access_token(&a).await.unwrap().unwrap();
     assert_eq!(shared.token.expose_secret(), "ACCESS-TOKEN-1");
     assert_eq!(shared.expires_at, 8_200);
-    assert!(
-        store
-            .lease_access_token_refresh(&a, "other", 1_013, 10)
-            .await
-            .unwrap()
-    );
+    // A fresh token needs no refresh: nobody takes the lease, until it nears expiry.
+    let lease = |holder: &'static str, now: i64| {
+        let (store, a) = (store.clone(), a.clone());
+        async move {
+            store
+                .lease_access_token_refresh(&a, holder, now, 10, now + 300)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!lease("other", 1_013).await);
+    assert!(lease("other", 8_000).await);
 
     // Invalidation is a compare-and-swap on the current token.
     let stale = SecretString::from("ACCESS-TOKEN-0".to_owned());

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wxlink_wechat_sim::{Login, SimHandle, Simulator, UnionidPolicy, UserInfo};
+use wxlink_wechat_sim::{
+    AppKind, AppRegistration, Login, SimHandle, Simulator, UnionidPolicy, UserInfo,
+};
 
 use super::database::PgDatabase;
 use super::process::{Proc, free_port, http_client, toml_str, wait_until_ready, wxlink_command};
@@ -28,6 +30,8 @@ pub struct Options {
     pub extra_toml: String,
     /// `WXLINK_LOG`
     pub log_filter: String,
+    /// Apps that are not mini programs: (appid, kind, unionid in the OAuth exchange).
+    pub kinds: Vec<(String, AppKind, bool)>,
 }
 
 impl Default for Options {
@@ -44,6 +48,7 @@ impl Default for Options {
             max_watermark_age_secs: None,
             extra_toml: String::new(),
             log_filter: "info".to_owned(),
+            kinds: Vec::new(),
         }
     }
 }
@@ -83,6 +88,21 @@ impl Options {
     pub fn extra_toml(mut self, toml: &str) -> Self {
         self.extra_toml.push_str(toml);
         self
+    }
+
+    /// Make `appid` (one of the apps) an app of `kind`, whose OAuth exchange carries the
+    /// unionid or not (then wxlink must ask `sns/userinfo`).
+    pub fn kind(mut self, appid: &str, kind: AppKind, unionid_in_exchange: bool) -> Self {
+        self.kinds
+            .push((appid.to_owned(), kind, unionid_in_exchange));
+        self
+    }
+
+    fn kind_of(&self, appid: &str) -> Option<(AppKind, bool)> {
+        self.kinds
+            .iter()
+            .find(|(a, _, _)| a == appid)
+            .map(|(_, kind, exchange)| (*kind, *exchange))
     }
 
     /// `WXLINK_LOG`
@@ -129,7 +149,14 @@ impl TestApp {
             .apps
             .iter()
             .fold(Simulator::builder(), |builder, (appid, policy)| {
-                builder.app(appid.clone(), secrets[appid].clone(), *policy)
+                let (kind, exchange) = options
+                    .kind_of(appid)
+                    .unwrap_or((AppKind::MiniProgram, true));
+                builder.app_with(
+                    AppRegistration::new(appid.clone(), secrets[appid].clone(), *policy)
+                        .with_kind(kind)
+                        .with_unionid_in_exchange(exchange),
+                )
             })
             .start()
             .await
@@ -192,6 +219,10 @@ impl TestApp {
                 "\n[apps.{appid}]\nsecret = {}\n",
                 toml_str(secret)
             ));
+            if let Some((kind, _)) = o.kind_of(appid) {
+                let kind = serde_json::to_value(kind).expect("kinds serialize");
+                toml.push_str(&format!("kind = {kind}\n"));
+            }
         }
         toml.push('\n');
         toml.push_str(&o.extra_toml);

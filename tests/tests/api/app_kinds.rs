@@ -1,0 +1,263 @@
+//! Every app kind of one Open Platform account logs in through the same endpoint and lands on
+//! the same user; phone numbers; the cluster-wide access token (docs/contract.md, "App kinds,
+//! phone numbers, access tokens").
+
+use serde_json::json;
+use wxlink_wechat_sim::{AppKind, OAuthScope, UnionidPolicy};
+
+use crate::helpers::{
+    APP_A, APP_B, Backend, LoginResponse, Options, TestApp, assert_error, identities,
+};
+
+const OFFICIAL: &str = "wxc1c2c3d4e5f60003";
+const MOBILE: &str = "wxd1d2d3d4e5f60004";
+
+on_both_backends!(
+    an_official_account_user_who_later_opens_the_mini_program_is_one_user,
+    a_mobile_app_login_with_unionid_joins_the_same_user,
+    a_base_scope_login_is_provisional,
+    a_phone_number_is_stored_sealed_and_returned,
+    oauth_logins_cannot_send_user_info_or_phone_codes,
+    two_nodes_share_one_access_token_and_refresh_it_once,
+);
+
+fn kinds() -> Options {
+    Options::default()
+        .apps(&[
+            (APP_A, UnionidPolicy::Never),
+            (APP_B, UnionidPolicy::Always),
+            (OFFICIAL, UnionidPolicy::Always),
+            (MOBILE, UnionidPolicy::Always),
+        ])
+        // The official account's exchange omits the unionid: wxlink must ask sns/userinfo.
+        .kind(OFFICIAL, AppKind::OfficialAccount, false)
+        .kind(MOBILE, AppKind::MobileApp, true)
+}
+
+async fn oauth_login(
+    app: &TestApp,
+    appid: &str,
+    openid: &str,
+    unionid: Option<&str>,
+    scope: OAuthScope,
+) -> LoginResponse {
+    let code = app
+        .sim
+        .oauth_authorize(appid, Some(openid), unionid, scope)
+        .expect("the simulator issues an OAuth code")
+        .code;
+    LoginResponse::parse(&app.login_with_code(appid, &code).await)
+}
+
+async fn an_official_account_user_who_later_opens_the_mini_program_is_one_user(backend: Backend) {
+    let app = TestApp::spawn(backend, kinds()).await;
+    let web = oauth_login(
+        &app,
+        OFFICIAL,
+        "oa-fay",
+        Some("fay-union"),
+        OAuthScope::SnsapiUserinfo,
+    )
+    .await;
+    assert!(web.unionid_linked && !web.needs_user_info, "{web:?}");
+
+    let mini = app.login(APP_B, "mp-fay", Some("fay-union")).await;
+    assert_eq!(mini.user_id, web.user_id);
+    assert_eq!(
+        app.me_ok(&mini.token).await.identities,
+        identities(&[(APP_B, "mp-fay"), (OFFICIAL, "oa-fay")])
+    );
+    // The exchange had no unionid; wxlink asked sns/userinfo for it.
+    assert_eq!(app.sim.calls().total("/sns/userinfo"), 1);
+}
+
+async fn a_mobile_app_login_with_unionid_joins_the_same_user(backend: Backend) {
+    let app = TestApp::spawn(backend, kinds()).await;
+    let mini = app.login(APP_B, "mp-gus", Some("gus-union")).await;
+    let phone_app = oauth_login(
+        &app,
+        MOBILE,
+        "app-gus",
+        Some("gus-union"),
+        OAuthScope::SnsapiUserinfo,
+    )
+    .await;
+    assert_eq!(phone_app.user_id, mini.user_id);
+    assert!(phone_app.unionid_linked);
+    // The unionid came with the exchange: no userinfo call.
+    assert_eq!(app.sim.calls().total("/sns/userinfo"), 0);
+}
+
+async fn a_base_scope_login_is_provisional(backend: Backend) {
+    let app = TestApp::spawn(backend, kinds()).await;
+    let web = oauth_login(
+        &app,
+        OFFICIAL,
+        "oa-hal",
+        Some("hal-union"),
+        OAuthScope::SnsapiBase,
+    )
+    .await;
+    assert!(!web.unionid_linked && web.needs_user_info, "{web:?}");
+    // A later login through a bound mini program does not know this identity: another user,
+    // until the person logs in on the official account with consent to read the unionid.
+    let mini = app.login(APP_B, "mp-hal", Some("hal-union")).await;
+    let again = oauth_login(
+        &app,
+        OFFICIAL,
+        "oa-hal",
+        Some("hal-union"),
+        OAuthScope::SnsapiUserinfo,
+    )
+    .await;
+    assert_eq!(
+        again.user_id, mini.user_id,
+        "the provisional user merged into the owner"
+    );
+    assert_eq!(
+        app.me_ok(&web.token).await.user_id,
+        mini.user_id,
+        "the old token follows the merge"
+    );
+}
+
+async fn a_phone_number_is_stored_sealed_and_returned(backend: Backend) {
+    let app = TestApp::spawn(backend, kinds()).await;
+    let login = app.login(APP_B, "mp-ivy", Some("ivy-union")).await;
+    let code = app
+        .sim
+        .phone_code(APP_B, "mp-ivy", "13812345678", Some("86"))
+        .unwrap()
+        .code;
+    let reply = app
+        .post_json(
+            "/v1/wechat/phone-number",
+            Some(&login.token),
+            &json!({"code": code}),
+        )
+        .await;
+    assert_eq!(
+        reply.ok_json(200, "phone number"),
+        json!({"phone_number": "13812345678", "pure_phone_number": "13812345678", "country_code": "86"})
+    );
+    let stored = app.stored_bytes();
+    assert!(
+        !stored.windows(11).any(|w| w == b"13812345678"),
+        "the phone number is sealed at rest"
+    );
+
+    // The code worked once.
+    let again = app
+        .post_json(
+            "/v1/wechat/phone-number",
+            Some(&login.token),
+            &json!({"code": code}),
+        )
+        .await;
+    assert_error(&again, 401, "invalid_code", "a used phone code");
+    let no_token = app
+        .post_json("/v1/wechat/phone-number", None, &json!({"code": code}))
+        .await;
+    assert_error(&no_token, 401, "invalid_token", "no token");
+    let bad = app
+        .post_json(
+            "/v1/wechat/phone-number",
+            Some(&login.token),
+            &json!({"code": 5}),
+        )
+        .await;
+    assert_error(&bad, 400, "invalid_request", "a mistyped code");
+}
+
+async fn oauth_logins_cannot_send_user_info_or_phone_codes(backend: Backend) {
+    let app = TestApp::spawn(backend, kinds()).await;
+    let web = oauth_login(
+        &app,
+        OFFICIAL,
+        "oa-jo",
+        Some("jo-union"),
+        OAuthScope::SnsapiUserinfo,
+    )
+    .await;
+    let info = app
+        .post_json(
+            "/v1/wechat/user-info",
+            Some(&web.token),
+            &json!({"encrypted_data": "AAAAAAAAAAAAAAAAAAAAAA==", "iv": "AAAAAAAAAAAAAAAAAAAAAA=="}),
+        )
+        .await;
+    assert_error(
+        &info,
+        400,
+        "unsupported_app_kind",
+        "user info on an OAuth login",
+    );
+    let phone = app
+        .post_json(
+            "/v1/wechat/phone-number",
+            Some(&web.token),
+            &json!({"code": "x"}),
+        )
+        .await;
+    assert_error(
+        &phone,
+        400,
+        "unsupported_app_kind",
+        "a phone code on an OAuth login",
+    );
+}
+
+async fn two_nodes_share_one_access_token_and_refresh_it_once(backend: Backend) {
+    let mut app = TestApp::spawn(backend, kinds()).await;
+    let second = app.spawn_node().await;
+    let nodes = [app.address.clone(), second];
+    let login = app.login(APP_B, "mp-kai", Some("kai-union")).await;
+
+    let burst = |round: usize| {
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..24 {
+            let code = app
+                .sim
+                .phone_code(APP_B, "mp-kai", &format!("1380000{round}{i:03}"), None)
+                .unwrap()
+                .code;
+            let url = format!("{}/v1/wechat/phone-number", nodes[i % 2]);
+            let (client, token) = (app.client.clone(), login.token.clone());
+            calls.spawn(async move {
+                let reply = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&json!({"code": code}))
+                    .send()
+                    .await
+                    .expect("wxlink answers");
+                (
+                    reply.status().as_u16(),
+                    reply.text().await.unwrap_or_default(),
+                )
+            });
+        }
+        calls
+    };
+
+    for (status, body) in burst(1).join_all().await {
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        app.sim.stable_token_calls_for(APP_B),
+        1,
+        "one fetch for the whole cluster"
+    );
+
+    // WeChat expires the token early: every node meets 42001, exactly one refreshes, and no
+    // caller sees the token error.
+    app.sim.expire_access_token(APP_B).unwrap();
+    for (status, body) in burst(2).join_all().await {
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        app.sim.stable_token_calls_for(APP_B),
+        2,
+        "exactly one refresh"
+    );
+}

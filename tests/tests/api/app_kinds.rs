@@ -127,7 +127,7 @@ async fn a_phone_number_is_stored_sealed_and_returned(backend: Backend) {
     let code = app
         .sim
         .phone_code(APP_B, "mp-ivy", "13812345678", Some("86"))
-        .unwrap()
+        .expect("the simulator issues a phone code")
         .code;
     let reply = app
         .post_json(
@@ -219,7 +219,7 @@ async fn two_nodes_share_one_access_token_and_refresh_it_once(backend: Backend) 
             let code = app
                 .sim
                 .phone_code(APP_B, "mp-kai", &format!("1380000{round}{i:03}"), None)
-                .unwrap()
+                .expect("the simulator issues a phone code")
                 .code;
             let url = format!("{}/v1/wechat/phone-number", nodes[i % 2]);
             let (client, token) = (app.client.clone(), login.token.clone());
@@ -251,7 +251,9 @@ async fn two_nodes_share_one_access_token_and_refresh_it_once(backend: Backend) 
 
     // WeChat expires the token early: every node meets 42001, exactly one refreshes, and no
     // caller sees the token error.
-    app.sim.expire_access_token(APP_B).unwrap();
+    app.sim
+        .expire_access_token(APP_B)
+        .expect("the simulator expires the token");
     for (status, body) in burst(2).join_all().await {
         assert_eq!(status, 200, "{body}");
     }

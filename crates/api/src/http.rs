@@ -42,36 +42,81 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         // Outside the limit layer, so its 413 gets the contract's shape too.
-        .layer(axum::middleware::map_response(json_error_bodies))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(error_envelope))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
+                ),
+        )
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
         .with_state(state)
 }
 
-/// Gives the error responses axum and tower-http make themselves (405, 413, …) the contract's
-/// JSON shape, keeping their headers (e.g. `Allow`).
-async fn json_error_bodies(response: Response) -> Response {
-    let status = response.status();
-    let is_json = response
+/// The span of one request: every log line inside carries its request id. The query string is
+/// left out (it is not part of the API, and could carry anything).
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
         .headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+    )
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// Every error answer in the contract's shape, with the request id: the responses axum and
+/// tower-http make themselves (404, 405, 413, …) get it too, keeping their headers (`Allow`).
+async fn error_envelope(request: Request, next: axum::middleware::Next) -> Response {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let error = match status {
-        StatusCode::NOT_FOUND => ApiError::not_found(),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
-        s if s.is_client_error() => ApiError::invalid_request("request refused"),
-        _ => ApiError::internal(),
-    };
-    let (mut parts, _) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    // Our own error bodies are small; anything else is replaced.
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut envelope = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .filter(|v| v.get("error").is_some_and(serde_json::Value::is_object))
+        .unwrap_or_else(|| {
+            let error = match status {
+                StatusCode::NOT_FOUND => ApiError::not_found(),
+                StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
+                s if s.is_client_error() => ApiError::invalid_request("request refused"),
+                _ => ApiError::internal(),
+            };
+            error.body()
+        });
+    if let (Some(id), Some(error)) = (
+        request_id,
+        envelope.get_mut("error").and_then(|e| e.as_object_mut()),
+    ) {
+        error.insert("request_id".into(), id.into());
+    }
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     parts
         .headers
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let body = axum::body::Body::from(error.body().to_string());
-    Response::from_parts(parts, body)
+    Response::from_parts(parts, axum::body::Body::from(envelope.to_string()))
 }
 
 /// Counts the request against its client IP's rate limit.

@@ -73,13 +73,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr; `WXLINK_LOG` filters them (an `EnvFilter` directive, default `info`) and
+/// `WXLINK_LOG_FORMAT=json` writes one JSON object per line.
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WXLINK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if std::env::var("WXLINK_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().with_current_span(true).init();
+    } else {
+        builder.init();
+    }
 }
 
 async fn run(cli: Cli) -> Result<(), String> {

@@ -49,8 +49,8 @@ impl Reply {
     }
 }
 
-/// Fail unless `reply` is exactly `{"error":{"code":code,"message":<non-empty>}}` with
-/// `status` and `Content-Type: application/json`; returns the message.
+/// Fail unless `reply` is exactly `{"error":{"code":code,"message":<non-empty>,"request_id":…}}`
+/// with `status` and `Content-Type: application/json`; returns the message.
 #[track_caller]
 pub fn assert_error(reply: &Reply, status: u16, code: &str, what: &str) -> String {
     assert_eq!(
@@ -74,7 +74,14 @@ pub fn assert_error_shape(reply: &Reply, what: &str) -> String {
     );
     let value = reply.json();
     let outer = exact_object(&value, &["error"], what);
-    let inner = exact_object(&outer["error"], &["code", "message"], what);
+    let inner = exact_object(&outer["error"], &["code", "message", "request_id"], what);
+    // The request id in the body is the one in the `x-request-id` header, so a client's bug
+    // report can be found in the logs.
+    assert_eq!(
+        inner["request_id"].as_str(),
+        reply.header("x-request-id"),
+        "{what}: request_id differs from the x-request-id header: {value}"
+    );
     assert!(
         inner["code"].as_str().is_some_and(|c| !c.is_empty()),
         "{what}: error code is not a non-empty string: {value}"

@@ -161,11 +161,12 @@ impl AccessTokens {
     async fn refresh(&self, appid: &AppId) -> Result<SecretString, WeChatError> {
         let inner = &self.inner;
         let secret = inner.secrets.get(appid).ok_or(WeChatError::UnknownApp)?;
-        let fetched = inner
-            .client
-            .stable_token(appid.as_str(), secret, false)
-            .await
-            .map_err(|e| upstream(appid, e))?;
+        let fetched = crate::adapters::observed(
+            "stable_token",
+            inner.client.stable_token(appid.as_str(), secret, false),
+        )
+        .await
+        .map_err(|e| upstream(appid, e))?;
         let token = SecretString::from(fetched.access_token.expose_secret().to_owned());
         let now = SystemClock.now();
         let expires_at = now + i64::try_from(fetched.expires_in).unwrap_or(i64::MAX / 2);

@@ -55,11 +55,13 @@ impl WeChatAdapter {
         app: &AppCredentials,
         code: &JsCode,
     ) -> Result<(String, Option<String>), WeChatError> {
-        let exchange = self
-            .client
-            .oauth2_access_token(appid.as_str(), &app.secret, code.as_str())
-            .await
-            .map_err(|e| map_client_error(appid, e))?;
+        let exchange = observed(
+            "oauth2_access_token",
+            self.client
+                .oauth2_access_token(appid.as_str(), &app.secret, code.as_str()),
+        )
+        .await
+        .map_err(|e| map_client_error(appid, e))?;
         let may_read_userinfo = exchange
             .scope
             .split(',')
@@ -67,10 +69,12 @@ impl WeChatAdapter {
         let unionid = match exchange.unionid {
             Some(unionid) => Some(unionid),
             None if may_read_userinfo => {
-                match self
-                    .client
-                    .sns_userinfo(&exchange.access_token, &exchange.openid)
-                    .await
+                match observed(
+                    "sns_userinfo",
+                    self.client
+                        .sns_userinfo(&exchange.access_token, &exchange.openid),
+                )
+                .await
                 {
                     Ok(info) => info.unionid,
                     // The user is logged in either way; the unionid can come later.
@@ -95,11 +99,13 @@ impl WeChatSessions for WeChatAdapter {
         let app = self.apps.get(appid).ok_or(WeChatError::UnknownApp)?;
         let (openid, session_key, unionid) = match app.kind {
             AppKind::MiniProgram => {
-                let answer = self
-                    .client
-                    .code2session(appid.as_str(), &app.secret, code.as_str())
-                    .await
-                    .map_err(|e| map_client_error(appid, e))?;
+                let answer = observed(
+                    "code2session",
+                    self.client
+                        .code2session(appid.as_str(), &app.secret, code.as_str()),
+                )
+                .await
+                .map_err(|e| map_client_error(appid, e))?;
                 let key = SessionKey::new(answer.session_key.expose_secret());
                 (answer.openid, Some(key), answer.unionid)
             }
@@ -132,7 +138,13 @@ impl WeChatSessions for WeChatAdapter {
         self.tokens
             .with_token(appid, |token| {
                 let (client, key) = (&self.client, &key);
-                async move { client.check_session_key(&token, openid.as_str(), key).await }
+                async move {
+                    observed(
+                        "checksession",
+                        client.check_session_key(&token, openid.as_str(), key),
+                    )
+                    .await
+                }
             })
             .await
     }
@@ -148,9 +160,11 @@ impl WeChatSessions for WeChatAdapter {
             .with_token(appid, |token| {
                 let client = &self.client;
                 async move {
-                    client
-                        .get_phone_number(&token, code.as_str(), Some(openid.as_str()))
-                        .await
+                    observed(
+                        "getuserphonenumber",
+                        client.get_phone_number(&token, code.as_str(), Some(openid.as_str())),
+                    )
+                    .await
                 }
             })
             .await?;
@@ -165,6 +179,16 @@ impl WeChatSessions for WeChatAdapter {
             country_code: info.country_code,
         })
     }
+}
+
+/// Await a call to WeChat and count it in the metrics.
+pub(crate) async fn observed<T>(
+    endpoint: &'static str,
+    call: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    let result = call.await;
+    crate::metrics::wechat_call(endpoint, &result);
+    result
 }
 
 /// The domain's view of a client error; configuration errors are logged as such.

@@ -57,6 +57,8 @@ impl Application {
     /// `key_file` is where the data key lives when the settings carry none.
     pub async fn build(settings: Settings, key_file: PathBuf) -> Result<Self, StartError> {
         let apps = settings.validate()?;
+        // Install the recorder before anything records.
+        crate::metrics::handle();
         tracing::info!(config = ?settings, "effective configuration (secrets redacted)");
         let (keyring, created) = settings.keyring(&key_file)?;
         if let Some(path) = created {

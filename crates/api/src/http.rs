@@ -36,9 +36,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(phone_number).route_layer(per_ip),
         )
         .route("/healthz", get(healthz))
+        .route("/metrics", get(prometheus_metrics))
         .route("/v1/me", get(me))
         .route("/v1/logout", post(logout))
         .fallback(|| async { ApiError::not_found() })
+        .layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         // Outside the limit layer, so its 413 gets the contract's shape too.
@@ -197,6 +199,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     }
 }
 
+async fn prometheus_metrics(State(state): State<Arc<AppState>>) -> Response {
+    let (connections, idle, max) = state.store.pool_state();
+    crate::metrics::pool(connections, idle, max);
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::handle().render(),
+    )
+        .into_response()
+}
+
 async fn healthz(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
     state.store.ping().await.map_err(ApiError::from)?;
     Ok(Json(json!({"status": "ok"})))
@@ -232,7 +244,9 @@ async fn login(
     let appid = configured_app(&state.apps, req.appid)?;
     let code = parse_code(req.code)?;
     state.limits.check_app(&appid)?;
-    let out = state.service.login(appid, code).await?;
+    let out = state.service.login(appid, code).await;
+    crate::metrics::login(out.as_ref().map_or("refused", |o| o.outcome.as_str()));
+    let out = out?;
     Ok(Json(json!({
         "token": out.token.expose_secret(),
         "token_type": "Bearer",

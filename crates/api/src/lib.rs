@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 mod http;
 mod limits;
+mod metrics;
 pub mod sandbox;
 mod state;
 

@@ -3,7 +3,7 @@
 
 use crate::error::{DomainError, StoreError};
 use crate::ids::{AppId, OpenId, UnionId, UserId};
-use crate::model::{Event, EventKind, UnixTime, User};
+use crate::model::{Event, EventKind, LoginOutcome, UnixTime, User};
 use crate::ports::StoreTx;
 
 /// Merges only ever point at a unionid owner, which is never merged itself, so chains are one
@@ -47,27 +47,35 @@ pub(crate) fn resolve(tx: &mut dyn StoreTx, id: &UserId) -> Result<User, DomainE
 }
 
 /// Rules 1 and 2: the user an (appid, openid) login lands on, creating or linking as needed.
-/// Returns the user and whether a merge happened.
 pub(crate) fn login(
     tx: &mut dyn StoreTx,
     origin: Origin<'_>,
     unionid: Option<&UnionId>,
     new_user_id: &UserId,
-) -> Result<(User, bool), DomainError> {
+) -> Result<(User, LoginOutcome), DomainError> {
     let known = match tx.identity_owner(origin.appid, origin.openid)? {
         Some(owner) => Some(resolve(tx, &owner)?),
         None => None,
     };
     match (known, unionid) {
-        (Some(user), None) => Ok((user, false)),
-        (Some(user), Some(unionid)) => learn_unionid(tx, origin, user, unionid),
+        (Some(user), None) => Ok((user, LoginOutcome::Returning)),
+        (Some(user), Some(unionid)) => {
+            let had_unionid = user.unionid.is_some();
+            let (user, merged) = learn_unionid(tx, origin, user, unionid)?;
+            let outcome = match (merged, had_unionid) {
+                (true, _) => LoginOutcome::Merged,
+                (false, true) => LoginOutcome::Returning,
+                (false, false) => LoginOutcome::Linked,
+            };
+            Ok((user, outcome))
+        }
         (None, unionid) => {
             let owner = match unionid {
                 Some(u) => tx.user_by_unionid(u)?,
                 None => None,
             };
-            let user = match owner {
-                Some(owner) => owner,
+            let (user, outcome) = match owner {
+                Some(owner) => (owner, LoginOutcome::Linked),
                 None => {
                     let user = User {
                         id: new_user_id.clone(),
@@ -77,12 +85,16 @@ pub(crate) fn login(
                     };
                     tx.insert_user(&user)?;
                     tx.append_event(&origin.event(EventKind::UserCreated, &user.id, None))?;
-                    user
+                    let outcome = match user.unionid {
+                        Some(_) => LoginOutcome::NewUser,
+                        None => LoginOutcome::Provisional,
+                    };
+                    (user, outcome)
                 }
             };
             tx.insert_identity(origin.appid, origin.openid, &user.id, origin.at)?;
             tx.append_event(&origin.event(EventKind::IdentityLinked, &user.id, None))?;
-            Ok((user, false))
+            Ok((user, outcome))
         }
     }
 }

@@ -120,3 +120,31 @@ impl std::fmt::Debug for PhoneNumber {
         write!(f, "PhoneNumber(+{} …{tail})", self.country_code)
     }
 }
+
+/// What a login did, for the operators' metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoginOutcome {
+    /// A new user was created, owning the unionid WeChat told.
+    NewUser,
+    /// A new provisional user was created (no unionid yet).
+    Provisional,
+    /// The identity was linked to the unionid's owner, or its user learned the unionid.
+    Linked,
+    /// The identity's provisional user was merged into the unionid's owner.
+    Merged,
+    /// A known identity logged in again; nothing changed.
+    Returning,
+}
+
+impl LoginOutcome {
+    /// A short lowercase name, e.g. for a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginOutcome::NewUser => "new",
+            LoginOutcome::Provisional => "provisional",
+            LoginOutcome::Linked => "linked",
+            LoginOutcome::Merged => "merged",
+            LoginOutcome::Returning => "returning",
+        }
+    }
+}

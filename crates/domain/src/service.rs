@@ -3,7 +3,7 @@
 use crate::error::{DomainError, UserDataError};
 use crate::ids::{AppId, JsCode, OpenId, UserId};
 use crate::linking::{self, Origin};
-use crate::model::{PhoneNumber, Session, UnixTime};
+use crate::model::{LoginOutcome, PhoneNumber, Session, UnixTime};
 use crate::ports::{
     Clock, EncryptedUserData, IdSource, IdentityStore, TxMode, UserDataOpener, WeChatSessions,
 };
@@ -38,6 +38,8 @@ pub struct LoggedIn {
     pub user_id: UserId,
     /// Whether the user's unionid is known.
     pub unionid_linked: bool,
+    /// What the login did.
+    pub outcome: LoginOutcome,
 }
 
 /// Encrypted user data, and optionally a fresh login code to refresh the session_key first.
@@ -121,7 +123,7 @@ where
         let new_user_id = self.ids.new_user_id();
         let now = self.clock.now();
         let ttl = self.policy.session_ttl_secs;
-        let (user_id, unionid_linked) = self
+        let (user_id, unionid_linked, outcome) = self
             .store
             .transact(TxMode::Write, move |tx| {
                 let origin = Origin {
@@ -129,7 +131,7 @@ where
                     openid: &wechat.openid,
                     at: now,
                 };
-                let (user, _merged) =
+                let (user, outcome) =
                     linking::login(tx, origin, wechat.unionid.as_ref(), &new_user_id)?;
                 tx.insert_session(&Session {
                     token_hash,
@@ -141,7 +143,7 @@ where
                     expires_at: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
                     revoked: false,
                 })?;
-                Ok((user.id, user.unionid.is_some()))
+                Ok((user.id, user.unionid.is_some(), outcome))
             })
             .await?;
         Ok(LoggedIn {
@@ -149,6 +151,7 @@ where
             expires_in: ttl,
             user_id,
             unionid_linked,
+            outcome,
         })
     }
 

@@ -124,6 +124,16 @@ impl Store {
         })
     }
 
+    /// The connection pool right now, for metrics: (open connections, idle ones, maximum).
+    pub fn pool_state(&self) -> (u32, u32, u32) {
+        let state = self.inner.pool.state();
+        (
+            state.connections,
+            state.idle_connections,
+            self.inner.pool.max_size(),
+        )
+    }
+
     /// Which database this store talks to.
     pub fn backend(&self) -> Backend {
         self.inner.backend

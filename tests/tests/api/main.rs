@@ -46,6 +46,7 @@ mod errors;
 mod forgery;
 mod helpers;
 mod linking;
+mod observability;
 mod sandbox;
 mod secrets;
 mod stale_key;

@@ -10,7 +10,7 @@ use mockall::predicate::eq;
 use super::*;
 use crate::error::{StoreError, UserDataError, WeChatError};
 use crate::ids::UnionId;
-use crate::model::{EventKind, PhoneNumber, User};
+use crate::model::{EventKind, LoginOutcome, PhoneNumber, User};
 use crate::ports::{
     MockClock, MockIdSource, MockStoreTx, MockUserDataOpener, MockWeChatSessions, OpenedUserData,
     StoreTx, WeChatSession,
@@ -175,6 +175,7 @@ async fn login_without_unionid_creates_a_provisional_user() {
     assert!(!out.unionid_linked);
     assert_eq!(out.expires_in, TTL);
     assert_eq!(out.token.expose_secret(), TOKEN);
+    assert_eq!(out.outcome, LoginOutcome::Provisional);
 }
 
 #[tokio::test]
@@ -189,6 +190,7 @@ async fn login_of_a_known_identity_lands_on_its_user_and_creates_nothing() {
     let out = svc.login(app(), code("c1")).await.unwrap();
     assert_eq!(out.user_id, uid("u-p"));
     assert!(!out.unionid_linked);
+    assert_eq!(out.outcome, LoginOutcome::Returning);
 }
 
 #[tokio::test]
@@ -227,6 +229,7 @@ async fn login_with_a_new_unionid_creates_its_owner() {
     let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());
     let out = svc.login(app(), code("c1")).await.unwrap();
     assert!(out.unionid_linked);
+    assert_eq!(out.outcome, LoginOutcome::NewUser);
 }
 
 #[tokio::test]
@@ -246,6 +249,7 @@ async fn login_with_a_known_unionid_from_another_app_joins_its_owner() {
     let out = svc.login(other_app(), code("c1")).await.unwrap();
     assert_eq!(out.user_id, uid("u-o"));
     assert!(out.unionid_linked);
+    assert_eq!(out.outcome, LoginOutcome::Linked);
 }
 
 #[tokio::test]
@@ -266,6 +270,7 @@ async fn login_with_unionid_links_a_provisional_user_nobody_else_owns() {
     let out = svc.login(app(), code("c1")).await.unwrap();
     assert_eq!(out.user_id, uid("u-p"));
     assert!(out.unionid_linked);
+    assert_eq!(out.outcome, LoginOutcome::Linked);
 }
 
 #[tokio::test]
@@ -290,6 +295,7 @@ async fn login_with_unionid_merges_a_provisional_user_into_the_owner() {
     let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());
     let out = svc.login(app(), code("c1")).await.unwrap();
     assert_eq!(out.user_id, uid("u-o"));
+    assert_eq!(out.outcome, LoginOutcome::Merged);
 }
 
 #[tokio::test]

@@ -1,0 +1,109 @@
+//! What operators see: Prometheus metrics, request ids, the logged configuration.
+
+use crate::helpers::{APP_A, APP_B, Backend, Options, TestApp, assert_error};
+
+on_both_backends!(
+    metrics_count_requests_logins_wechat_calls_and_the_pool,
+    request_ids_tie_answers_to_log_lines,
+    start_up_logs_the_effective_configuration_without_secrets,
+);
+
+/// The value of the sample whose line starts with `series` (name and labels, as rendered).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+async fn metrics_count_requests_logins_wechat_calls_and_the_pool(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+    app.login(APP_A, "mo-a", Some("mo-union")).await;
+    app.login(APP_B, "mo-b", Some("mo-union")).await;
+    let refused = app.login_with_code(APP_A, "no-such-code").await;
+    assert_error(&refused, 401, "invalid_code", "an unknown code");
+
+    let reply = app.get("/metrics", None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain")),
+        "Prometheus text format"
+    );
+    let m = &reply.body;
+    let expect = |series: &str, value: f64| {
+        assert_eq!(sample(m, series), Some(value), "{series} in\n{m}");
+    };
+    expect(r#"wxlink_logins_total{outcome="provisional"}"#, 1.0);
+    expect(r#"wxlink_logins_total{outcome="new"}"#, 1.0);
+    expect(r#"wxlink_logins_total{outcome="refused"}"#, 1.0);
+    expect(
+        r#"wxlink_wechat_calls_total{endpoint="code2session",errcode="0"}"#,
+        2.0,
+    );
+    expect(
+        r#"wxlink_wechat_calls_total{endpoint="code2session",errcode="40029"}"#,
+        1.0,
+    );
+    expect(
+        r#"wxlink_http_requests_total{route="/v1/wechat/login",method="POST",status="200"}"#,
+        2.0,
+    );
+    expect(
+        r#"wxlink_http_requests_total{route="/v1/wechat/login",method="POST",status="401"}"#,
+        1.0,
+    );
+    assert!(
+        m.contains(r#"wxlink_http_request_duration_seconds_bucket{route="/v1/wechat/login",method="POST",le="0.005"}"#),
+        "latency histogram:\n{m}"
+    );
+    assert!(
+        sample(m, r#"wxlink_db_pool_connections{state="idle"}"#).is_some(),
+        "{m}"
+    );
+    assert!(
+        sample(m, "wxlink_db_pool_max_connections").is_some_and(|v| v >= 1.0),
+        "{m}"
+    );
+}
+
+async fn request_ids_tie_answers_to_log_lines(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+    let reply = app
+        .get("/v1/me", Some("not-a-real-token-but-well-formed"))
+        .await;
+    let id = reply
+        .header("x-request-id")
+        .expect("every answer has an x-request-id")
+        .to_owned();
+    assert_error(&reply, 401, "invalid_token", "an unknown token");
+    assert!(
+        app.wait_for_stderr(&id).await,
+        "the request id {id} appears in the logs:\n{}",
+        app.stderr()
+    );
+    // A client's own request id is kept.
+    let own = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("x-request-id", "client-chosen-id-42")
+        .send()
+        .await
+        .expect("wxlink answers");
+    assert_eq!(
+        own.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("client-chosen-id-42")
+    );
+}
+
+async fn start_up_logs_the_effective_configuration_without_secrets(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+    assert!(app.wait_for_stderr("effective configuration").await);
+    let logs = app.stderr();
+    for secret in app.secrets.values() {
+        assert!(!logs.contains(secret.as_str()), "an app secret was logged");
+    }
+    assert!(logs.contains("max_body_bytes"), "{logs}");
+}

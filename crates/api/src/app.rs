@@ -1,6 +1,6 @@
 //! Start-up: settings in, a bound listener and a running server out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +50,7 @@ pub struct Application {
     store: Store,
     shutdown_grace: Duration,
     purge_interval: Duration,
+    webhooks: Vec<(String, crate::config::WebhookSettings)>,
 }
 
 impl Application {
@@ -113,9 +114,10 @@ impl Application {
         let state = Arc::new(AppState {
             service,
             store: store.clone(),
-            apps: apps.iter().map(|a| a.appid.clone()).collect::<HashSet<_>>(),
+            apps: apps.iter().map(|a| (a.appid.clone(), a.kind)).collect(),
             max_body_bytes: settings.server.max_body_bytes,
             limits: RateLimits::new(&settings.rate_limit),
+            service_tokens: crate::internal::ServiceTokens::new(&settings.internal.tokens),
         });
         let addr = settings.server.bind;
         let listener = TcpListener::bind(addr)
@@ -128,6 +130,7 @@ impl Application {
             store,
             shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
             purge_interval: Duration::from_secs(settings.session.purge_interval_secs),
+            webhooks: settings.webhooks.into_iter().collect(),
         })
     }
 
@@ -145,11 +148,20 @@ impl Application {
     /// within the grace period.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let grace = self.shutdown_grace;
-        let purge = tokio::spawn(housekeeping(
+        let mut background = vec![tokio::spawn(housekeeping(
             self.store.clone(),
             Arc::clone(&self.state),
             self.purge_interval,
-        ));
+        ))];
+        let node = uuid::Uuid::new_v4().simple().to_string();
+        for (name, hook) in self.webhooks {
+            background.push(tokio::spawn(crate::webhooks::deliver(
+                self.store.clone(),
+                name,
+                hook,
+                node.clone(),
+            )));
+        }
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let service = self
             .router
@@ -172,7 +184,9 @@ impl Application {
                 Ok(())
             }
         };
-        purge.abort();
+        for task in background {
+            task.abort();
+        }
         outcome
     }
 }

@@ -51,8 +51,37 @@ pub struct Settings {
     pub security: SecuritySettings,
     /// `[rate_limit]`
     pub rate_limit: RateLimitSettings,
+    /// `[internal]`
+    pub internal: InternalSettings,
+    /// `[webhooks.<name>]`
+    pub webhooks: BTreeMap<String, WebhookSettings>,
     /// `[apps.<appid>]`
     pub apps: BTreeMap<String, AppSettings>,
+}
+
+/// `[internal]`: the API for other teams' services.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InternalSettings {
+    /// Service tokens that may call `/internal/v1/*`; none = the internal API is off.
+    pub tokens: Vec<SecretString>,
+}
+
+/// `[webhooks.<name>]`: a receiver of the event feed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Where events are POSTed.
+    pub url: String,
+    /// The HMAC-SHA256 key of the `X-Wxlink-Signature` header.
+    pub secret: SecretString,
+    /// How often to look for new events when idle.
+    #[serde(default = "default_webhook_poll_ms")]
+    pub poll_ms: u64,
+}
+
+fn default_webhook_poll_ms() -> u64 {
+    1000
 }
 
 /// `[rate_limit]`: limits against floods; a rate of 0 turns that limit off.
@@ -275,6 +304,7 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("security.previous_data_keys")
+                    .with_list_parse_key("internal.tokens")
                     .source(env),
             )
             .build()?
@@ -312,6 +342,20 @@ impl Settings {
         }
         if self.session.purge_interval_secs == 0 {
             return Err(invalid("session.purge_interval_secs", "must be positive"));
+        }
+        for (name, hook) in &self.webhooks {
+            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+                return Err(invalid(
+                    format!("webhooks.{name}.url"),
+                    "must be an http(s) URL",
+                ));
+            }
+            if hook.secret.expose_secret().len() < 16 {
+                return Err(invalid(
+                    format!("webhooks.{name}.secret"),
+                    "must be at least 16 characters",
+                ));
+            }
         }
         if self.apps.is_empty() {
             return Err(invalid(

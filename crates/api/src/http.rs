@@ -1,6 +1,6 @@
 //! The HTTP API: routes, request parsing at the edge, and the contract's JSON shapes.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use wxlink_domain::{AppId, EncryptedUserData, JsCode, SessionToken, UserInfoSubmission};
 
+use crate::config::AppKind;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -39,6 +40,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(prometheus_metrics))
         .route("/v1/me", get(me))
         .route("/v1/logout", post(logout))
+        .merge(crate::internal::router(Arc::clone(&state)))
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
@@ -220,10 +222,13 @@ struct LoginRequest {
     code: String,
 }
 
-fn configured_app(apps: &HashSet<AppId>, appid: String) -> Result<AppId, ApiError> {
+fn configured_app(
+    apps: &HashMap<AppId, AppKind>,
+    appid: String,
+) -> Result<(AppId, AppKind), ApiError> {
     AppId::parse(appid)
         .ok()
-        .filter(|a| apps.contains(a))
+        .and_then(|a| apps.get(&a).map(|kind| (a, *kind)))
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -241,7 +246,7 @@ async fn login(
     State(state): State<Arc<AppState>>,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let appid = configured_app(&state.apps, req.appid)?;
+    let (appid, kind) = configured_app(&state.apps, req.appid)?;
     let code = parse_code(req.code)?;
     state.limits.check_app(&appid)?;
     let out = state.service.login(appid, code).await;
@@ -253,7 +258,9 @@ async fn login(
         "expires_in": out.expires_in,
         "user_id": out.user_id.as_str(),
         "unionid_linked": out.unionid_linked,
-        "needs_user_info": !out.unionid_linked,
+        // Only a mini program can send encrypted user data; an OAuth login without unionid
+        // needs a new authorisation with a scope that reads it.
+        "needs_user_info": !out.unionid_linked && kind == AppKind::MiniProgram,
     })))
 }
 
@@ -394,7 +401,7 @@ mod fuzz {
     }
 
     pub(crate) fn fuzz(cases: u32) -> u64 {
-        let apps = std::collections::HashSet::new();
+        let apps = std::collections::HashMap::new();
         let mut runner = TestRunner::new(Config {
             cases,
             failure_persistence: None,

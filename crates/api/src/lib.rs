@@ -18,10 +18,12 @@ mod app;
 pub mod config;
 pub mod error;
 mod http;
+mod internal;
 mod limits;
 mod metrics;
 pub mod sandbox;
 mod state;
+mod webhooks;
 
 pub use app::{Application, StartError};
 pub use error::ApiError;

@@ -1,11 +1,13 @@
 //! What every request handler shares.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use wxlink_domain::{AppId, Service};
 use wxlink_persistence::Store;
 
 use crate::adapters::{CryptoOpener, RandomIds, SystemClock, WeChatAdapter};
+use crate::config::AppKind;
+use crate::internal::ServiceTokens;
 use crate::limits::RateLimits;
 
 /// The use cases wired to their production adapters.
@@ -18,10 +20,12 @@ pub struct AppState {
     pub service: WxlinkService,
     /// The store, for health checks.
     pub store: Store,
-    /// The configured appids.
-    pub apps: HashSet<AppId>,
+    /// The configured apps and their kinds.
+    pub apps: HashMap<AppId, AppKind>,
     /// Larger bodies get 413.
     pub max_body_bytes: usize,
     /// Flood protection.
     pub limits: RateLimits,
+    /// Who may call the internal API.
+    pub service_tokens: ServiceTokens,
 }

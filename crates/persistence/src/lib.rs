@@ -97,6 +97,7 @@ mod migrations;
 mod schema;
 mod store;
 mod tx;
+mod webhooks;
 
 pub use access_tokens::SharedAccessToken;
 pub use admin::{MAX_EVENTS_PAGE, SESSION_PURGE_GRACE_SECS, UserRecord};

@@ -83,7 +83,14 @@ diesel::table! {
 
 diesel::joinable!(identities -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, identities, sessions, events, access_tokens);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    identities,
+    sessions,
+    events,
+    access_tokens,
+    webhook_cursors
+);
 
 diesel::table! {
     /// One WeChat access token per app for the whole cluster, and the refresh lease.
@@ -100,5 +107,19 @@ diesel::table! {
         lease_until -> BigInt,
         /// Unix seconds of the last refresh.
         refreshed_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Per webhook: the last event its receiver acknowledged, and the delivery lease.
+    webhook_cursors (name) {
+        /// The webhook's name (`[webhooks.<name>]`).
+        name -> Text,
+        /// The id of the last acknowledged event.
+        last_event_id -> BigInt,
+        /// The node delivering now, if any.
+        lease_holder -> Nullable<Text>,
+        /// Unix seconds; the lease is free after this.
+        lease_until -> BigInt,
     }
 }

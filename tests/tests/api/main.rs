@@ -45,6 +45,7 @@ mod durability;
 mod errors;
 mod forgery;
 mod helpers;
+mod internal;
 mod linking;
 mod observability;
 mod sandbox;

@@ -15,10 +15,11 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
+    "2026-11-26-000004_webhook_cursors",
 ];
 
 /// Run `work` in a write transaction and unwrap.
@@ -825,5 +826,43 @@ pub async fn access_token_lease_is_exclusive_and_tokens_are_shared(db: &TestDb) 
             .unwrap()
             .expires_at,
         0
+    );
+}
+
+pub async fn webhook_cursors_lease_and_advance(db: &TestDb) {
+    let store = db.store().await;
+    assert_eq!(
+        store.lease_webhook("crm", "node-1", 100, 30).await.unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        store.lease_webhook("crm", "node-2", 110, 30).await.unwrap(),
+        None
+    );
+    assert!(store.advance_webhook("crm", "node-1", 7).await.unwrap());
+    assert!(
+        !store.advance_webhook("crm", "node-2", 9).await.unwrap(),
+        "not the holder"
+    );
+    assert!(
+        !store.advance_webhook("crm", "node-1", 5).await.unwrap(),
+        "never backwards"
+    );
+    assert_eq!(
+        store.lease_webhook("crm", "node-1", 120, 30).await.unwrap(),
+        Some(7)
+    );
+    // The lease lapses; another node takes over at the acknowledged cursor.
+    assert_eq!(
+        store.lease_webhook("crm", "node-2", 151, 30).await.unwrap(),
+        Some(7)
+    );
+    // Webhooks are independent.
+    assert_eq!(
+        store
+            .lease_webhook("audit", "node-1", 151, 30)
+            .await
+            .unwrap(),
+        Some(0)
     );
 }

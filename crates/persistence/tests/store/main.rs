@@ -56,6 +56,7 @@ on_both_backends!(
     cases::reseal_rotates_the_data_key,
     cases::user_lookups,
     cases::access_token_lease_is_exclusive_and_tokens_are_shared,
+    cases::webhook_cursors_lease_and_advance,
     cases::a_saturated_store_answers_unavailable_in_bounded_time,
     flows::service_logs_in_links_and_merges,
     flows::service_refreshes_the_session_key,

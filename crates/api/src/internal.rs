@@ -1,0 +1,211 @@
+//! The internal API for other teams' services, behind service tokens: user lookups and the
+//! durable event feed they follow to move their own rows when users merge.
+//!
+//! Service tokens come from `[internal] tokens` (better from the environment,
+//! `WXLINK__INTERNAL__TOKENS=a,b`); wxlink keeps only their SHA-256 and compares in constant
+//! time. Without tokens the internal routes answer 404, as if they did not exist.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use wxlink_domain::{AppId, Event, EventKind, OpenId, UnionId, UserId};
+use wxlink_persistence::{MAX_EVENTS_PAGE, UserRecord};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The hashes of the configured service tokens.
+#[derive(Debug, Default)]
+pub struct ServiceTokens(Vec<[u8; 32]>);
+
+impl ServiceTokens {
+    /// Keep the hashes of `tokens`.
+    pub fn new(tokens: &[SecretString]) -> Self {
+        Self(
+            tokens
+                .iter()
+                .map(|t| Sha256::digest(t.expose_secret().as_bytes()).into())
+                .collect(),
+        )
+    }
+
+    fn enabled(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// Whether `presented` is one of the tokens; every configured token is compared, in
+    /// constant time, so the answer's timing tells nothing.
+    fn accepts(&self, presented: &str) -> bool {
+        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.0
+            .iter()
+            .fold(subtle::Choice::from(0), |found, known| {
+                found | known.ct_eq(&hash)
+            })
+            .into()
+    }
+}
+
+/// The internal routes, under `/internal/v1`.
+pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/internal/v1/users/{user_id}", get(user_by_id))
+        .route("/internal/v1/users", get(find_user))
+        .route("/internal/v1/events", get(events))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            require_service_token,
+        ))
+}
+
+async fn require_service_token(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if !state.service_tokens.enabled() {
+        return Err(ApiError::not_found());
+    }
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    match presented {
+        Some(token) if state.service_tokens.accepts(token) => Ok(next.run(request).await),
+        _ => Err(ApiError::invalid_token("a valid service token is required")),
+    }
+}
+
+fn user_json(record: UserRecord) -> Value {
+    let identities: Vec<Value> = record
+        .identities
+        .iter()
+        .map(|(appid, openid)| json!({"appid": appid.as_str(), "openid": openid.as_str()}))
+        .collect();
+    json!({
+        "user_id": record.user.id.as_str(),
+        "unionid": record.user.unionid.as_ref().map(UnionId::as_str),
+        "merged_into": record.user.merged_into.as_ref().map(UserId::as_str),
+        "created_at": record.user.created_at,
+        "identities": identities,
+        "phone_number": record.phone_number.map(|p| json!({
+            "phone_number": p.phone_number,
+            "pure_phone_number": p.pure_phone_number,
+            "country_code": p.country_code,
+        })),
+    })
+}
+
+fn found(record: Option<UserRecord>) -> Result<Json<Value>, ApiError> {
+    record.map(|r| Json(user_json(r))).ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "no such user",
+        )
+    })
+}
+
+fn parse<T>(
+    what: &str,
+    value: String,
+    parse: fn(String) -> Result<T, wxlink_domain::IdError>,
+) -> Result<T, ApiError> {
+    parse(value).map_err(|e| ApiError::invalid_request(format!("{what}: {e}")))
+}
+
+async fn user_by_id(
+    State(state): State<Arc<AppState>>,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse("user_id", user_id, UserId::parse)?;
+    found(state.store.user_by_id(&id).await?)
+}
+
+#[derive(Debug, Deserialize)]
+struct FindUser {
+    appid: Option<String>,
+    openid: Option<String>,
+    unionid: Option<String>,
+}
+
+async fn find_user(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<FindUser>,
+) -> Result<Json<Value>, ApiError> {
+    match query {
+        FindUser {
+            unionid: Some(unionid),
+            appid: None,
+            openid: None,
+        } => {
+            let unionid = parse("unionid", unionid, UnionId::parse)?;
+            found(state.store.user_by_unionid(&unionid).await?)
+        }
+        FindUser {
+            appid: Some(appid),
+            openid: Some(openid),
+            unionid: None,
+        } => {
+            let appid = parse("appid", appid, AppId::parse)?;
+            let openid = parse("openid", openid, OpenId::parse)?;
+            found(state.store.user_by_identity(&appid, &openid).await?)
+        }
+        _ => Err(ApiError::invalid_request(
+            "give either unionid, or appid and openid",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: i64,
+    limit: Option<u32>,
+}
+
+/// One event as the feed shows it; a merge also names `from` and `into`.
+pub(crate) fn event_json(id: i64, event: &Event) -> Value {
+    let mut value = json!({
+        "id": id,
+        "kind": event.kind.as_str(),
+        "user_id": event.user_id.as_str(),
+        "appid": event.appid.as_str(),
+        "openid": event.openid.as_str(),
+        "at": event.at,
+    });
+    if let (EventKind::UsersMerged, Some(from)) = (event.kind, &event.other_user_id) {
+        value["from"] = from.as_str().into();
+        value["into"] = event.user_id.as_str().into();
+    }
+    value
+}
+
+async fn events(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
+    if query.after < 0 {
+        return Err(ApiError::invalid_request(
+            "after must be 0 or a returned cursor",
+        ));
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_EVENTS_PAGE);
+    let page = state.store.events_after(query.after, limit).await?;
+    let next_cursor = page.last().map_or(query.after, |(id, _)| *id);
+    let events: Vec<Value> = page.iter().map(|(id, e)| event_json(*id, e)).collect();
+    Ok(Json(json!({"events": events, "next_cursor": next_cursor})))
+}

@@ -5,7 +5,9 @@
 use serde_json::json;
 use wxlink_wechat_sim::{Fault, FaultTarget};
 
-use crate::helpers::{APP_A, APP_B, Backend, Options, TestApp, signed_body};
+use crate::helpers::{
+    APP_A, APP_B, Backend, Options, TestApp, assert_no_secrets_in_logs, signed_body,
+};
 
 on_both_backends!(
     secrets_never_reach_the_logs,
@@ -71,25 +73,7 @@ async fn secrets_never_reach_the_logs(backend: Backend) {
     secrets.extend(encrypted.into_iter().map(|e| ("encrypted_data", e)));
     secrets.extend(app.secrets.values().map(|s| ("an app secret", s.clone())));
     secrets.push(("the data key", data_key.trim().to_owned()));
-    for (what, secret) in secrets {
-        assert!(!secret.is_empty());
-        // Also the form a URL or JSON encoder would give it.
-        let encoded = secret
-            .replace('+', "%2B")
-            .replace('/', "%2F")
-            .replace('=', "%3D");
-        for form in [
-            secret.as_str(),
-            encoded.as_str(),
-            &secret.replace('/', "\\/"),
-        ] {
-            if let Some(at) = stderr.find(form) {
-                let from = stderr[..at].rfind('\n').map_or(0, |i| i + 1);
-                let to = stderr[at..].find('\n').map_or(stderr.len(), |i| at + i);
-                panic!("{what} is in the logs:\n{}", &stderr[from..to]);
-            }
-        }
-    }
+    assert_no_secrets_in_logs(&stderr, &secrets);
 }
 
 async fn tokens_and_session_keys_are_not_stored_in_clear(backend: Backend) {

@@ -22,6 +22,8 @@ pub struct Options {
     pub ttl_secs: Option<u64>,
     /// `[wechat] timeout_ms`
     pub timeout_ms: Option<u64>,
+    /// `[wechat] api_base` instead of the simulator's address (e.g. a closed port).
+    pub wechat_api_base: Option<String>,
     /// `[server] max_body_bytes`
     pub max_body_bytes: Option<usize>,
     /// `[wechat] max_watermark_age_secs`
@@ -44,6 +46,7 @@ impl Default for Options {
             ],
             ttl_secs: None,
             timeout_ms: None,
+            wechat_api_base: None,
             max_body_bytes: None,
             max_watermark_age_secs: None,
             extra_toml: String::new(),
@@ -69,6 +72,13 @@ impl Options {
     /// `[wechat] timeout_ms`
     pub fn timeout_ms(mut self, ms: u64) -> Self {
         self.timeout_ms = Some(ms);
+        self
+    }
+
+    /// `[wechat] api_base`: somewhere else than the simulator (which still runs, so that
+    /// `wx.login` codes can be made).
+    pub fn wechat_api_base(mut self, url: &str) -> Self {
+        self.wechat_api_base = Some(url.to_owned());
         self
     }
 
@@ -201,10 +211,11 @@ impl TestApp {
             "\n[database]\nurl = {}\nmax_connections = 8\n",
             toml_str(&self.database_url)
         ));
-        toml.push_str(&format!(
-            "\n[wechat]\napi_base = {}\n",
-            toml_str(&self.sim.base_url())
-        ));
+        let api_base = o
+            .wechat_api_base
+            .clone()
+            .unwrap_or_else(|| self.sim.base_url());
+        toml.push_str(&format!("\n[wechat]\napi_base = {}\n", toml_str(&api_base)));
         if let Some(ms) = o.timeout_ms {
             toml.push_str(&format!("timeout_ms = {ms}\n"));
         }
@@ -370,6 +381,16 @@ impl TestApp {
     /// The temp dir holding the config, the data key file and the SQLite database.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The `[database] url` every process of this app uses.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    /// What the database holds now, read directly (not through wxlink).
+    pub fn snapshot(&self) -> super::Snapshot {
+        super::Snapshot::load(&self.database_url)
     }
 
     // --- raw HTTP ---------------------------------------------------------------------------
@@ -541,21 +562,29 @@ impl Drop for TestApp {
 
 /// Send and read the whole answer; transport failures fail the test with what was sent.
 pub async fn send(request: reqwest::RequestBuilder, what: &str) -> Reply {
+    try_send(request)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// Send and read the whole answer; a transport failure (refused, reset, timed out) is an
+/// `Err` describing it, for tests where the server may be gone.
+pub async fn try_send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
     let started = Instant::now();
     let response = request
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{what}: no answer: {e}"));
+        .map_err(|e| format!("no answer: {e}"))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response
         .text()
         .await
-        .unwrap_or_else(|e| panic!("{what}: cannot read the body: {e}"));
-    Reply {
+        .map_err(|e| format!("cannot read the body: {e}"))?;
+    Ok(Reply {
         status,
         headers,
         body,
         elapsed: started.elapsed(),
-    }
+    })
 }

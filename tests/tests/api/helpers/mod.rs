@@ -8,13 +8,17 @@
 mod answers;
 mod app;
 mod database;
+mod logs;
 mod process;
+mod snapshot;
 mod user_data;
 
 pub use answers::*;
 pub use app::*;
 pub use database::*;
+pub use logs::*;
 pub use process::*;
+pub use snapshot::*;
 pub use user_data::*;
 
 use std::sync::atomic::{AtomicU64, Ordering};

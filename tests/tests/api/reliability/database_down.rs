@@ -1,0 +1,190 @@
+//! The database goes away under load and comes back (PostgreSQL, a private cluster): requests
+//! get 503 `database_unavailable` in seconds, `/healthz` says 503, and once the server is back
+//! wxlink answers again by itself — no restart — with nothing half-written.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wxlink_wechat_sim::UnionidPolicy;
+
+use super::{Attempt, Load, Tally, ms, private_cluster, summary};
+use crate::helpers::{APP_A, APP_B, Backend, LoginResponse, Options, POLL, TestApp, assert_error};
+
+const CLIENTS: usize = 8;
+/// Each 503 must come within this (the store's connect timeout is about 3 s).
+const UNAVAILABLE_WITHIN: Duration = Duration::from_secs(10);
+/// After the server is back, `/healthz` must be 200 within this.
+const RECOVERY_WITHIN: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_is_503_and_recovers_without_restart() {
+    let test = concat!(
+        module_path!(),
+        "::database_outage_is_503_and_recovers_without_restart"
+    );
+    let Some(cluster) = private_cluster(test).await else {
+        return;
+    };
+    let cluster = Arc::new(cluster);
+    let backend = Backend::Postgres {
+        admin_url: cluster.url(),
+    };
+    let app = TestApp::spawn(
+        backend,
+        Options::default().apps(&[
+            (APP_A, UnionidPolicy::Never),
+            (APP_B, UnionidPolicy::Always),
+        ]),
+    )
+    .await;
+
+    // Each client logs new people in, one at a time: one in three on A (provisional).
+    let plan: super::Plan = Arc::new(|client, n| {
+        let appid = if n % 3 == 0 { APP_A } else { APP_B };
+        (
+            appid,
+            format!("down-{client}-{n}"),
+            Some(format!("down-union-{client}-{n}")),
+        )
+    });
+    let load = Load::start(&app, CLIENTS, plan, false);
+    load.wait_until("logins before the outage", Duration::from_secs(30), |a| {
+        a.iter().filter(|a| a.ok().is_some()).count() >= 2 * CLIENTS
+    })
+    .await;
+
+    // PostgreSQL stops (fast shutdown: open connections are cut) while clients log in.
+    let stopping = Arc::clone(&cluster);
+    tokio::task::spawn_blocking(move || stopping.stop())
+        .await
+        .expect("the stop task")
+        .expect("stop PostgreSQL");
+    let down_at = Instant::now();
+
+    let health = app.get("/healthz", None).await;
+    assert_error(&health, 503, "database_unavailable", "/healthz while down");
+    assert!(
+        health.elapsed <= UNAVAILABLE_WITHIN,
+        "/healthz took {:?} to say the database is down",
+        health.elapsed
+    );
+    // Every client meets the outage at least once (requests sent after the stop).
+    load.wait_until("503s while down", Duration::from_secs(40), |attempts| {
+        attempts
+            .iter()
+            .filter(|a| a.sent >= down_at && a.result.is_ok())
+            .count()
+            >= CLIENTS
+    })
+    .await;
+    let health_down = app.get("/healthz", None).await;
+    assert_error(
+        &health_down,
+        503,
+        "database_unavailable",
+        "/healthz still down",
+    );
+
+    let starting = Arc::clone(&cluster);
+    tokio::task::spawn_blocking(move || starting.start_server())
+        .await
+        .expect("the start task")
+        .expect("start PostgreSQL again");
+    let up_at = Instant::now();
+    let deadline = up_at + RECOVERY_WITHIN;
+    let healthy_at = loop {
+        let reply = app.get("/healthz", None).await;
+        if reply.status == 200 {
+            break Instant::now();
+        }
+        assert_error(
+            &reply,
+            503,
+            "database_unavailable",
+            "/healthz while recovering",
+        );
+        assert!(
+            Instant::now() < deadline,
+            "/healthz still 503 {RECOVERY_WITHIN:?} after PostgreSQL came back"
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    load.wait_until("logins after recovery", Duration::from_secs(30), |a| {
+        a.iter()
+            .filter(|a| a.sent >= healthy_at && a.ok().is_some())
+            .count()
+            >= 2 * CLIENTS
+    })
+    .await;
+    let attempts = load.stop().await;
+
+    // Every answer was 200 or 503 database_unavailable, each 503 in bounded time; every one
+    // sent while the server was down was a 503, every one sent after /healthz recovered a 200.
+    let mut tally = Tally::default();
+    let mut unavailable = Vec::new();
+    for attempt in &attempts {
+        let reply = attempt
+            .result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("wxlink kept running, yet a login had no answer: {e}"));
+        tally.record("login", reply, &["503 database_unavailable"]);
+        if reply.status == 503 {
+            unavailable.push(reply.elapsed);
+            assert!(
+                reply.elapsed <= UNAVAILABLE_WITHIN,
+                "a 503 took {:?}",
+                reply.elapsed
+            );
+        }
+        if attempt.sent >= down_at && attempt.finished() < up_at {
+            assert_error(reply, 503, "database_unavailable", "a login while down");
+        }
+        if attempt.sent >= healthy_at {
+            assert_eq!(reply.status, 200, "a login after recovery: {}", reply.body);
+        }
+    }
+    tally.assert_only_allowed("logins through an outage");
+    unavailable.sort();
+    eprintln!(
+        "database outage: {:?}; 503s took {} ms (fastest, in flight at the stop), {} ms \
+         (median), {} ms (slowest); /healthz said 503 after {} ms; /healthz 200 again {} ms \
+         after PostgreSQL was back (outage {} ms)",
+        summary(&attempts),
+        ms(unavailable[0]),
+        ms(unavailable[unavailable.len() / 2]),
+        ms(unavailable[unavailable.len() - 1]),
+        ms(health.elapsed),
+        ms(healthy_at - up_at),
+        ms(up_at - down_at),
+    );
+
+    // Nothing half-written: the state is consistent, a 503 sent while down left no trace, and
+    // every acknowledged login (before or after the outage) still works.
+    let db = app.snapshot();
+    db.assert_consistent("after the outage");
+    let down_while_sent = |a: &&Attempt| a.sent >= down_at && a.finished() < up_at;
+    for attempt in attempts.iter().filter(down_while_sent) {
+        assert!(
+            db.identity_rows(attempt.appid, &attempt.openid).is_empty(),
+            "a login refused while the database was down left an identity: {}",
+            attempt.openid
+        );
+    }
+    let mut checked = 0;
+    for attempt in &attempts {
+        let Some(reply) = attempt.ok() else { continue };
+        let login = LoginResponse::parse(reply);
+        let me = app.me_ok(&login.token).await;
+        assert_eq!(me.user_id, login.user_id, "{}", attempt.openid);
+        assert!(
+            me.identities
+                .contains(&(attempt.appid.to_owned(), attempt.openid.clone())),
+            "{me:?}"
+        );
+        let rows = db.identity_rows(attempt.appid, &attempt.openid);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].user_id, login.user_id);
+        checked += 1;
+    }
+    eprintln!("database outage: {checked} acknowledged tokens checked after recovery");
+}

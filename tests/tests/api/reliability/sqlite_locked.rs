@@ -1,0 +1,190 @@
+//! Another process holds the SQLite file's write lock (a backup tool, an operator's `sqlite3`
+//! shell left in a transaction): writes answer 503 `database_unavailable` after the busy
+//! timeout instead of hanging or failing with 500; reads go on from the WAL beside the writer;
+//! once the lock is released, everything works again.
+//!
+//! What wxlink does while locked (asserted): logins, user-info and logout — writes — answer
+//! 503 `database_unavailable` within about 5–10 s (SQLite's 5 s `busy_timeout`, then the
+//! store's one-timeout retry budget); `/v1/me` and `/healthz` — reads — answer 200.
+
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, RunQueryDsl, SqliteConnection};
+use tokio::task::JoinSet;
+
+use super::ms;
+use crate::helpers::{
+    APP_A, APP_B, Backend, Options, Reply, TestApp, UserInfoResponse, assert_error, send,
+    signed_body,
+};
+
+/// Each 503 must come within this.
+const UNAVAILABLE_WITHIN: Duration = Duration::from_secs(15);
+
+/// Holds the write lock of a SQLite file from this process until dropped (rolled back).
+struct WriteLock {
+    conn: SqliteConnection,
+}
+
+impl WriteLock {
+    fn take(path: &str) -> Self {
+        let mut conn =
+            SqliteConnection::establish(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        for sql in [
+            "PRAGMA busy_timeout = 5000",
+            "BEGIN IMMEDIATE",
+            // A write, so the lock is a writer's with changes pending.
+            "UPDATE users SET updated_at = updated_at",
+        ] {
+            diesel::sql_query(sql)
+                .execute(&mut conn)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        Self { conn }
+    }
+
+    fn release(mut self) {
+        diesel::sql_query("ROLLBACK")
+            .execute(&mut self.conn)
+            .expect("ROLLBACK");
+    }
+}
+
+impl std::fmt::Debug for WriteLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteLock")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_write_lock_held_elsewhere_is_503_and_recovers() {
+    let app = TestApp::spawn(Backend::Sqlite, Options::default()).await;
+    let owner = app.login(APP_B, "lock-in-b", Some("lock-union")).await;
+    let provisional = app.login(APP_A, "lock-in-a", Some("lock-union")).await;
+    let before = app.me_ok(&owner.token).await;
+    let info = signed_body(&app.wx_user_info(APP_A, "lock-in-a"));
+
+    let path = app
+        .database_url()
+        .strip_prefix("sqlite://")
+        .expect("a sqlite URL")
+        .to_owned();
+    let lock = WriteLock::take(&path);
+    let locked_at = Instant::now();
+
+    // Everything at once while the lock is held: new and returning logins, a merge, a
+    // logout, and reads.
+    let mut requests: Vec<(&'static str, reqwest::RequestBuilder)> = Vec::new();
+    let mut refused = Vec::new();
+    for (appid, openid, unionid) in [
+        (APP_B, "locked-out-1", "locked-out-1-union"),
+        (APP_B, "locked-out-2", "locked-out-2-union"),
+        (APP_A, "locked-out-3", "locked-out-3-union"),
+        (APP_B, "lock-in-b", "lock-union"),
+    ] {
+        let wx = app.wx_login(appid, openid, Some(unionid));
+        requests.push(("login", login_request(&app, appid, &wx.code)));
+        refused.push((appid, openid, unionid));
+    }
+    let url = |path: &str| format!("{}{path}", app.address);
+    requests.push((
+        "user-info",
+        app.client
+            .post(url("/v1/wechat/user-info"))
+            .bearer_auth(&provisional.token)
+            .json(&info),
+    ));
+    requests.push((
+        "logout",
+        app.client.post(url("/v1/logout")).bearer_auth(&owner.token),
+    ));
+    requests.push((
+        "me",
+        app.client.get(url("/v1/me")).bearer_auth(&owner.token),
+    ));
+    requests.push(("healthz", app.client.get(url("/healthz"))));
+    let answers = all_at_once(requests).await;
+    let held_for = locked_at.elapsed();
+
+    let mut slowest = Duration::ZERO;
+    for (what, reply) in &answers {
+        match *what {
+            "me" => assert_eq!(
+                crate::helpers::Me::parse(reply),
+                before,
+                "reads go on beside SQLite's writer"
+            ),
+            "healthz" => assert_eq!(reply.status, 200, "/healthz reads: {}", reply.body),
+            _ => {
+                assert_error(
+                    reply,
+                    503,
+                    "database_unavailable",
+                    &format!("{what} while locked"),
+                );
+                assert!(
+                    reply.elapsed <= UNAVAILABLE_WITHIN,
+                    "{what} took {:?} to give up",
+                    reply.elapsed
+                );
+                slowest = slowest.max(reply.elapsed);
+            }
+        }
+    }
+    // Nothing was written meanwhile: read beside the lock.
+    let db = app.snapshot();
+    for (appid, openid, _) in &refused[..3] {
+        assert!(db.identity_rows(appid, openid).is_empty(), "{openid}");
+    }
+    assert!(db.merged_users().is_empty());
+    lock.release();
+    eprintln!(
+        "sqlite locked: writes answered 503 database_unavailable, the slowest after {} ms \
+         (lock held {} ms); /v1/me and /healthz answered 200",
+        ms(slowest),
+        ms(held_for)
+    );
+
+    // Released: the same requests succeed (with new codes: WeChat spent the old ones).
+    for (appid, openid, unionid) in &refused {
+        let login = app.login(appid, openid, Some(unionid)).await;
+        assert_eq!(app.me_ok(&login.token).await.user_id, login.user_id);
+    }
+    assert_eq!(
+        app.me_ok(&owner.token).await,
+        before,
+        "the refused logout changed nothing"
+    );
+    let info = signed_body(&app.wx_user_info(APP_A, "lock-in-a"));
+    let merged = app.user_info_ok(&provisional.token, &info).await;
+    assert_eq!(
+        merged,
+        UserInfoResponse {
+            user_id: owner.user_id.clone(),
+            unionid_linked: true,
+            merged: true
+        }
+    );
+    assert_eq!(app.logout(&owner.token).await.status, 204);
+    app.snapshot().assert_consistent("after the lock");
+}
+
+fn login_request(app: &TestApp, appid: &str, code: &str) -> reqwest::RequestBuilder {
+    app.client
+        .post(format!("{}/v1/wechat/login", app.address))
+        .json(&serde_json::json!({"appid": appid, "code": code}))
+}
+
+async fn all_at_once(
+    requests: Vec<(&'static str, reqwest::RequestBuilder)>,
+) -> Vec<(&'static str, Reply)> {
+    let mut tasks = JoinSet::new();
+    for (what, request) in requests {
+        tasks.spawn(async move { (what, send(request, what).await) });
+    }
+    let mut answers = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        answers.push(done.expect("a request"));
+    }
+    answers
+}

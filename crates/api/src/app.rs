@@ -139,6 +139,12 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The router, to drive it in-process.
+    #[cfg(test)]
+    pub(crate) fn router_for_tests(&self) -> axum::Router {
+        self.router.clone()
+    }
+
     /// The store, e.g. for maintenance tasks next to the server.
     pub fn store(&self) -> &Store {
         &self.store

@@ -12,14 +12,16 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use wxlink_domain::{AppId, EncryptedUserData, JsCode, SessionToken, UserInfoSubmission};
 
 use crate::config::AppKind;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::wire::{
+    ErrorBody, Health, Identity, LoginRequest, LoginResponse, MeResponse, PhoneNumberRequest,
+    PhoneNumberResponse, UserInfoRequest, UserInfoResponse,
+};
 
 /// Every route of the public API.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -38,6 +40,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
+        .route("/openapi.json", get(crate::openapi::serve))
         .route("/v1/me", get(me))
         .route("/v1/logout", post(logout))
         .merge(crate::internal::router(Arc::clone(&state)))
@@ -156,7 +159,7 @@ fn client_ip(state: &AppState, request: &Request) -> Option<std::net::IpAddr> {
 }
 
 /// A JSON request body; every failure is a contract error.
-struct JsonBody<T>(T);
+pub(crate) struct JsonBody<T>(T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
@@ -177,7 +180,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 }
 
 /// The bearer token of `Authorization: Bearer …`.
-struct Bearer(SessionToken);
+pub(crate) struct Bearer(SessionToken);
 
 impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = ApiError;
@@ -201,7 +204,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     }
 }
 
-async fn prometheus_metrics(State(state): State<Arc<AppState>>) -> Response {
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub(crate) async fn prometheus_metrics(State(state): State<Arc<AppState>>) -> Response {
     let (connections, idle, max) = state.store.pool_state();
     crate::metrics::pool(connections, idle, max);
     (
@@ -211,15 +217,13 @@ async fn prometheus_metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn healthz(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+/// Whether the service and its database answer.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses(
+    (status = 200, body = Health),
+    (status = 503, description = "`database_unavailable`", body = ErrorBody)))]
+pub(crate) async fn healthz(State(state): State<Arc<AppState>>) -> Result<Json<Health>, ApiError> {
     state.store.ping().await.map_err(ApiError::from)?;
-    Ok(Json(json!({"status": "ok"})))
-}
-
-#[derive(Debug, Deserialize)]
-struct LoginRequest {
-    appid: String,
-    code: String,
+    Ok(Json(Health { status: "ok" }))
 }
 
 fn configured_app(
@@ -242,35 +246,38 @@ fn parse_code(code: String) -> Result<JsCode, ApiError> {
     JsCode::parse(code).map_err(|e| ApiError::invalid_request(e.to_string()))
 }
 
-async fn login(
+/// Log a user in with the code of any app kind; every user gets a token at once.
+#[utoipa::path(post, path = "/v1/wechat/login", tag = "users", request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 400, description = "`invalid_request`, `unknown_app`", body = ErrorBody),
+        (status = 401, description = "`invalid_code`", body = ErrorBody),
+        (status = 403, description = "`user_blocked`", body = ErrorBody),
+        (status = 409, description = "`unionid_conflict`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, `upstream_rate_limited`", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody),
+        (status = 504, description = "`upstream_timeout`", body = ErrorBody)))]
+pub(crate) async fn login(
     State(state): State<Arc<AppState>>,
     JsonBody(req): JsonBody<LoginRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<LoginResponse>, ApiError> {
     let (appid, kind) = configured_app(&state.apps, req.appid)?;
     let code = parse_code(req.code)?;
     state.limits.check_app(&appid)?;
     let out = state.service.login(appid, code).await;
     crate::metrics::login(out.as_ref().map_or("refused", |o| o.outcome.as_str()));
     let out = out?;
-    Ok(Json(json!({
-        "token": out.token.expose_secret(),
-        "token_type": "Bearer",
-        "expires_in": out.expires_in,
-        "user_id": out.user_id.as_str(),
-        "unionid_linked": out.unionid_linked,
+    Ok(Json(LoginResponse {
+        token: out.token.expose_secret().to_owned(),
+        token_type: "Bearer",
+        expires_in: out.expires_in,
+        user_id: out.user_id.to_string(),
+        unionid_linked: out.unionid_linked,
         // Only a mini program can send encrypted user data; an OAuth login without unionid
         // needs a new authorisation with a scope that reads it.
-        "needs_user_info": !out.unionid_linked && kind == AppKind::MiniProgram,
-    })))
-}
-
-#[derive(Debug, Deserialize)]
-struct UserInfoRequest {
-    encrypted_data: String,
-    iv: String,
-    raw_data: Option<String>,
-    signature: Option<String>,
-    code: Option<String>,
+        needs_user_info: !out.unionid_linked && kind == AppKind::MiniProgram,
+    }))
 }
 
 impl UserInfoRequest {
@@ -309,57 +316,89 @@ impl UserInfoRequest {
     }
 }
 
-async fn user_info(
+/// Learn the unionid from `wx.getUserInfo`'s encrypted data; link or merge.
+#[utoipa::path(post, path = "/v1/wechat/user-info", tag = "users", request_body = UserInfoRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserInfoResponse),
+        (status = 400, description = "`invalid_request`, `unsupported_app_kind`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`, `invalid_code`", body = ErrorBody),
+        (status = 403, description = "`identity_mismatch`, `user_blocked`", body = ErrorBody),
+        (status = 409, description = "`unionid_conflict`", body = ErrorBody),
+        (status = 422, description = "`decrypt_failed`, `session_key_expired`, `signature_mismatch`, `watermark_mismatch`, `watermark_expired`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, `upstream_rate_limited`", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+        (status = 504, description = "`upstream_timeout`", body = ErrorBody)))]
+pub(crate) async fn user_info(
     State(state): State<Arc<AppState>>,
     Bearer(token): Bearer,
     JsonBody(req): JsonBody<UserInfoRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<UserInfoResponse>, ApiError> {
     let submission = req.into_submission()?;
     let out = state.service.submit_user_info(&token, submission).await?;
-    Ok(Json(json!({
-        "user_id": out.user_id.as_str(),
-        "unionid_linked": out.unionid_linked,
-        "merged": out.merged,
-    })))
+    Ok(Json(UserInfoResponse {
+        user_id: out.user_id.to_string(),
+        unionid_linked: out.unionid_linked,
+        merged: out.merged,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
-struct PhoneNumberRequest {
-    code: String,
-}
-
-async fn phone_number(
+/// Exchange a `getPhoneNumber` code and keep the number on the user.
+#[utoipa::path(post, path = "/v1/wechat/phone-number", tag = "users",
+    request_body = PhoneNumberRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, body = PhoneNumberResponse),
+        (status = 400, description = "`invalid_request`, `unsupported_app_kind`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`, `invalid_code`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, `upstream_rate_limited`", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 504, description = "`upstream_timeout`", body = ErrorBody)))]
+pub(crate) async fn phone_number(
     State(state): State<Arc<AppState>>,
     Bearer(token): Bearer,
     JsonBody(req): JsonBody<PhoneNumberRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PhoneNumberResponse>, ApiError> {
     let code = parse_code(req.code)?;
     let phone = state.service.attach_phone_number(&token, code).await?;
-    Ok(Json(json!({
-        "phone_number": phone.phone_number,
-        "pure_phone_number": phone.pure_phone_number,
-        "country_code": phone.country_code,
-    })))
+    Ok(Json(PhoneNumberResponse {
+        phone_number: phone.phone_number,
+        pure_phone_number: phone.pure_phone_number,
+        country_code: phone.country_code,
+    }))
 }
 
-async fn me(
+/// The user behind the token, with the identities of its apps.
+#[utoipa::path(get, path = "/v1/me", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody)))]
+pub(crate) async fn me(
     State(state): State<Arc<AppState>>,
     Bearer(token): Bearer,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<MeResponse>, ApiError> {
     let me = state.service.current_user(&token).await?;
-    let identities: Vec<_> = me
-        .identities
-        .iter()
-        .map(|(appid, openid)| json!({"appid": appid.as_str(), "openid": openid.as_str()}))
-        .collect();
-    Ok(Json(json!({
-        "user_id": me.user_id.as_str(),
-        "unionid_linked": me.unionid_linked,
-        "identities": identities,
-    })))
+    Ok(Json(MeResponse {
+        user_id: me.user_id.to_string(),
+        unionid_linked: me.unionid_linked,
+        identities: me
+            .identities
+            .iter()
+            .map(|(appid, openid)| Identity {
+                appid: appid.to_string(),
+                openid: openid.to_string(),
+            })
+            .collect(),
+    }))
 }
 
-async fn logout(
+/// Revoke the token.
+#[utoipa::path(post, path = "/v1/logout", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The token stops working"),
+        (status = 401, description = "`invalid_token`", body = ErrorBody)))]
+pub(crate) async fn logout(
     State(state): State<Arc<AppState>>,
     Bearer(token): Bearer,
 ) -> Result<Response, ApiError> {

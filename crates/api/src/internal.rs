@@ -14,7 +14,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use wxlink_domain::{AppId, Event, EventKind, OpenId, UnionId, UserId};
@@ -22,6 +21,7 @@ use wxlink_persistence::{MAX_EVENTS_PAGE, UserRecord};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::wire::{ErrorBody, EventsPage, FeedEvent, Identity, InternalUser, PhoneNumberResponse};
 
 /// The hashes of the configured service tokens.
 #[derive(Debug, Default)]
@@ -88,28 +88,30 @@ async fn require_service_token(
     }
 }
 
-fn user_json(record: UserRecord) -> Value {
-    let identities: Vec<Value> = record
-        .identities
-        .iter()
-        .map(|(appid, openid)| json!({"appid": appid.as_str(), "openid": openid.as_str()}))
-        .collect();
-    json!({
-        "user_id": record.user.id.as_str(),
-        "unionid": record.user.unionid.as_ref().map(UnionId::as_str),
-        "merged_into": record.user.merged_into.as_ref().map(UserId::as_str),
-        "created_at": record.user.created_at,
-        "identities": identities,
-        "phone_number": record.phone_number.map(|p| json!({
-            "phone_number": p.phone_number,
-            "pure_phone_number": p.pure_phone_number,
-            "country_code": p.country_code,
-        })),
-    })
+fn internal_user(record: UserRecord) -> InternalUser {
+    InternalUser {
+        user_id: record.user.id.to_string(),
+        unionid: record.user.unionid.as_ref().map(UnionId::to_string),
+        merged_into: record.user.merged_into.as_ref().map(UserId::to_string),
+        created_at: record.user.created_at,
+        identities: record
+            .identities
+            .iter()
+            .map(|(appid, openid)| Identity {
+                appid: appid.to_string(),
+                openid: openid.to_string(),
+            })
+            .collect(),
+        phone_number: record.phone_number.map(|p| PhoneNumberResponse {
+            phone_number: p.phone_number,
+            pure_phone_number: p.pure_phone_number,
+            country_code: p.country_code,
+        }),
+    }
 }
 
-fn found(record: Option<UserRecord>) -> Result<Json<Value>, ApiError> {
-    record.map(|r| Json(user_json(r))).ok_or_else(|| {
+fn found(record: Option<UserRecord>) -> Result<Json<InternalUser>, ApiError> {
+    record.map(|r| Json(internal_user(r))).ok_or_else(|| {
         ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "not_found",
@@ -126,25 +128,44 @@ fn parse<T>(
     parse(value).map_err(|e| ApiError::invalid_request(format!("{what}: {e}")))
 }
 
-async fn user_by_id(
+/// A user by id; a merged-away user answers with `merged_into` set.
+#[utoipa::path(get, path = "/internal/v1/users/{user_id}", tag = "internal",
+    security(("service_token" = [])),
+    params(("user_id" = String, Path, description = "wxlink's user id")),
+    responses(
+        (status = 200, body = InternalUser),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody)))]
+pub(crate) async fn user_by_id(
     State(state): State<Arc<AppState>>,
     Path(user_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InternalUser>, ApiError> {
     let id = parse("user_id", user_id, UserId::parse)?;
     found(state.store.user_by_id(&id).await?)
 }
 
-#[derive(Debug, Deserialize)]
-struct FindUser {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct FindUser {
+    /// With `openid`: the identity's app.
     appid: Option<String>,
+    /// With `appid`: the identity's openid.
     openid: Option<String>,
+    /// Alone: the unionid.
     unionid: Option<String>,
 }
 
-async fn find_user(
+/// The user of an (appid, openid) identity, or of a unionid.
+#[utoipa::path(get, path = "/internal/v1/users", tag = "internal",
+    security(("service_token" = [])), params(FindUser),
+    responses(
+        (status = 200, body = InternalUser),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody)))]
+pub(crate) async fn find_user(
     State(state): State<Arc<AppState>>,
     Query(query): Query<FindUser>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InternalUser>, ApiError> {
     match query {
         FindUser {
             unionid: Some(unionid),
@@ -169,34 +190,45 @@ async fn find_user(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct EventsQuery {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct EventsQuery {
+    /// The last id seen (`next_cursor`); 0 to start.
     #[serde(default)]
     after: i64,
+    /// At most this many events (default 100, at most 1000).
     limit: Option<u32>,
 }
 
 /// One event as the feed shows it; a merge also names `from` and `into`.
-pub(crate) fn event_json(id: i64, event: &Event) -> Value {
-    let mut value = json!({
-        "id": id,
-        "kind": event.kind.as_str(),
-        "user_id": event.user_id.as_str(),
-        "appid": event.appid.as_str(),
-        "openid": event.openid.as_str(),
-        "at": event.at,
-    });
-    if let (EventKind::UsersMerged, Some(from)) = (event.kind, &event.other_user_id) {
-        value["from"] = from.as_str().into();
-        value["into"] = event.user_id.as_str().into();
+pub(crate) fn feed_event(id: i64, event: &Event) -> FeedEvent {
+    let merge = match (event.kind, &event.other_user_id) {
+        (EventKind::UsersMerged, Some(from)) => Some((from.to_string(), event.user_id.to_string())),
+        _ => None,
+    };
+    let (from, into) = merge.unzip();
+    FeedEvent {
+        id,
+        kind: event.kind.as_str(),
+        user_id: event.user_id.to_string(),
+        appid: event.appid.to_string(),
+        openid: event.openid.to_string(),
+        at: event.at,
+        from,
+        into,
     }
-    value
 }
 
-async fn events(
+/// The durable event feed: creations, links and merges, oldest first.
+#[utoipa::path(get, path = "/internal/v1/events", tag = "internal",
+    security(("service_token" = [])), params(EventsQuery),
+    responses(
+        (status = 200, body = EventsPage),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody)))]
+pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventsPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
     if query.after < 0 {
         return Err(ApiError::invalid_request(
@@ -206,6 +238,9 @@ async fn events(
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_EVENTS_PAGE);
     let page = state.store.events_after(query.after, limit).await?;
     let next_cursor = page.last().map_or(query.after, |(id, _)| *id);
-    let events: Vec<Value> = page.iter().map(|(id, e)| event_json(*id, e)).collect();
-    Ok(Json(json!({"events": events, "next_cursor": next_cursor})))
+    let events = page.iter().map(|(id, e)| feed_event(*id, e)).collect();
+    Ok(Json(EventsPage {
+        events,
+        next_cursor,
+    }))
 }

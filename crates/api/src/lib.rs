@@ -21,9 +21,11 @@ mod http;
 mod internal;
 mod limits;
 mod metrics;
+pub mod openapi;
 pub mod sandbox;
 mod state;
 mod webhooks;
+mod wire;
 
 pub use app::{Application, StartError};
 pub use error::ApiError;

@@ -48,7 +48,6 @@ mod helpers;
 mod internal;
 mod linking;
 mod observability;
-mod reliability;
 mod sandbox;
 mod secrets;
 mod stale_key;

@@ -6,6 +6,7 @@ on_both_backends!(
     metrics_count_requests_logins_wechat_calls_and_the_pool,
     request_ids_tie_answers_to_log_lines,
     start_up_logs_the_effective_configuration_without_secrets,
+    the_served_openapi_document_is_the_committed_one,
 );
 
 /// The value of the sample whose line starts with `series` (name and labels, as rendered).
@@ -106,4 +107,23 @@ async fn start_up_logs_the_effective_configuration_without_secrets(backend: Back
         assert!(!logs.contains(secret.as_str()), "an app secret was logged");
     }
     assert!(logs.contains("max_body_bytes"), "{logs}");
+}
+
+async fn the_served_openapi_document_is_the_committed_one(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+    let served = app.get("/openapi.json", None).await.ok_json(200, "openapi");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("docs/openapi.json exists"))
+            .expect("docs/openapi.json is JSON");
+    assert_eq!(served, committed);
+    assert_eq!(served["openapi"], "3.1.0");
+    for path in [
+        "/v1/wechat/login",
+        "/v1/wechat/user-info",
+        "/v1/me",
+        "/v1/logout",
+    ] {
+        assert!(served["paths"][path].is_object(), "{path} is documented");
+    }
 }

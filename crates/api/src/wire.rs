@@ -1,0 +1,174 @@
+//! The JSON bodies of the API, as types: the handlers build them, serde writes them, and the
+//! OpenAPI document (`/openapi.json`) is generated from the same types.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /v1/wechat/login`
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// The app the code comes from (`[apps.<appid>]`).
+    #[schema(example = "wx4f4bc4dec97d474b")]
+    pub appid: String,
+    /// `wx.login`'s code (mini programs) or the OAuth code (official accounts, mobile apps,
+    /// websites); at most 256 characters.
+    pub code: String,
+}
+
+/// A successful login.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// The bearer token (43 URL-safe characters).
+    pub token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+    /// The person's stable id.
+    pub user_id: String,
+    /// Whether the user's unionid is known.
+    pub unionid_linked: bool,
+    /// Whether the client should send encrypted user data (a mini program whose user is not
+    /// linked yet).
+    pub needs_user_info: bool,
+}
+
+/// `POST /v1/wechat/user-info`
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UserInfoRequest {
+    /// `encryptedData` of `wx.getUserInfo` (standard base64).
+    pub encrypted_data: String,
+    /// Its `iv` (base64 of 16 bytes).
+    pub iv: String,
+    /// `rawData`, with `signature`.
+    pub raw_data: Option<String>,
+    /// `signature` = hex sha1(raw_data + session_key), with `raw_data`.
+    pub signature: Option<String>,
+    /// A fresh `wx.login` code: wxlink refreshes the session_key with it first.
+    pub code: Option<String>,
+}
+
+/// The outcome of user info.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserInfoResponse {
+    /// Who the user is now (the unionid's owner after a merge).
+    pub user_id: String,
+    /// Whether the user's unionid is known.
+    pub unionid_linked: bool,
+    /// Whether this call merged the session's provisional user into the unionid's owner.
+    pub merged: bool,
+}
+
+/// One (appid, openid) identity.
+#[derive(Debug, Serialize, ToSchema, PartialEq)]
+pub struct Identity {
+    /// The app.
+    pub appid: String,
+    /// The user's openid in it.
+    pub openid: String,
+}
+
+/// `GET /v1/me`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    /// The person's stable id.
+    pub user_id: String,
+    /// Whether the user's unionid is known.
+    pub unionid_linked: bool,
+    /// The user's identities, ordered by appid then openid.
+    pub identities: Vec<Identity>,
+}
+
+/// `POST /v1/wechat/phone-number`
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PhoneNumberRequest {
+    /// The code of the `getPhoneNumber` button.
+    pub code: String,
+}
+
+/// A verified phone number.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhoneNumberResponse {
+    /// With the country code for numbers outside mainland China.
+    pub phone_number: String,
+    /// Without the country code.
+    pub pure_phone_number: String,
+    /// E.g. `86`.
+    pub country_code: String,
+}
+
+/// `GET /healthz`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The error itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code, e.g. `invalid_code`.
+    pub code: String,
+    /// Human text.
+    pub message: String,
+    /// The request's id (also in the `x-request-id` header and the logs).
+    pub request_id: Option<String>,
+}
+
+/// A user as other teams' services see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InternalUser {
+    /// The user's id.
+    pub user_id: String,
+    /// The unionid, once known.
+    pub unionid: Option<String>,
+    /// The owner this provisional user was merged into.
+    pub merged_into: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Its identities (none once merged away).
+    pub identities: Vec<Identity>,
+    /// Its verified phone number, if one was stored.
+    pub phone_number: Option<PhoneNumberResponse>,
+}
+
+/// One event of the feed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedEvent {
+    /// Increasing id; the feed's cursor.
+    pub id: i64,
+    /// `user_created`, `identity_linked`, `unionid_linked` or `users_merged`.
+    pub kind: &'static str,
+    /// The user it happened to (for a merge, the surviving owner).
+    pub user_id: String,
+    /// The app whose request caused it.
+    pub appid: String,
+    /// The openid in that app.
+    pub openid: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// For `users_merged`: the user merged away.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// For `users_merged`: the owner it was merged into.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub into: Option<String>,
+}
+
+/// A page of the event feed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsPage {
+    /// Oldest first.
+    pub events: Vec<FeedEvent>,
+    /// Pass as `after` for the next page.
+    pub next_cursor: i64,
+}

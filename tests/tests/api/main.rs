@@ -48,6 +48,7 @@ mod helpers;
 mod internal;
 mod linking;
 mod observability;
+mod reliability;
 mod sandbox;
 mod secrets;
 mod stale_key;

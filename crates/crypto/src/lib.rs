@@ -88,6 +88,15 @@
 //! # Crate features
 //!
 //! None.
+//!
+//! # Public dependencies
+//!
+//! `serde` 1 ([`UserData`] and [`Watermark`] are `Serialize` and `Deserialize`), `serde_json` 1
+//! ([`decrypt`] returns a `serde_json::Value`) and `secrecy` 0.10 ([`DataKey::to_base64`]
+//! returns a `SecretString`) appear in the API.
+//!
+//! The runnable examples are in `examples/`: `cargo run -p wxlink-crypto --example decrypt`
+//! and `--example seal`. The minimum supported Rust version is 1.85.
 
 #![deny(missing_docs)]
 
@@ -106,3 +115,8 @@ pub use signature::{
     check_session_signature, raw_data_signature, session_signature, verify_raw_data_signature,
 };
 pub use watermark::{MAX_CLOCK_SKEW_SECS, Watermark, WatermarkError, check_watermark};
+
+// The README's Rust examples are compiled as doctests, so that they keep up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -143,6 +143,16 @@
 //! # Crate features
 //!
 //! None. HTTPS uses rustls with the webpki root certificates.
+//!
+//! # Public dependencies
+//!
+//! The calls need a tokio runtime. `url` 2 appears in the API
+//! ([`ClientConfig::api_base`] returns a `&url::Url`); `reqwest` does not (a
+//! [`TransportError`] shows it only as its `source()`).
+//!
+//! The runnable examples are in `examples/`, against the `wxlink-wechat-sim` simulator:
+//! `cargo run -p wxlink-wechat-client --example code2session` and `--example oauth_and_tokens`.
+//! The minimum supported Rust version is 1.85.
 
 #![deny(missing_docs)]
 
@@ -167,3 +177,8 @@ pub use oauth::{OAuthAccessToken, SnsUserInfo};
 pub use phone::{PhoneInfo, PhoneWatermark};
 pub use secret::{AccessToken, AppSecret, RefreshToken, SessionKey, UserAccessToken};
 pub use token::StableToken;
+
+// The README's Rust examples are compiled as doctests, so that they keep up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -188,6 +188,20 @@
 //!
 //! `wxlink-wechat-sim --bind 127.0.0.1:0 --app wx4f4bc4dec97d474b:secret[:policy][:kind]`
 //! prints its base URL as the first line on stdout and serves until SIGINT or SIGTERM.
+//!
+//! # Crate features
+//!
+//! None.
+//!
+//! # Public dependencies
+//!
+//! `axum` 0.8 ([`Sim::router`] returns an `axum::Router`), `tokio` 1
+//! ([`SimBuilder::serve`] takes a `tokio::net::TcpListener`; serving needs a tokio runtime),
+//! `serde` 1 (the control types are `Serialize` and `Deserialize`) and `wxlink-crypto`
+//! ([`SimError::Crypto`] holds its `DecryptError`) appear in the API.
+//!
+//! The runnable example is `cargo run -p wxlink-wechat-sim --example sandbox`.
+//! The minimum supported Rust version is 1.85.
 
 #![deny(missing_docs)]
 
@@ -206,3 +220,8 @@ pub use model::{
 };
 pub use server::{SimBuilder, SimHandle, Simulator};
 pub use sim::Sim;
+
+// The README's Rust examples are compiled as doctests, so that they keep up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -34,18 +34,19 @@ fn parse_app(text: &str) -> Result<AppRegistration, String> {
     // A trailing ":word" is a policy or kind only if it names one, so a secret may contain ':'.
     let mut policy = None;
     let mut kind = None;
+    // (No let chains: they need Rust 1.88, and the crate's MSRV is 1.85.)
     while let Some((rest, word)) = secret.rsplit_once(':') {
-        if policy.is_none()
-            && kind.is_none()
-            && let Ok(parsed) = word.parse::<AppKind>()
-        {
-            kind = Some(parsed);
-        } else if policy.is_none()
-            && let Ok(parsed) = word.parse::<UnionidPolicy>()
-        {
-            policy = Some(parsed);
-        } else {
-            break;
+        let as_kind = (policy.is_none() && kind.is_none())
+            .then(|| word.parse::<AppKind>().ok())
+            .flatten();
+        let as_policy = policy
+            .is_none()
+            .then(|| word.parse::<UnionidPolicy>().ok())
+            .flatten();
+        match (as_kind, as_policy) {
+            (Some(parsed), _) => kind = Some(parsed),
+            (None, Some(parsed)) => policy = Some(parsed),
+            (None, None) => break,
         }
         secret = rest;
     }

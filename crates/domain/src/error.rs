@@ -26,7 +26,7 @@ pub enum StoreError {
 #[non_exhaustive]
 pub enum WeChatError {
     /// The code is invalid, expired or already used (40029, 40163).
-    #[error("login code is invalid or already used")]
+    #[error("the code is invalid, expired or already used")]
     InvalidCode,
     /// WeChat blocks this user's login (40226).
     #[error("WeChat blocked this user's login")]
@@ -84,7 +84,7 @@ pub enum DomainError {
     UnionidConflict,
     /// The data did not decrypt and WeChat says the stored session_key is no longer valid: the
     /// client must call `wx.login` and retry with the code.
-    #[error("the session_key expired; call wx.login and retry with the code")]
+    #[error("the session_key expired; call wx.login, then wx.getUserInfo again, and retry with the new code")]
     SessionKeyExpired,
     /// The session's app kind cannot do this (e.g. user info for an official account login,
     /// which has no session_key).

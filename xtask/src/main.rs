@@ -123,6 +123,23 @@ fn test(tests_only: bool, cargo_args: &[String]) -> Result {
                 .args(["doc", "--workspace", "--no-deps", "--quiet"])
                 .env("RUSTDOCFLAGS", "-D warnings"),
         )?;
+        let external = ["--manifest-path", "external-tests/Cargo.toml"];
+        run(
+            "cargo fmt --check (external-tests)",
+            cargo().arg("fmt").args(external).arg("--check"),
+        )?;
+        run(
+            "cargo clippy (external-tests)",
+            cargo().arg("clippy").args(external).args([
+                "--target-dir",
+                "target",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
     }
     // The black-box tests drive the built binary, so it must exist before they start.
     run(
@@ -148,9 +165,42 @@ fn test(tests_only: bool, cargo_args: &[String]) -> Result {
         .env("WXLINK_BIN", project_root().join("target/debug/wxlink"))
         // Database tests must not silently skip when the gate runs them.
         .env("WXLINK_REQUIRE_POSTGRES", "1");
-    let outcome = run("cargo test", &mut cmd);
+    let outcome = run("cargo test", &mut cmd).and_then(|()| {
+        // The crates as another team uses them: a package outside the workspace.
+        run(
+            "external-tests (wxlink crates used from outside)",
+            cargo().args([
+                "test",
+                "--manifest-path",
+                "external-tests/Cargo.toml",
+                "--target-dir",
+                "target",
+                "--locked",
+            ]),
+        )?;
+        miniprogram_client_tests()
+    });
     drop(cluster);
     outcome
+}
+
+/// The JavaScript client of examples/miniprogram under node's test runner, against the sandbox.
+fn miniprogram_client_tests() -> Result {
+    let mut node = Command::new("node");
+    node.args(["--test", "examples/miniprogram/test/"])
+        .current_dir(project_root())
+        .env("WXLINK_BIN", project_root().join("target/debug/wxlink"));
+    match node.status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!(
+            "node --test examples/miniprogram/test/ failed ({status})"
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() => {
+            eprintln!("xtask: SKIP examples/miniprogram: node not found");
+            Ok(())
+        }
+        Err(e) => Err(format!("cannot run node for examples/miniprogram: {e}")),
+    }
 }
 
 fn migrate(database_url: Option<String>, config: Option<PathBuf>) -> Result {

@@ -148,10 +148,12 @@ impl Store {
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        // Waiting for a permit is bounded like waiting for a connection: when the database is
-        // down, queued requests get their answer in seconds instead of piling up.
+        // One budget for waiting, first for a permit and then for a connection: when the
+        // database is down, queued requests get their answer within the connect timeout
+        // instead of piling up.
+        let deadline = Instant::now() + inner.connect_timeout;
         let acquire = Arc::clone(&inner.permits).acquire_owned();
-        let permit = match tokio::time::timeout(inner.connect_timeout, acquire).await {
+        let permit = match tokio::time::timeout_at(deadline.into(), acquire).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_closed)) => {
                 return Err(
@@ -169,7 +171,7 @@ impl Store {
         };
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            inner.run_blocking(mode, work)
+            inner.run_blocking(mode, deadline, work)
         });
         match task.await {
             Ok(outcome) => outcome,
@@ -182,26 +184,30 @@ impl Store {
 }
 
 impl Inner {
-    fn connection(&self) -> Result<PooledConnection<Manager>, StoreError> {
-        self.pool.get().map_err(|e| {
+    /// A pooled connection, waiting at most until `deadline`.
+    fn connection(&self, deadline: Instant) -> Result<PooledConnection<Manager>, StoreError> {
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .max(std::time::Duration::from_millis(1));
+        self.pool.get_timeout(wait).map_err(|e| {
             tracing::warn!(database = %self.url, error = %e, "no database connection");
             StoreError::Unavailable(format!("no connection to {}: {e}", self.url))
         })
     }
 
-    fn run_blocking<T, E, F>(&self, mode: TxMode, mut work: F) -> Result<T, E>
+    fn run_blocking<T, E, F>(&self, mode: TxMode, deadline: Instant, mut work: F) -> Result<T, E>
     where
         E: From<StoreError> + Retryable,
         F: FnMut(&mut Tx<'_>) -> Result<T, E>,
     {
         let started = Instant::now();
-        let mut conn = self.connection()?;
+        let mut conn = self.connection(deadline)?;
         for attempt in 1..=MAX_ATTEMPTS {
             if attempt > 1 {
                 std::thread::sleep(backoff(attempt - 1));
                 if connection::is_broken(&mut conn) {
                     // Returned to the pool, r2d2 sees it is broken and closes it.
-                    conn = self.connection()?;
+                    conn = self.connection(Instant::now() + self.connect_timeout)?;
                 }
             }
             let retry = match connection::begin(&mut conn, mode) {

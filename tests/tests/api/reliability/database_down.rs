@@ -194,11 +194,6 @@ async fn database_outage_is_503_and_recovers_without_restart() {
 /// `[database] max_connections` (8 here), a request first waits up to the connect timeout for
 /// one of the store's permits and then up to the connect timeout again for a pooled
 /// connection, so its 503 can take about twice as long.
-#[ignore = "bug: with more concurrent requests than [database] max_connections, 503 \
-            database_unavailable takes up to 2 × the 3 s connect timeout (the permit wait and \
-            the pool wait each get the whole timeout, crates/persistence/src/store.rs \
-            Store::run + Inner::connection), not 'within the connect timeout' as \
-            docs/operations.md says; /healthz is delayed the same way"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unavailable_within_the_connect_timeout_when_requests_outnumber_connections() {
     let test = concat!(

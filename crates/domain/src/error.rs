@@ -84,7 +84,9 @@ pub enum DomainError {
     UnionidConflict,
     /// The data did not decrypt and WeChat says the stored session_key is no longer valid: the
     /// client must call `wx.login` and retry with the code.
-    #[error("the session_key expired; call wx.login, then wx.getUserInfo again, and retry with the new code")]
+    #[error(
+        "the session_key expired; call wx.login, then wx.getUserInfo again, and retry with the new code"
+    )]
     SessionKeyExpired,
     /// The session's app kind cannot do this (e.g. user info for an official account login,
     /// which has no session_key).

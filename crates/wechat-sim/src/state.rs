@@ -333,12 +333,12 @@ impl State {
             return Err(SimError::Capacity("fault rules"));
         }
         for fault in &rule.faults {
-            if let Fault::Delay { ms } = fault {
-                if *ms > MAX_DELAY_MS {
-                    return Err(SimError::InvalidInput(format!(
-                        "a delay is at most {MAX_DELAY_MS} ms"
-                    )));
-                }
+            if let Fault::Delay { ms } = fault
+                && *ms > MAX_DELAY_MS
+            {
+                return Err(SimError::InvalidInput(format!(
+                    "a delay is at most {MAX_DELAY_MS} ms"
+                )));
             }
         }
         self.rules.push(ActiveRule {

@@ -3,8 +3,9 @@
 
 use crate::error::{DomainError, StoreError};
 use crate::ids::{AppId, OpenId, UnionId, UserId};
-use crate::model::{Event, EventKind, LoginOutcome, UnixTime, User};
+use crate::model::{Event, EventKind, LoginOutcome, Session, UnixTime, User};
 use crate::ports::StoreTx;
+use crate::secrets::TokenHash;
 
 /// Merges only ever point at a unionid owner, which is never merged itself, so chains are one
 /// hop long; the bound guards against corrupt data looping forever.
@@ -29,6 +30,17 @@ impl Origin<'_> {
             at: self.at,
         }
     }
+}
+
+/// The session of a token that still works: known, not revoked, not expired.
+pub(crate) fn live_session(
+    tx: &mut dyn StoreTx,
+    token: &TokenHash,
+    now: UnixTime,
+) -> Result<Session, DomainError> {
+    tx.session(token)?
+        .filter(|s| s.is_live(now))
+        .ok_or(DomainError::InvalidToken)
 }
 
 /// The user `id` acts as now: itself, or the owner it was merged into.

@@ -211,10 +211,7 @@ where
 
         self.store
             .transact(TxMode::Write, move |tx| {
-                let session = tx
-                    .session(&token_hash)?
-                    .filter(|s| s.is_live(now))
-                    .ok_or(DomainError::InvalidToken)?;
+                let session = linking::live_session(tx, &token_hash, now)?;
                 let user = linking::resolve(tx, &session.user_id)?;
                 let origin = Origin {
                     appid: &session.appid,
@@ -277,10 +274,7 @@ where
         let stored = phone.clone();
         self.store
             .transact(TxMode::Write, move |tx| {
-                let session = tx
-                    .session(&token_hash)?
-                    .filter(|s| s.is_live(now))
-                    .ok_or(DomainError::InvalidToken)?;
+                let session = linking::live_session(tx, &token_hash, now)?;
                 let user = linking::resolve(tx, &session.user_id)?;
                 tx.set_phone_number(&user.id, &stored, now)?;
                 Ok(())
@@ -295,10 +289,7 @@ where
         let token_hash = token.hash();
         self.store
             .transact(TxMode::Read, move |tx| {
-                let session = tx
-                    .session(&token_hash)?
-                    .filter(|s| s.is_live(now))
-                    .ok_or(DomainError::InvalidToken)?;
+                let session = linking::live_session(tx, &token_hash, now)?;
                 let user = linking::resolve(tx, &session.user_id)?;
                 let identities = tx.identities(&user.id)?;
                 Ok(CurrentUser {
@@ -316,9 +307,7 @@ where
         let token_hash = token.hash();
         self.store
             .transact(TxMode::Write, move |tx| {
-                tx.session(&token_hash)?
-                    .filter(|s| s.is_live(now))
-                    .ok_or(DomainError::InvalidToken)?;
+                linking::live_session(tx, &token_hash, now)?;
                 tx.revoke_session(&token_hash, now)?;
                 Ok(())
             })
@@ -332,9 +321,7 @@ where
     ) -> Result<Session, DomainError> {
         self.store
             .transact(TxMode::Read, move |tx| {
-                tx.session(&token_hash)?
-                    .filter(|s| s.is_live(now))
-                    .ok_or(DomainError::InvalidToken)
+                linking::live_session(tx, &token_hash, now)
             })
             .await
     }

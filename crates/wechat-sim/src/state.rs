@@ -461,28 +461,39 @@ impl State {
         }
     }
 
-    /// The normal answer: WeChat's checks in order, then the session.
-    pub(crate) fn code2session(&mut self, query: &Code2SessionQuery) -> Answer {
+    /// WeChat's checks of a code exchange (code2Session and the OAuth exchange alike), in its
+    /// order: appid, secret, grant_type, code. Returns the app's id, the code and the app.
+    fn checked_exchange<'q>(
+        &self,
+        query: &'q Code2SessionQuery,
+    ) -> Result<(String, &'q str, &App), Answer> {
         let Some(appid) = present(&query.appid) else {
-            return errcode(41002, "appid missing");
+            return Err(errcode(41002, "appid missing"));
         };
         let Some(app) = self.apps.get(appid) else {
-            return errcode(40013, "invalid appid");
+            return Err(errcode(40013, "invalid appid"));
         };
         let Some(secret) = present(&query.secret) else {
-            return errcode(41004, "appsecret missing");
+            return Err(errcode(41004, "appsecret missing"));
         };
         if secret != app.secret {
-            return errcode(40125, "invalid appsecret");
+            return Err(errcode(40125, "invalid appsecret"));
         }
         if query.grant_type.as_deref() != Some("authorization_code") {
-            return errcode(40002, "invalid grant_type");
+            return Err(errcode(40002, "invalid grant_type"));
         }
-        let Some(js_code) = present(&query.js_code) else {
-            return errcode(41008, "missing code");
+        let Some(code) = present(&query.js_code) else {
+            return Err(errcode(41008, "missing code"));
         };
-        let policy = app.policy;
-        let appid = appid.to_owned();
+        Ok((appid.to_owned(), code, app))
+    }
+
+    /// The normal answer: WeChat's checks in order, then the session.
+    pub(crate) fn code2session(&mut self, query: &Code2SessionQuery) -> Answer {
+        let (appid, js_code, policy) = match self.checked_exchange(query) {
+            Ok((appid, code, app)) => (appid, code, app.policy),
+            Err(answer) => return answer,
+        };
         let openid = match self.spend_code(
             &appid,
             js_code,

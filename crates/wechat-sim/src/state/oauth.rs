@@ -51,26 +51,10 @@ impl State {
     /// `GET /sns/oauth2/access_token`: code2Session's checks in its order, then the tokens.
     /// The query reuses [`Code2SessionQuery`], its `js_code` holding the `code` parameter.
     pub(crate) fn oauth_access_token(&mut self, query: &Code2SessionQuery) -> Answer {
-        let Some(appid) = present(&query.appid) else {
-            return errcode(41002, "appid missing");
+        let (appid, code, policy, in_exchange) = match self.checked_exchange(query) {
+            Ok((appid, code, app)) => (appid, code, app.policy, app.unionid_in_exchange),
+            Err(answer) => return answer,
         };
-        let Some(app) = self.apps.get(appid) else {
-            return errcode(40013, "invalid appid");
-        };
-        let Some(secret) = present(&query.secret) else {
-            return errcode(41004, "appsecret missing");
-        };
-        if secret != app.secret {
-            return errcode(40125, "invalid appsecret");
-        }
-        if query.grant_type.as_deref() != Some("authorization_code") {
-            return errcode(40002, "invalid grant_type");
-        }
-        let Some(code) = present(&query.js_code) else {
-            return errcode(41008, "missing code");
-        };
-        let (policy, in_exchange) = (app.policy, app.unionid_in_exchange);
-        let appid = appid.to_owned();
         let (openid, purpose) = match self.spend_code(
             &appid,
             code,

@@ -25,7 +25,7 @@ pub struct AppCredentials {
 }
 
 /// WeChat's server API through [`WeChatClient`]: each app's login codes by its kind, and the
-/// calls that need an access token through the cluster-wide [`AccessTokens`].
+/// calls that need an access token through the cluster-wide access token cache.
 #[derive(Debug, Clone)]
 pub struct WeChatAdapter {
     client: WeChatClient,

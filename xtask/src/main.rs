@@ -5,6 +5,8 @@
 //! - `cargo xtask migrate [--database-url URL]` applies the embedded migrations.
 //! - `cargo xtask fuzz --cases N` fuzzes the decryptor (N cases) and request parsing (N/10).
 //! - `cargo xtask pg` starts a throwaway PostgreSQL and prints its URL until interrupted.
+//! - `cargo xtask bench [--quick]` builds release binaries and runs the performance benchmark
+//!   (`bench/`, see docs/performance.md): a table on stdout, `target/bench/results.json`.
 
 use wxlink_tests::pg;
 
@@ -48,6 +50,17 @@ enum Task {
     },
     /// Start a throwaway PostgreSQL on loopback and print its URL; stops on Enter or Ctrl-C.
     Pg,
+    /// The performance benchmark: release builds, wxlink against a wechatpy peer (installed in
+    /// target/bench/venv), floors, decryption, scale and memory; prints a table and writes
+    /// target/bench/results.json (see docs/performance.md).
+    Bench {
+        /// Small counts: a smoke run of under two minutes.
+        #[arg(long)]
+        quick: bool,
+        /// Extra arguments for wxlink-bench (after `--`), e.g. `-- --only login,peer`.
+        #[arg(last = true)]
+        bench_args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +76,7 @@ fn main() -> ExitCode {
         } => migrate(database_url, config),
         Task::Fuzz { cases } => fuzz(cases),
         Task::Pg => run_pg(),
+        Task::Bench { quick, bench_args } => bench(quick, &bench_args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -258,4 +272,63 @@ fn run_pg() -> Result {
     let _ = std::io::stdin().read_line(&mut line);
     drop(cluster);
     Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                project_root().join(dir)
+            }
+        })
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
+/// `cargo` without the variables `cargo run` gave xtask (`CARGO_PKG_*`, `CARGO_MANIFEST_*`,
+/// …): build scripts that watch them (ring's does) would otherwise rebuild every time a release
+/// build alternates between `cargo xtask bench` and a plain `cargo build --release`.
+fn release_cargo() -> Command {
+    let mut cmd = cargo();
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("CARGO_PKG_")
+            || key_text.starts_with("CARGO_MANIFEST_")
+            || key_text.starts_with("CARGO_CRATE_")
+            || key_text.starts_with("CARGO_BIN_")
+            || key_text == "CARGO_PRIMARY_PACKAGE"
+            || key_text == "OUT_DIR"
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
+
+fn bench(quick: bool, bench_args: &[String]) -> Result {
+    // Two builds, so the measured wxlink is exactly `cargo build --release -p wxlink-api`
+    // (features are not unified with the benchmark's).
+    run(
+        "cargo build --release (wxlink)",
+        release_cargo().args(["build", "--release", "-p", "wxlink-api", "--bin", "wxlink"]),
+    )?;
+    run(
+        "cargo build --release (wxlink-bench)",
+        release_cargo().args(["build", "--release", "-p", "wxlink-bench"]),
+    )?;
+    let release = target_dir().join("release");
+    let mut cmd = Command::new(release.join("wxlink-bench"));
+    cmd.arg("--wxlink")
+        .arg(release.join("wxlink"))
+        .arg("--root")
+        .arg(project_root())
+        .arg("--out")
+        .arg(target_dir().join("bench"));
+    if quick {
+        cmd.arg("--quick");
+    }
+    cmd.args(bench_args);
+    run("wxlink-bench", &mut cmd)
 }

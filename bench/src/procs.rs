@@ -1,0 +1,244 @@
+//! Child processes (wxlink, the gunicorn peer) that are always stopped, also on error, and
+//! what /proc says about them.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::loadgen::{self, Req};
+
+/// A child process in its own process group; dropping the guard stops the whole group
+/// (SIGTERM, then SIGKILL after a grace period) and reaps the child.
+#[derive(Debug)]
+pub struct ChildGuard {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl ChildGuard {
+    /// Starts `cmd` in a new process group, stdout and stderr appended to `log`.
+    pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Result<Self, String> {
+        let out = File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child: Some(child),
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// The child's pid (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The end of the child's log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// Fails with the log's tail if the child has exited.
+    pub fn check_running(&mut self) -> Result<(), String> {
+        if let Some(child) = self.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            return Err(format!(
+                "{} exited ({status}); its log ({}) ends:\n{}",
+                self.name,
+                self.log.display(),
+                self.log_tail()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits until `GET path` on `addr` answers 200, failing early if the child exits.
+    pub async fn wait_ready(
+        &mut self,
+        addr: SocketAddr,
+        path: &str,
+        within: Duration,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            self.check_running()?;
+            let mut conn = None;
+            if let Ok(Ok((status, _))) = tokio::time::timeout(
+                Duration::from_secs(2),
+                loadgen::send(&mut conn, addr, &Req::get(path)),
+            )
+            .await
+                && status.is_success()
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} did not answer {path} within {within:?}; its log ends:\n{}",
+                    self.name,
+                    self.log_tail()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the process group: SIGTERM, up to `grace` to exit, then SIGKILL.
+    pub fn stop(&mut self, grace: Duration) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let group = format!("-{}", child.id());
+        signal_group("TERM", &group);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                // The leader is gone; make sure no worker of its group lingers.
+                signal_group("KILL", &group);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal_group("KILL", &group);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(3));
+    }
+}
+
+/// Sends a signal to a process group we started (`group` is `-PGID`).
+fn signal_group(signal: &str, group: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), "--", group])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_status_kib(&text, field)
+}
+
+/// Reads `Field:   1234 kB` from the text of /proc/PID/status.
+pub fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        if name.trim() != field {
+            return None;
+        }
+        let mut parts = value.split_whitespace();
+        let number = parts.next()?.parse().ok()?;
+        match parts.next() {
+            Some("kB") | None => Some(number),
+            Some(_) => None,
+        }
+    })
+}
+
+/// The process group of a process, from the text of /proc/PID/stat (the command name in
+/// parentheses may itself hold spaces and parentheses, so fields are counted after the last `)`).
+pub fn parse_stat_pgrp(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the name: state, ppid, pgrp.
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The summed VmRSS (KiB) of every process in process group `pgid` (a gunicorn master and its
+/// workers).
+pub fn group_rss_kib(pgid: u32) -> Option<u64> {
+    let mut total = 0;
+    let mut found = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if parse_stat_pgrp(&stat) == Some(pgid)
+            && let Some(kib) = status_kib(pid, "VmRSS")
+        {
+            total += kib;
+            found = true;
+        }
+    }
+    found.then_some(total)
+}
+
+/// The 1-minute load average and the number of CPUs, for the report.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &str = "Name:\twxlink\nUmask:\t0022\nState:\tS (sleeping)\n\
+        VmPeak:\t  612344 kB\nVmHWM:\t   24880 kB\nVmRSS:\t   12345 kB\nThreads:\t5\n";
+
+    #[test]
+    fn status_fields_are_read_in_kib() {
+        assert_eq!(parse_status_kib(STATUS, "VmRSS"), Some(12345));
+        assert_eq!(parse_status_kib(STATUS, "VmHWM"), Some(24880));
+        assert_eq!(parse_status_kib(STATUS, "Threads"), Some(5));
+        assert_eq!(parse_status_kib(STATUS, "VmSwap"), None);
+        assert_eq!(parse_status_kib("VmRSS: lots kB\n", "VmRSS"), None);
+        assert_eq!(parse_status_kib("VmRSS: 12 MB\n", "VmRSS"), None);
+    }
+
+    #[test]
+    fn the_process_group_is_found_after_the_command_name() {
+        let stat = "4242 (gunicorn: worker [app:app]) S 4200 4200 4200 0 -1 4194560 120";
+        assert_eq!(parse_stat_pgrp(stat), Some(4200));
+        let odd = "7 (a) b (c)) R 1 99 7 0";
+        assert_eq!(parse_stat_pgrp(odd), Some(99));
+        assert_eq!(parse_stat_pgrp("garbage"), None);
+    }
+
+    #[test]
+    fn free_ports_are_on_loopback_and_nonzero() {
+        let port = free_port().expect("a free port");
+        assert_ne!(port, 0);
+    }
+}

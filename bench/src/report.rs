@@ -1,0 +1,714 @@
+//! The results of one run: kept as JSON, printed as a Markdown table with the targets.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use crate::db::CommitRun;
+pub use crate::decrypt::DecryptFigures;
+use crate::stats::{LoadSummary, ratio};
+
+/// Where and when the run happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Environment {
+    pub mode: &'static str,
+    pub cpus: usize,
+    pub load_average_before: Option<f64>,
+    pub load_average_after: Option<f64>,
+    pub started_unix: i64,
+    pub duration_s: f64,
+    pub clients: usize,
+    /// How the peer was served.
+    pub peer_server: String,
+}
+
+/// One service's login run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginResult {
+    pub load: LoadSummary,
+    /// Failed logins of the (unmeasured) warm-up, which creates the known users.
+    pub warmup_errors: u64,
+    /// wxlink's peak RSS during the run (VmHWM).
+    pub peak_rss_kib: Option<u64>,
+    /// RSS at the end of the run (for the peer: master and all workers).
+    pub rss_kib: Option<u64>,
+}
+
+/// A service's runs per database.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServiceRuns {
+    pub sqlite: Option<LoginResult>,
+    pub postgres: Option<LoginResult>,
+}
+
+impl ServiceRuns {
+    pub fn set(&mut self, postgres: bool, result: LoginResult) {
+        if postgres {
+            self.postgres = Some(result);
+        } else {
+            self.sqlite = Some(result);
+        }
+    }
+
+    fn get(&self, postgres: bool) -> Option<&LoginResult> {
+        if postgres {
+            self.postgres.as_ref()
+        } else {
+            self.sqlite.as_ref()
+        }
+    }
+}
+
+/// The floors: durable commits per database and writer count, and the upstream alone.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CommitFloors {
+    pub sqlite: Vec<CommitRun>,
+    pub postgres: Vec<CommitRun>,
+    pub upstream: Option<LoadSummary>,
+}
+
+impl CommitFloors {
+    pub fn push(&mut self, postgres: bool, run: CommitRun) {
+        if postgres {
+            self.postgres.push(run);
+        } else {
+            self.sqlite.push(run);
+        }
+    }
+
+    /// The best rate over the writer counts tried.
+    pub fn best(&self, postgres: bool) -> Option<&CommitRun> {
+        let runs = if postgres {
+            &self.postgres
+        } else {
+            &self.sqlite
+        };
+        runs.iter().max_by(|a, b| a.per_sec.total_cmp(&b.per_sec))
+    }
+}
+
+/// p50 login at one user count.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalePoint {
+    pub users: u64,
+    pub seed_s: f64,
+    pub load: LoadSummary,
+}
+
+/// The scale runs of one database.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleResult {
+    pub points: Vec<ScalePoint>,
+}
+
+impl ScaleResult {
+    /// p50 at the largest count ÷ p50 at the smallest.
+    pub fn p50_ratio(&self) -> f64 {
+        match (self.points.first(), self.points.last()) {
+            (Some(small), Some(large)) => ratio(large.load.p50_ms, small.load.p50_ms),
+            _ => f64::NAN,
+        }
+    }
+}
+
+/// wxlink's memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryResult {
+    pub idle_kib: u64,
+    pub connections: usize,
+    pub connections_kib: u64,
+}
+
+/// One target of the issue and whether this run met it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub name: String,
+    pub goal: String,
+    pub value: String,
+    /// None when the run did not measure it.
+    pub met: Option<bool>,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub environment: Environment,
+    pub decrypt: Option<DecryptFigures>,
+    pub floors: Option<CommitFloors>,
+    pub wxlink: ServiceRuns,
+    pub peer: ServiceRuns,
+    pub scale_sqlite: Option<ScaleResult>,
+    pub scale_postgres: Option<ScaleResult>,
+    pub memory: Option<MemoryResult>,
+    pub targets: Vec<Target>,
+    /// Sections that failed or were skipped (out of time), with why.
+    pub failures: Vec<String>,
+}
+
+impl Report {
+    pub fn new(quick: bool, load_average_before: Option<f64>) -> Self {
+        Self {
+            environment: Environment {
+                mode: if quick { "quick" } else { "full" },
+                cpus: std::thread::available_parallelism().map_or(1, usize::from),
+                load_average_before,
+                load_average_after: None,
+                started_unix: crate::unix_now(),
+                duration_s: 0.0,
+                clients: crate::CLIENTS,
+                peer_server: String::new(),
+            },
+            decrypt: None,
+            floors: None,
+            wxlink: ServiceRuns::default(),
+            peer: ServiceRuns::default(),
+            scale_sqlite: None,
+            scale_postgres: None,
+            memory: None,
+            targets: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    pub fn finish(&mut self, took: Duration, load_average_after: Option<f64>) {
+        self.environment.duration_s = took.as_secs_f64();
+        self.environment.load_average_after = load_average_after;
+        self.targets = self.evaluate();
+    }
+
+    fn wx(&self, postgres: bool) -> Option<&LoadSummary> {
+        self.wxlink.get(postgres).map(|r| &r.load)
+    }
+
+    fn pe(&self, postgres: bool) -> Option<&LoadSummary> {
+        self.peer.get(postgres).map(|r| &r.load)
+    }
+
+    fn evaluate(&self) -> Vec<Target> {
+        let mut t = Vec::new();
+        let wx = self.wx(false);
+        let throughput = match (wx, self.pe(false)) {
+            (Some(w), Some(p)) => ratio(w.per_sec, p.per_sec),
+            _ => f64::NAN,
+        };
+        t.push(target(
+            "login throughput vs wechatpy peer (SQLite, 64 clients)",
+            "≥ 10×",
+            throughput,
+            fmt_x(throughput),
+            |v| v >= 10.0,
+        ));
+        let p99 = wx.map_or(f64::NAN, |w| w.p99_ms);
+        t.push(target(
+            "login p99 (SQLite, 64 clients)",
+            "≤ 25 ms",
+            p99,
+            if p99.is_finite() {
+                format!("{} ms", fmt_ms(p99))
+            } else {
+                "–".to_owned()
+            },
+            |v| v <= 25.0,
+        ));
+        for (postgres, db) in [(false, "SQLite"), (true, "PostgreSQL")] {
+            let floor = self
+                .floors
+                .as_ref()
+                .and_then(|f| f.best(postgres))
+                .map_or(f64::NAN, |r| r.per_sec);
+            let fraction = self
+                .wx(postgres)
+                .map_or(f64::NAN, |w| ratio(w.per_sec, floor));
+            if self.wx(postgres).is_some() || !postgres {
+                t.push(target(
+                    &format!("logins/s vs durable-commit floor ({db})"),
+                    "within 2× (≥ 0.5)",
+                    fraction,
+                    fmt_frac(fraction),
+                    |v| v >= 0.5,
+                ));
+            }
+        }
+        let (vs_py, vs_bare) = self.decrypt.as_ref().map_or((f64::NAN, f64::NAN), |d| {
+            (
+                ratio(d.wechatpy_ns, d.wxlink_ns),
+                ratio(d.wxlink_ns, d.bare_aes_json_ns),
+            )
+        });
+        t.push(target(
+            "decrypt+verify vs wechatpy",
+            "≥ 20× faster",
+            vs_py,
+            fmt_x(vs_py),
+            |v| v >= 20.0,
+        ));
+        t.push(target(
+            "decrypt+verify vs bare AES+JSON",
+            "≤ 1.5×",
+            vs_bare,
+            fmt_x(vs_bare),
+            |v| v <= 1.5,
+        ));
+        for (scale, db) in [
+            (&self.scale_sqlite, "SQLite"),
+            (&self.scale_postgres, "PostgreSQL"),
+        ] {
+            if let Some(s) = scale {
+                let r = s.p50_ratio();
+                let users = s.points.last().map_or(0, |p| p.users);
+                t.push(target(
+                    &format!("p50 login at {} users ÷ at 10³ ({db})", fmt_count(users)),
+                    "≤ 1.3×",
+                    r,
+                    fmt_x(r),
+                    |v| v <= 1.3,
+                ));
+            }
+        }
+        let (idle, busy) = self.memory.as_ref().map_or((f64::NAN, f64::NAN), |m| {
+            (mib(m.idle_kib), mib(m.connections_kib))
+        });
+        t.push(target("RSS idle", "≤ 30 MiB", idle, fmt_mib(idle), |v| {
+            v <= 30.0
+        }));
+        t.push(target(
+            "RSS at 1,000 keep-alive connections",
+            "≤ 100 MiB",
+            busy,
+            fmt_mib(busy),
+            |v| v <= 100.0,
+        ));
+        t
+    }
+
+    /// The whole report as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let e = &self.environment;
+        let _ = writeln!(
+            s,
+            "wxlink benchmark, {} run: {} CPUs, load average {} before / {} after, {:.0} s, \
+             {} concurrent clients; peer served by {}.\n",
+            e.mode,
+            e.cpus,
+            e.load_average_before
+                .map_or("?".to_owned(), |l| format!("{l:.2}")),
+            e.load_average_after
+                .map_or("?".to_owned(), |l| format!("{l:.2}")),
+            e.duration_s,
+            e.clients,
+            e.peer_server
+        );
+        self.login_table(&mut s);
+        self.scale_table(&mut s);
+        self.decrypt_table(&mut s);
+        self.memory_table(&mut s);
+        let _ = writeln!(s, "| target | goal | this run | met |\n|---|---|---|---|");
+        for t in &self.targets {
+            let met = match t.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "–",
+            };
+            let _ = writeln!(s, "| {} | {} | {} | {met} |", t.name, t.goal, t.value);
+        }
+        for failure in &self.failures {
+            let one_line = failure.split_whitespace().collect::<Vec<_>>().join(" ");
+            let _ = writeln!(s, "\n**Not measured** — {one_line}");
+        }
+        s
+    }
+
+    fn login_table(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "| login (POST /v1/wechat/login, fresh codes, ½ known users, ½ with unionid) | SQLite | PostgreSQL |\n|---|---|---|"
+        );
+        let both = |f: &dyn Fn(bool) -> String| (f(false), f(true));
+        let mut row = |label: &str, cells: (String, String)| {
+            let _ = writeln!(s, "| {label} | {} | {} |", cells.0, cells.1);
+        };
+        for (name, runs) in [("wxlink", &self.wxlink), ("wechatpy peer", &self.peer)] {
+            row(
+                &format!("{name}: logins/s"),
+                both(&|pg| {
+                    runs.get(pg)
+                        .map_or("–".into(), |r| fmt_rate(r.load.per_sec))
+                }),
+            );
+            row(
+                &format!("{name}: p50 / p99 / max ms"),
+                both(&|pg| {
+                    runs.get(pg).map_or("–".into(), |r| {
+                        format!(
+                            "{} / {} / {}",
+                            fmt_ms(r.load.p50_ms),
+                            fmt_ms(r.load.p99_ms),
+                            fmt_ms(r.load.max_ms)
+                        )
+                    })
+                }),
+            );
+            row(
+                &format!("{name}: requests ok / errors"),
+                both(&|pg| {
+                    runs.get(pg).map_or("–".into(), |r| {
+                        let capped = if r.load.hit_time_cap {
+                            " (time cap)"
+                        } else {
+                            ""
+                        };
+                        let warm = if r.warmup_errors > 0 {
+                            format!(" (+{} in warm-up)", r.warmup_errors)
+                        } else {
+                            String::new()
+                        };
+                        format!("{} / {}{warm}{capped}", r.load.ok, r.load.errors)
+                    })
+                }),
+            );
+        }
+        row(
+            "wxlink ÷ peer: throughput",
+            both(&|pg| match (self.wx(pg), self.pe(pg)) {
+                (Some(w), Some(p)) => fmt_x(ratio(w.per_sec, p.per_sec)),
+                _ => "–".into(),
+            }),
+        );
+        row(
+            "wxlink ÷ peer: p99",
+            both(&|pg| match (self.wx(pg), self.pe(pg)) {
+                (Some(w), Some(p)) => fmt_x(ratio(w.p99_ms, p.p99_ms)),
+                _ => "–".into(),
+            }),
+        );
+        let floors = self.floors.as_ref();
+        let upstream = floors.and_then(|f| f.upstream.as_ref());
+        row(
+            "upstream floor: code2Session on the simulator alone, req/s (p50 / p99 ms)",
+            both(&|_| {
+                upstream.map_or("–".into(), |u| {
+                    format!(
+                        "{} ({} / {})",
+                        fmt_rate(u.per_sec),
+                        fmt_ms(u.p50_ms),
+                        fmt_ms(u.p99_ms)
+                    )
+                })
+            }),
+        );
+        row(
+            "wxlink ÷ upstream floor",
+            both(&|pg| match (self.wx(pg), upstream) {
+                (Some(w), Some(u)) => fmt_frac(ratio(w.per_sec, u.per_sec)),
+                _ => "–".into(),
+            }),
+        );
+        row(
+            "durable-commit floor: 1-row INSERT transactions/s (best writer count)",
+            both(&|pg| {
+                floors.and_then(|f| f.best(pg)).map_or("–".into(), |r| {
+                    format!("{} ({} writers)", fmt_rate(r.per_sec), r.writers)
+                })
+            }),
+        );
+        row(
+            "wxlink ÷ durable-commit floor",
+            both(&|pg| match (self.wx(pg), floors.and_then(|f| f.best(pg))) {
+                (Some(w), Some(f)) => fmt_frac(ratio(w.per_sec, f.per_sec)),
+                _ => "–".into(),
+            }),
+        );
+        row(
+            "wxlink peak RSS during the run (VmHWM)",
+            both(&|pg| {
+                self.wxlink
+                    .get(pg)
+                    .and_then(|r| r.peak_rss_kib)
+                    .map_or("–".into(), |k| format!("{:.1} MiB", mib(k)))
+            }),
+        );
+        row(
+            "peer RSS after the run (all gunicorn processes)",
+            both(&|pg| {
+                self.peer
+                    .get(pg)
+                    .and_then(|r| r.rss_kib)
+                    .map_or("–".into(), |k| format!("{:.1} MiB", mib(k)))
+            }),
+        );
+        s.push('\n');
+    }
+
+    fn scale_table(&self, s: &mut String) {
+        if self.scale_sqlite.is_none() && self.scale_postgres.is_none() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "| scale: known-user logins, users seeded in bulk | SQLite | PostgreSQL |\n|---|---|---|"
+        );
+        let cell = |r: &Option<ScaleResult>, i: usize| {
+            r.as_ref()
+                .and_then(|r| r.points.get(i))
+                .map_or("–".into(), |p| {
+                    format!(
+                        "{} ms p50, {} ms p99, {}/s (seeded in {:.1} s)",
+                        fmt_ms(p.load.p50_ms),
+                        fmt_ms(p.load.p99_ms),
+                        fmt_rate(p.load.per_sec),
+                        p.seed_s
+                    )
+                })
+        };
+        let users = |i: usize| {
+            self.scale_sqlite
+                .as_ref()
+                .or(self.scale_postgres.as_ref())
+                .and_then(|r| r.points.get(i))
+                .map_or(0, |p| p.users)
+        };
+        for i in 0..2 {
+            let _ = writeln!(
+                s,
+                "| at {} users | {} | {} |",
+                fmt_count(users(i)),
+                cell(&self.scale_sqlite, i),
+                cell(&self.scale_postgres, i)
+            );
+        }
+        let r = |x: &Option<ScaleResult>| x.as_ref().map_or("–".into(), |r| fmt_x(r.p50_ratio()));
+        let _ = writeln!(
+            s,
+            "| p50 ratio, large ÷ small | {} | {} |\n",
+            r(&self.scale_sqlite),
+            r(&self.scale_postgres)
+        );
+    }
+
+    fn decrypt_table(&self, s: &mut String) {
+        let Some(d) = &self.decrypt else {
+            return;
+        };
+        let _ = writeln!(
+            s,
+            "| decrypt+verify one getUserInfo payload ({} bytes of ciphertext) | ns/op | ÷ wxlink |\n|---|---|---|",
+            d.ciphertext_bytes
+        );
+        for (label, ns) in [
+            (
+                "wxlink-crypto (decrypt, JSON, signature, watermark)",
+                d.wxlink_ns,
+            ),
+            (
+                "… of which wxlink_crypto::decrypt_user_data alone",
+                d.wxlink_decrypt_only_ns,
+            ),
+            (
+                "wechatpy WeChatWxaCrypto + the same checks (CPython)",
+                d.wechatpy_ns,
+            ),
+            (
+                "lean Rust: the same steps, JSON read into borrowed fields only",
+                d.lean_ns,
+            ),
+            (
+                "bare base64 + AES-128-CBC + JSON parse (Rust)",
+                d.bare_aes_json_ns,
+            ),
+            ("bare AES-128-CBC of the same bytes (Rust)", d.bare_aes_ns),
+        ] {
+            let _ = writeln!(
+                s,
+                "| {label} | {} | {} |",
+                fmt_rate(ns),
+                fmt_x(ratio(ns, d.wxlink_ns))
+            );
+        }
+        s.push('\n');
+    }
+
+    fn memory_table(&self, s: &mut String) {
+        let Some(m) = &self.memory else {
+            return;
+        };
+        let _ = writeln!(
+            s,
+            "| wxlink memory (VmRSS, SQLite) | MiB |\n|---|---|\n| idle after start | {:.1} |\n| with {} keep-alive connections open | {:.1} |\n",
+            mib(m.idle_kib),
+            m.connections,
+            mib(m.connections_kib)
+        );
+    }
+}
+
+fn target(name: &str, goal: &str, value: f64, shown: String, ok: impl Fn(f64) -> bool) -> Target {
+    Target {
+        name: name.to_owned(),
+        goal: goal.to_owned(),
+        value: shown,
+        met: value.is_finite().then(|| ok(value)),
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// MiB with one decimal, "–" when unknown.
+pub fn fmt_mib(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.1} MiB")
+    } else {
+        "–".to_owned()
+    }
+}
+
+/// A rate or count with thousands separators, "–" when unknown.
+pub fn fmt_rate(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".to_owned();
+    }
+    group_thousands(v.round() as u64)
+}
+
+/// An integer with thousands separators.
+pub fn fmt_count(v: u64) -> String {
+    group_thousands(v)
+}
+
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Milliseconds: 2 decimals under 10 ms, 1 under 100, none above.
+pub fn fmt_ms(v: f64) -> String {
+    if !v.is_finite() {
+        "–".to_owned()
+    } else if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// A ratio as "12.3×".
+pub fn fmt_x(v: f64) -> String {
+    if !v.is_finite() {
+        "–".to_owned()
+    } else if v < 10.0 {
+        format!("{v:.2}×")
+    } else {
+        format!("{v:.1}×")
+    }
+}
+
+/// A fraction as "0.42 (42 %)".
+pub fn fmt_frac(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2} ({:.0} %)", v * 100.0)
+    } else {
+        "–".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(per_sec: f64, p50: f64, p99: f64) -> LoadSummary {
+        LoadSummary {
+            ok: 100,
+            errors: 0,
+            elapsed_s: 1.0,
+            per_sec,
+            p50_ms: p50,
+            p90_ms: p99,
+            p99_ms: p99,
+            max_ms: p99,
+            hit_time_cap: false,
+            first_errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn numbers_are_formatted_for_the_table() {
+        assert_eq!(fmt_rate(1_234_567.4), "1,234,567");
+        assert_eq!(fmt_rate(999.0), "999");
+        assert_eq!(fmt_rate(f64::NAN), "–");
+        assert_eq!(fmt_count(1_000_000), "1,000,000");
+        assert_eq!(fmt_ms(3.25159), "3.25");
+        assert_eq!(fmt_ms(32.4159), "32.4");
+        assert_eq!(fmt_ms(324.159), "324");
+        assert_eq!(fmt_x(12.345), "12.3×");
+        assert_eq!(fmt_x(1.2345), "1.23×");
+        assert_eq!(fmt_frac(0.4242), "0.42 (42 %)");
+    }
+
+    #[test]
+    fn targets_are_judged_from_the_figures() {
+        let mut report = Report::new(true, None);
+        report.wxlink.set(
+            false,
+            LoginResult {
+                load: summary(3000.0, 10.0, 20.0),
+                warmup_errors: 0,
+                peak_rss_kib: None,
+                rss_kib: None,
+            },
+        );
+        report.peer.set(
+            false,
+            LoginResult {
+                load: summary(200.0, 100.0, 400.0),
+                warmup_errors: 0,
+                peak_rss_kib: None,
+                rss_kib: None,
+            },
+        );
+        report.memory = Some(MemoryResult {
+            idle_kib: 20 * 1024,
+            connections: 1000,
+            connections_kib: 120 * 1024,
+        });
+        report.finish(Duration::from_secs(1), None);
+        let met = |name: &str| {
+            report
+                .targets
+                .iter()
+                .find(|t| t.name.starts_with(name))
+                .and_then(|t| t.met)
+        };
+        assert_eq!(met("login throughput"), Some(true)); // 15×
+        assert_eq!(met("login p99"), Some(true));
+        assert_eq!(met("RSS idle"), Some(true));
+        assert_eq!(met("RSS at 1,000"), Some(false));
+        assert_eq!(met("decrypt+verify vs wechatpy"), None);
+        let table = report.markdown();
+        assert!(
+            table.contains("| wxlink: logins/s | 3,000 | – |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| wxlink ÷ peer: throughput | 15.0× | – |"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| RSS at 1,000 keep-alive connections | ≤ 100 MiB | 120.0 MiB | **no** |"
+            ),
+            "{table}"
+        );
+    }
+}

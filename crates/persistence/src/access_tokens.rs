@@ -37,7 +37,7 @@ impl Store {
             let row = access_tokens::table
                 .filter(access_tokens::appid.eq(appid.as_str()))
                 .select((access_tokens::token, access_tokens::expires_at))
-                .first::<(Option<Vec<u8>>, i64)>(tx.conn)
+                .get_result::<(Option<Vec<u8>>, i64)>(tx.conn)
                 .optional();
             let Some((Some(sealed), expires_at)) = tx.db(row)? else {
                 return Ok(None);
@@ -77,7 +77,7 @@ impl Store {
             let exists = access_tokens::table
                 .filter(access_tokens::appid.eq(appid.as_str()))
                 .select(access_tokens::lease_until)
-                .first::<i64>(tx.conn)
+                .get_result::<i64>(tx.conn)
                 .optional();
             if tx.db(exists)?.is_none() {
                 let inserted = diesel::insert_into(access_tokens::table)

@@ -230,7 +230,7 @@ fn with_identities(tx: &mut Tx<'_>, user: Option<User>) -> Result<Option<UserRec
     let sealed = users::table
         .filter(users::id.eq(user.id.as_str()))
         .select(users::phone_number)
-        .first::<Option<Vec<u8>>>(tx.conn);
+        .get_result::<Option<Vec<u8>>>(tx.conn);
     let phone_number = tx
         .db(sealed)?
         .map(|sealed| tx::open_phone(tx.keyring, &user.id, &sealed))

@@ -202,7 +202,7 @@ impl StoreTx for Tx<'_> {
             .filter(identities::appid.eq(appid.as_str()))
             .filter(identities::openid.eq(openid.as_str()))
             .select(identities::user_id)
-            .first::<String>(self.conn)
+            .get_result::<String>(self.conn)
             .optional();
         self.db(owner)?.map(parse_user_id).transpose()
     }
@@ -211,7 +211,7 @@ impl StoreTx for Tx<'_> {
         let row = users::table
             .filter(users::id.eq(id.as_str()))
             .select(USER_COLUMNS)
-            .first::<UserRow>(self.conn)
+            .get_result::<UserRow>(self.conn)
             .optional();
         self.db(row)?.map(user_from_row).transpose()
     }
@@ -220,7 +220,7 @@ impl StoreTx for Tx<'_> {
         let row = users::table
             .filter(users::unionid.eq(unionid.as_str()))
             .select(USER_COLUMNS)
-            .first::<UserRow>(self.conn)
+            .get_result::<UserRow>(self.conn)
             .optional();
         self.db(row)?.map(user_from_row).transpose()
     }
@@ -368,7 +368,7 @@ impl StoreTx for Tx<'_> {
                 sessions::expires_at,
                 sessions::revoked_at,
             ))
-            .first::<SessionRow>(self.conn)
+            .get_result::<SessionRow>(self.conn)
             .optional();
         let Some((hash, user_id, appid, openid, sealed, created_at, expires_at, revoked_at)) =
             self.db(row)?
@@ -427,7 +427,7 @@ impl StoreTx for Tx<'_> {
         let exists = sessions::table
             .filter(sessions::token_hash.eq(token.as_bytes().as_slice()))
             .select(sessions::created_at)
-            .first::<i64>(self.conn)
+            .get_result::<i64>(self.conn)
             .optional();
         match self.db(exists)? {
             Some(_) => Ok(()),

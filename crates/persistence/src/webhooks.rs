@@ -29,7 +29,7 @@ impl Store {
             let row = webhook_cursors::table
                 .filter(webhook_cursors::name.eq(name.as_str()))
                 .select(webhook_cursors::last_event_id)
-                .first::<i64>(tx.conn)
+                .get_result::<i64>(tx.conn)
                 .optional();
             if tx.db(row)?.is_none() {
                 let inserted = diesel::insert_into(webhook_cursors::table)
@@ -61,7 +61,7 @@ impl Store {
             }
             let cursor = mine
                 .select(webhook_cursors::last_event_id)
-                .first::<i64>(tx.conn);
+                .get_result::<i64>(tx.conn);
             tx.db(cursor).map(Some)
         })
         .await

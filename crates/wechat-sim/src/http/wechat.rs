@@ -93,17 +93,23 @@ async fn play(
     wechat_response(answer, content_type)
 }
 
+/// The query of a code exchange; code2Session names the code `js_code`, the OAuth exchange
+/// `code`.
+fn exchange_query(query: Result<Query<Pairs>, QueryRejection>, code: &str) -> Code2SessionQuery {
+    let pairs = pairs(query);
+    Code2SessionQuery {
+        appid: param(&pairs, "appid"),
+        secret: param(&pairs, "secret"),
+        js_code: param(&pairs, code),
+        grant_type: param(&pairs, "grant_type"),
+    }
+}
+
 pub(super) async fn jscode2session(
     State(sim): State<Sim>,
     query: Result<Query<Pairs>, QueryRejection>,
 ) -> Response {
-    let pairs = pairs(query);
-    let query = Code2SessionQuery {
-        appid: param(&pairs, "appid"),
-        secret: param(&pairs, "secret"),
-        js_code: param(&pairs, "js_code"),
-        grant_type: param(&pairs, "grant_type"),
-    };
+    let query = exchange_query(query, "js_code");
     let key = (query.appid.clone(), query.js_code.clone());
     play(
         &sim,
@@ -119,13 +125,7 @@ pub(super) async fn oauth_access_token(
     State(sim): State<Sim>,
     query: Result<Query<Pairs>, QueryRejection>,
 ) -> Response {
-    let pairs = pairs(query);
-    let query = Code2SessionQuery {
-        appid: param(&pairs, "appid"),
-        secret: param(&pairs, "secret"),
-        js_code: param(&pairs, "code"),
-        grant_type: param(&pairs, "grant_type"),
-    };
+    let query = exchange_query(query, "code");
     let key = (query.appid.clone(), query.js_code.clone());
     play(
         &sim,

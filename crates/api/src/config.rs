@@ -167,25 +167,10 @@ impl Default for DatabaseSettings {
 impl std::fmt::Debug for DatabaseSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseSettings")
-            .field("url", &redact_url(&self.url))
+            .field("url", &wxlink_persistence::redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .field("migrate_on_start", &self.migrate_on_start)
             .finish()
-    }
-}
-
-/// A database URL with any password replaced by `[redacted]`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:[redacted]@{host}{path}")
-        }
-        None => url.to_string(),
     }
 }
 
@@ -604,16 +589,21 @@ mod tests {
     }
 
     #[test]
-    fn database_passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://wx:hunter2@db:5432/wxlink"),
-            "postgres://wx:[redacted]@db:5432/wxlink"
-        );
-        assert_eq!(redact_url("sqlite://wxlink.db"), "sqlite://wxlink.db");
-        let settings = DatabaseSettings {
-            url: "postgres://wx:hunter2@db/wxlink".into(),
-            ..Default::default()
-        };
-        assert!(!format!("{settings:?}").contains("hunter2"));
+    fn database_passwords_are_redacted_in_every_url_form() {
+        for url in [
+            "postgres://wx:hunter2@db:5432/wxlink",
+            "postgres://wx:hun/ter2@db/wxlink",
+            "postgres://wx:hunter2@db/wxlink?sslmode=require",
+            "postgres://db/wxlink?user=wx&password=hunter2",
+            "postgres://wx:hun%40ter2@db/wxlink",
+            "host=db user=wx password=hunter2",
+        ] {
+            let settings = DatabaseSettings {
+                url: url.into(),
+                ..Default::default()
+            };
+            let shown = format!("{settings:?}");
+            assert!(!shown.contains("ter2"), "{shown}");
+        }
     }
 }

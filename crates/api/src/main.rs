@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wxlink_api::config::{Settings, redact_url};
+use wxlink_api::config::Settings;
 use wxlink_api::{Application, sandbox};
+use wxlink_persistence::redact_url;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -354,8 +354,10 @@ fn query_passwords(url: &str) -> impl Iterator<Item = &str> {
         .filter_map(|pair| pair.strip_prefix("password="))
 }
 
-/// A database URL with any password replaced by `[redacted]`, for logs, errors and `Debug`.
-pub(crate) fn redact_url(url: &str) -> String {
+/// A database URL with any password replaced by `[redacted]`, for logs, errors and `Debug`:
+/// the userinfo password (which may hold unencoded `/` or `@`), `?password=` and libpq's
+/// keyword form `password=…`. The one redaction of database URLs in wxlink.
+pub fn redact_url(url: &str) -> String {
     let mut out = match (url.split_once("://"), userinfo(url)) {
         (Some((scheme, rest)), Some(info)) => match info.split_once(':') {
             Some((user, _)) => {

@@ -102,7 +102,7 @@ mod webhooks;
 pub use access_tokens::SharedAccessToken;
 pub use admin::{MAX_EVENTS_PAGE, SESSION_PURGE_GRACE_SECS, UserRecord};
 pub use config::StoreConfig;
-pub use connection::Backend;
+pub use connection::{Backend, redact_url};
 pub use error::PersistenceError;
 pub use migrations::{migrate, migrate_blocking};
 pub use store::{MAX_ATTEMPTS, Store};

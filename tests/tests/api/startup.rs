@@ -320,3 +320,33 @@ async fn app_secret_from_the_environment_for_an_appid_with_capitals() {
     let mut proc = serve(dir.path(), port, &toml, &[(&env_key, "secret-from-env")]).await;
     proc.kill();
 }
+
+/// The start-up log prints the effective configuration, and the refusal names the database:
+/// neither may show its password, in whichever URL form it is written.
+#[test]
+fn database_passwords_never_reach_the_logs() {
+    let closed_port = free_port();
+    for url in [
+        format!("postgres://wx:hun/ter2@127.0.0.1:{closed_port}/wxlink"),
+        format!("postgres://127.0.0.1:{closed_port}/wxlink?user=wx&password=hunter2"),
+        format!("postgres://wx:hun%40ter2@127.0.0.1:{closed_port}/wxlink"),
+    ] {
+        let toml = config(
+            Path::new("/nonexistent"),
+            free_port(),
+            "http://127.0.0.1:9",
+            APP_A_TABLE,
+        )
+        .replace(
+            "url = \"sqlite:///nonexistent/wxlink.db\"",
+            &format!("url = {}", toml_str(&url)),
+        );
+        assert!(toml.contains(&url), "{toml}");
+        let stderr = refused(&toml, &[("WXLINK_LOG", "debug")]);
+        assert!(stderr.contains("effective configuration"), "{stderr}");
+        assert!(
+            !stderr.contains("ter2"),
+            "a database password was logged:\n{stderr}"
+        );
+    }
+}

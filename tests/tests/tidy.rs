@@ -1,6 +1,6 @@
 //! Repository checks as tests: the layering of docs/ARCHITECTURE.md is a fact, not a wish.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -10,35 +10,128 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The names in a manifest's `[dependencies]` table (not dev- or build-dependencies).
-fn normal_dependencies(krate: &str) -> BTreeSet<String> {
-    let path = root().join("crates").join(krate).join("Cargo.toml");
+fn manifest(dir: &str) -> toml::Table {
+    let path = root().join(dir).join("Cargo.toml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut in_deps = false;
-    let mut deps = BTreeSet::new();
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_deps = line == "[dependencies]";
-            continue;
-        }
-        if in_deps && let Some((name, _)) = line.split_once('=') {
-            let name = name.trim().trim_end_matches(".workspace").trim();
-            if !name.is_empty() && !name.starts_with('#') {
-                deps.insert(name.to_string());
-            }
-        }
-    }
-    assert!(!deps.is_empty(), "{} lists no dependencies", path.display());
-    deps
+    text.parse()
+        .unwrap_or_else(|e| panic!("{} is not TOML: {e}", path.display()))
 }
 
-fn assert_no_edges(krate: &str, forbidden: &[&str], why: &str) {
-    let deps = normal_dependencies(krate);
-    let bad: Vec<_> = forbidden.iter().filter(|f| deps.contains(**f)).collect();
-    assert!(
-        bad.is_empty(),
-        "crate {krate} must not depend on {bad:?}: {why}"
+/// The dependency names of one table of a manifest (`dependencies`, `dev-dependencies`, …).
+fn dependencies(manifest: &toml::Table, table: &str) -> BTreeSet<String> {
+    manifest
+        .get(table)
+        .and_then(toml::Value::as_table)
+        .map(|deps| deps.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Every workspace member's directory, from the root manifest's `members` globs.
+fn members() -> Vec<String> {
+    let workspace = manifest(".");
+    let globs = workspace["workspace"]["members"]
+        .as_array()
+        .expect("workspace.members is a list");
+    let mut dirs = Vec::new();
+    for glob in globs.iter().filter_map(toml::Value::as_str) {
+        match glob.strip_suffix("/*") {
+            Some(parent) => {
+                let mut found: Vec<_> = std::fs::read_dir(root().join(parent))
+                    .expect("members folder")
+                    .filter_map(Result::ok)
+                    .filter(|e| e.path().join("Cargo.toml").is_file())
+                    .map(|e| format!("{parent}/{}", e.file_name().to_string_lossy()))
+                    .collect();
+                found.sort();
+                dirs.extend(found);
+            }
+            None => dirs.push(glob.to_owned()),
+        }
+    }
+    dirs
+}
+
+/// Which wxlink crates each member may use, as docs/ARCHITECTURE.md draws it:
+/// (normal dependencies, dev-dependencies). Build-dependencies may name none.
+fn allowed_wxlink_edges()
+-> BTreeMap<&'static str, (&'static [&'static str], &'static [&'static str])> {
+    BTreeMap::from([
+        // Pure functions; other teams use it alone.
+        ("crates/crypto", (&[][..], &[][..])),
+        // The rules and their ports: no other wxlink crate.
+        ("crates/domain", (&[], &[])),
+        // Reusable WeChat crates: only the crypto crate, never the service's.
+        (
+            "crates/wechat-client",
+            (&["wxlink-crypto"], &["wxlink-wechat-sim"]),
+        ),
+        ("crates/wechat-sim", (&["wxlink-crypto"], &[])),
+        // An adapter of the store port.
+        (
+            "crates/persistence",
+            (&["wxlink-domain", "wxlink-crypto"], &[]),
+        ),
+        // The composition root.
+        (
+            "crates/api",
+            (
+                &[
+                    "wxlink-domain",
+                    "wxlink-crypto",
+                    "wxlink-wechat-client",
+                    "wxlink-wechat-sim",
+                    "wxlink-persistence",
+                ],
+                &[],
+            ),
+        ),
+        // Black-box tests drive the built binary; they use only the reusable crates.
+        ("tests", (&[], &["wxlink-wechat-sim", "wxlink-crypto"])),
+        (
+            "bench",
+            (&["wxlink-crypto", "wxlink-wechat-sim", "wxlink-tests"], &[]),
+        ),
+        ("xtask", (&["wxlink-tests"], &[])),
+    ])
+}
+
+#[test]
+fn every_member_uses_only_the_wxlink_crates_the_architecture_allows() {
+    let allowed = allowed_wxlink_edges();
+    let members = members();
+    assert_eq!(
+        members.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        allowed.keys().copied().collect::<BTreeSet<_>>(),
+        "every workspace member needs an entry in allowed_wxlink_edges (and docs/ARCHITECTURE.md)"
     );
+    for member in &members {
+        let manifest = manifest(member);
+        let (normal, dev) = allowed[member.as_str()];
+        for (table, allowed) in [
+            ("dependencies", normal),
+            ("dev-dependencies", dev),
+            ("build-dependencies", &[][..]),
+        ] {
+            let used: BTreeSet<_> = dependencies(&manifest, table)
+                .into_iter()
+                .filter(|name| name.starts_with("wxlink-"))
+                .collect();
+            let extra: Vec<_> = used
+                .iter()
+                .filter(|u| !allowed.contains(&u.as_str()))
+                .collect();
+            assert!(
+                extra.is_empty(),
+                "{member} [{table}] uses {extra:?}, which docs/ARCHITECTURE.md does not allow"
+            );
+        }
+    }
+}
+
+fn assert_no_edges(member: &str, forbidden: &[&str], why: &str) {
+    let deps = dependencies(&manifest(member), "dependencies");
+    let bad: Vec<_> = forbidden.iter().filter(|f| deps.contains(**f)).collect();
+    assert!(bad.is_empty(), "{member} must not depend on {bad:?}: {why}");
 }
 
 const IO: &[&str] = &[
@@ -53,69 +146,58 @@ const IO: &[&str] = &[
 ];
 
 #[test]
-fn domain_does_no_io_and_depends_on_no_other_wxlink_crate() {
-    let mut forbidden = IO.to_vec();
-    forbidden.extend([
-        "wxlink-crypto",
-        "wxlink-persistence",
-        "wxlink-api",
-        "wxlink-wechat-client",
-        "wxlink-wechat-sim",
-    ]);
+fn domain_does_no_io() {
     assert_no_edges(
-        "domain",
-        &forbidden,
+        "crates/domain",
+        IO,
         "the domain holds the rules; adapters implement its ports",
     );
 }
 
 #[test]
-fn crypto_is_pure_and_stands_alone() {
-    let mut forbidden = IO.to_vec();
-    forbidden.extend([
-        "wxlink-domain",
-        "wxlink-persistence",
-        "wxlink-api",
-        "wxlink-wechat-client",
-        "wxlink-wechat-sim",
-    ]);
-    assert_no_edges("crypto", &forbidden, "other teams use it without wxlink");
-}
-
-#[test]
-fn wechat_crates_know_nothing_of_users() {
-    for krate in ["wechat-client", "wechat-sim"] {
-        assert_no_edges(
-            krate,
-            &[
-                "wxlink-domain",
-                "wxlink-persistence",
-                "wxlink-api",
-                "diesel",
-            ],
-            "the WeChat crates are reusable and free of wxlink's domain",
-        );
-    }
+fn crypto_is_pure() {
+    assert_no_edges("crates/crypto", IO, "other teams use it without wxlink");
 }
 
 #[test]
 fn only_persistence_knows_sql_and_it_knows_no_http() {
     assert_no_edges(
-        "persistence",
-        &[
-            "axum",
-            "hyper",
-            "reqwest",
-            "wxlink-api",
-            "wxlink-wechat-client",
-        ],
+        "crates/persistence",
+        &["axum", "hyper", "reqwest"],
         "persistence is an adapter of the store port",
     );
-    for krate in ["domain", "crypto", "wechat-client", "wechat-sim", "api"] {
+    for member in members().iter().filter(|m| *m != "crates/persistence") {
+        if member == "tests" || member == "bench" {
+            continue;
+        }
         assert_no_edges(
-            krate,
+            member,
             &["diesel", "diesel_migrations"],
             "only persistence knows SQL",
         );
+    }
+}
+
+#[test]
+fn the_msrv_is_stated_once() {
+    let workspace = manifest(".");
+    let msrv = workspace["workspace"]["package"]["rust-version"]
+        .as_str()
+        .expect("workspace.package.rust-version");
+    // external-tests is a workspace of its own, so it cannot inherit the value.
+    let external = manifest("external-tests");
+    assert_eq!(
+        external["package"]["rust-version"].as_str(),
+        Some(msrv),
+        "external-tests/Cargo.toml's rust-version differs from the workspace's"
+    );
+    for member in members() {
+        let package = &manifest(&member)["package"];
+        if let Some(own) = package.get("rust-version") {
+            assert!(
+                own.get("workspace").is_some(),
+                "{member} states its own rust-version; inherit the workspace's"
+            );
+        }
     }
 }

@@ -96,7 +96,7 @@
 //! returns a `SecretString`) appear in the API.
 //!
 //! The runnable examples are in `examples/`: `cargo run -p wxlink-crypto --example decrypt`
-//! and `--example seal`. The minimum supported Rust version is 1.85.
+//! and `--example seal`. The minimum supported Rust version is the `rust-version` of the crate's `Cargo.toml`.
 
 #![deny(missing_docs)]
 

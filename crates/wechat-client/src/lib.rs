@@ -152,7 +152,7 @@
 //!
 //! The runnable examples are in `examples/`, against the `wxlink-wechat-sim` simulator:
 //! `cargo run -p wxlink-wechat-client --example code2session` and `--example oauth_and_tokens`.
-//! The minimum supported Rust version is 1.85.
+//! The minimum supported Rust version is the `rust-version` of the crate's `Cargo.toml`.
 
 #![deny(missing_docs)]
 

@@ -201,7 +201,7 @@
 //! ([`SimError::Crypto`] holds its `DecryptError`) appear in the API.
 //!
 //! The runnable example is `cargo run -p wxlink-wechat-sim --example sandbox`.
-//! The minimum supported Rust version is 1.85.
+//! The minimum supported Rust version is the `rust-version` of the crate's `Cargo.toml`.
 
 #![deny(missing_docs)]
 

@@ -34,7 +34,6 @@ fn parse_app(text: &str) -> Result<AppRegistration, String> {
     // A trailing ":word" is a policy or kind only if it names one, so a secret may contain ':'.
     let mut policy = None;
     let mut kind = None;
-    // (No let chains: they need Rust 1.88, and the crate's MSRV is 1.85.)
     while let Some((rest, word)) = secret.rsplit_once(':') {
         let as_kind = (policy.is_none() && kind.is_none())
             .then(|| word.parse::<AppKind>().ok())

@@ -20,6 +20,11 @@
 //!   handover and forced refreshes; every endpoint that takes an access_token checks it
 //!   (40001, 42001), and tests can expire or revoke it ([`Sim::expire_access_token`],
 //!   [`Sim::revoke_access_token`]).
+//! - `GET /cgi-bin/token` is the classic getAccessToken most SDKs call by default: a new token
+//!   on every call, the previous one working five more minutes; its tokens work wherever
+//!   stable_token's do.
+//! - `GET /cgi-bin/user/info` gives an official account's follower record with the unionid
+//!   of a bound account ([`Sim::follow_with_unionid`] makes a follower).
 //! - `POST /wxa/business/getuserphonenumber` exchanges a code of the getPhoneNumber button
 //!   ([`Sim::phone_code`]); `GET /wxa/checksession` tells whether a session key is current.
 //! - Per app, a [`UnionidPolicy`] decides when the unionid is told (it says whether the app is
@@ -213,10 +218,10 @@ mod state;
 
 pub use model::{
     ACCESS_TOKEN_OVERLAP_SECS, ACCESS_TOKEN_TTL_SECS, AccessTokenStatus, AppKind, AppRegistration,
-    CHECK_SESSION_PATH, CODE_TTL_SECS, CODE2SESSION_PATH, CallCounts, EndpointCalls, Fault,
-    FaultRule, FaultTarget, Login, OAUTH_ACCESS_TOKEN_PATH, OAuthCode, OAuthScope,
-    PHONE_NUMBER_PATH, PhoneCode, SNS_USERINFO_PATH, STABLE_TOKEN_PATH, SimError, UnionidPolicy,
-    UserInfo, UserInfoRequest,
+    CGI_USER_INFO_PATH, CHECK_SESSION_PATH, CODE_TTL_SECS, CODE2SESSION_PATH, CallCounts,
+    EndpointCalls, Fault, FaultRule, FaultTarget, GET_ACCESS_TOKEN_PATH, Login,
+    OAUTH_ACCESS_TOKEN_PATH, OAuthCode, OAuthScope, PHONE_NUMBER_PATH, PhoneCode,
+    SNS_USERINFO_PATH, STABLE_TOKEN_PATH, SimError, UnionidPolicy, UserInfo, UserInfoRequest,
 };
 pub use server::{SimBuilder, SimHandle, Simulator};
 pub use sim::Sim;

@@ -12,6 +12,10 @@ pub const OAUTH_ACCESS_TOKEN_PATH: &str = "/sns/oauth2/access_token";
 pub const SNS_USERINFO_PATH: &str = "/sns/userinfo";
 /// The path of getStableAccessToken.
 pub const STABLE_TOKEN_PATH: &str = "/cgi-bin/stable_token";
+/// The path of the classic getAccessToken, which replaces the app's token on every call.
+pub const GET_ACCESS_TOKEN_PATH: &str = "/cgi-bin/token";
+/// The path of an official account's follower record (`subscribe`, `unionid`).
+pub const CGI_USER_INFO_PATH: &str = "/cgi-bin/user/info";
 /// The path of the phone number exchange.
 pub const PHONE_NUMBER_PATH: &str = "/wxa/business/getuserphonenumber";
 /// The path of checkSessionKey.

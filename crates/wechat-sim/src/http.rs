@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 
 use crate::model::{
     AccessTokenStatus, AppRegistration, CGI_USER_INFO_PATH, CHECK_SESSION_PATH, CODE2SESSION_PATH,
-    CallCounts, FaultRule, GET_ACCESS_TOKEN_PATH, Login, OAUTH_ACCESS_TOKEN_PATH, OAuthCode, OAuthScope, PHONE_NUMBER_PATH, PhoneCode,
-    SNS_USERINFO_PATH, STABLE_TOKEN_PATH, SimError, UserInfo, UserInfoRequest,
+    CallCounts, FaultRule, GET_ACCESS_TOKEN_PATH, Login, OAUTH_ACCESS_TOKEN_PATH, OAuthCode,
+    OAuthScope, PHONE_NUMBER_PATH, PhoneCode, SNS_USERINFO_PATH, STABLE_TOKEN_PATH, SimError,
+    UserInfo, UserInfoRequest,
 };
 use crate::sim::Sim;
 

@@ -270,8 +270,7 @@ impl State {
     /// A new token, or `None` when the simulator remembers too many live tokens.
     fn issue_token(&mut self, appid: &str, expires_at_ms: i64, now: i64) -> Option<String> {
         if self.access_tokens.len() >= MAX_TOKENS {
-            self.access_tokens
-                .retain(|_, r| r.works_at(now));
+            self.access_tokens.retain(|_, r| r.works_at(now));
             if self.access_tokens.len() >= MAX_TOKENS {
                 return None;
             }
@@ -336,9 +335,9 @@ impl State {
             &tokens.classic_previous,
         ]
         .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
+        .flatten()
+        .cloned()
+        .collect();
         for token in live {
             if let Some(record) = self.access_tokens.get_mut(&token) {
                 record.expires_at_ms = record.expires_at_ms.min(now);

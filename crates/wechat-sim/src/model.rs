@@ -377,8 +377,8 @@ pub enum Fault {
 /// A target naming a code is tried before one naming only an appid, which is tried before one
 /// naming neither (every call).
 /// The appid of a call is the `appid` it sends (code2Session, the OAuth exchange,
-/// stable_token) or the app its access_token belongs to (`sns/userinfo`, phone number,
-/// checksession; none for an unknown token).
+/// stable_token, `cgi-bin/token`) or the app its access_token belongs to (`sns/userinfo`,
+/// `cgi-bin/user/info`, phone number, checksession; none for an unknown token).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultTarget {
     /// Only calls with this appid.

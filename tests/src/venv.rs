@@ -34,7 +34,7 @@ pub fn ensure(root: &Path, venv: &Path, python: &str) -> Result<PathBuf, String>
         run_bounded(
             Command::new(python).args(["-m", "venv"]).arg(venv),
             Duration::from_secs(120),
-            "python3 -m venv",
+            &format!("{python} -m venv"),
         )?;
     }
     eprintln!("venv: installing {} with pip", requirements.display());

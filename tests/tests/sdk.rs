@@ -5,7 +5,7 @@
 //! Without Python or PyPI the test skips with a loud line, except under CI (`CI` set), where it
 //! fails.
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -60,7 +60,11 @@ fn venv_python() -> Option<PathBuf> {
     match wxlink_tests::venv::ensure(&workspace_root(), &venv, &python) {
         Ok(python) => Some(python),
         Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIP sdk::wechatpy_drives_the_simulator_binary: no wechatpy venv: {e}");
+            // Written to stderr directly: libtest captures `eprintln!` of a passing test.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP sdk::wechatpy_drives_the_simulator_binary: no wechatpy venv: {e}"
+            );
             None
         }
         Err(e) => panic!("CI must run the wechatpy test, but the venv cannot be made: {e}"),

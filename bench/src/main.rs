@@ -424,64 +424,9 @@ async fn sections(ctx: &Ctx, kinds: &[DbKind], report: &mut Report) {
 
 // --- the Python peer's venv ---------------------------------------------------------------------
 
-/// Creates target/bench/venv with `python3 -m venv` and installs bench/peer/requirements.txt,
-/// unless it already holds exactly those requirements.
+/// The peer's venv at OUT/venv: the workspace's one venv helper (also used by the SDK test).
 fn ensure_venv(ctx: &Ctx) -> Result<PathBuf, String> {
-    let venv = ctx.out.join("venv");
-    let python = venv.join("bin").join("python");
-    let requirements = ctx.root.join("bench").join("peer").join("requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements)
-        .map_err(|e| format!("{}: {e}", requirements.display()))?;
-    let stamp = venv.join(".wxlink-bench-requirements");
-    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
-        return Ok(python);
-    }
-    if !python.exists() {
-        log(format!("creating the peer's venv at {}", venv.display()));
-        run_bounded(
-            Command::new(&ctx.python).args(["-m", "venv"]).arg(&venv),
-            Duration::from_secs(120),
-            "python3 -m venv",
-        )?;
-    }
-    log("installing the peer's packages (wechatpy, gunicorn, psycopg2-binary) with pip");
-    run_bounded(
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--quiet",
-                "-r",
-            ])
-            .arg(&requirements),
-        Duration::from_secs(600),
-        "pip install",
-    )?;
-    std::fs::write(&stamp, wanted).map_err(|e| format!("{}: {e}", stamp.display()))?;
-    Ok(python)
-}
-
-/// Runs a command to completion within `limit`, killing it after.
-fn run_bounded(cmd: &mut Command, limit: Duration, what: &str) -> Result<(), String> {
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("{what}: cannot start: {e}"))?;
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => return Err(format!("{what} failed ({status})")),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{what} took longer than {limit:?}"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => return Err(format!("{what}: {e}")),
-        }
-    }
+    wxlink_tests::venv::ensure(&ctx.root, &ctx.out.join("venv"), &ctx.python)
 }
 
 // --- decrypt ------------------------------------------------------------------------------------
@@ -780,7 +725,7 @@ async fn start_peer(ctx: &Ctx, name: &str, db: &Db, api_base: &str) -> Result<Ru
     init.arg(peer_dir.join("app.py"))
         .arg("--init-db")
         .envs(env.iter().map(|(k, v)| (k, v)));
-    run_bounded(&mut init, Duration::from_secs(60), "peer --init-db")?;
+    wxlink_tests::run_bounded(&mut init, Duration::from_secs(60), "peer --init-db")?;
     let gunicorn = python.with_file_name("gunicorn");
     let mut cmd = Command::new(gunicorn);
     cmd.arg("app:app")
@@ -894,7 +839,7 @@ async fn scale_section(ctx: &Ctx, kind: DbKind) -> Result<ScaleResult, String> {
         .stdout(std::process::Stdio::null())
         .stderr(migrate_log);
     clean_env(&mut migrate);
-    run_bounded(&mut migrate, Duration::from_secs(60), "wxlink migrate")?;
+    wxlink_tests::run_bounded(&mut migrate, Duration::from_secs(60), "wxlink migrate")?;
 
     let now = unix_now();
     let mut points = Vec::new();

@@ -155,10 +155,20 @@ fn test(tests_only: bool, cargo_args: &[String]) -> Result {
             ]),
         )?;
     }
-    // The black-box tests drive the built binary, so it must exist before they start.
+    // The black-box tests drive the built binaries, so they must exist before they start.
     run(
         "cargo build (wxlink binary)",
         cargo().args(["build", "-p", "wxlink-api", "--bin", "wxlink"]),
+    )?;
+    run(
+        "cargo build (wxlink-wechat-sim binary)",
+        cargo().args([
+            "build",
+            "-p",
+            "wxlink-wechat-sim",
+            "--bin",
+            "wxlink-wechat-sim",
+        ]),
     )?;
 
     let external = std::env::var("WXLINK_TEST_DATABASE_URL").ok();
@@ -177,6 +187,11 @@ fn test(tests_only: bool, cargo_args: &[String]) -> Result {
         .args(cargo_args)
         .env("WXLINK_TEST_DATABASE_URL", &url)
         .env("WXLINK_BIN", project_root().join("target/debug/wxlink"))
+        // tests/tests/sdk.rs drives it with wechatpy (in target/bench/venv).
+        .env(
+            "WXLINK_SIM_BIN",
+            target_dir().join("debug/wxlink-wechat-sim"),
+        )
         // Database tests must not silently skip when the gate runs them.
         .env("WXLINK_REQUIRE_POSTGRES", "1");
     let outcome = run("cargo test", &mut cmd).and_then(|()| {

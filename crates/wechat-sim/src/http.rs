@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::model::{
-    AccessTokenStatus, AppRegistration, CHECK_SESSION_PATH, CODE2SESSION_PATH, CallCounts,
-    FaultRule, Login, OAUTH_ACCESS_TOKEN_PATH, OAuthCode, OAuthScope, PHONE_NUMBER_PATH, PhoneCode,
-    SNS_USERINFO_PATH, STABLE_TOKEN_PATH, SimError, UserInfo, UserInfoRequest,
+    AccessTokenStatus, AppRegistration, CGI_USER_INFO_PATH, CHECK_SESSION_PATH, CODE2SESSION_PATH,
+    CallCounts, FaultRule, GET_ACCESS_TOKEN_PATH, Login, OAUTH_ACCESS_TOKEN_PATH, OAuthCode,
+    OAuthScope, PHONE_NUMBER_PATH, PhoneCode, SNS_USERINFO_PATH, STABLE_TOKEN_PATH, SimError,
+    UserInfo, UserInfoRequest,
 };
 use crate::sim::Sim;
 
@@ -40,6 +41,8 @@ impl Sim {
                 STABLE_TOKEN_PATH,
                 post(wechat::stable_token).get(wechat::require_post),
             )
+            .route(GET_ACCESS_TOKEN_PATH, get(wechat::classic_token))
+            .route(CGI_USER_INFO_PATH, get(wechat::follower_info))
             .route(
                 PHONE_NUMBER_PATH,
                 post(wechat::phone_number).get(wechat::require_post),
@@ -261,6 +264,8 @@ struct FollowRequest {
     openid: String,
     #[serde(default = "yes")]
     following: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unionid: Option<String>,
 }
 
 fn yes() -> bool {
@@ -271,7 +276,14 @@ async fn follow(
     State(sim): State<Sim>,
     ControlJson(request): ControlJson<FollowRequest>,
 ) -> Result<Json<FollowRequest>, SimError> {
-    sim.set_following(&request.appid, &request.openid, request.following)?;
+    sim.with_state(|s| {
+        s.set_following(
+            &request.appid,
+            &request.openid,
+            request.following,
+            request.unionid.as_deref(),
+        )
+    })?;
     Ok(Json(request))
 }
 

@@ -20,6 +20,11 @@
 //!   handover and forced refreshes; every endpoint that takes an access_token checks it
 //!   (40001, 42001), and tests can expire or revoke it ([`Sim::expire_access_token`],
 //!   [`Sim::revoke_access_token`]).
+//! - `GET /cgi-bin/token` is the classic getAccessToken most SDKs call by default: a new token
+//!   on every call, the previous one working five more minutes; its tokens work wherever
+//!   stable_token's do.
+//! - `GET /cgi-bin/user/info` gives an official account's follower record with the unionid
+//!   of a bound account ([`Sim::follow_with_unionid`] makes a follower).
 //! - `POST /wxa/business/getuserphonenumber` exchanges a code of the getPhoneNumber button
 //!   ([`Sim::phone_code`]); `GET /wxa/checksession` tells whether a session key is current.
 //! - Per app, a [`UnionidPolicy`] decides when the unionid is told (it says whether the app is
@@ -107,7 +112,7 @@
 //! | `GET /__sim/access-token?appid=…` | – | [`AccessTokenStatus`]: `{"appid","access_token","expires_in","previous_access_token","force_refreshes_today","force_refresh_calls"}` |
 //! | `POST /__sim/access-token/expire` | `{"appid"}` | `{"ok":true}` (the token now gets 42001) |
 //! | `POST /__sim/access-token/revoke` | `{"appid"}` | `{"ok":true}` (the token now gets 40001) |
-//! | `POST /__sim/follow` | `{"appid","openid","following"?: true}` | the same object |
+//! | `POST /__sim/follow` | `{"appid","openid","following"?: true,"unionid"?}` | the same object |
 //! | `POST /__sim/user-info` | [`UserInfoRequest`]: `{"appid","openid","include_unionid"?: true,"nick_name"?,"watermark_appid"?,"watermark_timestamp"?}` | [`UserInfo`]: `{"encrypted_data","iv","raw_data","signature"}` |
 //! | `POST /__sim/faults` | [`FaultRule`]: `{"appid"?,"code"?,"path"?,"faults":[{"kind":…}],"sticky"?: false}` | 201 `{"ok":true}` |
 //! | `DELETE /__sim/faults` | – | `{"ok":true}` |
@@ -147,6 +152,8 @@
 //! | `GET /sns/oauth2/access_token?appid&secret&code&grant_type=authorization_code` | `{"access_token","expires_in":7200,"refresh_token","openid","scope","unionid"?,"is_snapshotuser":0}` | code2Session's, with `code` for `js_code`; a code of `wx.login` or of another app is 40029 |
 //! | `GET /sns/userinfo?access_token&openid&lang` | `{"openid","nickname","sex","province","city","country","headimgurl","privilege","unionid"?}` | 41001 token missing, 40001 unknown, 42001 expired, 41009 openid missing, 40003 another user's openid, 48001 `api unauthorized` for `snsapi_base` |
 //! | `POST /cgi-bin/stable_token` `{"grant_type","appid","secret","force_refresh"?}` | `{"access_token","expires_in"}` | 47001 `data format error` (not a JSON object, a field of the wrong type), 41002, 40013, 41004, 40125 `invalid appsecret`, 40002 (not `client_credential`), 45009 (21st forced refresh of the day); GET is 43002 |
+//! | `GET /cgi-bin/token?grant_type&appid&secret` | `{"access_token","expires_in":7200}`, a new token each call | 41002, 40013, 41004, 40001 `invalid credential, appsecret is invalid`, 40002 (not `client_credential`) |
+//! | `GET /cgi-bin/user/info?access_token&openid&lang` | a follower: `{"subscribe":1,"openid","language","subscribe_time","unionid"?,"remark","groupid","tagid_list","subscribe_scene","qr_scene","qr_scene_str"}`; a known non-follower: `{"subscribe":0,"openid"}` | token (41001, 40001, 42001), 48001 for a token of an app that is not an official account, 40003 `invalid openid` for a missing or unknown openid |
 //! | `POST /wxa/business/getuserphonenumber?access_token` `{"code","openid"?}` | `{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber","purePhoneNumber","countryCode","watermark":{"timestamp","appid"}}}` | token (41001, 40001, 42001), 48001 for a token of an app that is not a mini program, 47001, 41008 code missing, 40003 `invalid openid` when `openid` is not the code's user (the code is not spent), 40029 for a code unknown, expired, of another app or already used; GET is 43002 |
 //! | `GET /wxa/checksession?access_token&openid&signature&sig_method` | `{"errcode":0,"errmsg":"ok"}` | token (41001, 40001, 42001), 48001 as above, 87008 `invalid sig_method` unless `hmac_sha256`, 41009 openid missing, 40003 unknown user, 87009 `invalid signature` unless the signature is `hmac_sha256(current session_key, "")` in hex |
 //!
@@ -171,14 +178,22 @@
 //! 30 s of the previous forced refresh does not refresh: it answers the current token like
 //! normal mode.
 //! [`Sim::expire_access_token`] and [`Sim::revoke_access_token`] make the app's tokens answer
-//! 42001 and 40001 at once; [`Sim::access_token_status`] shows the tokens and counts forced
-//! refreshes.
+//! 42001 and 40001 at once (the classic tokens below too); [`Sim::access_token_status`] shows
+//! the stable tokens and counts forced refreshes.
+//!
+//! # The classic getAccessToken
+//!
+//! `GET /cgi-bin/token` ([`GET_ACCESS_TOKEN_PATH`]) issues a new 7200 s token on every call, as
+//! WeChat does: the previous one keeps working for five more minutes and then answers 40001
+//! (`… not latest`), and the one before it stops at once. Its tokens and stable_token's do not
+//! affect each other and work at the same endpoints.
 //!
 //! # Faults and counters on every endpoint
 //!
 //! Every WeChat endpoint is counted under its path ([`CODE2SESSION_PATH`],
 //! [`OAUTH_ACCESS_TOKEN_PATH`], [`SNS_USERINFO_PATH`], [`STABLE_TOKEN_PATH`],
-//! [`PHONE_NUMBER_PATH`], [`CHECK_SESSION_PATH`]) and appid: the `appid` sent, or for calls
+//! [`GET_ACCESS_TOKEN_PATH`], [`CGI_USER_INFO_PATH`], [`PHONE_NUMBER_PATH`],
+//! [`CHECK_SESSION_PATH`]) and appid: the `appid` sent, or for calls
 //! with an access_token the app of that token (empty for an unknown one).
 //! Faults match on the same appid, on the code (js_code, OAuth code, phone code) and, with
 //! [`FaultTarget::at_path`], on the endpoint; a fault without a path plays on whichever
@@ -213,10 +228,10 @@ mod state;
 
 pub use model::{
     ACCESS_TOKEN_OVERLAP_SECS, ACCESS_TOKEN_TTL_SECS, AccessTokenStatus, AppKind, AppRegistration,
-    CHECK_SESSION_PATH, CODE_TTL_SECS, CODE2SESSION_PATH, CallCounts, EndpointCalls, Fault,
-    FaultRule, FaultTarget, Login, OAUTH_ACCESS_TOKEN_PATH, OAuthCode, OAuthScope,
-    PHONE_NUMBER_PATH, PhoneCode, SNS_USERINFO_PATH, STABLE_TOKEN_PATH, SimError, UnionidPolicy,
-    UserInfo, UserInfoRequest,
+    CGI_USER_INFO_PATH, CHECK_SESSION_PATH, CODE_TTL_SECS, CODE2SESSION_PATH, CallCounts,
+    EndpointCalls, Fault, FaultRule, FaultTarget, GET_ACCESS_TOKEN_PATH, Login,
+    OAUTH_ACCESS_TOKEN_PATH, OAuthCode, OAuthScope, PHONE_NUMBER_PATH, PhoneCode,
+    SNS_USERINFO_PATH, STABLE_TOKEN_PATH, SimError, UnionidPolicy, UserInfo, UserInfoRequest,
 };
 pub use server::{SimBuilder, SimHandle, Simulator};
 pub use sim::Sim;

@@ -12,6 +12,10 @@ pub const OAUTH_ACCESS_TOKEN_PATH: &str = "/sns/oauth2/access_token";
 pub const SNS_USERINFO_PATH: &str = "/sns/userinfo";
 /// The path of getStableAccessToken.
 pub const STABLE_TOKEN_PATH: &str = "/cgi-bin/stable_token";
+/// The path of the classic getAccessToken, which replaces the app's token on every call.
+pub const GET_ACCESS_TOKEN_PATH: &str = "/cgi-bin/token";
+/// The path of an official account's follower record (`subscribe`, `unionid`).
+pub const CGI_USER_INFO_PATH: &str = "/cgi-bin/user/info";
 /// The path of the phone number exchange.
 pub const PHONE_NUMBER_PATH: &str = "/wxa/business/getuserphonenumber";
 /// The path of checkSessionKey.
@@ -373,8 +377,8 @@ pub enum Fault {
 /// A target naming a code is tried before one naming only an appid, which is tried before one
 /// naming neither (every call).
 /// The appid of a call is the `appid` it sends (code2Session, the OAuth exchange,
-/// stable_token) or the app its access_token belongs to (`sns/userinfo`, phone number,
-/// checksession; none for an unknown token).
+/// stable_token, `cgi-bin/token`) or the app its access_token belongs to (`sns/userinfo`,
+/// `cgi-bin/user/info`, phone number, checksession; none for an unknown token).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultTarget {
     /// Only calls with this appid.

@@ -184,6 +184,22 @@ impl Sim {
         self.set_following(appid, openid, true)
     }
 
+    /// Marks a user as following an official account, with the unionid the person has on the
+    /// Open Platform: `GET /cgi-bin/user/info` then answers `subscribe: 1` with that unionid
+    /// when the account is bound (its [`UnionidPolicy`] is not `Never`).
+    ///
+    /// # Errors
+    ///
+    /// As [`follow`](Self::follow).
+    pub fn follow_with_unionid(
+        &self,
+        appid: &str,
+        openid: &str,
+        unionid: &str,
+    ) -> Result<(), SimError> {
+        self.with_state(|s| s.set_following(appid, openid, true, Some(unionid)))
+    }
+
     /// Sets whether a user follows the official account.
     ///
     /// # Errors
@@ -195,7 +211,7 @@ impl Sim {
         openid: &str,
         following: bool,
     ) -> Result<(), SimError> {
-        self.with_state(|s| s.set_following(appid, openid, following))
+        self.with_state(|s| s.set_following(appid, openid, following, None))
     }
 
     /// Plays `wx.getUserInfo` for a user: the encrypted data, iv, rawData and signature under

@@ -3,15 +3,18 @@
 //!
 //! This module holds the apps, users, codes, faults, counters and clock, and code2Session;
 //! its children hold the other endpoints: `oauth` (the OAuth exchange and `sns/userinfo`),
-//! `tokens` (stable_token and the access_token check), `mini` (phone number, checksession).
+//! `tokens` (stable_token, getAccessToken and the access_token check), `mini` (phone number,
+//! checksession), `account` (an official account's `cgi-bin/user/info`).
 
+mod account;
 mod mini;
 mod oauth;
 mod tokens;
 
+pub(crate) use account::FollowerQuery;
 pub(crate) use mini::{CheckSessionQuery, PhoneNumberBody};
 pub(crate) use oauth::UserInfoQuery;
-pub(crate) use tokens::StableTokenBody;
+pub(crate) use tokens::{StableTokenBody, TokenQuery};
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -56,6 +59,8 @@ struct App {
 struct User {
     unionid: Option<String>,
     following: bool,
+    /// When the user last followed the official account (simulator clock, Unix seconds).
+    followed_at_s: i64,
     session_key: Option<String>,
 }
 
@@ -284,15 +289,28 @@ impl State {
         Ok((issued.openid.clone(), issued.purpose.clone()))
     }
 
+    /// Sets whether a user follows; `unionid` sets the person's unionid as `login` does.
     pub(crate) fn set_following(
         &mut self,
         appid: &str,
         openid: &str,
         following: bool,
+        unionid: Option<&str>,
     ) -> Result<(), SimError> {
         self.require_app(appid)?;
         check_id("openid", openid)?;
-        self.user_entry(appid, openid)?.following = following;
+        if let Some(unionid) = unionid {
+            check_id("unionid", unionid)?;
+        }
+        let now_s = self.now_ms() / 1000;
+        let user = self.user_entry(appid, openid)?;
+        if following && !user.following {
+            user.followed_at_s = now_s;
+        }
+        user.following = following;
+        if let Some(unionid) = unionid {
+            user.unionid = Some(unionid.to_owned());
+        }
         Ok(())
     }
 

@@ -12,13 +12,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use crate::model::{
-    CHECK_SESSION_PATH, CODE2SESSION_PATH, Fault, OAUTH_ACCESS_TOKEN_PATH, PHONE_NUMBER_PATH,
-    SNS_USERINFO_PATH, STABLE_TOKEN_PATH,
+    CGI_USER_INFO_PATH, CHECK_SESSION_PATH, CODE2SESSION_PATH, Fault, GET_ACCESS_TOKEN_PATH,
+    OAUTH_ACCESS_TOKEN_PATH, PHONE_NUMBER_PATH, SNS_USERINFO_PATH, STABLE_TOKEN_PATH,
 };
 use crate::sim::Sim;
 use crate::state::{
-    self, Answer, CallKey, CheckSessionQuery, Code2SessionQuery, MAX_DELAY_MS, PhoneNumberBody,
-    StableTokenBody, UserInfoQuery,
+    self, Answer, CallKey, CheckSessionQuery, Code2SessionQuery, FollowerQuery, MAX_DELAY_MS,
+    PhoneNumberBody, StableTokenBody, TokenQuery, UserInfoQuery,
 };
 
 /// How `sns/*` answers: JSON as `text/plain`, as code2Session is observed to do.
@@ -176,6 +176,45 @@ pub(super) async fn stable_token(State(sim): State<Sim>, body: Bytes) -> Respons
             Some(body) => s.stable_token(body),
             None => data_format_error(),
         },
+    )
+    .await
+}
+
+pub(super) async fn classic_token(
+    State(sim): State<Sim>,
+    query: Result<Query<Pairs>, QueryRejection>,
+) -> Response {
+    let pairs = pairs(query);
+    let query = TokenQuery {
+        grant_type: param(&pairs, "grant_type"),
+        appid: param(&pairs, "appid"),
+        secret: param(&pairs, "secret"),
+    };
+    play(
+        &sim,
+        GET_ACCESS_TOKEN_PATH,
+        APPLICATION_JSON,
+        |_| (query.appid.clone(), None),
+        |s| s.classic_token(&query),
+    )
+    .await
+}
+
+pub(super) async fn follower_info(
+    State(sim): State<Sim>,
+    query: Result<Query<Pairs>, QueryRejection>,
+) -> Response {
+    let pairs = pairs(query);
+    let query = FollowerQuery {
+        access_token: param(&pairs, "access_token"),
+        openid: param(&pairs, "openid"),
+    };
+    play(
+        &sim,
+        CGI_USER_INFO_PATH,
+        APPLICATION_JSON,
+        |s| (s.access_token_appid(&query.access_token), None),
+        |s| s.follower_info(&query),
     )
     .await
 }

@@ -8,6 +8,11 @@
 //! A forced refresh kills the current and previous tokens at once and issues a new one; it is
 //! allowed 20 times a Beijing-time day (45009 past that) and, as WeChat documents ("否则不会刷新"),
 //! one within 30 s of the previous forced refresh does not refresh: it answers like normal mode.
+//!
+//! The classic getAccessToken (`GET /cgi-bin/token`) is separate: every call issues a new token
+//! for 7200 s, the previous one keeps working for five more minutes (then 40001, "not latest"),
+//! and the one before that stops at once.
+//! Neither kind of token affects the other, as WeChat documents.
 
 use serde_json::json;
 
@@ -36,6 +41,14 @@ pub(super) struct TokenRecord {
     expires_at_ms: i64,
     /// Killed by a forced refresh or a revocation: 40001 from then on.
     revoked: bool,
+    /// A classic token replaced by a newer one: 40001 from this time on.
+    replaced_at_ms: Option<i64>,
+}
+
+impl TokenRecord {
+    fn works_at(&self, now: i64) -> bool {
+        !self.revoked && now < self.expires_at_ms && self.replaced_at_ms.is_none_or(|at| now < at)
+    }
 }
 
 /// An app's stable_token state.
@@ -49,6 +62,9 @@ pub(super) struct AppTokens {
     last_force_ms: Option<i64>,
     /// Calls with `force_refresh: true`, whatever the outcome; reset with the call counters.
     pub(super) force_refresh_calls: u64,
+    /// The latest token of `GET /cgi-bin/token`, and the one it replaced.
+    classic: Option<String>,
+    classic_previous: Option<String>,
 }
 
 /// The JSON body of a stable_token call, read leniently: a field of the wrong type is `Err`.
@@ -58,6 +74,14 @@ pub(crate) struct StableTokenBody {
     pub(crate) appid: Option<String>,
     pub(crate) secret: Option<String>,
     pub(crate) force_refresh: bool,
+}
+
+/// The query of a `GET /cgi-bin/token` call; absent parameters are `None`.
+#[derive(Debug, Default)]
+pub(crate) struct TokenQuery {
+    pub(crate) grant_type: Option<String>,
+    pub(crate) appid: Option<String>,
+    pub(crate) secret: Option<String>,
 }
 
 impl State {
@@ -70,6 +94,9 @@ impl State {
         match self.access_tokens.get(token) {
             None => Err(errcode(40001, NOT_LATEST)),
             Some(record) if record.revoked => Err(errcode(40001, NOT_LATEST)),
+            Some(record) if record.replaced_at_ms.is_some_and(|at| self.now_ms() >= at) => {
+                Err(errcode(40001, NOT_LATEST))
+            }
             Some(record) if self.now_ms() >= record.expires_at_ms => {
                 Err(errcode(42001, "access_token expired"))
             }
@@ -92,23 +119,21 @@ impl State {
 
     /// `POST /cgi-bin/stable_token`.
     pub(crate) fn stable_token(&mut self, body: &StableTokenBody) -> Answer {
-        let Some(appid) = present(&body.appid) else {
-            return errcode(41002, "appid missing");
+        let wrong_secret = (40125, "invalid appsecret");
+        let appid = match self.checked_credential(
+            &body.appid,
+            &body.secret,
+            &body.grant_type,
+            wrong_secret,
+        ) {
+            Ok(appid) => appid,
+            Err(answer) => return answer,
         };
-        let Some(app) = self.apps.get(appid) else {
-            return errcode(40013, "invalid appid");
-        };
-        let Some(secret) = present(&body.secret) else {
-            return errcode(41004, "appsecret missing");
-        };
-        if secret != app.secret {
-            return errcode(40125, "invalid appsecret");
-        }
-        if body.grant_type.as_deref() != Some("client_credential") {
-            return errcode(40002, "invalid grant_type");
-        }
         let now = self.now_ms();
         if body.force_refresh {
+            let Some(app) = self.apps.get(&appid) else {
+                return errcode(40013, "invalid appid");
+            };
             let tokens = &app.tokens;
             let spaced = tokens
                 .last_force_ms
@@ -123,12 +148,72 @@ impl State {
                 if today >= FORCE_REFRESH_DAILY_LIMIT {
                     return errcode(45009, "reach max api daily quota limit");
                 }
-                let appid = appid.to_owned();
                 return self.force_refresh(&appid, now, day, today);
             }
         }
-        let appid = appid.to_owned();
         self.normal_token(&appid, now)
+    }
+
+    /// WeChat's checks of a client credential, in its order: appid, secret, grant_type.
+    /// Returns the appid; a wrong secret gets `wrong_secret`, which differs by endpoint.
+    fn checked_credential(
+        &self,
+        appid: &Option<String>,
+        secret: &Option<String>,
+        grant_type: &Option<String>,
+        wrong_secret: (i64, &str),
+    ) -> Result<String, Answer> {
+        let Some(appid) = present(appid) else {
+            return Err(errcode(41002, "appid missing"));
+        };
+        let Some(app) = self.apps.get(appid) else {
+            return Err(errcode(40013, "invalid appid"));
+        };
+        let Some(secret) = present(secret) else {
+            return Err(errcode(41004, "appsecret missing"));
+        };
+        if secret != app.secret {
+            return Err(errcode(wrong_secret.0, wrong_secret.1));
+        }
+        if grant_type.as_deref() != Some("client_credential") {
+            return Err(errcode(40002, "invalid grant_type"));
+        }
+        Ok(appid.to_owned())
+    }
+
+    /// `GET /cgi-bin/token`: a new token on every call; the previous one works five more
+    /// minutes, the one before it no longer.
+    pub(crate) fn classic_token(&mut self, query: &TokenQuery) -> Answer {
+        // getAccessToken's page documents 40001 for a wrong AppSecret (stable_token: 40125).
+        let wrong_secret = (40001, "invalid credential, appsecret is invalid");
+        let appid = match self.checked_credential(
+            &query.appid,
+            &query.secret,
+            &query.grant_type,
+            wrong_secret,
+        ) {
+            Ok(appid) => appid,
+            Err(answer) => return answer,
+        };
+        let now = self.now_ms();
+        let expires_at_ms = now + TTL_MS;
+        let Some(token) = self.issue_token(&appid, expires_at_ms, now) else {
+            return errcode(-1, "system error");
+        };
+        let Some(tokens) = self.tokens_mut(&appid) else {
+            return errcode(40013, "invalid appid");
+        };
+        let gone = tokens.classic_previous.take();
+        let replaced = tokens.classic.replace(token.clone());
+        tokens.classic_previous.clone_from(&replaced);
+        if let Some(record) = gone.and_then(|t| self.access_tokens.get_mut(&t)) {
+            record.revoked = true;
+        }
+        if let Some(record) = replaced.and_then(|t| self.access_tokens.get_mut(&t)) {
+            let end = now.saturating_add(OVERLAP_MS);
+            record.replaced_at_ms = Some(record.replaced_at_ms.map_or(end, |at| at.min(end)));
+        }
+        token_answer(&token, expires_at_ms, now)
     }
 
     /// Normal mode: the current token, renewed within its last five minutes.
@@ -185,8 +270,7 @@ impl State {
     /// A new token, or `None` when the simulator remembers too many live tokens.
     fn issue_token(&mut self, appid: &str, expires_at_ms: i64, now: i64) -> Option<String> {
         if self.access_tokens.len() >= MAX_TOKENS {
-            self.access_tokens
-                .retain(|_, r| !r.revoked && r.expires_at_ms > now);
+            self.access_tokens.retain(|_, r| r.works_at(now));
             if self.access_tokens.len() >= MAX_TOKENS {
                 return None;
             }
@@ -199,6 +283,7 @@ impl State {
                 appid: appid.to_owned(),
                 expires_at_ms,
                 revoked: false,
+                replaced_at_ms: None,
             },
         );
         Some(token)
@@ -212,7 +297,8 @@ impl State {
             Previous => tokens.previous.as_ref(),
         }?;
         let record = self.access_tokens.get(token)?;
-        (!record.revoked && now < record.expires_at_ms)
+        record
+            .works_at(now)
             .then(|| (token.clone(), record.expires_at_ms))
     }
 
@@ -237,15 +323,21 @@ impl State {
 
     // --- control ------------------------------------------------------------------------------
 
-    /// Makes the app's current and previous tokens expired now (42001 from now on).
+    /// Makes the app's current and previous tokens (of both endpoints) expired now (42001 from
+    /// now on).
     pub(crate) fn expire_access_token(&mut self, appid: &str) -> Result<(), SimError> {
         let now = self.now_ms();
         let tokens = &self.require_app(appid)?.tokens;
-        let live: Vec<String> = [&tokens.current, &tokens.previous]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let live: Vec<String> = [
+            &tokens.current,
+            &tokens.previous,
+            &tokens.classic,
+            &tokens.classic_previous,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
         for token in live {
             if let Some(record) = self.access_tokens.get_mut(&token) {
                 record.expires_at_ms = record.expires_at_ms.min(now);
@@ -255,10 +347,19 @@ impl State {
     }
 
     /// Revokes the app's current and previous tokens (40001 from now on), as a forced refresh
-    /// by someone else would.
+    /// by someone else would, and its classic tokens, as a rival's `cgi-bin/token` calls would.
     pub(crate) fn revoke_access_token(&mut self, appid: &str) -> Result<(), SimError> {
         self.require_app(appid)?;
         self.revoke_tokens(appid);
+        let Some(tokens) = self.tokens_mut(appid) else {
+            return Ok(());
+        };
+        let classic = [tokens.classic.take(), tokens.classic_previous.take()];
+        for token in classic.into_iter().flatten() {
+            if let Some(record) = self.access_tokens.get_mut(&token) {
+                record.revoked = true;
+            }
+        }
         Ok(())
     }
 
@@ -395,6 +496,59 @@ mod tests {
         assert_eq!(errcode_of(&answer), None, "a new day");
         let status = state.access_token_status("wx1").expect("status");
         assert_eq!(status.force_refreshes_today, 1);
+    }
+
+    fn classic(state: &mut State, secret: &str) -> Answer {
+        state.classic_token(&TokenQuery {
+            grant_type: Some("client_credential".into()),
+            appid: Some("wx1".into()),
+            secret: Some(secret.into()),
+        })
+    }
+
+    #[test]
+    fn classic_tokens_replace_each_other_after_five_minutes() {
+        let mut state = state_with_app(UnionidPolicy::Always);
+        let (stable, _) = issued(&state.stable_token(&body(false)));
+        let (first, expires_in) = issued(&classic(&mut state, "s"));
+        assert_eq!(expires_in, 7200);
+        let (second, _) = issued(&classic(&mut state, "s"));
+        assert_ne!(second, first);
+        assert_eq!(check(&state, &first), None, "five minutes of overlap");
+        state.advance_clock(Duration::from_secs(299));
+        assert_eq!(check(&state, &first), None);
+        state.advance_clock(Duration::from_secs(1));
+        assert_eq!(check(&state, &first), Some(40001), "not latest");
+        assert_eq!(check(&state, &second), None);
+        let (third, _) = issued(&classic(&mut state, "s"));
+        let (_fourth, _) = issued(&classic(&mut state, "s"));
+        assert_eq!(check(&state, &second), Some(40001), "two calls later");
+        assert_eq!(check(&state, &third), None);
+        assert_eq!(check(&state, &stable), None, "stable tokens are separate");
+        state.advance_clock(Duration::from_secs(7200));
+        assert_eq!(check(&state, &stable), Some(42001));
+    }
+
+    #[test]
+    fn classic_checks_and_revocation() {
+        let mut state = state_with_app(UnionidPolicy::Always);
+        assert_eq!(errcode_of(&classic(&mut state, "bad")), Some(40001));
+        let mut query = TokenQuery {
+            grant_type: Some("authorization_code".into()),
+            appid: Some("wx1".into()),
+            secret: Some("s".into()),
+        };
+        assert_eq!(errcode_of(&state.classic_token(&query)), Some(40002));
+        query.appid = Some("wx2".into());
+        assert_eq!(errcode_of(&state.classic_token(&query)), Some(40013));
+        query.appid = None;
+        assert_eq!(errcode_of(&state.classic_token(&query)), Some(41002));
+        let (token, _) = issued(&classic(&mut state, "s"));
+        state.revoke_access_token("wx1").expect("revoke");
+        assert_eq!(check(&state, &token), Some(40001));
+        let (token, _) = issued(&classic(&mut state, "s"));
+        state.expire_access_token("wx1").expect("expire");
+        assert_eq!(check(&state, &token), Some(42001));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! This file holds code2Session, faults, counters, user info, the control API and hosting;
 //! the modules hold the other endpoints.
 
+mod classic;
 mod mini_program;
 mod oauth;
 mod tokens;

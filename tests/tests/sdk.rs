@@ -1,0 +1,217 @@
+//! The simulator under an SDK nobody here wrote: wechatpy (from PyPI, in the venv the benchmark
+//! uses) drives the `wxlink-wechat-sim` binary through code2Session, a reused code, the classic
+//! access token and checkSessionKey, so that "point your SDK at it" is checked, not assumed.
+//!
+//! Without Python or PyPI the test skips with a loud line, except under CI (`CI` set), where it
+//! fails.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const APPID: &str = "wxsdk0000000000001";
+const SECRET: &str = "sdk-secret";
+/// A generous bound for one run of the script (it makes nine calls on loopback).
+const SCRIPT_LIMIT: Duration = Duration::from_secs(60);
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace root")
+        .to_path_buf()
+}
+
+/// The target directory's profile folder (`target/debug`), from this test binary's path
+/// (`target/debug/deps/sdk-…`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The simulator binary: `WXLINK_SIM_BIN`, else the one beside this test's profile.
+fn sim_bin() -> PathBuf {
+    let path = std::env::var_os("WXLINK_SIM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| profile_dir().join("wxlink-wechat-sim"));
+    assert!(
+        path.is_file(),
+        "no simulator binary at {}: build it first: cargo build -p wxlink-wechat-sim \
+         (cargo xtask test does)",
+        path.display()
+    );
+    path
+}
+
+/// The venv's python, or `None` (after a loud line) when it cannot be made outside CI.
+fn venv_python() -> Option<PathBuf> {
+    let python = std::env::var("WXLINK_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let venv = profile_dir()
+        .parent()
+        .expect("target/<profile> has a parent")
+        .join("bench")
+        .join("venv");
+    match wxlink_tests::venv::ensure(&workspace_root(), &venv, &python) {
+        Ok(python) => Some(python),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            // Written to stderr directly: libtest captures `eprintln!` of a passing test.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP sdk::wechatpy_drives_the_simulator_binary: no wechatpy venv: {e}"
+            );
+            None
+        }
+        Err(e) => panic!("CI must run the wechatpy test, but the venv cannot be made: {e}"),
+    }
+}
+
+/// The simulator process, killed on drop.
+struct SimProcess {
+    child: Child,
+    base: String,
+}
+
+impl SimProcess {
+    fn start() -> Self {
+        let mut child = Command::new(sim_bin())
+            .args(["--bind", "127.0.0.1:0", "--app"])
+            .arg(format!("{APPID}:{SECRET}:always"))
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the simulator binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30));
+        let mut sim = Self {
+            child,
+            base: String::new(),
+        };
+        sim.base = line
+            .expect("the simulator prints its base URL")
+            .trim()
+            .to_owned();
+        assert!(sim.base.starts_with("http://127.0.0.1:"), "{}", sim.base);
+        sim
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn control(method: reqwest::Method, url: String, body: Option<Value>) -> Value {
+    let mut request = reqwest::Client::new().request(method, url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the control API answers");
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.expect("a JSON body")
+}
+
+/// Runs the wechatpy script against the simulator and returns what it printed.
+fn run_script(python: &Path, base: &str, code: &str) -> Value {
+    let out = tempfile::NamedTempFile::new().expect("a temp file");
+    let err = tempfile::NamedTempFile::new().expect("a temp file");
+    let mut cmd = Command::new(python);
+    cmd.arg(workspace_root().join("tests/sdk/wechatpy_flow.py"))
+        .env("SIM_BASE", base)
+        .env("SIM_APPID", APPID)
+        .env("SIM_SECRET", SECRET)
+        .env("SIM_CODE", code)
+        // Loopback must not go through a proxy of the caller's.
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env("NO_PROXY", "*")
+        .stdin(Stdio::null())
+        .stdout(out.reopen().expect("reopen"))
+        .stderr(err.reopen().expect("reopen"));
+    let outcome = wxlink_tests::run_bounded(&mut cmd, SCRIPT_LIMIT, "wechatpy_flow.py");
+    let stdout = std::fs::read_to_string(out.path()).unwrap_or_default();
+    let stderr = std::fs::read_to_string(err.path()).unwrap_or_default();
+    if let Err(e) = outcome {
+        panic!("{e}\nstdout: {stdout}\nstderr: {stderr}");
+    }
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("the script printed no JSON ({e}): {stdout}\n{stderr}"))
+}
+
+#[tokio::test]
+async fn wechatpy_drives_the_simulator_binary() {
+    let Some(python) = tokio::task::spawn_blocking(venv_python)
+        .await
+        .expect("join")
+    else {
+        return;
+    };
+    let sim = SimProcess::start();
+    let login = control(
+        reqwest::Method::POST,
+        format!("{}/__sim/login", sim.base),
+        Some(json!({ "appid": APPID, "openid": "o-sdk", "unionid": "u-sdk" })),
+    )
+    .await;
+    let code = login["code"].as_str().expect("a code").to_owned();
+    let base = sim.base.clone();
+    let out = tokio::task::spawn_blocking(move || run_script(&python, &base, &code))
+        .await
+        .expect("join");
+
+    let session = &out["code2session"];
+    assert_eq!(session["openid"], "o-sdk", "{out}");
+    assert_eq!(session["session_key"], login["session_key"]);
+    assert_eq!(session["unionid"], "u-sdk");
+    assert_eq!(
+        out["code_reused"]["errcode"], 40163,
+        "wechatpy raises WeChatClientException with WeChat's errcode: {out}"
+    );
+    let first_token = out["token_for_code2session"].as_str().expect("a token");
+    let fetched = &out["fetch_access_token"];
+    assert_eq!(fetched["expires_in"], 7200);
+    assert_ne!(fetched["access_token"].as_str(), Some(first_token));
+    assert_eq!(out["checksession"]["result"]["errcode"], 0, "{out}");
+    assert_eq!(out["checksession_wrong_key"]["errcode"], 87009, "{out}");
+    assert_eq!(
+        out["checksession_after_revoke"]["result"]["errcode"], 0,
+        "wechatpy renews a revoked token and retries: {out}"
+    );
+    assert_eq!(out["token_renewed"], true);
+
+    let calls = control(
+        reqwest::Method::GET,
+        format!("{}/__sim/calls", sim.base),
+        None,
+    )
+    .await;
+    let total = |path: &str| calls[path]["total"].as_u64().unwrap_or(0);
+    assert_eq!(
+        total("/cgi-bin/token"),
+        3,
+        "first use, fetch, renewal: {calls}"
+    );
+    assert_eq!(total("/sns/jscode2session"), 2, "{calls}");
+    assert_eq!(
+        total("/wxa/checksession"),
+        4,
+        "the 40001 and its retry: {calls}"
+    );
+}

@@ -1,13 +1,21 @@
 //! Rate limits against abuse: per client IP on the endpoints that reach WeChat or decrypt, and
-//! per appid on login (a flood of bogus codes would burn the app's WeChat minute quota for
-//! everyone). The defaults are far above what real users do — a mini program's launch burst,
-//! many users behind one carrier NAT — so they stop floods, not people.
+//! per appid on every call to WeChat made for a client (a flood of bogus codes or of
+//! undecryptable user data would burn the app's WeChat minute quota for everyone). The defaults
+//! are far above what real users do — a mini program's launch burst, many users behind one
+//! carrier NAT — so they stop floods, not people.
+//!
+//! A client is keyed by its IPv4 address or its IPv6 /64 (one subscriber gets a whole /64, so
+//! a per-address limit would give each of them 2^64 budgets). Behind trusted proxies the client
+//! is the right-most `X-Forwarded-For` entry that is not a proxy: entries further left are
+//! whatever the client chose to send.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 
+use axum::http::HeaderMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
 use wxlink_domain::AppId;
 
 use crate::config::RateLimitSettings;
@@ -19,15 +27,89 @@ pub struct RateLimits {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_app: Option<DefaultKeyedRateLimiter<AppId>>,
     exempt_loopback: bool,
-    /// Whether the client address comes from `X-Forwarded-For` (set by a trusted proxy).
-    pub trust_x_forwarded_for: bool,
+    trusted_proxies: Vec<IpNet>,
     clock: DefaultClock,
+}
+
+/// Who sent a request, as far as the limits are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr {
+    /// The address.
+    pub ip: IpAddr,
+    /// Whether it was learned from `X-Forwarded-For` (then it is never exempt as loopback).
+    pub forwarded: bool,
 }
 
 fn quota(per_minute: u32, burst: u32) -> Option<Quota> {
     let per_minute = NonZeroU32::new(per_minute)?;
     let burst = NonZeroU32::new(burst).unwrap_or(per_minute);
     Some(Quota::per_minute(per_minute).allow_burst(burst))
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+/// The key a client is limited by: its IPv4 address, or the /64 of its IPv6 address.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(
+            u128::from(v6) & 0xffff_ffff_ffff_ffff_0000_0000_0000_0000,
+        )),
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port (`1.2.3.4:5`, `[::1]:5`).
+fn parse_forwarded(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        .map(canonical)
+}
+
+/// The client behind `peer`: the peer itself unless it is a trusted proxy; then, walking
+/// `X-Forwarded-For` from the right, the first entry that is not a trusted proxy. When every
+/// entry is a trusted proxy the left-most is the client; a malformed entry ends the walk (what
+/// lies left of it was not written by a proxy we trust) and the last good entry counts.
+pub fn client_addr(peer: IpAddr, forwarded_for: &HeaderMap, trusted: &[IpNet]) -> ClientAddr {
+    let peer = canonical(peer);
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return ClientAddr {
+            ip: peer,
+            forwarded: false,
+        };
+    }
+    let entries: Vec<&str> = forwarded_for
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""))
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = ClientAddr {
+        ip: peer,
+        forwarded: false,
+    };
+    for entry in entries.iter().rev() {
+        let Some(ip) = parse_forwarded(entry) else {
+            break;
+        };
+        client = ClientAddr {
+            ip,
+            forwarded: true,
+        };
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
 }
 
 impl RateLimits {
@@ -42,30 +124,36 @@ impl RateLimits {
                 .filter(|_| enabled)
                 .map(RateLimiter::keyed),
             exempt_loopback: settings.exempt_loopback,
-            trust_x_forwarded_for: settings.trust_x_forwarded_for,
+            // Validated at start-up; a test that builds settings by hand gets what parses.
+            trusted_proxies: settings.proxy_networks().unwrap_or_default(),
             clock: DefaultClock::default(),
         }
     }
 
-    /// Count one request from `ip`.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
-        if self.exempt_loopback && ip.is_loopback() {
+    /// The client of a request from `peer` with these headers.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddr {
+        client_addr(peer, headers, &self.trusted_proxies)
+    }
+
+    /// Count one request from `client`.
+    pub fn check_ip(&self, client: ClientAddr) -> Result<(), ApiError> {
+        if self.exempt_loopback && !client.forwarded && client.ip.is_loopback() {
             return Ok(());
         }
         match &self.per_ip {
             Some(limiter) => limiter
-                .check_key(&ip)
+                .check_key(&limit_key(client.ip))
                 .map_err(|not_until| self.refused(not_until.wait_time_from(self.clock.now()))),
             None => Ok(()),
         }
     }
 
-    /// Count one login for `app`.
-    pub fn check_app(&self, app: &AppId) -> Result<(), ApiError> {
+    /// Count one call to WeChat for `app`.
+    pub fn check_app(&self, app: &AppId) -> Result<(), RetryAfter> {
         match &self.per_app {
             Some(limiter) => limiter
                 .check_key(app)
-                .map_err(|not_until| self.refused(not_until.wait_time_from(self.clock.now()))),
+                .map_err(|not_until| retry_after(not_until.wait_time_from(self.clock.now()))),
             None => Ok(()),
         }
     }
@@ -82,9 +170,17 @@ impl RateLimits {
     }
 
     fn refused(&self, wait: std::time::Duration) -> ApiError {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        ApiError::rate_limited(secs.max(1))
+        ApiError::rate_limited(retry_after(wait).0)
     }
+}
+
+/// Whole seconds until a refused key may try again (at least 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAfter(pub u64);
+
+fn retry_after(wait: std::time::Duration) -> RetryAfter {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    RetryAfter(secs.max(1))
 }
 
 #[cfg(test)]

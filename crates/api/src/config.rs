@@ -362,7 +362,10 @@ impl Settings {
             return Err(invalid("server.max_body_bytes", "must be positive"));
         }
         for (key, value) in [
-            ("server.header_read_timeout_ms", self.server.header_read_timeout_ms),
+            (
+                "server.header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+            ),
             ("server.request_timeout_ms", self.server.request_timeout_ms),
         ] {
             if value == 0 {
@@ -621,7 +624,10 @@ mod tests {
         assert_eq!(nets[0].to_string(), "127.0.0.1/32");
         let from_env = load(
             APP,
-            &[("WXLINK__RATE_LIMIT__TRUSTED_PROXIES", "10.0.0.0/8,192.168.0.0/16")],
+            &[(
+                "WXLINK__RATE_LIMIT__TRUSTED_PROXIES",
+                "10.0.0.0/8,192.168.0.0/16",
+            )],
         )
         .unwrap();
         assert_eq!(from_env.rate_limit.proxy_networks().unwrap().len(), 2);
@@ -632,12 +638,21 @@ mod tests {
         .unwrap()
         .validate()
         .unwrap_err();
-        assert!(err.to_string().contains("rate_limit.trusted_proxies[0]"), "{err}");
-        let err = load(&format!("[rate_limit]\ntrust_x_forwarded_for = true\n{APP}"), &[])
-            .unwrap()
-            .validate()
-            .unwrap_err();
-        assert!(err.to_string().contains("rate_limit.trusted_proxies"), "{err}");
+        assert!(
+            err.to_string().contains("rate_limit.trusted_proxies[0]"),
+            "{err}"
+        );
+        let err = load(
+            &format!("[rate_limit]\ntrust_x_forwarded_for = true\n{APP}"),
+            &[],
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("rate_limit.trusted_proxies"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -646,7 +661,11 @@ mod tests {
         assert_eq!(settings.server.header_read_timeout_ms, 10_000);
         assert_eq!(settings.server.request_timeout_ms, 30_000);
         assert_eq!(settings.server.max_connections, 1024);
-        for key in ["header_read_timeout_ms", "request_timeout_ms", "max_connections"] {
+        for key in [
+            "header_read_timeout_ms",
+            "request_timeout_ms",
+            "max_connections",
+        ] {
             let err = load(&format!("[server]\n{key} = 0\n{APP}"), &[])
                 .unwrap()
                 .validate()

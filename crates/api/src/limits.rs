@@ -137,7 +137,7 @@ impl RateLimits {
 
     /// Count one request from `client`.
     pub fn check_ip(&self, client: ClientAddr) -> Result<(), ApiError> {
-        if self.exempt_loopback && !client.forwarded && client.ip.is_loopback() {
+        if self.exempt_loopback && !client.forwarded && canonical(client.ip).is_loopback() {
             return Ok(());
         }
         match &self.per_ip {
@@ -197,10 +197,34 @@ mod tests {
         }
     }
 
+    fn direct(ip: &str) -> ClientAddr {
+        ClientAddr {
+            ip: ip.parse().unwrap(),
+            forwarded: false,
+        }
+    }
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append("x-forwarded-for", v.parse().unwrap());
+        }
+        headers
+    }
+
+    fn client(peer: &str, values: &[&str], trusted: &[&str]) -> (String, bool) {
+        let c = client_addr(peer.parse().unwrap(), &xff(values), &nets(trusted));
+        (c.ip.to_string(), c.forwarded)
+    }
+
     #[test]
     fn an_ip_over_its_burst_is_refused_with_a_retry_after() {
         let limits = RateLimits::new(&settings(3, 0));
-        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let ip = direct("203.0.113.7");
         for _ in 0..3 {
             limits.check_ip(ip).unwrap();
         }
@@ -209,14 +233,15 @@ mod tests {
         assert_eq!(refused.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
         assert!(matches!(refused.retry_after, Some(1..=20)));
         // Another client is not affected.
-        limits.check_ip("203.0.113.8".parse().unwrap()).unwrap();
+        limits.check_ip(direct("203.0.113.8")).unwrap();
     }
 
     #[test]
     fn loopback_is_exempt_by_default_and_apps_are_limited_apart() {
         let limits = RateLimits::new(&settings(1, 2));
         for _ in 0..100 {
-            limits.check_ip(IpAddr::from([127, 0, 0, 1])).unwrap();
+            limits.check_ip(direct("127.0.0.1")).unwrap();
+            limits.check_ip(direct("::ffff:127.0.0.1")).unwrap();
         }
         let a: AppId = "wx0000000000000001".parse().unwrap();
         let b: AppId = "wx0000000000000002".parse().unwrap();
@@ -227,9 +252,88 @@ mod tests {
     }
 
     #[test]
+    fn a_forwarded_loopback_address_is_not_exempt() {
+        let limits = RateLimits::new(&settings(2, 0));
+        let spoofed = ClientAddr {
+            ip: "127.0.0.1".parse().unwrap(),
+            forwarded: true,
+        };
+        limits.check_ip(spoofed).unwrap();
+        limits.check_ip(spoofed).unwrap();
+        assert!(limits.check_ip(spoofed).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_share_the_limit_of_their_64() {
+        let limits = RateLimits::new(&settings(2, 0));
+        limits.check_ip(direct("2001:db8:1:2::1")).unwrap();
+        limits.check_ip(direct("2001:db8:1:2:ffff::9")).unwrap();
+        assert!(limits.check_ip(direct("2001:db8:1:2:abcd::1")).is_err());
+        // The next /64 is another subscriber.
+        limits.check_ip(direct("2001:db8:1:3::1")).unwrap();
+        // An IPv4-mapped address is its IPv4 address.
+        limits.check_ip(direct("198.51.100.1")).unwrap();
+        limits.check_ip(direct("::ffff:198.51.100.1")).unwrap();
+        assert!(limits.check_ip(direct("198.51.100.1")).is_err());
+    }
+
+    #[test]
+    fn the_client_is_the_right_most_untrusted_forwarded_entry() {
+        let proxies = ["127.0.0.1/32", "10.0.0.0/8"];
+        // A peer that is not a trusted proxy is the client, whatever it claims.
+        assert_eq!(
+            client("203.0.113.9", &["198.51.100.1"], &proxies),
+            ("203.0.113.9".into(), false)
+        );
+        // Nothing trusted: the header is ignored.
+        assert_eq!(
+            client("127.0.0.1", &["198.51.100.1"], &[]),
+            ("127.0.0.1".into(), false)
+        );
+        // Spoofed entries on the left do not help the client.
+        assert_eq!(
+            client("127.0.0.1", &["1.1.1.1, 2.2.2.2, 198.51.100.7"], &proxies),
+            ("198.51.100.7".into(), true)
+        );
+        // A chain of trusted proxies is skipped, across several header lines too.
+        assert_eq!(
+            client("10.0.0.2", &["6.6.6.6, 198.51.100.7", "10.1.1.1"], &proxies),
+            ("198.51.100.7".into(), true)
+        );
+        // All trusted: the left-most entry.
+        assert_eq!(
+            client("127.0.0.1", &["10.9.9.9, 10.0.0.5"], &proxies),
+            ("10.9.9.9".into(), true)
+        );
+        // A malformed entry ends the walk: the hop right of it is the client.
+        assert_eq!(
+            client("127.0.0.1", &["198.51.100.7, junk, 10.0.0.5"], &proxies),
+            ("10.0.0.5".into(), true)
+        );
+        assert_eq!(
+            client("127.0.0.1", &["198.51.100.7, nonsense"], &proxies),
+            ("127.0.0.1".into(), false)
+        );
+        // IPv6 entries, with and without ports; a mapped peer is its IPv4 address.
+        assert_eq!(
+            client("::ffff:127.0.0.1", &["[2001:db8::1]:443"], &proxies),
+            ("2001:db8::1".into(), true)
+        );
+        assert_eq!(
+            client("fd00::1", &["203.0.113.5:1234, 2001:db8::2"], &["fd00::/8"]),
+            ("2001:db8::2".into(), true)
+        );
+        // No header from a trusted proxy: the proxy itself.
+        assert_eq!(
+            client("127.0.0.1", &[], &proxies),
+            ("127.0.0.1".into(), false)
+        );
+    }
+
+    #[test]
     fn zero_or_disabled_means_unlimited() {
         let limits = RateLimits::new(&settings(0, 0));
-        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let ip = direct("203.0.113.7");
         for _ in 0..1000 {
             limits.check_ip(ip).unwrap();
         }

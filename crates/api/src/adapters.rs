@@ -54,9 +54,10 @@ impl WeChatAdapter {
 
     /// Count one call to WeChat against the app's limit, here where the calls are made so that
     /// no use case can forget it; a refused call is not made.
-    fn spend_quota(&self, appid: &AppId) -> Result<(), WeChatError> {
+    async fn spend_quota(&self, appid: &AppId) -> Result<(), WeChatError> {
         self.limits
             .check_app(appid)
+            .await
             .map_err(|wait| WeChatError::CallLimited {
                 retry_after_secs: wait.0,
             })
@@ -112,7 +113,7 @@ impl WeChatSessions for WeChatAdapter {
         code: &JsCode,
     ) -> Result<WeChatSession, WeChatError> {
         let app = self.apps.get(appid).ok_or(WeChatError::UnknownApp)?;
-        self.spend_quota(appid)?;
+        self.spend_quota(appid).await?;
         let (openid, session_key, unionid) = match app.kind {
             AppKind::MiniProgram => {
                 let answer = observed(
@@ -150,7 +151,7 @@ impl WeChatSessions for WeChatAdapter {
         openid: &OpenId,
         key: &SessionKey,
     ) -> Result<bool, WeChatError> {
-        self.spend_quota(appid)?;
+        self.spend_quota(appid).await?;
         let key = wxlink_wechat_client::SessionKey::new(key.expose_secret());
         self.tokens
             .with_token(appid, |token| {
@@ -172,7 +173,7 @@ impl WeChatSessions for WeChatAdapter {
         openid: &OpenId,
         code: &JsCode,
     ) -> Result<PhoneNumber, WeChatError> {
-        self.spend_quota(appid)?;
+        self.spend_quota(appid).await?;
         let info = self
             .tokens
             .with_token(appid, |token| {

@@ -104,7 +104,12 @@ impl Application {
                 secs => Some(secs),
             },
         };
-        let limits = Arc::new(RateLimits::new(&settings.rate_limit));
+        let mut limits = RateLimits::new(&settings.rate_limit);
+        if store.backend() == wxlink_persistence::Backend::Postgres {
+            // Several nodes may share this database: count across them.
+            limits = limits.shared_through(store.clone());
+        }
+        let limits = Arc::new(limits);
         let service = Service::new(
             store.clone(),
             WeChatAdapter::new(client, credentials, tokens, Arc::clone(&limits)),
@@ -164,6 +169,7 @@ impl Application {
             Arc::clone(&self.state),
             self.purge_interval,
         ))];
+        background.push(tokio::spawn(share_rate_limits(Arc::clone(&self.state))));
         let node = uuid::Uuid::new_v4().simple().to_string();
         for (name, hook) in self.webhooks {
             background.push(tokio::spawn(crate::webhooks::deliver(
@@ -274,6 +280,16 @@ async fn serve(
     Ok(())
 }
 
+/// Publishes this node's rate-limit counts and reads the cluster's, every second.
+async fn share_rate_limits(state: Arc<AppState>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        state.limits.sync().await;
+    }
+}
+
 /// Deletes expired and revoked sessions every `purge_every` (failures are logged and retried at
 /// the next tick: the database may be restarting), and forgets idle rate-limit keys every minute.
 async fn housekeeping(store: Store, state: Arc<AppState>, purge_every: Duration) {
@@ -284,6 +300,7 @@ async fn housekeeping(store: Store, state: Arc<AppState>, purge_every: Duration)
     loop {
         let now = ticks.tick().await;
         state.limits.forget_idle();
+        state.limits.purge().await;
         if now >= next_purge {
             next_purge = now + purge_every;
             let unix_now = wxlink_domain::Clock::now(&SystemClock);

@@ -180,7 +180,8 @@ async fn limit_per_ip(
     if let Some(peer) = peer {
         state
             .limits
-            .check_ip(state.limits.client(peer, request.headers()))?;
+            .check_ip(state.limits.client(peer, request.headers()))
+            .await?;
     }
     Ok(next.run(request).await)
 }

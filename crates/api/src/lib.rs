@@ -21,6 +21,7 @@ mod http;
 mod internal;
 mod limits;
 mod metrics;
+mod shared_limits;
 pub mod openapi;
 pub mod sandbox;
 mod state;

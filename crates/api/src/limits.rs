@@ -20,6 +20,7 @@ use wxlink_domain::AppId;
 
 use crate::config::RateLimitSettings;
 use crate::error::ApiError;
+use crate::shared_limits::SharedWindows;
 
 /// The configured limiters.
 #[derive(Debug)]
@@ -29,6 +30,10 @@ pub struct RateLimits {
     exempt_loopback: bool,
     trusted_proxies: Vec<IpNet>,
     clock: DefaultClock,
+    /// Hits per 60 s across the cluster: burst + per-minute rate, per IP and per app.
+    caps: (u64, u64),
+    /// The cluster-wide counts, on PostgreSQL (one SQLite node needs none).
+    shared: Option<SharedWindows>,
 }
 
 /// Who sent a request, as far as the limits are concerned.
@@ -127,6 +132,32 @@ impl RateLimits {
             // Validated at start-up; a test that builds settings by hand gets what parses.
             trusted_proxies: settings.proxy_networks().unwrap_or_default(),
             clock: DefaultClock::default(),
+            caps: (
+                cap(settings.per_ip_per_minute, settings.per_ip_burst),
+                cap(settings.per_app_per_minute, settings.per_app_burst),
+            ),
+            shared: None,
+        }
+    }
+
+    /// Also count across the cluster, through the shared table of `store`.
+    #[must_use]
+    pub fn shared_through(mut self, store: wxlink_persistence::Store) -> Self {
+        self.shared = Some(SharedWindows::new(store));
+        self
+    }
+
+    /// Publish this node's counts and read the cluster's (every second in the background).
+    pub async fn sync(&self) {
+        if let Some(shared) = &self.shared {
+            shared.sync(unix_now()).await;
+        }
+    }
+
+    /// Delete shared windows that no longer count.
+    pub async fn purge(&self) {
+        if let Some(shared) = &self.shared {
+            shared.purge(unix_now()).await;
         }
     }
 
@@ -135,27 +166,41 @@ impl RateLimits {
         client_addr(peer, headers, &self.trusted_proxies)
     }
 
-    /// Count one request from `client`.
-    pub fn check_ip(&self, client: ClientAddr) -> Result<(), ApiError> {
+    /// Count one request from `client`, on this node and across the cluster.
+    pub async fn check_ip(&self, client: ClientAddr) -> Result<(), ApiError> {
         if self.exempt_loopback && !client.forwarded && canonical(client.ip).is_loopback() {
             return Ok(());
         }
-        match &self.per_ip {
-            Some(limiter) => limiter
-                .check_key(&limit_key(client.ip))
-                .map_err(|not_until| self.refused(not_until.wait_time_from(self.clock.now()))),
-            None => Ok(()),
+        let Some(limiter) = &self.per_ip else {
+            return Ok(());
+        };
+        let key = limit_key(client.ip);
+        limiter
+            .check_key(&key)
+            .map_err(|not_until| self.refused(not_until.wait_time_from(self.clock.now())))?;
+        if let Some(shared) = &self.shared {
+            shared
+                .hit(&format!("ip:{key}"), self.caps.0, unix_now())
+                .await
+                .map_err(|wait| ApiError::rate_limited(wait.0))?;
         }
+        Ok(())
     }
 
-    /// Count one call to WeChat for `app`.
-    pub fn check_app(&self, app: &AppId) -> Result<(), RetryAfter> {
-        match &self.per_app {
-            Some(limiter) => limiter
-                .check_key(app)
-                .map_err(|not_until| retry_after(not_until.wait_time_from(self.clock.now()))),
-            None => Ok(()),
+    /// Count one call to WeChat for `app`, on this node and across the cluster.
+    pub async fn check_app(&self, app: &AppId) -> Result<(), RetryAfter> {
+        let Some(limiter) = &self.per_app else {
+            return Ok(());
+        };
+        limiter
+            .check_key(app)
+            .map_err(|not_until| retry_after(not_until.wait_time_from(self.clock.now())))?;
+        if let Some(shared) = &self.shared {
+            shared
+                .hit(&format!("app:{app}"), self.caps.1, unix_now())
+                .await?;
         }
+        Ok(())
     }
 
     /// Forget keys that have been quiet long enough to be back at full burst.
@@ -172,6 +217,16 @@ impl RateLimits {
     fn refused(&self, wait: std::time::Duration) -> ApiError {
         ApiError::rate_limited(retry_after(wait).0)
     }
+}
+
+/// What a key may do in 60 s from rest: its burst, then its rate.
+fn cap(per_minute: u32, burst: u32) -> u64 {
+    let burst = if burst == 0 { per_minute } else { burst };
+    u64::from(per_minute) + u64::from(burst)
+}
+
+fn unix_now() -> wxlink_domain::UnixTime {
+    wxlink_domain::Clock::now(&crate::adapters::SystemClock)
 }
 
 /// Whole seconds until a refused key may try again (at least 1).
@@ -221,60 +276,60 @@ mod tests {
         (c.ip.to_string(), c.forwarded)
     }
 
-    #[test]
-    fn an_ip_over_its_burst_is_refused_with_a_retry_after() {
+    #[tokio::test]
+    async fn an_ip_over_its_burst_is_refused_with_a_retry_after() {
         let limits = RateLimits::new(&settings(3, 0));
         let ip = direct("203.0.113.7");
         for _ in 0..3 {
-            limits.check_ip(ip).unwrap();
+            limits.check_ip(ip).await.unwrap();
         }
-        let refused = limits.check_ip(ip).unwrap_err();
+        let refused = limits.check_ip(ip).await.unwrap_err();
         assert_eq!(refused.code, "rate_limited");
         assert_eq!(refused.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
         assert!(matches!(refused.retry_after, Some(1..=20)));
         // Another client is not affected.
-        limits.check_ip(direct("203.0.113.8")).unwrap();
+        limits.check_ip(direct("203.0.113.8")).await.unwrap();
     }
 
-    #[test]
-    fn loopback_is_exempt_by_default_and_apps_are_limited_apart() {
+    #[tokio::test]
+    async fn loopback_is_exempt_by_default_and_apps_are_limited_apart() {
         let limits = RateLimits::new(&settings(1, 2));
         for _ in 0..100 {
-            limits.check_ip(direct("127.0.0.1")).unwrap();
-            limits.check_ip(direct("::ffff:127.0.0.1")).unwrap();
+            limits.check_ip(direct("127.0.0.1")).await.unwrap();
+            limits.check_ip(direct("::ffff:127.0.0.1")).await.unwrap();
         }
         let a: AppId = "wx0000000000000001".parse().unwrap();
         let b: AppId = "wx0000000000000002".parse().unwrap();
-        limits.check_app(&a).unwrap();
-        limits.check_app(&a).unwrap();
-        assert!(limits.check_app(&a).is_err());
-        limits.check_app(&b).unwrap();
+        limits.check_app(&a).await.unwrap();
+        limits.check_app(&a).await.unwrap();
+        assert!(limits.check_app(&a).await.is_err());
+        limits.check_app(&b).await.unwrap();
     }
 
-    #[test]
-    fn a_forwarded_loopback_address_is_not_exempt() {
+    #[tokio::test]
+    async fn a_forwarded_loopback_address_is_not_exempt() {
         let limits = RateLimits::new(&settings(2, 0));
         let spoofed = ClientAddr {
             ip: "127.0.0.1".parse().unwrap(),
             forwarded: true,
         };
-        limits.check_ip(spoofed).unwrap();
-        limits.check_ip(spoofed).unwrap();
-        assert!(limits.check_ip(spoofed).is_err());
+        limits.check_ip(spoofed).await.unwrap();
+        limits.check_ip(spoofed).await.unwrap();
+        assert!(limits.check_ip(spoofed).await.is_err());
     }
 
-    #[test]
-    fn ipv6_clients_share_the_limit_of_their_64() {
+    #[tokio::test]
+    async fn ipv6_clients_share_the_limit_of_their_64() {
         let limits = RateLimits::new(&settings(2, 0));
-        limits.check_ip(direct("2001:db8:1:2::1")).unwrap();
-        limits.check_ip(direct("2001:db8:1:2:ffff::9")).unwrap();
-        assert!(limits.check_ip(direct("2001:db8:1:2:abcd::1")).is_err());
+        limits.check_ip(direct("2001:db8:1:2::1")).await.unwrap();
+        limits.check_ip(direct("2001:db8:1:2:ffff::9")).await.unwrap();
+        assert!(limits.check_ip(direct("2001:db8:1:2:abcd::1")).await.is_err());
         // The next /64 is another subscriber.
-        limits.check_ip(direct("2001:db8:1:3::1")).unwrap();
+        limits.check_ip(direct("2001:db8:1:3::1")).await.unwrap();
         // An IPv4-mapped address is its IPv4 address.
-        limits.check_ip(direct("198.51.100.1")).unwrap();
-        limits.check_ip(direct("::ffff:198.51.100.1")).unwrap();
-        assert!(limits.check_ip(direct("198.51.100.1")).is_err());
+        limits.check_ip(direct("198.51.100.1")).await.unwrap();
+        limits.check_ip(direct("::ffff:198.51.100.1")).await.unwrap();
+        assert!(limits.check_ip(direct("198.51.100.1")).await.is_err());
     }
 
     #[test]
@@ -330,19 +385,19 @@ mod tests {
         );
     }
 
-    #[test]
-    fn zero_or_disabled_means_unlimited() {
+    #[tokio::test]
+    async fn zero_or_disabled_means_unlimited() {
         let limits = RateLimits::new(&settings(0, 0));
         let ip = direct("203.0.113.7");
         for _ in 0..1000 {
-            limits.check_ip(ip).unwrap();
+            limits.check_ip(ip).await.unwrap();
         }
         let off = RateLimits::new(&RateLimitSettings {
             enabled: false,
             ..settings(1, 1)
         });
         for _ in 0..10 {
-            off.check_ip(ip).unwrap();
+            off.check_ip(ip).await.unwrap();
         }
     }
 }

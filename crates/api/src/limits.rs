@@ -322,13 +322,24 @@ mod tests {
     async fn ipv6_clients_share_the_limit_of_their_64() {
         let limits = RateLimits::new(&settings(2, 0));
         limits.check_ip(direct("2001:db8:1:2::1")).await.unwrap();
-        limits.check_ip(direct("2001:db8:1:2:ffff::9")).await.unwrap();
-        assert!(limits.check_ip(direct("2001:db8:1:2:abcd::1")).await.is_err());
+        limits
+            .check_ip(direct("2001:db8:1:2:ffff::9"))
+            .await
+            .unwrap();
+        assert!(
+            limits
+                .check_ip(direct("2001:db8:1:2:abcd::1"))
+                .await
+                .is_err()
+        );
         // The next /64 is another subscriber.
         limits.check_ip(direct("2001:db8:1:3::1")).await.unwrap();
         // An IPv4-mapped address is its IPv4 address.
         limits.check_ip(direct("198.51.100.1")).await.unwrap();
-        limits.check_ip(direct("::ffff:198.51.100.1")).await.unwrap();
+        limits
+            .check_ip(direct("::ffff:198.51.100.1"))
+            .await
+            .unwrap();
         assert!(limits.check_ip(direct("198.51.100.1")).await.is_err());
     }
 

@@ -80,14 +80,16 @@ impl SharedWindows {
         let cap = i64::try_from(cap).unwrap_or(i64::MAX);
         let window = window_of(now);
         let previous = window - WINDOW_SECS;
-        let refused = || RetryAfter(u64::try_from(window + WINDOW_SECS - now).unwrap_or(1).max(1));
+        let refused = || {
+            RetryAfter(
+                u64::try_from(window + WINDOW_SECS - now)
+                    .unwrap_or(1)
+                    .max(1),
+            )
+        };
         let (add_current, add_previous) = {
             let mut counts = self.lock();
-            let known = estimate(
-                counts.known(key, previous),
-                counts.known(key, window),
-                now,
-            ) + 1;
+            let known = estimate(counts.known(key, previous), counts.known(key, window), now) + 1;
             if known > cap {
                 return Err(refused());
             }
@@ -137,7 +139,10 @@ impl SharedWindows {
                 tracing::warn!(%error, "rate limits: the shared counts could not be read");
                 let mut counts = self.lock();
                 *counts.pending.entry((key.to_owned(), window)).or_insert(0) += add_current;
-                *counts.pending.entry((key.to_owned(), previous)).or_insert(0) += add_previous;
+                *counts
+                    .pending
+                    .entry((key.to_owned(), previous))
+                    .or_insert(0) += add_previous;
                 Ok(())
             }
         }

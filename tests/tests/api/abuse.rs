@@ -387,3 +387,69 @@ async fn failed_user_info_and_phone_calls_count_toward_the_app_limit(backend: Ba
     assert_error(&reply, 429, "rate_limited", "login over the app's limit");
     assert_eq!(app.sim.code2session_calls(), 1);
 }
+
+/// Two nodes on one PostgreSQL: a client alternating between them meets one per-IP limit and
+/// one per-app limit for the cluster, not one per node (which would admit twice as much).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_postgres_share_one_limit() {
+    let Some(backend) = Backend::postgres("abuse::two_nodes_on_one_postgres_share_one_limit")
+    else {
+        return;
+    };
+    // Cluster caps per 60 s (burst + rate): 11 per IP, 5 WeChat calls per app.
+    let mut app = TestApp::spawn(
+        backend,
+        Options::default().extra_toml(
+            "[rate_limit]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
+             per_ip_burst = 10\nper_ip_per_minute = 1\nper_app_burst = 4\nper_app_per_minute = 1\n",
+        ),
+    )
+    .await;
+    let nodes = [app.address.clone(), app.spawn_node().await];
+    let attempt = |node: &str, client: &'static str, body: String| {
+        let request = app
+            .client
+            .post(format!("{node}/v1/wechat/login"))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", client)
+            .body(body);
+        send(request, "login on one of two nodes")
+    };
+    let mut admitted = 0;
+    for i in 0..24 {
+        let reply = attempt(&nodes[i % 2], "203.0.113.50", "{}".to_owned()).await;
+        match reply.status {
+            400 => admitted += 1,
+            429 => {
+                assert_error(&reply, 429, "rate_limited", "over the cluster's IP limit");
+            }
+            other => panic!("unexpected answer {other}: {}", reply.body),
+        }
+    }
+    assert!(
+        admitted <= 12,
+        "{admitted} of 24 requests admitted across two nodes with a cluster cap of 11 per IP \
+         (each node alone admits 11)"
+    );
+    for i in 0..12 {
+        let client = if i % 2 == 0 {
+            "198.51.100.60"
+        } else {
+            "198.51.100.61"
+        };
+        let body = json!({"appid": APP_B, "code": format!("never-issued-{i}")}).to_string();
+        let reply = attempt(&nodes[i % 2], client, body).await;
+        assert!(
+            matches!(reply.status, 401 | 429),
+            "a bogus code is invalid_code or refused: {} {}",
+            reply.status,
+            reply.body
+        );
+    }
+    let calls = app.sim.code2session_calls();
+    assert!(
+        calls <= 6,
+        "{calls} code2session calls across two nodes with a cluster cap of 5 per app \
+         (each node alone makes 5)"
+    );
+}

@@ -328,6 +328,16 @@ async fn a_trusted_proxy_forwards_the_client_and_spoofing_does_not_help(backend:
         "rate_limited",
         "a forwarded loopback address is not exempt",
     );
+    // IPv6 clients are one client per /64.
+    for _ in 0..2 {
+        attempt(Some("2001:db8:7:7::1")).await;
+    }
+    assert_error(
+        &attempt(Some("2001:db8:7:7:ffff::2")).await,
+        429,
+        "rate_limited",
+        "another address of the same IPv6 /64",
+    );
     // The proxy's own requests (loopback, no header) stay exempt.
     for _ in 0..5 {
         assert_error(

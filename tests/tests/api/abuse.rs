@@ -14,6 +14,7 @@ use crate::helpers::*;
 
 on_both_backends!(
     slow_clients_are_cut_while_others_are_served,
+    a_slow_body_gets_408_request_timeout,
     the_connection_cap_holds_new_clients_until_a_slot_frees,
     junk_methods_and_paths_do_not_grow_the_metrics_labels,
     unfit_request_ids_are_replaced,
@@ -130,6 +131,52 @@ async fn slow_clients_are_cut_while_others_are_served(backend: Backend) {
         .await
         .unwrap_or_else(|why| panic!("idle keep-alive connection: {why}"));
     assert_eq!(app.get("/healthz", None).await.status, 200);
+}
+
+/// A client that sends its headers and then dribbles the body past `request_timeout_ms` gets
+/// 408 `request_timeout` in the contract's shape, and the connection ends.
+async fn a_slow_body_gets_408_request_timeout(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        Options::default().server_toml(
+            "request_timeout_ms = 1000
+",
+        ),
+    )
+    .await;
+    let mut stream = TcpStream::connect(socket_addr(&app))
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            b"POST /v1/wechat/login HTTP/1.1\r\nhost: wxlink\r\ncontent-type: application/json\r\n\
+              content-length: 1000\r\n\r\n{",
+        )
+        .await
+        .expect("send the headers");
+    let mut pace = tokio::time::interval(Duration::from_millis(200));
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(CUT_WITHIN, async {
+        loop {
+            tokio::select! {
+                read = stream.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                },
+                _ = pace.tick() => {
+                    // The server may stop reading once it has answered.
+                    let _ = stream.write_all(b" ").await;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("a slow body held its request for {CUT_WITHIN:?}"));
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    assert!(answer.contains(r#""request_id""#), "{answer}");
 }
 
 /// With `max_connections = 20`, 20 idle keep-alive connections leave the 21st client waiting

@@ -112,7 +112,7 @@ impl From<DomainError> for ApiError {
         let (status, code) = match &error {
             DomainError::InvalidToken => (S::UNAUTHORIZED, "invalid_token"),
             DomainError::WeChat(WeChatError::CallLimited { retry_after_secs }) => {
-                tracing::warn!("the app's limit of WeChat calls refused a call");
+                tracing::debug!("the app's limit of WeChat calls refused a call");
                 return Self::rate_limited(*retry_after_secs);
             }
             DomainError::WeChat(e) => match e {

@@ -13,6 +13,7 @@ use wxlink_domain::{
 
 use crate::access_tokens::AccessTokens;
 use crate::config::AppKind;
+use crate::limits::RateLimits;
 use wxlink_wechat_client::{AppSecret, Error as ClientError, WeChatClient};
 
 /// One configured app, as the WeChat adapter needs it.
@@ -31,20 +32,35 @@ pub struct WeChatAdapter {
     client: WeChatClient,
     apps: Arc<HashMap<AppId, AppCredentials>>,
     tokens: AccessTokens,
+    limits: Arc<RateLimits>,
 }
 
 impl WeChatAdapter {
     /// An adapter for the configured apps.
+    /// Every call made for a client counts against the app's limit in `limits` first.
     pub fn new(
         client: WeChatClient,
         apps: HashMap<AppId, AppCredentials>,
         tokens: AccessTokens,
+        limits: Arc<RateLimits>,
     ) -> Self {
         Self {
             client,
             apps: Arc::new(apps),
             tokens,
+            limits,
         }
+    }
+
+    /// Count one call to WeChat against the app's limit, here where the calls are made so that
+    /// no use case can forget it; a refused call is not made.
+    async fn spend_quota(&self, appid: &AppId) -> Result<(), WeChatError> {
+        self.limits
+            .check_app(appid)
+            .await
+            .map_err(|wait| WeChatError::CallLimited {
+                retry_after_secs: wait.0,
+            })
     }
 
     /// Official accounts, mobile apps and websites: the OAuth code exchange, then
@@ -97,6 +113,7 @@ impl WeChatSessions for WeChatAdapter {
         code: &JsCode,
     ) -> Result<WeChatSession, WeChatError> {
         let app = self.apps.get(appid).ok_or(WeChatError::UnknownApp)?;
+        self.spend_quota(appid).await?;
         let (openid, session_key, unionid) = match app.kind {
             AppKind::MiniProgram => {
                 let answer = observed(
@@ -134,6 +151,7 @@ impl WeChatSessions for WeChatAdapter {
         openid: &OpenId,
         key: &SessionKey,
     ) -> Result<bool, WeChatError> {
+        self.spend_quota(appid).await?;
         let key = wxlink_wechat_client::SessionKey::new(key.expose_secret());
         self.tokens
             .with_token(appid, |token| {
@@ -155,6 +173,7 @@ impl WeChatSessions for WeChatAdapter {
         openid: &OpenId,
         code: &JsCode,
     ) -> Result<PhoneNumber, WeChatError> {
+        self.spend_quota(appid).await?;
         let info = self
             .tokens
             .with_token(appid, |token| {

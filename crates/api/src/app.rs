@@ -1,7 +1,6 @@
 //! Start-up: settings in, a bound listener and a running server out.
 
 use std::collections::HashMap;
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,6 +48,8 @@ pub struct Application {
     state: Arc<AppState>,
     store: Store,
     shutdown_grace: Duration,
+    header_read_timeout: Duration,
+    max_connections: usize,
     purge_interval: Duration,
     webhooks: Vec<(String, crate::config::WebhookSettings)>,
 }
@@ -103,9 +104,15 @@ impl Application {
                 secs => Some(secs),
             },
         };
+        let mut limits = RateLimits::new(&settings.rate_limit);
+        if store.backend() == wxlink_persistence::Backend::Postgres {
+            // Several nodes may share this database: count across them.
+            limits = limits.shared_through(store.clone());
+        }
+        let limits = Arc::new(limits);
         let service = Service::new(
             store.clone(),
-            WeChatAdapter::new(client, credentials, tokens),
+            WeChatAdapter::new(client, credentials, tokens, Arc::clone(&limits)),
             CryptoOpener,
             SystemClock,
             RandomIds,
@@ -116,7 +123,8 @@ impl Application {
             store: store.clone(),
             apps: apps.iter().map(|a| (a.appid.clone(), a.kind)).collect(),
             max_body_bytes: settings.server.max_body_bytes,
-            limits: RateLimits::new(&settings.rate_limit),
+            limits,
+            request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
             service_tokens: crate::internal::ServiceTokens::new(&settings.internal.tokens),
         });
         let addr = settings.server.bind;
@@ -129,6 +137,8 @@ impl Application {
             state,
             store,
             shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
+            header_read_timeout: Duration::from_millis(settings.server.header_read_timeout_ms),
+            max_connections: settings.server.max_connections,
             purge_interval: Duration::from_secs(settings.session.purge_interval_secs),
             webhooks: settings.webhooks.into_iter().collect(),
         })
@@ -159,6 +169,7 @@ impl Application {
             Arc::clone(&self.state),
             self.purge_interval,
         ))];
+        background.push(tokio::spawn(share_rate_limits(Arc::clone(&self.state))));
         let node = uuid::Uuid::new_v4().simple().to_string();
         for (name, hook) in self.webhooks {
             background.push(tokio::spawn(crate::webhooks::deliver(
@@ -168,32 +179,114 @@ impl Application {
                 node.clone(),
             )));
         }
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move {
-                shutdown_signal().await;
-                tracing::info!("shutting down: finishing in-flight requests");
-                let _ = stop_tx.send(true);
-            })
-            .into_future();
-        tokio::pin!(server);
-        let outcome = tokio::select! {
-            result = &mut server => result,
-            _ = async {
-                let _ = stop_rx.wait_for(|stopped| *stopped).await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(?grace, "in-flight requests did not finish in time; stopping");
-                Ok(())
-            }
-        };
+        let outcome = serve(
+            self.listener,
+            self.router,
+            ServeLimits {
+                header_read_timeout: self.header_read_timeout,
+                max_connections: self.max_connections,
+                shutdown_grace: grace,
+            },
+            shutdown_signal(),
+        )
+        .await;
         for task in background {
             task.abort();
         }
         outcome
+    }
+}
+
+/// What the accept loop enforces on client connections.
+#[derive(Debug, Clone, Copy)]
+struct ServeLimits {
+    header_read_timeout: Duration,
+    max_connections: usize,
+    shutdown_grace: Duration,
+}
+
+/// Serves HTTP/1.1 until `stop` resolves, then stops accepting and gives open connections
+/// `shutdown_grace` to finish their requests.
+///
+/// Unlike `axum::serve`, the loop bounds what a client can hold: hyper's header-read timeout
+/// (which also runs while a keep-alive connection waits for its next request) cuts clients that
+/// dribble or idle, and at `max_connections` open connections the loop stops accepting, so new
+/// clients wait in the kernel's backlog (and are served as soon as a slot frees) instead of
+/// being accepted into a process that has no room for them.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ServeLimits,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    tokio::pin!(stop);
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut stop => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let service = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        );
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                // Header timeouts, resets and parse errors of one client.
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.shutdown_grace) => {
+            tracing::warn!(grace = ?limits.shutdown_grace, "in-flight requests did not finish in time; stopping");
+        }
+    }
+    Ok(())
+}
+
+/// Publishes this node's rate-limit counts and reads the cluster's, every second.
+async fn share_rate_limits(state: Arc<AppState>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        state.limits.sync().await;
     }
 }
 
@@ -207,6 +300,7 @@ async fn housekeeping(store: Store, state: Arc<AppState>, purge_every: Duration)
     loop {
         let now = ticks.tick().await;
         state.limits.forget_idle();
+        state.limits.purge().await;
         if now >= next_purge {
             next_purge = now + purge_every;
             let unix_now = wxlink_domain::Clock::now(&SystemClock);

@@ -99,11 +99,43 @@ pub struct RateLimitSettings {
     /// How many of them may come at once.
     pub per_app_burst: u32,
     /// Clients on loopback (the machine itself, or a local proxy that does not forward the
-    /// client address) are not limited per IP.
+    /// client address) are not limited per IP. An address taken from `X-Forwarded-For` is
+    /// never exempt.
     pub exempt_loopback: bool,
-    /// Take the client address from the last `X-Forwarded-For` entry (only behind a proxy that
-    /// sets it).
-    pub trust_x_forwarded_for: bool,
+    /// Networks of the proxies in front of wxlink (e.g. `"127.0.0.1/32"`, `"10.0.0.0/8"`): when
+    /// the peer is one of them, the client is the right-most `X-Forwarded-For` entry that is not.
+    pub trusted_proxies: Vec<String>,
+    /// The boolean that `trusted_proxies` replaced; kept only to refuse it by name.
+    pub trust_x_forwarded_for: Option<serde::de::IgnoredAny>,
+}
+
+impl RateLimitSettings {
+    /// The trusted proxy networks, parsed; the message names the entry that is not a network.
+    pub fn proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        if self.trust_x_forwarded_for.is_some() {
+            return Err(invalid(
+                "rate_limit.trust_x_forwarded_for",
+                "was replaced by rate_limit.trusted_proxies, a list of the proxies' networks \
+                 (e.g. [\"127.0.0.1/32\"])",
+            ));
+        }
+        self.trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, net)| {
+                let net = net.trim();
+                net.parse::<ipnet::IpNet>()
+                    .or_else(|_| net.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map(|n| n.trunc())
+                    .map_err(|_| {
+                        invalid(
+                            format!("rate_limit.trusted_proxies[{i}]"),
+                            format!("{net:?} is not an IP network such as 10.0.0.0/8"),
+                        )
+                    })
+            })
+            .collect()
+    }
 }
 
 impl Default for RateLimitSettings {
@@ -115,7 +147,8 @@ impl Default for RateLimitSettings {
             per_app_per_minute: 120_000,
             per_app_burst: 10_000,
             exempt_loopback: true,
-            trust_x_forwarded_for: false,
+            trusted_proxies: Vec::new(),
+            trust_x_forwarded_for: None,
         }
     }
 }
@@ -130,6 +163,13 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace_ms: u64,
+    /// How long a client may take to send a request's headers, counted from the moment the
+    /// connection waits for a request: it is also the idle timeout of a keep-alive connection.
+    pub header_read_timeout_ms: u64,
+    /// How long one request may take from its headers to its answer (body upload included).
+    pub request_timeout_ms: u64,
+    /// Open client connections at most; at the cap wxlink stops accepting until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -138,6 +178,9 @@ impl Default for ServerSettings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 65536,
             shutdown_grace_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_connections: 1024,
         }
     }
 }
@@ -290,6 +333,7 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("security.previous_data_keys")
                     .with_list_parse_key("internal.tokens")
+                    .with_list_parse_key("rate_limit.trusted_proxies")
                     .source(env),
             )
             .build()?
@@ -302,6 +346,21 @@ impl Settings {
         if self.server.max_body_bytes == 0 {
             return Err(invalid("server.max_body_bytes", "must be positive"));
         }
+        for (key, value) in [
+            (
+                "server.header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+            ),
+            ("server.request_timeout_ms", self.server.request_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be positive"));
+        }
+        self.rate_limit.proxy_networks()?;
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be positive"));
         }
@@ -536,6 +595,68 @@ mod tests {
         assert!(err.to_string().contains("bnid"), "{err}");
         let err = load(&format!("[sever]\n{APP}"), &[]).unwrap_err();
         assert!(err.to_string().contains("sever"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_and_the_old_boolean_names_its_successor() {
+        let settings = load(
+            &format!("[rate_limit]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"]\n{APP}"),
+            &[],
+        )
+        .unwrap();
+        let nets = settings.rate_limit.proxy_networks().unwrap();
+        assert_eq!(nets.len(), 3);
+        assert_eq!(nets[0].to_string(), "127.0.0.1/32");
+        let from_env = load(
+            APP,
+            &[(
+                "WXLINK__RATE_LIMIT__TRUSTED_PROXIES",
+                "10.0.0.0/8,192.168.0.0/16",
+            )],
+        )
+        .unwrap();
+        assert_eq!(from_env.rate_limit.proxy_networks().unwrap().len(), 2);
+        let err = load(
+            &format!("[rate_limit]\ntrusted_proxies = [\"10.0.0.0/33\"]\n{APP}"),
+            &[],
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("rate_limit.trusted_proxies[0]"),
+            "{err}"
+        );
+        let err = load(
+            &format!("[rate_limit]\ntrust_x_forwarded_for = true\n{APP}"),
+            &[],
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("rate_limit.trusted_proxies"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn server_timeouts_and_the_connection_cap_must_be_positive() {
+        let settings = load(APP, &[]).unwrap();
+        assert_eq!(settings.server.header_read_timeout_ms, 10_000);
+        assert_eq!(settings.server.request_timeout_ms, 30_000);
+        assert_eq!(settings.server.max_connections, 1024);
+        for key in [
+            "header_read_timeout_ms",
+            "request_timeout_ms",
+            "max_connections",
+        ] {
+            let err = load(&format!("[server]\n{key} = 0\n{APP}"), &[])
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(err.to_string().contains(&format!("server.{key}")), "{err}");
+        }
     }
 
     #[test]

@@ -111,6 +111,10 @@ impl From<DomainError> for ApiError {
         let message = error.to_string();
         let (status, code) = match &error {
             DomainError::InvalidToken => (S::UNAUTHORIZED, "invalid_token"),
+            DomainError::WeChat(WeChatError::CallLimited { retry_after_secs }) => {
+                tracing::debug!("the app's limit of WeChat calls refused a call");
+                return Self::rate_limited(*retry_after_secs);
+            }
             DomainError::WeChat(e) => match e {
                 WeChatError::InvalidCode => (S::UNAUTHORIZED, "invalid_code"),
                 WeChatError::UserBlocked => (S::FORBIDDEN, "user_blocked"),

@@ -48,6 +48,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.request_timeout,
+        ))
         // Outside the limit layer, so its 413 gets the contract's shape too.
         .layer(axum::middleware::from_fn(error_envelope))
         .layer(
@@ -61,6 +65,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
             tower_http::request_id::MakeRequestUuid,
         ))
+        // Outermost: a client's id that is not a plain short token is replaced before it can
+        // reach a log line, an error body or a response header.
+        .layer(axum::middleware::from_fn(drop_unfit_request_id))
         .with_state(state)
 }
 
@@ -81,6 +88,35 @@ fn request_span(request: &Request) -> tracing::Span {
 }
 
 const REQUEST_ID: &str = "x-request-id";
+
+/// The longest client-supplied request id that is kept.
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Whether a client's request id is kept: one header of at most [`MAX_REQUEST_ID_LEN`]
+/// characters of `[A-Za-z0-9._:-]`, which is safe in logs, JSON and headers alike.
+fn request_id_is_fit(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_REQUEST_ID_LEN
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Removes a client's `x-request-id` unless it is fit, so that one is generated instead.
+async fn drop_unfit_request_id(mut request: Request, next: axum::middleware::Next) -> Response {
+    let headers = request.headers_mut();
+    let mut ids = headers.get_all(REQUEST_ID).iter();
+    let fit = match (ids.next(), ids.next()) {
+        (Some(id), None) => request_id_is_fit(id.as_bytes()),
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !fit {
+        tracing::debug!("replacing a client request id that is not a short plain token");
+        headers.remove(REQUEST_ID);
+    }
+    next.run(request).await
+}
 
 /// Every error answer in the contract's shape, with the request id: the responses axum and
 /// tower-http make themselves (404, 405, 413, …) get it too, keeping their headers (`Allow`).
@@ -108,6 +144,11 @@ async fn error_envelope(request: Request, next: axum::middleware::Next) -> Respo
                 StatusCode::NOT_FOUND => ApiError::not_found(),
                 StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
+                StatusCode::REQUEST_TIMEOUT => ApiError::new(
+                    status,
+                    "request_timeout",
+                    "the request took longer than the server allows",
+                ),
                 s if s.is_client_error() => ApiError::invalid_request("request refused"),
                 _ => ApiError::internal(),
             };
@@ -132,30 +173,17 @@ async fn limit_per_ip(
     request: Request,
     next: axum::middleware::Next,
 ) -> Result<Response, ApiError> {
-    if let Some(ip) = client_ip(&state, &request) {
-        state.limits.check_ip(ip)?;
-    }
-    Ok(next.run(request).await)
-}
-
-/// The peer address, or the last `X-Forwarded-For` entry when a trusted proxy sets it.
-fn client_ip(state: &AppState, request: &Request) -> Option<std::net::IpAddr> {
-    if state.limits.trust_x_forwarded_for
-        && let Some(ip) = request
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|ip| ip.trim().parse().ok())
-            .next_back()
-    {
-        return Some(ip);
-    }
-    request
+    let peer = request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip())
+        .map(|info| info.0.ip());
+    if let Some(peer) = peer {
+        state
+            .limits
+            .check_ip(state.limits.client(peer, request.headers()))
+            .await?;
+    }
+    Ok(next.run(request).await)
 }
 
 /// A JSON request body; every failure is a contract error.
@@ -264,7 +292,6 @@ pub(crate) async fn login(
 ) -> Result<Json<LoginResponse>, ApiError> {
     let (appid, kind) = configured_app(&state.apps, req.appid)?;
     let code = parse_code(req.code)?;
-    state.limits.check_app(&appid)?;
     let out = state.service.login(appid, code).await;
     crate::metrics::login(out.as_ref().map_or("refused", |o| o.outcome.as_str()));
     let out = out?;

@@ -23,6 +23,7 @@ mod limits;
 mod metrics;
 pub mod openapi;
 pub mod sandbox;
+mod shared_limits;
 mod state;
 mod webhooks;
 mod wire;

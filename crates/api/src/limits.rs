@@ -1,17 +1,26 @@
 //! Rate limits against abuse: per client IP on the endpoints that reach WeChat or decrypt, and
-//! per appid on login (a flood of bogus codes would burn the app's WeChat minute quota for
-//! everyone). The defaults are far above what real users do — a mini program's launch burst,
-//! many users behind one carrier NAT — so they stop floods, not people.
+//! per appid on every call to WeChat made for a client (a flood of bogus codes or of
+//! undecryptable user data would burn the app's WeChat minute quota for everyone). The defaults
+//! are far above what real users do — a mini program's launch burst, many users behind one
+//! carrier NAT — so they stop floods, not people.
+//!
+//! A client is keyed by its IPv4 address or its IPv6 /64 (one subscriber gets a whole /64, so
+//! a per-address limit would give each of them 2^64 budgets). Behind trusted proxies the client
+//! is the right-most `X-Forwarded-For` entry that is not a proxy: entries further left are
+//! whatever the client chose to send.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 
+use axum::http::HeaderMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
 use wxlink_domain::AppId;
 
 use crate::config::RateLimitSettings;
 use crate::error::ApiError;
+use crate::shared_limits::SharedWindows;
 
 /// The configured limiters.
 #[derive(Debug)]
@@ -19,15 +28,93 @@ pub struct RateLimits {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_app: Option<DefaultKeyedRateLimiter<AppId>>,
     exempt_loopback: bool,
-    /// Whether the client address comes from `X-Forwarded-For` (set by a trusted proxy).
-    pub trust_x_forwarded_for: bool,
+    trusted_proxies: Vec<IpNet>,
     clock: DefaultClock,
+    /// Hits per 60 s across the cluster: burst + per-minute rate, per IP and per app.
+    caps: (u64, u64),
+    /// The cluster-wide counts, on PostgreSQL (one SQLite node needs none).
+    shared: Option<SharedWindows>,
+}
+
+/// Who sent a request, as far as the limits are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr {
+    /// The address.
+    pub ip: IpAddr,
+    /// Whether it was learned from `X-Forwarded-For` (then it is never exempt as loopback).
+    pub forwarded: bool,
 }
 
 fn quota(per_minute: u32, burst: u32) -> Option<Quota> {
     let per_minute = NonZeroU32::new(per_minute)?;
     let burst = NonZeroU32::new(burst).unwrap_or(per_minute);
     Some(Quota::per_minute(per_minute).allow_burst(burst))
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+/// The key a client is limited by: its IPv4 address, or the /64 of its IPv6 address.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(
+            u128::from(v6) & 0xffff_ffff_ffff_ffff_0000_0000_0000_0000,
+        )),
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port (`1.2.3.4:5`, `[::1]:5`).
+fn parse_forwarded(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        .map(canonical)
+}
+
+/// The client behind `peer`: the peer itself unless it is a trusted proxy; then, walking
+/// `X-Forwarded-For` from the right, the first entry that is not a trusted proxy. When every
+/// entry is a trusted proxy the left-most is the client; a malformed entry ends the walk (what
+/// lies left of it was not written by a proxy we trust) and the last good entry counts.
+pub fn client_addr(peer: IpAddr, forwarded_for: &HeaderMap, trusted: &[IpNet]) -> ClientAddr {
+    let peer = canonical(peer);
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return ClientAddr {
+            ip: peer,
+            forwarded: false,
+        };
+    }
+    let entries: Vec<&str> = forwarded_for
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""))
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = ClientAddr {
+        ip: peer,
+        forwarded: false,
+    };
+    for entry in entries.iter().rev() {
+        let Some(ip) = parse_forwarded(entry) else {
+            break;
+        };
+        client = ClientAddr {
+            ip,
+            forwarded: true,
+        };
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
 }
 
 impl RateLimits {
@@ -42,32 +129,78 @@ impl RateLimits {
                 .filter(|_| enabled)
                 .map(RateLimiter::keyed),
             exempt_loopback: settings.exempt_loopback,
-            trust_x_forwarded_for: settings.trust_x_forwarded_for,
+            // Validated at start-up; a test that builds settings by hand gets what parses.
+            trusted_proxies: settings.proxy_networks().unwrap_or_default(),
             clock: DefaultClock::default(),
+            caps: (
+                cap(settings.per_ip_per_minute, settings.per_ip_burst),
+                cap(settings.per_app_per_minute, settings.per_app_burst),
+            ),
+            shared: None,
         }
     }
 
-    /// Count one request from `ip`.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
-        if self.exempt_loopback && ip.is_loopback() {
+    /// Also count across the cluster, through the shared table of `store`.
+    #[must_use]
+    pub fn shared_through(mut self, store: wxlink_persistence::Store) -> Self {
+        self.shared = Some(SharedWindows::new(store));
+        self
+    }
+
+    /// Publish this node's counts and read the cluster's (every second in the background).
+    pub async fn sync(&self) {
+        if let Some(shared) = &self.shared {
+            shared.sync(unix_now()).await;
+        }
+    }
+
+    /// Delete shared windows that no longer count.
+    pub async fn purge(&self) {
+        if let Some(shared) = &self.shared {
+            shared.purge(unix_now()).await;
+        }
+    }
+
+    /// The client of a request from `peer` with these headers.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddr {
+        client_addr(peer, headers, &self.trusted_proxies)
+    }
+
+    /// Count one request from `client`, on this node and across the cluster.
+    pub async fn check_ip(&self, client: ClientAddr) -> Result<(), ApiError> {
+        if self.exempt_loopback && !client.forwarded && canonical(client.ip).is_loopback() {
             return Ok(());
         }
-        match &self.per_ip {
-            Some(limiter) => limiter
-                .check_key(&ip)
-                .map_err(|not_until| self.refused(not_until.wait_time_from(self.clock.now()))),
-            None => Ok(()),
+        let Some(limiter) = &self.per_ip else {
+            return Ok(());
+        };
+        let key = limit_key(client.ip);
+        limiter
+            .check_key(&key)
+            .map_err(|not_until| self.refused(not_until.wait_time_from(self.clock.now())))?;
+        if let Some(shared) = &self.shared {
+            shared
+                .hit(&format!("ip:{key}"), self.caps.0, unix_now())
+                .await
+                .map_err(|wait| ApiError::rate_limited(wait.0))?;
         }
+        Ok(())
     }
 
-    /// Count one login for `app`.
-    pub fn check_app(&self, app: &AppId) -> Result<(), ApiError> {
-        match &self.per_app {
-            Some(limiter) => limiter
-                .check_key(app)
-                .map_err(|not_until| self.refused(not_until.wait_time_from(self.clock.now()))),
-            None => Ok(()),
+    /// Count one call to WeChat for `app`, on this node and across the cluster.
+    pub async fn check_app(&self, app: &AppId) -> Result<(), RetryAfter> {
+        let Some(limiter) = &self.per_app else {
+            return Ok(());
+        };
+        limiter
+            .check_key(app)
+            .map_err(|not_until| retry_after(not_until.wait_time_from(self.clock.now())))?;
+        if let Some(shared) = &self.shared {
+            shared
+                .hit(&format!("app:{app}"), self.caps.1, unix_now())
+                .await?;
         }
+        Ok(())
     }
 
     /// Forget keys that have been quiet long enough to be back at full burst.
@@ -82,9 +215,27 @@ impl RateLimits {
     }
 
     fn refused(&self, wait: std::time::Duration) -> ApiError {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        ApiError::rate_limited(secs.max(1))
+        ApiError::rate_limited(retry_after(wait).0)
     }
+}
+
+/// What a key may do in 60 s from rest: its burst, then its rate.
+fn cap(per_minute: u32, burst: u32) -> u64 {
+    let burst = if burst == 0 { per_minute } else { burst };
+    u64::from(per_minute) + u64::from(burst)
+}
+
+fn unix_now() -> wxlink_domain::UnixTime {
+    wxlink_domain::Clock::now(&crate::adapters::SystemClock)
+}
+
+/// Whole seconds until a refused key may try again (at least 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAfter(pub u64);
+
+fn retry_after(wait: std::time::Duration) -> RetryAfter {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    RetryAfter(secs.max(1))
 }
 
 #[cfg(test)]
@@ -101,48 +252,163 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_ip_over_its_burst_is_refused_with_a_retry_after() {
-        let limits = RateLimits::new(&settings(3, 0));
-        let ip: IpAddr = "203.0.113.7".parse().unwrap();
-        for _ in 0..3 {
-            limits.check_ip(ip).unwrap();
+    fn direct(ip: &str) -> ClientAddr {
+        ClientAddr {
+            ip: ip.parse().unwrap(),
+            forwarded: false,
         }
-        let refused = limits.check_ip(ip).unwrap_err();
+    }
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append("x-forwarded-for", v.parse().unwrap());
+        }
+        headers
+    }
+
+    fn client(peer: &str, values: &[&str], trusted: &[&str]) -> (String, bool) {
+        let c = client_addr(peer.parse().unwrap(), &xff(values), &nets(trusted));
+        (c.ip.to_string(), c.forwarded)
+    }
+
+    #[tokio::test]
+    async fn an_ip_over_its_burst_is_refused_with_a_retry_after() {
+        let limits = RateLimits::new(&settings(3, 0));
+        let ip = direct("203.0.113.7");
+        for _ in 0..3 {
+            limits.check_ip(ip).await.unwrap();
+        }
+        let refused = limits.check_ip(ip).await.unwrap_err();
         assert_eq!(refused.code, "rate_limited");
         assert_eq!(refused.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
         assert!(matches!(refused.retry_after, Some(1..=20)));
         // Another client is not affected.
-        limits.check_ip("203.0.113.8".parse().unwrap()).unwrap();
+        limits.check_ip(direct("203.0.113.8")).await.unwrap();
     }
 
-    #[test]
-    fn loopback_is_exempt_by_default_and_apps_are_limited_apart() {
+    #[tokio::test]
+    async fn loopback_is_exempt_by_default_and_apps_are_limited_apart() {
         let limits = RateLimits::new(&settings(1, 2));
         for _ in 0..100 {
-            limits.check_ip(IpAddr::from([127, 0, 0, 1])).unwrap();
+            limits.check_ip(direct("127.0.0.1")).await.unwrap();
+            limits.check_ip(direct("::ffff:127.0.0.1")).await.unwrap();
         }
         let a: AppId = "wx0000000000000001".parse().unwrap();
         let b: AppId = "wx0000000000000002".parse().unwrap();
-        limits.check_app(&a).unwrap();
-        limits.check_app(&a).unwrap();
-        assert!(limits.check_app(&a).is_err());
-        limits.check_app(&b).unwrap();
+        limits.check_app(&a).await.unwrap();
+        limits.check_app(&a).await.unwrap();
+        assert!(limits.check_app(&a).await.is_err());
+        limits.check_app(&b).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_loopback_address_is_not_exempt() {
+        let limits = RateLimits::new(&settings(2, 0));
+        let spoofed = ClientAddr {
+            ip: "127.0.0.1".parse().unwrap(),
+            forwarded: true,
+        };
+        limits.check_ip(spoofed).await.unwrap();
+        limits.check_ip(spoofed).await.unwrap();
+        assert!(limits.check_ip(spoofed).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn ipv6_clients_share_the_limit_of_their_64() {
+        let limits = RateLimits::new(&settings(2, 0));
+        limits.check_ip(direct("2001:db8:1:2::1")).await.unwrap();
+        limits
+            .check_ip(direct("2001:db8:1:2:ffff::9"))
+            .await
+            .unwrap();
+        assert!(
+            limits
+                .check_ip(direct("2001:db8:1:2:abcd::1"))
+                .await
+                .is_err()
+        );
+        // The next /64 is another subscriber.
+        limits.check_ip(direct("2001:db8:1:3::1")).await.unwrap();
+        // An IPv4-mapped address is its IPv4 address.
+        limits.check_ip(direct("198.51.100.1")).await.unwrap();
+        limits
+            .check_ip(direct("::ffff:198.51.100.1"))
+            .await
+            .unwrap();
+        assert!(limits.check_ip(direct("198.51.100.1")).await.is_err());
     }
 
     #[test]
-    fn zero_or_disabled_means_unlimited() {
+    fn the_client_is_the_right_most_untrusted_forwarded_entry() {
+        let proxies = ["127.0.0.1/32", "10.0.0.0/8"];
+        // A peer that is not a trusted proxy is the client, whatever it claims.
+        assert_eq!(
+            client("203.0.113.9", &["198.51.100.1"], &proxies),
+            ("203.0.113.9".into(), false)
+        );
+        // Nothing trusted: the header is ignored.
+        assert_eq!(
+            client("127.0.0.1", &["198.51.100.1"], &[]),
+            ("127.0.0.1".into(), false)
+        );
+        // Spoofed entries on the left do not help the client.
+        assert_eq!(
+            client("127.0.0.1", &["1.1.1.1, 2.2.2.2, 198.51.100.7"], &proxies),
+            ("198.51.100.7".into(), true)
+        );
+        // A chain of trusted proxies is skipped, across several header lines too.
+        assert_eq!(
+            client("10.0.0.2", &["6.6.6.6, 198.51.100.7", "10.1.1.1"], &proxies),
+            ("198.51.100.7".into(), true)
+        );
+        // All trusted: the left-most entry.
+        assert_eq!(
+            client("127.0.0.1", &["10.9.9.9, 10.0.0.5"], &proxies),
+            ("10.9.9.9".into(), true)
+        );
+        // A malformed entry ends the walk: the hop right of it is the client.
+        assert_eq!(
+            client("127.0.0.1", &["198.51.100.7, junk, 10.0.0.5"], &proxies),
+            ("10.0.0.5".into(), true)
+        );
+        assert_eq!(
+            client("127.0.0.1", &["198.51.100.7, nonsense"], &proxies),
+            ("127.0.0.1".into(), false)
+        );
+        // IPv6 entries, with and without ports; a mapped peer is its IPv4 address.
+        assert_eq!(
+            client("::ffff:127.0.0.1", &["[2001:db8::1]:443"], &proxies),
+            ("2001:db8::1".into(), true)
+        );
+        assert_eq!(
+            client("fd00::1", &["203.0.113.5:1234, 2001:db8::2"], &["fd00::/8"]),
+            ("2001:db8::2".into(), true)
+        );
+        // No header from a trusted proxy: the proxy itself.
+        assert_eq!(
+            client("127.0.0.1", &[], &proxies),
+            ("127.0.0.1".into(), false)
+        );
+    }
+
+    #[tokio::test]
+    async fn zero_or_disabled_means_unlimited() {
         let limits = RateLimits::new(&settings(0, 0));
-        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let ip = direct("203.0.113.7");
         for _ in 0..1000 {
-            limits.check_ip(ip).unwrap();
+            limits.check_ip(ip).await.unwrap();
         }
         let off = RateLimits::new(&RateLimitSettings {
             enabled: false,
             ..settings(1, 1)
         });
         for _ in 0..10 {
-            off.check_ip(ip).unwrap();
+            off.check_ip(ip).await.unwrap();
         }
     }
 }

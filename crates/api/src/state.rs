@@ -1,6 +1,8 @@
 //! What every request handler shares.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use wxlink_domain::{AppId, Service};
 use wxlink_persistence::Store;
@@ -24,8 +26,10 @@ pub struct AppState {
     pub apps: HashMap<AppId, AppKind>,
     /// Larger bodies get 413.
     pub max_body_bytes: usize,
-    /// Flood protection.
-    pub limits: RateLimits,
+    /// Flood protection, shared with the WeChat adapter.
+    pub limits: Arc<RateLimits>,
+    /// A request that takes longer gets 408 `request_timeout`.
+    pub request_timeout: Duration,
     /// Who may call the internal API.
     pub service_tokens: ServiceTokens,
 }

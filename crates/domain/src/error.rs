@@ -43,6 +43,12 @@ pub enum WeChatError {
     /// Anything else: busy after retries, odd answers, bad credentials.
     #[error("WeChat error: {0}")]
     Upstream(String),
+    /// wxlink's own limit of WeChat calls for this app refused the call, which was not made.
+    #[error("the app's limit of WeChat calls is reached")]
+    CallLimited {
+        /// Seconds until the app may call again.
+        retry_after_secs: u64,
+    },
 }
 
 /// Why encrypted user data was refused.

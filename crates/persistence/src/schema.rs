@@ -89,7 +89,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     events,
     access_tokens,
-    webhook_cursors
+    webhook_cursors,
+    rate_limit_windows
 );
 
 diesel::table! {
@@ -121,5 +122,17 @@ diesel::table! {
         lease_holder -> Nullable<Text>,
         /// Unix seconds; the lease is free after this.
         lease_until -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Rate-limit hits per key and fixed window, summed over every node.
+    rate_limit_windows (limit_key, window_start) {
+        /// What is limited, e.g. `ip:203.0.113.7` or `app:wx…`.
+        limit_key -> Text,
+        /// Unix seconds where the window starts.
+        window_start -> BigInt,
+        /// Hits counted in the window by all nodes.
+        hits -> BigInt,
     }
 }

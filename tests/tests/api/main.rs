@@ -39,6 +39,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod abuse;
 mod app_kinds;
 mod concurrency;
 mod durability;

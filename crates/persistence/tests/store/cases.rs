@@ -15,11 +15,12 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
     "2026-11-26-000004_webhook_cursors",
+    "2026-12-01-000008_rate_limit_windows",
 ];
 
 /// Run `work` in a write transaction and unwrap.
@@ -827,6 +828,68 @@ pub async fn access_token_lease_is_exclusive_and_tokens_are_shared(db: &TestDb) 
             .expires_at,
         0
     );
+}
+
+pub async fn rate_limit_hits_add_up_across_nodes(db: &TestDb) {
+    use wxlink_persistence::WindowHits;
+    let hits = |key: &str, window_start: i64, hits: i64| WindowHits {
+        key: key.to_owned(),
+        window_start,
+        hits,
+    };
+    // Four nodes (stores on one database) add their batches at once.
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        let store = db.store().await;
+        nodes.push(tokio::spawn(async move {
+            let mut last = Vec::new();
+            for _ in 0..3 {
+                last = store
+                    .add_rate_limit_hits(vec![hits("ip:a", 60, 2), hits("app:b", 60, 1)])
+                    .await
+                    .unwrap();
+            }
+            last
+        }));
+    }
+    for node in nodes {
+        let totals = node.await.unwrap();
+        assert_eq!(totals.len(), 2);
+        assert!(totals[0].hits >= 6 && totals[0].hits <= 24, "{totals:?}");
+    }
+    let store = db.store().await;
+    let totals = store
+        .add_rate_limit_hits(vec![
+            hits("ip:a", 60, 0),
+            hits("app:b", 60, 1),
+            hits("ip:a", 120, 5),
+            hits("ip:never", 60, 0),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        totals,
+        vec![
+            hits("ip:a", 60, 24),
+            hits("app:b", 60, 13),
+            hits("ip:a", 120, 5),
+            hits("ip:never", 60, 0),
+        ],
+        "every node's hits count once; windows and keys are apart"
+    );
+    assert!(
+        store
+            .add_rate_limit_hits(Vec::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.purge_rate_limit_windows(120).await.unwrap(), 2);
+    let left = store
+        .add_rate_limit_hits(vec![hits("ip:a", 60, 0), hits("ip:a", 120, 0)])
+        .await
+        .unwrap();
+    assert_eq!(left, vec![hits("ip:a", 60, 0), hits("ip:a", 120, 5)]);
 }
 
 pub async fn webhook_cursors_lease_and_advance(db: &TestDb) {

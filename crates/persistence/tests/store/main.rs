@@ -57,6 +57,7 @@ on_both_backends!(
     cases::user_lookups,
     cases::access_token_lease_is_exclusive_and_tokens_are_shared,
     cases::webhook_cursors_lease_and_advance,
+    cases::rate_limit_hits_add_up_across_nodes,
     cases::a_saturated_store_answers_unavailable_in_bounded_time,
     flows::service_logs_in_links_and_merges,
     flows::service_refreshes_the_session_key,

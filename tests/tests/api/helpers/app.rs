@@ -30,6 +30,8 @@ pub struct Options {
     pub max_watermark_age_secs: Option<u64>,
     /// More TOML tables, appended as they are.
     pub extra_toml: String,
+    /// More `[server]` keys, appended to that table as they are.
+    pub server_toml: String,
     /// `WXLINK_LOG`
     pub log_filter: String,
     /// Apps that are not mini programs: (appid, kind, unionid in the OAuth exchange).
@@ -50,6 +52,7 @@ impl Default for Options {
             max_body_bytes: None,
             max_watermark_age_secs: None,
             extra_toml: String::new(),
+            server_toml: String::new(),
             log_filter: "info".to_owned(),
             kinds: Vec::new(),
         }
@@ -91,6 +94,12 @@ impl Options {
     /// `[wechat] max_watermark_age_secs`
     pub fn max_watermark_age_secs(mut self, secs: u64) -> Self {
         self.max_watermark_age_secs = Some(secs);
+        self
+    }
+
+    /// More `[server]` keys (`key = value` lines).
+    pub fn server_toml(mut self, toml: &str) -> Self {
+        self.server_toml.push_str(toml);
         self
     }
 
@@ -207,6 +216,7 @@ impl TestApp {
         if let Some(bytes) = o.max_body_bytes {
             toml.push_str(&format!("max_body_bytes = {bytes}\n"));
         }
+        toml.push_str(&o.server_toml);
         toml.push_str(&format!(
             "\n[database]\nurl = {}\nmax_connections = 8\n",
             toml_str(&self.database_url)

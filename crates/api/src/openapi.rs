@@ -162,7 +162,7 @@ mod tests {
                     ("WXLINK__SERVER__BIND".to_owned(), "127.0.0.1:0".to_owned()),
                     (
                         "WXLINK__INTERNAL__TOKENS".to_owned(),
-                        "svc-token".to_owned(),
+                        "svc-token-0123456789abcdef".to_owned(),
                     ),
                 ]
                 .into(),
@@ -177,7 +177,7 @@ mod tests {
             let request = axum::http::Request::builder()
                 .method(method.to_uppercase().as_str())
                 .uri(&uri)
-                .header("authorization", "Bearer svc-token")
+                .header("authorization", "Bearer svc-token-0123456789abcdef")
                 .body(axum::body::Body::empty())
                 .unwrap();
             let response = app.router_for_tests().oneshot(request).await.unwrap();

@@ -38,7 +38,8 @@ impl ServiceTokens {
         )
     }
 
-    fn enabled(&self) -> bool {
+    /// Whether any token is configured, i.e. the internal routes are mounted.
+    pub(crate) fn enabled(&self) -> bool {
         !self.0.is_empty()
     }
 

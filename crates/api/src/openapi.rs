@@ -64,7 +64,7 @@ pub const ROUTES: &[(&str, &str)] = &[
         wire::FeedEvent,
         wire::EventsPage,
     )),
-    modifiers(&Security),
+    modifiers(&Security, &FindUserQuery),
     tags(
         (name = "users", description = "What a mini program (or web page, or app) calls"),
         (name = "internal", description = "Other teams' services, with a service token"),
@@ -82,6 +82,58 @@ impl Modify for Security {
             || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         components.add_security_scheme("bearer", bearer());
         components.add_security_scheme("service_token", bearer());
+    }
+}
+
+/// `GET /internal/v1/users` takes either `unionid`, or `appid` and `openid`: one query object
+/// whose schema says so (separate parameters cannot), exploded into the query string.
+struct FindUserQuery;
+
+impl Modify for FindUserQuery {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn, ParameterStyle};
+        let id = |max: u32| serde_json::json!({"type": "string", "pattern": format!("^[A-Za-z0-9_-]{{1,{max}}}$")});
+        let schema = serde_json::json!({
+            "oneOf": [
+                {
+                    "type": "object",
+                    "description": "The user owning this unionid.",
+                    "required": ["unionid"],
+                    "properties": {"unionid": id(128)},
+                    "additionalProperties": false,
+                },
+                {
+                    "type": "object",
+                    "description": "The user of this (appid, openid) identity.",
+                    "required": ["appid", "openid"],
+                    "properties": {
+                        "appid": {"type": "string", "pattern": "^wx[0-9A-Za-z]{16}$"},
+                        "openid": id(128),
+                    },
+                    "additionalProperties": false,
+                },
+            ],
+        });
+        let Ok(schema) = serde_json::from_value::<utoipa::openapi::Schema>(schema) else {
+            unreachable!("the query schema is a schema")
+        };
+        let parameter = ParameterBuilder::new()
+            .name("query")
+            .parameter_in(ParameterIn::Query)
+            .required(utoipa::openapi::Required::True)
+            .style(Some(ParameterStyle::Form))
+            .explode(Some(true))
+            .description(Some("either `unionid`, or `appid` and `openid`"))
+            .schema(Some(schema))
+            .build();
+        if let Some(get) = doc
+            .paths
+            .paths
+            .get_mut("/internal/v1/users")
+            .and_then(|item| item.get.as_mut())
+        {
+            get.parameters = Some(vec![parameter]);
+        }
     }
 }
 
@@ -132,16 +184,26 @@ static SERVED: LazyLock<[serde_json::Value; 2]> = LazyLock::new(|| {
     [public_document(), document()].map(|text| serde_json::from_str(&text).unwrap_or_default())
 });
 
-/// This document, with the routes this server mounts.
+/// This document, with the routes this server mounts and its configured appids as the `enum` of
+/// the login's `appid` (any other is `unknown_app`; appids are public anyway: every OAuth URL and
+/// mini program package carries its own).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3 document of the routes this server mounts (the internal ones only with service tokens configured)", content_type = "application/json")))]
 pub(crate) async fn serve(State(state): State<Arc<crate::state::AppState>>) -> Response {
     let [public, full] = &*SERVED;
-    let doc = if state.service_tokens.enabled() {
-        full
+    let mut doc = if state.service_tokens.enabled() {
+        full.clone()
     } else {
-        public
+        public.clone()
     };
+    let mut appids: Vec<&str> = state.apps.keys().map(|a| a.as_str()).collect();
+    appids.sort_unstable();
+    if let Some(appid) = doc
+        .pointer_mut("/components/schemas/LoginRequest/properties/appid")
+        .and_then(|v| v.as_object_mut())
+    {
+        appid.insert("enum".to_owned(), serde_json::json!(appids));
+    }
     Json(doc).into_response()
 }
 
@@ -260,8 +322,17 @@ mod tests {
     async fn the_served_document_lists_exactly_the_mounted_routes() {
         for with_tokens in [true, false] {
             let (_dir, _app, router) = router(with_tokens).await;
-            let (status, served) = call(&router, "get", "/openapi.json").await;
+            let (status, mut served) = call(&router, "get", "/openapi.json").await;
             assert_eq!(status, 200);
+            // The configured appids are the login's `enum`; the rest is the generated document.
+            let appid = served
+                .pointer_mut("/components/schemas/LoginRequest/properties/appid")
+                .and_then(|v| v.as_object_mut())
+                .unwrap();
+            assert_eq!(
+                appid.remove("enum"),
+                Some(serde_json::json!(["wx4f4bc4dec97d474b"]))
+            );
             let expected = if with_tokens {
                 document()
             } else {

@@ -7,11 +7,13 @@ use utoipa::ToSchema;
 /// `POST /v1/wechat/login`
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
-    /// The app the code comes from (`[apps.<appid>]`).
-    #[schema(example = "wx4f4bc4dec97d474b")]
+    /// The app the code comes from (`[apps.<appid>]`); a server lists its configured appids in
+    /// the `enum` of its `/openapi.json`.
+    #[schema(example = "wx4f4bc4dec97d474b", pattern = "^wx[0-9A-Za-z]{16}$")]
     pub appid: String,
     /// `wx.login`'s code (mini programs) or the OAuth code (official accounts, mobile apps,
-    /// websites); at most 256 characters.
+    /// websites): 1 to 256 printable ASCII characters without spaces.
+    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     pub code: String,
 }
 

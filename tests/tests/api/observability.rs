@@ -119,7 +119,15 @@ async fn the_served_openapi_document_is_the_committed_one(backend: Backend) {
     let token = "svc-token-for-the-docs-0123456789";
     let options = Options::default().extra_toml(&format!("[internal]\ntokens = [\"{token}\"]\n"));
     let app = TestApp::spawn(backend.clone(), options).await;
-    let served = app.get("/openapi.json", None).await.ok_json(200, "openapi");
+    let mut served = app.get("/openapi.json", None).await.ok_json(200, "openapi");
+    // The configured appids are the login's `enum`; the rest is the committed document.
+    let appid = served
+        .pointer_mut("/components/schemas/LoginRequest/properties/appid")
+        .and_then(|v| v.as_object_mut())
+        .expect("the login's appid is documented");
+    let mut configured: Vec<&str> = app.secrets.keys().map(String::as_str).collect();
+    configured.sort_unstable();
+    assert_eq!(appid.remove("enum"), Some(serde_json::json!(configured)));
     assert_eq!(served, committed);
 
     // Without them the internal routes answer 404, and the document does not list them.

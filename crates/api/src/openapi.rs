@@ -64,7 +64,7 @@ pub const ROUTES: &[(&str, &str)] = &[
         wire::FeedEvent,
         wire::EventsPage,
     )),
-    modifiers(&Security, &FindUserQuery),
+    modifiers(&Security, &FindUserQuery, &SignedTogether),
     tags(
         (name = "users", description = "What a mini program (or web page, or app) calls"),
         (name = "internal", description = "Other teams' services, with a service token"),
@@ -134,6 +134,37 @@ impl Modify for FindUserQuery {
         {
             get.parameters = Some(vec![parameter]);
         }
+    }
+}
+
+/// `raw_data` and `signature` of user info go together: both strings, or both absent (or null).
+struct SignedTogether;
+
+impl Modify for SignedTogether {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Type};
+        let Some(components) = doc.components.as_mut() else {
+            return;
+        };
+        let Some(object) = components.schemas.remove("UserInfoRequest") else {
+            return;
+        };
+        let pair = |kind: Type| {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property("raw_data", ObjectBuilder::new().schema_type(kind.clone()))
+                .property("signature", ObjectBuilder::new().schema_type(kind))
+        };
+        let both = pair(Type::String)
+            .required("raw_data")
+            .required("signature");
+        let neither = pair(Type::Null);
+        let together = AllOfBuilder::new()
+            .item(object)
+            .item(AnyOfBuilder::new().item(both).item(neither));
+        components
+            .schemas
+            .insert("UserInfoRequest".to_owned(), together.into());
     }
 }
 

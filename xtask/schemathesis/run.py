@@ -132,7 +132,8 @@ def main():
             for name, extra in runs:
                 print(f"schemathesis: {name}", flush=True)
                 try:
-                    done = subprocess.run(common + extra, timeout=args.seconds)
+                    # In the temp dir: schemathesis keeps a cache in its working directory.
+                    done = subprocess.run(common + extra, cwd=workdir, timeout=args.seconds)
                 except subprocess.TimeoutExpired:
                     sys.exit(f"schemathesis ({name}) took longer than {args.seconds} s")
                 if done.returncode != 0:

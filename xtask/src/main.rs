@@ -5,6 +5,9 @@
 //! - `cargo xtask migrate [--database-url URL]` applies the embedded migrations.
 //! - `cargo xtask fuzz --cases N` fuzzes the decryptor (N cases) and request parsing (N/10).
 //! - `cargo xtask pg` starts a throwaway PostgreSQL and prints its URL until interrupted.
+//! - `cargo xtask schemathesis` runs schemathesis (`st run /openapi.json --checks all`, installed
+//!   into target/st-venv) against `wxlink serve --sandbox`: anonymous, with a user's and with a
+//!   service token (xtask/schemathesis/).
 //! - `cargo xtask bench [--quick]` builds release binaries and runs the performance benchmark
 //!   (`bench/`, see docs/performance.md): a table on stdout, `target/bench/results.json`.
 
@@ -50,6 +53,13 @@ enum Task {
     },
     /// Start a throwaway PostgreSQL on loopback and print its URL; stops on Enter or Ctrl-C.
     Pg,
+    /// schemathesis against the sandbox: every check of `st run /openapi.json --checks all`,
+    /// bounded in examples and time, with schemathesis installed in target/st-venv.
+    Schemathesis {
+        /// Examples per operation and phase.
+        #[arg(long, default_value_t = 30)]
+        max_examples: u32,
+    },
     /// The performance benchmark: release builds, wxlink against a wechatpy peer (installed in
     /// target/bench/venv), floors, decryption, scale and memory; prints a table and writes
     /// target/bench/results.json (see docs/performance.md).
@@ -77,6 +87,7 @@ fn main() -> ExitCode {
         Task::Fuzz { cases } => fuzz(cases),
         Task::Pg => run_pg(),
         Task::Bench { quick, bench_args } => bench(quick, &bench_args),
+        Task::Schemathesis { max_examples } => schemathesis(max_examples),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -320,6 +331,55 @@ fn release_cargo() -> Command {
         }
     }
     cmd
+}
+
+/// Builds wxlink, makes target/st-venv with xtask/schemathesis/requirements.txt (again when that
+/// file changes), and lets xtask/schemathesis/run.py drive the sandbox and the runs.
+fn schemathesis(max_examples: u32) -> Result {
+    run(
+        "cargo build (wxlink)",
+        cargo().args(["build", "-p", "wxlink-api", "--bin", "wxlink"]),
+    )?;
+    let dir = project_root().join("xtask").join("schemathesis");
+    let requirements = dir.join("requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .map_err(|e| format!("{}: {e}", requirements.display()))?;
+    let venv = target_dir().join("st-venv");
+    let bin = venv.join("bin");
+    let stamp = venv.join(".wxlink-requirements");
+    if !bin.join("python").exists() {
+        run(
+            "python3 -m venv target/st-venv",
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        )?;
+    }
+    if !std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        run(
+            "pip install schemathesis",
+            Command::new(bin.join("python"))
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--quiet",
+                    "-r",
+                ])
+                .arg(&requirements),
+        )?;
+        std::fs::write(&stamp, &wanted).map_err(|e| format!("{}: {e}", stamp.display()))?;
+    }
+    run(
+        "schemathesis against the sandbox",
+        Command::new(bin.join("python"))
+            .arg(dir.join("run.py"))
+            .arg("--wxlink")
+            .arg(target_dir().join("debug").join("wxlink"))
+            .arg("--st")
+            .arg(bin.join("st"))
+            .arg("--max-examples")
+            .arg(max_examples.to_string()),
+    )
 }
 
 fn bench(quick: bool, bench_args: &[String]) -> Result {

@@ -78,6 +78,12 @@ impl WeChatAdapter {
         )
         .await
         .map_err(|e| map_client_error(appid, e))?;
+        if exchange.is_snapshot_user {
+            // The openid of a snapshot page's virtual user is not the person's: a user made
+            // from it could never be linked or merged with the real one.
+            tracing::info!(%appid, "refused the OAuth login of a snapshot page's virtual user");
+            return Err(WeChatError::SnapshotUser);
+        }
         let may_read_userinfo = exchange
             .scope
             .split(',')
@@ -218,13 +224,16 @@ pub(crate) fn map_client_error(appid: &AppId, error: ClientError) -> WeChatError
         ClientError::RateLimited => WeChatError::RateLimited,
         ClientError::Timeout => WeChatError::Timeout,
         ClientError::InvalidCredential { errcode, .. } => {
-            tracing::error!(%appid, errcode, "configuration error: WeChat rejected this app's appid or secret");
-            WeChatError::Upstream(error.to_string())
+            tracing::error!(%appid, errcode, error = %error, "configuration error: WeChat rejected this app's appid or secret");
+            WeChatError::Errcode(errcode)
         }
         other => {
             let chain = error_chain(&other);
             tracing::warn!(%appid, error = %chain, errcode = ?other.errcode(), "code2session failed");
-            WeChatError::Upstream(chain)
+            match other.errcode() {
+                Some(errcode) => WeChatError::Errcode(errcode),
+                None => WeChatError::Upstream(chain),
+            }
         }
     }
 }

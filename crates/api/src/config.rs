@@ -28,6 +28,25 @@ pub enum ConfigError {
     DataKeyFile(String),
 }
 
+/// The shortest webhook secret or service token accepted: guessing one must not be practical.
+pub const MIN_SHARED_SECRET_CHARS: usize = 16;
+
+/// Refuse a shared secret shorter than [`MIN_SHARED_SECRET_CHARS`] (an empty list entry such as
+/// `WXLINK__INTERNAL__TOKENS=a,,b` included), naming its key.
+fn require_long_secret(key: String, secret: &SecretString) -> Result<(), ConfigError> {
+    let chars = secret.expose_secret().chars().count();
+    if chars == 0 {
+        return Err(invalid(key, "is empty"));
+    }
+    if chars < MIN_SHARED_SECRET_CHARS {
+        return Err(invalid(
+            key,
+            format!("must be at least {MIN_SHARED_SECRET_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
@@ -342,6 +361,9 @@ impl Settings {
     }
 
     /// Check every value and return the configured apps.
+    ///
+    /// Shared secrets that a caller presents (webhook secrets, service tokens) must have at
+    /// least [`MIN_SHARED_SECRET_CHARS`] characters; an empty one is refused, not skipped.
     pub fn validate(&self) -> Result<Vec<App>, ConfigError> {
         if self.server.max_body_bytes == 0 {
             return Err(invalid("server.max_body_bytes", "must be positive"));
@@ -394,12 +416,10 @@ impl Settings {
                     "must be an http(s) URL",
                 ));
             }
-            if hook.secret.expose_secret().len() < 16 {
-                return Err(invalid(
-                    format!("webhooks.{name}.secret"),
-                    "must be at least 16 characters",
-                ));
-            }
+            require_long_secret(format!("webhooks.{name}.secret"), &hook.secret)?;
+        }
+        for (index, token) in self.internal.tokens.iter().enumerate() {
+            require_long_secret(format!("internal.tokens[{index}]"), token)?;
         }
         if self.apps.is_empty() {
             return Err(invalid(
@@ -676,6 +696,31 @@ mod tests {
         );
         let err = load("", &[]).unwrap().validate().unwrap_err();
         assert!(err.to_string().contains("apps"), "{err}");
+    }
+
+    #[test]
+    fn service_tokens_are_long_and_never_empty() {
+        let long = "t".repeat(MIN_SHARED_SECRET_CHARS);
+        let refused = |toml: &str, env: &[(&str, &str)], key: &str, what: &str| {
+            let err = load(toml, env).unwrap().validate().unwrap_err();
+            assert!(
+                err.to_string().contains(key) && err.to_string().contains(what),
+                "{err}"
+            );
+        };
+        let var = "WXLINK__INTERNAL__TOKENS";
+        let two_and_empty = format!("{long},,{long}");
+        refused(APP, &[(var, &two_and_empty)], "internal.tokens[1]", "empty");
+        refused(APP, &[(var, "")], "internal.tokens[0]", "empty");
+        let short = "t".repeat(MIN_SHARED_SECRET_CHARS - 1);
+        refused(APP, &[(var, &short)], "internal.tokens[0]", "at least 16");
+        let file = format!("{APP}[internal]\ntokens = [\"{long}\", \"\"]\n");
+        refused(&file, &[], "internal.tokens[1]", "empty");
+
+        let both = format!("{long},{long}x");
+        let settings = load(APP, &[(var, &both)]).unwrap();
+        settings.validate().unwrap();
+        assert_eq!(settings.internal.tokens.len(), 2);
     }
 
     #[test]

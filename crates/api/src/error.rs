@@ -121,7 +121,24 @@ impl From<DomainError> for ApiError {
                 WeChatError::RateLimited => (S::TOO_MANY_REQUESTS, "upstream_rate_limited"),
                 WeChatError::Timeout => (S::GATEWAY_TIMEOUT, "upstream_timeout"),
                 WeChatError::UnknownApp => (S::BAD_REQUEST, "unknown_app"),
-                _ => (S::BAD_GATEWAY, "upstream_error"),
+                WeChatError::SnapshotUser => {
+                    return Self::new(
+                        S::FORBIDDEN,
+                        "snapshot_user",
+                        "this is a snapshot page's preview user; open the page for real (tap \"使用完整服务\") and log in again",
+                    );
+                }
+                WeChatError::Errcode(_) => (S::BAD_GATEWAY, "upstream_error"),
+                _ => {
+                    // The text carries the client's error chain (hosts, ports, errmsg): logs
+                    // only, the client gets the category.
+                    tracing::warn!(%error, "WeChat did not give a usable answer");
+                    return Self::new(
+                        S::BAD_GATEWAY,
+                        "upstream_error",
+                        "WeChat did not give a usable answer",
+                    );
+                }
             },
             DomainError::UserData(UserDataError::SignatureMismatch) => {
                 (S::UNPROCESSABLE_ENTITY, "signature_mismatch")
@@ -204,6 +221,16 @@ mod tests {
                 "upstream_error",
             ),
             (
+                WeChatError::Errcode(40125).into(),
+                S::BAD_GATEWAY,
+                "upstream_error",
+            ),
+            (
+                WeChatError::SnapshotUser.into(),
+                S::FORBIDDEN,
+                "snapshot_user",
+            ),
+            (
                 UserDataError::DecryptFailed("x".into()).into(),
                 S::UNPROCESSABLE_ENTITY,
                 "decrypt_failed",
@@ -262,5 +289,11 @@ mod tests {
         assert!(!api.message.contains("pw"));
         let api = ApiError::from(StoreError::Corrupt("user u1 is missing".into()));
         assert_eq!(api.message, "internal error");
+        let api = ApiError::from(DomainError::from(WeChatError::Upstream(
+            "transport error: connection refused (127.0.0.1:9)".into(),
+        )));
+        assert_eq!(api.message, "WeChat did not give a usable answer");
+        let api = ApiError::from(DomainError::from(WeChatError::Errcode(40125)));
+        assert_eq!(api.message, "WeChat answered errcode 40125");
     }
 }

@@ -280,7 +280,7 @@ fn parse_code(code: String) -> Result<JsCode, ApiError> {
         (status = 200, body = LoginResponse),
         (status = 400, description = "`invalid_request`, `unknown_app`", body = ErrorBody),
         (status = 401, description = "`invalid_code`", body = ErrorBody),
-        (status = 403, description = "`user_blocked`", body = ErrorBody),
+        (status = 403, description = "`user_blocked`, `snapshot_user`", body = ErrorBody),
         (status = 409, description = "`unionid_conflict`", body = ErrorBody),
         (status = 429, description = "`rate_limited`, `upstream_rate_limited`", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),

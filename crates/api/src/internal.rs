@@ -38,7 +38,8 @@ impl ServiceTokens {
         )
     }
 
-    fn enabled(&self) -> bool {
+    /// Whether any token is configured, i.e. the internal routes are mounted.
+    pub(crate) fn enabled(&self) -> bool {
         !self.0.is_empty()
     }
 
@@ -131,9 +132,10 @@ fn parse<T>(
 /// A user by id; a merged-away user answers with `merged_into` set.
 #[utoipa::path(get, path = "/internal/v1/users/{user_id}", tag = "internal",
     security(("service_token" = [])),
-    params(("user_id" = String, Path, description = "wxlink's user id")),
+    params(("user_id" = String, Path, description = "wxlink's user id", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, body = InternalUser),
+        (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody)))]
 pub(crate) async fn user_by_id(
@@ -144,7 +146,9 @@ pub(crate) async fn user_by_id(
     found(state.store.user_by_id(&id).await?)
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// Documented in `openapi.rs` as one object parameter: OpenAPI cannot say "either unionid, or
+/// appid and openid" of separate parameters.
+#[derive(Debug, Deserialize)]
 pub(crate) struct FindUser {
     /// With `openid`: the identity's app.
     appid: Option<String>,
@@ -156,7 +160,7 @@ pub(crate) struct FindUser {
 
 /// The user of an (appid, openid) identity, or of a unionid.
 #[utoipa::path(get, path = "/internal/v1/users", tag = "internal",
-    security(("service_token" = [])), params(FindUser),
+    security(("service_token" = [])),
     responses(
         (status = 200, body = InternalUser),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
@@ -191,11 +195,14 @@ pub(crate) async fn find_user(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventsQuery {
     /// The last id seen (`next_cursor`); 0 to start.
     #[serde(default)]
+    #[param(minimum = 0, required = false)]
     after: i64,
-    /// At most this many events (default 100, at most 1000).
+    /// At most this many events (default 100; 0 is served as 1, more than 1000 as 1000).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4_294_967_295_i64, nullable = false)]
     limit: Option<u32>,
 }
 

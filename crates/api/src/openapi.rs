@@ -1,7 +1,13 @@
 //! The OpenAPI 3 document of the whole HTTP API, generated from the handlers and the wire
-//! types; served at `/openapi.json` and kept in `docs/openapi.json`.
+//! types; kept in full in `docs/openapi.json` and served at `/openapi.json` with the routes this
+//! server mounts: the internal routes only when service tokens are configured (without them they
+//! answer 404, so listing them would be a false promise).
+
+use std::sync::{Arc, LazyLock};
 
 use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -58,7 +64,7 @@ pub const ROUTES: &[(&str, &str)] = &[
         wire::FeedEvent,
         wire::EventsPage,
     )),
-    modifiers(&Security),
+    modifiers(&Security, &FindUserQuery, &SignedTogether),
     tags(
         (name = "users", description = "What a mini program (or web page, or app) calls"),
         (name = "internal", description = "Other teams' services, with a service token"),
@@ -79,20 +85,157 @@ impl Modify for Security {
     }
 }
 
-/// The document as JSON text, stable from run to run (what `docs/openapi.json` holds).
-pub fn document() -> String {
+/// `GET /internal/v1/users` takes either `unionid`, or `appid` and `openid`: one query object
+/// whose schema says so (separate parameters cannot), exploded into the query string.
+struct FindUserQuery;
+
+impl Modify for FindUserQuery {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn, ParameterStyle};
+        let id = |max: u32| serde_json::json!({"type": "string", "pattern": format!("^[A-Za-z0-9_-]{{1,{max}}}$")});
+        let schema = serde_json::json!({
+            "oneOf": [
+                {
+                    "type": "object",
+                    "description": "The user owning this unionid.",
+                    "required": ["unionid"],
+                    "properties": {"unionid": id(128)},
+                    "additionalProperties": false,
+                },
+                {
+                    "type": "object",
+                    "description": "The user of this (appid, openid) identity.",
+                    "required": ["appid", "openid"],
+                    "properties": {
+                        "appid": {"type": "string", "pattern": "^wx[0-9A-Za-z]{16}$"},
+                        "openid": id(128),
+                    },
+                    "additionalProperties": false,
+                },
+            ],
+        });
+        let Ok(schema) = serde_json::from_value::<utoipa::openapi::Schema>(schema) else {
+            unreachable!("the query schema is a schema")
+        };
+        let parameter = ParameterBuilder::new()
+            .name("query")
+            .parameter_in(ParameterIn::Query)
+            .required(utoipa::openapi::Required::True)
+            .style(Some(ParameterStyle::Form))
+            .explode(Some(true))
+            .description(Some("either `unionid`, or `appid` and `openid`"))
+            .schema(Some(schema))
+            .build();
+        if let Some(get) = doc
+            .paths
+            .paths
+            .get_mut("/internal/v1/users")
+            .and_then(|item| item.get.as_mut())
+        {
+            get.parameters = Some(vec![parameter]);
+        }
+    }
+}
+
+/// `raw_data` and `signature` of user info go together: both strings, or both absent (or null).
+struct SignedTogether;
+
+impl Modify for SignedTogether {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Type};
+        let Some(components) = doc.components.as_mut() else {
+            return;
+        };
+        let Some(object) = components.schemas.remove("UserInfoRequest") else {
+            return;
+        };
+        let pair = |kind: Type| {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property("raw_data", ObjectBuilder::new().schema_type(kind.clone()))
+                .property("signature", ObjectBuilder::new().schema_type(kind))
+        };
+        let both = pair(Type::String)
+            .required("raw_data")
+            .required("signature");
+        let neither = pair(Type::Null);
+        let together = AllOfBuilder::new()
+            .item(object)
+            .item(AnyOfBuilder::new().item(both).item(neither));
+        components
+            .schemas
+            .insert("UserInfoRequest".to_owned(), together.into());
+    }
+}
+
+/// The tag, path prefix, schemas and security scheme that only the internal routes use.
+const INTERNAL_TAG: &str = "internal";
+const INTERNAL_PREFIX: &str = "/internal/";
+const INTERNAL_SCHEMAS: &[&str] = &["InternalUser", "FeedEvent", "EventsPage"];
+const INTERNAL_SECURITY: &str = "service_token";
+
+fn openapi(with_internal: bool) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     // The version is the crate's, so the committed file changes with releases only.
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    if !with_internal {
+        doc.paths
+            .paths
+            .retain(|path, _| !path.starts_with(INTERNAL_PREFIX));
+        if let Some(tags) = &mut doc.tags {
+            tags.retain(|tag| tag.name != INTERNAL_TAG);
+        }
+        if let Some(components) = &mut doc.components {
+            components
+                .schemas
+                .retain(|name, _| !INTERNAL_SCHEMAS.contains(&name.as_str()));
+            components.security_schemes.remove(INTERNAL_SECURITY);
+        }
+    }
+    doc
+}
+
+fn to_json(doc: &utoipa::openapi::OpenApi) -> String {
     doc.to_pretty_json()
         .unwrap_or_else(|e| unreachable!("the document serializes: {e}"))
 }
 
-/// This document.
+/// The full document as JSON text, internal routes included, stable from run to run (what
+/// `docs/openapi.json` holds).
+pub fn document() -> String {
+    to_json(&openapi(true))
+}
+
+/// The document of a server without service tokens: no internal routes.
+pub fn public_document() -> String {
+    to_json(&openapi(false))
+}
+
+static SERVED: LazyLock<[serde_json::Value; 2]> = LazyLock::new(|| {
+    [public_document(), document()].map(|text| serde_json::from_str(&text).unwrap_or_default())
+});
+
+/// This document, with the routes this server mounts and its configured appids as the `enum` of
+/// the login's `appid` (any other is `unknown_app`; appids are public anyway: every OAuth URL and
+/// mini program package carries its own).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3 document", content_type = "application/json")))]
-pub(crate) async fn serve() -> Json<serde_json::Value> {
-    Json(serde_json::from_str(&document()).unwrap_or_default())
+    responses((status = 200, description = "The OpenAPI 3 document of the routes this server mounts (the internal ones only with service tokens configured)", content_type = "application/json")))]
+pub(crate) async fn serve(State(state): State<Arc<crate::state::AppState>>) -> Response {
+    let [public, full] = &*SERVED;
+    let mut doc = if state.service_tokens.enabled() {
+        full.clone()
+    } else {
+        public.clone()
+    };
+    let mut appids: Vec<&str> = state.apps.keys().map(|a| a.as_str()).collect();
+    appids.sort_unstable();
+    if let Some(appid) = doc
+        .pointer_mut("/components/schemas/LoginRequest/properties/appid")
+        .and_then(|v| v.as_object_mut())
+    {
+        appid.insert("enum".to_owned(), serde_json::json!(appids));
+    }
+    Json(doc).into_response()
 }
 
 #[cfg(test)]
@@ -142,53 +285,139 @@ mod tests {
         assert_eq!(documented, routes);
     }
 
-    /// Every listed route is served: neither 404 nor 405 from the router itself.
-    #[tokio::test]
-    async fn every_documented_route_is_routed() {
-        use tower::ServiceExt;
+    /// A router with the internal API on (service tokens configured) or off.
+    async fn router(with_tokens: bool) -> (tempfile::TempDir, crate::Application, axum::Router) {
         let dir = tempfile::tempdir().unwrap();
-        let settings = crate::config::Settings::load_with_env(
-            None,
-            Some(
-                [
-                    (
-                        "WXLINK__DATABASE__URL".to_owned(),
-                        format!("sqlite://{}/t.db", dir.path().display()),
-                    ),
-                    (
-                        "WXLINK__APPS__WX4F4BC4DEC97D474B__SECRET".to_owned(),
-                        "s".to_owned(),
-                    ),
-                    ("WXLINK__SERVER__BIND".to_owned(), "127.0.0.1:0".to_owned()),
-                    (
-                        "WXLINK__INTERNAL__TOKENS".to_owned(),
-                        "svc-token".to_owned(),
-                    ),
-                ]
-                .into(),
+        let mut env: config::Map<String, String> = [
+            (
+                "WXLINK__DATABASE__URL".to_owned(),
+                format!("sqlite://{}/t.db", dir.path().display()),
             ),
-        )
-        .unwrap();
+            (
+                "WXLINK__APPS__WX4F4BC4DEC97D474B__SECRET".to_owned(),
+                "s".to_owned(),
+            ),
+            ("WXLINK__SERVER__BIND".to_owned(), "127.0.0.1:0".to_owned()),
+        ]
+        .into();
+        if with_tokens {
+            env.insert("WXLINK__INTERNAL__TOKENS".to_owned(), TOKEN.to_owned());
+        }
+        let settings = crate::config::Settings::load_with_env(None, Some(env)).unwrap();
         let app = crate::Application::build(settings, dir.path().join("k"))
             .await
             .unwrap();
-        for (method, path) in ROUTES {
-            let uri = path.replace("{user_id}", "u1");
-            let request = axum::http::Request::builder()
-                .method(method.to_uppercase().as_str())
-                .uri(&uri)
-                .header("authorization", "Bearer svc-token")
-                .body(axum::body::Body::empty())
+        let router = app.router_for_tests();
+        (dir, app, router)
+    }
+
+    const TOKEN: &str = "svc-token-0123456789abcdef";
+
+    async fn call(router: &axum::Router, method: &str, uri: &str) -> (u16, serde_json::Value) {
+        use tower::ServiceExt;
+        let request = axum::http::Request::builder()
+            .method(method.to_uppercase().as_str())
+            .uri(uri)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let value = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+        (status, value)
+    }
+
+    fn paths(doc: &serde_json::Value) -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |method| (method.clone(), path.clone()))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// The served document lists exactly the routes that are mounted: with service tokens every
+    /// route, without them none of the internal ones (which then answer 404); every listed
+    /// route is served, neither 404 nor 405 from the router itself.
+    #[tokio::test]
+    async fn the_served_document_lists_exactly_the_mounted_routes() {
+        for with_tokens in [true, false] {
+            let (_dir, _app, router) = router(with_tokens).await;
+            let (status, mut served) = call(&router, "get", "/openapi.json").await;
+            assert_eq!(status, 200);
+            // The configured appids are the login's `enum`; the rest is the generated document.
+            let appid = served
+                .pointer_mut("/components/schemas/LoginRequest/properties/appid")
+                .and_then(|v| v.as_object_mut())
                 .unwrap();
-            let response = app.router_for_tests().oneshot(request).await.unwrap();
-            let status = response.status().as_u16();
-            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            let error = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
-            let unrouted =
-                status == 405 || (status == 404 && error["error"]["message"] == "no such route");
-            assert!(!unrouted, "{method} {path} is not routed: {status} {error}");
+            assert_eq!(
+                appid.remove("enum"),
+                Some(serde_json::json!(["wx4f4bc4dec97d474b"]))
+            );
+            let expected = if with_tokens {
+                document()
+            } else {
+                public_document()
+            };
+            assert_eq!(
+                served,
+                serde_json::from_str::<serde_json::Value>(&expected).unwrap()
+            );
+            let listed = paths(&served);
+            for (method, path) in ROUTES {
+                let uri = path.replace("{user_id}", "u1");
+                let (status, error) = call(&router, method, &uri).await;
+                let unrouted = status == 405
+                    || (status == 404 && error["error"]["message"] == "no such route");
+                let is_listed = listed.contains(&((*method).to_owned(), (*path).to_owned()));
+                assert_eq!(
+                    !unrouted, is_listed,
+                    "tokens {with_tokens}: {method} {path} answers {status} {error}, listed {is_listed}"
+                );
+            }
         }
+    }
+
+    /// Every `$ref` of the public document resolves: dropping the internal schemas left none
+    /// dangling.
+    #[test]
+    fn the_public_document_has_no_dangling_reference() {
+        fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::String(r)) = map.get("$ref") {
+                        out.push(r.clone());
+                    }
+                    map.values().for_each(|v| refs(v, out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let doc: serde_json::Value = serde_json::from_str(&public_document()).unwrap();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r.trim_start_matches("#/components/schemas/");
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{r} dangles"
+            );
+        }
+        assert!(
+            !public_document().contains("/internal/")
+                && !public_document().contains("service_token")
+        );
     }
 }

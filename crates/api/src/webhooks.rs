@@ -1,6 +1,6 @@
 //! Webhook delivery of the event feed: every creation, link and merge, POSTed in order to each
 //! configured receiver, signed, retried with backoff until the receiver acknowledges (2xx), at
-//! least once. The events table is the outbox and each webhook's cursor lives in the database
+//! least once; a redirect (3xx) is not followed and counts as a failure. The events table is the outbox and each webhook's cursor lives in the database
 //! with a lease, so with several nodes exactly one delivers at a time and a node that dies
 //! mid-way is replaced by another that resumes at the last acknowledged event.
 //!
@@ -38,7 +38,13 @@ pub fn signature(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
 
 /// Deliver webhook `name` forever (the task is aborted at shutdown).
 pub async fn deliver(store: Store, name: String, settings: WebhookSettings, node: String) {
-    let http = match reqwest::Client::builder().timeout(POST_TIMEOUT).build() {
+    // A redirect is a failed delivery: following one would hand the signed events to a host
+    // the operator did not configure.
+    let http = match reqwest::Client::builder()
+        .timeout(POST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
         Ok(http) => http,
         Err(error) => {
             tracing::error!(webhook = %name, %error, "cannot build the webhook HTTP client");

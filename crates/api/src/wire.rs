@@ -7,11 +7,13 @@ use utoipa::ToSchema;
 /// `POST /v1/wechat/login`
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
-    /// The app the code comes from (`[apps.<appid>]`).
-    #[schema(example = "wx4f4bc4dec97d474b")]
+    /// The app the code comes from (`[apps.<appid>]`); a server lists its configured appids in
+    /// the `enum` of its `/openapi.json`.
+    #[schema(example = "wx4f4bc4dec97d474b", pattern = "^wx[0-9A-Za-z]{16}$")]
     pub appid: String,
     /// `wx.login`'s code (mini programs) or the OAuth code (official accounts, mobile apps,
-    /// websites); at most 256 characters.
+    /// websites): 1 to 256 printable ASCII characters without spaces.
+    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     pub code: String,
 }
 
@@ -37,15 +39,26 @@ pub struct LoginResponse {
 /// `POST /v1/wechat/user-info`
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UserInfoRequest {
-    /// `encryptedData` of `wx.getUserInfo` (standard base64).
+    /// `encryptedData` of `wx.getUserInfo` (standard base64, not empty; a space stands for a `+`
+    /// lost to form decoding).
+    #[schema(
+        min_length = 4,
+        pattern = "^(?:[A-Za-z0-9+/ ]{4})*(?:[A-Za-z0-9+/ ]{4}|[A-Za-z0-9+/ ]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/ ][AQgw]==)$"
+    )]
     pub encrypted_data: String,
     /// Its `iv` (base64 of 16 bytes).
+    #[schema(
+        min_length = 24,
+        max_length = 24,
+        pattern = "^[A-Za-z0-9+/ ]{21}[AQgw]==$"
+    )]
     pub iv: String,
     /// `rawData`, with `signature`.
     pub raw_data: Option<String>,
     /// `signature` = hex sha1(raw_data + session_key), with `raw_data`.
     pub signature: Option<String>,
     /// A fresh `wx.login` code: wxlink refreshes the session_key with it first.
+    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     pub code: Option<String>,
 }
 
@@ -83,7 +96,9 @@ pub struct MeResponse {
 /// `POST /v1/wechat/phone-number`
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PhoneNumberRequest {
-    /// The code of the `getPhoneNumber` button.
+    /// The code of the `getPhoneNumber` button: 1 to 256 printable ASCII characters without
+    /// spaces.
+    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     pub code: String,
 }
 

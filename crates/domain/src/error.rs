@@ -40,7 +40,16 @@ pub enum WeChatError {
     /// The appid has no configuration (no secret).
     #[error("app is not configured")]
     UnknownApp,
-    /// Anything else: busy after retries, odd answers, bad credentials.
+    /// The OAuth code is of a virtual user of an official account's snapshot page
+    /// (`is_snapshotuser: 1`): not a real person's grant, so it never creates, links or merges
+    /// a user.
+    #[error("the login comes from a snapshot page's virtual user")]
+    SnapshotUser,
+    /// WeChat answered an errcode that has no meaning of its own here (e.g. 40125, a bad
+    /// secret, or -1 after the retries); its errmsg is logged where the answer is read.
+    #[error("WeChat answered errcode {0}")]
+    Errcode(i64),
+    /// Anything else: odd answers, transport failures. The text is for logs only.
     #[error("WeChat error: {0}")]
     Upstream(String),
     /// wxlink's own limit of WeChat calls for this app refused the call, which was not made.

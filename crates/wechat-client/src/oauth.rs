@@ -26,9 +26,12 @@ pub struct OAuthAccessToken {
     /// (only for `snsapi_userinfo` and `snsapi_login` grants of a bound app).
     /// An empty string from WeChat is reported as `None`.
     pub unionid: Option<String>,
-    /// `1` for a "snapshot page" virtual user of an official account, who has not really
-    /// authorized; `None` when WeChat omitted the field.
-    pub is_snapshotuser: Option<i64>,
+    /// WeChat's `is_snapshotuser: 1`: a virtual user of an official account's page opened in
+    /// snapshot mode ("快照页", e.g. from a Moments share), who has not really authorized.
+    /// Its openid is not the person's; do not create, link or merge a user for it, and ask the
+    /// visitor to tap "使用完整服务" (use the full service) to log in for real.
+    /// `false` when WeChat sent `0` or omitted the field.
+    pub is_snapshot_user: bool,
 }
 
 #[derive(Deserialize)]
@@ -129,7 +132,7 @@ impl WeChatClient {
             openid: required(raw.openid, "an openid")?,
             scope: raw.scope.unwrap_or_default(),
             unionid: non_empty(raw.unionid),
-            is_snapshotuser: raw.is_snapshotuser,
+            is_snapshot_user: raw.is_snapshotuser == Some(1),
         })
     }
 

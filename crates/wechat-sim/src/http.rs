@@ -51,6 +51,7 @@ impl Sim {
             .route("/__sim/apps", post(register_app))
             .route("/__sim/login", post(login))
             .route("/__sim/oauth-authorize", post(oauth_authorize))
+            .route("/__sim/oauth-snapshot-visit", post(oauth_snapshot_visit))
             .route("/__sim/phone-code", post(phone_code))
             .route("/__sim/access-token", get(access_token_status))
             .route("/__sim/access-token/expire", post(expire_access_token))
@@ -192,6 +193,18 @@ async fn oauth_authorize(
         request.unionid.as_deref(),
         request.scope,
     )?))
+}
+
+#[derive(Deserialize)]
+struct SnapshotVisitRequest {
+    appid: String,
+}
+
+async fn oauth_snapshot_visit(
+    State(sim): State<Sim>,
+    ControlJson(request): ControlJson<SnapshotVisitRequest>,
+) -> Result<Json<OAuthCode>, SimError> {
+    Ok(Json(sim.oauth_snapshot_visit(&request.appid)?))
 }
 
 /// A country code may be sent as `"86"` or `86`.

@@ -108,6 +108,7 @@
 //! | `POST /__sim/apps` | [`AppRegistration`]: `{"appid","secret","unionid_policy"?: "always" \| "never" \| "when_following","kind"?: "mini_program" \| "official_account" \| "mobile_app" \| "website","unionid_in_exchange"?: true}` | 201 `{"appid","unionid_policy","kind","unionid_in_exchange"}` |
 //! | `POST /__sim/login` | `{"appid","openid"?,"unionid"?}` (openid generated if absent; mini programs only) | [`Login`]: `{"code","openid","session_key","expires_in"}` |
 //! | `POST /__sim/oauth-authorize` | `{"appid","openid"?,"unionid"?,"scope": "snsapi_base" \| "snsapi_userinfo" \| "snsapi_login"}` | [`OAuthCode`]: `{"code","openid","scope","expires_in"}` |
+//! | `POST /__sim/oauth-snapshot-visit` | `{"appid"}` (official accounts only) | [`OAuthCode`] of a snapshot page's virtual user: `snsapi_base`, a fresh openid, `"is_snapshotuser":1` in the exchange, never a unionid |
 //! | `POST /__sim/phone-code` | `{"appid","openid","phone_number","country_code"?: "86"}` (digits; a number is accepted for `country_code`) | [`PhoneCode`]: `{"code","expires_in"}` |
 //! | `GET /__sim/access-token?appid=…` | – | [`AccessTokenStatus`]: `{"appid","access_token","expires_in","previous_access_token","force_refreshes_today","force_refresh_calls"}` |
 //! | `POST /__sim/access-token/expire` | `{"appid"}` | `{"ok":true}` (the token now gets 42001) |
@@ -149,7 +150,7 @@
 //!
 //! | endpoint | success | checks, in order |
 //! |---|---|---|
-//! | `GET /sns/oauth2/access_token?appid&secret&code&grant_type=authorization_code` | `{"access_token","expires_in":7200,"refresh_token","openid","scope","unionid"?,"is_snapshotuser":0}` | code2Session's, with `code` for `js_code`; a code of `wx.login` or of another app is 40029 |
+//! | `GET /sns/oauth2/access_token?appid&secret&code&grant_type=authorization_code` | `{"access_token","expires_in":7200,"refresh_token","openid","scope","unionid"?,"is_snapshotuser"}` (`1` and no unionid for a code of [`Sim::oauth_snapshot_visit`], else `0`) | code2Session's, with `code` for `js_code`; a code of `wx.login` or of another app is 40029 |
 //! | `GET /sns/userinfo?access_token&openid&lang` | `{"openid","nickname","sex","province","city","country","headimgurl","privilege","unionid"?}` | 41001 token missing, 40001 unknown, 42001 expired, 41009 openid missing, 40003 another user's openid, 48001 `api unauthorized` for `snsapi_base` |
 //! | `POST /cgi-bin/stable_token` `{"grant_type","appid","secret","force_refresh"?}` | `{"access_token","expires_in"}` | 47001 `data format error` (not a JSON object, a field of the wrong type), 41002, 40013, 41004, 40125 `invalid appsecret`, 40002 (not `client_credential`), 45009 (21st forced refresh of the day); GET is 43002 |
 //! | `GET /cgi-bin/token?grant_type&appid&secret` | `{"access_token","expires_in":7200}`, a new token each call | 41002, 40013, 41004, 40001 `invalid credential, appsecret is invalid`, 40002 (not `client_credential`) |

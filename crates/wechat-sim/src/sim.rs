@@ -113,6 +113,18 @@ impl Sim {
         self.with_state(|s| s.oauth_authorize(appid, openid, unionid, scope))
     }
 
+    /// Plays a visit of an official account's page in snapshot mode ("快照页", a page opened
+    /// from a Moments share without tapping "使用完整服务"): issues a `snsapi_base` code of a
+    /// virtual user (a fresh openid, no unionid) whose exchange answers `"is_snapshotuser": 1`.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::UnknownApp`], [`SimError::WrongAppKind`] for an app that is not an official
+    /// account, [`SimError::Capacity`].
+    pub fn oauth_snapshot_visit(&self, appid: &str) -> Result<OAuthCode, SimError> {
+        self.with_state(|s| s.oauth_snapshot_visit(appid))
+    }
+
     /// Plays a mini program's getPhoneNumber button: issues a fresh five-minute single-use
     /// code for [`PHONE_NUMBER_PATH`](crate::PHONE_NUMBER_PATH), which reveals this number.
     ///

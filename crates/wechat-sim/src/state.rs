@@ -81,8 +81,9 @@ impl User {
 enum CodePurpose {
     /// `wx.login`, for code2Session.
     Login,
-    /// An OAuth consent, for the OAuth exchange.
-    OAuth(OAuthScope),
+    /// An OAuth consent, for the OAuth exchange; `snapshot` for a virtual user of an official
+    /// account's snapshot page, who has not really consented.
+    OAuth { scope: OAuthScope, snapshot: bool },
     /// The getPhoneNumber button, for the phone number exchange.
     Phone {
         pure_phone_number: String,
@@ -595,7 +596,7 @@ impl State {
         };
         let right_endpoint = match issued.purpose {
             CodePurpose::Login => key.path == CODE2SESSION_PATH,
-            CodePurpose::OAuth(_) => key.path == OAUTH_ACCESS_TOKEN_PATH,
+            CodePurpose::OAuth { .. } => key.path == OAUTH_ACCESS_TOKEN_PATH,
             CodePurpose::Phone { .. } => key.path == PHONE_NUMBER_PATH,
         };
         if right_endpoint && issued.appid == appid && issued.is_fresh(now) {

@@ -16,6 +16,7 @@ on_both_backends!(
     an_official_account_user_who_later_opens_the_mini_program_is_one_user,
     a_mobile_app_login_with_unionid_joins_the_same_user,
     a_base_scope_login_is_provisional,
+    a_snapshot_page_user_is_refused_and_creates_nothing,
     a_phone_number_is_stored_sealed_and_returned,
     oauth_logins_cannot_send_user_info_or_phone_codes,
     two_nodes_share_one_access_token_and_refresh_it_once,
@@ -69,6 +70,35 @@ async fn an_official_account_user_who_later_opens_the_mini_program_is_one_user(b
     );
     // The exchange had no unionid; wxlink asked sns/userinfo for it.
     assert_eq!(app.sim.calls().total("/sns/userinfo"), 1);
+}
+
+async fn a_snapshot_page_user_is_refused_and_creates_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend, kinds()).await;
+    let visit = app
+        .sim
+        .oauth_snapshot_visit(OFFICIAL)
+        .expect("the simulator issues a snapshot page's code");
+    let reply = app.login_with_code(OFFICIAL, &visit.code).await;
+    let message = assert_error(
+        &reply,
+        403,
+        "snapshot_user",
+        "a snapshot page's virtual user",
+    );
+    assert!(message.contains("使用完整服务"), "{message}");
+
+    let db = app.snapshot();
+    assert!(
+        db.users.is_empty() && db.identities.is_empty(),
+        "no user or identity for a virtual user: {db:?}"
+    );
+    assert!(
+        db.sessions.is_empty() && db.events.is_empty(),
+        "no session or event for a virtual user: {db:?}"
+    );
+    // The same person, once they open the page for real, logs in as usual.
+    let real = oauth_login(&app, OFFICIAL, "oa-gus", None, OAuthScope::SnsapiBase).await;
+    assert_eq!(app.snapshot().users.len(), 1, "{real:?}");
 }
 
 async fn a_mobile_app_login_with_unionid_joins_the_same_user(backend: Backend) {

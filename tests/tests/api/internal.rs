@@ -16,6 +16,7 @@ on_both_backends!(
     users_are_found_by_id_identity_and_unionid,
     the_event_feed_pages_through_creations_links_and_merges,
     webhooks_deliver_every_event_signed_in_order_despite_failures,
+    a_webhook_redirect_is_a_failed_delivery_never_followed,
 );
 
 fn with_tokens() -> Options {
@@ -177,7 +178,8 @@ async fn receiver(failures: usize) -> (String, Received) {
             }
         }
     };
-    let router = axum::Router::new().route("/hook", axum::routing::post(handler));
+    // Any method: a followed 302 arrives as a GET.
+    let router = axum::Router::new().route("/hook", axum::routing::any(handler));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the receiver");
@@ -186,6 +188,65 @@ async fn receiver(failures: usize) -> (String, Received) {
         let _ = axum::serve(listener, router).await;
     });
     (url, received)
+}
+
+/// A receiver that answers every POST with a redirect to `to` (302 and 307 in turn, 307 keeping
+/// the method and the signed body); it counts the POSTs.
+async fn redirecting_receiver(to: String) -> (String, Arc<Mutex<usize>>) {
+    let posts: Arc<Mutex<usize>> = Arc::default();
+    let seen = Arc::clone(&posts);
+    let handler = move || {
+        let seen = Arc::clone(&seen);
+        let to = to.clone();
+        async move {
+            let mut count = seen.lock().expect("receiver lock");
+            *count += 1;
+            let status = if *count % 2 == 1 {
+                axum::http::StatusCode::FOUND
+            } else {
+                axum::http::StatusCode::TEMPORARY_REDIRECT
+            };
+            (status, [(axum::http::header::LOCATION, to)])
+        }
+    };
+    let router = axum::Router::new().route("/hook", axum::routing::post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the receiver");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (url, posts)
+}
+
+async fn a_webhook_redirect_is_a_failed_delivery_never_followed(backend: Backend) {
+    let (elsewhere, stolen) = receiver(0).await;
+    let (url, posts) = redirecting_receiver(elsewhere).await;
+    let options = with_tokens().extra_toml(&format!(
+        "[webhooks.crm]\nurl = \"{url}\"\nsecret = \"whsec-0123456789abcdef\"\npoll_ms = 10\n"
+    ));
+    let app = TestApp::spawn(backend, options).await;
+    merge_someone(&app).await;
+
+    // Bounded poll until the redirects were retried (backoff 20, 40, 80 ms, …).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while *posts.lock().expect("receiver lock") < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let tries = *posts.lock().expect("receiver lock");
+    assert!(
+        tries >= 3,
+        "a redirect is retried as a failure: {tries} POSTs"
+    );
+    assert!(
+        stolen.lock().expect("receiver lock").is_empty(),
+        "the redirect's target got the events"
+    );
+    assert!(
+        app.wait_for_stderr("webhook delivery failed").await,
+        "the failed delivery is logged"
+    );
 }
 
 async fn webhooks_deliver_every_event_signed_in_order_despite_failures(backend: Backend) {

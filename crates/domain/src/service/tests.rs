@@ -317,6 +317,8 @@ async fn login_refused_by_wechat_never_touches_the_store() {
         WeChatError::UserBlocked,
         WeChatError::RateLimited,
         WeChatError::Timeout,
+        WeChatError::SnapshotUser,
+        WeChatError::Errcode(-1),
         WeChatError::Upstream("system busy".into()),
     ] {
         let svc = service(MockStoreTx::new(), wechat_fails(error.clone()), no_opener());

@@ -38,7 +38,7 @@ async fn exchange_request_and_answer_shapes() {
     assert_eq!(grant.openid, "o-oa");
     assert_eq!(grant.scope, "snsapi_userinfo");
     assert_eq!(grant.unionid.as_deref(), Some("u-1"));
-    assert_eq!(grant.is_snapshotuser, Some(0));
+    assert!(!grant.is_snapshot_user);
 
     let recorded = fake.recorded();
     assert_eq!(recorded.len(), 1);
@@ -67,6 +67,16 @@ async fn exchange_request_and_answer_shapes() {
 }
 
 #[tokio::test]
+async fn a_snapshot_page_user_is_reported() {
+    let fake = FakeServer::always(Reply::text(
+        r#"{"access_token":"t","expires_in":7200,"refresh_token":"r","openid":"o","scope":"snsapi_base","is_snapshotuser":1}"#,
+    ))
+    .await;
+    let grant = exchange(&client(&fake.base_url)).await.expect("a grant");
+    assert!(grant.is_snapshot_user);
+}
+
+#[tokio::test]
 async fn exchange_without_unionid_or_optional_fields() {
     let fake = FakeServer::always(Reply::text(
         r#"{"access_token":"t","expires_in":7200,"refresh_token":"r","openid":"o","scope":"snsapi_base","unionid":""}"#,
@@ -74,7 +84,7 @@ async fn exchange_without_unionid_or_optional_fields() {
     .await;
     let grant = exchange(&client(&fake.base_url)).await.expect("a grant");
     assert_eq!(grant.unionid, None);
-    assert_eq!(grant.is_snapshotuser, None);
+    assert!(!grant.is_snapshot_user);
 
     for body in [
         r#"{"expires_in":7200,"refresh_token":"r","openid":"o"}"#,
@@ -274,7 +284,7 @@ mod against_the_simulator {
         assert_eq!(token.scope, "snsapi_userinfo");
         assert_eq!(token.unionid, None);
         assert_eq!(token.expires_in, 7200);
-        assert_eq!(token.is_snapshotuser, Some(0));
+        assert!(!token.is_snapshot_user);
         let info = client
             .sns_userinfo(&token.access_token, &token.openid)
             .await

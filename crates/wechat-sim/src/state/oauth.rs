@@ -39,7 +39,33 @@ impl State {
             kind.allows_scope(scope)
         })?;
         let openid = self.user_for_code(appid, openid, unionid)?;
-        let code = self.issue_code(appid, &openid, CodePurpose::OAuth(scope));
+        let purpose = CodePurpose::OAuth {
+            scope,
+            snapshot: false,
+        };
+        let code = self.issue_code(appid, &openid, purpose);
+        Ok(OAuthCode {
+            code,
+            openid,
+            scope,
+            expires_in: CODE_TTL_SECS,
+        })
+    }
+
+    /// Plays a visit of an official account's page in snapshot mode (a page opened from a
+    /// Moments share without tapping "使用完整服务"): a fresh `snsapi_base` code of a virtual
+    /// user with a fresh openid and no unionid, whose exchange says `is_snapshotuser: 1`.
+    pub(crate) fn oauth_snapshot_visit(&mut self, appid: &str) -> Result<OAuthCode, SimError> {
+        let scope = OAuthScope::SnsapiBase;
+        self.require_kind(appid, "open a snapshot page", |kind| {
+            kind == crate::AppKind::OfficialAccount
+        })?;
+        let openid = self.user_for_code(appid, None, None)?;
+        let purpose = CodePurpose::OAuth {
+            scope,
+            snapshot: true,
+        };
+        let code = self.issue_code(appid, &openid, purpose);
         Ok(OAuthCode {
             code,
             openid,
@@ -58,13 +84,13 @@ impl State {
         let (openid, purpose) = match self.spend_code(
             &appid,
             code,
-            |p| matches!(p, CodePurpose::OAuth(_)),
+            |p| matches!(p, CodePurpose::OAuth { .. }),
             (40163, "code been used"),
         ) {
             Ok(spent) => spent,
             Err(answer) => return answer,
         };
-        let CodePurpose::OAuth(scope) = purpose else {
+        let CodePurpose::OAuth { scope, snapshot } = purpose else {
             return errcode(40029, "invalid code");
         };
         let now = self.now_ms();
@@ -89,14 +115,14 @@ impl State {
             .users
             .get(&(appid, openid.clone()))
             .and_then(|user| user.unionid_for(policy))
-            .filter(|_| scope.allows_profile() && in_exchange);
+            .filter(|_| scope.allows_profile() && in_exchange && !snapshot);
         let mut body = json!({
             "access_token": access_token,
             "expires_in": ACCESS_TOKEN_TTL_SECS,
             "refresh_token": refresh_token,
             "openid": openid,
             "scope": scope.as_str(),
-            "is_snapshotuser": 0,
+            "is_snapshotuser": i64::from(snapshot),
         });
         if let (Some(unionid), Some(object)) = (unionid, body.as_object_mut()) {
             object.insert("unionid".into(), Value::String(unionid));
@@ -219,6 +245,21 @@ mod tests {
             errcode_of(&userinfo(&state, &answer["access_token"], "o1")),
             Some(42001)
         );
+    }
+
+    #[test]
+    fn a_snapshot_page_gives_a_virtual_user() {
+        let mut app = state(AppKind::MobileApp, UnionidPolicy::Always, true);
+        assert!(matches!(
+            app.oauth_snapshot_visit("wxoa"),
+            Err(SimError::WrongAppKind { .. })
+        ));
+        let mut state = state(AppKind::OfficialAccount, UnionidPolicy::Always, true);
+        let grant = state.oauth_snapshot_visit("wxoa").expect("code");
+        let answer = json(exchange(&mut state, &grant.code));
+        assert_eq!(answer["is_snapshotuser"], 1);
+        assert_eq!(answer["openid"], grant.openid.as_str());
+        assert!(answer.get("unionid").is_none());
     }
 
     #[test]

@@ -381,6 +381,30 @@ async fn consent_over_http() {
     assert_eq!(answer.str("openid"), Some("o-h"));
     assert!(answer.body.get("unionid").is_none());
 
+    // A snapshot page's virtual user: a fresh openid, `is_snapshotuser: 1`, no unionid.
+    let (status, visit) = control(
+        Method::POST,
+        format!("{base}/__sim/oauth-snapshot-visit"),
+        Some(json!({"appid": "wxoa"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{visit}");
+    assert_eq!(visit["scope"], json!("snsapi_base"));
+    let answer = wechat_get(
+        &base,
+        OAUTH_ACCESS_TOKEN_PATH,
+        &[
+            ("appid", "wxoa"),
+            ("secret", "s"),
+            ("code", visit["code"].as_str().expect("code")),
+            ("grant_type", "authorization_code"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.body["is_snapshotuser"], json!(1));
+    assert_eq!(answer.str("openid"), visit["openid"].as_str());
+    assert!(answer.body.get("unionid").is_none());
+
     let (status, error) = control(
         Method::POST,
         format!("{base}/__sim/oauth-authorize"),

@@ -11,7 +11,59 @@ on_both_backends!(
     wechat_refusals_map_to_the_contract,
     upstream_failures_are_upstream_error,
     slow_wechat_is_upstream_timeout,
+    unreachable_wechat_is_told_without_its_address,
 );
+
+async fn unreachable_wechat_is_told_without_its_address(backend: Backend) {
+    // Nothing listens there: the connection is refused.
+    let closed = format!("http://127.0.0.1:{}", crate::helpers::free_port());
+    let app = TestApp::spawn(backend, Options::default().wechat_api_base(&closed)).await;
+    let wx = app.wx_login(APP_B, "tove-in-b", Some("tove-union"));
+    let reply = app.login_with_code(APP_B, &wx.code).await;
+    let message = assert_error(&reply, 502, "upstream_error", "connection refused");
+    assert_no_internal_detail(&reply, &closed, "connection refused");
+    assert_eq!(message, "WeChat did not give a usable answer");
+}
+
+/// Fail if an error body tells an anonymous client more than the category and WeChat's
+/// errcode: the simulator's host and port, WeChat's errmsg (with its `rid`), the transport's
+/// words, key or database texts.
+#[track_caller]
+fn assert_no_internal_detail(reply: &crate::helpers::Reply, sim_base: &str, what: &str) {
+    // The message only: the request id is random hex and may contain any digits.
+    let body = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    let host_port = sim_base.trim_start_matches("http://").to_lowercase();
+    let port = host_port.rsplit(':').next().unwrap_or_default().to_owned();
+    let mut leaks = vec![
+        host_port.as_str(),
+        "127.0.0.1",
+        "localhost",
+        "rid",
+        "invalid appsecret",
+        "something new",
+        "system error",
+        "connection",
+        "transport",
+        "key",
+        "database",
+        "sqlite",
+        "postgres",
+        "<html",
+    ];
+    if !port.is_empty() {
+        leaks.push(port.as_str());
+    }
+    for leak in leaks {
+        assert!(
+            !body.contains(leak),
+            "{what}: the error body tells {leak:?}: {}",
+            reply.body
+        );
+    }
+}
 
 async fn wechat_refusals_map_to_the_contract(backend: Backend) {
     let app = TestApp::spawn(backend, Options::default()).await;
@@ -67,7 +119,8 @@ async fn upstream_failures_are_upstream_error(backend: Backend) {
         )
         .expect("sticky fault");
     let reply = app.login_with_code(APP_B, &wx.code).await;
-    assert_error(&reply, 502, "upstream_error", "-1 on every try");
+    let message = assert_error(&reply, 502, "upstream_error", "-1 on every try");
+    assert_eq!(message, "WeChat answered errcode -1");
     let calls = app.sim.code2session_calls();
     assert!(
         (2..=6).contains(&calls),
@@ -104,26 +157,39 @@ async fn upstream_failures_are_upstream_error(backend: Backend) {
         "-1 consuming the code, then 40163 on the retry",
     );
 
-    let faults: Vec<(&str, Fault)> = vec![
-        ("HTML 502 from a gateway", Fault::NonJson502),
-        ("plain-text 500", Fault::Http500),
-        ("40125 invalid appsecret", Fault::InvalidCredential),
+    let faults: Vec<(&str, Fault, Option<i64>)> = vec![
+        ("HTML 502 from a gateway", Fault::NonJson502, None),
+        ("plain-text 500", Fault::Http500, None),
+        (
+            "40125 invalid appsecret",
+            Fault::InvalidCredential,
+            Some(40125),
+        ),
         (
             "an errcode wxlink does not know",
             Fault::Errcode {
                 errcode: 61_024,
                 errmsg: "something new".to_owned(),
             },
+            Some(61_024),
         ),
-        ("connection dropped", Fault::DropConnection),
+        ("connection dropped", Fault::DropConnection, None),
     ];
-    for (what, fault) in faults {
+    for (what, fault, errcode) in faults {
         let wx = app.wx_login(APP_B, "rosa-in-b", Some("rosa-union"));
         app.sim
             .queue_faults(FaultTarget::code(&wx.code), [fault])
             .expect("queue a fault");
         let reply = app.login_with_code(APP_B, &wx.code).await;
-        assert_error(&reply, 502, "upstream_error", what);
+        let message = assert_error(&reply, 502, "upstream_error", what);
+        assert_no_internal_detail(&reply, &app.sim.base_url(), what);
+        if let Some(errcode) = errcode {
+            assert_eq!(
+                message,
+                format!("WeChat answered errcode {errcode}"),
+                "{what}"
+            );
+        }
         for secret in app.secrets.values().chain([&wx.code, &wx.session_key]) {
             assert!(
                 !reply.body.contains(secret.as_str()),

@@ -56,6 +56,7 @@ pub const ROUTES: &[(&str, &str)] = &[
         wire::ErrorDetail,
         wire::InternalUser,
         wire::FeedEvent,
+        wire::MergeDetail,
         wire::EventsPage,
     )),
     modifiers(&Security),

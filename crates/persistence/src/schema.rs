@@ -121,7 +121,7 @@ diesel::table! {
     webhook_cursors (name) {
         /// The webhook's name (`[webhooks.<name>]`).
         name -> Text,
-        /// The id of the last acknowledged event.
+        /// The feed position (`events.seq`) of the last acknowledged event.
         last_event_id -> BigInt,
         /// The node delivering now, if any.
         lease_holder -> Nullable<Text>,

@@ -11,13 +11,12 @@
 //!
 //! Why this never skips: a position is only ever given to a committed event, and every position
 //! given later is higher, so an event that commits late lands after the cursor of every
-//! follower instead of behind it. Placements are serialised: a placer takes a transaction-level
-//! advisory lock (whoever does not get it just reads what is placed, so readers never wait), and
-//! a placer whose snapshot predates the previous placement's commit sees those events as
-//! unplaced, so it either updates the same rows (a serialization failure) or hands out the same
-//! positions (a unique violation); both are conflicts and the store runs it again. A follower
-//! therefore always sees a prefix of the positions. Logins never wait for the feed: they only
-//! insert, and an event is handed out by the first read after its commit.
+//! follower instead of behind it. Placements are serialised by a transaction-level advisory
+//! lock, and each placement's statements run with a snapshot taken after the lock was granted,
+//! so a placer sees every earlier placement (the unique index on `seq` would refuse a position
+//! handed out twice anyway). A follower therefore always sees a prefix of the positions. Logins
+//! never wait for the feed: they only insert, and an event is handed out by the first read
+//! after its commit; readers wait only for a placement in progress, a few milliseconds.
 //!
 //! The order follows causality: an event written by a transaction that began after another
 //! committed has a higher id and is placed no earlier, so it comes later in the feed.
@@ -27,8 +26,8 @@
 //! from before positions existed have their id as their position, so old cursors keep their
 //! meaning.
 
+use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool};
 use wxlink_domain::{Event, EventKind, MergeCause, MergeDetail, PhoneMerge, StoreError, TxMode};
 
 use crate::connection::{Backend, DbConnection};
@@ -97,37 +96,26 @@ impl Store {
     }
 }
 
-#[derive(QueryableByName)]
-struct Locked {
-    #[diesel(sql_type = Bool)]
-    locked: bool,
-}
-
 /// Give the committed events without a position theirs (PostgreSQL; SQLite's are positioned
 /// as they are written).
 fn place(tx: &mut Tx<'_>) -> Result<(), StoreError> {
     let DbConnection::Pg(conn) = &mut *tx.conn else {
         return Ok(());
     };
-    let locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-        .bind::<BigInt, _>(PLACEMENT_LOCK)
-        .get_result::<Locked>(conn);
-    if !tx.db(locked)?.locked {
-        return Ok(());
-    }
-    let DbConnection::Pg(conn) = &mut *tx.conn else {
-        return Ok(());
-    };
-    let placed = diesel::sql_query(
-        "WITH top AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM events), \
+    // Under SERIALIZABLE the snapshot would be taken by the statement that waits for the lock,
+    // before the previous placer committed. READ COMMITTED (allowed before the first query)
+    // gives each later statement a snapshot taken after the lock was granted, and a placer
+    // releases the lock only once its commit is visible.
+    let placed = conn.batch_execute(&format!(
+        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+         SELECT pg_advisory_xact_lock({PLACEMENT_LOCK}); \
+         WITH top AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM events), \
          next AS ( \
              SELECT id, row_number() OVER (ORDER BY id) AS n FROM events \
-             WHERE seq IS NULL ORDER BY id LIMIT $1) \
-         UPDATE events SET seq = top.seq + next.n FROM next, top WHERE events.id = next.id",
-    )
-    .bind::<BigInt, _>(MAX_PLACED)
-    .execute(conn);
-    tx.db(placed).map(drop)
+             WHERE seq IS NULL ORDER BY id LIMIT {MAX_PLACED}) \
+         UPDATE events SET seq = top.seq + next.n FROM next, top WHERE events.id = next.id"
+    ));
+    tx.db(placed)
 }
 
 /// An event's detail as stored: a JSON object.

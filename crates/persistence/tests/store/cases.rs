@@ -436,6 +436,68 @@ pub async fn concurrent_followers_see_one_order(db: &TestDb) {
     assert!(orders.iter().all(|o| *o == orders[0]), "one order for all");
 }
 
+/// Events written before feed positions existed keep their id as their position, so a
+/// follower's or webhook's cursor means the same place after the upgrade, and new events come
+/// after them.
+pub async fn events_from_before_positions_keep_their_ids_as_positions(db: &TestDb) {
+    use diesel::{Connection as _, PgConnection, RunQueryDsl as _, SqliteConnection};
+    use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+    const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+    const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+    // The schema as it was before positions: the first four migrations.
+    let before = [
+        "INSERT INTO users (id, created_at, updated_at) VALUES ('old', 1, 1)",
+        "INSERT INTO events (id, kind, user_id, appid, openid, at) \
+         VALUES (5, 'user_created', 'old', 'wx00000000000000a1', 'o1', 1), \
+                (9, 'identity_linked', 'old', 'wx00000000000000a1', 'o1', 2)",
+    ];
+    match db.sqlite_path() {
+        Some(path) => {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let mut conn = SqliteConnection::establish(&path.to_string_lossy()).unwrap();
+            for _ in 0..4 {
+                conn.run_next_migration(SQLITE).unwrap();
+            }
+            for sql in before {
+                diesel::sql_query(sql).execute(&mut conn).unwrap();
+            }
+        }
+        None => {
+            let mut conn = PgConnection::establish(&db.url).unwrap();
+            for _ in 0..4 {
+                conn.run_next_migration(POSTGRES).unwrap();
+            }
+            for sql in before {
+                diesel::sql_query(sql).execute(&mut conn).unwrap();
+            }
+        }
+    }
+    let store = db.store().await;
+    write(&store, |tx| {
+        Ok(tx.append_event(&event(EventKind::UnionidLinked, "old", None, 3))?)
+    })
+    .await;
+    let feed: Vec<(i64, i64)> = store
+        .events_after(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(seq, e)| (seq, e.at))
+        .collect();
+    assert_eq!(&feed[..2], &[(5, 1), (9, 2)], "old events at their ids");
+    assert!(
+        feed[2].0 > 9 && feed[2].1 == 3,
+        "a new event after them: {feed:?}"
+    );
+    let after_old_cursor = store.events_after(9, 10).await.unwrap();
+    assert_eq!(
+        after_old_cursor.len(),
+        1,
+        "an old cursor resumes where it was"
+    );
+}
+
 /// A merge's phone number moves to the owner, re-sealed under the owner's id with its
 /// verification time; a cleared one is gone; live sessions are counted.
 pub async fn phone_numbers_move_between_users(db: &TestDb) {

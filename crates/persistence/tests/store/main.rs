@@ -49,6 +49,7 @@ on_both_backends!(
     cases::events_are_append_only,
     cases::phone_numbers_move_between_users,
     cases::concurrent_followers_see_one_order,
+    cases::events_from_before_positions_keep_their_ids_as_positions,
     cases::constraint_violations_are_conflicts,
     cases::rule_errors_roll_back_everything,
     cases::read_transactions_refuse_writes,

@@ -41,6 +41,9 @@ pub const MAX_EVENTS_PAGE: u32 = 1000;
 /// The most events one placement numbers, so that a long backlog is placed in steps.
 const MAX_PLACED: i64 = 10_000;
 
+/// How long a placer waits for the one before it.
+const PLACEMENT_LOCK_WAIT_MS: u32 = 5_000;
+
 /// The advisory lock key of placement ("wxfeed" in ASCII).
 const PLACEMENT_LOCK: i64 = 0x7778_6665_6564;
 
@@ -105,9 +108,11 @@ fn place(tx: &mut Tx<'_>) -> Result<(), StoreError> {
     // Under SERIALIZABLE the snapshot would be taken by the statement that waits for the lock,
     // before the previous placer committed. READ COMMITTED (allowed before the first query)
     // gives each later statement a snapshot taken after the lock was granted, and a placer
-    // releases the lock only once its commit is visible.
+    // releases the lock only once its commit is visible. A placer that never finishes (a
+    // connection left hanging) makes the others give up as unavailable instead of waiting on.
     let placed = conn.batch_execute(&format!(
         "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+         SET LOCAL lock_timeout = '{PLACEMENT_LOCK_WAIT_MS}ms'; \
          SELECT pg_advisory_xact_lock({PLACEMENT_LOCK}); \
          WITH top AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM events), \
          next AS ( \

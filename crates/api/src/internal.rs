@@ -21,7 +21,9 @@ use wxlink_persistence::{MAX_EVENTS_PAGE, UserRecord};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::wire::{ErrorBody, EventsPage, FeedEvent, Identity, InternalUser, PhoneNumberResponse};
+use crate::wire::{
+    ErrorBody, EventsPage, FeedEvent, Identity, InternalUser, MergeDetail, PhoneNumberResponse,
+};
 
 /// The hashes of the configured service tokens.
 #[derive(Debug, Default)]
@@ -197,7 +199,7 @@ pub(crate) async fn find_user(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct EventsQuery {
-    /// The last id seen (`next_cursor`); 0 to start.
+    /// The last position seen (`next_cursor`, or the last event's `id`); 0 to start.
     #[serde(default)]
     #[param(minimum = 0, required = false)]
     after: i64,
@@ -222,6 +224,11 @@ pub(crate) fn feed_event(id: i64, event: &Event) -> FeedEvent {
         at: event.at,
         from,
         into,
+        detail: event.detail.map(|d| MergeDetail {
+            by: d.by.as_str(),
+            phone: d.phone.as_str(),
+            sessions: d.sessions,
+        }),
     }
 }
 

@@ -62,6 +62,7 @@ pub const ROUTES: &[(&str, &str)] = &[
         wire::ErrorDetail,
         wire::InternalUser,
         wire::FeedEvent,
+        wire::MergeDetail,
         wire::EventsPage,
     )),
     modifiers(&Security, &FindUserQuery, &SignedTogether),

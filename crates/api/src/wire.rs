@@ -159,7 +159,7 @@ pub struct InternalUser {
 /// One event of the feed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FeedEvent {
-    /// Increasing id; the feed's cursor.
+    /// The event's position in the feed, increasing; pass the last one seen as `after`.
     pub id: i64,
     /// `user_created`, `identity_linked`, `unionid_linked` or `users_merged`.
     pub kind: &'static str,
@@ -177,6 +177,23 @@ pub struct FeedEvent {
     /// For `users_merged`: the owner it was merged into.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub into: Option<String>,
+    /// Facts of the event that are not fields of their own (for `users_merged`: what the merge
+    /// moved).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<MergeDetail>,
+}
+
+/// What a merge did besides moving identities.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MergeDetail {
+    /// What caused the merge: `unionid` (the merged user learned a unionid the owner has).
+    pub by: &'static str,
+    /// The merged user's phone number: `none` (it had none), `moved` (the owner had none),
+    /// `replaced_owner` (it was verified later than the owner's and replaced it), `kept_owner`
+    /// (the owner's was verified later or at the same time and stays).
+    pub phone: &'static str,
+    /// How many live sessions of the merged user act as the owner from now on.
+    pub sessions: u64,
 }
 
 /// A page of the event feed.

@@ -40,7 +40,10 @@ mod service;
 
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
-pub use model::{Event, EventKind, LoginOutcome, PhoneNumber, Session, UnixTime, User};
+pub use model::{
+    Event, EventKind, LoginOutcome, MergeCause, MergeDetail, PhoneMerge, PhoneNumber, Session,
+    UnixTime, User,
+};
 pub use ports::{
     Clock, EncryptedUserData, IdSource, IdentityStore, OpenedUserData, StoreTx, TxMode,
     UserDataOpener, WeChatSession, WeChatSessions,

@@ -3,7 +3,9 @@
 
 use crate::error::{DomainError, StoreError};
 use crate::ids::{AppId, OpenId, UnionId, UserId};
-use crate::model::{Event, EventKind, LoginOutcome, Session, UnixTime, User};
+use crate::model::{
+    Event, EventKind, LoginOutcome, MergeCause, MergeDetail, PhoneMerge, Session, UnixTime, User,
+};
 use crate::ports::StoreTx;
 use crate::secrets::TokenHash;
 
@@ -28,6 +30,7 @@ impl Origin<'_> {
             appid: self.appid.clone(),
             openid: self.openid.clone(),
             at: self.at,
+            detail: None,
         }
     }
 }
@@ -137,10 +140,44 @@ pub(crate) fn learn_unionid(
             ))
         }
         Some(owner) => {
+            // Everything the person has moves to the owner; the merged user keeps only its
+            // sessions, which act as the owner through `merged_into`.
             tx.move_identities(&user.id, &owner.id, origin.at)?;
+            let phone = merge_phone(tx, &user.id, &owner.id, origin.at)?;
+            let sessions = tx.live_sessions(&user.id, origin.at)?;
             tx.mark_merged(&user.id, &owner.id, origin.at)?;
-            tx.append_event(&origin.event(EventKind::UsersMerged, &owner.id, Some(&user.id)))?;
+            let event = Event {
+                detail: Some(MergeDetail {
+                    by: MergeCause::Unionid,
+                    phone,
+                    sessions,
+                }),
+                ..origin.event(EventKind::UsersMerged, &owner.id, Some(&user.id))
+            };
+            tx.append_event(&event)?;
             Ok((owner, true))
         }
     }
+}
+
+/// Move the merged user's phone number to the owner by the rule of [`PhoneMerge`].
+fn merge_phone(
+    tx: &mut dyn StoreTx,
+    from: &UserId,
+    into: &UserId,
+    at: UnixTime,
+) -> Result<PhoneMerge, DomainError> {
+    let Some(theirs) = tx.phone_verified_at(from)? else {
+        return Ok(PhoneMerge::None);
+    };
+    let outcome = match tx.phone_verified_at(into)? {
+        None => PhoneMerge::Moved,
+        Some(owners) if theirs > owners => PhoneMerge::ReplacedOwner,
+        Some(_) => PhoneMerge::KeptOwner,
+    };
+    match outcome {
+        PhoneMerge::KeptOwner => tx.clear_phone_number(from, at)?,
+        _ => tx.move_phone_number(from, into, at)?,
+    }
+    Ok(outcome)
 }

@@ -99,6 +99,82 @@ pub struct Event {
     pub openid: OpenId,
     /// When.
     pub at: UnixTime,
+    /// For a merge: what it moved and why.
+    pub detail: Option<MergeDetail>,
+}
+
+/// What a merge did besides moving identities; recorded in its event for the teams downstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergeDetail {
+    /// What caused the merge.
+    pub by: MergeCause,
+    /// What became of the merged user's phone number.
+    pub phone: PhoneMerge,
+    /// How many live sessions of the merged user act as the owner from now on.
+    pub sessions: u64,
+}
+
+/// What caused a merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeCause {
+    /// The provisional user learned a unionid another user owns.
+    Unionid,
+}
+
+impl MergeCause {
+    /// The name used in storage and in the event feed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeCause::Unionid => "unionid",
+        }
+    }
+
+    /// Inverse of [`MergeCause::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        [MergeCause::Unionid]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+    }
+}
+
+/// What a merge did with the merged user's phone number. The more recently verified number
+/// wins: a person who verifies a number in a new app tells us the number they use now. On a tie
+/// the owner's stays, since other teams already know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneMerge {
+    /// The merged user had none.
+    None,
+    /// The owner had none and now has the merged user's.
+    Moved,
+    /// Both had one; the merged user's was verified later and replaced the owner's.
+    ReplacedOwner,
+    /// Both had one; the owner's was verified later (or at the same time) and stays, the merged
+    /// user's is dropped.
+    KeptOwner,
+}
+
+impl PhoneMerge {
+    /// The name used in storage and in the event feed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhoneMerge::None => "none",
+            PhoneMerge::Moved => "moved",
+            PhoneMerge::ReplacedOwner => "replaced_owner",
+            PhoneMerge::KeptOwner => "kept_owner",
+        }
+    }
+
+    /// Inverse of [`PhoneMerge::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            PhoneMerge::None,
+            PhoneMerge::Moved,
+            PhoneMerge::ReplacedOwner,
+            PhoneMerge::KeptOwner,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == text)
+    }
 }
 
 /// A phone number WeChat verified for a user (getPhoneNumber). Personal data: `Debug` shows only

@@ -67,13 +67,27 @@ pub trait StoreTx {
     fn revoke_session(&mut self, token: &TokenHash, at: UnixTime) -> Result<(), StoreError>;
     /// Append an event to the log.
     fn append_event(&mut self, event: &Event) -> Result<(), StoreError>;
-    /// Store a user's verified phone number (replacing any earlier one).
+    /// Store a user's verified phone number (replacing any earlier one), verified at `at`.
     fn set_phone_number(
         &mut self,
         user: &UserId,
         phone: &PhoneNumber,
         at: UnixTime,
     ) -> Result<(), StoreError>;
+    /// When the user's phone number was verified, if the user has one.
+    fn phone_verified_at(&mut self, user: &UserId) -> Result<Option<UnixTime>, StoreError>;
+    /// Give `into` the phone number of `from`, with its verification time (replacing any of
+    /// `into`'s); `from` has none afterwards.
+    fn move_phone_number(
+        &mut self,
+        from: &UserId,
+        into: &UserId,
+        at: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Remove the user's phone number.
+    fn clear_phone_number(&mut self, user: &UserId, at: UnixTime) -> Result<(), StoreError>;
+    /// How many sessions issued to the user still work at `now`.
+    fn live_sessions(&mut self, user: &UserId, now: UnixTime) -> Result<u64, StoreError>;
 }
 
 /// Whether a transaction may write; lets a store take a cheaper path for reads.

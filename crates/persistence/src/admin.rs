@@ -1,14 +1,13 @@
 //! What the service and operators need besides the domain's port: health, housekeeping,
-//! data-key rotation, the event feed and user lookups. Adapter features, not domain rules.
+//! data-key rotation and user lookups. Adapter features, not domain rules.
 
 use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use wxlink_domain::{
-    AppId, Event, EventKind, OpenId, PhoneNumber, StoreError, StoreTx as _, TxMode, UnionId,
-    UnixTime, User, UserId,
+    AppId, OpenId, PhoneNumber, StoreError, StoreTx as _, TxMode, UnionId, UnixTime, User, UserId,
 };
 
-use crate::schema::{events, sessions, users};
+use crate::schema::{sessions, users};
 use crate::store::Store;
 use crate::tx::{self, Tx};
 use secrecy::zeroize::Zeroizing;
@@ -16,9 +15,6 @@ use secrecy::zeroize::Zeroizing;
 /// Sessions are deleted this long after they expired or were revoked, so a token that just
 /// stopped working is still recognised (and answered as expired) for a while.
 pub const SESSION_PURGE_GRACE_SECS: i64 = 24 * 3600;
-
-/// The most events one [`Store::events_after`] call returns.
-pub const MAX_EVENTS_PAGE: u32 = 1000;
 
 /// A user and the (appid, openid) identities attached to it, ordered by appid then openid.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,8 +26,6 @@ pub struct UserRecord {
     /// Its verified phone number, if one was stored.
     pub phone_number: Option<PhoneNumber>,
 }
-
-type EventRow = (i64, String, String, Option<String>, String, String, i64);
 
 impl Store {
     /// Health check: one trivial statement on a pooled connection.
@@ -137,41 +131,6 @@ impl Store {
         Ok(resealed)
     }
 
-    /// The event feed: events with an id greater than `cursor`, oldest first, at most
-    /// `limit` (capped at [`MAX_EVENTS_PAGE`]). Start with cursor 0 and pass the last id seen.
-    ///
-    /// Ids only grow, but on PostgreSQL a transaction that commits late can make an id appear
-    /// after a higher one was read; a follower that must see every event re-reads a short window
-    /// behind its cursor.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the database fails or an event row is invalid.
-    pub async fn events_after(
-        &self,
-        cursor: i64,
-        limit: u32,
-    ) -> Result<Vec<(i64, Event)>, StoreError> {
-        let limit = i64::from(limit.min(MAX_EVENTS_PAGE));
-        self.run(TxMode::Read, move |tx: &mut Tx<'_>| {
-            let rows = events::table
-                .filter(events::id.gt(cursor))
-                .order(events::id.asc())
-                .limit(limit)
-                .select((
-                    events::id,
-                    events::kind,
-                    events::user_id,
-                    events::other_user_id,
-                    events::appid,
-                    events::openid,
-                    events::at,
-                ))
-                .load::<EventRow>(tx.conn);
-            tx.db(rows)?.into_iter().map(event_from_row).collect()
-        })
-        .await
-    }
-
     /// A user by id, with its identities.
     ///
     /// # Errors
@@ -240,24 +199,6 @@ fn with_identities(tx: &mut Tx<'_>, user: Option<User>) -> Result<Option<UserRec
         identities,
         phone_number,
     }))
-}
-
-fn event_from_row(
-    (id, kind, user_id, other_user_id, appid, openid, at): EventRow,
-) -> Result<(i64, Event), StoreError> {
-    let kind = EventKind::parse(&kind)
-        .ok_or_else(|| StoreError::Corrupt(format!("event {id} has unknown kind {kind:?}")))?;
-    Ok((
-        id,
-        Event {
-            kind,
-            user_id: tx::parse_user_id(user_id)?,
-            other_user_id: other_user_id.map(tx::parse_user_id).transpose()?,
-            appid: tx::parse_appid(appid)?,
-            openid: tx::parse_openid(openid)?,
-            at,
-        },
-    ))
 }
 
 /// A row's key (token hash, or user id bytes) and its sealed value.

@@ -19,6 +19,8 @@ diesel::table! {
         updated_at -> BigInt,
         /// A verified phone number, sealed, associated data = the user id.
         phone_number -> Nullable<Binary>,
+        /// Unix seconds: when WeChat verified `phone_number`.
+        phone_verified_at -> Nullable<BigInt>,
     }
 }
 
@@ -64,8 +66,10 @@ diesel::table! {
 diesel::table! {
     /// The append-only log of creations, links and merges.
     events (id) {
-        /// Increasing id; the feed's cursor.
+        /// Increasing id, in the order events were written (not committed).
         id -> BigInt,
+        /// The position in the feed, the followers' cursor; NULL until placed (PostgreSQL).
+        seq -> Nullable<BigInt>,
         /// `EventKind::as_str`.
         kind -> Text,
         /// The user it happened to (for a merge, the surviving owner).
@@ -78,6 +82,8 @@ diesel::table! {
         openid -> Text,
         /// Unix seconds.
         at -> BigInt,
+        /// Facts that are not columns, a JSON object (for a merge: `MergeDetail`).
+        detail -> Nullable<Text>,
     }
 }
 
@@ -116,7 +122,7 @@ diesel::table! {
     webhook_cursors (name) {
         /// The webhook's name (`[webhooks.<name>]`).
         name -> Text,
-        /// The id of the last acknowledged event.
+        /// The feed position (`events.seq`) of the last acknowledged event.
         last_event_id -> BigInt,
         /// The node delivering now, if any.
         lease_holder -> Nullable<Text>,

@@ -11,6 +11,7 @@ use wxlink_domain::{
 
 use crate::connection::DbConnection;
 use crate::error::{Failure, Retry};
+use crate::feed;
 use crate::schema::{events, identities, sessions, users};
 
 /// One attempt of one transaction. Remembers whether any statement met a conflict, because
@@ -70,6 +71,31 @@ impl<'c> Tx<'c> {
             TxMode::Read => Err(StoreError::Corrupt(
                 "write attempted in a read-only transaction".to_owned(),
             )),
+        }
+    }
+
+    /// Set (or with `None` remove) a user's phone number and when it was verified.
+    fn store_phone(
+        &mut self,
+        user: &UserId,
+        phone: Option<(&PhoneNumber, UnixTime)>,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        let (sealed, verified_at) = phone
+            .map(|(phone, verified_at)| (seal_phone(self.keyring, user, phone), verified_at))
+            .unzip();
+        let updated = diesel::update(users::table.filter(users::id.eq(user.as_str())))
+            .set((
+                users::phone_number.eq(sealed),
+                users::phone_verified_at.eq(verified_at),
+                users::updated_at.eq(at),
+            ))
+            .execute(self.conn);
+        match self.db(updated)? {
+            0 => Err(StoreError::Corrupt(format!(
+                "cannot set the phone number of user {user}: it does not exist"
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -444,19 +470,56 @@ impl StoreTx for Tx<'_> {
         at: UnixTime,
     ) -> Result<(), StoreError> {
         self.writing()?;
-        let sealed = seal_phone(self.keyring, user, phone);
-        let updated = diesel::update(users::table.filter(users::id.eq(user.as_str())))
-            .set((
-                users::phone_number.eq(Some(sealed)),
-                users::updated_at.eq(at),
-            ))
-            .execute(self.conn);
-        match self.db(updated)? {
-            0 => Err(StoreError::Corrupt(format!(
-                "cannot set the phone number of user {user}: it does not exist"
-            ))),
-            _ => Ok(()),
-        }
+        self.store_phone(user, Some((phone, at)), at)
+    }
+
+    fn phone_verified_at(&mut self, user: &UserId) -> Result<Option<UnixTime>, StoreError> {
+        let row = users::table
+            .filter(users::id.eq(user.as_str()))
+            .filter(users::phone_number.is_not_null())
+            .select(users::phone_verified_at)
+            .get_result::<Option<i64>>(self.conn)
+            .optional();
+        // A number without a time predates the column's backfill: the oldest possible.
+        Ok(self.db(row)?.map(|at| at.unwrap_or(0)))
+    }
+
+    fn move_phone_number(
+        &mut self,
+        from: &UserId,
+        into: &UserId,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.writing()?;
+        let row = users::table
+            .filter(users::id.eq(from.as_str()))
+            .select((users::phone_number, users::phone_verified_at))
+            .get_result::<(Option<Vec<u8>>, Option<i64>)>(self.conn)
+            .optional();
+        let Some((Some(sealed), verified_at)) = self.db(row)? else {
+            return Err(StoreError::Corrupt(format!(
+                "cannot move the phone number of user {from}: it has none"
+            )));
+        };
+        // Sealed numbers are bound to their user id, so moving one is opening and sealing again.
+        let phone = open_phone(self.keyring, from, &sealed)?;
+        self.store_phone(into, Some((&phone, verified_at.unwrap_or(0))), at)?;
+        self.store_phone(from, None, at)
+    }
+
+    fn clear_phone_number(&mut self, user: &UserId, at: UnixTime) -> Result<(), StoreError> {
+        self.writing()?;
+        self.store_phone(user, None, at)
+    }
+
+    fn live_sessions(&mut self, user: &UserId, now: UnixTime) -> Result<u64, StoreError> {
+        let count = sessions::table
+            .filter(sessions::user_id.eq(user.as_str()))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now))
+            .count()
+            .get_result::<i64>(self.conn);
+        Ok(u64::try_from(self.db(count)?).unwrap_or(0))
     }
 
     fn append_event(&mut self, event: &Event) -> Result<(), StoreError> {
@@ -469,6 +532,7 @@ impl StoreTx for Tx<'_> {
                 events::appid.eq(event.appid.as_str()),
                 events::openid.eq(event.openid.as_str()),
                 events::at.eq(event.at),
+                events::detail.eq(event.detail.as_ref().map(feed::detail_json)),
             ))
             .execute(self.conn);
         self.db(inserted).map(drop)

@@ -1,6 +1,6 @@
 //! Webhook delivery state. The `events` table is the outbox (every creation, link and merge is
-//! appended in the transaction that made it); each webhook keeps a cursor, the id of the last
-//! event its receiver acknowledged, and a lease so that one node delivers at a time. Delivery
+//! appended in the transaction that made it); each webhook keeps a cursor, the feed position of
+//! the last event its receiver acknowledged, and a lease so that one node delivers at a time. Delivery
 //! is at least once: a node that dies after a POST and before advancing the cursor makes the
 //! next holder send those events again.
 

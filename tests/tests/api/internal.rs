@@ -17,7 +17,24 @@ on_both_backends!(
     the_event_feed_pages_through_creations_links_and_merges,
     webhooks_deliver_every_event_signed_in_order_despite_failures,
     a_webhook_redirect_is_a_failed_delivery_never_followed,
+    a_merge_moves_the_phone_number_and_the_event_says_so,
 );
+
+/// What only PostgreSQL has: transactions that commit around one another (SQLite has one
+/// writer at a time).
+mod postgres_only {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_late_commit_reaches_the_follower_and_the_webhook_once_in_feed_order() {
+        let test = concat!(
+            module_path!(),
+            "::a_late_commit_reaches_the_follower_and_the_webhook_once_in_feed_order"
+        );
+        if let Some(backend) = crate::helpers::Backend::postgres(test) {
+            super::a_late_commit_reaches_the_follower_and_the_webhook_once_in_feed_order(backend)
+                .await;
+        }
+    }
+}
 
 fn with_tokens() -> Options {
     Options::default().extra_toml(&format!("[internal]\ntokens = [\"{SERVICE_TOKEN}\"]\n"))
@@ -249,6 +266,185 @@ async fn a_webhook_redirect_is_a_failed_delivery_never_followed(backend: Backend
     );
 }
 
+/// The ids of the events in the POSTs the receiver acknowledged (all but the first `failures`),
+/// repeats of a redelivery removed.
+fn acknowledged(received: &Received, failures: usize) -> Vec<i64> {
+    let all = received.lock().expect("receiver lock");
+    let mut ids: Vec<i64> = all
+        .iter()
+        .skip(failures)
+        .flat_map(|(_, _, body)| {
+            let body: Value = serde_json::from_slice(body).unwrap_or_default();
+            body["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e["id"].as_i64().unwrap_or(0))
+        })
+        .collect();
+    ids.dedup();
+    ids
+}
+
+/// Read the feed from `cursor` until a page comes back empty, like a follower; returns the
+/// events read and moves `cursor`.
+async fn follow(app: &TestApp, cursor: &mut i64) -> Vec<Value> {
+    let mut read = Vec::new();
+    // Bounded: every page but the last moves the cursor.
+    for _ in 0..100 {
+        let page = internal(app, &format!("/internal/v1/events?after={cursor}&limit=2"))
+            .await
+            .ok_json(200, "events page");
+        let batch = page["events"].as_array().expect("events is a list").clone();
+        if batch.is_empty() {
+            return read;
+        }
+        *cursor = page["next_cursor"].as_i64().expect("next_cursor");
+        read.extend(batch);
+    }
+    panic!("the feed did not end within 100 pages");
+}
+
+/// Poll (bounded) until the receiver acknowledged `ids`, and return what it acknowledged.
+async fn acknowledged_until(received: &Received, ids: &[i64]) -> Vec<i64> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while acknowledged(received, 0) != ids && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    acknowledged(received, 0)
+}
+
+/// A transaction takes an event id and stays open while later logins commit, the follower
+/// reads past them and the webhook delivers them; then it commits. The follower and the
+/// receiver still get its event, once, in the feed's order: nobody re-reads a window.
+async fn a_late_commit_reaches_the_follower_and_the_webhook_once_in_feed_order(backend: Backend) {
+    use diesel::Connection as _;
+    use diesel::connection::SimpleConnection as _;
+
+    let (url, received) = receiver(0).await;
+    let options = with_tokens().extra_toml(&format!(
+        "[webhooks.crm]\nurl = \"{url}\"\nsecret = \"whsec-late-0123456789\"\npoll_ms = 20\n"
+    ));
+    let app = TestApp::spawn(backend, options).await;
+    let first = app.login(APP_A, "late-a", None).await;
+    let mut held = diesel::PgConnection::establish(app.database_url()).expect("a raw connection");
+    held.batch_execute("BEGIN").expect("begin");
+    held.batch_execute(&format!(
+        "INSERT INTO events (kind, user_id, appid, openid, at) \
+         VALUES ('identity_linked', '{}', '{APP_A}', 'late-held', 1)",
+        first.user_id
+    ))
+    .expect("the held event");
+    app.login(APP_A, "late-b", None).await;
+    app.login(APP_B, "late-c", None).await;
+
+    let mut cursor = 0;
+    let mut seen = follow(&app, &mut cursor).await;
+    assert_eq!(seen.len(), 6, "the committed logins' events: {seen:?}");
+    let ids = |events: &[Value]| -> Vec<i64> {
+        events
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap_or(0))
+            .collect()
+    };
+    let before = ids(&seen);
+    assert_eq!(
+        acknowledged_until(&received, &before).await,
+        before,
+        "the webhook delivered them too"
+    );
+
+    held.batch_execute("COMMIT").expect("commit");
+    seen.extend(follow(&app, &mut cursor).await);
+    let whole = internal(&app, "/internal/v1/events?limit=100")
+        .await
+        .ok_json(200, "the feed");
+    let whole = whole["events"].as_array().expect("events").clone();
+    assert_eq!(ids(&seen), ids(&whole), "the follower read the whole feed");
+    let held_events: Vec<&Value> = seen.iter().filter(|e| e["openid"] == "late-held").collect();
+    assert_eq!(
+        held_events.len(),
+        1,
+        "the late commit, exactly once: {seen:?}"
+    );
+    assert_eq!(
+        seen.last(),
+        Some(held_events[0]),
+        "after what was read before it"
+    );
+    assert_eq!(
+        acknowledged_until(&received, &ids(&whole)).await,
+        ids(&whole),
+        "the receiver got every event, in feed order"
+    );
+}
+
+/// A provisional user verifies a phone number, then learns the unionid of another user: the
+/// owner has the number now, the merged user has none, and the merge event says what moved.
+async fn a_merge_moves_the_phone_number_and_the_event_says_so(backend: Backend) {
+    let app = TestApp::spawn(backend, with_tokens()).await;
+    let provisional = app.login(APP_A, "ph-a", Some("ph-union")).await;
+    let owner = app.login(APP_B, "ph-b", Some("ph-union")).await;
+    assert!(!provisional.unionid_linked && owner.unionid_linked);
+    let code = app
+        .sim
+        .phone_code(APP_A, "ph-a", "13900001111", Some("86"))
+        .expect("the simulator issues a phone code")
+        .code;
+    app.post_json(
+        "/v1/wechat/phone-number",
+        Some(&provisional.token),
+        &json!({"code": code}),
+    )
+    .await
+    .ok_json(200, "phone number");
+    let user = |id: String| {
+        let app = &app;
+        async move {
+            internal(app, &format!("/internal/v1/users/{id}"))
+                .await
+                .ok_json(200, "a user")
+        }
+    };
+    assert_eq!(
+        user(owner.user_id.clone()).await["phone_number"],
+        Value::Null
+    );
+
+    let info = app.wx_user_info(APP_A, "ph-a");
+    let merged = app
+        .user_info_ok(&provisional.token, &crate::helpers::unsigned_body(&info))
+        .await;
+    assert!(merged.merged);
+
+    let number = json!({
+        "phone_number": "13900001111",
+        "pure_phone_number": "13900001111",
+        "country_code": "86"
+    });
+    assert_eq!(user(owner.user_id.clone()).await["phone_number"], number);
+    let gone = user(provisional.user_id.clone()).await;
+    assert_eq!(gone["phone_number"], Value::Null);
+    assert_eq!(gone["merged_into"], owner.user_id.as_str());
+    let feed = internal(&app, "/internal/v1/events?limit=100")
+        .await
+        .ok_json(200, "the feed");
+    let merge = feed["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["kind"] == "users_merged")
+        .expect("a merge event")
+        .clone();
+    assert_eq!(
+        merge["detail"],
+        json!({"by": "unionid", "phone": "moved", "sessions": 1})
+    );
+    // The merged user's session acts as the owner, as the detail says.
+    assert_eq!(app.me_ok(&provisional.token).await.user_id, owner.user_id);
+}
+
 async fn webhooks_deliver_every_event_signed_in_order_despite_failures(backend: Backend) {
     const SECRET: &str = "whsec-0123456789abcdef";
     let (url, received) = receiver(3).await;
@@ -269,24 +465,7 @@ async fn webhooks_deliver_every_event_signed_in_order_despite_failures(backend: 
     assert_eq!(expected.len(), 5);
 
     // Bounded poll until the receiver has acknowledged every event.
-    let delivered = || -> Vec<i64> {
-        let all = received.lock().expect("receiver lock");
-        let mut ids: Vec<i64> = all
-            .iter()
-            .skip(3) // the failed ones were not acknowledged
-            .flat_map(|(_, _, body)| {
-                let body: Value = serde_json::from_slice(body).unwrap_or_default();
-                body["events"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|e| e["id"].as_i64().unwrap_or(0))
-            })
-            .collect();
-        ids.dedup();
-        ids
-    };
+    let delivered = || acknowledged(&received, 3);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while delivered().last() != expected.last() && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -10,7 +10,9 @@ use mockall::predicate::eq;
 use super::*;
 use crate::error::{StoreError, UserDataError, WeChatError};
 use crate::ids::UnionId;
-use crate::model::{EventKind, LoginOutcome, PhoneNumber, User};
+use crate::model::{
+    EventKind, LoginOutcome, MergeCause, MergeDetail, PhoneMerge, PhoneNumber, User,
+};
 use crate::ports::{
     MockClock, MockIdSource, MockStoreTx, MockUserDataOpener, MockWeChatSessions, OpenedUserData,
     StoreTx, WeChatSession,
@@ -131,6 +133,59 @@ fn expect_event(tx: &mut MockStoreTx, kind: EventKind, user: &str, other: Option
     tx.expect_append_event()
         .withf(move |e| {
             e.kind == kind && e.user_id == user && e.other_user_id == other && e.at == NOW
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+}
+
+/// A merge of `from` into `into` where each had a phone number verified at the given time (or
+/// none) and `from` had `sessions` live sessions: expects exactly the phone writes the rule
+/// calls for and the merge event with its detail.
+fn expect_merge(
+    tx: &mut MockStoreTx,
+    (from, into): (&str, &str),
+    (from_phone, into_phone): (Option<i64>, Option<i64>),
+    sessions: u64,
+    phone: PhoneMerge,
+) {
+    let (from_id, into_id) = (uid(from), uid(into));
+    tx.expect_phone_verified_at()
+        .with(eq(from_id.clone()))
+        .returning(move |_| Ok(from_phone));
+    tx.expect_phone_verified_at()
+        .with(eq(into_id.clone()))
+        .returning(move |_| Ok(into_phone));
+    tx.expect_live_sessions()
+        .with(eq(from_id.clone()), eq(NOW))
+        .times(1)
+        .returning(move |_, _| Ok(sessions));
+    match phone {
+        PhoneMerge::None => {}
+        PhoneMerge::Moved | PhoneMerge::ReplacedOwner => {
+            tx.expect_move_phone_number()
+                .with(eq(from_id.clone()), eq(into_id.clone()), eq(NOW))
+                .times(1)
+                .returning(|_, _, _| Ok(()));
+        }
+        PhoneMerge::KeptOwner => {
+            tx.expect_clear_phone_number()
+                .with(eq(from_id.clone()), eq(NOW))
+                .times(1)
+                .returning(|_, _| Ok(()));
+        }
+    }
+    let detail = MergeDetail {
+        by: MergeCause::Unionid,
+        phone,
+        sessions,
+    };
+    tx.expect_append_event()
+        .withf(move |e| {
+            e.kind == EventKind::UsersMerged
+                && e.user_id == into_id
+                && e.other_user_id.as_ref() == Some(&from_id)
+                && e.at == NOW
+                && e.detail == Some(detail)
         })
         .times(1)
         .returning(|_| Ok(()));
@@ -289,7 +344,7 @@ async fn login_with_unionid_merges_a_provisional_user_into_the_owner() {
         .with(eq(uid("u-p")), eq(uid("u-o")), eq(NOW))
         .times(1)
         .returning(|_, _, _| Ok(()));
-    expect_event(&mut tx, EventKind::UsersMerged, "u-o", Some("u-p"));
+    expect_merge(&mut tx, ("u-p", "u-o"), (None, None), 2, PhoneMerge::None);
     expect_session_for(&mut tx, "u-o", "o1");
 
     let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());
@@ -450,7 +505,7 @@ async fn user_info_merges_a_provisional_user_into_the_unionids_owner() {
         .times(1)
         .returning(|_, _, _| Ok(1));
     tx.expect_mark_merged().times(1).returning(|_, _, _| Ok(()));
-    expect_event(&mut tx, EventKind::UsersMerged, "u-o", Some("u-p"));
+    expect_merge(&mut tx, ("u-p", "u-o"), (None, None), 1, PhoneMerge::None);
 
     let opener = opener_gives("key-1", Ok(opened("o1", Some("un1"), app().as_str(), NOW)));
     let svc = service(tx, MockWeChatSessions::new(), opener);
@@ -460,6 +515,49 @@ async fn user_info_merges_a_provisional_user_into_the_unionids_owner() {
         .unwrap();
     assert_eq!(out.user_id, uid("u-o"));
     assert!(out.merged && out.unionid_linked);
+}
+
+/// A merge through user info where the provisional and the owner had phone numbers verified
+/// at the given times; returns after checking the merge wrote what `expected` says.
+async fn merge_with_phones(phones: (Option<i64>, Option<i64>), expected: PhoneMerge) {
+    let mut tx = read_only_tx(live_session("u-p", "o1"));
+    expect_user(&mut tx, user("u-p", None, None));
+    tx.expect_user_by_unionid()
+        .returning(|_| Ok(Some(user("u-o", Some("un1"), None))));
+    tx.expect_move_identities()
+        .times(1)
+        .returning(|_, _, _| Ok(1));
+    tx.expect_mark_merged().times(1).returning(|_, _, _| Ok(()));
+    expect_merge(&mut tx, ("u-p", "u-o"), phones, 1, expected);
+
+    let opener = opener_gives("key-1", Ok(opened("o1", Some("un1"), app().as_str(), NOW)));
+    let svc = service(tx, MockWeChatSessions::new(), opener);
+    let out = svc
+        .submit_user_info(&token(), submission(None))
+        .await
+        .unwrap();
+    assert!(out.merged);
+}
+
+#[tokio::test]
+async fn a_merge_moves_the_provisional_users_phone_to_an_owner_without_one() {
+    merge_with_phones((Some(NOW - 10), None), PhoneMerge::Moved).await;
+}
+
+#[tokio::test]
+async fn a_merge_replaces_the_owners_phone_with_a_more_recently_verified_one() {
+    merge_with_phones((Some(NOW - 10), Some(NOW - 50)), PhoneMerge::ReplacedOwner).await;
+}
+
+#[tokio::test]
+async fn a_merge_keeps_the_owners_phone_when_it_was_verified_later_or_at_the_same_time() {
+    merge_with_phones((Some(NOW - 50), Some(NOW - 10)), PhoneMerge::KeptOwner).await;
+    merge_with_phones((Some(NOW - 10), Some(NOW - 10)), PhoneMerge::KeptOwner).await;
+}
+
+#[tokio::test]
+async fn a_merge_of_a_user_without_a_phone_leaves_the_owners_alone() {
+    merge_with_phones((None, Some(NOW - 10)), PhoneMerge::None).await;
 }
 
 #[tokio::test]

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use wxlink_crypto::{DataKey, Keyring};
 use wxlink_domain::{
-    DomainError, Event, EventKind, IdentityStore, Session, SessionKey, StoreError, StoreTx, TxMode,
-    User,
+    DomainError, Event, EventKind, IdentityStore, MergeCause, MergeDetail, PhoneMerge, PhoneNumber,
+    Session, SessionKey, StoreError, StoreTx, TxMode, User,
 };
 use wxlink_persistence::{
     Backend, MAX_ATTEMPTS, SESSION_PURGE_GRACE_SECS, Store, UserRecord, migrate, migrate_blocking,
@@ -15,11 +15,12 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
     "2026-11-26-000004_webhook_cursors",
+    "2026-12-01-000007_event_feed",
     "2026-12-01-000008_rate_limit_windows",
 ];
 
@@ -261,6 +262,7 @@ fn event(kind: EventKind, user: &str, other: Option<&str>, at: i64) -> Event {
         appid: app(1),
         openid: openid("o1"),
         at,
+        detail: None,
     }
 }
 
@@ -271,7 +273,14 @@ pub async fn events_feed_pages_in_order(db: &TestDb) {
         event(EventKind::IdentityLinked, "p", None, 2),
         event(EventKind::UserCreated, "o", None, 3),
         event(EventKind::UnionidLinked, "o", None, 4),
-        event(EventKind::UsersMerged, "o", Some("p"), 5),
+        Event {
+            detail: Some(MergeDetail {
+                by: MergeCause::Unionid,
+                phone: PhoneMerge::Moved,
+                sessions: 2,
+            }),
+            ..event(EventKind::UsersMerged, "o", Some("p"), 5)
+        },
     ];
     let written = events.clone();
     write(&store, move |tx| {
@@ -294,6 +303,268 @@ pub async fn events_feed_pages_in_order(db: &TestDb) {
     assert!(store.events_after(rest[2].0, 10).await.unwrap().is_empty());
 }
 
+/// A transaction holds an event it has not committed while later ones commit and are read:
+/// once it commits, the follower still gets it, after what it already read, and every event
+/// exactly once. Also for a transaction that took its transaction id before the later ones but
+/// its event id after them. PostgreSQL only: SQLite has one writer, so nothing commits around
+/// a held transaction.
+pub async fn the_feed_hands_out_a_late_commit_after_its_cursor(db: &TestDb) {
+    use diesel::connection::SimpleConnection as _;
+    use diesel::{Connection as _, PgConnection};
+
+    let store = db.store().await;
+    let logins = |first: u32| {
+        let store = store.clone();
+        async move {
+            for n in first..first + 3 {
+                let id = format!("u{n}");
+                write(&store, move |tx| {
+                    tx.insert_user(&user(&id, None, 1))?;
+                    tx.append_event(&event(EventKind::UserCreated, &id, None, i64::from(n)))?;
+                    Ok(())
+                })
+                .await;
+            }
+        }
+    };
+    let mut seen: Vec<(i64, Event)> = Vec::new();
+    // Read as far as the feed goes, in small pages, like a follower.
+    let follow = |seen: &mut Vec<(i64, Event)>| {
+        let store = store.clone();
+        let mut cursor = seen.last().map_or(0, |(seq, _)| *seq);
+        async move {
+            let mut read = Vec::new();
+            loop {
+                let page = store.events_after(cursor, 2).await.unwrap();
+                let Some(&(last, _)) = page.last() else {
+                    return read;
+                };
+                cursor = last;
+                read.extend(page);
+            }
+        }
+    };
+    logins(0).await;
+    let held_sql = "INSERT INTO events (kind, user_id, appid, openid, at) \
+                    VALUES ('identity_linked', 'u0', 'wx00000000000000a1', 'o1', 100)";
+
+    for takes_xid_first in [false, true] {
+        let mut held = PgConnection::establish(&db.url).unwrap();
+        held.batch_execute("BEGIN").unwrap();
+        if takes_xid_first {
+            held.batch_execute("SELECT pg_current_xact_id()").unwrap();
+        } else {
+            held.batch_execute(held_sql).unwrap();
+        }
+        logins(if takes_xid_first { 20 } else { 10 }).await;
+        let read = follow(&mut seen).await;
+        seen.extend(read);
+        if takes_xid_first {
+            held.batch_execute(held_sql).unwrap();
+        }
+        held.batch_execute("COMMIT").unwrap();
+        let read = follow(&mut seen).await;
+        seen.extend(read);
+    }
+
+    let ats: Vec<i64> = seen.iter().map(|(_, e)| e.at).collect();
+    assert_eq!(
+        ats,
+        [0, 1, 2, 10, 11, 12, 100, 20, 21, 22, 100],
+        "every event exactly once, each held one after what was read before it committed"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "positions increase"
+    );
+}
+
+/// Followers reading while logins commit on several connections each get every event once,
+/// all in the same order: concurrent placements never hand out one position twice or skip one.
+pub async fn concurrent_followers_see_one_order(db: &TestDb) {
+    const WRITERS: u32 = 3;
+    const EACH: u32 = 10;
+    let store = db.store().await;
+    write(&store, |tx| Ok(tx.insert_user(&user("u", None, 1))?)).await;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in 0..EACH {
+                    let at = i64::from(w * 100 + n);
+                    write(&store, move |tx| {
+                        Ok(tx.append_event(&event(EventKind::IdentityLinked, "u", None, at))?)
+                    })
+                    .await;
+                }
+            })
+        })
+        .collect();
+    let followers: Vec<_> = (0..3)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (mut cursor, mut seen) = (0, Vec::new());
+                // Bounded: each round either reads something or waits for a writer.
+                for _ in 0..10_000 {
+                    if seen.len() == (WRITERS * EACH) as usize {
+                        break;
+                    }
+                    let page = store.events_after(cursor, 4).await.unwrap();
+                    match page.last() {
+                        Some(&(last, _)) => cursor = last,
+                        None => tokio::task::yield_now().await,
+                    }
+                    seen.extend(page.into_iter().map(|(seq, e)| (seq, e.at)));
+                }
+                seen
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let mut orders = Vec::new();
+    for f in followers {
+        orders.push(f.await.unwrap());
+    }
+    let mut ats: Vec<i64> = orders[0].iter().map(|(_, at)| *at).collect();
+    ats.sort_unstable();
+    let expected: Vec<i64> = (0..WRITERS)
+        .flat_map(|w| (0..EACH).map(move |n| i64::from(w * 100 + n)))
+        .collect();
+    assert_eq!(ats, expected, "every event exactly once");
+    assert!(orders.iter().all(|o| *o == orders[0]), "one order for all");
+}
+
+/// Events written before feed positions existed keep their id as their position, so a
+/// follower's or webhook's cursor means the same place after the upgrade, and new events come
+/// after them.
+pub async fn events_from_before_positions_keep_their_ids_as_positions(db: &TestDb) {
+    use diesel::{Connection as _, PgConnection, RunQueryDsl as _, SqliteConnection};
+    use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+    const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+    const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+    // The schema as it was before positions: the first four migrations.
+    let before = [
+        "INSERT INTO users (id, created_at, updated_at) VALUES ('old', 1, 1)",
+        "INSERT INTO events (id, kind, user_id, appid, openid, at) \
+         VALUES (5, 'user_created', 'old', 'wx00000000000000a1', 'o1', 1), \
+                (9, 'identity_linked', 'old', 'wx00000000000000a1', 'o1', 2)",
+    ];
+    match db.sqlite_path() {
+        Some(path) => {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let mut conn = SqliteConnection::establish(&path.to_string_lossy()).unwrap();
+            for _ in 0..4 {
+                conn.run_next_migration(SQLITE).unwrap();
+            }
+            for sql in before {
+                diesel::sql_query(sql).execute(&mut conn).unwrap();
+            }
+        }
+        None => {
+            let mut conn = PgConnection::establish(&db.url).unwrap();
+            for _ in 0..4 {
+                conn.run_next_migration(POSTGRES).unwrap();
+            }
+            for sql in before {
+                diesel::sql_query(sql).execute(&mut conn).unwrap();
+            }
+        }
+    }
+    let store = db.store().await;
+    write(&store, |tx| {
+        Ok(tx.append_event(&event(EventKind::UnionidLinked, "old", None, 3))?)
+    })
+    .await;
+    let feed: Vec<(i64, i64)> = store
+        .events_after(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(seq, e)| (seq, e.at))
+        .collect();
+    assert_eq!(&feed[..2], &[(5, 1), (9, 2)], "old events at their ids");
+    assert!(
+        feed[2].0 > 9 && feed[2].1 == 3,
+        "a new event after them: {feed:?}"
+    );
+    let after_old_cursor = store.events_after(9, 10).await.unwrap();
+    assert_eq!(
+        after_old_cursor.len(),
+        1,
+        "an old cursor resumes where it was"
+    );
+}
+
+/// A merge's phone number moves to the owner, re-sealed under the owner's id with its
+/// verification time; a cleared one is gone; live sessions are counted.
+pub async fn phone_numbers_move_between_users(db: &TestDb) {
+    let store = db.store().await;
+    let number = |n: &str| PhoneNumber {
+        phone_number: n.to_owned(),
+        pure_phone_number: n.to_owned(),
+        country_code: "86".to_owned(),
+    };
+    let (a, b) = (number("13800000001"), number("13800000002"));
+    let (set_a, set_b) = (a.clone(), b.clone());
+    let verified = write(&store, move |tx| {
+        tx.insert_user(&user("p", None, 1))?;
+        tx.insert_user(&user("o", None, 1))?;
+        tx.set_phone_number(&user_id("p"), &set_a, 5)?;
+        let before = (
+            tx.phone_verified_at(&user_id("p"))?,
+            tx.phone_verified_at(&user_id("o"))?,
+        );
+        tx.move_phone_number(&user_id("p"), &user_id("o"), 9)?;
+        let after = (
+            tx.phone_verified_at(&user_id("p"))?,
+            tx.phone_verified_at(&user_id("o"))?,
+        );
+        tx.set_phone_number(&user_id("p"), &set_b, 10)?;
+        tx.clear_phone_number(&user_id("p"), 11)?;
+        Ok((before, after))
+    })
+    .await;
+    assert_eq!(verified, ((Some(5), None), (None, Some(5))));
+    let phone_of = |id: &str| {
+        let store = store.clone();
+        let id = user_id(id);
+        async move { store.user_by_id(&id).await.unwrap().unwrap().phone_number }
+    };
+    assert_eq!(
+        phone_of("o").await,
+        Some(a),
+        "the owner has it, and it opens"
+    );
+    assert_eq!(phone_of("p").await, None);
+    let refused = store
+        .transact(TxMode::Write, |tx| {
+            Ok(tx.move_phone_number(&user_id("p"), &user_id("o"), 12)?)
+        })
+        .await;
+    assert!(matches!(
+        refused,
+        Err(DomainError::Store(StoreError::Corrupt(_)))
+    ));
+
+    let live = write(&store, |tx| {
+        let app_ = app(1);
+        tx.insert_session(&session(&token(1), "p", &app_, "o1", "k"))?;
+        tx.insert_session(&session(&token(2), "p", &app_, "o1", "k"))?;
+        tx.insert_session(&session(&token(3), "o", &app_, "o2", "k"))?;
+        tx.revoke_session(&token(2).hash(), 1_001)?;
+        Ok((
+            tx.live_sessions(&user_id("p"), 1_002)?,
+            tx.live_sessions(&user_id("p"), 1_000 + 3_600)?,
+        ))
+    })
+    .await;
+    assert_eq!(live, (1, 0), "revoked and expired sessions do not count");
+}
+
 pub async fn events_are_append_only(db: &TestDb) {
     let store = db.store().await;
     write(&store, |tx| {
@@ -302,8 +573,14 @@ pub async fn events_are_append_only(db: &TestDb) {
         Ok(())
     })
     .await;
+    // The feed has placed it: its position cannot change either.
+    assert_eq!(store.events_after(0, 10).await.unwrap().len(), 1);
     drop(store);
     assert!(db.raw_execute("UPDATE events SET kind = 'x'").is_err());
+    if db.backend == Backend::Postgres {
+        assert!(db.raw_execute("UPDATE events SET seq = seq + 1").is_err());
+        assert!(db.raw_execute("UPDATE events SET seq = NULL").is_err());
+    }
     assert!(db.raw_execute("DELETE FROM events").is_err());
 }
 

@@ -47,6 +47,9 @@ on_both_backends!(
     cases::sessions_round_trip,
     cases::events_feed_pages_in_order,
     cases::events_are_append_only,
+    cases::phone_numbers_move_between_users,
+    cases::concurrent_followers_see_one_order,
+    cases::events_from_before_positions_keep_their_ids_as_positions,
     cases::constraint_violations_are_conflicts,
     cases::rule_errors_roll_back_everything,
     cases::read_transactions_refuse_writes,
@@ -177,6 +180,14 @@ mod postgres_only {
     use wxlink_persistence::{PersistenceError, Store, StoreConfig};
 
     use crate::support::{TestDb, keyring_a, user, user_id};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_feed_hands_out_a_late_commit_after_its_cursor() {
+        let Some(db) = crate::support::TestDb::postgres() else {
+            return;
+        };
+        crate::cases::the_feed_hands_out_a_late_commit_after_its_cursor(&db).await;
+    }
 
     /// A loopback port nothing listens on.
     fn closed_port() -> u16 {

@@ -47,6 +47,7 @@ mod forgery;
 mod helpers;
 mod internal;
 mod linking;
+mod oracle;
 mod observability;
 mod reliability;
 mod sandbox;

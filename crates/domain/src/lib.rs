@@ -40,9 +40,9 @@ mod service;
 
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
-pub use model::{Event, EventKind, LoginOutcome, PhoneNumber, Session, UnixTime, User};
+pub use model::{DecryptBudget, Event, EventKind, LoginOutcome, PhoneNumber, Session, UnixTime, User};
 pub use ports::{
-    Clock, EncryptedUserData, IdSource, IdentityStore, OpenedUserData, StoreTx, TxMode,
+    Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, OpenedUserData, StoreTx, TxMode,
     UserDataOpener, WeChatSession, WeChatSessions,
 };
 #[cfg(any(test, feature = "mock"))]

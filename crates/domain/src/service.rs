@@ -250,11 +250,7 @@ where
     /// valid, the client must log in again ([`DomainError::SessionKeyExpired`]); otherwise, or
     /// if WeChat cannot tell, it stays a decryption failure. Nothing is cached, so a wrong
     /// answer cannot stick.
-    async fn explain_decrypt_failure(
-        &self,
-        session: &Session,
-        key: &SessionKey,
-    ) -> DomainError {
+    async fn explain_decrypt_failure(&self, session: &Session, key: &SessionKey) -> DomainError {
         match self
             .wechat
             .session_key_valid(&session.appid, &session.openid, key)

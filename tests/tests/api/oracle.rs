@@ -176,10 +176,7 @@ impl Oracle<'_> {
     async fn forge(&mut self, plaintext: &[u8]) -> Result<([u8; BLOCK], Vec<u8>), GaveUp> {
         let pad = BLOCK - plaintext.len() % BLOCK;
         let mut padded = plaintext.to_vec();
-        padded.extend(std::iter::repeat_n(
-            u8::try_from(pad).expect("a pad"),
-            pad,
-        ));
+        padded.extend(std::iter::repeat_n(u8::try_from(pad).expect("a pad"), pad));
         let blocks: Vec<&[u8]> = padded.chunks(BLOCK).collect();
         let mut next = [0x42u8; BLOCK];
         let mut ciphertext = next.to_vec();
@@ -226,7 +223,8 @@ async fn padding_oracle_forgery_gives_up_and_merges_nobody(backend: Backend) {
     let (requests, elapsed) = (oracle.requests, oracle.started.elapsed());
     eprintln!("the oracle attack used {requests} requests in {elapsed:?}: {outcome:?}");
     if let Ok((iv, ciphertext)) = &outcome {
-        let body = json!({"encrypted_data": STANDARD.encode(ciphertext), "iv": STANDARD.encode(iv)});
+        let body =
+            json!({"encrypted_data": STANDARD.encode(ciphertext), "iv": STANDARD.encode(iv)});
         let reply = app.user_info(&attacker.token, &body).await;
         eprintln!("the forged data got {} {}", reply.status, reply.body);
     }
@@ -239,10 +237,7 @@ async fn padding_oracle_forgery_gives_up_and_merges_nobody(backend: Backend) {
     );
     assert_ne!(me.user_id, victim.user_id);
     let victim_now = app.me_ok(&victim.token).await;
-    assert_eq!(
-        victim_now.identities,
-        identities(&[(APP_B, "victim-in-b")])
-    );
+    assert_eq!(victim_now.identities, identities(&[(APP_B, "victim-in-b")]));
     let snapshot = app.snapshot();
     assert!(
         !snapshot.events.iter().any(|e| e.kind == "users_merged"),
@@ -296,7 +291,10 @@ async fn every_failure_to_open_user_data_gets_one_answer(backend: Backend) {
             ),
         ),
     ];
-    assert!(kinds.len() <= SESSION_BUDGET, "all within one session's budget");
+    assert!(
+        kinds.len() <= SESSION_BUDGET,
+        "all within one session's budget"
+    );
     let mut answers = Vec::new();
     for (what, data) in &kinds {
         let body = json!({"encrypted_data": data, "iv": iv});
@@ -333,7 +331,9 @@ async fn every_failure_to_open_user_data_gets_one_answer(backend: Backend) {
 /// after a restart; an honest retry within the budget still links.
 async fn failed_decryptions_are_budgeted_per_session_across_restarts(backend: Backend) {
     let mut app = TestApp::spawn(backend, Options::default()).await;
-    let (wx, login) = app.login_full(APP_A, "mallory", Some("mallory-union")).await;
+    let (wx, login) = app
+        .login_full(APP_A, "mallory", Some("mallory-union"))
+        .await;
     let garbage = json!({
         "encrypted_data": raw_block(&wx.session_key, crate::helpers::FORGED_IV, b"padding is wrong"),
         "iv": crate::helpers::FORGED_IV,
@@ -348,7 +348,10 @@ async fn failed_decryptions_are_budgeted_per_session_across_restarts(backend: Ba
         assert_error(&reply, 422, "decrypt_failed", &format!("failure {attempt}"));
     }
     let checks = app.sim.calls().total(CHECK_SESSION_PATH);
-    assert_eq!(checks, SESSION_BUDGET as u64, "each failure asked WeChat once");
+    assert_eq!(
+        checks, SESSION_BUDGET as u64,
+        "each failure asked WeChat once"
+    );
     // Past the budget even genuine data is refused, without decrypting or asking WeChat.
     let genuine = app.wx_user_info(APP_A, "mallory");
     let reply = app
@@ -359,14 +362,21 @@ async fn failed_decryptions_are_budgeted_per_session_across_restarts(backend: Ba
     assert!(!app.me_ok(&login.token).await.unionid_linked);
 
     // The client's way out: wx.login, a new session with its own budget.
-    let (wx, login) = app.login_full(APP_A, "mallory", Some("mallory-union")).await;
+    let (wx, login) = app
+        .login_full(APP_A, "mallory", Some("mallory-union"))
+        .await;
     let garbage = json!({
         "encrypted_data": raw_block(&wx.session_key, crate::helpers::FORGED_IV, b"padding is wrong"),
         "iv": crate::helpers::FORGED_IV,
     });
     for attempt in 1..SESSION_BUDGET {
         let reply = app.user_info(&login.token, &garbage).await;
-        assert_error(&reply, 422, "decrypt_failed", &format!("new session {attempt}"));
+        assert_error(
+            &reply,
+            422,
+            "decrypt_failed",
+            &format!("new session {attempt}"),
+        );
     }
     let genuine = app.wx_user_info(APP_A, "mallory");
     let linked = app
@@ -395,7 +405,12 @@ async fn failed_decryptions_are_budgeted_per_identity_across_sessions(backend: B
                 assert_error(&reply, 422, "decrypt_failed", &format!("session {session}"));
                 failures += 1;
             } else {
-                assert_error(&reply, 429, "too_many_attempts", &format!("session {session}"));
+                assert_error(
+                    &reply,
+                    429,
+                    "too_many_attempts",
+                    &format!("session {session}"),
+                );
             }
         }
     }
@@ -410,13 +425,20 @@ async fn failed_decryptions_are_budgeted_per_identity_across_sessions(backend: B
 /// outlive the age limit.
 async fn data_stamped_in_the_future_is_refused(backend: Backend) {
     let app = TestApp::spawn(backend, Options::default()).await;
-    let (wx, login) = app.login_full(APP_A, "mallory", Some("mallory-union")).await;
+    let (wx, login) = app
+        .login_full(APP_A, "mallory", Some("mallory-union"))
+        .await;
     let years_ahead = now_unix() + 5 * 365 * 24 * 3600;
     let body = crate::helpers::forged_body(
         &wx.session_key,
         &crate::helpers::user_plaintext("mallory", Some("mallory-union"), APP_A, years_ahead),
     );
     let reply = app.user_info(&login.token, &body).await;
-    assert_error(&reply, 422, "watermark_in_future", "stamped five years ahead");
+    assert_error(
+        &reply,
+        422,
+        "watermark_in_future",
+        "stamped five years ahead",
+    );
     assert!(!app.me_ok(&login.token).await.unionid_linked);
 }

@@ -444,10 +444,7 @@ async fn user_info_links_a_provisional_user_to_a_new_unionid() {
     tx.expect_set_unionid().times(1).returning(|_, _, _| Ok(()));
     expect_event(&mut tx, EventKind::UnionidLinked, "u-p", None);
 
-    let opener = opener_gives(
-        "key-1",
-        Ok(opened("o1", Some("un1"))),
-    );
+    let opener = opener_gives("key-1", Ok(opened("o1", Some("un1"))));
     let svc = service(tx, MockWeChatSessions::new(), opener);
     let out = svc
         .submit_user_info(&token(), submission(None))
@@ -733,10 +730,7 @@ async fn a_refreshing_codes_unionid_counts_when_the_data_has_none() {
 #[tokio::test]
 async fn data_contradicting_the_codes_unionid_is_a_conflict() {
     let tx = reserving_tx(live_session("u-p", "o1"));
-    let opener = opener_gives(
-        "key-2",
-        Ok(opened("o1", Some("un-data"))),
-    );
+    let opener = opener_gives("key-2", Ok(opened("o1", Some("un-data"))));
     let svc = service(tx, wechat_answers("o1", "key-2", Some("un-code")), opener);
     let err = svc
         .submit_user_info(&token(), submission(Some("c2")))

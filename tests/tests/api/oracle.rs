@@ -221,7 +221,10 @@ async fn padding_oracle_forgery_gives_up_and_merges_nobody(backend: Backend) {
     };
     let outcome = oracle.forge(plaintext.as_bytes()).await;
     let (requests, elapsed) = (oracle.requests, oracle.started.elapsed());
-    eprintln!("the oracle attack used {requests} requests in {elapsed:?}: {outcome:?}");
+    eprintln!(
+        "the oracle attack used {requests} requests in {elapsed:?}: {:?}",
+        outcome.as_ref().map(|_| "forged")
+    );
     if let Ok((iv, ciphertext)) = &outcome {
         let body =
             json!({"encrypted_data": STANDARD.encode(ciphertext), "iv": STANDARD.encode(iv)});

@@ -66,7 +66,8 @@ pub trait StoreTx {
     /// Reserve one failed decryption against the session's budget and its identity's daily
     /// budget, before decrypting: `false`, with nothing changed, when either is spent. Atomic in
     /// the database, so concurrent requests on several nodes cannot overshoot. The identity's
-    /// window starts again a day after it began.
+    /// window starts again a day after it began. Call it alone in its transaction: a store may
+    /// run that transaction with weaker isolation, since the reservation is atomic by itself.
     fn reserve_decrypt_attempt(
         &mut self,
         token: &TokenHash,
@@ -75,7 +76,8 @@ pub trait StoreTx {
         now: UnixTime,
         budget: DecryptBudget,
     ) -> Result<bool, StoreError>;
-    /// Give a reservation back: the data opened and linked.
+    /// Give a reservation back: the data opened and linked. Alone in its transaction, as
+    /// [`StoreTx::reserve_decrypt_attempt`].
     fn release_decrypt_attempt(
         &mut self,
         token: &TokenHash,

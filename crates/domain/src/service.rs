@@ -163,7 +163,7 @@ where
     ///
     /// A refused submission changes nothing but the failed-decryption budget: one attempt is
     /// reserved before anything is decrypted or WeChat is asked, and only given back when the
-    /// data links (or WeChat refuses a refreshing code, which decrypts nothing). Every refusal
+    /// data has linked (or WeChat refuses a refreshing code, which decrypts nothing). Every refusal
     /// of the data keeps it, so the answers cannot serve thousands of oracle queries.
     pub async fn submit_user_info(
         &self,
@@ -220,7 +220,8 @@ where
             (data, code) => data.or(code),
         };
 
-        self.store
+        let linked = self
+            .store
             .transact(TxMode::Write, move |tx| {
                 let session = linking::live_session(tx, &token_hash, now)?;
                 let user = linking::resolve(tx, &session.user_id)?;
@@ -236,14 +237,19 @@ where
                 if let Some(key) = &refreshed_key {
                     tx.replace_session_key(&token_hash, key)?;
                 }
-                tx.release_decrypt_attempt(&token_hash, &session.appid, &session.openid)?;
                 Ok(UserInfoLinked {
                     unionid_linked: user.unionid.is_some(),
                     user_id: user.id,
                     merged,
                 })
             })
-            .await
+            .await?;
+        // Given back after the link committed, in a transaction of its own: every user-info of
+        // one person writes this row, and inside the serializable link transaction those writes
+        // made concurrent links of one session conflict. A release that fails only costs the
+        // client one attempt, so the link's answer stands.
+        self.release_decrypt_attempt(&session).await.ok();
+        Ok(linked)
     }
 
     /// Data that did not decrypt under the stored key: if WeChat says the key is no longer

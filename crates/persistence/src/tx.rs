@@ -76,6 +76,18 @@ impl<'c> Tx<'c> {
         }
     }
 
+    /// PostgreSQL: run this transaction under READ COMMITTED instead of SERIALIZABLE; only for
+    /// transactions of single-row conditional updates, and before their first statement.
+    fn read_committed(&mut self) -> Result<(), StoreError> {
+        if let DbConnection::Pg(conn) = &mut *self.conn {
+            let weaker = diesel::sql_query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                .execute(conn)
+                .map(|_| ());
+            self.db(weaker)?;
+        }
+        Ok(())
+    }
+
     fn seal_key(&self, token: &TokenHash, key: &SessionKey) -> Vec<u8> {
         self.keyring
             .seal_with_aad(key.expose_secret().as_bytes(), token.as_bytes())
@@ -422,6 +434,12 @@ impl StoreTx for Tx<'_> {
         budget: DecryptBudget,
     ) -> Result<bool, StoreError> {
         self.writing()?;
+        // Every user-info of one person counts on one identities row. Under SERIALIZABLE,
+        // PostgreSQL fails all but one of the concurrent updates of a row, and the retries pile
+        // up into contention; each statement below is a single-row conditional update, atomic
+        // under READ COMMITTED too (a waiting update re-checks its condition on the row it
+        // gets). The reservation is the first and only work of its transaction.
+        self.read_committed()?;
         let session = sessions::token_hash.eq(token.as_bytes().as_slice());
         let identity = identities::appid
             .eq(appid.as_str())
@@ -473,6 +491,7 @@ impl StoreTx for Tx<'_> {
         openid: &OpenId,
     ) -> Result<(), StoreError> {
         self.writing()?;
+        self.read_committed()?;
         let released = diesel::update(
             sessions::table
                 .filter(sessions::token_hash.eq(token.as_bytes().as_slice()))

@@ -32,9 +32,13 @@ fn three_apps() -> Options {
             (APP_B, UnionidPolicy::Always),
             (APP_C, UnionidPolicy::Always),
         ])
-        // Every client sends user info for the one person's A identity at once, and attempts in
-        // flight hold a reservation of the identity's failed-decryption budget (20 by default).
-        .extra_toml("[security]\nmax_failed_decrypts_per_identity_per_day = 1000\n")
+        // Every client sends user info for the one person's A identity at once (half of them
+        // with one token), and attempts in flight hold a reservation of the session's and the
+        // identity's failed-decryption budgets (5 and 20 by default).
+        .extra_toml(
+            "[security]\nmax_failed_decrypts_per_session = 1000\n\
+             max_failed_decrypts_per_identity_per_day = 1000\n",
+        )
 }
 
 /// One person's openid in each app.

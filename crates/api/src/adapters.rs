@@ -6,10 +6,12 @@ use std::sync::Arc;
 use base64::Engine;
 use rand::RngCore;
 use wxlink_domain::{
-    AppId, Clock, EncryptedUserData, IdSource, JsCode, OpenId, OpenedUserData, PhoneNumber,
-    SessionKey, SessionToken, UnionId, UnixTime, UserDataError, UserDataOpener, UserId,
-    WeChatError, WeChatSession, WeChatSessions,
+    AppId, Clock, EncryptedUserData, ExpectedWatermark, IdSource, JsCode, OpenId, OpenedUserData,
+    PhoneNumber, SessionKey, SessionToken, UnionId, UnixTime, UserDataError, UserDataOpener,
+    UserId, WeChatError, WeChatSession, WeChatSessions,
 };
+
+use wxlink_crypto::WatermarkError;
 
 use crate::access_tokens::AccessTokens;
 use crate::config::AppKind;
@@ -251,7 +253,11 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Decrypts user data with wxlink-crypto.
+/// Decrypts user data with wxlink-crypto and checks its signature and watermark.
+///
+/// Every way the data fails to open (padding, UTF-8, JSON, a missing or malformed field) is the
+/// one [`UserDataError::DecryptFailed`]: telling them apart would make `user-info` a padding
+/// oracle (AES-CBC has no integrity). The reason goes to a debug log line of the request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CryptoOpener;
 
@@ -260,30 +266,45 @@ impl UserDataOpener for CryptoOpener {
         &self,
         key: &SessionKey,
         data: &EncryptedUserData,
+        expected: &ExpectedWatermark,
     ) -> Result<OpenedUserData, UserDataError> {
         let key = key.expose_secret();
+        let not_opened = |reason: &dyn std::fmt::Display| {
+            tracing::debug!(%reason, "user data does not open");
+            UserDataError::DecryptFailed
+        };
         // Decrypt first, as the contract orders it: a stale session_key then reads as
         // decrypt_failed (the client's cue to send a fresh code), not as a bad signature.
         let user = wxlink_crypto::decrypt_user_data(key, &data.iv, &data.encrypted_data)
-            .map_err(|e| UserDataError::DecryptFailed(e.to_string()))?;
+            .map_err(|e| not_opened(&e))?;
         if let Some((raw_data, signature)) = &data.signed_raw_data
             && !wxlink_crypto::verify_raw_data_signature(raw_data, key, signature)
         {
             return Err(UserDataError::SignatureMismatch);
         }
-        let malformed =
-            |what: &str| UserDataError::DecryptFailed(format!("decrypted {what} is malformed"));
-        Ok(OpenedUserData {
-            openid: OpenId::parse(user.open_id).map_err(|_| malformed("openId"))?,
-            unionid: user
-                .union_id
-                .filter(|u| !u.is_empty())
-                .map(UnionId::parse)
-                .transpose()
-                .map_err(|_| malformed("unionId"))?,
-            watermark_appid: user.watermark.appid,
-            watermark_timestamp: user.watermark.timestamp,
-        })
+        let openid =
+            OpenId::parse(user.open_id).map_err(|e| not_opened(&format!("openId: {e}")))?;
+        let unionid = user
+            .union_id
+            .filter(|u| !u.is_empty())
+            .map(UnionId::parse)
+            .transpose()
+            .map_err(|e| not_opened(&format!("unionId: {e}")))?;
+        wxlink_crypto::check_watermark(
+            &user.watermark,
+            expected.appid.as_str(),
+            expected.now,
+            expected.max_age_secs,
+        )
+        .map_err(|e| {
+            tracing::debug!(reason = %e, "user data's watermark refused");
+            match e {
+                WatermarkError::AppMismatch { .. } => UserDataError::WatermarkMismatch,
+                WatermarkError::InFuture { .. } => UserDataError::WatermarkInFuture,
+                _ => UserDataError::WatermarkExpired,
+            }
+        })?;
+        Ok(OpenedUserData { openid, unionid })
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
-use wxlink_domain::{Policy, Service};
+use wxlink_domain::{DecryptBudget, Policy, Service};
 use wxlink_persistence::{Store, StoreConfig};
 use wxlink_wechat_client::{AppSecret, ClientConfig, WeChatClient};
 
@@ -102,6 +102,10 @@ impl Application {
             max_watermark_age_secs: match settings.wechat.max_watermark_age_secs {
                 0 => None,
                 secs => Some(secs),
+            },
+            decrypt_budget: DecryptBudget {
+                per_session: settings.security.max_failed_decrypts_per_session,
+                per_identity_per_day: settings.security.max_failed_decrypts_per_identity_per_day,
             },
         };
         let mut limits = RateLimits::new(&settings.rate_limit);

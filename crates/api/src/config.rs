@@ -278,13 +278,29 @@ impl Default for SessionSettings {
 }
 
 /// `[security]`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecuritySettings {
     /// Base64 of 32 bytes; seals session_keys at rest.
     pub data_key: Option<SecretString>,
     /// Keys that sealed older data; they still open it until `wxlink rotate-data-key` re-seals.
     pub previous_data_keys: Vec<SecretString>,
+    /// Failed decryptions of user data a session may have before `user-info` is refused.
+    pub max_failed_decrypts_per_session: u32,
+    /// Failed decryptions an (appid, openid) identity may have per day, across its sessions.
+    pub max_failed_decrypts_per_identity_per_day: u32,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        let budget = wxlink_domain::DecryptBudget::default();
+        Self {
+            data_key: None,
+            previous_data_keys: Vec::new(),
+            max_failed_decrypts_per_session: budget.per_session,
+            max_failed_decrypts_per_identity_per_day: budget.per_identity_per_day,
+        }
+    }
 }
 
 /// The kinds of WeChat app.
@@ -402,6 +418,19 @@ impl Settings {
         }
         if self.wechat.timeout_ms == 0 {
             return Err(invalid("wechat.timeout_ms", "must be positive"));
+        }
+        // A budget of 0 would refuse every user-info request, the honest first one too.
+        if self.security.max_failed_decrypts_per_session == 0 {
+            return Err(invalid(
+                "security.max_failed_decrypts_per_session",
+                "must be positive",
+            ));
+        }
+        if self.security.max_failed_decrypts_per_identity_per_day == 0 {
+            return Err(invalid(
+                "security.max_failed_decrypts_per_identity_per_day",
+                "must be positive",
+            ));
         }
         if self.session.ttl_secs == 0 {
             return Err(invalid("session.ttl_secs", "must be positive"));

@@ -140,12 +140,17 @@ impl From<DomainError> for ApiError {
                     );
                 }
             },
-            DomainError::UserData(UserDataError::SignatureMismatch) => {
-                (S::UNPROCESSABLE_ENTITY, "signature_mismatch")
-            }
-            DomainError::UserData(_) => (S::UNPROCESSABLE_ENTITY, "decrypt_failed"),
-            DomainError::WatermarkMismatch => (S::UNPROCESSABLE_ENTITY, "watermark_mismatch"),
-            DomainError::WatermarkExpired => (S::UNPROCESSABLE_ENTITY, "watermark_expired"),
+            DomainError::UserData(e) => match e {
+                UserDataError::SignatureMismatch => (S::UNPROCESSABLE_ENTITY, "signature_mismatch"),
+                UserDataError::WatermarkMismatch => (S::UNPROCESSABLE_ENTITY, "watermark_mismatch"),
+                UserDataError::WatermarkExpired => (S::UNPROCESSABLE_ENTITY, "watermark_expired"),
+                UserDataError::WatermarkInFuture => {
+                    (S::UNPROCESSABLE_ENTITY, "watermark_in_future")
+                }
+                // One answer, whatever the reason (logged where it was found): no oracle.
+                _ => (S::UNPROCESSABLE_ENTITY, "decrypt_failed"),
+            },
+            DomainError::TooManyAttempts => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
             DomainError::IdentityMismatch => (S::FORBIDDEN, "identity_mismatch"),
             DomainError::UnionidConflict => (S::CONFLICT, "unionid_conflict"),
             DomainError::SessionKeyExpired => (S::UNPROCESSABLE_ENTITY, "session_key_expired"),
@@ -231,7 +236,7 @@ mod tests {
                 "snapshot_user",
             ),
             (
-                UserDataError::DecryptFailed("x".into()).into(),
+                UserDataError::DecryptFailed.into(),
                 S::UNPROCESSABLE_ENTITY,
                 "decrypt_failed",
             ),
@@ -241,14 +246,24 @@ mod tests {
                 "signature_mismatch",
             ),
             (
-                DomainError::WatermarkMismatch,
+                UserDataError::WatermarkMismatch.into(),
                 S::UNPROCESSABLE_ENTITY,
                 "watermark_mismatch",
             ),
             (
-                DomainError::WatermarkExpired,
+                UserDataError::WatermarkExpired.into(),
                 S::UNPROCESSABLE_ENTITY,
                 "watermark_expired",
+            ),
+            (
+                UserDataError::WatermarkInFuture.into(),
+                S::UNPROCESSABLE_ENTITY,
+                "watermark_in_future",
+            ),
+            (
+                DomainError::TooManyAttempts,
+                S::TOO_MANY_REQUESTS,
+                "too_many_attempts",
             ),
             (
                 DomainError::IdentityMismatch,

@@ -352,8 +352,8 @@ impl UserInfoRequest {
         (status = 401, description = "`invalid_token`, `invalid_code`", body = ErrorBody),
         (status = 403, description = "`identity_mismatch`, `user_blocked`", body = ErrorBody),
         (status = 409, description = "`unionid_conflict`", body = ErrorBody),
-        (status = 422, description = "`decrypt_failed`, `session_key_expired`, `signature_mismatch`, `watermark_mismatch`, `watermark_expired`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`, `upstream_rate_limited`", body = ErrorBody),
+        (status = 422, description = "`decrypt_failed`, `session_key_expired`, `signature_mismatch`, `watermark_mismatch`, `watermark_expired`, `watermark_in_future`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, `too_many_attempts`, `upstream_rate_limited`", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
         (status = 503, description = "`database_unavailable`", body = ErrorBody),
         (status = 504, description = "`upstream_timeout`", body = ErrorBody)))]

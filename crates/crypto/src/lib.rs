@@ -77,8 +77,13 @@
 //! - WeChat's encrypted data is AES-CBC without authentication: anyone with the session key can
 //!   forge it, and a wrong key is only noticed as bad padding most of the time.
 //!   The watermark appid check is what ties the data to your mini program; always make it.
-//! - [`DecryptError`] tells the variants apart for logs. Answer the client the same for all of
-//!   them, so a client cannot use the server as a padding oracle.
+//! - [`DecryptError`] tells the variants apart for logs only. Never show these typed errors, or
+//!   their text, to whoever sent the data: AES-CBC is unauthenticated, and an answer that tells
+//!   bad padding from bad UTF-8, bad JSON or a missing field is a padding oracle. With a
+//!   client-chosen iv it lets anyone encrypt any plaintext under their own session key (CBC-R)
+//!   in a few thousand requests per block. Answer one generic error for every variant, log the
+//!   variant (never the data, iv or key), and budget failures per session and per user so that
+//!   the thousands of queries an oracle needs are never answered.
 //! - Signatures are compared in constant time ([`verify_raw_data_signature`]).
 //! - [`DataKey`] keeps its bytes in a [`secrecy::SecretBox`], zeroed on drop, and its `Debug` is
 //!   redacted; decoded session keys are zeroed after use. The AES round keys derived while a

@@ -18,8 +18,13 @@ const BLOCK_LEN: usize = 16;
 /// Why encrypted data could not be decrypted, or decrypted to something unusable.
 ///
 /// Each variant names one input and one way it failed, so a log line says which side is wrong.
-/// Do not echo the variant to the client: telling a caller which padding failed is the building block
-/// of a padding-oracle attack. Answer every variant alike.
+///
+/// # Security
+///
+/// Never show a variant, or its text, to the sender of the data. AES-CBC is unauthenticated:
+/// an answer that tells [`DecryptError::BadPadding`] from any other variant is a padding oracle,
+/// and with a client-chosen iv it lets the sender forge data under a key they never saw. Answer
+/// every variant with one generic error, log the variant, and budget failures per session.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecryptError {

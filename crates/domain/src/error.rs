@@ -61,15 +61,31 @@ pub enum WeChatError {
 }
 
 /// Why encrypted user data was refused.
+///
+/// [`UserDataError::DecryptFailed`] carries no reason on purpose: AES-CBC is unauthenticated, so
+/// an answer that tells bad padding from bad JSON is a padding oracle. The opener logs the
+/// reason; the sender only learns that the data did not open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UserDataError {
-    /// The data did not decrypt to JSON user data with this session's key.
-    #[error("encrypted data does not decrypt with the session's key: {0}")]
-    DecryptFailed(String),
+    /// The data did not open as user data with this session's key, whatever the reason (bad
+    /// padding, not UTF-8, not JSON, a missing or malformed field).
+    #[error(
+        "the encrypted data does not open with this session's key; call wx.login, then wx.getUserInfo again, and retry with the new code"
+    )]
+    DecryptFailed,
     /// `sha1(raw_data + session_key)` is not the given signature.
     #[error("raw_data signature does not match")]
     SignatureMismatch,
+    /// The data's watermark names another app.
+    #[error("watermark names another app")]
+    WatermarkMismatch,
+    /// The data's watermark is older than allowed.
+    #[error("watermark is too old")]
+    WatermarkExpired,
+    /// The data's watermark lies further in the future than clock skew explains.
+    #[error("watermark lies in the future")]
+    WatermarkInFuture,
 }
 
 /// Every way a use case can refuse or fail.
@@ -85,12 +101,6 @@ pub enum DomainError {
     /// The encrypted data was refused.
     #[error(transparent)]
     UserData(#[from] UserDataError),
-    /// The data's watermark names another app.
-    #[error("watermark names another app")]
-    WatermarkMismatch,
-    /// The data's watermark is older than allowed.
-    #[error("watermark is too old")]
-    WatermarkExpired,
     /// The decrypted openId (or a refreshing code's openid) is not the session's.
     #[error("the data belongs to another WeChat user than the session")]
     IdentityMismatch,
@@ -103,6 +113,12 @@ pub enum DomainError {
         "the session_key expired; call wx.login, then wx.getUserInfo again, and retry with the new code"
     )]
     SessionKeyExpired,
+    /// The session (or its identity) spent its budget of failed decryptions: the client must
+    /// call `wx.login` and start a new session.
+    #[error(
+        "too many failed attempts to open user data on this session; call wx.login and log in again"
+    )]
+    TooManyAttempts,
     /// The session's app kind cannot do this (e.g. user info for an official account login,
     /// which has no session_key).
     #[error("this login's app kind does not support the request")]

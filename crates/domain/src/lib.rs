@@ -41,12 +41,12 @@ mod service;
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
 pub use model::{
-    Event, EventKind, LoginOutcome, MergeCause, MergeDetail, PhoneMerge, PhoneNumber, Session,
-    UnixTime, User,
+    DecryptBudget, Event, EventKind, LoginOutcome, MergeCause, MergeDetail, PhoneMerge, PhoneNumber,
+    Session, UnixTime, User,
 };
 pub use ports::{
-    Clock, EncryptedUserData, IdSource, IdentityStore, OpenedUserData, StoreTx, TxMode,
-    UserDataOpener, WeChatSession, WeChatSessions,
+    Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, OpenedUserData, StoreTx,
+    TxMode, UserDataOpener, WeChatSession, WeChatSessions,
 };
 #[cfg(any(test, feature = "mock"))]
 pub use ports::{MockClock, MockIdSource, MockStoreTx, MockUserDataOpener, MockWeChatSessions};

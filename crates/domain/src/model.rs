@@ -47,6 +47,26 @@ impl Session {
     }
 }
 
+/// How many failed decryptions of user data are allowed before `user-info` is refused without
+/// decrypting: an honest client needs one retry, an oracle attack needs thousands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecryptBudget {
+    /// Per session (bearer token).
+    pub per_session: u32,
+    /// Per (appid, openid) identity and day, across its sessions: WeChat only says a new
+    /// `wx.login` "may" rotate the session_key.
+    pub per_identity_per_day: u32,
+}
+
+impl Default for DecryptBudget {
+    fn default() -> Self {
+        Self {
+            per_session: 5,
+            per_identity_per_day: 20,
+        }
+    }
+}
+
 /// What happened to a user; recorded for the teams downstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {

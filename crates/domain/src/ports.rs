@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::error::{DomainError, StoreError, UserDataError, WeChatError};
 use crate::ids::{AppId, JsCode, OpenId, UnionId, UserId};
-use crate::model::{Event, PhoneNumber, Session, UnixTime, User};
+use crate::model::{DecryptBudget, Event, PhoneNumber, Session, UnixTime, User};
 use crate::secrets::{SessionKey, SessionToken, TokenHash};
 
 /// The operations one store transaction offers. Synchronous: the store runs the whole
@@ -62,6 +62,27 @@ pub trait StoreTx {
         &mut self,
         token: &TokenHash,
         key: &SessionKey,
+    ) -> Result<(), StoreError>;
+    /// Reserve one failed decryption against the session's budget and its identity's daily
+    /// budget, before decrypting: `false`, with nothing changed, when either is spent. Atomic in
+    /// the database, so concurrent requests on several nodes cannot overshoot. The identity's
+    /// window starts again a day after it began. Call it alone in its transaction: a store may
+    /// run that transaction with weaker isolation, since the reservation is atomic by itself.
+    fn reserve_decrypt_attempt(
+        &mut self,
+        token: &TokenHash,
+        appid: &AppId,
+        openid: &OpenId,
+        now: UnixTime,
+        budget: DecryptBudget,
+    ) -> Result<bool, StoreError>;
+    /// Give a reservation back: the data opened and linked. Alone in its transaction, as
+    /// [`StoreTx::reserve_decrypt_attempt`].
+    fn release_decrypt_attempt(
+        &mut self,
+        token: &TokenHash,
+        appid: &AppId,
+        openid: &OpenId,
     ) -> Result<(), StoreError>;
     /// Revoke a session.
     fn revoke_session(&mut self, token: &TokenHash, at: UnixTime) -> Result<(), StoreError>;
@@ -167,27 +188,39 @@ pub struct EncryptedUserData {
     pub signed_raw_data: Option<(String, String)>,
 }
 
-/// What the decrypted data says, once its signature held.
+/// What the decrypted data says, once its signature and watermark held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenedUserData {
     /// The user's openid the data is about.
     pub openid: OpenId,
     /// The unionid, when the data carries one (`wx.getUserProfile`'s never does).
     pub unionid: Option<UnionId>,
-    /// The app the data was made for.
-    pub watermark_appid: String,
-    /// When WeChat made the data.
-    pub watermark_timestamp: UnixTime,
+}
+
+/// What the watermark of user data must say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedWatermark {
+    /// The session's app: the data must be made for it.
+    pub appid: AppId,
+    /// The time to measure the watermark's age against.
+    pub now: UnixTime,
+    /// How old the data may be; `None` = no age check.
+    pub max_age_secs: Option<u64>,
 }
 
 /// Decrypts and checks user data with a session_key.
+///
+/// Every failure to open the data is [`UserDataError::DecryptFailed`], without its reason: an
+/// implementation logs the reason (at debug, never the data, iv or key) and must not let the
+/// sender tell one failure from another.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait UserDataOpener: Send + Sync + 'static {
-    /// Check the raw_data signature (when given) and decrypt.
+    /// Decrypt, check the raw_data signature (when given), then the watermark.
     fn open(
         &self,
         key: &SessionKey,
         data: &EncryptedUserData,
+        expected: &ExpectedWatermark,
     ) -> Result<OpenedUserData, UserDataError>;
 }
 

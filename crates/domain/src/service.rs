@@ -3,9 +3,10 @@
 use crate::error::{DomainError, UserDataError};
 use crate::ids::{AppId, JsCode, OpenId, UserId};
 use crate::linking::{self, Origin};
-use crate::model::{LoginOutcome, PhoneNumber, Session, UnixTime};
+use crate::model::{DecryptBudget, LoginOutcome, PhoneNumber, Session, UnixTime};
 use crate::ports::{
-    Clock, EncryptedUserData, IdSource, IdentityStore, TxMode, UserDataOpener, WeChatSessions,
+    Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, TxMode, UserDataOpener,
+    WeChatSessions,
 };
 use crate::secrets::{SessionKey, SessionToken, TokenHash};
 
@@ -16,6 +17,8 @@ pub struct Policy {
     pub session_ttl_secs: u64,
     /// How old a watermark may be; `None` = no age check (the appid is always checked).
     pub max_watermark_age_secs: Option<u64>,
+    /// How many failed decryptions a session and an identity may have.
+    pub decrypt_budget: DecryptBudget,
 }
 
 impl Default for Policy {
@@ -23,6 +26,7 @@ impl Default for Policy {
         Self {
             session_ttl_secs: 7 * 24 * 3600,
             max_watermark_age_secs: Some(600),
+            decrypt_budget: DecryptBudget::default(),
         }
     }
 }
@@ -156,7 +160,11 @@ where
     }
 
     /// Learn the unionid from encrypted user data and link or merge the session's user.
-    /// A refused submission changes nothing.
+    ///
+    /// A refused submission changes nothing but the failed-decryption budget: one attempt is
+    /// reserved before anything is decrypted or WeChat is asked, and only given back when the
+    /// data has linked (or WeChat refuses a refreshing code, which decrypts nothing). Every refusal
+    /// of the data keeps it, so the answers cannot serve thousands of oracle queries.
     pub async fn submit_user_info(
         &self,
         token: &SessionToken,
@@ -171,9 +179,16 @@ where
             .session_key
             .clone()
             .ok_or(DomainError::UnsupportedForApp)?;
+        self.reserve_decrypt_attempt(&session, now).await?;
         let (key, code_unionid) = match &submission.code {
             Some(code) => {
-                let fresh = self.wechat.code2session(&session.appid, code).await?;
+                let fresh = match self.wechat.code2session(&session.appid, code).await {
+                    Ok(fresh) => fresh,
+                    Err(error) => {
+                        self.release_decrypt_attempt(&session).await?;
+                        return Err(error.into());
+                    }
+                };
                 if fresh.openid != session.openid {
                     return Err(DomainError::IdentityMismatch);
                 }
@@ -184,22 +199,18 @@ where
         };
         let refreshed_key = submission.code.is_some().then(|| key.clone());
 
-        let opened = match self.opener.open(&key, &submission.data) {
+        let expected = ExpectedWatermark {
+            appid: session.appid.clone(),
+            now,
+            max_age_secs: self.policy.max_watermark_age_secs,
+        };
+        let opened = match self.opener.open(&key, &submission.data, &expected) {
             Ok(opened) => opened,
-            Err(UserDataError::DecryptFailed(reason)) if submission.code.is_none() => {
-                return Err(self.explain_decrypt_failure(&session, &key, reason).await);
+            Err(UserDataError::DecryptFailed) if submission.code.is_none() => {
+                return Err(self.explain_decrypt_failure(&session, &key).await);
             }
             Err(e) => return Err(e.into()),
         };
-        if opened.watermark_appid != session.appid.as_str() {
-            return Err(DomainError::WatermarkMismatch);
-        }
-        if let Some(max_age) = self.policy.max_watermark_age_secs {
-            let age = now.saturating_sub(opened.watermark_timestamp);
-            if age > i64::try_from(max_age).unwrap_or(i64::MAX) {
-                return Err(DomainError::WatermarkExpired);
-            }
-        }
         if opened.openid != session.openid {
             return Err(DomainError::IdentityMismatch);
         }
@@ -209,7 +220,8 @@ where
             (data, code) => data.or(code),
         };
 
-        self.store
+        let linked = self
+            .store
             .transact(TxMode::Write, move |tx| {
                 let session = linking::live_session(tx, &token_hash, now)?;
                 let user = linking::resolve(tx, &session.user_id)?;
@@ -231,27 +243,68 @@ where
                     merged,
                 })
             })
-            .await
+            .await?;
+        // Given back after the link committed, in a transaction of its own: every user-info of
+        // one person writes this row, and inside the serializable link transaction those writes
+        // made concurrent links of one session conflict. A release that fails only costs the
+        // client one attempt, so the link's answer stands.
+        self.release_decrypt_attempt(&session).await.ok();
+        Ok(linked)
     }
 
     /// Data that did not decrypt under the stored key: if WeChat says the key is no longer
     /// valid, the client must log in again ([`DomainError::SessionKeyExpired`]); otherwise, or
     /// if WeChat cannot tell, it stays a decryption failure. Nothing is cached, so a wrong
     /// answer cannot stick.
-    async fn explain_decrypt_failure(
-        &self,
-        session: &Session,
-        key: &SessionKey,
-        reason: String,
-    ) -> DomainError {
+    async fn explain_decrypt_failure(&self, session: &Session, key: &SessionKey) -> DomainError {
         match self
             .wechat
             .session_key_valid(&session.appid, &session.openid, key)
             .await
         {
             Ok(false) => DomainError::SessionKeyExpired,
-            Ok(true) | Err(_) => UserDataError::DecryptFailed(reason).into(),
+            Ok(true) | Err(_) => UserDataError::DecryptFailed.into(),
         }
+    }
+
+    /// Take one attempt from the session's and its identity's budgets, or refuse with
+    /// [`DomainError::TooManyAttempts`] before anything is decrypted or asked.
+    async fn reserve_decrypt_attempt(
+        &self,
+        session: &Session,
+        now: UnixTime,
+    ) -> Result<(), DomainError> {
+        let (token, appid, openid) = (
+            session.token_hash,
+            session.appid.clone(),
+            session.openid.clone(),
+        );
+        let budget = self.policy.decrypt_budget;
+        let reserved = self
+            .store
+            .transact(TxMode::Write, move |tx| {
+                Ok(tx.reserve_decrypt_attempt(&token, &appid, &openid, now, budget)?)
+            })
+            .await?;
+        if reserved {
+            Ok(())
+        } else {
+            Err(DomainError::TooManyAttempts)
+        }
+    }
+
+    /// Give an attempt back when nothing was decrypted after all.
+    async fn release_decrypt_attempt(&self, session: &Session) -> Result<(), DomainError> {
+        let (token, appid, openid) = (
+            session.token_hash,
+            session.appid.clone(),
+            session.openid.clone(),
+        );
+        self.store
+            .transact(TxMode::Write, move |tx| {
+                Ok(tx.release_decrypt_attempt(&token, &appid, &openid)?)
+            })
+            .await
     }
 
     /// Exchange a getPhoneNumber code for the user's verified phone number and keep it on the

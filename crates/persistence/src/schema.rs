@@ -37,6 +37,10 @@ diesel::table! {
         created_at -> BigInt,
         /// Unix seconds.
         updated_at -> BigInt,
+        /// Failed decryptions of this identity's user data since `failed_decrypts_since`.
+        failed_decrypts -> BigInt,
+        /// Unix seconds: when the current day-long window of `failed_decrypts` began.
+        failed_decrypts_since -> BigInt,
     }
 }
 
@@ -60,6 +64,8 @@ diesel::table! {
         expires_at -> BigInt,
         /// Unix seconds; set by logout.
         revoked_at -> Nullable<BigInt>,
+        /// Attempts to open user data reserved and not given back (failed decryptions).
+        failed_decrypts -> BigInt,
     }
 }
 

@@ -5,14 +5,17 @@ use diesel::prelude::*;
 use secrecy::zeroize::Zeroizing;
 use wxlink_crypto::Keyring;
 use wxlink_domain::{
-    AppId, Event, OpenId, PhoneNumber, Session, SessionKey, StoreError, StoreTx, TokenHash, TxMode,
-    UnionId, UnixTime, User, UserId,
+    AppId, DecryptBudget, Event, OpenId, PhoneNumber, Session, SessionKey, StoreError, StoreTx,
+    TokenHash, TxMode, UnionId, UnixTime, User, UserId,
 };
 
 use crate::connection::DbConnection;
 use crate::error::{Failure, Retry};
 use crate::feed;
 use crate::schema::{events, identities, sessions, users};
+
+/// How long an identity's count of failed decryptions lasts.
+const IDENTITY_WINDOW_SECS: i64 = 24 * 3600;
 
 /// One attempt of one transaction. Remembers whether any statement met a conflict, because
 /// after that the transaction is doomed (PostgreSQL aborts it) whatever `work` makes of the
@@ -97,6 +100,18 @@ impl<'c> Tx<'c> {
             ))),
             _ => Ok(()),
         }
+    }
+
+    /// PostgreSQL: run this transaction under READ COMMITTED instead of SERIALIZABLE; only for
+    /// transactions of single-row conditional updates, and before their first statement.
+    fn read_committed(&mut self) -> Result<(), StoreError> {
+        if let DbConnection::Pg(conn) = &mut *self.conn {
+            let weaker = diesel::sql_query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                .execute(conn)
+                .map(|_| ());
+            self.db(weaker)?;
+        }
+        Ok(())
     }
 
     fn seal_key(&self, token: &TokenHash, key: &SessionKey) -> Vec<u8> {
@@ -434,6 +449,93 @@ impl StoreTx for Tx<'_> {
             ))),
             _ => Ok(()),
         }
+    }
+
+    fn reserve_decrypt_attempt(
+        &mut self,
+        token: &TokenHash,
+        appid: &AppId,
+        openid: &OpenId,
+        now: UnixTime,
+        budget: DecryptBudget,
+    ) -> Result<bool, StoreError> {
+        self.writing()?;
+        // Every user-info of one person counts on one identities row. Under SERIALIZABLE,
+        // PostgreSQL fails all but one of the concurrent updates of a row, and the retries pile
+        // up into contention; each statement below is a single-row conditional update, atomic
+        // under READ COMMITTED too (a waiting update re-checks its condition on the row it
+        // gets). The reservation is the first and only work of its transaction.
+        self.read_committed()?;
+        let session = sessions::token_hash.eq(token.as_bytes().as_slice());
+        let identity = identities::appid
+            .eq(appid.as_str())
+            .and(identities::openid.eq(openid.as_str()));
+        // The conditional updates are the reservation: a row that is spent is not counted, and
+        // the serializable transaction makes check and count one step on every node.
+        let reserved = diesel::update(
+            sessions::table
+                .filter(session)
+                .filter(sessions::failed_decrypts.lt(i64::from(budget.per_session))),
+        )
+        .set(sessions::failed_decrypts.eq(sessions::failed_decrypts + 1))
+        .execute(self.conn);
+        if self.db(reserved)? == 0 {
+            return Ok(false);
+        }
+        let window_over = diesel::update(identities::table.filter(identity).filter(
+            identities::failed_decrypts_since.le(now.saturating_sub(IDENTITY_WINDOW_SECS)),
+        ))
+        .set((
+            identities::failed_decrypts.eq(0),
+            identities::failed_decrypts_since.eq(now),
+        ))
+        .execute(self.conn);
+        self.db(window_over)?;
+        let reserved = diesel::update(
+            identities::table
+                .filter(identity)
+                .filter(identities::failed_decrypts.lt(i64::from(budget.per_identity_per_day))),
+        )
+        .set(identities::failed_decrypts.eq(identities::failed_decrypts + 1))
+        .execute(self.conn);
+        if self.db(reserved)? > 0 {
+            return Ok(true);
+        }
+        // The identity's budget is spent: give the session's attempt back, so that a refusal
+        // changes nothing.
+        let undone = diesel::update(sessions::table.filter(session))
+            .set(sessions::failed_decrypts.eq(sessions::failed_decrypts - 1))
+            .execute(self.conn);
+        self.db(undone)?;
+        Ok(false)
+    }
+
+    fn release_decrypt_attempt(
+        &mut self,
+        token: &TokenHash,
+        appid: &AppId,
+        openid: &OpenId,
+    ) -> Result<(), StoreError> {
+        self.writing()?;
+        self.read_committed()?;
+        let released = diesel::update(
+            sessions::table
+                .filter(sessions::token_hash.eq(token.as_bytes().as_slice()))
+                .filter(sessions::failed_decrypts.gt(0)),
+        )
+        .set(sessions::failed_decrypts.eq(sessions::failed_decrypts - 1))
+        .execute(self.conn);
+        self.db(released)?;
+        let released = diesel::update(
+            identities::table
+                .filter(identities::appid.eq(appid.as_str()))
+                .filter(identities::openid.eq(openid.as_str()))
+                .filter(identities::failed_decrypts.gt(0)),
+        )
+        .set(identities::failed_decrypts.eq(identities::failed_decrypts - 1))
+        .execute(self.conn);
+        self.db(released)?;
+        Ok(())
     }
 
     fn revoke_session(&mut self, token: &TokenHash, at: UnixTime) -> Result<(), StoreError> {

@@ -89,9 +89,13 @@ fn assert_all_ok(answers: &[Reply], what: &str) {
 /// Two provisional users of one person send their user data at the same time, ten times
 /// each: one becomes the unionid's owner, the other is merged into it exactly once.
 async fn concurrent_user_info_makes_one_owner(backend: Backend) {
+    // Attempts in flight hold a reservation of the session's failed-decryption budget (5 by
+    // default); ten at once on one session need a larger one.
     let app = TestApp::spawn(
         backend,
-        Options::default().apps(&[(APP_A, UnionidPolicy::Never), (APP_C, UnionidPolicy::Never)]),
+        Options::default()
+            .apps(&[(APP_A, UnionidPolicy::Never), (APP_C, UnionidPolicy::Never)])
+            .extra_toml("[security]\nmax_failed_decrypts_per_session = 10\n"),
     )
     .await;
     let on_a = app.login(APP_A, "max-in-a", Some("max-union")).await;

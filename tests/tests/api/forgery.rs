@@ -14,7 +14,7 @@ on_both_backends!(
 );
 
 async fn forged_user_data_is_refused_and_changes_nothing(backend: Backend) {
-    let app = TestApp::spawn(backend, Options::default()).await;
+    let app = TestApp::spawn(backend, more_attempts()).await;
     let (wx, victim) = app.login_full(APP_A, "hana-in-a", Some("hana-union")).await;
     let other = app.login(APP_A, "ivan-in-a", Some("ivan-union")).await;
     let victim_before = app.me_ok(&victim.token).await;
@@ -175,4 +175,9 @@ async fn watermark_age_check_can_be_disabled(backend: Backend) {
         .user_info_ok(&login.token, &signed_body(&week_old))
         .await;
     assert!(linked.unionid_linked, "{linked:?}");
+}
+
+/// More refusals on one session than its default budget of failed decryptions (5) allows.
+fn more_attempts() -> Options {
+    Options::default().extra_toml("[security]\nmax_failed_decrypts_per_session = 10\n")
 }

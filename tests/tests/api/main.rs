@@ -49,6 +49,7 @@ mod helpers;
 mod internal;
 mod linking;
 mod observability;
+mod oracle;
 mod reliability;
 mod sandbox;
 mod secrets;

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use wxlink_crypto::{DataKey, Keyring};
 use wxlink_domain::{
-    DomainError, Event, EventKind, IdentityStore, MergeCause, MergeDetail, PhoneMerge, PhoneNumber,
-    Session, SessionKey, StoreError, StoreTx, TxMode, User,
+    DecryptBudget, DomainError, Event, EventKind, IdentityStore, MergeCause, MergeDetail, PhoneMerge,
+    PhoneNumber, Session, SessionKey, StoreError, StoreTx, TxMode, User,
 };
 use wxlink_persistence::{
     Backend, MAX_ATTEMPTS, SESSION_PURGE_GRACE_SECS, Store, UserRecord, migrate, migrate_blocking,
@@ -15,11 +15,12 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
     "2026-11-26-000004_webhook_cursors",
+    "2026-12-01-000005_decrypt_budget",
     "2026-12-01-000007_event_feed",
     "2026-12-01-000008_rate_limit_windows",
 ];
@@ -193,6 +194,70 @@ pub async fn identities_are_ordered_and_move(db: &TestDb) {
         matches!(orphan, Err(DomainError::Store(StoreError::Corrupt(_)))),
         "{orphan:?}"
     );
+}
+
+/// The failed-decryption budget: reservations stop at the session's limit and at the
+/// identity's daily limit (across sessions), concurrent ones never overshoot, a release gives
+/// one back, and the identity's window starts again after a day.
+pub async fn decrypt_attempts_are_reserved_within_the_budget(db: &TestDb) {
+    let store = db.store().await;
+    let budget = DecryptBudget {
+        per_session: 3,
+        per_identity_per_day: 5,
+    };
+    write(&store, |tx| {
+        tx.insert_user(&user("u1", None, 1))?;
+        tx.insert_identity(&app(1), &openid("o1"), &user_id("u1"), 1)?;
+        for n in 1..=3 {
+            tx.insert_session(&session(&token(n), "u1", &app(1), "o1", "k"))?;
+        }
+        Ok(())
+    })
+    .await;
+    let reserve = |n: u32, now: i64| {
+        let store = store.clone();
+        async move {
+            write(&store, move |tx| {
+                Ok(tx.reserve_decrypt_attempt(
+                    &token(n).hash(),
+                    &app(1),
+                    &openid("o1"),
+                    now,
+                    budget,
+                )?)
+            })
+            .await
+        }
+    };
+    // Ten concurrent attempts on one session: exactly its budget gets through.
+    let attempts: Vec<_> = (0..10).map(|_| tokio::spawn(reserve(1, 2_000))).collect();
+    let mut granted = 0;
+    for attempt in attempts {
+        granted += u32::from(attempt.await.unwrap());
+    }
+    assert_eq!(granted, budget.per_session);
+    // A release gives one back.
+    write(&store, |tx| {
+        Ok(tx.release_decrypt_attempt(&token(1).hash(), &app(1), &openid("o1"))?)
+    })
+    .await;
+    assert!(reserve(1, 2_000).await);
+    assert!(!reserve(1, 2_000).await);
+    // Another session of the same identity has its own budget, up to the identity's (5 of
+    // which session 1 holds 3).
+    assert!(reserve(2, 2_000).await);
+    assert!(reserve(2, 2_000).await);
+    assert!(!reserve(2, 2_000).await, "the identity's budget is spent");
+    assert!(!reserve(3, 2_000).await, "also for a new session");
+    // A refusal by the identity changed nothing: session 3 still has its whole budget.
+    let day_later = 2_000 + 24 * 3600;
+    for _ in 0..budget.per_session {
+        assert!(
+            reserve(3, day_later).await,
+            "a new day, a new identity budget"
+        );
+    }
+    assert!(!reserve(3, day_later).await);
 }
 
 pub async fn sessions_round_trip(db: &TestDb) {

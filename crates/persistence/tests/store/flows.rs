@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use wxlink_crypto::Keyring;
 use wxlink_domain::{
-    AppId, Clock, DomainError, EncryptedUserData, EventKind, IdSource, IdentityStore, JsCode,
-    OpenId, OpenedUserData, PhoneNumber, Policy, Service, SessionKey, SessionToken, TxMode,
-    UnionId, UnixTime, UserDataError, UserDataOpener, UserId, UserInfoLinked, UserInfoSubmission,
-    WeChatError, WeChatSession, WeChatSessions,
+    AppId, Clock, DomainError, EncryptedUserData, EventKind, ExpectedWatermark, IdSource,
+    IdentityStore, JsCode, OpenId, OpenedUserData, PhoneNumber, Policy, Service, SessionKey,
+    SessionToken, TxMode, UnionId, UnixTime, UserDataError, UserDataOpener, UserId, UserInfoLinked,
+    UserInfoSubmission, WeChatError, WeChatSession, WeChatSessions,
 };
 use wxlink_persistence::Store;
 
@@ -92,19 +92,21 @@ impl UserDataOpener for FakeOpener {
         &self,
         key: &SessionKey,
         data: &EncryptedUserData,
+        expected: &ExpectedWatermark,
     ) -> Result<OpenedUserData, UserDataError> {
         let parts: Vec<&str> = data.encrypted_data.split('|').collect();
         let [appid, openid_, union, expected_key] = parts[..] else {
-            return Err(UserDataError::DecryptFailed("not fake data".into()));
+            return Err(UserDataError::DecryptFailed);
         };
         if key.expose_secret() != expected_key {
-            return Err(UserDataError::DecryptFailed("wrong key".into()));
+            return Err(UserDataError::DecryptFailed);
+        }
+        if appid != expected.appid.as_str() {
+            return Err(UserDataError::WatermarkMismatch);
         }
         Ok(OpenedUserData {
             openid: openid(openid_),
             unionid: (!union.is_empty()).then(|| unionid(union)),
-            watermark_appid: appid.to_owned(),
-            watermark_timestamp: NOW,
         })
     }
 }

@@ -45,6 +45,7 @@ on_both_backends!(
     cases::users_and_unionids,
     cases::identities_are_ordered_and_move,
     cases::sessions_round_trip,
+    cases::decrypt_attempts_are_reserved_within_the_budget,
     cases::events_feed_pages_in_order,
     cases::events_are_append_only,
     cases::phone_numbers_move_between_users,

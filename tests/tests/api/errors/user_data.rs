@@ -36,7 +36,7 @@ async fn refreshing_code_of_another_openid_is_identity_mismatch(backend: Backend
 }
 
 async fn undecryptable_data_is_decrypt_failed(backend: Backend) {
-    let app = TestApp::spawn(backend, Options::default()).await;
+    let app = TestApp::spawn(backend, more_attempts()).await;
     let (wx, login) = app.login_full(APP_A, "vera-in-a", Some("vera-union")).await;
     let before = app.me_ok(&login.token).await;
     let info = app.wx_user_info(APP_A, "vera-in-a");
@@ -158,4 +158,9 @@ async fn another_unionid_is_unionid_conflict(backend: Backend) {
         "the refused refresh must not have stored its key",
     );
     assert_eq!(app.me_ok(&login.token).await, before);
+}
+
+/// More refusals on one session than its default budget of failed decryptions (5) allows.
+fn more_attempts() -> Options {
+    Options::default().extra_toml("[security]\nmax_failed_decrypts_per_session = 10\n")
 }

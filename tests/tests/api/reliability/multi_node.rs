@@ -26,11 +26,19 @@ const CONTENTION_PER_REQUESTS: usize = 50;
 
 /// A and its logins never tell the unionid (provisional); B and C always do.
 fn three_apps() -> Options {
-    Options::default().apps(&[
-        (APP_A, UnionidPolicy::Never),
-        (APP_B, UnionidPolicy::Always),
-        (APP_C, UnionidPolicy::Always),
-    ])
+    Options::default()
+        .apps(&[
+            (APP_A, UnionidPolicy::Never),
+            (APP_B, UnionidPolicy::Always),
+            (APP_C, UnionidPolicy::Always),
+        ])
+        // Every client sends user info for the one person's A identity at once (half of them
+        // with one token), and attempts in flight hold a reservation of the session's and the
+        // identity's failed-decryption budgets (5 and 20 by default).
+        .extra_toml(
+            "[security]\nmax_failed_decrypts_per_session = 1000\n\
+             max_failed_decrypts_per_identity_per_day = 1000\n",
+        )
 }
 
 /// One person's openid in each app.

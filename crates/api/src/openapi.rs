@@ -17,10 +17,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/wechat/user-info"),
     ("post", "/v1/wechat/phone-number"),
     ("get", "/v1/me"),
+    ("delete", "/v1/me"),
     ("post", "/v1/logout"),
     ("get", "/internal/v1/users/{user_id}"),
     ("get", "/internal/v1/users"),
     ("get", "/internal/v1/events"),
+    ("post", "/internal/v1/users/{user_id}/revoke-sessions"),
+    (
+        "delete",
+        "/internal/v1/users/{user_id}/identities/{appid}/{openid}",
+    ),
+    ("post", "/internal/v1/users/{into}/merge"),
+    ("post", "/internal/v1/introspect"),
 ];
 
 #[derive(OpenApi)]
@@ -37,10 +45,15 @@ pub const ROUTES: &[(&str, &str)] = &[
         http::user_info,
         http::phone_number,
         http::me,
+        http::cancel_account,
         http::logout,
         internal::user_by_id,
         internal::find_user,
         internal::events,
+        internal::revoke_sessions,
+        internal::unlink_identity,
+        internal::merge,
+        internal::introspect,
     ),
     components(schemas(
         wire::LoginRequest,
@@ -57,6 +70,10 @@ pub const ROUTES: &[(&str, &str)] = &[
         wire::InternalUser,
         wire::FeedEvent,
         wire::EventsPage,
+        wire::RevokedSessions,
+        wire::MergeRequest,
+        wire::IntrospectRequest,
+        wire::IntrospectResponse,
     )),
     modifiers(&Security),
     tags(

@@ -146,7 +146,8 @@ pub struct InternalUser {
 pub struct FeedEvent {
     /// Increasing id; the feed's cursor.
     pub id: i64,
-    /// `user_created`, `identity_linked`, `unionid_linked` or `users_merged`.
+    /// `user_created`, `identity_linked`, `unionid_linked`, `users_merged`, `user_deleted`,
+    /// `sessions_revoked` or `identity_unlinked`.
     pub kind: &'static str,
     /// The user it happened to (for a merge, the surviving owner).
     pub user_id: String,
@@ -162,6 +163,55 @@ pub struct FeedEvent {
     /// For `users_merged`: the owner it was merged into.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub into: Option<String>,
+    /// What else there is to know, e.g. `{"by": "unionid"}` or `{"by": "support"}` for a merge,
+    /// `{"by", "sessions"}` for `sessions_revoked`, `{"by", "sessions", "identities"}` for
+    /// `user_deleted`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// `POST /internal/v1/users/{user_id}/revoke-sessions`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedSessions {
+    /// How many live sessions were revoked.
+    pub revoked: u64,
+}
+
+/// `POST /internal/v1/users/{into}/merge`
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MergeRequest {
+    /// The user merged away into the path's user.
+    pub from: String,
+}
+
+/// `POST /internal/v1/introspect` (RFC 7662)
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IntrospectRequest {
+    /// A bearer token a client presented.
+    pub token: String,
+}
+
+/// RFC 7662 §2.2: an inactive token answers `{"active": false}` and nothing else.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntrospectResponse {
+    /// Whether the token works now.
+    pub active: bool,
+    /// The user the token acts as now (after merges).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The appid of the login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Issued at, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// Expires at, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Whether the user's unionid is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unionid_linked: Option<bool>,
 }
 
 /// A page of the event feed.

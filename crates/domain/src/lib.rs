@@ -30,6 +30,7 @@
 //!    constraints and transactions.
 //! 5. Every creation, link and merge is recorded as an [`Event`].
 
+mod accounts;
 mod error;
 mod ids;
 mod linking;
@@ -38,9 +39,12 @@ mod ports;
 mod secrets;
 mod service;
 
+pub use accounts::{Accounts, Cancelled, Introspection};
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
-pub use model::{Event, EventKind, LoginOutcome, PhoneNumber, Session, UnixTime, User};
+pub use model::{
+    Actor, Event, EventDetail, EventKind, LoginOutcome, PhoneNumber, Session, UnixTime, User,
+};
 pub use ports::{
     Clock, EncryptedUserData, IdSource, IdentityStore, OpenedUserData, StoreTx, TxMode,
     UserDataOpener, WeChatSession, WeChatSessions,

@@ -3,7 +3,7 @@
 
 use crate::error::{DomainError, StoreError};
 use crate::ids::{AppId, OpenId, UnionId, UserId};
-use crate::model::{Event, EventKind, LoginOutcome, Session, UnixTime, User};
+use crate::model::{Actor, Event, EventDetail, EventKind, LoginOutcome, Session, UnixTime, User};
 use crate::ports::StoreTx;
 use crate::secrets::TokenHash;
 
@@ -20,7 +20,7 @@ pub(crate) struct Origin<'a> {
 }
 
 impl Origin<'_> {
-    fn event(&self, kind: EventKind, user: &UserId, other: Option<&UserId>) -> Event {
+    pub(crate) fn event(&self, kind: EventKind, user: &UserId, other: Option<&UserId>) -> Event {
         Event {
             kind,
             user_id: user.clone(),
@@ -28,6 +28,7 @@ impl Origin<'_> {
             appid: self.appid.clone(),
             openid: self.openid.clone(),
             at: self.at,
+            detail: None,
         }
     }
 }
@@ -137,10 +138,26 @@ pub(crate) fn learn_unionid(
             ))
         }
         Some(owner) => {
-            tx.move_identities(&user.id, &owner.id, origin.at)?;
-            tx.mark_merged(&user.id, &owner.id, origin.at)?;
-            tx.append_event(&origin.event(EventKind::UsersMerged, &owner.id, Some(&user.id)))?;
+            merge(tx, origin, &user.id, &owner.id, Actor::Unionid)?;
             Ok((owner, true))
         }
     }
+}
+
+/// The one merge, for a unionid merge and a support merge alike: `from`'s identities move to
+/// `into`, `from` (and whoever was merged into it) points at `into`, so its tokens act as
+/// `into`; one `users_merged` event says `by` whom.
+pub(crate) fn merge(
+    tx: &mut dyn StoreTx,
+    origin: Origin<'_>,
+    from: &UserId,
+    into: &UserId,
+    by: Actor,
+) -> Result<(), DomainError> {
+    tx.move_identities(from, into, origin.at)?;
+    tx.mark_merged(from, into, origin.at)?;
+    let mut event = origin.event(EventKind::UsersMerged, into, Some(from));
+    event.detail = Some(EventDetail::by(by).to_json());
+    tx.append_event(&event)?;
+    Ok(())
 }

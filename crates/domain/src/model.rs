@@ -56,8 +56,15 @@ pub enum EventKind {
     IdentityLinked,
     /// A provisional user learned its unionid and became its owner.
     UnionidLinked,
-    /// A provisional user (`other_user_id`) was merged into the unionid's owner (`user_id`).
+    /// A user (`other_user_id`) was merged into another (`user_id`); the detail's `by` says
+    /// whether a unionid or support did it.
     UsersMerged,
+    /// The user cancelled the account (or support deleted it); the id stays as a tombstone.
+    UserDeleted,
+    /// Every live session of the user was revoked; the detail has the count.
+    SessionsRevoked,
+    /// The identity (`appid`, `openid`) was detached from the user.
+    IdentityUnlinked,
 }
 
 impl EventKind {
@@ -68,6 +75,9 @@ impl EventKind {
             EventKind::IdentityLinked => "identity_linked",
             EventKind::UnionidLinked => "unionid_linked",
             EventKind::UsersMerged => "users_merged",
+            EventKind::UserDeleted => "user_deleted",
+            EventKind::SessionsRevoked => "sessions_revoked",
+            EventKind::IdentityUnlinked => "identity_unlinked",
         }
     }
 
@@ -78,6 +88,9 @@ impl EventKind {
             EventKind::IdentityLinked,
             EventKind::UnionidLinked,
             EventKind::UsersMerged,
+            EventKind::UserDeleted,
+            EventKind::SessionsRevoked,
+            EventKind::IdentityUnlinked,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -99,6 +112,63 @@ pub struct Event {
     pub openid: OpenId,
     /// When.
     pub at: UnixTime,
+    /// What else downstream needs to know, as a JSON object's text (see [`EventDetail`]).
+    pub detail: Option<String>,
+}
+
+/// Who asked for a change, for an event's detail (`"by"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// A unionid that WeChat told (the linking rules).
+    Unionid,
+    /// The user, through their own token.
+    User,
+    /// Support staff, through the internal API or the command line.
+    Support,
+}
+
+impl Actor {
+    /// The name used in an event's detail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::Unionid => "unionid",
+            Actor::User => "user",
+            Actor::Support => "support",
+        }
+    }
+}
+
+/// The one place an event's detail text is built: a flat JSON object of fixed keys, a `by` and
+/// counts. Only fixed names and numbers go in, so nothing needs escaping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDetail {
+    fields: Vec<(&'static str, String)>,
+}
+
+impl EventDetail {
+    /// A detail saying who did it.
+    pub fn by(actor: Actor) -> Self {
+        Self {
+            fields: vec![("by", format!("\"{}\"", actor.as_str()))],
+        }
+    }
+
+    /// Add a count.
+    #[must_use]
+    pub fn count(mut self, key: &'static str, n: u64) -> Self {
+        self.fields.push((key, n.to_string()));
+        self
+    }
+
+    /// The JSON object's text.
+    pub fn to_json(&self) -> String {
+        let fields: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(key, value)| format!("\"{key}\":{value}"))
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    }
 }
 
 /// A phone number WeChat verified for a user (getPhoneNumber). Personal data: `Debug` shows only

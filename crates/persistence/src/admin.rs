@@ -31,7 +31,16 @@ pub struct UserRecord {
     pub phone_number: Option<PhoneNumber>,
 }
 
-type EventRow = (i64, String, String, Option<String>, String, String, i64);
+type EventRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    Option<String>,
+);
 
 impl Store {
     /// Health check: one trivial statement on a pooled connection.
@@ -165,6 +174,7 @@ impl Store {
                     events::appid,
                     events::openid,
                     events::at,
+                    events::detail,
                 ))
                 .load::<EventRow>(tx.conn);
             tx.db(rows)?.into_iter().map(event_from_row).collect()
@@ -243,7 +253,7 @@ fn with_identities(tx: &mut Tx<'_>, user: Option<User>) -> Result<Option<UserRec
 }
 
 fn event_from_row(
-    (id, kind, user_id, other_user_id, appid, openid, at): EventRow,
+    (id, kind, user_id, other_user_id, appid, openid, at, detail): EventRow,
 ) -> Result<(i64, Event), StoreError> {
     let kind = EventKind::parse(&kind)
         .ok_or_else(|| StoreError::Corrupt(format!("event {id} has unknown kind {kind:?}")))?;
@@ -256,6 +266,7 @@ fn event_from_row(
             appid: tx::parse_appid(appid)?,
             openid: tx::parse_openid(openid)?,
             at,
+            detail,
         },
     ))
 }

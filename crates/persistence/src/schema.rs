@@ -19,6 +19,8 @@ diesel::table! {
         updated_at -> BigInt,
         /// A verified phone number, sealed, associated data = the user id.
         phone_number -> Nullable<Binary>,
+        /// Unix seconds; set when the account was cancelled (the row is a tombstone).
+        deleted_at -> Nullable<BigInt>,
     }
 }
 
@@ -78,6 +80,8 @@ diesel::table! {
         openid -> Text,
         /// Unix seconds.
         at -> BigInt,
+        /// A JSON object with what else downstream needs (e.g. a merge's `by`).
+        detail -> Nullable<Text>,
     }
 }
 

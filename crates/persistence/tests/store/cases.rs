@@ -15,11 +15,12 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
     "2026-11-26-000004_webhook_cursors",
+    "2026-12-01-000009_account_lifecycle",
 ];
 
 /// Run `work` in a write transaction and unwrap.
@@ -260,6 +261,7 @@ fn event(kind: EventKind, user: &str, other: Option<&str>, at: i64) -> Event {
         appid: app(1),
         openid: openid("o1"),
         at,
+        detail: None,
     }
 }
 

@@ -104,7 +104,7 @@ async fn require_service_token(
     }
 }
 
-fn internal_user(record: UserRecord) -> InternalUser {
+pub(crate) fn internal_user(record: UserRecord) -> InternalUser {
     InternalUser {
         user_id: record.user.id.to_string(),
         unionid: record.user.unionid.as_ref().map(UnionId::to_string),

@@ -207,7 +207,8 @@ impl<S: IdentityStore, C: Clock> Accounts<S, C> {
     }
 }
 
-/// A cancellation: sessions revoked, identities released, then the tombstone, and one event.
+/// A cancellation: sessions revoked, identities released (an `identity_unlinked` event each, so
+/// that every identity's links and releases pair up in the log), the tombstone, `user_deleted`.
 fn cancel(
     tx: &mut dyn StoreTx,
     origin: Origin<'_>,
@@ -215,6 +216,16 @@ fn cancel(
     by: Actor,
 ) -> Result<Cancelled, DomainError> {
     let sessions = tx.revoke_user_sessions(&user.id, origin.at)?;
+    for (appid, openid) in tx.identities(&user.id)? {
+        let released = Origin {
+            appid: &appid,
+            openid: &openid,
+            at: origin.at,
+        };
+        let mut event = released.event(EventKind::IdentityUnlinked, &user.id, None);
+        event.detail = Some(EventDetail::by(by).to_json());
+        tx.append_event(&event)?;
+    }
     let identities = tx.delete_identities(&user.id)?;
     tx.tombstone_user(&user.id, origin.at)?;
     let mut event = origin.event(EventKind::UserDeleted, &user.id, None);

@@ -46,6 +46,7 @@ mod errors;
 mod forgery;
 mod helpers;
 mod internal;
+mod lifecycle;
 mod linking;
 mod observability;
 mod reliability;

@@ -328,4 +328,4 @@ where
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

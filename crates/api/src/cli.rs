@@ -95,10 +95,8 @@ pub async fn run_user(
     command: UserCommand,
     options: UserOptions,
 ) -> Result<(), String> {
-    if let Some(action) = command.destructive() {
-        if !options.yes {
-            confirm(&action)?;
-        }
+    if let Some(action) = command.destructive().filter(|_| !options.yes) {
+        confirm(&action)?;
     }
     let settings = Settings::load(Some(config)).map_err(|e| e.to_string())?;
     let (keyring, _) = settings.keyring(key_file).map_err(|e| e.to_string())?;

@@ -119,7 +119,7 @@ async fn a_cancelled_account_is_gone_and_the_person_comes_back_as_a_new_user(bac
     assert!(
         snapshot
             .user(&provisional.user_id)
-            .unwrap()
+            .expect("the merged user's tombstone")
             .deleted_at
             .is_some()
     );
@@ -350,11 +350,11 @@ async fn introspection_tells_whom_a_token_stands_for(backend: Backend) {
     assert_eq!(fields["client_id"], APP_A);
     assert_eq!(fields["unionid_linked"], false);
     let (iat, exp) = (
-        fields["iat"].as_i64().unwrap(),
-        fields["exp"].as_i64().unwrap(),
+        fields["iat"].as_i64().expect("iat is a number"),
+        fields["exp"].as_i64().expect("exp is a number"),
     );
     assert_eq!(
-        u64::try_from(exp - iat).unwrap(),
+        u64::try_from(exp - iat).expect("exp after iat"),
         provisional.expires_in,
         "iat and exp are the token's lifetime"
     );
@@ -454,11 +454,11 @@ async fn a_cancellation_racing_logins_on_two_nodes_leaves_no_live_token_on_the_t
             send(request, "the cancellation").await
         })
     };
-    let cancelled = cancel.await.unwrap();
+    let cancelled = cancel.await.expect("the cancellation task");
     assert_eq!(cancelled.status, 204, "{}", cancelled.body);
     let mut tokens = Vec::new();
     while let Some(reply) = tasks.join_next().await {
-        let reply = reply.unwrap();
+        let reply = reply.expect("a login task");
         match reply.status {
             200 => tokens.push(LoginResponse::parse(&reply)),
             503 => {

@@ -281,7 +281,8 @@ pub(crate) async fn revoke_sessions(
     Path(user_id): Path<String>,
 ) -> Result<Json<RevokedSessions>, ApiError> {
     let id = parse("user_id", user_id, UserId::parse)?;
-    let revoked = state.accounts.revoke_sessions(id).await?;
+    let revoked = state.accounts.revoke_sessions(id.clone()).await?;
+    tracing::info!(user_id = %id, revoked, "support revoked sessions");
     Ok(Json(RevokedSessions { revoked }))
 }
 
@@ -307,7 +308,11 @@ pub(crate) async fn unlink_identity(
     let (Ok(appid), Ok(openid)) = (AppId::parse(appid), OpenId::parse(openid)) else {
         return Err(wxlink_domain::DomainError::IdentityNotFound.into());
     };
-    state.accounts.unlink_identity(id, appid, openid).await?;
+    state
+        .accounts
+        .unlink_identity(id.clone(), appid.clone(), openid.clone())
+        .await?;
+    tracing::info!(user_id = %id, %appid, %openid, "support unlinked an identity");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -329,7 +334,8 @@ pub(crate) async fn merge(
 ) -> Result<Json<InternalUser>, ApiError> {
     let into = parse("into", into, UserId::parse)?;
     let from = parse("from", body.from, UserId::parse)?;
-    let survivor = state.accounts.merge(into, from).await?;
+    let survivor = state.accounts.merge(into, from.clone()).await?;
+    tracing::info!(user_id = %survivor, from = %from, "support merged users");
     found(state.store.user_by_id(&survivor).await?)
 }
 

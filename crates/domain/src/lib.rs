@@ -29,6 +29,11 @@
 //! 4. One unionid is one user and one (appid, openid) is one identity: the store enforces it with
 //!    constraints and transactions.
 //! 5. Every creation, link and merge is recorded as an [`Event`].
+//!
+//! # The rest of an account's life
+//! [`Accounts`] holds cancellation (the user's own, or support's), support's repairs (revoke
+//! sessions, unlink an identity, merge two users by the same merge as rule 3) and token
+//! introspection; each is one transaction with its events.
 
 mod accounts;
 mod error;

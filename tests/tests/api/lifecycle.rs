@@ -19,6 +19,7 @@ on_both_backends!(
     a_cancellation_racing_logins_on_two_nodes_leaves_no_live_token_on_the_tombstone,
     a_support_merge_racing_a_unionid_merge_ends_in_one_consistent_state,
     the_command_line_repairs_users_by_the_same_rules_and_asks_first,
+    webhooks_carry_the_life_cycle_events_with_their_detail,
 );
 
 fn with_tokens() -> Options {
@@ -702,4 +703,55 @@ async fn the_command_line_repairs_users_by_the_same_rules_and_asks_first(backend
     );
     app.snapshot()
         .assert_consistent("after the command line's repairs");
+}
+
+async fn webhooks_carry_the_life_cycle_events_with_their_detail(backend: Backend) {
+    let (url, received) = crate::internal::receiver(0).await;
+    let options = with_tokens().extra_toml(&format!(
+        "[webhooks.crm]\nurl = \"{url}\"\nsecret = \"whsec-lifecycle-0123456789\"\npoll_ms = 20\n"
+    ));
+    let app = TestApp::spawn(backend, options).await;
+    let (_, owner) = merged_person(&app, "hook").await;
+    internal_post(
+        &app,
+        &format!("/internal/v1/users/{}/revoke-sessions", owner.user_id),
+        &json!({}),
+    )
+    .await
+    .ok_json(200, "revoke sessions");
+    let again = app.login(APP_B, "hook-b", Some("hook-union")).await;
+    assert_eq!(app.cancel(&again.token).await.status, 204);
+    let feed = events(&app).await;
+    let kinds: Vec<&str> = feed.iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in [
+        "users_merged",
+        "sessions_revoked",
+        "identity_unlinked",
+        "user_deleted",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+
+    // Bounded poll until the receiver has every event of the feed, as the feed shows it.
+    let delivered = || -> Vec<Value> {
+        let all = received.lock().expect("receiver lock");
+        let mut events: Vec<Value> = all
+            .iter()
+            .flat_map(|(_, _, body)| {
+                let body: Value = serde_json::from_slice(body).unwrap_or_default();
+                body["events"].as_array().cloned().unwrap_or_default()
+            })
+            .collect();
+        events.dedup();
+        events
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while delivered().len() < feed.len() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        delivered(),
+        feed,
+        "the webhook delivers the feed's events, detail and all"
+    );
 }

@@ -155,6 +155,12 @@ impl From<DomainError> for ApiError {
             DomainError::UnionidConflict => (S::CONFLICT, "unionid_conflict"),
             DomainError::SessionKeyExpired => (S::UNPROCESSABLE_ENTITY, "session_key_expired"),
             DomainError::UnsupportedForApp => (S::BAD_REQUEST, "unsupported_app_kind"),
+            DomainError::UserNotFound | DomainError::IdentityNotFound => {
+                (S::NOT_FOUND, "not_found")
+            }
+            DomainError::LastIdentity => (S::CONFLICT, "last_identity"),
+            DomainError::UserMerged(_) => (S::CONFLICT, "user_merged"),
+            DomainError::SameUser => (S::CONFLICT, "same_user"),
             DomainError::Store(StoreError::Unavailable(cause)) => {
                 tracing::warn!(%cause, "database unavailable");
                 return Self::new(
@@ -275,6 +281,15 @@ mod tests {
                 S::CONFLICT,
                 "unionid_conflict",
             ),
+            (DomainError::UserNotFound, S::NOT_FOUND, "not_found"),
+            (DomainError::IdentityNotFound, S::NOT_FOUND, "not_found"),
+            (DomainError::LastIdentity, S::CONFLICT, "last_identity"),
+            (
+                DomainError::UserMerged("u-owner".parse().unwrap()),
+                S::CONFLICT,
+                "user_merged",
+            ),
+            (DomainError::SameUser, S::CONFLICT, "same_user"),
             (
                 StoreError::Unavailable("down".into()).into(),
                 S::SERVICE_UNAVAILABLE,

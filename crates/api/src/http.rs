@@ -41,7 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
         .route("/openapi.json", get(crate::openapi::serve))
-        .route("/v1/me", get(me))
+        .route("/v1/me", get(me).delete(cancel_account))
         .route("/v1/logout", post(logout))
         .merge(crate::internal::router(Arc::clone(&state)))
         .fallback(|| async { ApiError::not_found() })
@@ -187,7 +187,7 @@ async fn limit_per_ip(
 }
 
 /// A JSON request body; every failure is a contract error.
-pub(crate) struct JsonBody<T>(T);
+pub(crate) struct JsonBody<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
@@ -418,6 +418,27 @@ pub(crate) async fn me(
             })
             .collect(),
     }))
+}
+
+/// Cancel the account (账号注销): every session revoked, every identity released, unionid and
+/// phone number erased, stored session_keys deleted. The same WeChat user's next login is a new
+/// user.
+#[utoipa::path(delete, path = "/v1/me", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The account is gone; every token of it stops working"),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody)))]
+pub(crate) async fn cancel_account(
+    State(state): State<Arc<AppState>>,
+    Bearer(token): Bearer,
+) -> Result<Response, ApiError> {
+    let cancelled = state.accounts.cancel(&token).await?;
+    tracing::info!(
+        sessions = cancelled.sessions,
+        identities = cancelled.identities,
+        "account cancelled"
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Revoke the token.

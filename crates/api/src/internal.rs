@@ -8,21 +8,25 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use wxlink_domain::{AppId, Event, EventKind, OpenId, UnionId, UserId};
+use wxlink_domain::{AppId, Event, EventKind, OpenId, PhoneMerge, UnionId, UserId};
 use wxlink_persistence::{MAX_EVENTS_PAGE, UserRecord};
 
 use crate::error::ApiError;
+use crate::http::JsonBody;
 use crate::state::AppState;
 use crate::wire::{
-    ErrorBody, EventsPage, FeedEvent, Identity, InternalUser, MergeDetail, PhoneNumberResponse,
+    ErrorBody, EventDetail, EventsPage, FeedEvent, Identity, InternalUser, IntrospectRequest,
+    IntrospectResponse, MergeRequest, PhoneNumberResponse, RevokedSessions,
 };
 
 /// The hashes of the configured service tokens.
@@ -64,6 +68,16 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/internal/v1/users/{user_id}", get(user_by_id))
         .route("/internal/v1/users", get(find_user))
         .route("/internal/v1/events", get(events))
+        .route(
+            "/internal/v1/users/{user_id}/revoke-sessions",
+            post(revoke_sessions),
+        )
+        .route(
+            "/internal/v1/users/{user_id}/identities/{appid}/{openid}",
+            delete(unlink_identity),
+        )
+        .route("/internal/v1/users/{into}/merge", post(merge))
+        .route("/internal/v1/introspect", post(introspect))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             require_service_token,
@@ -91,7 +105,7 @@ async fn require_service_token(
     }
 }
 
-fn internal_user(record: UserRecord) -> InternalUser {
+pub(crate) fn internal_user(record: UserRecord) -> InternalUser {
     InternalUser {
         user_id: record.user.id.to_string(),
         unionid: record.user.unionid.as_ref().map(UnionId::to_string),
@@ -224,10 +238,11 @@ pub(crate) fn feed_event(id: i64, event: &Event) -> FeedEvent {
         at: event.at,
         from,
         into,
-        detail: event.detail.map(|d| MergeDetail {
+        detail: event.detail.map(|d| EventDetail {
             by: d.by.as_str(),
-            phone: d.phone.as_str(),
+            phone: d.phone.map(PhoneMerge::as_str),
             sessions: d.sessions,
+            identities: d.identities,
         }),
     }
 }
@@ -257,4 +272,109 @@ pub(crate) async fn events(
         events,
         next_cursor,
     }))
+}
+
+/// Revoke every live session of a user and of the users merged into it (a stolen token).
+#[utoipa::path(post, path = "/internal/v1/users/{user_id}/revoke-sessions", tag = "internal",
+    security(("service_token" = [])),
+    params(("user_id" = String, Path, description = "wxlink's user id")),
+    responses(
+        (status = 200, body = RevokedSessions),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`user_merged`: act on the user it was merged into", body = ErrorBody)))]
+pub(crate) async fn revoke_sessions(
+    State(state): State<Arc<AppState>>,
+    Path(user_id): Path<String>,
+) -> Result<Json<RevokedSessions>, ApiError> {
+    let id = parse("user_id", user_id, UserId::parse)?;
+    let revoked = state.accounts.revoke_sessions(id.clone()).await?;
+    tracing::info!(user_id = %id, revoked, "support revoked sessions");
+    Ok(Json(RevokedSessions { revoked }))
+}
+
+/// Unlink one identity (linked by mistake); its sessions are revoked and its next login makes a
+/// new provisional user.
+#[utoipa::path(delete, path = "/internal/v1/users/{user_id}/identities/{appid}/{openid}",
+    tag = "internal", security(("service_token" = [])),
+    params(
+        ("user_id" = String, Path, description = "wxlink's user id"),
+        ("appid" = String, Path, description = "the identity's app"),
+        ("openid" = String, Path, description = "the identity's openid")),
+    responses(
+        (status = 204, description = "Unlinked"),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user, or not its identity", body = ErrorBody),
+        (status = 409, description = "`last_identity` (cancel instead) or `user_merged`", body = ErrorBody)))]
+pub(crate) async fn unlink_identity(
+    State(state): State<Arc<AppState>>,
+    Path((user_id, appid, openid)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let id = parse("user_id", user_id, UserId::parse)?;
+    // An id that cannot exist is not found, like one that does not.
+    let (Ok(appid), Ok(openid)) = (AppId::parse(appid), OpenId::parse(openid)) else {
+        return Err(wxlink_domain::DomainError::IdentityNotFound.into());
+    };
+    state
+        .accounts
+        .unlink_identity(id.clone(), appid.clone(), openid.clone())
+        .await?;
+    tracing::info!(user_id = %id, %appid, %openid, "support unlinked an identity");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Merge `from` into the path's user by the rules of a unionid merge.
+#[utoipa::path(post, path = "/internal/v1/users/{into}/merge", tag = "internal",
+    security(("service_token" = [])),
+    params(("into" = String, Path, description = "the user that stays")),
+    request_body = MergeRequest,
+    responses(
+        (status = 200, body = InternalUser),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`unionid_conflict`, `same_user` or `user_merged`", body = ErrorBody)))]
+pub(crate) async fn merge(
+    State(state): State<Arc<AppState>>,
+    Path(into): Path<String>,
+    JsonBody(body): JsonBody<MergeRequest>,
+) -> Result<Json<InternalUser>, ApiError> {
+    let into = parse("into", into, UserId::parse)?;
+    let from = parse("from", body.from, UserId::parse)?;
+    let survivor = state.accounts.merge(into, from.clone()).await?;
+    tracing::info!(user_id = %survivor, from = %from, "support merged users");
+    found(state.store.user_by_id(&survivor).await?)
+}
+
+/// RFC 7662 token introspection: whether a user's bearer token works, and whom it stands for.
+#[utoipa::path(post, path = "/internal/v1/introspect", tag = "internal",
+    security(("service_token" = [])),
+    request_body = IntrospectRequest,
+    responses(
+        (status = 200, body = IntrospectResponse),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_token` (the service token)", body = ErrorBody)))]
+pub(crate) async fn introspect(
+    State(state): State<Arc<AppState>>,
+    JsonBody(body): JsonBody<IntrospectRequest>,
+) -> Result<Json<IntrospectResponse>, ApiError> {
+    let answer = match state.accounts.introspect(&body.token).await? {
+        Some(active) => IntrospectResponse {
+            active: true,
+            sub: Some(active.sub.to_string()),
+            client_id: Some(active.client_id.to_string()),
+            iat: Some(active.iat),
+            exp: Some(active.exp),
+            unionid_linked: Some(active.unionid_linked),
+        },
+        None => IntrospectResponse {
+            active: false,
+            sub: None,
+            client_id: None,
+            iat: None,
+            exp: None,
+            unionid_linked: None,
+        },
+    };
+    Ok(Json(answer))
 }

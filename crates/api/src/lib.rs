@@ -15,6 +15,7 @@
 mod access_tokens;
 pub mod adapters;
 mod app;
+pub mod cli;
 pub mod config;
 pub mod error;
 mod http;

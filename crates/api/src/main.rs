@@ -1,9 +1,10 @@
-//! The `wxlink` binary: `serve`, `migrate`.
+//! The `wxlink` binary: `serve`, `migrate`, `user`, key rotation.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use wxlink_api::cli::{UserCommand, UserOptions};
 use wxlink_api::config::Settings;
 use wxlink_api::{Application, sandbox};
 use wxlink_persistence::redact_url;
@@ -37,6 +38,21 @@ enum Command {
         /// TOML configuration file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+    /// Support's repairs on one user, against the configured database: the same transactions and
+    /// events as the internal API. Commands that change something ask first unless --yes.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+        /// TOML configuration file.
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Print one JSON object, for scripts.
+        #[arg(long, global = true)]
+        json: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, global = true)]
+        yes: bool,
     },
     /// Print a new random data key (base64 of 32 bytes) for `[security] data_key`.
     NewDataKey,
@@ -136,6 +152,21 @@ async fn run(cli: Cli) -> Result<(), String> {
                 "re-sealed {keys} session keys and {phones} phone numbers under the current data key"
             );
             Ok(())
+        }
+        Command::User {
+            command,
+            config,
+            json,
+            yes,
+        } => {
+            let config = config.ok_or("user needs --config FILE")?;
+            wxlink_api::cli::run_user(
+                &config,
+                &key_file_beside(&config),
+                command,
+                UserOptions { json, yes },
+            )
+            .await
         }
         Command::NewDataKey => {
             use secrecy::ExposeSecret;

@@ -23,10 +23,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/wechat/user-info"),
     ("post", "/v1/wechat/phone-number"),
     ("get", "/v1/me"),
+    ("delete", "/v1/me"),
     ("post", "/v1/logout"),
     ("get", "/internal/v1/users/{user_id}"),
     ("get", "/internal/v1/users"),
     ("get", "/internal/v1/events"),
+    ("post", "/internal/v1/users/{user_id}/revoke-sessions"),
+    (
+        "delete",
+        "/internal/v1/users/{user_id}/identities/{appid}/{openid}",
+    ),
+    ("post", "/internal/v1/users/{into}/merge"),
+    ("post", "/internal/v1/introspect"),
 ];
 
 #[derive(OpenApi)]
@@ -43,10 +51,15 @@ pub const ROUTES: &[(&str, &str)] = &[
         http::user_info,
         http::phone_number,
         http::me,
+        http::cancel_account,
         http::logout,
         internal::user_by_id,
         internal::find_user,
         internal::events,
+        internal::revoke_sessions,
+        internal::unlink_identity,
+        internal::merge,
+        internal::introspect,
     ),
     components(schemas(
         wire::LoginRequest,
@@ -62,8 +75,12 @@ pub const ROUTES: &[(&str, &str)] = &[
         wire::ErrorDetail,
         wire::InternalUser,
         wire::FeedEvent,
-        wire::MergeDetail,
+        wire::EventDetail,
         wire::EventsPage,
+        wire::RevokedSessions,
+        wire::MergeRequest,
+        wire::IntrospectRequest,
+        wire::IntrospectResponse,
     )),
     modifiers(&Security, &FindUserQuery, &SignedTogether),
     tags(
@@ -172,7 +189,16 @@ impl Modify for SignedTogether {
 /// The tag, path prefix, schemas and security scheme that only the internal routes use.
 const INTERNAL_TAG: &str = "internal";
 const INTERNAL_PREFIX: &str = "/internal/";
-const INTERNAL_SCHEMAS: &[&str] = &["InternalUser", "FeedEvent", "EventsPage"];
+const INTERNAL_SCHEMAS: &[&str] = &[
+    "InternalUser",
+    "FeedEvent",
+    "EventDetail",
+    "EventsPage",
+    "RevokedSessions",
+    "MergeRequest",
+    "IntrospectRequest",
+    "IntrospectResponse",
+];
 const INTERNAL_SECURITY: &str = "service_token";
 
 fn openapi(with_internal: bool) -> utoipa::openapi::OpenApi {

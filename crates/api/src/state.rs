@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wxlink_domain::{AppId, Service};
+use wxlink_domain::{Accounts, AppId, Service};
 use wxlink_persistence::Store;
 
 use crate::adapters::{CryptoOpener, RandomIds, SystemClock, WeChatAdapter};
@@ -15,11 +15,17 @@ use crate::limits::RateLimits;
 /// The use cases wired to their production adapters.
 pub type WxlinkService = Service<Store, WeChatAdapter, CryptoOpener, SystemClock, RandomIds>;
 
+/// The account life-cycle use cases (no WeChat needed): the HTTP API and the command line share
+/// them.
+pub type WxlinkAccounts = Accounts<Store, SystemClock>;
+
 /// Shared state of the HTTP layer.
 #[derive(Debug)]
 pub struct AppState {
     /// The use cases.
     pub service: WxlinkService,
+    /// Cancellation, support's repairs, introspection.
+    pub accounts: WxlinkAccounts,
     /// The store, for health checks.
     pub store: Store,
     /// The configured apps and their kinds.

@@ -161,7 +161,8 @@ pub struct InternalUser {
 pub struct FeedEvent {
     /// The event's position in the feed, increasing; pass the last one seen as `after`.
     pub id: i64,
-    /// `user_created`, `identity_linked`, `unionid_linked` or `users_merged`.
+    /// `user_created`, `identity_linked`, `unionid_linked`, `users_merged`, `user_deleted`,
+    /// `sessions_revoked` or `identity_unlinked`.
     pub kind: &'static str,
     /// The user it happened to (for a merge, the surviving owner).
     pub user_id: String,
@@ -177,23 +178,74 @@ pub struct FeedEvent {
     /// For `users_merged`: the owner it was merged into.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub into: Option<String>,
-    /// Facts of the event that are not fields of their own (for `users_merged`: what the merge
-    /// moved).
+    /// Facts of the event that are not fields of their own: `by` (`unionid`, `user` or
+    /// `support`), and for `users_merged` what the merge moved, for revocations and
+    /// cancellations how many sessions (and identities) they ended.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<MergeDetail>,
+    pub detail: Option<EventDetail>,
 }
 
-/// What a merge did besides moving identities.
+/// An event's `detail`: a JSON object that may gain fields.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MergeDetail {
-    /// What caused the merge: `unionid` (the merged user learned a unionid the owner has).
+pub struct EventDetail {
+    /// What caused the event: `unionid` (the linking rules), `user` (the user, e.g. cancelling
+    /// their account) or `support` (the internal API or the command line).
     pub by: &'static str,
-    /// The merged user's phone number: `none` (it had none), `moved` (the owner had none),
-    /// `replaced_owner` (it was verified later than the owner's and replaced it), `kept_owner`
-    /// (the owner's was verified later or at the same time and stays).
-    pub phone: &'static str,
-    /// How many live sessions of the merged user act as the owner from now on.
-    pub sessions: u64,
+    /// `users_merged`: the merged user's phone number: `none` (it had none), `moved` (the owner
+    /// had none), `replaced_owner` (it was verified later than the owner's and replaced it),
+    /// `kept_owner` (the owner's was verified later or at the same time and stays).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<&'static str>,
+    /// `users_merged`: how many live sessions of the merged user act as the owner from now on;
+    /// `sessions_revoked`, `identity_unlinked`, `user_deleted`: how many sessions were revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<u64>,
+    /// `user_deleted`: how many identities were released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identities: Option<u64>,
+}
+
+/// `POST /internal/v1/users/{user_id}/revoke-sessions`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedSessions {
+    /// How many live sessions were revoked.
+    pub revoked: u64,
+}
+
+/// `POST /internal/v1/users/{into}/merge`
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MergeRequest {
+    /// The user merged away into the path's user.
+    pub from: String,
+}
+
+/// `POST /internal/v1/introspect` (RFC 7662)
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IntrospectRequest {
+    /// A bearer token a client presented.
+    pub token: String,
+}
+
+/// RFC 7662 §2.2: an inactive token answers `{"active": false}` and nothing else.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntrospectResponse {
+    /// Whether the token works now.
+    pub active: bool,
+    /// The user the token acts as now (after merges).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The appid of the login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Issued at, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// Expires at, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Whether the user's unionid is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unionid_linked: Option<bool>,
 }
 
 /// A page of the event feed.

@@ -123,6 +123,21 @@ pub enum DomainError {
     /// which has no session_key).
     #[error("this login's app kind does not support the request")]
     UnsupportedForApp,
+    /// No such user (never existed, or deleted).
+    #[error("no such user")]
+    UserNotFound,
+    /// The user has no such identity.
+    #[error("the user has no such identity")]
+    IdentityNotFound,
+    /// Unlinking the user's only identity would leave a user nobody can log in as.
+    #[error("this is the user's only identity; cancel the account instead")]
+    LastIdentity,
+    /// A support action on a user that was merged into another.
+    #[error("the user was merged into {0}; act on that user")]
+    UserMerged(crate::ids::UserId),
+    /// A user cannot be merged into itself.
+    #[error("a user cannot be merged into itself")]
+    SameUser,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -29,7 +29,13 @@
 //! 4. One unionid is one user and one (appid, openid) is one identity: the store enforces it with
 //!    constraints and transactions.
 //! 5. Every creation, link and merge is recorded as an [`Event`].
+//!
+//! # The rest of an account's life
+//! [`Accounts`] holds cancellation (the user's own, or support's), support's repairs (revoke
+//! sessions, unlink an identity, merge two users by the same merge as rule 3) and token
+//! introspection; each is one transaction with its events.
 
+mod accounts;
 mod error;
 mod ids;
 mod linking;
@@ -38,10 +44,11 @@ mod ports;
 mod secrets;
 mod service;
 
+pub use accounts::{Accounts, Cancelled, Introspection};
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
 pub use model::{
-    DecryptBudget, Event, EventKind, LoginOutcome, MergeCause, MergeDetail, PhoneMerge, PhoneNumber,
+    Actor, DecryptBudget, Event, EventDetail, EventKind, LoginOutcome, PhoneMerge, PhoneNumber,
     Session, UnixTime, User,
 };
 pub use ports::{

@@ -4,7 +4,7 @@
 use crate::error::{DomainError, StoreError};
 use crate::ids::{AppId, OpenId, UnionId, UserId};
 use crate::model::{
-    Event, EventKind, LoginOutcome, MergeCause, MergeDetail, PhoneMerge, Session, UnixTime, User,
+    Actor, Event, EventDetail, EventKind, LoginOutcome, PhoneMerge, Session, UnixTime, User,
 };
 use crate::ports::StoreTx;
 use crate::secrets::TokenHash;
@@ -22,7 +22,7 @@ pub(crate) struct Origin<'a> {
 }
 
 impl Origin<'_> {
-    fn event(&self, kind: EventKind, user: &UserId, other: Option<&UserId>) -> Event {
+    pub(crate) fn event(&self, kind: EventKind, user: &UserId, other: Option<&UserId>) -> Event {
         Event {
             kind,
             user_id: user.clone(),
@@ -140,24 +140,33 @@ pub(crate) fn learn_unionid(
             ))
         }
         Some(owner) => {
-            // Everything the person has moves to the owner; the merged user keeps only its
-            // sessions, which act as the owner through `merged_into`.
-            tx.move_identities(&user.id, &owner.id, origin.at)?;
-            let phone = merge_phone(tx, &user.id, &owner.id, origin.at)?;
-            let sessions = tx.live_sessions(&user.id, origin.at)?;
-            tx.mark_merged(&user.id, &owner.id, origin.at)?;
-            let event = Event {
-                detail: Some(MergeDetail {
-                    by: MergeCause::Unionid,
-                    phone,
-                    sessions,
-                }),
-                ..origin.event(EventKind::UsersMerged, &owner.id, Some(&user.id))
-            };
-            tx.append_event(&event)?;
+            merge(tx, origin, &user.id, &owner.id, Actor::Unionid)?;
             Ok((owner, true))
         }
     }
+}
+
+/// The one merge, for a unionid merge and a support merge alike: everything the person has
+/// moves to `into` (identities, the phone number by the rule of [`PhoneMerge`]); `from` (and
+/// whoever was merged into it) points at `into`, so its sessions act as `into`; one
+/// `users_merged` event says by whom and what moved.
+pub(crate) fn merge(
+    tx: &mut dyn StoreTx,
+    origin: Origin<'_>,
+    from: &UserId,
+    into: &UserId,
+    by: Actor,
+) -> Result<(), DomainError> {
+    tx.move_identities(from, into, origin.at)?;
+    let phone = merge_phone(tx, from, into, origin.at)?;
+    let sessions = tx.live_sessions(from, origin.at)?;
+    tx.mark_merged(from, into, origin.at)?;
+    let event = Event {
+        detail: Some(EventDetail::by(by).phone(phone).sessions(sessions)),
+        ..origin.event(EventKind::UsersMerged, into, Some(from))
+    };
+    tx.append_event(&event)?;
+    Ok(())
 }
 
 /// Move the merged user's phone number to the owner by the rule of [`PhoneMerge`].

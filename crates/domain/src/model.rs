@@ -76,8 +76,15 @@ pub enum EventKind {
     IdentityLinked,
     /// A provisional user learned its unionid and became its owner.
     UnionidLinked,
-    /// A provisional user (`other_user_id`) was merged into the unionid's owner (`user_id`).
+    /// A user (`other_user_id`) was merged into another (`user_id`); the detail's `by` says
+    /// whether a unionid or support did it.
     UsersMerged,
+    /// The user cancelled the account (or support deleted it); the id stays as a tombstone.
+    UserDeleted,
+    /// Every live session of the user was revoked; the detail has the count.
+    SessionsRevoked,
+    /// The identity (`appid`, `openid`) was detached from the user.
+    IdentityUnlinked,
 }
 
 impl EventKind {
@@ -88,6 +95,9 @@ impl EventKind {
             EventKind::IdentityLinked => "identity_linked",
             EventKind::UnionidLinked => "unionid_linked",
             EventKind::UsersMerged => "users_merged",
+            EventKind::UserDeleted => "user_deleted",
+            EventKind::SessionsRevoked => "sessions_revoked",
+            EventKind::IdentityUnlinked => "identity_unlinked",
         }
     }
 
@@ -98,6 +108,9 @@ impl EventKind {
             EventKind::IdentityLinked,
             EventKind::UnionidLinked,
             EventKind::UsersMerged,
+            EventKind::UserDeleted,
+            EventKind::SessionsRevoked,
+            EventKind::IdentityUnlinked,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -119,41 +132,89 @@ pub struct Event {
     pub openid: OpenId,
     /// When.
     pub at: UnixTime,
-    /// For a merge: what it moved and why.
-    pub detail: Option<MergeDetail>,
+    /// Facts of the event that are not columns (who caused it, what a merge moved, counts).
+    pub detail: Option<EventDetail>,
 }
 
-/// What a merge did besides moving identities; recorded in its event for the teams downstream.
+/// Facts of an event beyond its columns, recorded in its `detail` for the teams downstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MergeDetail {
-    /// What caused the merge.
-    pub by: MergeCause,
-    /// What became of the merged user's phone number.
-    pub phone: PhoneMerge,
-    /// How many live sessions of the merged user act as the owner from now on.
-    pub sessions: u64,
+pub struct EventDetail {
+    /// Who or what caused it.
+    pub by: Actor,
+    /// For a merge: what became of the merged user's phone number.
+    pub phone: Option<PhoneMerge>,
+    /// For a merge: how many live sessions of the merged user act as the owner from now on;
+    /// for a revocation, an unlink or a cancellation: how many sessions were revoked.
+    pub sessions: Option<u64>,
+    /// For a cancellation: how many identities were released.
+    pub identities: Option<u64>,
 }
 
-/// What caused a merge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MergeCause {
-    /// The provisional user learned a unionid another user owns.
-    Unionid,
-}
-
-impl MergeCause {
-    /// The name used in storage and in the event feed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MergeCause::Unionid => "unionid",
+impl EventDetail {
+    /// A detail saying who caused the event, and nothing else yet.
+    pub fn by(by: Actor) -> Self {
+        Self {
+            by,
+            phone: None,
+            sessions: None,
+            identities: None,
         }
     }
 
-    /// Inverse of [`MergeCause::as_str`].
+    /// With a session count.
+    #[must_use]
+    pub fn sessions(self, n: u64) -> Self {
+        Self {
+            sessions: Some(n),
+            ..self
+        }
+    }
+
+    /// With an identity count.
+    #[must_use]
+    pub fn identities(self, n: u64) -> Self {
+        Self {
+            identities: Some(n),
+            ..self
+        }
+    }
+
+    /// With what a merge did with the phone number.
+    #[must_use]
+    pub fn phone(self, phone: PhoneMerge) -> Self {
+        Self {
+            phone: Some(phone),
+            ..self
+        }
+    }
+}
+
+/// Who or what caused a change (an event's `by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// A unionid that WeChat told (the linking rules).
+    Unionid,
+    /// The user, through their own token.
+    User,
+    /// Support staff, through the internal API or the command line.
+    Support,
+}
+
+impl Actor {
+    /// The name used in storage and in the event feed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::Unionid => "unionid",
+            Actor::User => "user",
+            Actor::Support => "support",
+        }
+    }
+
+    /// Inverse of [`Actor::as_str`].
     pub fn parse(text: &str) -> Option<Self> {
-        [MergeCause::Unionid]
+        [Actor::Unionid, Actor::User, Actor::Support]
             .into_iter()
-            .find(|c| c.as_str() == text)
+            .find(|a| a.as_str() == text)
     }
 }
 

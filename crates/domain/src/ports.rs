@@ -20,7 +20,7 @@ pub trait StoreTx {
         appid: &AppId,
         openid: &OpenId,
     ) -> Result<Option<UserId>, StoreError>;
-    /// A user by id.
+    /// A user by id; a deleted user (a tombstone) is `None`.
     fn user(&mut self, id: &UserId) -> Result<Option<User>, StoreError>;
     /// The user owning a unionid, if any.
     fn user_by_unionid(&mut self, unionid: &UnionId) -> Result<Option<User>, StoreError>;
@@ -48,7 +48,8 @@ pub trait StoreTx {
         into: &UserId,
         at: UnixTime,
     ) -> Result<u64, StoreError>;
-    /// Record that `from` was merged into `into`.
+    /// Record that `from` was merged into `into`; users merged into `from` before now point at
+    /// `into`, so merge chains stay one hop long.
     fn mark_merged(&mut self, from: &UserId, into: &UserId, at: UnixTime)
     -> Result<(), StoreError>;
     /// The identities of a user, ordered by appid then openid.
@@ -88,6 +89,26 @@ pub trait StoreTx {
     fn revoke_session(&mut self, token: &TokenHash, at: UnixTime) -> Result<(), StoreError>;
     /// Append an event to the log.
     fn append_event(&mut self, event: &Event) -> Result<(), StoreError>;
+    /// Take a user's unionid away (before another user takes it in a support merge).
+    fn release_unionid(&mut self, user: &UserId, at: UnixTime) -> Result<(), StoreError>;
+    /// Revoke every live session issued to `user` or to a user merged into it; returns how
+    /// many were revoked.
+    fn revoke_user_sessions(&mut self, user: &UserId, at: UnixTime) -> Result<u64, StoreError>;
+    /// Revoke every live session logged in through identity (appid, openid); returns how many.
+    fn revoke_identity_sessions(
+        &mut self,
+        appid: &AppId,
+        openid: &OpenId,
+        at: UnixTime,
+    ) -> Result<u64, StoreError>;
+    /// Detach identity (appid, openid) from whoever owns it.
+    fn delete_identity(&mut self, appid: &AppId, openid: &OpenId) -> Result<(), StoreError>;
+    /// Detach every identity of a user; returns how many.
+    fn delete_identities(&mut self, user: &UserId) -> Result<u64, StoreError>;
+    /// Make `user`, and every user merged into it, a tombstone: unionid, phone number and the
+    /// session_keys of their sessions erased, the row kept (marked deleted) for the event log.
+    /// [`StoreTx::user`] no longer finds a tombstone.
+    fn tombstone_user(&mut self, user: &UserId, at: UnixTime) -> Result<(), StoreError>;
     /// Store a user's verified phone number (replacing any earlier one), verified at `at`.
     fn set_phone_number(
         &mut self,

@@ -381,4 +381,4 @@ where
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

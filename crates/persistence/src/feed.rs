@@ -28,7 +28,7 @@
 
 use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
-use wxlink_domain::{Event, EventKind, MergeCause, MergeDetail, PhoneMerge, StoreError, TxMode};
+use wxlink_domain::{Actor, Event, EventDetail, EventKind, PhoneMerge, StoreError, TxMode};
 
 use crate::connection::{Backend, DbConnection};
 use crate::schema::events;
@@ -123,31 +123,40 @@ fn place(tx: &mut Tx<'_>) -> Result<(), StoreError> {
     tx.db(placed)
 }
 
-/// An event's detail as stored: a JSON object.
-pub(crate) fn detail_json(detail: &MergeDetail) -> String {
-    serde_json::json!({
-        "by": detail.by.as_str(),
-        "phone": detail.phone.as_str(),
-        "sessions": detail.sessions,
-    })
-    .to_string()
+/// An event's detail as stored: a JSON object of the fields it has.
+pub(crate) fn detail_json(detail: &EventDetail) -> String {
+    let mut object = serde_json::Map::new();
+    object.insert("by".into(), detail.by.as_str().into());
+    if let Some(phone) = detail.phone {
+        object.insert("phone".into(), phone.as_str().into());
+    }
+    if let Some(n) = detail.sessions {
+        object.insert("sessions".into(), n.into());
+    }
+    if let Some(n) = detail.identities {
+        object.insert("identities".into(), n.into());
+    }
+    serde_json::Value::Object(object).to_string()
 }
 
-fn detail_from_json(seq: i64, text: &str) -> Result<MergeDetail, StoreError> {
+/// Inverse of [`detail_json`]; fields it does not know are ignored, so a newer node's detail
+/// does not stop an older node's feed.
+fn detail_from_json(seq: i64, text: &str) -> Result<EventDetail, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("event {seq} has an invalid detail"));
     let value: serde_json::Value = serde_json::from_str(text).map_err(|_| corrupt())?;
-    let field = |name: &str| value.get(name).and_then(serde_json::Value::as_str);
-    Ok(MergeDetail {
-        by: field("by")
-            .and_then(MergeCause::parse)
+    let text_field = |name: &str| value.get(name).and_then(serde_json::Value::as_str);
+    let count = |name: &str| value.get(name).and_then(serde_json::Value::as_u64);
+    let phone = match text_field("phone") {
+        Some(phone) => Some(PhoneMerge::parse(phone).ok_or_else(corrupt)?),
+        None => None,
+    };
+    Ok(EventDetail {
+        by: text_field("by")
+            .and_then(Actor::parse)
             .ok_or_else(corrupt)?,
-        phone: field("phone")
-            .and_then(PhoneMerge::parse)
-            .ok_or_else(corrupt)?,
-        sessions: value
-            .get("sessions")
-            .and_then(serde_json::Value::as_u64)
-            .ok_or_else(corrupt)?,
+        phone,
+        sessions: count("sessions"),
+        identities: count("identities"),
     })
 }
 

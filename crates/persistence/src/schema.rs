@@ -21,6 +21,8 @@ diesel::table! {
         phone_number -> Nullable<Binary>,
         /// Unix seconds: when WeChat verified `phone_number`.
         phone_verified_at -> Nullable<BigInt>,
+        /// Unix seconds; set when the account was cancelled (the row is a tombstone).
+        deleted_at -> Nullable<BigInt>,
     }
 }
 
@@ -88,7 +90,8 @@ diesel::table! {
         openid -> Text,
         /// Unix seconds.
         at -> BigInt,
-        /// Facts that are not columns, a JSON object (for a merge: `MergeDetail`).
+        /// Facts that are not columns, a JSON object (`EventDetail`: `by`, and what a merge moved
+        /// or how many sessions a revocation revoked).
         detail -> Nullable<Text>,
     }
 }

@@ -251,6 +251,7 @@ impl StoreTx for Tx<'_> {
     fn user(&mut self, id: &UserId) -> Result<Option<User>, StoreError> {
         let row = users::table
             .filter(users::id.eq(id.as_str()))
+            .filter(users::deleted_at.is_null())
             .select(USER_COLUMNS)
             .get_result::<UserRow>(self.conn)
             .optional();
@@ -349,6 +350,13 @@ impl StoreTx for Tx<'_> {
         at: UnixTime,
     ) -> Result<(), StoreError> {
         self.writing()?;
+        let earlier = diesel::update(users::table.filter(users::merged_into.eq(from.as_str())))
+            .set((
+                users::merged_into.eq(into.as_str()),
+                users::updated_at.eq(at),
+            ))
+            .execute(self.conn);
+        self.db(earlier)?;
         let updated = diesel::update(users::table.filter(users::id.eq(from.as_str())))
             .set((
                 users::merged_into.eq(into.as_str()),
@@ -622,6 +630,116 @@ impl StoreTx for Tx<'_> {
             .count()
             .get_result::<i64>(self.conn);
         Ok(u64::try_from(self.db(count)?).unwrap_or(0))
+    }
+
+    fn release_unionid(&mut self, user: &UserId, at: UnixTime) -> Result<(), StoreError> {
+        self.writing()?;
+        let updated = diesel::update(users::table.filter(users::id.eq(user.as_str())))
+            .set((users::unionid.eq(None::<String>), users::updated_at.eq(at)))
+            .execute(self.conn);
+        match self.db(updated)? {
+            0 => Err(StoreError::Corrupt(format!(
+                "cannot release the unionid of user {user}: it does not exist"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn revoke_user_sessions(&mut self, user: &UserId, at: UnixTime) -> Result<u64, StoreError> {
+        self.writing()?;
+        let merged = users::table
+            .filter(users::merged_into.eq(user.as_str()))
+            .select(users::id);
+        let revoked = diesel::update(
+            sessions::table
+                .filter(
+                    sessions::user_id
+                        .eq(user.as_str())
+                        .or(sessions::user_id.eq_any(merged)),
+                )
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::expires_at.gt(at)),
+        )
+        .set(sessions::revoked_at.eq(at))
+        .execute(self.conn);
+        let revoked = self.db(revoked)?;
+        Ok(u64::try_from(revoked).unwrap_or(u64::MAX))
+    }
+
+    fn revoke_identity_sessions(
+        &mut self,
+        appid: &AppId,
+        openid: &OpenId,
+        at: UnixTime,
+    ) -> Result<u64, StoreError> {
+        self.writing()?;
+        let revoked = diesel::update(
+            sessions::table
+                .filter(sessions::appid.eq(appid.as_str()))
+                .filter(sessions::openid.eq(openid.as_str()))
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::expires_at.gt(at)),
+        )
+        .set(sessions::revoked_at.eq(at))
+        .execute(self.conn);
+        let revoked = self.db(revoked)?;
+        Ok(u64::try_from(revoked).unwrap_or(u64::MAX))
+    }
+
+    fn delete_identity(&mut self, appid: &AppId, openid: &OpenId) -> Result<(), StoreError> {
+        self.writing()?;
+        let deleted = diesel::delete(
+            identities::table
+                .filter(identities::appid.eq(appid.as_str()))
+                .filter(identities::openid.eq(openid.as_str())),
+        )
+        .execute(self.conn);
+        match self.db(deleted)? {
+            0 => Err(StoreError::Corrupt(format!(
+                "cannot delete identity ({appid}, {openid}): it does not exist"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn delete_identities(&mut self, user: &UserId) -> Result<u64, StoreError> {
+        self.writing()?;
+        let deleted =
+            diesel::delete(identities::table.filter(identities::user_id.eq(user.as_str())))
+                .execute(self.conn);
+        let deleted = self.db(deleted)?;
+        Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+    }
+
+    fn tombstone_user(&mut self, user: &UserId, at: UnixTime) -> Result<(), StoreError> {
+        self.writing()?;
+        let ids = users::table
+            .filter(
+                users::id
+                    .eq(user.as_str())
+                    .or(users::merged_into.eq(user.as_str())),
+            )
+            .select(users::id)
+            .load::<String>(self.conn);
+        let ids = self.db(ids)?;
+        if !ids.iter().any(|id| id == user.as_str()) {
+            return Err(StoreError::Corrupt(format!(
+                "cannot delete user {user}: it does not exist"
+            )));
+        }
+        let keys = diesel::update(sessions::table.filter(sessions::user_id.eq_any(&ids)))
+            .set(sessions::session_key.eq(None::<Vec<u8>>))
+            .execute(self.conn);
+        self.db(keys)?;
+        let users = diesel::update(users::table.filter(users::id.eq_any(&ids)))
+            .set((
+                users::unionid.eq(None::<String>),
+                users::phone_number.eq(None::<Vec<u8>>),
+                users::deleted_at.eq(at),
+                users::updated_at.eq(at),
+            ))
+            .execute(self.conn);
+        self.db(users).map(drop)
     }
 
     fn append_event(&mut self, event: &Event) -> Result<(), StoreError> {

@@ -165,11 +165,11 @@ async fn the_event_feed_pages_through_creations_links_and_merges(backend: Backen
     assert_error(&bad, 400, "invalid_request", "a negative cursor");
 }
 
-type Received = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
+pub(crate) type Received = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
 
 /// A receiver that answers 500 to its first `failures` POSTs, then 200; it records every POST
 /// (timestamp header, signature header, body).
-async fn receiver(failures: usize) -> (String, Received) {
+pub(crate) async fn receiver(failures: usize) -> (String, Received) {
     let received: Received = Arc::default();
     let seen = Arc::clone(&received);
     let handler = move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {

@@ -47,6 +47,7 @@ mod errors;
 mod forgery;
 mod helpers;
 mod internal;
+mod lifecycle;
 mod linking;
 mod observability;
 mod oracle;

@@ -11,7 +11,7 @@ use super::*;
 use crate::error::{StoreError, UserDataError, WeChatError};
 use crate::ids::UnionId;
 use crate::model::{
-    DecryptBudget, EventKind, LoginOutcome, MergeCause, MergeDetail, PhoneMerge, PhoneNumber, User,
+    Actor, DecryptBudget, EventDetail, EventKind, LoginOutcome, PhoneMerge, PhoneNumber, User,
 };
 use crate::ports::{
     ExpectedWatermark, MockClock, MockIdSource, MockStoreTx, MockUserDataOpener,
@@ -19,12 +19,12 @@ use crate::ports::{
 };
 use crate::secrets::SessionKey;
 
-const NOW: i64 = 1_700_000_000;
+pub(crate) const NOW: i64 = 1_700_000_000;
 const TTL: u64 = 3600;
 const TOKEN: &str = "tok_abcdefghijklmnopqrstuvwxyz0123456789ABCD";
 
 /// Runs each transaction once against one shared mock transaction.
-struct MockStore(Mutex<MockStoreTx>);
+pub(crate) struct MockStore(pub(crate) Mutex<MockStoreTx>);
 
 impl IdentityStore for MockStore {
     fn transact<T, F>(
@@ -65,29 +65,29 @@ fn service(tx: MockStoreTx, wechat: MockWeChatSessions, opener: MockUserDataOpen
     )
 }
 
-fn app() -> AppId {
+pub(crate) fn app() -> AppId {
     "wx4f4bc4dec97d474b".parse().unwrap()
 }
-fn other_app() -> AppId {
+pub(crate) fn other_app() -> AppId {
     "wx0000000000000002".parse().unwrap()
 }
-fn oid(s: &str) -> OpenId {
+pub(crate) fn oid(s: &str) -> OpenId {
     s.parse().unwrap()
 }
-fn uid(s: &str) -> UserId {
+pub(crate) fn uid(s: &str) -> UserId {
     s.parse().unwrap()
 }
-fn union(s: &str) -> UnionId {
+pub(crate) fn union(s: &str) -> UnionId {
     s.parse().unwrap()
 }
 fn code(s: &str) -> JsCode {
     s.parse().unwrap()
 }
-fn token() -> SessionToken {
+pub(crate) fn token() -> SessionToken {
     SessionToken::new(TOKEN)
 }
 
-fn user(id: &str, unionid: Option<&str>, merged_into: Option<&str>) -> User {
+pub(crate) fn user(id: &str, unionid: Option<&str>, merged_into: Option<&str>) -> User {
     User {
         id: uid(id),
         unionid: unionid.map(union),
@@ -123,7 +123,7 @@ fn no_opener() -> MockUserDataOpener {
     MockUserDataOpener::new()
 }
 
-fn expect_user(tx: &mut MockStoreTx, u: User) {
+pub(crate) fn expect_user(tx: &mut MockStoreTx, u: User) {
     tx.expect_user()
         .with(eq(u.id.clone()))
         .returning(move |_| Ok(Some(u.clone())));
@@ -175,11 +175,9 @@ fn expect_merge(
                 .returning(|_, _| Ok(()));
         }
     }
-    let detail = MergeDetail {
-        by: MergeCause::Unionid,
-        phone,
-        sessions,
-    };
+    let detail = EventDetail::by(Actor::Unionid)
+        .phone(phone)
+        .sessions(sessions);
     tx.expect_append_event()
         .withf(move |e| {
             e.kind == EventKind::UsersMerged
@@ -410,7 +408,7 @@ async fn a_merge_loop_in_stored_data_is_reported_not_followed_forever() {
 
 // ---- user info ----
 
-fn live_session(user: &str, openid: &str) -> Session {
+pub(crate) fn live_session(user: &str, openid: &str) -> Session {
     Session {
         token_hash: token().hash(),
         user_id: uid(user),
@@ -423,7 +421,7 @@ fn live_session(user: &str, openid: &str) -> Session {
     }
 }
 
-fn expect_session(tx: &mut MockStoreTx, session: Option<Session>) {
+pub(crate) fn expect_session(tx: &mut MockStoreTx, session: Option<Session>) {
     tx.expect_session()
         .with(eq(token().hash()))
         .returning(move |_| Ok(session.clone()));

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use wxlink_crypto::{DataKey, Keyring};
 use wxlink_domain::{
-    DecryptBudget, DomainError, Event, EventKind, IdentityStore, MergeCause, MergeDetail, PhoneMerge,
+    Actor, DecryptBudget, DomainError, Event, EventDetail, EventKind, IdentityStore, PhoneMerge,
     PhoneNumber, Session, SessionKey, StoreError, StoreTx, TxMode, User,
 };
 use wxlink_persistence::{
@@ -15,7 +15,7 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
@@ -23,6 +23,7 @@ const MIGRATIONS: [&str; 7] = [
     "2026-12-01-000005_decrypt_budget",
     "2026-12-01-000007_event_feed",
     "2026-12-01-000008_rate_limit_windows",
+    "2026-12-01-000009_account_lifecycle",
 ];
 
 /// Run `work` in a write transaction and unwrap.
@@ -339,11 +340,12 @@ pub async fn events_feed_pages_in_order(db: &TestDb) {
         event(EventKind::UserCreated, "o", None, 3),
         event(EventKind::UnionidLinked, "o", None, 4),
         Event {
-            detail: Some(MergeDetail {
-                by: MergeCause::Unionid,
-                phone: PhoneMerge::Moved,
-                sessions: 2,
-            }),
+            detail: Some(
+                EventDetail::by(Actor::Support)
+                    .phone(PhoneMerge::Moved)
+                    .sessions(2)
+                    .identities(1),
+            ),
             ..event(EventKind::UsersMerged, "o", Some("p"), 5)
         },
     ];

@@ -249,7 +249,7 @@ async fn unknown_apps_routes_and_methods(backend: Backend) {
         (Method::PUT, "/v1/wechat/login", "POST"),
         (Method::GET, "/v1/wechat/user-info", "POST"),
         (Method::POST, "/v1/me", "GET"),
-        (Method::DELETE, "/v1/me", "GET"),
+        (Method::PUT, "/v1/me", "DELETE"),
         (Method::GET, "/v1/logout", "POST"),
         (Method::POST, "/healthz", "GET"),
     ] {

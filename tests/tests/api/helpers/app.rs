@@ -393,6 +393,11 @@ impl TestApp {
         self.dir.path()
     }
 
+    /// The configuration file of the main process (for `wxlink user … --config`).
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
     /// The `[database] url` every process of this app uses.
     pub fn database_url(&self) -> &str {
         &self.database_url
@@ -541,6 +546,12 @@ impl TestApp {
     /// `GET /v1/me`, which must succeed.
     pub async fn me_ok(&self, token: &str) -> Me {
         Me::parse(&self.me(token).await)
+    }
+
+    /// `DELETE /v1/me`: cancel the account.
+    pub async fn cancel(&self, token: &str) -> Reply {
+        self.call(reqwest::Method::DELETE, "/v1/me", Some(token), None, None)
+            .await
     }
 
     /// `POST /v1/logout`

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use diesel::sql_types::{Nullable, Text};
+use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, SqliteConnection};
 
 /// A row of `users`.
@@ -19,6 +19,9 @@ pub struct UserRow {
     /// `users.merged_into`
     #[diesel(sql_type = Nullable<Text>)]
     pub merged_into: Option<String>,
+    /// `users.deleted_at`: set on the tombstone of a cancelled account.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub deleted_at: Option<i64>,
 }
 
 /// A row of `identities`.
@@ -47,6 +50,12 @@ pub struct SessionRow {
     /// `sessions.openid`
     #[diesel(sql_type = Text)]
     pub openid: String,
+    /// `sessions.expires_at`
+    #[diesel(sql_type = BigInt)]
+    pub expires_at: i64,
+    /// `sessions.revoked_at`
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub revoked_at: Option<i64>,
 }
 
 /// A row of `events`.
@@ -67,6 +76,9 @@ pub struct EventRow {
     /// `events.openid`
     #[diesel(sql_type = Text)]
     pub openid: String,
+    /// `events.detail`
+    #[diesel(sql_type = Nullable<Text>)]
+    pub detail: Option<String>,
 }
 
 /// Every user, identity, session and event of one database.
@@ -85,7 +97,7 @@ pub struct Snapshot {
 macro_rules! read_all {
     ($conn:expr) => {
         Snapshot {
-            users: diesel::sql_query("SELECT id, unionid, merged_into FROM users ORDER BY id")
+            users: diesel::sql_query("SELECT id, unionid, merged_into, deleted_at FROM users ORDER BY id")
                 .load::<UserRow>($conn)
                 .expect("read users"),
             identities: diesel::sql_query(
@@ -93,11 +105,13 @@ macro_rules! read_all {
             )
             .load::<IdentityRow>($conn)
             .expect("read identities"),
-            sessions: diesel::sql_query("SELECT user_id, appid, openid FROM sessions")
+            sessions: diesel::sql_query(
+                "SELECT user_id, appid, openid, expires_at, revoked_at FROM sessions",
+            )
                 .load::<SessionRow>($conn)
                 .expect("read sessions"),
             events: diesel::sql_query(
-                "SELECT kind, user_id, other_user_id, appid, openid FROM events ORDER BY id",
+                "SELECT kind, user_id, other_user_id, appid, openid, detail FROM events ORDER BY id",
             )
             .load::<EventRow>($conn)
             .expect("read events"),
@@ -176,11 +190,14 @@ impl Snapshot {
 
     /// Every broken invariant, in words (empty when the state is consistent):
     /// one user per unionid; one identity per (appid, openid), owned by a user that exists and
-    /// was not merged away; no user without an identity unless it was merged (a user is
-    /// created with its first identity, in one transaction); every merged user merged into a
-    /// live owner of a unionid, with exactly one `users_merged` event saying so, and no such
-    /// event without its merge; exactly one `user_created` event per user and one
-    /// `identity_linked` event per identity; every session and event naming a user that exists.
+    /// was neither merged away nor deleted; no user without an identity unless it was merged or
+    /// deleted (a user is created with its first identity, in one transaction); every merged user
+    /// merged into a user that was not merged itself (a unionid owner, unless support merged
+    /// it), with exactly one `users_merged` event saying so, and no such event without its
+    /// merge; a deleted user keeps no unionid and no user merged into it stays undeleted;
+    /// exactly one `user_created` event per user, and per identity one `identity_linked` event
+    /// more than `identity_unlinked` ones; every session and event naming a user that exists,
+    /// and no live session acting as a deleted user.
     pub fn violations(&self) -> Vec<String> {
         let mut found = Vec::new();
         let users: BTreeMap<&str, &UserRow> =
@@ -218,16 +235,22 @@ impl Snapshot {
                     "identity {key:?} is orphaned on {}, which was merged into {:?}",
                     user.id, user.merged_into
                 )),
+                Some(user) if user.deleted_at.is_some() => found.push(format!(
+                    "identity {key:?} is attached to {}, which was deleted",
+                    user.id
+                )),
                 Some(_) => {}
             }
-            let linked = self
-                .events
-                .iter()
-                .filter(|e| e.kind == "identity_linked" && e.appid == key.0 && e.openid == key.1)
-                .count();
-            if linked != 1 {
+            let count = |kind: &str| {
+                self.events
+                    .iter()
+                    .filter(|e| e.kind == kind && e.appid == key.0 && e.openid == key.1)
+                    .count()
+            };
+            let (linked, unlinked) = (count("identity_linked"), count("identity_unlinked"));
+            if linked != unlinked + 1 {
                 found.push(format!(
-                    "identity {key:?} has {linked} identity_linked events (expected 1)"
+                    "identity {key:?} has {linked} identity_linked and {unlinked} identity_unlinked events (expected one more link)"
                 ));
             }
         }
@@ -244,8 +267,11 @@ impl Snapshot {
                     user.id
                 ));
             }
+            if user.deleted_at.is_some() && user.unionid.is_some() {
+                found.push(format!("deleted user {} keeps its unionid", user.id));
+            }
             let Some(into) = &user.merged_into else {
-                if !with_identity.contains(user.id.as_str()) {
+                if user.deleted_at.is_none() && !with_identity.contains(user.id.as_str()) {
                     found.push(format!(
                         "user {} (unionid {:?}) owns no identity and was not merged: half-written",
                         user.id, user.unionid
@@ -253,28 +279,48 @@ impl Snapshot {
                 }
                 continue;
             };
-            match users.get(into.as_str()) {
-                None => found.push(format!("user {} merged into missing {into}", user.id)),
-                Some(owner) if owner.merged_into.is_some() || owner.unionid.is_none() => found
-                    .push(format!(
-                        "user {} merged into {into}, which is not a live unionid owner: {owner:?}",
-                        user.id
-                    )),
-                Some(_) => {}
-            }
-            let merges = self
+            let merge_events: Vec<&EventRow> = self
                 .events
                 .iter()
                 .filter(|e| {
-                    e.kind == "users_merged"
-                        && e.other_user_id.as_deref() == Some(user.id.as_str())
-                        && e.user_id == *into
+                    e.kind == "users_merged" && e.other_user_id.as_deref() == Some(user.id.as_str())
                 })
-                .count();
-            if merges != 1 {
-                found.push(format!(
-                    "user {} merged into {into} has {merges} users_merged events (expected 1)",
+                .collect();
+            let by_support = merge_events
+                .iter()
+                .any(|e| e.detail.as_deref().is_some_and(|d| d.contains("support")));
+            match users.get(into.as_str()) {
+                None => found.push(format!("user {} merged into missing {into}", user.id)),
+                Some(owner) if owner.merged_into.is_some() => found.push(format!(
+                    "user {} merged into {into}, which was merged itself: {owner:?}",
                     user.id
+                )),
+                Some(owner) if owner.deleted_at.is_some() && user.deleted_at.is_none() => found
+                    .push(format!(
+                        "user {} merged into deleted {into} but is not deleted",
+                        user.id
+                    )),
+                Some(owner)
+                    if owner.deleted_at.is_none() && owner.unionid.is_none() && !by_support =>
+                {
+                    found.push(format!(
+                        "user {} merged into {into}, which is not a unionid owner: {owner:?}",
+                        user.id
+                    ))
+                }
+                Some(_) => {}
+            }
+            // A later merge of the owner re-points this user, so the event's survivor resolves
+            // to the user's owner.
+            let matching = merge_events
+                .iter()
+                .filter(|e| self.resolve(&e.user_id) == into)
+                .count();
+            if merge_events.len() != 1 || matching != 1 {
+                found.push(format!(
+                    "user {} merged into {into} has {} users_merged events, {matching} resolving to it (expected 1)",
+                    user.id,
+                    merge_events.len()
                 ));
             }
         }
@@ -284,18 +330,32 @@ impl Snapshot {
                 .as_deref()
                 .and_then(|other| users.get(other))
                 .and_then(|u| u.merged_into.as_deref());
-            if merged != Some(event.user_id.as_str()) {
+            if merged != Some(self.resolve(&event.user_id)) {
                 found.push(format!(
                     "users_merged event {event:?} but the user is merged into {merged:?}"
                 ));
             }
         }
 
+        let now = super::now_unix();
         for session in &self.sessions {
             if !users.contains_key(session.user_id.as_str()) {
                 found.push(format!(
                     "a session belongs to missing user {}",
                     session.user_id
+                ));
+                continue;
+            }
+            let live = session.revoked_at.is_none() && session.expires_at > now;
+            let acts_as = self.resolve(&session.user_id);
+            let deleted = users.get(acts_as).is_some_and(|u| u.deleted_at.is_some())
+                || users
+                    .get(session.user_id.as_str())
+                    .is_some_and(|u| u.deleted_at.is_some());
+            if live && deleted {
+                found.push(format!(
+                    "a live session of ({}, {}) acts as deleted user {acts_as}",
+                    session.appid, session.openid
                 ));
             }
         }

@@ -1,0 +1,757 @@
+//! The rest of an account's life: cancellation (`DELETE /v1/me`), support's repairs through the
+//! internal API (revoke sessions, unlink an identity, merge two users), token introspection,
+//! the events they leave, and the races that must end in one consistent state.
+
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::helpers::{
+    APP_A, APP_B, Backend, LoginResponse, Options, PROCESS_LIMIT, Proc, Reply, TestApp,
+    assert_error, send, unsigned_body, wxlink_command,
+};
+
+const SERVICE_TOKEN: &str = "svc-token-for-the-support-team-0123456789";
+
+on_both_backends!(
+    a_cancelled_account_is_gone_and_the_person_comes_back_as_a_new_user,
+    support_revokes_sessions_unlinks_identities_and_merges_users,
+    introspection_tells_whom_a_token_stands_for,
+    a_cancellation_racing_logins_on_two_nodes_leaves_no_live_token_on_the_tombstone,
+    a_support_merge_racing_a_unionid_merge_ends_in_one_consistent_state,
+    the_command_line_repairs_users_by_the_same_rules_and_asks_first,
+    webhooks_carry_the_life_cycle_events_with_their_detail,
+);
+
+fn with_tokens() -> Options {
+    Options::default().extra_toml(&format!("[internal]\ntokens = [\"{SERVICE_TOKEN}\"]\n"))
+}
+
+async fn internal_get(app: &TestApp, path: &str) -> Reply {
+    app.get(path, Some(SERVICE_TOKEN)).await
+}
+
+async fn internal_post(app: &TestApp, path: &str, body: &Value) -> Reply {
+    app.post_json(path, Some(SERVICE_TOKEN), body).await
+}
+
+async fn internal_delete(app: &TestApp, path: &str) -> Reply {
+    app.call(
+        reqwest::Method::DELETE,
+        path,
+        Some(SERVICE_TOKEN),
+        None,
+        None,
+    )
+    .await
+}
+
+async fn introspect(app: &TestApp, token: &str) -> Value {
+    internal_post(app, "/internal/v1/introspect", &json!({ "token": token }))
+        .await
+        .ok_json(200, "introspect")
+}
+
+/// Every event of the feed (the tests make far fewer than a page).
+async fn events(app: &TestApp) -> Vec<Value> {
+    let page = internal_get(app, "/internal/v1/events?limit=1000")
+        .await
+        .ok_json(200, "the event feed");
+    page["events"].as_array().expect("an events array").clone()
+}
+
+/// A provisional user on APP_A merged (by its unionid) into the owner on APP_B.
+async fn merged_person(app: &TestApp, person: &str) -> (LoginResponse, LoginResponse) {
+    let union = format!("{person}-union");
+    let provisional = app.login(APP_A, &format!("{person}-a"), Some(&union)).await;
+    let owner = app.login(APP_B, &format!("{person}-b"), Some(&union)).await;
+    let info = app.wx_user_info(APP_A, &format!("{person}-a"));
+    let merged = app
+        .user_info_ok(&provisional.token, &unsigned_body(&info))
+        .await;
+    assert!(merged.merged, "the provisional user merges into the owner");
+    (provisional, owner)
+}
+
+async fn a_cancelled_account_is_gone_and_the_person_comes_back_as_a_new_user(backend: Backend) {
+    let app = TestApp::spawn(backend, with_tokens()).await;
+    let (provisional, owner) = merged_person(&app, "gone").await;
+    let second = app.login(APP_B, "gone-b", Some("gone-union")).await;
+
+    let cancelled = app.cancel(&owner.token).await;
+    assert_eq!(cancelled.status, 204, "{}", cancelled.body);
+
+    // Every token of the person stops working, the merged user's too.
+    for token in [&owner.token, &second.token, &provisional.token] {
+        assert_error(
+            &app.me(token).await,
+            401,
+            "invalid_token",
+            "a cancelled token",
+        );
+        assert_eq!(introspect(&app, token).await, json!({"active": false}));
+    }
+    assert_error(
+        &app.cancel(&owner.token).await,
+        401,
+        "invalid_token",
+        "cancelling twice",
+    );
+    // The old ids and identities answer 404, like ids that never existed.
+    for path in [
+        format!("/internal/v1/users/{}", owner.user_id),
+        format!("/internal/v1/users/{}", provisional.user_id),
+        "/internal/v1/users?unionid=gone-union".to_owned(),
+        format!("/internal/v1/users?appid={APP_B}&openid=gone-b"),
+        format!("/internal/v1/users?appid={APP_A}&openid=gone-a"),
+    ] {
+        assert_error(
+            &internal_get(&app, &path).await,
+            404,
+            "not_found",
+            &format!("{path} after the cancellation"),
+        );
+    }
+    let snapshot = app.snapshot();
+    snapshot.assert_consistent("after a cancellation");
+    let tombstone = snapshot
+        .user(&owner.user_id)
+        .expect("the tombstone keeps the id");
+    assert!(tombstone.deleted_at.is_some() && tombstone.unionid.is_none());
+    assert!(
+        snapshot
+            .user(&provisional.user_id)
+            .expect("the merged user's tombstone")
+            .deleted_at
+            .is_some()
+    );
+    assert!(
+        snapshot
+            .identities
+            .iter()
+            .all(|i| !i.openid.starts_with("gone-")),
+        "every identity is released"
+    );
+
+    // The feed tells downstream teams, with who did it.
+    let feed = events(&app).await;
+    let deleted: Vec<&Value> = feed
+        .iter()
+        .filter(|e| e["kind"] == "user_deleted")
+        .collect();
+    assert_eq!(deleted.len(), 1, "{feed:?}");
+    assert_eq!(deleted[0]["user_id"], owner.user_id.as_str());
+    assert_eq!(
+        deleted[0]["detail"],
+        json!({"by": "user", "sessions": 3, "identities": 2})
+    );
+    let released = feed
+        .iter()
+        .filter(|e| e["kind"] == "identity_unlinked" && e["user_id"] == owner.user_id.as_str())
+        .count();
+    assert_eq!(released, 2);
+
+    // The same WeChat user logs in as somebody new.
+    let again = app.login(APP_B, "gone-b", Some("gone-union")).await;
+    assert_ne!(again.user_id, owner.user_id);
+    assert_ne!(again.user_id, provisional.user_id);
+    assert!(again.unionid_linked);
+    let again_a = app.login(APP_A, "gone-a", None).await;
+    assert_ne!(again_a.user_id, provisional.user_id);
+    app.snapshot().assert_consistent("after coming back");
+}
+
+async fn support_revokes_sessions_unlinks_identities_and_merges_users(backend: Backend) {
+    let app = TestApp::spawn(backend, with_tokens()).await;
+    let (provisional, owner) = merged_person(&app, "sup").await;
+    let x = owner.user_id.clone();
+
+    // Revoke sessions: a stolen token.
+    let another = app.login(APP_B, "sup-b", Some("sup-union")).await;
+    let revoked = internal_post(
+        &app,
+        &format!("/internal/v1/users/{x}/revoke-sessions"),
+        &json!({}),
+    )
+    .await
+    .ok_json(200, "revoke sessions");
+    assert_eq!(
+        revoked,
+        json!({"revoked": 3}),
+        "own two and the merged user's"
+    );
+    for token in [&owner.token, &another.token, &provisional.token] {
+        assert_error(
+            &app.me(token).await,
+            401,
+            "invalid_token",
+            "a revoked token",
+        );
+    }
+    assert_error(
+        &internal_post(
+            &app,
+            "/internal/v1/users/u-nobody/revoke-sessions",
+            &json!({}),
+        )
+        .await,
+        404,
+        "not_found",
+        "revoking an unknown user's sessions",
+    );
+    assert_error(
+        &internal_post(
+            &app,
+            &format!("/internal/v1/users/{}/revoke-sessions", provisional.user_id),
+            &json!({}),
+        )
+        .await,
+        409,
+        "user_merged",
+        "revoking a merged user's sessions",
+    );
+
+    // Unlink: the identity on APP_A was linked by mistake.
+    let on_a = app.login(APP_A, "sup-a", None).await;
+    assert_eq!(on_a.user_id, x);
+    let on_b = app.login(APP_B, "sup-b", Some("sup-union")).await;
+    let unlink_a = format!("/internal/v1/users/{x}/identities/{APP_A}/sup-a");
+    let reply = internal_delete(&app, &unlink_a).await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert_error(
+        &app.me(&on_a.token).await,
+        401,
+        "invalid_token",
+        "the unlinked login",
+    );
+    assert_eq!(app.me_ok(&on_b.token).await.identities.len(), 1);
+    assert_error(
+        &internal_delete(&app, &unlink_a).await,
+        404,
+        "not_found",
+        "unlinking twice",
+    );
+    assert_error(
+        &internal_delete(
+            &app,
+            &format!("/internal/v1/users/{x}/identities/{APP_B}/sup-b"),
+        )
+        .await,
+        409,
+        "last_identity",
+        "unlinking the only identity",
+    );
+    assert_error(
+        &internal_delete(
+            &app,
+            &format!("/internal/v1/users/{x}/identities/not-an-app/x"),
+        )
+        .await,
+        404,
+        "not_found",
+        "a malformed appid",
+    );
+    let newcomer = app.login(APP_A, "sup-a", None).await;
+    assert_ne!(
+        newcomer.user_id, x,
+        "the next login makes a new provisional user"
+    );
+
+    // Merge: support puts the newcomer back where it belongs.
+    let merge = format!("/internal/v1/users/{x}/merge");
+    let before = app.snapshot();
+    for (body, status, code) in [
+        (json!({"from": x}), 409, "same_user"),
+        (json!({"from": "u-nobody"}), 404, "not_found"),
+        (json!({}), 400, "invalid_request"),
+        (json!({"from": provisional.user_id}), 409, "user_merged"),
+    ] {
+        assert_error(
+            &internal_post(&app, &merge, &body).await,
+            status,
+            code,
+            &format!("merge {body}"),
+        );
+    }
+    assert_eq!(
+        before.users,
+        app.snapshot().users,
+        "refused merges change nothing"
+    );
+    let merged = internal_post(&app, &merge, &json!({"from": newcomer.user_id}))
+        .await
+        .ok_json(200, "support merge");
+    assert_eq!(merged["user_id"], x.as_str());
+    assert_eq!(merged["merged_into"], Value::Null);
+    assert_eq!(
+        merged["identities"],
+        json!([{"appid": APP_A, "openid": "sup-a"}, {"appid": APP_B, "openid": "sup-b"}])
+    );
+    assert_eq!(app.me_ok(&newcomer.token).await.user_id, x);
+
+    // Two unionids cannot be one person; a unionid moves to a user without one.
+    let other = app.login(APP_B, "sup-other", Some("sup-other-union")).await;
+    assert_error(
+        &internal_post(&app, &merge, &json!({"from": other.user_id})).await,
+        409,
+        "unionid_conflict",
+        "merging two unionids",
+    );
+    let plain = app.login(APP_A, "sup-plain", None).await;
+    let took = internal_post(
+        &app,
+        &format!("/internal/v1/users/{}/merge", plain.user_id),
+        &json!({"from": other.user_id}),
+    )
+    .await
+    .ok_json(200, "a merge that moves the unionid");
+    assert_eq!(took["unionid"], "sup-other-union");
+    let owner_now = internal_get(&app, "/internal/v1/users?unionid=sup-other-union")
+        .await
+        .ok_json(200, "the unionid's owner");
+    assert_eq!(owner_now["user_id"], plain.user_id.as_str());
+    assert_eq!(app.me_ok(&other.token).await.user_id, plain.user_id);
+
+    let feed = events(&app).await;
+    let kinds_with = |kind: &str| -> Vec<Value> {
+        feed.iter()
+            .filter(|e| e["kind"] == kind)
+            .map(|e| e["detail"].clone())
+            .collect()
+    };
+    assert_eq!(
+        kinds_with("sessions_revoked"),
+        vec![json!({"by": "support", "sessions": 3})]
+    );
+    assert_eq!(
+        kinds_with("identity_unlinked"),
+        vec![json!({"by": "support", "sessions": 1})]
+    );
+    assert_eq!(
+        kinds_with("users_merged"),
+        vec![
+            json!({"by": "unionid"}),
+            json!({"by": "support"}),
+            json!({"by": "support"})
+        ]
+    );
+    app.snapshot().assert_consistent("after support's repairs");
+}
+
+async fn introspection_tells_whom_a_token_stands_for(backend: Backend) {
+    let app = TestApp::spawn(backend, with_tokens()).await;
+    let provisional = app.login(APP_A, "intro-a", Some("intro-union")).await;
+    let active = introspect(&app, &provisional.token).await;
+    let fields = crate::helpers::exact_object(
+        &active,
+        &["active", "sub", "client_id", "iat", "exp", "unionid_linked"],
+        "an active token",
+    );
+    assert_eq!(fields["active"], true);
+    assert_eq!(fields["sub"], provisional.user_id.as_str());
+    assert_eq!(fields["client_id"], APP_A);
+    assert_eq!(fields["unionid_linked"], false);
+    let (iat, exp) = (
+        fields["iat"].as_i64().expect("iat is a number"),
+        fields["exp"].as_i64().expect("exp is a number"),
+    );
+    assert_eq!(
+        u64::try_from(exp - iat).expect("exp after iat"),
+        provisional.expires_in,
+        "iat and exp are the token's lifetime"
+    );
+
+    // After the merge the token stands for the owner.
+    let owner = app.login(APP_B, "intro-b", Some("intro-union")).await;
+    let info = app.wx_user_info(APP_A, "intro-a");
+    app.user_info_ok(&provisional.token, &unsigned_body(&info))
+        .await;
+    let after = introspect(&app, &provisional.token).await;
+    assert_eq!(after["sub"], owner.user_id.as_str());
+    assert_eq!(after["unionid_linked"], true);
+
+    let logged_out = app.logout(&owner.token).await;
+    assert_eq!(logged_out.status, 204);
+    for token in [
+        owner.token.as_str(),
+        "a-well-formed-token-nobody-was-given-0123456789",
+        "not a token!",
+        "",
+    ] {
+        assert_eq!(
+            introspect(&app, token).await,
+            json!({"active": false}),
+            "{token:?}"
+        );
+    }
+    for (body, what) in [
+        (json!({}), "no token field"),
+        (json!({"token": 7}), "a number"),
+    ] {
+        assert_error(
+            &internal_post(&app, "/internal/v1/introspect", &body).await,
+            400,
+            "invalid_request",
+            what,
+        );
+    }
+    let no_service = app
+        .post_json(
+            "/internal/v1/introspect",
+            Some(&provisional.token),
+            &json!({"token": provisional.token}),
+        )
+        .await;
+    assert_error(
+        &no_service,
+        401,
+        "invalid_token",
+        "a user's token as service token",
+    );
+}
+
+/// Logins of one person on two nodes while the person cancels: afterwards no live token acts
+/// as the tombstone and no identity is attached to it; each login's token is either revoked or
+/// acts as a new user.
+async fn a_cancellation_racing_logins_on_two_nodes_leaves_no_live_token_on_the_tombstone(
+    backend: Backend,
+) {
+    const LOGINS: usize = 6;
+    let mut app = TestApp::spawn(backend, with_tokens()).await;
+    let second = app.spawn_node().await;
+    let first = app.address.clone();
+    let person = app.login(APP_B, "race-b", Some("race-union")).await;
+
+    let codes: Vec<String> = (0..LOGINS)
+        .map(|_| app.wx_login(APP_B, "race-b", Some("race-union")).code)
+        .collect();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(LOGINS + 1));
+    let mut tasks = JoinSet::new();
+    for (i, code) in codes.into_iter().enumerate() {
+        let (client, node, barrier) = (
+            app.client.clone(),
+            if i % 2 == 0 {
+                second.clone()
+            } else {
+                first.clone()
+            },
+            std::sync::Arc::clone(&barrier),
+        );
+        tasks.spawn(async move {
+            barrier.wait().await;
+            let request = client
+                .post(format!("{node}/v1/wechat/login"))
+                .json(&json!({"appid": APP_B, "code": code}));
+            send(request, "a racing login").await
+        });
+    }
+    let cancel = {
+        let request = app
+            .client
+            .delete(format!("{first}/v1/me"))
+            .bearer_auth(&person.token);
+        let barrier = std::sync::Arc::clone(&barrier);
+        tokio::spawn(async move {
+            barrier.wait().await;
+            send(request, "the cancellation").await
+        })
+    };
+    let cancelled = cancel.await.expect("the cancellation task");
+    assert_eq!(cancelled.status, 204, "{}", cancelled.body);
+    let mut tokens = Vec::new();
+    while let Some(reply) = tasks.join_next().await {
+        let reply = reply.expect("a login task");
+        match reply.status {
+            200 => tokens.push(LoginResponse::parse(&reply)),
+            503 => {
+                assert_error(&reply, 503, "database_contention", "a contended login");
+            }
+            other => panic!("a racing login answered {other} {}", reply.body),
+        };
+    }
+    for login in &tokens {
+        let me = app.me(&login.token).await;
+        match me.status {
+            200 => assert_ne!(
+                me.json()["user_id"],
+                person.user_id.as_str(),
+                "a live token acts as the cancelled user"
+            ),
+            _ => {
+                assert_error(
+                    &me,
+                    401,
+                    "invalid_token",
+                    "a login the cancellation revoked",
+                );
+            }
+        }
+    }
+    let snapshot = app.snapshot();
+    snapshot.assert_consistent("after a cancellation racing logins");
+    assert!(
+        snapshot
+            .identities
+            .iter()
+            .all(|i| i.user_id != person.user_id),
+        "an identity is attached to the tombstone"
+    );
+}
+
+/// Support merges the unionid's owner into a provisional user while that user's data merges
+/// it into the owner: one of them wins, the other is refused or finds nothing to do.
+async fn a_support_merge_racing_a_unionid_merge_ends_in_one_consistent_state(backend: Backend) {
+    const ROUNDS: usize = 3;
+    let app = TestApp::spawn(backend, with_tokens()).await;
+    for round in 0..ROUNDS {
+        let union = format!("mr{round}-union");
+        let provisional = app
+            .login(APP_A, &format!("mr{round}-a"), Some(&union))
+            .await;
+        let owner = app
+            .login(APP_B, &format!("mr{round}-b"), Some(&union))
+            .await;
+        let info = app.wx_user_info(APP_A, &format!("mr{round}-a"));
+        let data = unsigned_body(&info);
+        let merge = format!("/internal/v1/users/{}/merge", provisional.user_id);
+        let from = json!({"from": owner.user_id});
+        let (by_data, by_support) = tokio::join!(
+            app.user_info(&provisional.token, &data),
+            internal_post(&app, &merge, &from),
+        );
+        assert_eq!(by_data.status, 200, "{}", by_data.body);
+        match by_support.status {
+            200 => assert_eq!(by_support.json()["unionid"], union.as_str()),
+            _ => {
+                assert_error(
+                    &by_support,
+                    409,
+                    "user_merged",
+                    "the support merge came second",
+                );
+            }
+        }
+        let survivor = app.me_ok(&provisional.token).await.user_id;
+        assert_eq!(app.me_ok(&owner.token).await.user_id, survivor);
+        let found = internal_get(&app, &format!("/internal/v1/users?unionid={union}"))
+            .await
+            .ok_json(200, "the unionid's owner");
+        assert_eq!(found["user_id"], survivor.as_str());
+        let snapshot = app.snapshot();
+        let merges = snapshot
+            .events_of("users_merged")
+            .into_iter()
+            .filter(|e| [&provisional.user_id, &owner.user_id].contains(&&e.user_id))
+            .count();
+        assert_eq!(merges, 1, "exactly one merge between the two");
+        snapshot.assert_consistent("after a support merge raced a unionid merge");
+    }
+}
+
+/// What one `wxlink user …` run printed.
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// `wxlink user ARGS --config <the app's config>`, with `answer` on stdin (none: no input).
+fn wxlink_user(app: &TestApp, args: &[&str], answer: Option<&str>) -> Run {
+    let mut cmd = wxlink_command();
+    cmd.arg("user")
+        .args(args)
+        .arg("--config")
+        .arg(app.config_path())
+        .env("WXLINK_LOG", "warn")
+        .current_dir(app.dir());
+    if let Some(answer) = answer {
+        let path = app.dir().join("answer.txt");
+        std::fs::write(&path, answer).expect("write the answer");
+        cmd.stdin(std::fs::File::open(&path).expect("open the answer"));
+    }
+    let mut proc = Proc::spawn(cmd, "wxlink user");
+    let status = proc.wait_exit(PROCESS_LIMIT);
+    Run {
+        success: status.success(),
+        stdout: proc.stdout(),
+        stderr: proc.stderr(),
+    }
+}
+
+fn json_of(run: &Run) -> Value {
+    assert!(run.success, "wxlink user failed: {}", run.stderr);
+    serde_json::from_str(run.stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", run.stdout))
+}
+
+async fn the_command_line_repairs_users_by_the_same_rules_and_asks_first(backend: Backend) {
+    let app = TestApp::spawn(backend, with_tokens()).await;
+    let (provisional, owner) = merged_person(&app, "cli").await;
+    let x = owner.user_id.as_str();
+
+    // show --json is what the internal API shows.
+    let shown = json_of(&wxlink_user(&app, &["show", x, "--json"], None));
+    let by_api = internal_get(&app, &format!("/internal/v1/users/{x}"))
+        .await
+        .ok_json(200, "the same user over HTTP");
+    assert_eq!(shown, by_api);
+    let text = wxlink_user(&app, &["show", x], None);
+    assert!(
+        text.success && text.stdout.contains("cli-union"),
+        "{}",
+        text.stdout
+    );
+
+    // Unknown and malformed ids fail clearly.
+    let unknown = wxlink_user(&app, &["show", "u-nobody"], None);
+    assert!(
+        !unknown.success && unknown.stderr.contains("no such user"),
+        "{}",
+        unknown.stderr
+    );
+    let malformed = wxlink_user(&app, &["revoke-sessions", "bad id!", "--yes"], None);
+    assert!(
+        !malformed.success && malformed.stderr.contains("user id"),
+        "{}",
+        malformed.stderr
+    );
+
+    // A destructive command without --yes asks; no answer, or not "y", changes nothing.
+    let before = app.snapshot();
+    for answer in [None, Some("n\n")] {
+        let refused = wxlink_user(&app, &["delete", x], answer);
+        assert!(!refused.success, "{answer:?}: {}", refused.stdout);
+        assert!(
+            refused.stderr.contains("not confirmed"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert_eq!(
+        before.users,
+        app.snapshot().users,
+        "a refused command changes nothing"
+    );
+    assert_eq!(app.me_ok(&owner.token).await.user_id, x);
+
+    // revoke-sessions, unlink, merge: the same transactions and events as the internal API.
+    let revoked = json_of(&wxlink_user(
+        &app,
+        &["revoke-sessions", x, "--json", "--yes"],
+        None,
+    ));
+    assert_eq!(revoked, json!({"revoked": 2}));
+    assert_error(
+        &app.me(&owner.token).await,
+        401,
+        "invalid_token",
+        "revoked by the CLI",
+    );
+    let unlinked = wxlink_user(&app, &["unlink", x, APP_A, "cli-a", "--yes"], None);
+    assert!(unlinked.success, "{}", unlinked.stderr);
+    let last = wxlink_user(&app, &["unlink", x, APP_B, "cli-b", "--yes"], None);
+    assert!(
+        !last.success && last.stderr.contains("only identity"),
+        "{}",
+        last.stderr
+    );
+    let newcomer = app.login(APP_A, "cli-a", None).await;
+    assert_ne!(newcomer.user_id, x);
+    let merged = json_of(&wxlink_user(
+        &app,
+        &["merge", x, &newcomer.user_id, "--json"],
+        Some("y\n"),
+    ));
+    assert_eq!(merged["identities"].as_array().map(Vec::len), Some(2));
+    assert_eq!(app.me_ok(&newcomer.token).await.user_id, x);
+
+    // delete: a cancellation by support.
+    let deleted = json_of(&wxlink_user(&app, &["delete", x, "--yes", "--json"], None));
+    assert_eq!(
+        deleted,
+        json!({"deleted": x, "sessions": 1, "identities": 2})
+    );
+    assert_error(
+        &internal_get(&app, &format!("/internal/v1/users/{x}")).await,
+        404,
+        "not_found",
+        "a deleted user",
+    );
+    let again = wxlink_user(&app, &["delete", x, "--yes"], None);
+    assert!(
+        !again.success && again.stderr.contains("no such user"),
+        "{}",
+        again.stderr
+    );
+    assert!(provisional.user_id != x);
+
+    let feed = events(&app).await;
+    let support: Vec<&str> = feed
+        .iter()
+        .filter(|e| e["detail"]["by"] == "support")
+        .map(|e| e["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        support,
+        [
+            "sessions_revoked",
+            "identity_unlinked",
+            "users_merged",
+            "identity_unlinked",
+            "identity_unlinked",
+            "user_deleted"
+        ]
+    );
+    app.snapshot()
+        .assert_consistent("after the command line's repairs");
+}
+
+async fn webhooks_carry_the_life_cycle_events_with_their_detail(backend: Backend) {
+    let (url, received) = crate::internal::receiver(0).await;
+    let options = with_tokens().extra_toml(&format!(
+        "[webhooks.crm]\nurl = \"{url}\"\nsecret = \"whsec-lifecycle-0123456789\"\npoll_ms = 20\n"
+    ));
+    let app = TestApp::spawn(backend, options).await;
+    let (_, owner) = merged_person(&app, "hook").await;
+    internal_post(
+        &app,
+        &format!("/internal/v1/users/{}/revoke-sessions", owner.user_id),
+        &json!({}),
+    )
+    .await
+    .ok_json(200, "revoke sessions");
+    let again = app.login(APP_B, "hook-b", Some("hook-union")).await;
+    assert_eq!(app.cancel(&again.token).await.status, 204);
+    let feed = events(&app).await;
+    let kinds: Vec<&str> = feed.iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in [
+        "users_merged",
+        "sessions_revoked",
+        "identity_unlinked",
+        "user_deleted",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+
+    // Bounded poll until the receiver has every event of the feed, as the feed shows it.
+    let delivered = || -> Vec<Value> {
+        let all = received.lock().expect("receiver lock");
+        let mut events: Vec<Value> = all
+            .iter()
+            .flat_map(|(_, _, body)| {
+                let body: Value = serde_json::from_slice(body).unwrap_or_default();
+                body["events"].as_array().cloned().unwrap_or_default()
+            })
+            .collect();
+        events.dedup();
+        events
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while delivered().len() < feed.len() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        delivered(),
+        feed,
+        "the webhook delivers the feed's events, detail and all"
+    );
+}

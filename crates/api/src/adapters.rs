@@ -6,9 +6,9 @@ use std::sync::Arc;
 use base64::Engine;
 use rand::RngCore;
 use wxlink_domain::{
-    AppId, Clock, EncryptedUserData, IdSource, JsCode, OpenId, OpenedUserData, PhoneNumber,
-    SessionKey, SessionToken, UnionId, UnixTime, UserDataError, UserDataOpener, UserId,
-    WeChatError, WeChatSession, WeChatSessions,
+    AppId, Clock, DomainError, EncryptedUserData, IdSource, JsCode, OpenId, OpenedUserData,
+    PhoneNumber, SessionKey, SessionToken, UnionId, UnixTime, UserDataError, UserDataOpener,
+    UserId, WeChatError, WeChatSession, WeChatSessions,
 };
 
 use crate::access_tokens::AccessTokens;
@@ -133,7 +133,7 @@ impl WeChatSessions for WeChatAdapter {
         appid: &AppId,
         openid: &OpenId,
         key: &SessionKey,
-    ) -> Result<bool, WeChatError> {
+    ) -> Result<bool, DomainError> {
         let key = wxlink_wechat_client::SessionKey::new(key.expose_secret());
         self.tokens
             .with_token(appid, |token| {
@@ -154,7 +154,7 @@ impl WeChatSessions for WeChatAdapter {
         appid: &AppId,
         openid: &OpenId,
         code: &JsCode,
-    ) -> Result<PhoneNumber, WeChatError> {
+    ) -> Result<PhoneNumber, DomainError> {
         let info = self
             .tokens
             .with_token(appid, |token| {
@@ -171,7 +171,8 @@ impl WeChatSessions for WeChatAdapter {
         if info.watermark.appid != appid.as_str() {
             return Err(WeChatError::Upstream(
                 "the phone number's watermark names another app".into(),
-            ));
+            )
+            .into());
         }
         Ok(PhoneNumber {
             phone_number: info.phone_number,

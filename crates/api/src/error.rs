@@ -145,6 +145,11 @@ impl From<DomainError> for ApiError {
                     "too many concurrent changes to this user; try again",
                 );
             }
+            DomainError::Store(StoreError::Key(problem)) => {
+                // The operator's problem, not the client's: the details stay in the log.
+                tracing::error!(%problem, "data key problem");
+                return Self::internal();
+            }
             DomainError::Store(_) | _ => {
                 tracing::error!(%error, "internal error");
                 return Self::internal();

@@ -3,9 +3,9 @@
 use std::fmt;
 
 use aes_gcm::{Aes256Gcm, KeyInit as _};
+use hmac::{Hmac, Mac};
 use secrecy::zeroize::{Zeroize as _, Zeroizing};
 use secrecy::{ExposeSecret as _, SecretBox, SecretString};
-use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
 
 use crate::base64_forms::{self, Base64Error};

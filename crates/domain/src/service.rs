@@ -133,16 +133,19 @@ where
                 };
                 let (user, outcome) =
                     linking::login(tx, origin, wechat.unionid.as_ref(), &new_user_id)?;
-                tx.insert_session(&Session {
-                    token_hash,
-                    user_id: user.id.clone(),
-                    appid: appid.clone(),
-                    openid: wechat.openid.clone(),
-                    session_key: wechat.session_key.clone(),
-                    created_at: now,
-                    expires_at: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
-                    revoked: false,
-                })?;
+                tx.insert_session(
+                    &Session {
+                        token_hash,
+                        user_id: user.id.clone(),
+                        appid: appid.clone(),
+                        openid: wechat.openid.clone(),
+                        has_session_key: wechat.session_key.is_some(),
+                        created_at: now,
+                        expires_at: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
+                        revoked: false,
+                    },
+                    &wechat.session_key,
+                )?;
                 Ok((user.id, user.unionid.is_some(), outcome))
             })
             .await?;
@@ -167,10 +170,9 @@ where
         let session = self.live_session(token_hash, now).await?;
 
         // Only mini program logins have a session_key to decrypt with.
-        let stored_key = session
-            .session_key
-            .clone()
-            .ok_or(DomainError::UnsupportedForApp)?;
+        if !session.has_session_key {
+            return Err(DomainError::UnsupportedForApp);
+        }
         let (key, code_unionid) = match &submission.code {
             Some(code) => {
                 let fresh = self.wechat.code2session(&session.appid, code).await?;
@@ -180,7 +182,7 @@ where
                 let key = fresh.session_key.ok_or(DomainError::UnsupportedForApp)?;
                 (key, fresh.unionid)
             }
-            None => (stored_key, None),
+            None => (self.stored_session_key(token_hash).await?, None),
         };
         let refreshed_key = submission.code.is_some().then(|| key.clone());
 
@@ -264,7 +266,7 @@ where
         let now = self.clock.now();
         let token_hash = token.hash();
         let session = self.live_session(token_hash, now).await?;
-        if session.session_key.is_none() {
+        if !session.has_session_key {
             return Err(DomainError::UnsupportedForApp);
         }
         let phone = self
@@ -310,6 +312,17 @@ where
                 linking::live_session(tx, &token_hash, now)?;
                 tx.revoke_session(&token_hash, now)?;
                 Ok(())
+            })
+            .await
+    }
+
+    /// The session's stored session_key, unsealed: only the use cases that decrypt with it
+    /// open it.
+    async fn stored_session_key(&self, token_hash: TokenHash) -> Result<SessionKey, DomainError> {
+        self.store
+            .transact(TxMode::Read, move |tx| {
+                tx.session_key(&token_hash)?
+                    .ok_or(DomainError::UnsupportedForApp)
             })
             .await
     }

@@ -92,6 +92,7 @@ mod access_tokens;
 mod admin;
 mod config;
 mod connection;
+mod data_keys;
 mod error;
 mod migrations;
 mod schema;

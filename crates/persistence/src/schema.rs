@@ -123,3 +123,19 @@ diesel::table! {
         lease_until -> BigInt,
     }
 }
+
+diesel::table! {
+    /// The data keys sealed values are under: key id and fingerprint, never the key.
+    data_keys (key_id) {
+        /// `KeyId` as 8 hex digits.
+        key_id -> Text,
+        /// `DataKey::fingerprint`; NULL when only seen in a sealed value's header.
+        fingerprint -> Nullable<Text>,
+        /// `in_use` or `retired`.
+        state -> Text,
+        /// Order in which keys became current; the greatest is the cluster's current key.
+        current_seq -> Nullable<BigInt>,
+        /// Unix seconds.
+        recorded_at -> BigInt,
+    }
+}

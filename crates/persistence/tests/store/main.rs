@@ -10,6 +10,7 @@
 
 mod cases;
 mod flows;
+mod keys;
 mod support;
 
 /// Instantiate each case as `sqlite::NAME` and `postgres::NAME`.
@@ -62,6 +63,9 @@ on_both_backends!(
     flows::service_refreshes_the_session_key,
     flows::phone_numbers_are_stored_sealed_and_rotate,
     flows::logins_without_a_session_key_are_stored_without_one,
+    keys::keyring_check_refuses_what_cannot_open_the_database_and_follows_a_rotation,
+    keys::keyring_check_derives_the_keys_of_an_older_database,
+    keys::nodes_starting_at_once_with_different_keys_cannot_both_start,
 );
 
 /// What only SQLite has: a file, WAL, a directory to create.

@@ -227,3 +227,56 @@ fn store_error(error: StoreError) -> DomainError {
 pub(crate) fn upstream(appid: &AppId, error: ClientError) -> WeChatError {
     crate::adapters::map_client_error(appid, error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wxlink_persistence::StoreConfig;
+    use wxlink_wechat_client::ClientConfig;
+
+    /// A database outage while the token is read is the database's failure: the client gets
+    /// 503 `database_unavailable`, not 502 `upstream_error`.
+    #[tokio::test]
+    async fn a_store_outage_while_fetching_the_token_is_database_unavailable() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let port = closed.local_addr().map(|a| a.port()).unwrap_or_default();
+        drop(closed);
+        let keyring = wxlink_crypto::Keyring::new(wxlink_crypto::DataKey::generate());
+        let store = Store::connect(
+            StoreConfig::new(
+                format!("postgres://wxlink@127.0.0.1:{port}/wxlink"),
+                keyring,
+            )
+            .migrate_on_start(false)
+            .connect_timeout(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let client = WeChatClient::new(
+            ClientConfig::builder()
+                .api_base(format!("http://127.0.0.1:{port}"))
+                .build()
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let appid = AppId::parse("wx0123456789abcdef".to_owned()).unwrap_or_else(|e| panic!("{e}"));
+        let secrets = HashMap::from([(appid.clone(), AppSecret::new("secret"))]);
+        let tokens = AccessTokens::new(client, store, secrets);
+        let error = tokens
+            .with_token(&appid, |_| async { Ok::<(), ClientError>(()) })
+            .await
+            .expect_err("no token without a database");
+        assert!(
+            matches!(error, DomainError::Store(StoreError::Unavailable(_))),
+            "{error:?}"
+        );
+        let answer = crate::ApiError::from(error);
+        assert_eq!(
+            (answer.status, answer.code),
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable"
+            )
+        );
+    }
+}

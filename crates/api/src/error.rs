@@ -263,5 +263,16 @@ mod tests {
         assert!(!api.message.contains("pw"));
         let api = ApiError::from(StoreError::Corrupt("user u1 is missing".into()));
         assert_eq!(api.message, "internal error");
+        let api = ApiError::from(StoreError::Key(
+            "session key of TokenHash(9ca3…): sealed value needs key 0badbeef".into(),
+        ));
+        assert_eq!(
+            (api.status, api.code, api.message.as_str()),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error"
+            )
+        );
     }
 }

@@ -44,7 +44,7 @@ impl Backend {
     pub fn of_url(url: &str) -> Option<Backend> {
         if url.starts_with("sqlite://") {
             Some(Backend::Sqlite)
-        } else if Backend::of_url(url) == Some(Backend::Postgres) {
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Some(Backend::Postgres)
         } else {
             None
@@ -116,7 +116,7 @@ impl Target {
                 });
             }
             Ok(Target::Sqlite { path })
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        } else if Backend::of_url(url) == Some(Backend::Postgres) {
             Ok(Target::Postgres {
                 url: with_connect_timeout(url, connect_timeout),
                 display: redact_url(url),

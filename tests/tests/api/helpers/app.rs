@@ -283,6 +283,15 @@ impl TestApp {
         Ok(address)
     }
 
+    /// Start the main process again with the current settings; the other nodes keep running.
+    pub async fn restart_main(&mut self) {
+        if let Some(mut proc) = self.process.take() {
+            proc.kill();
+            self.earlier_stderr.push_str(&proc.stderr());
+        }
+        self.start_process().await;
+    }
+
     /// SIGKILL every node started by [`TestApp::spawn_node`], keeping their stderr.
     pub fn stop_nodes(&mut self) {
         for mut proc in self.nodes.drain(..) {

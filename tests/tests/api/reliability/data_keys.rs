@@ -1,0 +1,174 @@
+//! One keyring for the cluster (issue 13): a node whose data keys cannot open what the
+//! database holds refuses to start, naming the settings, instead of failing request by
+//! request; and the rotation procedure of `docs/operations.md` works across two nodes.
+
+use serde_json::Value;
+
+use crate::helpers::{APP_A, Backend, Options, Reply, TestApp, send, signed_body};
+
+fn new_key() -> String {
+    let key = wxlink_crypto::DataKey::generate();
+    secrecy::ExposeSecret::expose_secret(&key.to_base64()).to_owned()
+}
+
+fn key_id(key: &str) -> String {
+    wxlink_crypto::DataKey::from_base64(key)
+        .expect("a data key")
+        .id()
+        .to_string()
+}
+
+/// The refusal names the settings to fix, both spellings.
+fn assert_names_the_settings(why: &str) {
+    assert!(why.contains("exited"), "it exits instead of serving: {why}");
+    assert!(why.contains("security.data_key"), "{why}");
+    assert!(why.contains("WXLINK__SECURITY__DATA_KEY"), "{why}");
+}
+
+/// `POST /v1/wechat/user-info` on `node`: opens the session_key that login sealed.
+async fn user_info_on(app: &TestApp, node: &str, token: &str, openid: &str) -> Reply {
+    let body: Value = signed_body(&app.wx_user_info(APP_A, openid));
+    send(
+        app.client
+            .post(format!("{node}/v1/wechat/user-info"))
+            .bearer_auth(token)
+            .json(&body),
+        "user-info",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_data_key_refuses_to_start() {
+    let test = concat!(
+        module_path!(),
+        "::a_node_with_another_data_key_refuses_to_start"
+    );
+    let Some(backend) = Backend::postgres(test) else {
+        return;
+    };
+    let mut app = TestApp::spawn(backend, Options::default()).await;
+    app.login(APP_A, "kim", None).await;
+    let cluster_key = std::fs::read_to_string(app.dir().join("wxlink.key")).expect("the key");
+
+    let own_key = new_key();
+    app.set_data_keys(Some(&own_key), &[]);
+    let why = app
+        .try_spawn_node()
+        .await
+        .expect_err("another key must not start");
+    assert_names_the_settings(&why);
+    assert!(why.contains(&key_id(&cluster_key)), "{why}");
+    assert!(!why.contains(&own_key) && !why.contains(cluster_key.trim()));
+
+    // Without any data key PostgreSQL is refused too, and no key file of its own is made.
+    std::fs::remove_file(app.dir().join("wxlink.key")).expect("remove the key file");
+    app.set_data_keys(None, &[]);
+    let why = app
+        .try_spawn_node()
+        .await
+        .expect_err("no key must not start");
+    assert_names_the_settings(&why);
+    assert!(
+        !app.dir().join("wxlink.key").exists(),
+        "no key file on PostgreSQL"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_with_a_wrong_key_file_refuses_to_start() {
+    let mut app = TestApp::spawn(Backend::Sqlite, Options::default()).await;
+    let login = app.login(APP_A, "lee", None).await;
+    let key_file = app.dir().join("wxlink.key");
+    let right_key = std::fs::read_to_string(&key_file).expect("the key file");
+    std::fs::write(&key_file, new_key()).expect("replace the key file");
+    let why = app
+        .try_spawn_node()
+        .await
+        .expect_err("a wrong key must not start");
+    assert_names_the_settings(&why);
+    assert!(why.contains(&key_id(right_key.trim())), "{why}");
+    // The running node goes on serving.
+    assert_eq!(app.me_ok(&login.token).await.user_id, login.user_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_key_rotation_across_two_nodes() {
+    let test = concat!(module_path!(), "::data_key_rotation_across_two_nodes");
+    let Some(backend) = Backend::postgres(test) else {
+        return;
+    };
+    let mut app = TestApp::spawn(backend, Options::default()).await;
+    let old = std::fs::read_to_string(app.dir().join("wxlink.key")).expect("the key");
+    let new = new_key();
+    let before = app.login(APP_A, "rot-1", None).await;
+
+    // 1. The new key as a previous key on every node.
+    app.set_data_keys(Some(&old), &[&new]);
+    app.restart().await;
+    let second = app.spawn_node().await;
+    // 2. One node makes it current: the other, still sealing under the old key, opens both.
+    app.set_data_keys(Some(&new), &[&old]);
+    app.restart_main().await;
+    let first = app.address.clone();
+    let on_new = app.login(APP_A, "rot-2", None).await;
+    let wx = app.wx_login(APP_A, "rot-3", None);
+    let on_old = send(
+        app.client
+            .post(format!("{second}/v1/wechat/login"))
+            .json(&serde_json::json!({"appid": APP_A, "code": wx.code})),
+        "login on the second node",
+    )
+    .await;
+    let on_old = crate::helpers::LoginResponse::parse(&on_old);
+    let sessions = [
+        (&before.token, "rot-1"),
+        (&on_new.token, "rot-2"),
+        (&on_old.token, "rot-3"),
+    ];
+    for (token, openid) in sessions {
+        for node in [&first, &second] {
+            let reply = user_info_on(&app, node, token, openid).await;
+            assert_eq!(reply.status, 200, "{openid} on {node}: {}", reply.body);
+        }
+    }
+    // A node with only the old key cannot start now: the cluster's current key is the new one.
+    app.set_data_keys(Some(&old), &[]);
+    let why = app.try_spawn_node().await.expect_err("the old key alone");
+    assert_names_the_settings(&why);
+    assert!(why.contains(&key_id(&new)), "{why}");
+
+    // 3. Every node on the new key, then re-seal: the old key is retired.
+    app.stop_nodes();
+    app.set_data_keys(Some(&new), &[&old]);
+    let second = app.spawn_node().await;
+    let mut rotate = crate::helpers::wxlink_command();
+    rotate
+        .arg("rotate-data-key")
+        .arg("--config")
+        .arg(app.dir().join("wxlink.toml"));
+    let output = rotate.output().expect("run wxlink rotate-data-key");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("retired data keys") && stdout.contains(&key_id(&old)),
+        "{stdout}"
+    );
+
+    // 4. A node with only the new key starts and serves every session.
+    app.set_data_keys(Some(&new), &[]);
+    let only_new = app
+        .try_spawn_node()
+        .await
+        .expect("the new key alone starts");
+    for (token, openid) in sessions {
+        for node in [&only_new, &second] {
+            let reply = user_info_on(&app, node, token, openid).await;
+            assert_eq!(reply.status, 200, "{openid} on {node}: {}", reply.body);
+        }
+    }
+}

@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use crate::helpers::{APP_A, Backend, Options, Reply, TestApp, send, signed_body};
+use crate::helpers::{APP_A, Backend, Options, Reply, TestApp, assert_error, send, signed_body};
+
+on_both_backends!(a_session_key_that_cannot_be_opened_breaks_only_what_needs_it);
 
 fn new_key() -> String {
     let key = wxlink_crypto::DataKey::generate();
@@ -171,4 +173,57 @@ async fn data_key_rotation_across_two_nodes() {
             assert_eq!(reply.status, 200, "{openid} on {node}: {}", reply.body);
         }
     }
+}
+
+/// Replace every stored session_key with `sealed`, behind wxlink's back.
+fn overwrite_session_keys(url: &str, sealed: &[u8]) {
+    use diesel::sql_types::Binary;
+    use diesel::{Connection as _, PgConnection, RunQueryDsl as _, SqliteConnection};
+    let updated = match url.strip_prefix("sqlite://") {
+        Some(path) => diesel::sql_query("UPDATE sessions SET session_key = ?")
+            .bind::<Binary, _>(sealed)
+            .execute(&mut SqliteConnection::establish(path).expect("open the SQLite file")),
+        None => diesel::sql_query("UPDATE sessions SET session_key = $1")
+            .bind::<Binary, _>(sealed)
+            .execute(&mut PgConnection::establish(url).expect("connect to PostgreSQL")),
+    };
+    assert_eq!(updated.expect("overwrite the session keys"), 1);
+}
+
+async fn a_session_key_that_cannot_be_opened_breaks_only_what_needs_it(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+    let login = app.login(APP_A, "dot", None).await;
+    // A value sealed under a key no node has, as a mixed-up key or a restored backup leaves it.
+    let stranger = wxlink_crypto::Keyring::new(wxlink_crypto::DataKey::generate());
+    let foreign_id = stranger.current_key_id().to_string();
+    overwrite_session_keys(app.database_url(), &stranger.seal(b"not this node's"));
+
+    assert_eq!(app.me_ok(&login.token).await.user_id, login.user_id);
+    let body = signed_body(&app.wx_user_info(APP_A, "dot"));
+    let reply = app.user_info(&login.token, &body).await;
+    assert_error(
+        &reply,
+        500,
+        "internal_error",
+        "user info needs the stored key",
+    );
+    assert!(
+        !reply.body.contains(&foreign_id),
+        "no key detail for the client"
+    );
+    assert!(
+        app.wait_for_stderr("data key problem").await,
+        "logged as a key problem"
+    );
+    assert!(
+        app.stderr().contains(&foreign_id),
+        "the log names the key id"
+    );
+    let logout = app.logout(&login.token).await;
+    assert!(
+        logout.status < 300,
+        "logout works: {} {}",
+        logout.status,
+        logout.body
+    );
 }

@@ -84,6 +84,9 @@
 //!   redacted; decoded session keys are zeroed after use. The AES round keys derived while a
 //!   function runs are not zeroed.
 //! - Sealing uses a random 96-bit nonce per value; keep a key under about 2³² seals.
+//! - [`DataKey::id`] and [`DataKey::fingerprint`] are public: log and store them to tell keys
+//!   apart (e.g. to check that every node of a cluster has the same keys); neither reveals the
+//!   key. [`sealed_key_id`] reads which key sealed a value without any key.
 //!
 //! # Crate features
 //!

@@ -48,6 +48,12 @@ impl Store {
             .await
             .map_err(|e| self.setup_error(&e))?;
         if problems.is_empty() {
+            let current = self.inner.keyring.current_key();
+            tracing::info!(
+                key_id = %current.id(),
+                fingerprint = %current.fingerprint(),
+                "the data keys open what the database holds"
+            );
             Ok(())
         } else {
             for problem in &problems {

@@ -3,7 +3,7 @@
 
 use secrecy::ExposeSecret as _;
 use wxlink_crypto::{DataKey, Keyring};
-use wxlink_domain::{IdentityStore as _, TxMode};
+use wxlink_domain::{IdentityStore as _, PhoneNumber, TxMode};
 use wxlink_persistence::{PersistenceError, Store};
 
 use crate::support::*;
@@ -113,4 +113,28 @@ pub async fn nodes_starting_at_once_with_different_keys_cannot_both_start(db: &T
         checked_a.is_ok() != checked_b.is_ok(),
         "exactly one of two different keys is the cluster's: {checked_a:?} {checked_b:?}"
     );
+}
+
+pub async fn a_lookup_answers_without_a_phone_number_it_cannot_unseal(db: &TestDb) {
+    let a = db.store_with(keyring_a()).await;
+    let phone = PhoneNumber {
+        phone_number: "13800138000".into(),
+        pure_phone_number: "13800138000".into(),
+        country_code: "86".into(),
+    };
+    let stored = phone.clone();
+    a.transact(TxMode::Write, move |tx| {
+        tx.insert_user(&user("u", None, 1))?;
+        Ok(tx.set_phone_number(&user_id("u"), &stored, 2)?)
+    })
+    .await
+    .unwrap();
+    let found = a.user_by_id(&user_id("u")).await.unwrap().unwrap();
+    assert_eq!(found.phone_number, Some(phone));
+
+    // A node without the key still finds the user; only the phone number is left out.
+    let b = db.store_with(Keyring::new(key_b())).await;
+    let found = b.user_by_id(&user_id("u")).await.unwrap().unwrap();
+    assert_eq!(found.user.id, user_id("u"));
+    assert_eq!(found.phone_number, None);
 }

@@ -40,6 +40,24 @@ async fn user_info_on(app: &TestApp, node: &str, token: &str, openid: &str) -> R
     .await
 }
 
+/// `POST /v1/wechat/phone-number` on `node`: reads the app's shared access token, which
+/// whichever node refreshed it sealed.
+async fn phone_number_on(app: &TestApp, node: &str, token: &str, openid: &str) -> Reply {
+    let code = app
+        .sim
+        .phone_code(APP_A, openid, "13800000002", Some("86"))
+        .expect("the simulator issues a phone code")
+        .code;
+    send(
+        app.client
+            .post(format!("{node}/v1/wechat/phone-number"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"code": code})),
+        "phone-number",
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_another_data_key_refuses_to_start() {
     let test = concat!(
@@ -132,6 +150,8 @@ async fn data_key_rotation_across_two_nodes() {
         for node in [&first, &second] {
             let reply = user_info_on(&app, node, token, openid).await;
             assert_eq!(reply.status, 200, "{openid} on {node}: {}", reply.body);
+            let reply = phone_number_on(&app, node, token, openid).await;
+            assert_eq!(reply.status, 200, "{openid} on {node}: {}", reply.body);
         }
     }
     // A node with only the old key cannot start now: the cluster's current key is the new one.
@@ -170,6 +190,8 @@ async fn data_key_rotation_across_two_nodes() {
     for (token, openid) in sessions {
         for node in [&only_new, &second] {
             let reply = user_info_on(&app, node, token, openid).await;
+            assert_eq!(reply.status, 200, "{openid} on {node}: {}", reply.body);
+            let reply = phone_number_on(&app, node, token, openid).await;
             assert_eq!(reply.status, 200, "{openid} on {node}: {}", reply.body);
         }
     }

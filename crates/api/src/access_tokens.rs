@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use wxlink_domain::{AppId, Clock, WeChatError};
+use wxlink_domain::{AppId, Clock, DomainError, StoreError, WeChatError};
 use wxlink_persistence::{SharedAccessToken, Store};
 use wxlink_wechat_client::{AccessToken, AppSecret, Error as ClientError, WeChatClient};
 
@@ -65,8 +65,9 @@ impl AccessTokens {
     }
 
     /// Run `call` with the app's current token; if WeChat says the token is invalid, refresh
-    /// once and retry once.
-    pub async fn with_token<T, F, Fut>(&self, appid: &AppId, call: F) -> Result<T, WeChatError>
+    /// once and retry once. A failure of the token's store is a [`DomainError::Store`], so a
+    /// database outage is answered as one, not as WeChat's failure.
+    pub async fn with_token<T, F, Fut>(&self, appid: &AppId, call: F) -> Result<T, DomainError>
     where
         F: Fn(AccessToken) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
@@ -79,9 +80,9 @@ impl AccessTokens {
                 let token = self.current(appid, Some(&token)).await?;
                 call(AccessToken::new(token.expose_secret()))
                     .await
-                    .map_err(|e| upstream(appid, e))
+                    .map_err(|e| upstream(appid, e).into())
             }
-            other => other.map_err(|e| upstream(appid, e)),
+            other => other.map_err(|e| upstream(appid, e).into()),
         }
     }
 
@@ -93,7 +94,7 @@ impl AccessTokens {
         &self,
         appid: &AppId,
         rejected: Option<&SecretString>,
-    ) -> Result<SecretString, WeChatError> {
+    ) -> Result<SecretString, DomainError> {
         let inner = &self.inner;
         let not_rejected = |t: &SharedAccessToken| {
             rejected.is_none_or(|r| r.expose_secret() != t.token.expose_secret())
@@ -152,13 +153,14 @@ impl AccessTokens {
             if tokio::time::Instant::now() >= deadline {
                 return Err(WeChatError::Upstream(
                     "timed out waiting for another node to refresh the access token".into(),
-                ));
+                )
+                .into());
             }
             tokio::time::sleep(WAIT_STEP).await;
         }
     }
 
-    async fn refresh(&self, appid: &AppId) -> Result<SecretString, WeChatError> {
+    async fn refresh(&self, appid: &AppId) -> Result<SecretString, DomainError> {
         let inner = &self.inner;
         let secret = inner.secrets.get(appid).ok_or(WeChatError::UnknownApp)?;
         let fetched = crate::adapters::observed(
@@ -215,11 +217,66 @@ impl AccessTokens {
     }
 }
 
-fn store_error(error: wxlink_domain::StoreError) -> WeChatError {
-    WeChatError::Upstream(format!("access token store: {error}"))
+/// The store's error as it is: `Unavailable` becomes 503 `database_unavailable`, a key
+/// problem an internal error logged as one.
+fn store_error(error: StoreError) -> DomainError {
+    DomainError::Store(error)
 }
 
 /// Map a client error from a call made with an access token.
 pub(crate) fn upstream(appid: &AppId, error: ClientError) -> WeChatError {
     crate::adapters::map_client_error(appid, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wxlink_persistence::StoreConfig;
+    use wxlink_wechat_client::ClientConfig;
+
+    /// A database outage while the token is read is the database's failure: the client gets
+    /// 503 `database_unavailable`, not 502 `upstream_error`.
+    #[tokio::test]
+    async fn a_store_outage_while_fetching_the_token_is_database_unavailable() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let port = closed.local_addr().map(|a| a.port()).unwrap_or_default();
+        drop(closed);
+        let keyring = wxlink_crypto::Keyring::new(wxlink_crypto::DataKey::generate());
+        let store = Store::connect(
+            StoreConfig::new(
+                format!("postgres://wxlink@127.0.0.1:{port}/wxlink"),
+                keyring,
+            )
+            .migrate_on_start(false)
+            .connect_timeout(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let client = WeChatClient::new(
+            ClientConfig::builder()
+                .api_base(format!("http://127.0.0.1:{port}"))
+                .build()
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let appid = AppId::parse("wx0123456789abcdef".to_owned()).unwrap_or_else(|e| panic!("{e}"));
+        let secrets = HashMap::from([(appid.clone(), AppSecret::new("secret"))]);
+        let tokens = AccessTokens::new(client, store, secrets);
+        let error = tokens
+            .with_token(&appid, |_| async { Ok::<(), ClientError>(()) })
+            .await
+            .expect_err("no token without a database");
+        assert!(
+            matches!(error, DomainError::Store(StoreError::Unavailable(_))),
+            "{error:?}"
+        );
+        let answer = crate::ApiError::from(error);
+        assert_eq!(
+            (answer.status, answer.code),
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable"
+            )
+        );
+    }
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use base64::Engine;
 use rand::RngCore;
 use wxlink_domain::{
-    AppId, Clock, EncryptedUserData, ExpectedWatermark, IdSource, JsCode, OpenId, OpenedUserData,
-    PhoneNumber, SessionKey, SessionToken, UnionId, UnixTime, UserDataError, UserDataOpener,
-    UserId, WeChatError, WeChatSession, WeChatSessions,
+    AppId, Clock, DomainError, EncryptedUserData, ExpectedWatermark, IdSource, JsCode, OpenId,
+    OpenedUserData, PhoneNumber, SessionKey, SessionToken, UnionId, UnixTime, UserDataError,
+    UserDataOpener, UserId, WeChatError, WeChatSession, WeChatSessions,
 };
 
 use wxlink_crypto::WatermarkError;
@@ -158,7 +158,7 @@ impl WeChatSessions for WeChatAdapter {
         appid: &AppId,
         openid: &OpenId,
         key: &SessionKey,
-    ) -> Result<bool, WeChatError> {
+    ) -> Result<bool, DomainError> {
         self.spend_quota(appid).await?;
         let key = wxlink_wechat_client::SessionKey::new(key.expose_secret());
         self.tokens
@@ -180,7 +180,7 @@ impl WeChatSessions for WeChatAdapter {
         appid: &AppId,
         openid: &OpenId,
         code: &JsCode,
-    ) -> Result<PhoneNumber, WeChatError> {
+    ) -> Result<PhoneNumber, DomainError> {
         self.spend_quota(appid).await?;
         let info = self
             .tokens
@@ -198,7 +198,8 @@ impl WeChatSessions for WeChatAdapter {
         if info.watermark.appid != appid.as_str() {
             return Err(WeChatError::Upstream(
                 "the phone number's watermark names another app".into(),
-            ));
+            )
+            .into());
         }
         Ok(PhoneNumber {
             phone_number: info.phone_number,

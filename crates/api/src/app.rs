@@ -27,6 +27,14 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] wxlink_persistence::PersistenceError),
+    /// This node's data keys cannot open what the database holds, or lack the cluster's
+    /// current key.
+    #[error(
+        "data keys: {0}; every node needs the cluster's keys: the current one in \
+         security.data_key (WXLINK__SECURITY__DATA_KEY), older ones still in use in \
+         security.previous_data_keys (WXLINK__SECURITY__PREVIOUS_DATA_KEYS)"
+    )]
+    Keyring(String),
     /// The WeChat client could not be built.
     #[error("wechat client: {0}")]
     WeChat(#[from] wxlink_wechat_client::Error),
@@ -38,6 +46,19 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// Refuse to start with data keys that cannot open what the database holds, rather than fail
+/// request by request; records this node's current key for the others.
+pub async fn check_keyring(store: &Store) -> Result<(), StartError> {
+    use wxlink_domain::Clock as _;
+    match store.check_keyring(SystemClock.now()).await {
+        Ok(()) => Ok(()),
+        Err(wxlink_persistence::PersistenceError::Keyring(problems)) => {
+            Err(StartError::Keyring(problems))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// A configured, listening wxlink that has not started serving yet.
@@ -74,6 +95,7 @@ impl Application {
             .max_connections(settings.database.max_connections)
             .migrate_on_start(settings.database.migrate_on_start);
         let store = Store::connect(store_config).await?;
+        check_keyring(&store).await?;
 
         let client = WeChatClient::new(
             ClientConfig::builder()

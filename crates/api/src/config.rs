@@ -490,8 +490,9 @@ impl Settings {
             .collect()
     }
 
-    /// The keyring sealing session_keys: the configured data key, or the key file beside the
-    /// config file (created, mode 0600, when absent).
+    /// The keyring sealing session_keys: the configured data key, or on SQLite the key file
+    /// beside the config file (created, mode 0600, when absent); PostgreSQL needs the key
+    /// configured.
     pub fn keyring(
         &self,
         key_file: &Path,
@@ -502,6 +503,17 @@ impl Settings {
         };
         let (current, created) = match &self.security.data_key {
             Some(key) => (parse("security.data_key", key)?, None),
+            // A key file of its own per node would split a cluster's keyring.
+            None if wxlink_persistence::Backend::of_url(&self.database.url)
+                == Some(wxlink_persistence::Backend::Postgres) =>
+            {
+                return Err(invalid(
+                    "security.data_key",
+                    "is required with PostgreSQL: every node of the cluster needs the same \
+                     data key; generate one with `wxlink new-data-key` and set \
+                     security.data_key (or WXLINK__SECURITY__DATA_KEY) on every node",
+                ));
+            }
             None => load_or_create_key_file(key_file)?,
         };
         let mut keyring = wxlink_crypto::Keyring::new(current);

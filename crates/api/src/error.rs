@@ -177,6 +177,11 @@ impl From<DomainError> for ApiError {
                     "too many concurrent changes to this user; try again",
                 );
             }
+            DomainError::Store(StoreError::Key(problem)) => {
+                // The operator's problem, not the client's: the details stay in the log.
+                tracing::error!(%problem, "data key problem");
+                return Self::internal();
+            }
             DomainError::Store(_) | _ => {
                 tracing::error!(%error, "internal error");
                 return Self::internal();
@@ -325,5 +330,16 @@ mod tests {
         assert_eq!(api.message, "WeChat did not give a usable answer");
         let api = ApiError::from(DomainError::from(WeChatError::Errcode(40125)));
         assert_eq!(api.message, "WeChat answered errcode 40125");
+        let api = ApiError::from(StoreError::Key(
+            "session key of TokenHash(9ca3…): sealed value needs key 0badbeef".into(),
+        ));
+        assert_eq!(
+            (api.status, api.code, api.message.as_str()),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error"
+            )
+        );
     }
 }

@@ -29,5 +29,5 @@ mod state;
 mod webhooks;
 mod wire;
 
-pub use app::{Application, StartError};
+pub use app::{Application, StartError, check_keyring};
 pub use error::ApiError;

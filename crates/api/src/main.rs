@@ -140,6 +140,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             )
             .await
             .map_err(|e| e.to_string())?;
+            wxlink_api::check_keyring(&store)
+                .await
+                .map_err(|e| e.to_string())?;
             let keys = store
                 .reseal_session_keys(500)
                 .await
@@ -148,9 +151,26 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .reseal_phone_numbers(500)
                 .await
                 .map_err(|e| e.to_string())?;
+            let tokens = store
+                .reseal_access_tokens(500)
+                .await
+                .map_err(|e| e.to_string())?;
             println!(
-                "re-sealed {keys} session keys and {phones} phone numbers under the current data key"
+                "re-sealed {keys} session keys, {phones} phone numbers and {tokens} access tokens \
+                 under the current data key"
             );
+            let retired = store
+                .retire_unused_data_keys()
+                .await
+                .map_err(|e| e.to_string())?;
+            if retired.is_empty() {
+                println!("no data key retired");
+            } else {
+                println!(
+                    "retired data keys {}: no value is sealed under them, nodes may drop them",
+                    retired.join(", ")
+                );
+            }
             Ok(())
         }
         Command::User {

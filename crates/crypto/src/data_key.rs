@@ -3,6 +3,7 @@
 use std::fmt;
 
 use aes_gcm::{Aes256Gcm, KeyInit as _};
+use hmac::{Hmac, Mac};
 use secrecy::zeroize::{Zeroize as _, Zeroizing};
 use secrecy::{ExposeSecret as _, SecretBox, SecretString};
 use sha2::{Digest as _, Sha256};
@@ -11,6 +12,10 @@ use crate::base64_forms::{self, Base64Error};
 
 /// Length of a data key in bytes (AES-256).
 const KEY_LEN: usize = 32;
+/// What [`DataKey::fingerprint`] authenticates; versioned so the scheme can change.
+const FINGERPRINT_CONTEXT: &[u8] = b"wxlink data key fingerprint v1";
+/// Bytes of the HMAC kept in a fingerprint.
+const FINGERPRINT_LEN: usize = 8;
 
 /// A 32-byte AES-256-GCM key for sealing secrets at rest.
 ///
@@ -72,6 +77,20 @@ impl DataKey {
     /// Sealed values carry it, so the matching key can be found after rotation.
     pub fn id(&self) -> KeyId {
         self.id
+    }
+
+    /// A fingerprint to record and compare keys by, across the nodes of a cluster:
+    /// HMAC-SHA256 keyed by the key over `"wxlink data key fingerprint v1"`, the first 8 bytes
+    /// as 16 lowercase hex digits.
+    ///
+    /// Unlike [`DataKey::id`], which is only 32 bits, it tells two keys apart with certainty in
+    /// practice, so a stored fingerprint that differs from a key with the same id means a
+    /// mix-up. It reveals nothing about the key without the key.
+    pub fn fingerprint(&self) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.bytes.expose_secret())
+            .expect("HMAC takes a key of any length");
+        mac.update(FINGERPRINT_CONTEXT);
+        hex::encode(&mac.finalize().into_bytes()[..FINGERPRINT_LEN])
     }
 
     pub(crate) fn cipher(&self) -> Aes256Gcm {

@@ -89,6 +89,9 @@
 //!   redacted; decoded session keys are zeroed after use. The AES round keys derived while a
 //!   function runs are not zeroed.
 //! - Sealing uses a random 96-bit nonce per value; keep a key under about 2³² seals.
+//! - [`DataKey::id`] and [`DataKey::fingerprint`] are public: log and store them to tell keys
+//!   apart (e.g. to check that every node of a cluster has the same keys); neither reveals the
+//!   key. [`sealed_key_id`] reads which key sealed a value without any key.
 //!
 //! # Crate features
 //!
@@ -115,7 +118,7 @@ mod watermark;
 pub use base64_forms::{Base64Error, decode as decode_base64};
 pub use data_key::{DataKey, KeyError, KeyId};
 pub use open_data::{DecryptError, UserData, decrypt, decrypt_bytes, decrypt_user_data, encrypt};
-pub use seal::{Keyring, SealError};
+pub use seal::{Keyring, SealError, sealed_key_id};
 pub use signature::{
     check_session_signature, raw_data_signature, session_signature, verify_raw_data_signature,
 };

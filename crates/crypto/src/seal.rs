@@ -87,6 +87,16 @@ impl Keyring {
         self.current.id()
     }
 
+    /// The key that seals.
+    pub fn current_key(&self) -> &DataKey {
+        &self.current
+    }
+
+    /// Every key of the ring, the current one first, then the old ones in the order added.
+    pub fn keys(&self) -> impl Iterator<Item = &DataKey> {
+        std::iter::once(&self.current).chain(&self.old)
+    }
+
     /// Seals `plaintext` under the current key with a fresh random nonce.
     ///
     /// A random 96-bit nonce is safe for about 2³² seals under one key; rotate long before that.
@@ -181,10 +191,15 @@ impl Keyring {
     pub fn needs_reseal(&self, sealed: &[u8]) -> bool {
         Parts::parse(sealed).map_or(true, |parts| parts.key_id != self.current.id())
     }
+}
 
-    fn keys(&self) -> impl Iterator<Item = &DataKey> {
-        std::iter::once(&self.current).chain(&self.old)
-    }
+/// The id of the key a sealed value was sealed under, read from its header without any key.
+///
+/// # Errors
+///
+/// [`SealError::UnknownVersion`] or [`SealError::Malformed`], as [`Keyring::open`] would.
+pub fn sealed_key_id(sealed: &[u8]) -> Result<KeyId, SealError> {
+    Parts::parse(sealed).map(|parts| parts.key_id)
 }
 
 /// A sealed value split into its fields, with version and length checked.

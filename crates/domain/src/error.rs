@@ -16,9 +16,14 @@ pub enum StoreError {
     /// The database cannot be reached or did not answer.
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// Stored data broke an invariant (e.g. a session key that cannot be unsealed).
+    /// Stored data broke an invariant.
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// A sealed value could not be opened with the data keys this node has: a key problem
+    /// (a missing or wrong key, or a tampered value). Names the value and the key id, never a
+    /// secret.
+    #[error("data key problem: {0}")]
+    Key(String),
 }
 
 /// Why WeChat did not give a session for a login code.

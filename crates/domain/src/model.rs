@@ -1,7 +1,7 @@
 //! What wxlink remembers: users, their app identities, sessions, and the events that changed them.
 
 use crate::ids::{AppId, OpenId, UnionId, UserId};
-use crate::secrets::{SessionKey, TokenHash};
+use crate::secrets::TokenHash;
 
 /// Seconds since the Unix epoch.
 pub type UnixTime = i64;
@@ -30,8 +30,10 @@ pub struct Session {
     pub appid: AppId,
     /// The user's openid in that app.
     pub openid: OpenId,
-    /// The latest session_key WeChat gave for this login; only mini program logins have one.
-    pub session_key: Option<SessionKey>,
+    /// Whether the login has a session_key (only mini program logins do). The key itself is
+    /// read with [`StoreTx::session_key`](crate::StoreTx::session_key), by the use cases that
+    /// decrypt with it, so that the others work even when it cannot be unsealed.
+    pub has_session_key: bool,
     /// When it was issued.
     pub created_at: UnixTime,
     /// When it stops working.

@@ -54,10 +54,18 @@ pub trait StoreTx {
     -> Result<(), StoreError>;
     /// The identities of a user, ordered by appid then openid.
     fn identities(&mut self, user: &UserId) -> Result<Vec<(AppId, OpenId)>, StoreError>;
-    /// Store a new session.
-    fn insert_session(&mut self, session: &Session) -> Result<(), StoreError>;
-    /// A session by its token's hash, revoked or expired ones included.
+    /// Store a new session with its session_key, if it has one.
+    fn insert_session(
+        &mut self,
+        session: &Session,
+        key: &Option<SessionKey>,
+    ) -> Result<(), StoreError>;
+    /// A session by its token's hash, revoked or expired ones included; its session_key is not
+    /// read.
     fn session(&mut self, token: &TokenHash) -> Result<Option<Session>, StoreError>;
+    /// The session_key of a session, unsealed; `None` when the session or its key does not
+    /// exist. [`StoreError::Key`] when it cannot be unsealed.
+    fn session_key(&mut self, token: &TokenHash) -> Result<Option<SessionKey>, StoreError>;
     /// Replace a session's session_key (after a refreshing code).
     fn replace_session_key(
         &mut self,
@@ -182,12 +190,15 @@ pub trait WeChatSessions: Send + Sync + 'static {
     ) -> impl Future<Output = Result<WeChatSession, WeChatError>> + Send;
 
     /// Whether WeChat still considers `key` the user's valid session_key (checkSessionKey).
+    ///
+    /// The calls that need an access token answer [`DomainError`]: the token is read from the
+    /// store, and a store failure is reported as one ([`DomainError::Store`]), not as WeChat's.
     fn session_key_valid(
         &self,
         appid: &AppId,
         openid: &OpenId,
         key: &SessionKey,
-    ) -> impl Future<Output = Result<bool, WeChatError>> + Send;
+    ) -> impl Future<Output = Result<bool, DomainError>> + Send;
 
     /// Exchange a getPhoneNumber code for the user's verified phone number.
     fn phone_number(
@@ -195,7 +206,7 @@ pub trait WeChatSessions: Send + Sync + 'static {
         appid: &AppId,
         openid: &OpenId,
         code: &JsCode,
-    ) -> impl Future<Output = Result<PhoneNumber, WeChatError>> + Send;
+    ) -> impl Future<Output = Result<PhoneNumber, DomainError>> + Send;
 }
 
 /// Encrypted user data as the client sends it (from `wx.getUserInfo`).

@@ -137,16 +137,19 @@ where
                 };
                 let (user, outcome) =
                     linking::login(tx, origin, wechat.unionid.as_ref(), &new_user_id)?;
-                tx.insert_session(&Session {
-                    token_hash,
-                    user_id: user.id.clone(),
-                    appid: appid.clone(),
-                    openid: wechat.openid.clone(),
-                    session_key: wechat.session_key.clone(),
-                    created_at: now,
-                    expires_at: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
-                    revoked: false,
-                })?;
+                tx.insert_session(
+                    &Session {
+                        token_hash,
+                        user_id: user.id.clone(),
+                        appid: appid.clone(),
+                        openid: wechat.openid.clone(),
+                        has_session_key: wechat.session_key.is_some(),
+                        created_at: now,
+                        expires_at: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
+                        revoked: false,
+                    },
+                    &wechat.session_key,
+                )?;
                 Ok((user.id, user.unionid.is_some(), outcome))
             })
             .await?;
@@ -175,10 +178,9 @@ where
         let session = self.live_session(token_hash, now).await?;
 
         // Only mini program logins have a session_key to decrypt with.
-        let stored_key = session
-            .session_key
-            .clone()
-            .ok_or(DomainError::UnsupportedForApp)?;
+        if !session.has_session_key {
+            return Err(DomainError::UnsupportedForApp);
+        }
         self.reserve_decrypt_attempt(&session, now).await?;
         let (key, code_unionid) = match &submission.code {
             Some(code) => {
@@ -195,7 +197,7 @@ where
                 let key = fresh.session_key.ok_or(DomainError::UnsupportedForApp)?;
                 (key, fresh.unionid)
             }
-            None => (stored_key, None),
+            None => (self.stored_session_key(token_hash).await?, None),
         };
         let refreshed_key = submission.code.is_some().then(|| key.clone());
 
@@ -317,7 +319,7 @@ where
         let now = self.clock.now();
         let token_hash = token.hash();
         let session = self.live_session(token_hash, now).await?;
-        if session.session_key.is_none() {
+        if !session.has_session_key {
             return Err(DomainError::UnsupportedForApp);
         }
         let phone = self
@@ -363,6 +365,17 @@ where
                 linking::live_session(tx, &token_hash, now)?;
                 tx.revoke_session(&token_hash, now)?;
                 Ok(())
+            })
+            .await
+    }
+
+    /// The session's stored session_key, unsealed: only the use cases that decrypt with it
+    /// open it.
+    async fn stored_session_key(&self, token_hash: TokenHash) -> Result<SessionKey, DomainError> {
+        self.store
+            .transact(TxMode::Read, move |tx| {
+                tx.session_key(&token_hash)?
+                    .ok_or(DomainError::UnsupportedForApp)
             })
             .await
     }

@@ -45,7 +45,7 @@ impl Store {
             let plain = Zeroizing::new(
                 keyring
                     .open_with_aad(&sealed, appid.as_str().as_bytes())
-                    .map_err(|e| StoreError::Corrupt(format!("access token of {appid}: {e}")))?,
+                    .map_err(|e| StoreError::Key(format!("access token of {appid}: {e}")))?,
             );
             let text = String::from_utf8(plain.to_vec())
                 .map_err(|_| StoreError::Corrupt(format!("access token of {appid} is not text")))?;

@@ -7,7 +7,7 @@ use wxlink_domain::{
     AppId, OpenId, PhoneNumber, StoreError, StoreTx as _, TxMode, UnionId, UnixTime, User, UserId,
 };
 
-use crate::schema::{sessions, users};
+use crate::schema::{access_tokens, sessions, users};
 use crate::store::Store;
 use crate::tx::{self, Tx};
 use secrecy::zeroize::Zeroizing;
@@ -23,7 +23,7 @@ pub struct UserRecord {
     pub user: User,
     /// Its identities.
     pub identities: Vec<(AppId, OpenId)>,
-    /// Its verified phone number, if one was stored.
+    /// Its verified phone number, if one was stored and this node's keyring opens it.
     pub phone_number: Option<PhoneNumber>,
 }
 
@@ -71,9 +71,10 @@ impl Store {
     /// so logins go on meanwhile.
     ///
     /// Rotation: configure the new data key as current and keep the old one in the keyring,
-    /// run this and [`Store::reseal_phone_numbers`], then drop the old key. A value no key of
-    /// the ring opens is left as it is and logged (using it fails with
-    /// [`StoreError::Corrupt`], as before).
+    /// run this, [`Store::reseal_phone_numbers`] and [`Store::reseal_access_tokens`], then
+    /// [`Store::retire_unused_data_keys`], then drop the old key. A value no key of the ring
+    /// opens is left as it is and logged (using it fails with [`StoreError::Key`]), and keeps
+    /// its key from being retired.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails; batches done before stay done.
@@ -87,6 +88,14 @@ impl Store {
     /// [`StoreError`] when the database fails; batches done before stay done.
     pub async fn reseal_phone_numbers(&self, batch: u32) -> Result<u64, StoreError> {
         self.reseal(SealedColumn::PhoneNumbers, batch).await
+    }
+
+    /// Like [`Store::reseal_session_keys`], for the apps' shared WeChat access tokens.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails; batches done before stay done.
+    pub async fn reseal_access_tokens(&self, batch: u32) -> Result<u64, StoreError> {
+        self.reseal(SealedColumn::AccessTokens, batch).await
     }
 
     async fn reseal(&self, column: SealedColumn, batch: u32) -> Result<u64, StoreError> {
@@ -190,10 +199,20 @@ fn with_identities(tx: &mut Tx<'_>, user: Option<User>) -> Result<Option<UserRec
         .filter(users::id.eq(user.id.as_str()))
         .select(users::phone_number)
         .get_result::<Option<Vec<u8>>>(tx.conn);
-    let phone_number = tx
+    // A phone number this node cannot unseal does not make the user unreadable: the lookup
+    // answers without it, and the key problem is logged for the operator.
+    let phone_number = match tx
         .db(sealed)?
         .map(|sealed| tx::open_phone(tx.keyring, &user.id, &sealed))
-        .transpose()?;
+        .transpose()
+    {
+        Ok(phone) => phone,
+        Err(StoreError::Key(problem)) => {
+            tracing::warn!(%problem, "data key problem: answering without the phone number");
+            None
+        }
+        Err(other) => return Err(other),
+    };
     Ok(Some(UserRecord {
         user,
         identities,
@@ -209,6 +228,7 @@ type SealedRow = (Vec<u8>, Vec<u8>);
 enum SealedColumn {
     SessionKeys,
     PhoneNumbers,
+    AccessTokens,
 }
 
 impl SealedColumn {
@@ -243,6 +263,21 @@ impl SealedColumn {
                     .map(|(id, sealed)| (id.into_bytes(), sealed))
                     .collect())
             }
+            SealedColumn::AccessTokens => {
+                let after = String::from_utf8_lossy(after).into_owned();
+                let rows = access_tokens::table
+                    .filter(access_tokens::appid.gt(after))
+                    .filter(access_tokens::token.is_not_null())
+                    .order(access_tokens::appid.asc())
+                    .limit(batch)
+                    .select((access_tokens::appid, access_tokens::token.assume_not_null()))
+                    .load::<(String, Vec<u8>)>(tx.conn);
+                Ok(tx
+                    .db(rows)?
+                    .into_iter()
+                    .map(|(appid, sealed)| (appid.into_bytes(), sealed))
+                    .collect())
+            }
         }
     }
 
@@ -257,6 +292,12 @@ impl SealedColumn {
                 let id = String::from_utf8_lossy(row_key).into_owned();
                 diesel::update(users::table.filter(users::id.eq(id)))
                     .set(users::phone_number.eq(Some(sealed)))
+                    .execute(tx.conn)
+            }
+            SealedColumn::AccessTokens => {
+                let appid = String::from_utf8_lossy(row_key).into_owned();
+                diesel::update(access_tokens::table.filter(access_tokens::appid.eq(appid)))
+                    .set(access_tokens::token.eq(Some(sealed)))
                     .execute(tx.conn)
             }
         };

@@ -39,6 +39,19 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend a database URL names by its scheme, if it is one the store accepts.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite://") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -103,7 +116,7 @@ impl Target {
                 });
             }
             Ok(Target::Sqlite { path })
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        } else if Backend::of_url(url) == Some(Backend::Postgres) {
             Ok(Target::Postgres {
                 url: with_connect_timeout(url, connect_timeout),
                 display: redact_url(url),

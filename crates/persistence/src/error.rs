@@ -53,6 +53,11 @@ pub enum PersistenceError {
         /// The driver's message, scrubbed of secrets.
         message: String,
     },
+    /// The keyring cannot open what the database holds, or lacks the cluster's current key
+    /// (see [`Store::check_keyring`](crate::Store::check_keyring)). Names key ids and
+    /// fingerprints, never a key.
+    #[error("the data keys do not match the database: {0}")]
+    Keyring(String),
     /// Applying the migrations failed; the failed migration's changes were rolled back.
     #[error("migrating {url} failed: {message}")]
     Migration {

@@ -36,6 +36,10 @@
 //! - `postgres://…` or `postgresql://…`: a libpq URI. The password never appears in `Debug`
 //!   output, errors or logs.
 //!
+//! [`Store::check_keyring`] checks the keyring against the data keys the database records (by
+//! id and fingerprint, never the key) and records this node's; a service runs it at start and
+//! refuses to serve when it fails.
+//!
 //! [`Store::connect`] applies pending migrations unless told not to; [`migrate`] (async) and
 //! [`migrate_blocking`] apply them on their own (for `wxlink migrate`) and report what they
 //! applied.
@@ -92,6 +96,7 @@ mod access_tokens;
 mod admin;
 mod config;
 mod connection;
+mod data_keys;
 mod error;
 mod feed;
 mod migrations;

@@ -105,7 +105,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     access_tokens,
     webhook_cursors,
-    rate_limit_windows
+    rate_limit_windows,
+    data_keys
 );
 
 diesel::table! {
@@ -149,5 +150,21 @@ diesel::table! {
         window_start -> BigInt,
         /// Hits counted in the window by all nodes.
         hits -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The data keys sealed values are under: key id and fingerprint, never the key.
+    data_keys (key_id) {
+        /// `KeyId` as 8 hex digits.
+        key_id -> Text,
+        /// `DataKey::fingerprint`; NULL when only seen in a sealed value's header.
+        fingerprint -> Nullable<Text>,
+        /// `in_use` or `retired`.
+        state -> Text,
+        /// Order in which keys became current; the greatest is the cluster's current key.
+        current_seq -> Nullable<BigInt>,
+        /// Unix seconds.
+        recorded_at -> BigInt,
     }
 }

@@ -49,7 +49,7 @@ pub(crate) struct Inner {
     pub(crate) keyring: Arc<Keyring>,
     connect_timeout: Duration,
     backend: Backend,
-    url: String,
+    pub(crate) url: String,
     /// For scrubbing driver messages.
     target: Target,
 }

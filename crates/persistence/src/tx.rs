@@ -130,7 +130,7 @@ pub(crate) fn open_key(
     let plain = Zeroizing::new(
         keyring
             .open_with_aad(sealed, token.as_bytes())
-            .map_err(|e| StoreError::Corrupt(format!("session key of {token:?}: {e}")))?,
+            .map_err(|e| StoreError::Key(format!("session key of {token:?}: {e}")))?,
     );
     let text = std::str::from_utf8(&plain)
         .map_err(|_| StoreError::Corrupt(format!("session key of {token:?} is not text")))?;
@@ -156,7 +156,7 @@ pub(crate) fn open_phone(
     let plain = Zeroizing::new(
         keyring
             .open_with_aad(sealed, user.as_str().as_bytes())
-            .map_err(|e| StoreError::Corrupt(format!("phone number of {user}: {e}")))?,
+            .map_err(|e| StoreError::Key(format!("phone number of {user}: {e}")))?,
     );
     let text = std::str::from_utf8(&plain)
         .map_err(|_| StoreError::Corrupt(format!("phone number of {user} is not text")))?;
@@ -221,17 +221,8 @@ fn user_from_row((id, unionid, merged_into, created_at): UserRow) -> Result<User
     })
 }
 
-/// `sessions` columns as read.
-type SessionRow = (
-    Vec<u8>,
-    String,
-    String,
-    String,
-    Option<Vec<u8>>,
-    i64,
-    i64,
-    Option<i64>,
-);
+/// `sessions` columns as read; the sealed session_key only as whether there is one.
+type SessionRow = (Vec<u8>, String, String, String, bool, i64, i64, Option<i64>);
 
 impl StoreTx for Tx<'_> {
     fn identity_owner(
@@ -383,10 +374,13 @@ impl StoreTx for Tx<'_> {
             .collect()
     }
 
-    fn insert_session(&mut self, session: &Session) -> Result<(), StoreError> {
+    fn insert_session(
+        &mut self,
+        session: &Session,
+        key: &Option<SessionKey>,
+    ) -> Result<(), StoreError> {
         self.writing()?;
-        let sealed = session
-            .session_key
+        let sealed = key
             .as_ref()
             .map(|key| self.seal_key(&session.token_hash, key));
         let inserted = diesel::insert_into(sessions::table)
@@ -412,24 +406,21 @@ impl StoreTx for Tx<'_> {
                 sessions::user_id,
                 sessions::appid,
                 sessions::openid,
-                sessions::session_key,
+                sessions::session_key.is_not_null(),
                 sessions::created_at,
                 sessions::expires_at,
                 sessions::revoked_at,
             ))
             .get_result::<SessionRow>(self.conn)
             .optional();
-        let Some((hash, user_id, appid, openid, sealed, created_at, expires_at, revoked_at)) =
+        let Some((hash, user_id, appid, openid, has_key, created_at, expires_at, revoked_at)) =
             self.db(row)?
         else {
             return Ok(None);
         };
-        let token_hash = token_hash(&hash)?;
         Ok(Some(Session {
-            session_key: sealed
-                .map(|sealed| open_key(self.keyring, &token_hash, &sealed))
-                .transpose()?,
-            token_hash,
+            token_hash: token_hash(&hash)?,
+            has_session_key: has_key,
             user_id: parse_user_id(user_id)?,
             appid: parse_appid(appid)?,
             openid: parse_openid(openid)?,
@@ -437,6 +428,18 @@ impl StoreTx for Tx<'_> {
             expires_at,
             revoked: revoked_at.is_some(),
         }))
+    }
+
+    fn session_key(&mut self, token: &TokenHash) -> Result<Option<SessionKey>, StoreError> {
+        let sealed = sessions::table
+            .filter(sessions::token_hash.eq(token.as_bytes().as_slice()))
+            .select(sessions::session_key)
+            .get_result::<Option<Vec<u8>>>(self.conn)
+            .optional();
+        self.db(sealed)?
+            .flatten()
+            .map(|sealed| open_key(self.keyring, token, &sealed))
+            .transpose()
     }
 
     fn replace_session_key(

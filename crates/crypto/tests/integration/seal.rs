@@ -1,4 +1,4 @@
-use wxlink_crypto::{DataKey, KeyError, KeyId, Keyring, SealError};
+use wxlink_crypto::{DataKey, KeyError, KeyId, Keyring, SealError, sealed_key_id};
 
 /// SHA-256 of 32 zero bytes begins with these four bytes.
 const ZERO_KEY_ID: [u8; 4] = [0x66, 0x68, 0x7a, 0xad];
@@ -196,4 +196,30 @@ fn debug_output_is_redacted() {
         format!("{:?}", DataKey::generate().to_base64()),
         "SecretBox<str>([REDACTED])"
     );
+}
+
+#[test]
+fn fingerprint_is_an_hmac_of_the_key_and_tells_keys_apart() {
+    // HMAC-SHA256(key = 32 bytes of 7, "wxlink data key fingerprint v1"), first 8 bytes.
+    let key = DataKey::from_bytes([7; 32]);
+    assert_eq!(key.fingerprint(), "6f60f5ed381e2aec");
+    assert_eq!(key.id().to_string(), "4bb06f8e");
+    assert_ne!(zero_key().fingerprint(), key.fingerprint());
+    let b64 = key.to_base64();
+    assert!(!secrecy::ExposeSecret::expose_secret(&b64).contains(&key.fingerprint()));
+}
+
+#[test]
+fn a_sealed_value_names_its_key_without_any_key() {
+    let ring = Keyring::new(zero_key()).with_old_key(DataKey::from_bytes([7; 32]));
+    let sealed = ring.seal_with_aad(b"x", b"row");
+    assert_eq!(sealed_key_id(&sealed), Ok(KeyId::from_bytes(ZERO_KEY_ID)));
+    assert_eq!(
+        sealed_key_id(&[0x02; 40]),
+        Err(SealError::UnknownVersion { version: 2 })
+    );
+    assert_eq!(sealed_key_id(&[]), Err(SealError::Malformed { len: 0 }));
+    let ids: Vec<String> = ring.keys().map(|k| k.id().to_string()).collect();
+    assert_eq!(ids, ["66687aad", "4bb06f8e"]);
+    assert_eq!(ring.current_key().id(), ring.current_key_id());
 }

@@ -7,7 +7,7 @@ use mockall::predicate::eq;
 
 use super::*;
 use crate::error::StoreError;
-use crate::model::EventKind;
+use crate::model::{EventKind, PhoneMerge};
 use crate::ports::{MockClock, MockStoreTx};
 use crate::service::tests::{
     MockStore, NOW, app, expect_session, expect_user, live_session, oid, other_app, token, uid,
@@ -45,6 +45,23 @@ fn expect_detailed_event(
         })
         .times(1)
         .returning(|_| Ok(()));
+}
+
+/// When `u-from` and `u-into` verified their phone numbers.
+fn expect_phones(tx: &mut MockStoreTx, from: Option<i64>, into: Option<i64>) {
+    tx.expect_phone_verified_at()
+        .with(eq(uid("u-from")))
+        .returning(move |_| Ok(from));
+    tx.expect_phone_verified_at()
+        .with(eq(uid("u-into")))
+        .returning(move |_| Ok(into));
+}
+
+fn expect_live_sessions(tx: &mut MockStoreTx, user: &str, n: u64) {
+    tx.expect_live_sessions()
+        .with(eq(uid(user)), eq(NOW))
+        .times(1)
+        .returning(move |_, _| Ok(n));
 }
 
 fn no_such_user(tx: &mut MockStoreTx, id: &str) {
@@ -273,12 +290,21 @@ async fn a_support_merge_moves_identities_and_takes_the_unionid() {
         .withf(|e| e.kind == EventKind::UnionidLinked && e.user_id == uid("u-into"))
         .times(1)
         .returning(|_| Ok(()));
+    // The phone moves by the rule of a unionid merge.
+    expect_phones(&mut tx, Some(NOW - 10), None);
+    tx.expect_move_phone_number()
+        .with(eq(uid("u-from")), eq(uid("u-into")), eq(NOW))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    expect_live_sessions(&mut tx, "u-from", 2);
     expect_detailed_event(
         &mut tx,
         EventKind::UsersMerged,
         "u-into",
         Some("u-from"),
-        EventDetail::by(Actor::Support),
+        EventDetail::by(Actor::Support)
+            .phone(PhoneMerge::Moved)
+            .sessions(2),
     );
     assert_eq!(
         accounts(tx).merge(uid("u-into"), uid("u-from")).await,
@@ -296,12 +322,16 @@ async fn a_support_merge_keeps_the_survivors_unionid() {
         .times(1)
         .returning(|_, _, _| Ok(1));
     tx.expect_mark_merged().times(1).returning(|_, _, _| Ok(()));
+    expect_phones(&mut tx, None, Some(NOW - 10));
+    expect_live_sessions(&mut tx, "u-from", 0);
     expect_detailed_event(
         &mut tx,
         EventKind::UsersMerged,
         "u-into",
         Some("u-from"),
-        EventDetail::by(Actor::Support),
+        EventDetail::by(Actor::Support)
+            .phone(PhoneMerge::None)
+            .sessions(0),
     );
     accounts(tx)
         .merge(uid("u-into"), uid("u-from"))

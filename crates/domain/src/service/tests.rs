@@ -193,16 +193,17 @@ fn expect_merge(
 fn expect_session_for(tx: &mut MockStoreTx, user: &str, openid: &str) {
     let (user, openid) = (uid(user), oid(openid));
     tx.expect_insert_session()
-        .withf(move |s| {
+        .withf(move |s, _| {
             s.user_id == user
                 && s.openid == openid
                 && s.token_hash == token().hash()
                 && s.expires_at == NOW + TTL as i64
-                && s.session_key == Some(SessionKey::new("key-1"))
+                && s.has_session_key
                 && !s.revoked
         })
+        .withf(|_, k| *k == Some(SessionKey::new("key-1")))
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(|_, _| Ok(()));
 }
 
 // ---- login ----
@@ -414,7 +415,7 @@ pub(crate) fn live_session(user: &str, openid: &str) -> Session {
         user_id: uid(user),
         appid: app(),
         openid: oid(openid),
-        session_key: Some(SessionKey::new("key-1")),
+        has_session_key: true,
         created_at: NOW - 10,
         expires_at: NOW + 10,
         revoked: false,
@@ -458,10 +459,13 @@ fn opener_gives(
     opener
 }
 
-/// A session that reads fine but expects no writes.
+/// A session that reads fine, with session_key "key-1", but expects no writes.
 fn read_only_tx(session: Session) -> MockStoreTx {
     let mut tx = MockStoreTx::new();
     expect_session(&mut tx, Some(session));
+    tx.expect_session_key()
+        .with(eq(token().hash()))
+        .returning(|_| Ok(Some(SessionKey::new("key-1"))));
     tx
 }
 
@@ -469,6 +473,12 @@ fn read_only_tx(session: Session) -> MockStoreTx {
 /// else unless the test expects it).
 fn reserving_tx(session: Session) -> MockStoreTx {
     let mut tx = read_only_tx(session);
+    expect_reservation(&mut tx);
+    tx
+}
+
+/// One attempt of the session's budget is reserved, once.
+fn expect_reservation(tx: &mut MockStoreTx) {
     tx.expect_reserve_decrypt_attempt()
         .withf(|t, a, o, now, budget| {
             *t == token().hash()
@@ -479,7 +489,6 @@ fn reserving_tx(session: Session) -> MockStoreTx {
         })
         .times(1)
         .returning(|_, _, _, _, _| Ok(true));
-    tx
 }
 
 /// The attempt is given back, once.
@@ -871,6 +880,62 @@ async fn logout_revokes_a_live_token_and_refuses_a_dead_one() {
     assert_eq!(svc.logout(&token()).await, Err(DomainError::InvalidToken));
 }
 
+/// A session whose stored session_key cannot be unsealed (its data key is missing).
+fn unopenable_key_tx() -> MockStoreTx {
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    tx.expect_session_key()
+        .returning(|_| Err(StoreError::Key("session key: needs key 0badbeef".into())));
+    tx
+}
+
+#[tokio::test]
+async fn me_logout_and_a_refreshing_code_work_when_the_stored_key_cannot_be_unsealed() {
+    let mut tx = unopenable_key_tx();
+    expect_user(&mut tx, user("u-p", None, None));
+    tx.expect_identities()
+        .returning(|_| Ok(vec![(app(), oid("o1"))]));
+    let svc = service(tx, MockWeChatSessions::new(), no_opener());
+    assert_eq!(
+        svc.current_user(&token()).await.unwrap().user_id,
+        uid("u-p")
+    );
+
+    let mut tx = unopenable_key_tx();
+    tx.expect_revoke_session().times(1).returning(|_, _| Ok(()));
+    let svc = service(tx, MockWeChatSessions::new(), no_opener());
+    svc.logout(&token()).await.unwrap();
+
+    // A fresh code brings its own key: the stored one is not needed.
+    let mut tx = unopenable_key_tx();
+    expect_reservation(&mut tx);
+    expect_release(&mut tx);
+    expect_user(&mut tx, user("u-p", None, None));
+    tx.expect_replace_session_key()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let opener = opener_gives("key-2", Ok(opened("o1", None)));
+    let svc = service(tx, wechat_answers("o1", "key-2", None), opener);
+    svc.submit_user_info(&token(), submission(Some("c2")))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn user_info_that_needs_the_unsealable_key_is_a_key_error_and_changes_nothing() {
+    let mut tx = unopenable_key_tx();
+    expect_reservation(&mut tx);
+    let svc = service(tx, MockWeChatSessions::new(), no_opener());
+    let err = svc
+        .submit_user_info(&token(), submission(None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DomainError::Store(StoreError::Key(_))),
+        "{err:?}"
+    );
+}
+
 // ---- session key health ----
 
 fn wechat_says_key_valid(answer: Result<bool, WeChatError>) -> MockWeChatSessions {
@@ -879,7 +944,7 @@ fn wechat_says_key_valid(answer: Result<bool, WeChatError>) -> MockWeChatSession
         .expect_session_key_valid()
         .withf(|a, o, k| *a == app() && *o == oid("o1") && *k == SessionKey::new("key-1"))
         .times(1)
-        .returning(move |_, _, _| Box::pin(std::future::ready(answer.clone())));
+        .returning(move |_, _, _| Box::pin(std::future::ready(answer.clone().map_err(Into::into))));
     wechat
 }
 
@@ -926,7 +991,7 @@ async fn undecryptable_data_with_a_fresh_code_is_not_checked_again() {
 #[tokio::test]
 async fn user_info_for_a_login_without_session_key_is_unsupported() {
     let session = Session {
-        session_key: None,
+        has_session_key: false,
         ..live_session("u-p", "o1")
     };
     let svc = service(
@@ -956,9 +1021,9 @@ async fn an_oauth_login_without_session_key_is_stored_without_one() {
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, None));
     tx.expect_insert_session()
-        .withf(|s| s.session_key.is_none() && s.user_id == uid("u-p"))
+        .withf(|s, k| !s.has_session_key && k.is_none() && s.user_id == uid("u-p"))
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(|_, _| Ok(()));
     let svc = service(tx, wechat, no_opener());
     svc.login(app(), code("c1")).await.unwrap();
 }
@@ -1001,7 +1066,7 @@ async fn a_refused_phone_code_writes_nothing() {
     let mut wechat = MockWeChatSessions::new();
     wechat
         .expect_phone_number()
-        .returning(|_, _, _| Box::pin(std::future::ready(Err(WeChatError::InvalidCode))));
+        .returning(|_, _, _| Box::pin(std::future::ready(Err(WeChatError::InvalidCode.into()))));
     let svc = service(tx, wechat, no_opener());
     let err = svc
         .attach_phone_number(&token(), code("p1"))
@@ -1013,7 +1078,7 @@ async fn a_refused_phone_code_writes_nothing() {
 #[tokio::test]
 async fn phone_numbers_are_for_mini_program_logins() {
     let session = Session {
-        session_key: None,
+        has_session_key: false,
         ..live_session("u-p", "o1")
     };
     let svc = service(

@@ -15,12 +15,13 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
     "2026-11-26-000004_webhook_cursors",
     "2026-12-01-000005_decrypt_budget",
+    "2026-12-01-000006_data_keys",
     "2026-12-01-000007_event_feed",
     "2026-12-01-000008_rate_limit_windows",
     "2026-12-01-000009_account_lifecycle",
@@ -210,7 +211,7 @@ pub async fn decrypt_attempts_are_reserved_within_the_budget(db: &TestDb) {
         tx.insert_user(&user("u1", None, 1))?;
         tx.insert_identity(&app(1), &openid("o1"), &user_id("u1"), 1)?;
         for n in 1..=3 {
-            tx.insert_session(&session(&token(n), "u1", &app(1), "o1", "k"))?;
+            insert_new_session(tx, session(&token(n), "u1", &app(1), "o1", "k"))?;
         }
         Ok(())
     })
@@ -268,7 +269,7 @@ pub async fn sessions_round_trip(db: &TestDb) {
     let inserted = s1.clone();
     write(&store, move |tx| {
         tx.insert_user(&user("u1", None, 1))?;
-        tx.insert_session(&inserted)?;
+        tx.insert_session(&inserted, &inserted.key)?;
         Ok(())
     })
     .await;
@@ -277,8 +278,10 @@ pub async fn sessions_round_trip(db: &TestDb) {
         Ok((tx.session(&h1)?, tx.session(&token(2).hash())?))
     })
     .await;
-    assert_eq!(found.as_ref(), Some(&s1));
+    assert_eq!(found.as_ref(), Some(&s1.session));
     assert_eq!(unknown, None);
+    let stored = read(&store, move |tx| Ok(tx.session_key(&h1)?)).await;
+    assert_eq!(stored, s1.key);
 
     let fresh = SessionKey::new("HyVFkGl5F5OQWJZZaNzBBg==");
     let replacement = fresh.clone();
@@ -291,16 +294,16 @@ pub async fn sessions_round_trip(db: &TestDb) {
     })
     .await;
     let after = read(&store, move |tx| Ok(tx.session(&h1)?)).await.unwrap();
-    assert_eq!(after.session_key, Some(fresh));
+    let stored = read(&store, move |tx| Ok(tx.session_key(&h1)?)).await;
+    assert_eq!(stored, Some(fresh));
     assert!(after.revoked);
     assert!(!after.is_live(1_001));
     assert_eq!(
         Session {
-            session_key: s1.session_key.clone(),
             revoked: false,
             ..after
         },
-        s1
+        s1.session
     );
 
     for op in 0..2 {
@@ -619,9 +622,9 @@ pub async fn phone_numbers_move_between_users(db: &TestDb) {
 
     let live = write(&store, |tx| {
         let app_ = app(1);
-        tx.insert_session(&session(&token(1), "p", &app_, "o1", "k"))?;
-        tx.insert_session(&session(&token(2), "p", &app_, "o1", "k"))?;
-        tx.insert_session(&session(&token(3), "o", &app_, "o2", "k"))?;
+        insert_new_session(tx, session(&token(1), "p", &app_, "o1", "k"))?;
+        insert_new_session(tx, session(&token(2), "p", &app_, "o1", "k"))?;
+        insert_new_session(tx, session(&token(3), "o", &app_, "o2", "k"))?;
         tx.revoke_session(&token(2).hash(), 1_001)?;
         Ok((
             tx.live_sessions(&user_id("p"), 1_002)?,
@@ -689,7 +692,7 @@ pub async fn constraint_violations_are_conflicts(db: &TestDb) {
         tx.insert_user(&user("owner", Some("union-x"), 1))?;
         tx.insert_user(&user("prov", None, 1))?;
         tx.insert_identity(&app(1), &openid("o1"), &user_id("owner"), 1)?;
-        tx.insert_session(&s)?;
+        tx.insert_session(&s, &s.key)?;
         Ok(())
     })
     .await;
@@ -711,7 +714,8 @@ pub async fn constraint_violations_are_conflicts(db: &TestDb) {
     })
     .await;
     assert_conflict(&store, "same token hash", |tx| {
-        tx.insert_session(&session(&token(1), "prov", &app(1), "o1", "other"))
+        let s = session(&token(1), "prov", &app(1), "o1", "other");
+        tx.insert_session(&s, &s.key)
     })
     .await;
 
@@ -763,7 +767,7 @@ pub async fn rule_errors_roll_back_everything(db: &TestDb) {
             tx.insert_user(&user("doomed", Some("union-d"), 1))?;
             tx.insert_identity(&app(1), &openid("o1"), &user_id("doomed"), 1)?;
             tx.append_event(&event(EventKind::UserCreated, "doomed", None, 1))?;
-            tx.insert_session(&s)?;
+            tx.insert_session(&s, &s.key)?;
             Err(DomainError::UnionidConflict)
         })
         .await;
@@ -877,8 +881,8 @@ pub async fn session_keys_are_sealed_at_rest(db: &TestDb) {
     let s2 = session(&t2, "u", &app(1), "o_two", "HyVFkGl5F5OQWJZZaNzBBg==");
     write(&store, move |tx| {
         tx.insert_user(&user("u", None, 1))?;
-        tx.insert_session(&s1)?;
-        tx.insert_session(&s2)?;
+        tx.insert_session(&s1, &s1.key)?;
+        tx.insert_session(&s2, &s2.key)?;
         Ok(())
     })
     .await;
@@ -921,10 +925,10 @@ pub async fn session_keys_are_sealed_at_rest(db: &TestDb) {
     .unwrap();
     let h1 = t1.hash();
     let moved = store
-        .transact(TxMode::Read, move |tx| Ok(tx.session(&h1)?))
+        .transact(TxMode::Read, move |tx| Ok(tx.session_key(&h1)?))
         .await;
     assert!(
-        matches!(moved, Err(DomainError::Store(StoreError::Corrupt(_)))),
+        matches!(moved, Err(DomainError::Store(StoreError::Key(_)))),
         "{moved:?}"
     );
 }
@@ -956,7 +960,7 @@ pub async fn purge_deletes_only_old_sessions(db: &TestDb) {
     write(&store, move |tx| {
         tx.insert_user(&user("u", None, 1))?;
         for s in &sessions {
-            tx.insert_session(s)?;
+            tx.insert_session(s, &s.key)?;
         }
         tx.revoke_session(&token(5).hash(), now - 5)?;
         Ok(())
@@ -980,7 +984,10 @@ pub async fn reseal_rotates_the_data_key(db: &TestDb) {
             tx.insert_user(&user("u", None, 1))?;
             for (n, key) in written.iter().enumerate() {
                 let n = u32::try_from(n).unwrap();
-                tx.insert_session(&session(&token(n), "u", &app(1), "o", key))?;
+                {
+                    let s = session(&token(n), "u", &app(1), "o", key);
+                    tx.insert_session(&s, &s.key)
+                }?;
             }
             Ok(())
         })
@@ -992,7 +999,10 @@ pub async fn reseal_rotates_the_data_key(db: &TestDb) {
             .store_with(Keyring::new(DataKey::from_bytes([0xC3; 32])))
             .await;
         write(&store_c, |tx| {
-            Ok(tx.insert_session(&session(&token(99), "u", &app(1), "o", "lost"))?)
+            Ok({
+                let s = session(&token(99), "u", &app(1), "o", "lost");
+                tx.insert_session(&s, &s.key)
+            }?)
         })
         .await;
     }
@@ -1007,16 +1017,23 @@ pub async fn reseal_rotates_the_data_key(db: &TestDb) {
     let only_b = db.store_with(Keyring::new(key_b())).await;
     for (n, key) in keys.iter().enumerate() {
         let h = token(u32::try_from(n).unwrap()).hash();
-        let s = read(&only_b, move |tx| Ok(tx.session(&h)?)).await.unwrap();
-        assert_eq!(s.session_key, Some(SessionKey::new(key.as_str())));
+        let stored = read(&only_b, move |tx| Ok(tx.session_key(&h)?)).await;
+        assert_eq!(stored, Some(SessionKey::new(key.as_str())));
     }
+    // A store without the new key still reads the session, as `/v1/me` and logout need, and
+    // names the key problem only when the session_key itself is asked for.
     let only_a = db.store().await;
     let h = token(0).hash();
-    let stale = only_a
-        .transact(TxMode::Read, move |tx| Ok(tx.session(&h)?))
-        .await;
+    let (session, stale) = only_a
+        .transact(TxMode::Read, move |tx| {
+            Ok((tx.session(&h)?, tx.session_key(&h)))
+        })
+        .await
+        .unwrap();
+    assert!(session.is_some_and(|s| s.has_session_key && s.user_id == user_id("u")));
+    let needed = key_b().id().to_string();
     assert!(
-        matches!(stale, Err(DomainError::Store(StoreError::Corrupt(_)))),
+        matches!(&stale, Err(StoreError::Key(problem)) if problem.contains(&needed)),
         "{stale:?}"
     );
 }

@@ -10,6 +10,7 @@
 
 mod cases;
 mod flows;
+mod keys;
 mod lifecycle;
 mod support;
 
@@ -71,6 +72,10 @@ on_both_backends!(
     lifecycle::a_tombstone_keeps_the_id_and_erases_the_person,
     lifecycle::support_repairs_move_unionids_merges_and_identities,
     lifecycle::event_details_round_trip,
+    keys::keyring_check_refuses_what_cannot_open_the_database_and_follows_a_rotation,
+    keys::keyring_check_derives_the_keys_of_an_older_database,
+    keys::nodes_starting_at_once_with_different_keys_cannot_both_start,
+    keys::a_lookup_answers_without_a_phone_number_it_cannot_unseal,
 );
 
 /// What only SQLite has: a file, WAL, a directory to create.

@@ -7,7 +7,9 @@ use diesel::prelude::*;
 use diesel::sql_types::Binary;
 use diesel::{PgConnection, SqliteConnection};
 use wxlink_crypto::{DataKey, Keyring};
-use wxlink_domain::{AppId, OpenId, Session, SessionKey, SessionToken, UnionId, User, UserId};
+use wxlink_domain::{
+    AppId, OpenId, Session, SessionKey, SessionToken, StoreError, StoreTx, UnionId, User, UserId,
+};
 use wxlink_persistence::{Backend, Store, StoreConfig};
 
 /// The data key most tests seal with.
@@ -209,15 +211,49 @@ pub fn token(n: u32) -> SessionToken {
     SessionToken::new(format!("test-token-{n:0>24}"))
 }
 
-pub fn session(token: &SessionToken, user: &str, app_: &AppId, open: &str, key: &str) -> Session {
-    Session {
-        token_hash: token.hash(),
-        user_id: user_id(user),
-        appid: app_.clone(),
-        openid: openid(open),
-        session_key: Some(SessionKey::new(key)),
-        created_at: 1_000,
-        expires_at: 1_000 + 3_600,
-        revoked: false,
+/// A session to insert, and the session_key it is inserted with.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub session: Session,
+    pub key: Option<SessionKey>,
+}
+
+impl std::ops::Deref for NewSession {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
     }
+}
+
+impl std::ops::DerefMut for NewSession {
+    fn deref_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+}
+
+pub fn session(
+    token: &SessionToken,
+    user: &str,
+    app_: &AppId,
+    open: &str,
+    key: &str,
+) -> NewSession {
+    NewSession {
+        session: Session {
+            token_hash: token.hash(),
+            user_id: user_id(user),
+            appid: app_.clone(),
+            openid: openid(open),
+            has_session_key: true,
+            created_at: 1_000,
+            expires_at: 1_000 + 3_600,
+            revoked: false,
+        },
+        key: Some(SessionKey::new(key)),
+    }
+}
+
+/// Insert a [`NewSession`] with its key.
+pub fn insert_new_session(tx: &mut dyn StoreTx, s: NewSession) -> Result<(), StoreError> {
+    tx.insert_session(&s, &s.key)
 }

@@ -149,6 +149,9 @@ pub struct TestApp {
     process: Option<Proc>,
     nodes: Vec<Proc>,
     earlier_stderr: String,
+    /// `[security]` data_key and previous_data_keys for the nodes started next; `None` leaves
+    /// the table out (SQLite then uses the key file beside the config).
+    data_keys: Option<(String, Vec<String>)>,
     config_path: PathBuf,
     database_url: String,
     _database: Option<PgDatabase>,
@@ -191,6 +194,14 @@ impl TestApp {
                 (db.url.clone(), Some(db))
             }
         };
+        // PostgreSQL needs the data key configured (every node the same); it is also written
+        // where SQLite keeps it, for the tests that read the key.
+        let data_keys = matches!(backend, Backend::Postgres { .. }).then(|| {
+            let key = wxlink_crypto::DataKey::generate();
+            let key = secrecy::ExposeSecret::expose_secret(&key.to_base64()).to_owned();
+            std::fs::write(dir.path().join("wxlink.key"), &key).expect("write the data key");
+            (key, Vec::new())
+        });
         let mut app = Self {
             address: String::new(),
             client: http_client(),
@@ -201,6 +212,7 @@ impl TestApp {
             process: None,
             nodes: Vec::new(),
             earlier_stderr: String::new(),
+            data_keys,
             config_path: dir.path().join("wxlink.toml"),
             database_url,
             _database: database,
@@ -245,9 +257,57 @@ impl TestApp {
                 toml.push_str(&format!("kind = {kind}\n"));
             }
         }
+        if let Some((current, previous)) = &self.data_keys {
+            let previous: Vec<String> = previous.iter().map(|k| toml_str(k)).collect();
+            toml.push_str(&format!(
+                "\n[security]\ndata_key = {}\nprevious_data_keys = [{}]\n",
+                toml_str(current),
+                previous.join(", ")
+            ));
+        }
         toml.push('\n');
         toml.push_str(&o.extra_toml);
         toml
+    }
+
+    /// Configure the nodes started (or restarted) from now on with these data keys; `None`
+    /// configures none.
+    pub fn set_data_keys(&mut self, current: Option<&str>, previous: &[&str]) {
+        self.data_keys = current.map(|current| {
+            (
+                current.to_owned(),
+                previous.iter().map(|&k| k.to_owned()).collect(),
+            )
+        });
+    }
+
+    /// Start one more node like [`TestApp::spawn_node`], or the reason it did not start (its
+    /// exit status and stderr) when it exits first.
+    pub async fn try_spawn_node(&mut self) -> Result<String, String> {
+        let config_path = self
+            .dir
+            .path()
+            .join(format!("wxlink-node{}.toml", self.nodes.len() + 2));
+        let (address, proc) = self.try_start_node(&config_path).await?;
+        self.nodes.push(proc);
+        Ok(address)
+    }
+
+    /// Start the main process again with the current settings; the other nodes keep running.
+    pub async fn restart_main(&mut self) {
+        if let Some(mut proc) = self.process.take() {
+            proc.kill();
+            self.earlier_stderr.push_str(&proc.stderr());
+        }
+        self.start_process().await;
+    }
+
+    /// SIGKILL every node started by [`TestApp::spawn_node`], keeping their stderr.
+    pub fn stop_nodes(&mut self) {
+        for mut proc in self.nodes.drain(..) {
+            proc.kill();
+            self.earlier_stderr.push_str(&proc.stderr());
+        }
     }
 
     async fn start_process(&mut self) {
@@ -260,6 +320,12 @@ impl TestApp {
     /// Start a wxlink process with the config written to `config_path` (beside which the
     /// data key file is read), on a free port; retried when another process took the port.
     async fn start_node(&mut self, config_path: &Path) -> (String, Proc) {
+        self.try_start_node(config_path)
+            .await
+            .unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    async fn try_start_node(&mut self, config_path: &Path) -> Result<(String, Proc), String> {
         const ATTEMPTS: usize = 3;
         let mut attempt = 0;
         loop {
@@ -275,14 +341,14 @@ impl TestApp {
             let mut proc = Proc::spawn(cmd, &format!("wxlink {}", self.backend.name()));
             let address = format!("http://127.0.0.1:{port}");
             match wait_until_ready(&mut proc, &self.client, &address, port).await {
-                Ok(()) => return (address, proc),
+                Ok(()) => return Ok((address, proc)),
                 // Another process took the port between our probe and wxlink's bind.
                 Err(why) if why.contains("cannot listen on") && attempt < ATTEMPTS => {
                     self.earlier_stderr.push_str(&proc.stderr());
                 }
                 Err(why) => {
                     proc.kill();
-                    panic!("{why}");
+                    return Err(why);
                 }
             }
         }

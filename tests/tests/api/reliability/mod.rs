@@ -6,6 +6,7 @@
 //! The tests print what they measured (`--nocapture` shows it): counts of contention answers,
 //! how long 503s took, how long recovery took.
 
+mod data_keys;
 mod database_down;
 mod kill9;
 mod multi_node;

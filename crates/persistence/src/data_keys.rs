@@ -1,0 +1,240 @@
+//! The cluster's record of its data keys, so that a node whose keyring cannot open what the
+//! database holds refuses to start instead of failing request by request.
+//!
+//! `data_keys` holds each key's id and fingerprint ([`DataKey::fingerprint`]), never the key.
+//! A key is `in_use` while values may be sealed under it and `retired` once a re-seal left
+//! none; the key with the greatest `current_seq` is the cluster's current key.
+//! A database from before this table gets its rows once, from the key ids in the headers of
+//! its sealed values.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::Binary;
+use wxlink_crypto::{DataKey, KeyId, Keyring};
+use wxlink_domain::{StoreError, TxMode, UnixTime};
+
+use crate::error::PersistenceError;
+use crate::schema::{access_tokens, data_keys, sessions, users};
+use crate::store::Store;
+use crate::tx::Tx;
+
+const IN_USE: &str = "in_use";
+const RETIRED: &str = "retired";
+
+/// `data_keys` columns as read: key id, fingerprint, state, current_seq.
+type KeyRow = (String, Option<String>, String, Option<i64>);
+
+impl Store {
+    /// Check this store's keyring against the keys the database records, and record this
+    /// node's current key; run it at start, before serving.
+    ///
+    /// Refused, with every problem named by key id and fingerprint: a key recorded as in use
+    /// that the keyring lacks, a key of the keyring whose fingerprint differs from the recorded
+    /// one (the same id, another key), and a cluster current key the keyring lacks.
+    /// One write transaction, so nodes starting at once see each other's records.
+    ///
+    /// # Errors
+    /// [`PersistenceError::Keyring`] when refused, [`PersistenceError::Connect`] when the
+    /// database fails.
+    pub async fn check_keyring(&self, now: UnixTime) -> Result<(), PersistenceError> {
+        let keyring = Arc::clone(&self.inner.keyring);
+        let problems = self
+            .run(TxMode::Write, move |tx: &mut Tx<'_>| {
+                check(tx, &keyring, now)
+            })
+            .await
+            .map_err(|e| self.setup_error(&e))?;
+        if problems.is_empty() {
+            let current = self.inner.keyring.current_key();
+            tracing::info!(
+                key_id = %current.id(),
+                fingerprint = %current.fingerprint(),
+                "the data keys open what the database holds"
+            );
+            Ok(())
+        } else {
+            for problem in &problems {
+                tracing::error!(%problem, "data key problem");
+            }
+            Err(PersistenceError::Keyring(problems.join("; ")))
+        }
+    }
+
+    /// Mark as retired every key, other than the current one, under which no value is sealed
+    /// any more; returns their ids (8 hex digits). Run after re-sealing, so that nodes without those keys can
+    /// start.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn retire_unused_data_keys(&self) -> Result<Vec<String>, StoreError> {
+        let current = self.inner.keyring.current_key_id().to_string();
+        let retired = self
+            .run(TxMode::Write, move |tx: &mut Tx<'_>| {
+                let used = sealed_key_ids(tx)?;
+                let rows = load(tx)?;
+                let mut retired = Vec::new();
+                for (id, _, state, _) in rows {
+                    if state == IN_USE && id != current && !used.contains(&id) {
+                        let updated = diesel::update(data_keys::table.find(&id))
+                            .set(data_keys::state.eq(RETIRED))
+                            .execute(tx.conn);
+                        tx.db(updated)?;
+                        retired.push(id);
+                    }
+                }
+                Ok::<_, StoreError>(retired)
+            })
+            .await?;
+        for id in &retired {
+            tracing::info!(key_id = %id, "retired a data key: no value is sealed under it");
+        }
+        Ok(retired)
+    }
+
+    fn setup_error(&self, error: &StoreError) -> PersistenceError {
+        PersistenceError::Connect {
+            url: self.inner.url.clone(),
+            message: format!("checking the data keys: {error}"),
+        }
+    }
+}
+
+fn check(tx: &mut Tx<'_>, keyring: &Keyring, now: UnixTime) -> Result<Vec<String>, StoreError> {
+    let mut rows = load(tx)?;
+    if rows.is_empty() {
+        // First start since the table exists (or a new database): record the keys the sealed
+        // values are under, which the values' headers tell.
+        for id in sealed_key_ids(tx)? {
+            let inserted = diesel::insert_into(data_keys::table)
+                .values((
+                    data_keys::key_id.eq(&id),
+                    data_keys::state.eq(IN_USE),
+                    data_keys::recorded_at.eq(now),
+                ))
+                .execute(tx.conn);
+            tx.db(inserted)?;
+            rows.push((id, None, IN_USE.to_owned(), None));
+        }
+    }
+    let ring: BTreeMap<String, String> = keyring
+        .keys()
+        .map(|key| (key.id().to_string(), key.fingerprint()))
+        .collect();
+    let newest = rows
+        .iter()
+        .filter(|row| row.3.is_some())
+        .max_by_key(|row| row.3)
+        .map(|row| row.0.clone());
+    let mut problems = Vec::new();
+    for (id, fingerprint, state, _) in &rows {
+        let shown = fingerprint.as_deref().unwrap_or("not recorded");
+        match ring.get(id) {
+            None if newest.as_ref() == Some(id) => problems.push(format!(
+                "the cluster's current data key {id} (fingerprint {shown}) is not in this \
+                 node's keyring"
+            )),
+            None if state == IN_USE => problems.push(format!(
+                "values are sealed under data key {id} (fingerprint {shown}), which is not in \
+                 this node's keyring"
+            )),
+            Some(ours) if fingerprint.as_ref().is_some_and(|theirs| theirs != ours) => {
+                problems.push(format!(
+                    "this node's data key {id} has fingerprint {ours}, but the cluster's key \
+                     {id} has fingerprint {shown}: a different key with the same id"
+                ));
+            }
+            _ => {}
+        }
+    }
+    if !problems.is_empty() {
+        return Ok(problems);
+    }
+    for (id, fingerprint, _, _) in &rows {
+        if let (None, Some(ours)) = (fingerprint, ring.get(id)) {
+            let updated = diesel::update(data_keys::table.find(id))
+                .set(data_keys::fingerprint.eq(ours))
+                .execute(tx.conn);
+            tx.db(updated)?;
+        }
+    }
+    record_current(tx, keyring.current_key(), &rows, now)?;
+    Ok(problems)
+}
+
+/// Record the node's current key as in use; it becomes the cluster's current key unless it
+/// already was current once (a node still on the old key during a rotation does not undo it).
+fn record_current(
+    tx: &mut Tx<'_>,
+    current: &DataKey,
+    rows: &[KeyRow],
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let id = current.id().to_string();
+    let next_seq = rows.iter().filter_map(|row| row.3).max().unwrap_or(0) + 1;
+    let written = match rows.iter().find(|row| row.0 == id) {
+        None => diesel::insert_into(data_keys::table)
+            .values((
+                data_keys::key_id.eq(&id),
+                data_keys::fingerprint.eq(current.fingerprint()),
+                data_keys::state.eq(IN_USE),
+                data_keys::current_seq.eq(next_seq),
+                data_keys::recorded_at.eq(now),
+            ))
+            .execute(tx.conn),
+        Some((_, _, state, seq)) if state == RETIRED || seq.is_none() => {
+            diesel::update(data_keys::table.find(&id))
+                .set((
+                    data_keys::state.eq(IN_USE),
+                    data_keys::current_seq.eq(next_seq),
+                ))
+                .execute(tx.conn)
+        }
+        Some(_) => return Ok(()),
+    };
+    // Two nodes recording at once clash on the key id or on current_seq; the retry sees the
+    // other's row.
+    tx.db(written).map(drop)
+}
+
+fn load(tx: &mut Tx<'_>) -> Result<Vec<KeyRow>, StoreError> {
+    let rows = data_keys::table
+        .select((
+            data_keys::key_id,
+            data_keys::fingerprint,
+            data_keys::state,
+            data_keys::current_seq,
+        ))
+        .load::<KeyRow>(tx.conn);
+    tx.db(rows)
+}
+
+/// The ids of the keys the stored sealed values are under, from their headers
+/// (`[version][4-byte key id]…`); `substr` on bytes means the same on SQLite and PostgreSQL.
+fn sealed_key_ids(tx: &mut Tx<'_>) -> Result<BTreeSet<String>, StoreError> {
+    let sessions = sessions::table
+        .filter(sessions::session_key.is_not_null())
+        .select(sql::<Binary>("substr(session_key, 2, 4)"))
+        .distinct()
+        .load::<Vec<u8>>(tx.conn);
+    let mut ids = tx.db(sessions)?;
+    let phones = users::table
+        .filter(users::phone_number.is_not_null())
+        .select(sql::<Binary>("substr(phone_number, 2, 4)"))
+        .distinct()
+        .load::<Vec<u8>>(tx.conn);
+    ids.extend(tx.db(phones)?);
+    let tokens = access_tokens::table
+        .filter(access_tokens::token.is_not_null())
+        .select(sql::<Binary>("substr(token, 2, 4)"))
+        .distinct()
+        .load::<Vec<u8>>(tx.conn);
+    ids.extend(tx.db(tokens)?);
+    Ok(ids
+        .into_iter()
+        .filter_map(|bytes| <[u8; 4]>::try_from(bytes.as_slice()).ok())
+        .map(|bytes| KeyId::from_bytes(bytes).to_string())
+        .collect())
+}

@@ -1,8 +1,9 @@
-//! The Python venv with wechatpy, one for everything here that runs Python: the peer of
-//! `cargo xtask bench` and the test that drives the simulator with wechatpy.
+//! Python venvs, one helper for everything here that runs Python: the wechatpy venv of the peer
+//! of `cargo xtask bench` and of the test that drives the simulator with wechatpy
+//! ([`REQUIREMENTS`]), and schemathesis for `cargo xtask schemathesis`.
 //!
-//! It is created with `python3 -m venv` and filled from `bench/peer/requirements.txt` (pinned),
-//! and reused as long as it holds exactly those requirements.
+//! A venv is created with `python3 -m venv`, filled from a pinned requirements file, and reused
+//! as long as it holds exactly those requirements.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,22 +11,31 @@ use std::time::Duration;
 
 use crate::run_bounded;
 
-/// The pinned requirements, relative to the workspace root.
+/// The pinned requirements of the wechatpy venv, relative to the workspace root.
 pub const REQUIREMENTS: &str = "bench/peer/requirements.txt";
 
-/// The venv's python, after creating `venv` with `python` and installing the requirements
-/// of the workspace at `root`, unless it already holds exactly those.
+/// The venv's python, after creating `venv` with `python` and installing the wechatpy
+/// requirements of the workspace at `root`, unless it already holds exactly those.
+///
+/// # Errors
+///
+/// As [`ensure_with`].
+pub fn ensure(root: &Path, venv: &Path, python: &str) -> Result<PathBuf, String> {
+    ensure_with(&root.join(REQUIREMENTS), venv, python)
+}
+
+/// The venv's python, after creating `venv` with `python` and installing `requirements`,
+/// unless it already holds exactly those.
 ///
 /// # Errors
 ///
 /// A message naming the step that failed: reading the requirements, `python -m venv` (python
 /// missing) or `pip install` (no network, no wheel).
-pub fn ensure(root: &Path, venv: &Path, python: &str) -> Result<PathBuf, String> {
+pub fn ensure_with(requirements: &Path, venv: &Path, python: &str) -> Result<PathBuf, String> {
     let venv_python = venv.join("bin").join("python");
-    let requirements = root.join(REQUIREMENTS);
     let wanted = std::fs::read_to_string(&requirements)
         .map_err(|e| format!("{}: {e}", requirements.display()))?;
-    let stamp = venv.join(".wxlink-bench-requirements");
+    let stamp = venv.join(".wxlink-requirements");
     if venv_python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
         return Ok(venv_python);
     }
@@ -48,7 +58,7 @@ pub fn ensure(root: &Path, venv: &Path, python: &str) -> Result<PathBuf, String>
                 "--quiet",
                 "-r",
             ])
-            .arg(&requirements),
+            .arg(requirements),
         Duration::from_secs(600),
         "pip install",
     )?;

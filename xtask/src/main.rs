@@ -341,37 +341,12 @@ fn schemathesis(max_examples: u32) -> Result {
         cargo().args(["build", "-p", "wxlink-api", "--bin", "wxlink"]),
     )?;
     let dir = project_root().join("xtask").join("schemathesis");
-    let requirements = dir.join("requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements)
-        .map_err(|e| format!("{}: {e}", requirements.display()))?;
     let venv = target_dir().join("st-venv");
+    let python = wxlink_tests::venv::ensure_with(&dir.join("requirements.txt"), &venv, "python3")?;
     let bin = venv.join("bin");
-    let stamp = venv.join(".wxlink-requirements");
-    if !bin.join("python").exists() {
-        run(
-            "python3 -m venv target/st-venv",
-            Command::new("python3").args(["-m", "venv"]).arg(&venv),
-        )?;
-    }
-    if !std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
-        run(
-            "pip install schemathesis",
-            Command::new(bin.join("python"))
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--quiet",
-                    "-r",
-                ])
-                .arg(&requirements),
-        )?;
-        std::fs::write(&stamp, &wanted).map_err(|e| format!("{}: {e}", stamp.display()))?;
-    }
     run(
         "schemathesis against the sandbox",
-        Command::new(bin.join("python"))
+        Command::new(python)
             .arg(dir.join("run.py"))
             .arg("--wxlink")
             .arg(target_dir().join("debug").join("wxlink"))

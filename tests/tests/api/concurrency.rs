@@ -95,7 +95,7 @@ async fn concurrent_user_info_makes_one_owner(backend: Backend) {
         backend,
         Options::default()
             .apps(&[(APP_A, UnionidPolicy::Never), (APP_C, UnionidPolicy::Never)])
-            .extra_toml("[security]\nmax_failed_decrypts_per_session = 10\n"),
+            .security_toml("max_failed_decrypts_per_session = 10\n"),
     )
     .await;
     let on_a = app.login(APP_A, "max-in-a", Some("max-union")).await;

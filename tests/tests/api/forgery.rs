@@ -179,5 +179,5 @@ async fn watermark_age_check_can_be_disabled(backend: Backend) {
 
 /// More refusals on one session than its default budget of failed decryptions (5) allows.
 fn more_attempts() -> Options {
-    Options::default().extra_toml("[security]\nmax_failed_decrypts_per_session = 10\n")
+    Options::default().security_toml("max_failed_decrypts_per_session = 10\n")
 }

@@ -329,9 +329,9 @@ async fn support_revokes_sessions_unlinks_identities_and_merges_users(backend: B
     assert_eq!(
         kinds_with("users_merged"),
         vec![
-            json!({"by": "unionid"}),
-            json!({"by": "support"}),
-            json!({"by": "support"})
+            json!({"by": "unionid", "phone": "none", "sessions": 1}),
+            json!({"by": "support", "phone": "none", "sessions": 1}),
+            json!({"by": "support", "phone": "none", "sessions": 1})
         ]
     );
     app.snapshot().assert_consistent("after support's repairs");

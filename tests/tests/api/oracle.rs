@@ -398,7 +398,7 @@ async fn failed_decryptions_are_budgeted_per_session_across_restarts(backend: Ba
 /// "may" rotate the session_key.
 async fn failed_decryptions_are_budgeted_per_identity_across_sessions(backend: Backend) {
     let options =
-        Options::default().extra_toml("[security]\nmax_failed_decrypts_per_identity_per_day = 7\n");
+        Options::default().security_toml("max_failed_decrypts_per_identity_per_day = 7\n");
     let app = TestApp::spawn(backend, options).await;
     let mut failures = 0;
     for session in 1..=3 {

@@ -162,5 +162,5 @@ async fn another_unionid_is_unionid_conflict(backend: Backend) {
 
 /// More refusals on one session than its default budget of failed decryptions (5) allows.
 fn more_attempts() -> Options {
-    Options::default().extra_toml("[security]\nmax_failed_decrypts_per_session = 10\n")
+    Options::default().security_toml("max_failed_decrypts_per_session = 10\n")
 }

@@ -32,6 +32,8 @@ pub struct Options {
     pub extra_toml: String,
     /// More `[server]` keys, appended to that table as they are.
     pub server_toml: String,
+    /// More `[security]` keys, appended to that table (which may also carry the data keys).
+    pub security_toml: String,
     /// `WXLINK_LOG`
     pub log_filter: String,
     /// Apps that are not mini programs: (appid, kind, unionid in the OAuth exchange).
@@ -53,6 +55,7 @@ impl Default for Options {
             max_watermark_age_secs: None,
             extra_toml: String::new(),
             server_toml: String::new(),
+            security_toml: String::new(),
             log_filter: "info".to_owned(),
             kinds: Vec::new(),
         }
@@ -100,6 +103,12 @@ impl Options {
     /// More `[server]` keys (`key = value` lines).
     pub fn server_toml(mut self, toml: &str) -> Self {
         self.server_toml.push_str(toml);
+        self
+    }
+
+    /// More `[security]` keys (`key = value` lines).
+    pub fn security_toml(mut self, toml: &str) -> Self {
+        self.security_toml.push_str(toml);
         self
     }
 
@@ -257,14 +266,16 @@ impl TestApp {
                 toml.push_str(&format!("kind = {kind}\n"));
             }
         }
+        toml.push_str("\n[security]\n");
         if let Some((current, previous)) = &self.data_keys {
             let previous: Vec<String> = previous.iter().map(|k| toml_str(k)).collect();
             toml.push_str(&format!(
-                "\n[security]\ndata_key = {}\nprevious_data_keys = [{}]\n",
+                "data_key = {}\nprevious_data_keys = [{}]\n",
                 toml_str(current),
                 previous.join(", ")
             ));
         }
+        toml.push_str(&o.security_toml);
         toml.push('\n');
         toml.push_str(&o.extra_toml);
         toml

@@ -35,8 +35,8 @@ fn three_apps() -> Options {
         // Every client sends user info for the one person's A identity at once (half of them
         // with one token), and attempts in flight hold a reservation of the session's and the
         // identity's failed-decryption budgets (5 and 20 by default).
-        .extra_toml(
-            "[security]\nmax_failed_decrypts_per_session = 1000\n\
+        .security_toml(
+            "max_failed_decrypts_per_session = 1000\n\
              max_failed_decrypts_per_identity_per_day = 1000\n",
         )
 }

@@ -147,9 +147,17 @@ async fn unreachable_wechat_is_upstream_error_within_the_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_wechat_faults_under_load_answer_within_the_budget() {
+    // Many user-info requests of one session at once: more than its failed-decryption budget.
     let mut app = TestApp::spawn(
         Backend::Sqlite,
-        Options::default().timeout_ms(TIMEOUT_MS).log("debug"),
+        Options::default()
+            .timeout_ms(TIMEOUT_MS)
+            .log("debug")
+            .security_toml(
+                "max_failed_decrypts_per_session = 100
+max_failed_decrypts_per_identity_per_day = 100
+",
+            ),
     )
     .await;
     let mut secrets = config_secrets(&app);

@@ -33,7 +33,7 @@ pub fn ensure(root: &Path, venv: &Path, python: &str) -> Result<PathBuf, String>
 /// missing) or `pip install` (no network, no wheel).
 pub fn ensure_with(requirements: &Path, venv: &Path, python: &str) -> Result<PathBuf, String> {
     let venv_python = venv.join("bin").join("python");
-    let wanted = std::fs::read_to_string(&requirements)
+    let wanted = std::fs::read_to_string(requirements)
         .map_err(|e| format!("{}: {e}", requirements.display()))?;
     let stamp = venv.join(".wxlink-requirements");
     if venv_python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {

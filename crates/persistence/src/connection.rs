@@ -186,12 +186,15 @@ impl Target {
 ///   written to the WAL before it is acknowledged but the WAL is fsynced only at checkpoints:
 ///   an acknowledged commit survives the process being killed, not a power cut or OS crash.
 /// - SQLite does not enforce foreign keys unless asked, per connection.
+/// - No automatic checkpoints: one would run inside whichever commit crosses 1,000 WAL pages,
+///   with its fsync; the store's background thread checkpoints instead.
 fn sqlite_settings() -> String {
     format!(
         "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
          PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
-         PRAGMA foreign_keys = ON;"
+         PRAGMA foreign_keys = ON;
+         PRAGMA wal_autocheckpoint = 0;"
     )
 }
 

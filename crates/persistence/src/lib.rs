@@ -93,6 +93,7 @@ mod admin;
 mod config;
 mod connection;
 mod error;
+mod group;
 mod migrations;
 mod schema;
 mod store;

@@ -234,6 +234,12 @@ pub(crate) fn rollback(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
 }
 
+/// Mark this connection as one the pool must close instead of handing it out again.
+pub(crate) fn discard(conn: &mut DbConnection) {
+    <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+        .set_in_error();
+}
+
 /// Whether this connection must not be used again (a failed rollback, a closed socket).
 pub(crate) fn is_broken(conn: &mut DbConnection) -> bool {
     R2D2Connection::is_broken(conn)

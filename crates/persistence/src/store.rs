@@ -107,10 +107,9 @@ impl Store {
             .max_size(config.max_connections)
             // One warm connection; the rest are made on demand and closed when idle.
             .min_idle(Some(1))
-            // A pooled PostgreSQL connection is pinged before use, so after a restart dead
-            // connections are dropped and replaced instead of failing one request each; an
-            // SQLite file cannot go away under an open connection.
-            .test_on_check_out(backend == Backend::Postgres)
+            // No ping before use (it cost PostgreSQL a round trip and a commit per login):
+            // a connection the server closed fails at BEGIN and is replaced there.
+            .test_on_check_out(false)
             .connection_timeout(config.connect_timeout)
             .error_handler(Box::new(LogErrors { url: url.clone() }))
             .build_unchecked(Manager {
@@ -240,7 +239,7 @@ impl Inner {
                     conn = self.connection(Instant::now() + self.connect_timeout)?;
                 }
             }
-            let retry = match connection::begin(&mut conn, mode) {
+            let retry = match self.begin(&mut conn, mode, deadline) {
                 Err(e) => self.retry_or_fail(mode, &e)?,
                 Ok(()) => {
                     let (outcome, conflict) = {
@@ -292,6 +291,37 @@ impl Inner {
             attempts: MAX_ATTEMPTS,
         }
         .into())
+    }
+
+    /// BEGIN on `conn`; a pooled connection whose server went away (a PostgreSQL restart
+    /// closed every idle one) is discarded and replaced by the next, up to the pool's size, so
+    /// a restart costs no request an error.
+    fn begin(
+        &self,
+        conn: &mut PooledConnection<Manager>,
+        mode: TxMode,
+        deadline: Instant,
+    ) -> diesel::QueryResult<()> {
+        let mut replaced = 0;
+        loop {
+            match connection::begin(conn, mode) {
+                Err(e)
+                    if self.backend == Backend::Postgres
+                        && replaced < self.pool.max_size()
+                        && matches!(Failure::of(&e), Failure::Unavailable(_)) =>
+                {
+                    tracing::debug!(database = %self.url, error = %self.scrub(e.to_string()), "replacing a closed connection");
+                    connection::discard(conn);
+                    match self.connection(deadline) {
+                        // The old one goes back to the pool, which closes it.
+                        Ok(fresh) => *conn = fresh,
+                        Err(_) => return Err(e),
+                    }
+                    replaced += 1;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// An error met outside `work` (at BEGIN or COMMIT): `Ok` to run the transaction again,

@@ -443,6 +443,54 @@ pub async fn rule_errors_roll_back_everything(db: &TestDb) {
     assert!(store.events_after(0, 10).await.unwrap().is_empty());
 }
 
+/// Concurrent writes, a third of them refused by their rule after writing: on SQLite they
+/// share group transactions, and each refused one must roll back alone.
+pub async fn refused_writes_among_concurrent_ones_roll_back_alone(db: &TestDb) {
+    let store = db.store().await;
+    let mut tasks = Vec::new();
+    for i in 0..48u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .transact(TxMode::Write, move |tx| {
+                    let id = format!("u{i}");
+                    tx.insert_user(&user(&id, Some(&format!("union-{i}")), 1))?;
+                    tx.insert_identity(&app(1), &openid(&format!("o{i}")), &user_id(&id), 1)?;
+                    if i % 3 == 0 {
+                        return Err(DomainError::UnionidConflict);
+                    }
+                    Ok(())
+                })
+                .await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let outcome = task.await.unwrap();
+        let expected = if i % 3 == 0 {
+            Err(DomainError::UnionidConflict)
+        } else {
+            Ok(())
+        };
+        assert_eq!(outcome, expected, "write {i}");
+    }
+    let found = read(&store, |tx| {
+        (0..48u32)
+            .map(|i| {
+                Ok((
+                    tx.user(&user_id(&format!("u{i}")))?.is_some(),
+                    tx.identity_owner(&app(1), &openid(&format!("o{i}")))?
+                        .is_some(),
+                ))
+            })
+            .collect::<Result<Vec<_>, DomainError>>()
+    })
+    .await;
+    for (i, kept) in found.into_iter().enumerate() {
+        let committed = i % 3 != 0;
+        assert_eq!(kept, (committed, committed), "write {i}");
+    }
+}
+
 pub async fn read_transactions_refuse_writes(db: &TestDb) {
     let store = db.store().await;
     let outcome = store

@@ -204,12 +204,13 @@ fn sqlite_settings() -> String {
 /// and then fail to upgrade (which would be a deadlock SQLite can only answer with `BUSY`);
 /// readers use a deferred `BEGIN` and read a WAL snapshot beside the writer.
 /// PostgreSQL: `SERIALIZABLE`, so concurrent linking on several nodes behaves as if serial and
-/// anything else fails with a serialization error, which the store retries.
+/// anything else fails with a serialization error, which the store retries; `READ COMMITTED`
+/// for `WriteGuarded` work, whose races the constraints and guarded updates decide.
 pub(crate) fn begin(conn: &mut DbConnection, mode: TxMode) -> diesel::QueryResult<()> {
     match conn {
         DbConnection::Sqlite(c) => {
             let sql = match mode {
-                TxMode::Write => "BEGIN IMMEDIATE",
+                TxMode::Write | TxMode::WriteGuarded => "BEGIN IMMEDIATE",
                 TxMode::Read => "BEGIN DEFERRED",
             };
             AnsiTransactionManager::begin_transaction_sql(c, sql)
@@ -217,6 +218,9 @@ pub(crate) fn begin(conn: &mut DbConnection, mode: TxMode) -> diesel::QueryResul
         DbConnection::Pg(c) => {
             let sql = match mode {
                 TxMode::Write => "BEGIN ISOLATION LEVEL SERIALIZABLE, READ WRITE",
+                // The work's races all end in a unique violation or a guarded update that
+                // changes nothing, which the store reruns (see `TxMode::WriteGuarded`).
+                TxMode::WriteGuarded => "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE",
                 TxMode::Read => "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY",
             };
             AnsiTransactionManager::begin_transaction_sql(c, sql)

@@ -173,7 +173,9 @@ impl Store {
         // database is down, queued requests get their answer within the connect timeout
         // instead of piling up.
         let deadline = Instant::now() + inner.connect_timeout;
-        if let (Some(writer), TxMode::Write) = (&inner.writer, mode) {
+        if let Some(writer) = &inner.writer
+            && mode.writes()
+        {
             return writer.submit(work, deadline).await;
         }
         let permit = inner.wait_for(&inner.permits, deadline).await?;
@@ -333,7 +335,7 @@ impl Inner {
     ) -> Result<Retry, StoreError> {
         match Failure::of(error) {
             Failure::Conflict(_) => Ok(Retry::Clash),
-            Failure::Busy(_) if mode == TxMode::Write => Ok(Retry::Busy),
+            Failure::Busy(_) if mode.writes() => Ok(Retry::Busy),
             Failure::Busy(m) | Failure::Unavailable(m) => {
                 Err(StoreError::Unavailable(self.scrub(m)))
             }

@@ -56,8 +56,10 @@
 //! - SQLite: `BEGIN IMMEDIATE` for writes — the writer takes the file's single write lock up
 //!   front; writes run one at a time — and a deferred `BEGIN` for reads, which read a WAL snapshot
 //!   beside the writer.
-//! - PostgreSQL: `SERIALIZABLE` (`READ ONLY` for reads), so concurrent logins on several nodes
-//!   behave as if run one after the other; the database aborts whichever would not.
+//! - PostgreSQL: `READ COMMITTED` for [`TxMode::WriteGuarded`] work (logins), whose races end
+//!   in a unique violation or a guarded update that changes nothing, both rerun; otherwise
+//!   `SERIALIZABLE` (`READ ONLY` for reads), so concurrent linking on several nodes
+//!   behaves as if run one after the other; the database aborts whichever would not.
 //!
 //! When the work returns [`StoreError::Conflict`], or any statement or the `COMMIT` meets a
 //! uniqueness violation, a serialization failure, a deadlock, or SQLite's busy answer to a
@@ -92,6 +94,7 @@
 //! [`IdentityStore`]: wxlink_domain::IdentityStore
 //! [`IdentityStore::transact`]: wxlink_domain::IdentityStore::transact
 //! [`TxMode::Read`]: wxlink_domain::TxMode::Read
+//! [`TxMode::WriteGuarded`]: wxlink_domain::TxMode::WriteGuarded
 //! [`StoreError::Corrupt`]: wxlink_domain::StoreError::Corrupt
 
 #![deny(missing_docs)]

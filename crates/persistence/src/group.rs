@@ -107,11 +107,12 @@ impl Writer {
     ) -> std::io::Result<Writer> {
         let (queue, jobs) = mpsc::channel(QUEUE_LENGTH);
         let url = target.display_url();
+        let checkpoints = target.clone();
         let group = Group {
-            pool: pool.clone(),
+            pool,
             keyring,
             target,
-            url: url.clone(),
+            url,
             connect_timeout,
         };
         std::thread::Builder::new()
@@ -120,7 +121,7 @@ impl Writer {
         let alive = mpsc::Sender::downgrade(&queue);
         std::thread::Builder::new()
             .name("wxlink-sqlite-checkpoint".to_owned())
-            .spawn(move || checkpoint_until_dropped(&pool, &alive, &url))?;
+            .spawn(move || checkpoint_until_dropped(&checkpoints, &alive))?;
         Ok(Writer { queue })
     }
 
@@ -316,25 +317,24 @@ fn fail_all(jobs: Vec<Box<dyn Job>>, error: &StoreError) {
 
 /// Checkpoint the WAL in the background (connections run with `wal_autocheckpoint = 0`),
 /// until the store is dropped. `PASSIVE` takes no lock that a writer or reader waits for.
-fn checkpoint_until_dropped(
-    pool: &Pool<Manager>,
-    alive: &mpsc::WeakSender<Box<dyn Job>>,
-    url: &str,
-) {
+/// The thread keeps a connection of its own, so busy readers cannot starve it of one.
+fn checkpoint_until_dropped(target: &Target, alive: &mpsc::WeakSender<Box<dyn Job>>) {
+    let mut conn: Option<DbConnection> = None;
     loop {
         std::thread::sleep(CHECKPOINT_EVERY);
         if alive.upgrade().is_none() {
             return;
         }
-        let checkpoint = pool
-            .get_timeout(CHECKPOINT_EVERY)
-            .map_err(|e| e.to_string())
-            .and_then(|mut conn| {
-                conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    .map_err(|e| e.to_string())
-            });
+        let checkpoint = match conn.as_mut() {
+            Some(c) => c
+                .batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
+                .map_err(|e| e.to_string()),
+            None => target.establish().map(|c| conn = Some(c)),
+        };
         if let Err(error) = checkpoint {
-            tracing::debug!(database = %url, %error, "WAL checkpoint skipped");
+            tracing::debug!(database = %target.display_url(), %error, "WAL checkpoint skipped");
+            // Reconnect next time: the file may have been replaced or the connection broken.
+            conn = None;
         }
     }
 }

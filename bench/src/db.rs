@@ -110,6 +110,55 @@ pub fn fresh_pg_database(admin_url: &str, name: &str) -> Result<String, String> 
     Ok(format!("{base}/{name}"))
 }
 
+/// What the PostgreSQL server has done so far, for per-login figures: commits and rollbacks
+/// in one database (from `pg_stat_database`, which a backend updates when it exits or at most
+/// once a second, so take it when the service's connections are closed), the WAL position,
+/// and the CPU of the server's processes.
+#[derive(Debug, Clone, Copy)]
+pub struct PgCounters {
+    pub commits: u64,
+    pub rollbacks: u64,
+    pub wal_bytes: u64,
+    /// The postmaster and every backend, live or exited (exited ones count in the
+    /// postmaster's children's time).
+    pub server_cpu_us: u64,
+}
+
+#[derive(QueryableByName)]
+struct PgCountersRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    commits: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    rollbacks: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    wal_bytes: i64,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    backend: i32,
+}
+
+/// The counters of database `url` (its name is the URL's last segment) now.
+pub fn pg_counters(url: &str) -> Result<PgCounters, String> {
+    let mut c = PgConnection::establish(url).map_err(|e| e.to_string())?;
+    let row: PgCountersRow = diesel::sql_query(
+        "SELECT xact_commit AS commits, xact_rollback AS rollbacks, \
+         pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS wal_bytes, \
+         pg_backend_pid() AS backend \
+         FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .get_result(&mut c)
+    .map_err(|e| format!("pg_stat_database: {e}"))?;
+    let backend = u32::try_from(row.backend).map_err(|e| e.to_string())?;
+    let postmaster = crate::procs::parent_pid(backend).ok_or("no postmaster pid")?;
+    let server_cpu_us = crate::procs::tree_cpu_us(postmaster).ok_or("no postmaster CPU")?;
+    let count = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(PgCounters {
+        commits: count(row.commits),
+        rollbacks: count(row.rollbacks),
+        wal_bytes: count(row.wal_bytes),
+        server_cpu_us,
+    })
+}
+
 /// The durable-commit floor at one writer count.
 #[derive(Debug, Clone, Serialize)]
 pub struct CommitRun {

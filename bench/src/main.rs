@@ -30,7 +30,7 @@ use wxlink_wechat_sim::{SimHandle, Simulator, UnionidPolicy};
 use crate::db::Db;
 use crate::loadgen::{Req, Shape};
 use crate::procs::ChildGuard;
-use crate::report::{CommitFloors, LoginResult, MemoryResult, Report, ScaleResult};
+use crate::report::{CommitFloors, LoginResult, MemoryResult, PgPerLogin, Report, ScaleResult};
 use crate::stats::LoadSummary;
 
 /// The app every run uses: a mini program whose code2Session tells the unionid when the user
@@ -799,9 +799,26 @@ async fn login_run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginRes
         Service::Wxlink => "w",
         Service::Peer => "p",
     };
+    if service == Service::Wxlink {
+        // A fresh process for the measured run: its CPU time is then the run's alone, and the
+        // warm-up's database connections are closed, so PostgreSQL has counted their commits.
+        running.guard.stop(Duration::from_secs(5));
+        running = start_service(ctx, service, &name, &db, &sim.base_url()).await?;
+    }
+    let pg_before = match (&db, service) {
+        (Db::Postgres(url), Service::Wxlink) => Some(db::pg_counters(url)?),
+        _ => None,
+    };
+    let cpu_before = procs::group_cpu_us(running.guard.pid());
     let make = fresh_code_requests(&sim, tag, known, login_request);
     let outcome = loadgen::run(running.addr, ctx.shape(total), make, loadgen::check_login).await;
     running.guard.check_running()?;
+    let cpu_after = procs::group_cpu_us(running.guard.pid());
+    let logins = outcome.summary().ok.max(1) as f64;
+    let cpu_us_per_login = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before) as f64 / logins),
+        _ => None,
+    };
     let (peak_rss_kib, rss_kib) = match service {
         Service::Wxlink => (
             procs::status_kib(running.guard.pid(), "VmHWM"),
@@ -811,16 +828,38 @@ async fn login_run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginRes
     };
     running.guard.stop(Duration::from_secs(5));
     sim.shutdown().await;
+    // After the stop: the closed connections have reported their commits.
+    let postgres_per_login = match (&db, pg_before) {
+        (Db::Postgres(url), Some(before)) => {
+            let after = db::pg_counters(url)?;
+            let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / logins;
+            Some(PgPerLogin {
+                commits: per(after.commits, before.commits),
+                rollbacks: per(after.rollbacks, before.rollbacks),
+                wal_bytes: per(after.wal_bytes, before.wal_bytes),
+                server_cpu_us: per(after.server_cpu_us, before.server_cpu_us),
+            })
+        }
+        _ => None,
+    };
     let summary = outcome.summary();
     log(format!(
-        "  {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} errors {:?}",
-        summary.per_sec, summary.p50_ms, summary.p99_ms, summary.errors, summary.first_errors
+        "  {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} errors {:?}, CPU {:.0} µs/login {:?}",
+        summary.per_sec,
+        summary.p50_ms,
+        summary.p99_ms,
+        summary.errors,
+        summary.first_errors,
+        cpu_us_per_login.unwrap_or(f64::NAN),
+        postgres_per_login
     ));
     Ok(LoginResult {
         load: summary,
         warmup_errors: warmup.errors,
         peak_rss_kib,
         rss_kib,
+        cpu_us_per_login,
+        postgres_per_login,
     })
 }
 

@@ -174,6 +174,77 @@ pub fn parse_stat_pgrp(stat: &str) -> Option<u32> {
     rest.split_whitespace().nth(2)?.parse().ok()
 }
 
+/// Linux reports CPU times in /proc in units of `USER_HZ`, which is 100 on every
+/// architecture Linux supports for user space.
+const USER_HZ: u64 = 100;
+
+/// The fields of /proc/PID/stat after the command name.
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace().collect())
+}
+
+/// (ppid, CPU µs of the process itself, CPU µs of its reaped children) from /proc/PID/stat.
+pub fn parse_stat_cpu(stat: &str) -> Option<(u32, u64, u64)> {
+    let f = stat_fields(stat)?;
+    let ticks = |i: usize| f.get(i)?.parse::<u64>().ok();
+    // After the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+    // utime stime cutime cstime.
+    let ppid = f.get(1)?.parse().ok()?;
+    let own = ticks(11)? + ticks(12)?;
+    let children = ticks(13)? + ticks(14)?;
+    Some((
+        ppid,
+        own * 1_000_000 / USER_HZ,
+        children * 1_000_000 / USER_HZ,
+    ))
+}
+
+/// Every process in /proc with the text of its stat file.
+fn all_stats() -> Vec<(u32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, stat))
+        })
+        .collect()
+}
+
+/// The parent of a process.
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_cpu(&stat).map(|(ppid, _, _)| ppid)
+}
+
+/// CPU time (user + system, µs) of every process in process group `pgid`, with their reaped
+/// children: a service and all its workers.
+pub fn group_cpu_us(pgid: u32) -> Option<u64> {
+    sum_cpu(|pid, stat| pid == pgid || parse_stat_pgrp(stat) == Some(pgid))
+}
+
+/// CPU time (user + system, µs) of `root`, its direct children and its reaped children: a
+/// PostgreSQL postmaster and its backends.
+pub fn tree_cpu_us(root: u32) -> Option<u64> {
+    sum_cpu(|pid, stat| {
+        pid == root || parse_stat_cpu(stat).is_some_and(|(ppid, _, _)| ppid == root)
+    })
+}
+
+fn sum_cpu(pick: impl Fn(u32, &str) -> bool) -> Option<u64> {
+    let mut total = None;
+    for (pid, stat) in all_stats() {
+        if pick(pid, &stat)
+            && let Some((_, own, children)) = parse_stat_cpu(&stat)
+        {
+            *total.get_or_insert(0) += own + children;
+        }
+    }
+    total
+}
+
 /// The summed VmRSS (KiB) of every process in process group `pgid` (a gunicorn master and its
 /// workers).
 pub fn group_rss_kib(pgid: u32) -> Option<u64> {
@@ -234,6 +305,13 @@ mod tests {
         let odd = "7 (a) b (c)) R 1 99 7 0";
         assert_eq!(parse_stat_pgrp(odd), Some(99));
         assert_eq!(parse_stat_pgrp("garbage"), None);
+    }
+
+    #[test]
+    fn cpu_times_are_read_in_microseconds() {
+        let stat = "4242 (wx link) S 4200 4200 4200 0 -1 4194560 120 0 0 0 250 50 7 3 20 0";
+        assert_eq!(parse_stat_cpu(stat), Some((4200, 3_000_000, 100_000)));
+        assert_eq!(parse_stat_cpu("4242 (x) S 1 1"), None);
     }
 
     #[test]

@@ -33,6 +33,22 @@ pub struct LoginResult {
     pub peak_rss_kib: Option<u64>,
     /// RSS at the end of the run (for the peer: master and all workers).
     pub rss_kib: Option<u64>,
+    /// The service's CPU time (user + system; for the peer summed over gunicorn's processes)
+    /// during the measured run ÷ its successful logins: a cost that holds on a shared machine,
+    /// where a rate does not.
+    pub cpu_us_per_login: Option<f64>,
+    /// What PostgreSQL did per measured login (wxlink only).
+    pub postgres_per_login: Option<PgPerLogin>,
+}
+
+/// PostgreSQL's work per login over a measured run, for the capacity model.
+#[derive(Debug, Clone, Serialize)]
+pub struct PgPerLogin {
+    pub commits: f64,
+    pub rollbacks: f64,
+    pub wal_bytes: f64,
+    /// CPU of the postmaster and the backends.
+    pub server_cpu_us: f64,
 }
 
 /// A service's runs per database.
@@ -211,6 +227,42 @@ impl Report {
             },
             |v| v <= 25.0,
         ));
+        let wx_pg = self.wx(true);
+        if let Some(w) = wx_pg {
+            let throughput = self
+                .pe(true)
+                .map_or(f64::NAN, |p| ratio(w.per_sec, p.per_sec));
+            t.push(target(
+                "login throughput vs wechatpy peer (PostgreSQL, 64 clients)",
+                "≥ 10×",
+                throughput,
+                fmt_x(throughput),
+                |v| v >= 10.0,
+            ));
+            t.push(target(
+                "login p99 (PostgreSQL, 64 clients)",
+                "≤ 40 ms",
+                w.p99_ms,
+                format!("{} ms", fmt_ms(w.p99_ms)),
+                |v| v <= 40.0,
+            ));
+        }
+        let cpu = self
+            .wxlink
+            .get(false)
+            .and_then(|r| r.cpu_us_per_login)
+            .unwrap_or(f64::NAN);
+        t.push(target(
+            "wxlink CPU per login (SQLite, process CPU ÷ logins)",
+            "≤ 120 µs",
+            cpu,
+            if cpu.is_finite() {
+                format!("{} µs", fmt_rate(cpu))
+            } else {
+                "–".to_owned()
+            },
+            |v| v <= 120.0,
+        ));
         for (postgres, db) in [(false, "SQLite"), (true, "PostgreSQL")] {
             let floor = self
                 .floors
@@ -242,6 +294,18 @@ impl Report {
             vs_py,
             fmt_x(vs_py),
             |v| v >= 20.0,
+        ));
+        let ns = self.decrypt.as_ref().map_or(f64::NAN, |d| d.wxlink_ns);
+        t.push(target(
+            "decrypt+verify of one payload",
+            "≤ 1,600 ns",
+            ns,
+            if ns.is_finite() {
+                format!("{} ns", fmt_rate(ns))
+            } else {
+                "–".to_owned()
+            },
+            |v| v <= 1600.0,
         ));
         t.push(target(
             "decrypt+verify vs bare AES+JSON",
@@ -369,6 +433,44 @@ impl Report {
                 }),
             );
         }
+        row(
+            "CPU per login, µs: wxlink / peer (process CPU time ÷ logins)",
+            both(&|pg| {
+                let cpu = |runs: &ServiceRuns| {
+                    runs.get(pg)
+                        .and_then(|r| r.cpu_us_per_login)
+                        .map_or("–".into(), fmt_rate)
+                };
+                format!("{} / {}", cpu(&self.wxlink), cpu(&self.peer))
+            }),
+        );
+        row(
+            "wxlink ÷ peer: CPU per login",
+            both(&|pg| {
+                let cpu = |runs: &ServiceRuns| runs.get(pg).and_then(|r| r.cpu_us_per_login);
+                match (cpu(&self.wxlink), cpu(&self.peer)) {
+                    (Some(w), Some(p)) => fmt_x(ratio(w, p)),
+                    _ => "–".into(),
+                }
+            }),
+        );
+        row(
+            "PostgreSQL per wxlink login: commits / rollbacks / WAL bytes / server CPU µs",
+            both(&|pg| {
+                self.wxlink
+                    .get(pg)
+                    .and_then(|r| r.postgres_per_login.as_ref())
+                    .map_or("–".into(), |p| {
+                        format!(
+                            "{:.2} / {:.3} / {} / {}",
+                            p.commits,
+                            p.rollbacks,
+                            fmt_rate(p.wal_bytes),
+                            fmt_rate(p.server_cpu_us)
+                        )
+                    })
+            }),
+        );
         row(
             "wxlink ÷ peer: throughput",
             both(&|pg| match (self.wx(pg), self.pe(pg)) {
@@ -666,6 +768,8 @@ mod tests {
                 warmup_errors: 0,
                 peak_rss_kib: None,
                 rss_kib: None,
+                cpu_us_per_login: Some(100.0),
+                postgres_per_login: None,
             },
         );
         report.peer.set(
@@ -675,6 +779,8 @@ mod tests {
                 warmup_errors: 0,
                 peak_rss_kib: None,
                 rss_kib: None,
+                cpu_us_per_login: Some(3000.0),
+                postgres_per_login: None,
             },
         );
         report.memory = Some(MemoryResult {
@@ -704,6 +810,13 @@ mod tests {
             table.contains("| wxlink ÷ peer: throughput | 15.0× | – |"),
             "{table}"
         );
+        assert!(
+            table.contains(
+                "| CPU per login, µs: wxlink / peer (process CPU time ÷ logins) | 100 / 3,000 | – / – |"
+            ),
+            "{table}"
+        );
+        assert_eq!(met("wxlink CPU per login"), Some(true));
         assert!(
             table.contains(
                 "| RSS at 1,000 keep-alive connections | ≤ 100 MiB | 120.0 MiB | **no** |"

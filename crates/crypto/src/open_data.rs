@@ -197,25 +197,81 @@ pub fn decrypt_user_data(
     iv_b64: &str,
     encrypted_data_b64: &str,
 ) -> Result<UserData, DecryptError> {
-    let value = decrypt(session_key_b64, iv_b64, encrypted_data_b64)?;
-    let present = |v: Option<&serde_json::Value>| v.is_some_and(|v| !v.is_null());
-    let watermark = value.get("watermark");
-    let required = [
-        ("openId", present(value.get("openId"))),
-        ("watermark", present(watermark)),
-        (
-            "watermark.appid",
-            present(watermark.and_then(|w| w.get("appid"))),
-        ),
-        (
-            "watermark.timestamp",
-            present(watermark.and_then(|w| w.get("timestamp"))),
-        ),
-    ];
-    if let Some((field, _)) = required.iter().find(|(_, present)| !present) {
-        return Err(DecryptError::MissingField { field });
+    let plaintext = decrypt_bytes(session_key_b64, iv_b64, encrypted_data_b64)?;
+    let text = std::str::from_utf8(&plaintext).map_err(DecryptError::PlaintextNotUtf8)?;
+    if !text.trim_start().starts_with('{') {
+        // JSON that is not an object has none of the fields (serde would read an array
+        // positionally); text that is not JSON at all is told apart.
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => DecryptError::MissingField { field: "openId" },
+            Err(e) => DecryptError::PlaintextNotJson(e),
+        });
     }
-    serde_json::from_value(value).map_err(DecryptError::InvalidUserData)
+    // Straight into a struct whose required fields are optional, so that a missing field gets
+    // its own variant without building a `serde_json::Value` first (that step cost half the time).
+    let parsed: LooseUserData = serde_json::from_str(text).map_err(|e| {
+        if e.is_data() {
+            DecryptError::InvalidUserData(e)
+        } else {
+            DecryptError::PlaintextNotJson(e)
+        }
+    })?;
+    parsed.into_user_data()
+}
+
+/// [`UserData`] as read, before the presence of its required fields is checked (`null` reads as
+/// absent).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LooseUserData {
+    open_id: Option<String>,
+    #[serde(default)]
+    union_id: Option<String>,
+    #[serde(default)]
+    nick_name: Option<String>,
+    #[serde(default)]
+    gender: Option<i64>,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    city: Option<String>,
+    #[serde(default)]
+    province: Option<String>,
+    #[serde(default)]
+    country: Option<String>,
+    #[serde(default)]
+    avatar_url: Option<String>,
+    watermark: Option<LooseWatermark>,
+}
+
+#[derive(serde::Deserialize)]
+struct LooseWatermark {
+    appid: Option<String>,
+    timestamp: Option<i64>,
+}
+
+impl LooseUserData {
+    fn into_user_data(self) -> Result<UserData, DecryptError> {
+        let missing = |field| DecryptError::MissingField { field };
+        let open_id = self.open_id.ok_or_else(|| missing("openId"))?;
+        let watermark = self.watermark.ok_or_else(|| missing("watermark"))?;
+        let appid = watermark.appid.ok_or_else(|| missing("watermark.appid"))?;
+        let timestamp = watermark
+            .timestamp
+            .ok_or_else(|| missing("watermark.timestamp"))?;
+        Ok(UserData {
+            open_id,
+            union_id: self.union_id,
+            nick_name: self.nick_name,
+            gender: self.gender,
+            language: self.language,
+            city: self.city,
+            province: self.province,
+            country: self.country,
+            avatar_url: self.avatar_url,
+            watermark: Watermark { appid, timestamp },
+        })
+    }
 }
 
 /// Encrypts `plaintext` the way WeChat does, returning base64 `encryptedData`.

@@ -140,13 +140,29 @@ pub trait StoreTx {
     fn live_sessions(&mut self, user: &UserId, now: UnixTime) -> Result<u64, StoreError>;
 }
 
-/// Whether a transaction may write; lets a store take a cheaper path for reads.
+/// Whether a transaction may write, and what its rules need from the store's isolation; lets
+/// a store take a cheaper path where the rules allow it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxMode {
     /// Only reads.
     Read,
-    /// Reads and writes.
+    /// Reads and writes that must behave as if transactions ran one at a time.
     Write,
+    /// Reads and writes whose every race the store itself detects: uniqueness (one identity
+    /// per (appid, openid), one user per unionid) and writes conditional on what was read (a
+    /// unionid is only set where there is none, a user only merged while provisional and
+    /// unmerged). Such a race fails the losing write with [`StoreError::Conflict`] and the
+    /// work runs again, so the store may isolate these more cheaply than [`TxMode::Write`].
+    ///
+    /// [`StoreError::Conflict`]: crate::StoreError::Conflict
+    WriteGuarded,
+}
+
+impl TxMode {
+    /// Whether this transaction may write.
+    pub fn writes(self) -> bool {
+        !matches!(self, TxMode::Read)
+    }
 }
 
 /// Where users, identities, sessions and events live.

@@ -127,9 +127,11 @@ where
         let new_user_id = self.ids.new_user_id();
         let now = self.clock.now();
         let ttl = self.policy.session_ttl_secs;
+        // Every race of a login is a uniqueness violation or a guarded update (the rules of
+        // `linking::login`), so it needs no serializable isolation.
         let (user_id, unionid_linked, outcome) = self
             .store
-            .transact(TxMode::Write, move |tx| {
+            .transact(TxMode::WriteGuarded, move |tx| {
                 let origin = Origin {
                     appid: &appid,
                     openid: &wechat.openid,

@@ -199,12 +199,15 @@ impl Target {
 ///   written to the WAL before it is acknowledged but the WAL is fsynced only at checkpoints:
 ///   an acknowledged commit survives the process being killed, not a power cut or OS crash.
 /// - SQLite does not enforce foreign keys unless asked, per connection.
+/// - No automatic checkpoints: one would run inside whichever commit crosses 1,000 WAL pages,
+///   with its fsync; the store's background thread checkpoints instead.
 fn sqlite_settings() -> String {
     format!(
         "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
          PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
-         PRAGMA foreign_keys = ON;"
+         PRAGMA foreign_keys = ON;
+         PRAGMA wal_autocheckpoint = 0;"
     )
 }
 
@@ -214,12 +217,13 @@ fn sqlite_settings() -> String {
 /// and then fail to upgrade (which would be a deadlock SQLite can only answer with `BUSY`);
 /// readers use a deferred `BEGIN` and read a WAL snapshot beside the writer.
 /// PostgreSQL: `SERIALIZABLE`, so concurrent linking on several nodes behaves as if serial and
-/// anything else fails with a serialization error, which the store retries.
+/// anything else fails with a serialization error, which the store retries; `READ COMMITTED`
+/// for `WriteGuarded` work, whose races the constraints and guarded updates decide.
 pub(crate) fn begin(conn: &mut DbConnection, mode: TxMode) -> diesel::QueryResult<()> {
     match conn {
         DbConnection::Sqlite(c) => {
             let sql = match mode {
-                TxMode::Write => "BEGIN IMMEDIATE",
+                TxMode::Write | TxMode::WriteGuarded => "BEGIN IMMEDIATE",
                 TxMode::Read => "BEGIN DEFERRED",
             };
             AnsiTransactionManager::begin_transaction_sql(c, sql)
@@ -227,6 +231,9 @@ pub(crate) fn begin(conn: &mut DbConnection, mode: TxMode) -> diesel::QueryResul
         DbConnection::Pg(c) => {
             let sql = match mode {
                 TxMode::Write => "BEGIN ISOLATION LEVEL SERIALIZABLE, READ WRITE",
+                // The work's races all end in a unique violation or a guarded update that
+                // changes nothing, which the store reruns (see `TxMode::WriteGuarded`).
+                TxMode::WriteGuarded => "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE",
                 TxMode::Read => "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY",
             };
             AnsiTransactionManager::begin_transaction_sql(c, sql)
@@ -242,6 +249,12 @@ pub(crate) fn commit(conn: &mut DbConnection) -> diesel::QueryResult<()> {
 /// Roll back the transaction [`begin`] opened.
 pub(crate) fn rollback(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
+}
+
+/// Mark this connection as one the pool must close instead of handing it out again.
+pub(crate) fn discard(conn: &mut DbConnection) {
+    <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+        .set_in_error();
 }
 
 /// Whether this connection must not be used again (a failed rollback, a closed socket).

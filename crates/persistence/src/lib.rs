@@ -57,11 +57,13 @@
 //! the async side; then, on a blocking thread, it takes a pooled connection and runs the work in
 //! one transaction:
 //!
-//! - SQLite: `BEGIN IMMEDIATE` for writes — writers take the file's single write lock up
-//!   front and run one at a time — and a deferred `BEGIN` for reads, which read a WAL snapshot
+//! - SQLite: `BEGIN IMMEDIATE` for writes — the writer takes the file's single write lock up
+//!   front; writes run one at a time — and a deferred `BEGIN` for reads, which read a WAL snapshot
 //!   beside the writer.
-//! - PostgreSQL: `SERIALIZABLE` (`READ ONLY` for reads), so concurrent logins on several nodes
-//!   behave as if run one after the other; the database aborts whichever would not.
+//! - PostgreSQL: `READ COMMITTED` for [`TxMode::WriteGuarded`] work (logins), whose races end
+//!   in a unique violation or a guarded update that changes nothing, both rerun; otherwise
+//!   `SERIALIZABLE` (`READ ONLY` for reads), so concurrent linking on several nodes
+//!   behaves as if run one after the other; the database aborts whichever would not.
 //!
 //! When the work returns [`StoreError::Conflict`], or any statement or the `COMMIT` meets a
 //! uniqueness violation, a serialization failure, a deadlock, or SQLite's busy answer to a
@@ -77,9 +79,17 @@
 //! for longer than one 5 s `busy_timeout`. Writes attempted in a [`TxMode::Read`] transaction
 //! are refused on both backends with [`StoreError::Corrupt`] (a bug in the caller).
 //!
-//! Pooled connections are pinged before use and broken ones (a failed rollback, a transaction
-//! left open by a panic) are closed rather than returned, so after a PostgreSQL restart the
-//! store recovers by itself. The store needs a Tokio runtime with its timer enabled (as
+//! Broken connections (a failed rollback, a transaction left open by a panic) are closed
+//! rather than returned to the pool, and one that PostgreSQL closed (a restart) fails at
+//! `BEGIN` and is replaced there, so after a PostgreSQL restart the store recovers by itself
+//! without a ping on every checkout.
+//!
+//! On SQLite, writes go to one writer thread that commits them in groups: each in a savepoint
+//! inside one `BEGIN IMMEDIATE` … `COMMIT` (a refused one rolls back to its savepoint alone, a
+//! conflicting one reruns there), every answer sent after the `COMMIT`; the group is whatever
+//! is queued when the writer is free (at most 64), so no write waits for a group to fill. A
+//! background thread checkpoints the WAL (`PASSIVE`, every 100 ms) instead of the commit that
+//! crosses SQLite's automatic threshold. Reads stay on the pool. The store needs a Tokio runtime with its timer enabled (as
 //! `#[tokio::main]` sets up).
 //!
 //! [`StoreError::Conflict`]: wxlink_domain::StoreError::Conflict
@@ -88,6 +98,7 @@
 //! [`IdentityStore`]: wxlink_domain::IdentityStore
 //! [`IdentityStore::transact`]: wxlink_domain::IdentityStore::transact
 //! [`TxMode::Read`]: wxlink_domain::TxMode::Read
+//! [`TxMode::WriteGuarded`]: wxlink_domain::TxMode::WriteGuarded
 //! [`StoreError::Corrupt`]: wxlink_domain::StoreError::Corrupt
 
 #![deny(missing_docs)]
@@ -99,6 +110,7 @@ mod connection;
 mod data_keys;
 mod error;
 mod feed;
+mod group;
 mod migrations;
 mod rate_limits;
 mod schema;

@@ -13,6 +13,7 @@ use wxlink_domain::{DomainError, IdentityStore, StoreError, StoreTx, TxMode};
 use crate::config::StoreConfig;
 use crate::connection::{self, Backend, LogErrors, Manager, SQLITE_BUSY_TIMEOUT_MS, Target};
 use crate::error::{Failure, PersistenceError, Retry, Retryable};
+use crate::group::Writer;
 use crate::migrations;
 use crate::tx::Tx;
 
@@ -26,7 +27,8 @@ const BACKOFF_MAX: Duration = Duration::from_millis(100);
 
 /// How long a writer keeps retrying SQLite's busy answers: one `busy_timeout`, which SQLite
 /// itself already waited before the first one.
-const SQLITE_BUSY_BUDGET: Duration = Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS as u64);
+pub(crate) const SQLITE_BUSY_BUDGET: Duration =
+    Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS as u64);
 
 /// The diesel store for SQLite and PostgreSQL. Cheap to clone: clones share one pool.
 ///
@@ -42,10 +44,9 @@ pub(crate) struct Inner {
     /// One permit per pooled connection: at most that many transactions occupy blocking
     /// threads, the rest wait here, on the async side.
     permits: Arc<Semaphore>,
-    /// SQLite has one write lock and waits for it by sleeping; writers queue here instead, in
-    /// order and without sleeps (the benchmark's p99 fell from about 120 ms to about 40 ms).
-    /// `None` on PostgreSQL, whose writers run concurrently.
-    writer: Option<Arc<Semaphore>>,
+    /// SQLite has one write lock: its writes go to one writer thread, which commits them in
+    /// groups (see [`crate::group`]). `None` on PostgreSQL, whose writers run concurrently.
+    writer: Option<Writer>,
     pub(crate) keyring: Arc<Keyring>,
     connect_timeout: Duration,
     backend: Backend,
@@ -106,19 +107,34 @@ impl Store {
             .max_size(config.max_connections)
             // One warm connection; the rest are made on demand and closed when idle.
             .min_idle(Some(1))
-            // A pooled connection is pinged before use, so after a PostgreSQL restart dead
-            // connections are dropped and replaced instead of failing one request each.
-            .test_on_check_out(true)
+            // No ping before use (it cost PostgreSQL a round trip and a commit per login):
+            // a connection the server closed fails at BEGIN and is replaced there.
+            .test_on_check_out(false)
             .connection_timeout(config.connect_timeout)
             .error_handler(Box::new(LogErrors { url: url.clone() }))
             .build_unchecked(Manager {
                 target: target.clone(),
             });
+        let writer = match backend {
+            Backend::Sqlite => Some(
+                Writer::start(
+                    pool.clone(),
+                    Arc::clone(&config.keyring),
+                    target.clone(),
+                    config.connect_timeout,
+                )
+                .map_err(|e| PersistenceError::Connect {
+                    url: url.clone(),
+                    message: format!("cannot start the SQLite writer: {e}"),
+                })?,
+            ),
+            Backend::Postgres => None,
+        };
         tracing::debug!(database = %url, max_connections = config.max_connections, "store ready");
         Ok(Store {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(config.max_connections as usize)),
-                writer: (backend == Backend::Sqlite).then(|| Arc::new(Semaphore::new(1))),
+                writer,
                 pool,
                 keyring: config.keyring,
                 connect_timeout: config.connect_timeout,
@@ -157,13 +173,14 @@ impl Store {
         // database is down, queued requests get their answer within the connect timeout
         // instead of piling up.
         let deadline = Instant::now() + inner.connect_timeout;
-        let writer = match (&inner.writer, mode) {
-            (Some(gate), TxMode::Write) => Some(inner.wait_for(gate, deadline).await?),
-            _ => None,
-        };
+        if let Some(writer) = &inner.writer
+            && mode.writes()
+        {
+            return writer.submit(work, deadline).await;
+        }
         let permit = inner.wait_for(&inner.permits, deadline).await?;
         let task = tokio::task::spawn_blocking(move || {
-            let _permits = (permit, writer);
+            let _permit = permit;
             inner.run_blocking(mode, deadline, work)
         });
         match task.await {
@@ -224,7 +241,7 @@ impl Inner {
                     conn = self.connection(Instant::now() + self.connect_timeout)?;
                 }
             }
-            let retry = match connection::begin(&mut conn, mode) {
+            let retry = match self.begin(&mut conn, mode, deadline) {
                 Err(e) => self.retry_or_fail(mode, &e)?,
                 Ok(()) => {
                     let (outcome, conflict) = {
@@ -278,6 +295,37 @@ impl Inner {
         .into())
     }
 
+    /// BEGIN on `conn`; a pooled connection whose server went away (a PostgreSQL restart
+    /// closed every idle one) is discarded and replaced by the next, up to the pool's size, so
+    /// a restart costs no request an error.
+    fn begin(
+        &self,
+        conn: &mut PooledConnection<Manager>,
+        mode: TxMode,
+        deadline: Instant,
+    ) -> diesel::QueryResult<()> {
+        let mut replaced = 0;
+        loop {
+            match connection::begin(conn, mode) {
+                Err(e)
+                    if self.backend == Backend::Postgres
+                        && replaced < self.pool.max_size()
+                        && matches!(Failure::of(&e), Failure::Unavailable(_)) =>
+                {
+                    tracing::debug!(database = %self.url, error = %self.scrub(e.to_string()), "replacing a closed connection");
+                    connection::discard(conn);
+                    match self.connection(deadline) {
+                        // The old one goes back to the pool, which closes it.
+                        Ok(fresh) => *conn = fresh,
+                        Err(_) => return Err(e),
+                    }
+                    replaced += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// An error met outside `work` (at BEGIN or COMMIT): `Ok` to run the transaction again,
     /// `Err` to give up with this error.
     fn retry_or_fail(
@@ -287,7 +335,7 @@ impl Inner {
     ) -> Result<Retry, StoreError> {
         match Failure::of(error) {
             Failure::Conflict(_) => Ok(Retry::Clash),
-            Failure::Busy(_) if mode == TxMode::Write => Ok(Retry::Busy),
+            Failure::Busy(_) if mode.writes() => Ok(Retry::Busy),
             Failure::Busy(m) | Failure::Unavailable(m) => {
                 Err(StoreError::Unavailable(self.scrub(m)))
             }
@@ -313,7 +361,7 @@ impl Inner {
 
 /// Exponential backoff with jitter, so racing transactions spread out instead of colliding
 /// again in lockstep.
-fn backoff(retry: u32) -> Duration {
+pub(crate) fn backoff(retry: u32) -> Duration {
     let cap = BACKOFF_BASE
         .saturating_mul(1 << retry.min(16))
         .min(BACKOFF_MAX);

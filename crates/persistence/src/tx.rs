@@ -54,7 +54,7 @@ impl<'c> Tx<'c> {
                 StoreError::Conflict
             }
             // A writer met SQLite's lock: contention, so run it again.
-            Failure::Busy(_) if self.mode == TxMode::Write => {
+            Failure::Busy(_) if self.mode.writes() => {
                 self.conflict.get_or_insert(Retry::Busy);
                 StoreError::Conflict
             }
@@ -66,11 +66,34 @@ impl<'c> Tx<'c> {
         }
     }
 
+    /// A guarded update of `user` changed no row. In a `WriteGuarded` transaction (isolated
+    /// per statement) another transaction may have changed the user since it was read: a
+    /// conflict, so the work runs again on what is there now. Otherwise the caller broke the
+    /// rule it states: `corrupt`.
+    fn unchanged(&mut self, user: &UserId, corrupt: String) -> StoreError {
+        if self.mode == TxMode::WriteGuarded {
+            let exists = users::table
+                .filter(users::id.eq(user.as_str()))
+                .select(users::id)
+                .get_result::<String>(self.conn)
+                .optional();
+            match self.db(exists) {
+                Ok(Some(_)) => {
+                    self.conflict.get_or_insert(Retry::Clash);
+                    return StoreError::Conflict;
+                }
+                Ok(None) => {}
+                Err(e) => return e,
+            }
+        }
+        StoreError::Corrupt(corrupt)
+    }
+
     /// Writes in a read transaction are a bug in the caller; refuse them the same way on both
     /// backends (PostgreSQL would refuse, SQLite would not).
     fn writing(&self) -> Result<(), StoreError> {
         match self.mode {
-            TxMode::Write => Ok(()),
+            TxMode::Write | TxMode::WriteGuarded => Ok(()),
             TxMode::Read => Err(StoreError::Corrupt(
                 "write attempted in a read-only transaction".to_owned(),
             )),
@@ -282,7 +305,8 @@ impl StoreTx for Tx<'_> {
         let updated = diesel::update(
             users::table
                 .filter(users::id.eq(user.as_str()))
-                .filter(users::unionid.is_null()),
+                .filter(users::unionid.is_null())
+                .filter(users::merged_into.is_null()),
         )
         .set((
             users::unionid.eq(unionid.as_str()),
@@ -290,9 +314,10 @@ impl StoreTx for Tx<'_> {
         ))
         .execute(self.conn);
         match self.db(updated)? {
-            0 => Err(StoreError::Corrupt(format!(
-                "user {user} does not exist or already has a unionid"
-            ))),
+            0 => Err(self.unchanged(
+                user,
+                format!("user {user} does not exist, already has a unionid or is merged"),
+            )),
             _ => Ok(()),
         }
     }
@@ -341,6 +366,7 @@ impl StoreTx for Tx<'_> {
         at: UnixTime,
     ) -> Result<(), StoreError> {
         self.writing()?;
+        // Users merged into `from` earlier follow it, so merge chains stay one hop long.
         let earlier = diesel::update(users::table.filter(users::merged_into.eq(from.as_str())))
             .set((
                 users::merged_into.eq(into.as_str()),
@@ -348,16 +374,24 @@ impl StoreTx for Tx<'_> {
             ))
             .execute(self.conn);
         self.db(earlier)?;
-        let updated = diesel::update(users::table.filter(users::id.eq(from.as_str())))
-            .set((
-                users::merged_into.eq(into.as_str()),
-                users::updated_at.eq(at),
-            ))
-            .execute(self.conn);
+        // Only a provisional, unmerged user is merged: the guard is what makes a concurrent
+        // merge or unionid of the same user a conflict in a `WriteGuarded` transaction.
+        let updated = diesel::update(
+            users::table
+                .filter(users::id.eq(from.as_str()))
+                .filter(users::unionid.is_null())
+                .filter(users::merged_into.is_null()),
+        )
+        .set((
+            users::merged_into.eq(into.as_str()),
+            users::updated_at.eq(at),
+        ))
+        .execute(self.conn);
         match self.db(updated)? {
-            0 => Err(StoreError::Corrupt(format!(
-                "cannot merge user {from}: it does not exist"
-            ))),
+            0 => Err(self.unchanged(
+                from,
+                format!("cannot merge user {from}: it does not exist, has a unionid or is merged"),
+            )),
             _ => Ok(()),
         }
     }

@@ -792,6 +792,114 @@ pub async fn rule_errors_roll_back_everything(db: &TestDb) {
     assert!(store.events_after(0, 10).await.unwrap().is_empty());
 }
 
+/// Concurrent writes, a third of them refused by their rule after writing: on SQLite they
+/// share group transactions, and each refused one must roll back alone.
+pub async fn refused_writes_among_concurrent_ones_roll_back_alone(db: &TestDb) {
+    let store = db.store().await;
+    let mut tasks = Vec::new();
+    for i in 0..48u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .transact(TxMode::Write, move |tx| {
+                    let id = format!("u{i}");
+                    tx.insert_user(&user(&id, Some(&format!("union-{i}")), 1))?;
+                    tx.insert_identity(&app(1), &openid(&format!("o{i}")), &user_id(&id), 1)?;
+                    if i % 3 == 0 {
+                        return Err(DomainError::UnionidConflict);
+                    }
+                    Ok(())
+                })
+                .await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let outcome = task.await.unwrap();
+        let expected = if i % 3 == 0 {
+            Err(DomainError::UnionidConflict)
+        } else {
+            Ok(())
+        };
+        assert_eq!(outcome, expected, "write {i}");
+    }
+    let found = read(&store, |tx| {
+        (0..48u32)
+            .map(|i| {
+                Ok((
+                    tx.user(&user_id(&format!("u{i}")))?.is_some(),
+                    tx.identity_owner(&app(1), &openid(&format!("o{i}")))?
+                        .is_some(),
+                ))
+            })
+            .collect::<Result<Vec<_>, DomainError>>()
+    })
+    .await;
+    for (i, kept) in found.into_iter().enumerate() {
+        let committed = i % 3 != 0;
+        assert_eq!(kept, (committed, committed), "write {i}");
+    }
+}
+
+/// Two merges of one provisional user into two owners race in `WriteGuarded` transactions
+/// (PostgreSQL: `READ COMMITTED`): the guarded update makes the loser a conflict, and its
+/// rerun sees the merge, so exactly one merge happens.
+pub async fn racing_guarded_merges_of_one_user_merge_it_once(db: &TestDb) {
+    let store = db.store().await;
+    write(&store, |tx| {
+        tx.insert_user(&user("prov", None, 1))?;
+        tx.insert_user(&user("owner-1", Some("union-1"), 1))?;
+        tx.insert_user(&user("owner-2", Some("union-2"), 1))?;
+        tx.insert_identity(&app(1), &openid("p"), &user_id("prov"), 1)?;
+        Ok(())
+    })
+    .await;
+    let mut tasks = Vec::new();
+    for owner in ["owner-1", "owner-2"] {
+        let store = store.clone();
+        let mut first_run = true;
+        tasks.push(tokio::spawn(async move {
+            store
+                .transact(TxMode::WriteGuarded, move |tx| {
+                    let prov = tx.user(&user_id("prov"))?.expect("prov exists");
+                    if prov.merged_into.is_some() {
+                        return Err(DomainError::UnionidConflict);
+                    }
+                    if first_run {
+                        // Both read the user before either writes (on PostgreSQL; SQLite's
+                        // writers take turns anyway).
+                        first_run = false;
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    tx.move_identities(&user_id("prov"), &user_id(owner), 2)?;
+                    tx.mark_merged(&user_id("prov"), &user_id(owner), 2)?;
+                    Ok(owner)
+                })
+                .await
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(owner) => winners.push(owner),
+            Err(e) => assert_eq!(e, DomainError::UnionidConflict),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one merge: {winners:?}");
+    let (prov, owner) = read(&store, |tx| {
+        Ok((
+            tx.user(&user_id("prov"))?,
+            tx.identity_owner(&app(1), &openid("p"))?,
+        ))
+    })
+    .await;
+    assert_eq!(prov.unwrap().merged_into, Some(user_id(winners[0])));
+    assert_eq!(
+        owner,
+        Some(user_id(winners[0])),
+        "the identities followed the merge"
+    );
+}
+
 pub async fn read_transactions_refuse_writes(db: &TestDb) {
     let store = db.store().await;
     let outcome = store

@@ -55,6 +55,8 @@ on_both_backends!(
     cases::events_from_before_positions_keep_their_ids_as_positions,
     cases::constraint_violations_are_conflicts,
     cases::rule_errors_roll_back_everything,
+    cases::refused_writes_among_concurrent_ones_roll_back_alone,
+    cases::racing_guarded_merges_of_one_user_merge_it_once,
     cases::read_transactions_refuse_writes,
     cases::concurrent_logins_link_one_user,
     cases::session_keys_are_sealed_at_rest,

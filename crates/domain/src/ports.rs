@@ -54,6 +54,10 @@ pub trait StoreTx {
     -> Result<(), StoreError>;
     /// The identities of a user, ordered by appid then openid.
     fn identities(&mut self, user: &UserId) -> Result<Vec<(AppId, OpenId)>, StoreError>;
+    /// Hold `user` as it is until this transaction ends: a concurrent cancellation or merge of
+    /// it makes one of the two conflict, so a session issued here never lands on a user that
+    /// was cancelled meanwhile (logins run with less than serializable isolation).
+    fn hold_user(&mut self, user: &UserId) -> Result<(), StoreError>;
     /// Store a new session with its session_key, if it has one.
     fn insert_session(
         &mut self,

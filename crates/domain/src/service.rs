@@ -139,6 +139,9 @@ where
                 };
                 let (user, outcome) =
                     linking::login(tx, origin, wechat.unionid.as_ref(), &new_user_id)?;
+                if !matches!(outcome, LoginOutcome::NewUser | LoginOutcome::Provisional) {
+                    tx.hold_user(&user.id)?;
+                }
                 tx.insert_session(
                     &Session {
                         token_hash,

@@ -269,7 +269,15 @@ impl StoreTx for Tx<'_> {
             .select(USER_COLUMNS)
             .get_result::<UserRow>(self.conn)
             .optional();
-        self.db(row)?.map(user_from_row).transpose()
+        match self.db(row)? {
+            Some(row) => user_from_row(row).map(Some),
+            // Below serializable isolation an identity read a statement earlier can point at a
+            // user that a cancellation has made a tombstone since: a race, run it again.
+            None if self.mode == TxMode::WriteGuarded => {
+                Err(self.unchanged(id, format!("user {id} is referenced but missing")))
+            }
+            None => Ok(None),
+        }
     }
 
     fn user_by_unionid(&mut self, unionid: &UnionId) -> Result<Option<User>, StoreError> {
@@ -406,6 +414,32 @@ impl StoreTx for Tx<'_> {
             .into_iter()
             .map(|(appid, openid)| Ok((parse_appid(appid)?, parse_openid(openid)?)))
             .collect()
+    }
+
+    fn hold_user(&mut self, user: &UserId) -> Result<(), StoreError> {
+        // SQLite has one writer: no transaction can change the user in between.
+        if !matches!(&*self.conn, DbConnection::Pg(_)) {
+            return Ok(());
+        }
+        // A no-op update takes the row's lock and makes a new version of it: a cancellation or
+        // merge committed first leaves nothing to match (the login reruns and sees it), one
+        // still running makes this wait for it, and a serializable one that comes later fails
+        // on the concurrent update and reruns, seeing this transaction's session.
+        let held = diesel::update(
+            users::table
+                .filter(users::id.eq(user.as_str()))
+                .filter(users::deleted_at.is_null())
+                .filter(users::merged_into.is_null()),
+        )
+        .set(users::updated_at.eq(users::updated_at))
+        .execute(self.conn);
+        match self.db(held)? {
+            0 => Err(self.unchanged(
+                user,
+                format!("cannot hold user {user}: it does not exist, is deleted or is merged"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn insert_session(

@@ -190,6 +190,14 @@ fn expect_merge(
         .returning(|_| Ok(()));
 }
 
+/// The login holds the existing user it lands on until it commits.
+fn expect_held(tx: &mut MockStoreTx, user: &str) {
+    tx.expect_hold_user()
+        .with(eq(uid(user)))
+        .times(1)
+        .returning(|_| Ok(()));
+}
+
 fn expect_session_for(tx: &mut MockStoreTx, user: &str, openid: &str) {
     let (user, openid) = (uid(user), oid(openid));
     tx.expect_insert_session()
@@ -239,6 +247,7 @@ async fn login_of_a_known_identity_lands_on_its_user_and_creates_nothing() {
     tx.expect_identity_owner()
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, None));
+    expect_held(&mut tx, "u-p");
     expect_session_for(&mut tx, "u-p", "o1");
 
     let svc = service(tx, wechat_answers("o1", "key-1", None), no_opener());
@@ -255,6 +264,7 @@ async fn login_of_an_identity_whose_user_was_merged_acts_as_the_owner() {
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, Some("u-o")));
     expect_user(&mut tx, user("u-o", Some("un1"), None));
+    expect_held(&mut tx, "u-o");
     expect_session_for(&mut tx, "u-o", "o1");
 
     let svc = service(tx, wechat_answers("o1", "key-1", None), no_opener());
@@ -298,6 +308,7 @@ async fn login_with_a_known_unionid_from_another_app_joins_its_owner() {
         .times(1)
         .returning(|_, _, _, _| Ok(()));
     expect_event(&mut tx, EventKind::IdentityLinked, "u-o", None);
+    expect_held(&mut tx, "u-o");
     expect_session_for(&mut tx, "u-o", "o2");
 
     let svc = service(tx, wechat_answers("o2", "key-1", Some("un1")), no_opener());
@@ -319,6 +330,7 @@ async fn login_with_unionid_links_a_provisional_user_nobody_else_owns() {
         .times(1)
         .returning(|_, _, _| Ok(()));
     expect_event(&mut tx, EventKind::UnionidLinked, "u-p", None);
+    expect_held(&mut tx, "u-p");
     expect_session_for(&mut tx, "u-p", "o1");
 
     let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());
@@ -345,6 +357,7 @@ async fn login_with_unionid_merges_a_provisional_user_into_the_owner() {
         .times(1)
         .returning(|_, _, _| Ok(()));
     expect_merge(&mut tx, ("u-p", "u-o"), (None, None), 2, PhoneMerge::None);
+    expect_held(&mut tx, "u-o");
     expect_session_for(&mut tx, "u-o", "o1");
 
     let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());
@@ -1020,6 +1033,7 @@ async fn an_oauth_login_without_session_key_is_stored_without_one() {
     tx.expect_identity_owner()
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, None));
+    expect_held(&mut tx, "u-p");
     tx.expect_insert_session()
         .withf(|s, k| !s.has_session_key && k.is_none() && s.user_id == uid("u-p"))
         .times(1)

@@ -12,11 +12,12 @@ use wxlink_domain::{DecryptBudget, Policy, Service};
 use wxlink_persistence::{Store, StoreConfig};
 use wxlink_wechat_client::{AppSecret, ClientConfig, WeChatClient};
 
-use crate::access_tokens::AccessTokens;
-use crate::adapters::{AppCredentials, CryptoOpener, RandomIds, SystemClock, WeChatAdapter};
+use crate::adapters::{CryptoOpener, RandomIds, SystemClock};
 use crate::config::{ConfigError, Settings};
 use crate::limits::RateLimits;
 use crate::state::AppState;
+use crate::wechat::access_tokens::AccessTokens;
+use crate::wechat::{AppCredentials, WeChatAdapter};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +153,7 @@ impl Application {
             max_body_bytes: settings.server.max_body_bytes,
             limits,
             request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
-            service_tokens: crate::internal::ServiceTokens::new(&settings.internal.tokens),
+            service_tokens: crate::http::internal::ServiceTokens::new(&settings.internal.tokens),
         });
         let addr = settings.server.bind;
         let listener = TcpListener::bind(addr)
@@ -191,15 +192,17 @@ impl Application {
     /// within the grace period.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let grace = self.shutdown_grace;
-        let mut background = vec![tokio::spawn(housekeeping(
+        let mut background = vec![tokio::spawn(crate::jobs::housekeeping(
             self.store.clone(),
             Arc::clone(&self.state),
             self.purge_interval,
         ))];
-        background.push(tokio::spawn(share_rate_limits(Arc::clone(&self.state))));
+        background.push(tokio::spawn(crate::jobs::share_rate_limits(Arc::clone(
+            &self.state,
+        ))));
         let node = uuid::Uuid::new_v4().simple().to_string();
         for (name, hook) in self.webhooks {
-            background.push(tokio::spawn(crate::webhooks::deliver(
+            background.push(tokio::spawn(crate::jobs::webhooks::deliver(
                 self.store.clone(),
                 name,
                 hook,
@@ -305,37 +308,6 @@ async fn serve(
         }
     }
     Ok(())
-}
-
-/// Publishes this node's rate-limit counts and reads the cluster's, every second.
-async fn share_rate_limits(state: Arc<AppState>) {
-    let mut ticks = tokio::time::interval(Duration::from_secs(1));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        state.limits.sync().await;
-    }
-}
-
-/// Deletes expired and revoked sessions every `purge_every` (failures are logged and retried at
-/// the next tick: the database may be restarting), and forgets idle rate-limit keys every minute.
-async fn housekeeping(store: Store, state: Arc<AppState>, purge_every: Duration) {
-    let minute = Duration::from_secs(60);
-    let mut ticks = tokio::time::interval(minute.min(purge_every));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut next_purge = tokio::time::Instant::now();
-    loop {
-        let now = ticks.tick().await;
-        state.limits.forget_idle();
-        state.limits.purge().await;
-        if now >= next_purge {
-            next_purge = now + purge_every;
-            let unix_now = wxlink_domain::Clock::now(&SystemClock);
-            if let Err(error) = store.purge_expired_sessions(unix_now).await {
-                tracing::warn!(%error, "purging expired sessions failed; will retry");
-            }
-        }
-    }
 }
 
 async fn shutdown_signal() {

@@ -7,10 +7,11 @@ use std::time::Duration;
 use wxlink_domain::{Accounts, AppId, Service};
 use wxlink_persistence::Store;
 
-use crate::adapters::{CryptoOpener, RandomIds, SystemClock, WeChatAdapter};
+use crate::adapters::{CryptoOpener, RandomIds, SystemClock};
 use crate::config::AppKind;
-use crate::internal::ServiceTokens;
+use crate::http::internal::ServiceTokens;
 use crate::limits::RateLimits;
+use crate::wechat::WeChatAdapter;
 
 /// The use cases wired to their production adapters.
 pub type WxlinkService = Service<Store, WeChatAdapter, CryptoOpener, SystemClock, RandomIds>;

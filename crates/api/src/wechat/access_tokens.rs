@@ -163,7 +163,7 @@ impl AccessTokens {
     async fn refresh(&self, appid: &AppId) -> Result<SecretString, DomainError> {
         let inner = &self.inner;
         let secret = inner.secrets.get(appid).ok_or(WeChatError::UnknownApp)?;
-        let fetched = crate::adapters::observed(
+        let fetched = crate::wechat::observed(
             "stable_token",
             inner.client.stable_token(appid.as_str(), secret, false),
         )
@@ -225,7 +225,7 @@ fn store_error(error: StoreError) -> DomainError {
 
 /// Map a client error from a call made with an access token.
 pub(crate) fn upstream(appid: &AppId, error: ClientError) -> WeChatError {
-    crate::adapters::map_client_error(appid, error)
+    crate::wechat::map_client_error(appid, error)
 }
 
 #[cfg(test)]

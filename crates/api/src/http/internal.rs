@@ -21,13 +21,13 @@ use subtle::ConstantTimeEq;
 use wxlink_domain::{AppId, Event, EventKind, OpenId, PhoneMerge, UnionId, UserId};
 use wxlink_persistence::{MAX_EVENTS_PAGE, UserRecord};
 
-use crate::error::ApiError;
-use crate::http::JsonBody;
-use crate::state::AppState;
-use crate::wire::{
+use crate::http::error::ApiError;
+use crate::http::handlers::JsonBody;
+use crate::http::wire::{
     ErrorBody, EventDetail, EventsPage, FeedEvent, Identity, InternalUser, IntrospectRequest,
     IntrospectResponse, MergeRequest, PhoneNumberResponse, RevokedSessions,
 };
+use crate::state::AppState;
 
 /// The hashes of the configured service tokens.
 #[derive(Debug, Default)]

@@ -19,8 +19,10 @@ use ipnet::IpNet;
 use wxlink_domain::AppId;
 
 use crate::config::RateLimitSettings;
-use crate::error::ApiError;
-use crate::shared_limits::SharedWindows;
+use crate::http::error::ApiError;
+use shared::SharedWindows;
+
+mod shared;
 
 /// The configured limiters.
 #[derive(Debug)]

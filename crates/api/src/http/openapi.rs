@@ -11,11 +11,12 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{http, internal, wire};
+use super::{handlers as http, internal, wire};
 
 /// Every route with its method, in one list: the router test checks each exists, and the
 /// document test checks the document has exactly these.
-pub const ROUTES: &[(&str, &str)] = &[
+#[cfg(test)]
+pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),

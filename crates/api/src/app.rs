@@ -68,7 +68,8 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     state: Arc<AppState>,
-    store: Store,
+    /// This process's one id among the nodes: lease holders (access tokens, webhooks) use it.
+    node: String,
     shutdown_grace: Duration,
     header_read_timeout: Duration,
     max_connections: usize,
@@ -115,10 +116,12 @@ impl Application {
                 (a.appid.clone(), app)
             })
             .collect();
+        let node = uuid::Uuid::new_v4().simple().to_string();
         let tokens = AccessTokens::new(
             client.clone(),
             store.clone(),
             apps.iter().map(|a| (a.appid.clone(), secret(a))).collect(),
+            node.clone(),
         );
         let policy = Policy {
             session_ttl_secs: settings.session.ttl_secs,
@@ -163,7 +166,7 @@ impl Application {
             listener,
             router: crate::http::router(Arc::clone(&state)),
             state,
-            store,
+            node,
             shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
             header_read_timeout: Duration::from_millis(settings.server.header_read_timeout_ms),
             max_connections: settings.server.max_connections,
@@ -183,30 +186,23 @@ impl Application {
         self.router.clone()
     }
 
-    /// The store, e.g. for maintenance tasks next to the server.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Serve until SIGTERM or Ctrl-C, then stop accepting and let in-flight requests finish
     /// within the grace period.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let grace = self.shutdown_grace;
         let mut background = vec![tokio::spawn(crate::jobs::housekeeping(
-            self.store.clone(),
             Arc::clone(&self.state),
             self.purge_interval,
         ))];
         background.push(tokio::spawn(crate::jobs::share_rate_limits(Arc::clone(
             &self.state,
         ))));
-        let node = uuid::Uuid::new_v4().simple().to_string();
         for (name, hook) in self.webhooks {
             background.push(tokio::spawn(crate::jobs::webhooks::deliver(
-                self.store.clone(),
+                self.state.store.clone(),
                 name,
                 hook,
-                node.clone(),
+                self.node.clone(),
             )));
         }
         let outcome = serve(

@@ -20,6 +20,7 @@ mod http;
 mod jobs;
 mod limits;
 mod metrics;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 mod state;
 mod wechat;

@@ -55,7 +55,7 @@ pub use ports::{
     Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, OpenedUserData, StoreTx,
     TxMode, UserDataOpener, WeChatSession, WeChatSessions,
 };
-#[cfg(any(test, feature = "mock"))]
+#[cfg(test)]
 pub use ports::{MockClock, MockIdSource, MockStoreTx, MockUserDataOpener, MockWeChatSessions};
 pub use secrets::{MalformedToken, SessionKey, SessionToken, TokenHash};
 pub use service::{CurrentUser, LoggedIn, Policy, Service, UserInfoLinked, UserInfoSubmission};

@@ -12,7 +12,7 @@ use crate::secrets::{SessionKey, SessionToken, TokenHash};
 ///
 /// A uniqueness violation is reported as [`StoreError::Conflict`], which makes the store retry
 /// the whole transaction.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 pub trait StoreTx {
     /// The user owning identity (appid, openid), if any.
     fn identity_owner(
@@ -180,7 +180,7 @@ pub struct WeChatSession {
 }
 
 /// WeChat's server API, as the use cases need it.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 pub trait WeChatSessions: Send + Sync + 'static {
     /// Exchange a login code of `appid` for the user's session.
     fn code2session(
@@ -245,7 +245,7 @@ pub struct ExpectedWatermark {
 /// Every failure to open the data is [`UserDataError::DecryptFailed`], without its reason: an
 /// implementation logs the reason (at debug, never the data, iv or key) and must not let the
 /// sender tell one failure from another.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 pub trait UserDataOpener: Send + Sync + 'static {
     /// Decrypt, check the raw_data signature (when given), then the watermark.
     fn open(
@@ -257,14 +257,14 @@ pub trait UserDataOpener: Send + Sync + 'static {
 }
 
 /// The time.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 pub trait Clock: Send + Sync + 'static {
     /// Seconds since the Unix epoch.
     fn now(&self) -> UnixTime;
 }
 
 /// Fresh random tokens and user ids.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 pub trait IdSource: Send + Sync + 'static {
     /// A new bearer token (at least 32 random bytes, URL-safe).
     fn new_token(&self) -> SessionToken;

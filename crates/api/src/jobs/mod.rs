@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wxlink_persistence::Store;
-
 use crate::adapters::SystemClock;
 use crate::state::AppState;
 
@@ -22,7 +20,7 @@ pub(crate) async fn share_rate_limits(state: Arc<AppState>) {
 
 /// Deletes expired and revoked sessions every `purge_every` (failures are logged and retried at
 /// the next tick: the database may be restarting), and forgets idle rate-limit keys every minute.
-pub(crate) async fn housekeeping(store: Store, state: Arc<AppState>, purge_every: Duration) {
+pub(crate) async fn housekeeping(state: Arc<AppState>, purge_every: Duration) {
     let minute = Duration::from_secs(60);
     let mut ticks = tokio::time::interval(minute.min(purge_every));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -34,7 +32,7 @@ pub(crate) async fn housekeeping(store: Store, state: Arc<AppState>, purge_every
         if now >= next_purge {
             next_purge = now + purge_every;
             let unix_now = wxlink_domain::Clock::now(&SystemClock);
-            if let Err(error) = store.purge_expired_sessions(unix_now).await {
+            if let Err(error) = state.store.purge_expired_sessions(unix_now).await {
                 tracing::warn!(%error, "purging expired sessions failed; will retry");
             }
         }

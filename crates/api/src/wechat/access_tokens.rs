@@ -48,15 +48,20 @@ struct Inner {
 }
 
 impl AccessTokens {
-    /// A cache for the apps in `secrets`.
-    pub fn new(client: WeChatClient, store: Store, secrets: HashMap<AppId, AppSecret>) -> Self {
+    /// A cache for the apps in `secrets`; `node` is this process's id among the nodes.
+    pub fn new(
+        client: WeChatClient,
+        store: Store,
+        secrets: HashMap<AppId, AppSecret>,
+        node: String,
+    ) -> Self {
         let wait_limit = client.config().timeout() * 2;
         Self {
             inner: Arc::new(Inner {
                 client,
                 store,
                 secrets,
-                node: uuid::Uuid::new_v4().simple().to_string(),
+                node,
                 local: Mutex::new(HashMap::new()),
                 refreshing: Mutex::new(HashMap::new()),
                 wait_limit,
@@ -261,7 +266,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         let appid = AppId::parse("wx0123456789abcdef".to_owned()).unwrap_or_else(|e| panic!("{e}"));
         let secrets = HashMap::from([(appid.clone(), AppSecret::new("secret"))]);
-        let tokens = AccessTokens::new(client, store, secrets);
+        let tokens = AccessTokens::new(client, store, secrets, "test-node".into());
         let error = tokens
             .with_token(&appid, |_| async { Ok::<(), ClientError>(()) })
             .await

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use wxlink_domain::{AppId, EncryptedUserData, JsCode, SessionToken, UserInfoSubmission};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::wire::{
     ErrorBody, Health, Identity, LoginRequest, LoginResponse, MeResponse, PhoneNumberRequest,
     PhoneNumberResponse, UserInfoRequest, UserInfoResponse,
@@ -97,13 +97,7 @@ fn configured_app(
     AppId::parse(appid)
         .ok()
         .and_then(|a| apps.get(&a).map(|kind| (a, *kind)))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unknown_app",
-                "appid is not configured",
-            )
-        })
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownApp, "appid is not configured"))
 }
 
 fn parse_code(code: String) -> Result<JsCode, ApiError> {

@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 use wxlink_domain::{AppId, Event, EventKind, OpenId, PhoneMerge, UnionId, UserId};
 use wxlink_persistence::{MAX_EVENTS_PAGE, UserRecord};
 
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::http::handlers::JsonBody;
 use crate::http::wire::{
     ErrorBody, EventDetail, EventsPage, FeedEvent, Identity, InternalUser, IntrospectRequest,
@@ -128,13 +128,9 @@ pub(crate) fn internal_user(record: UserRecord) -> InternalUser {
 }
 
 fn found(record: Option<UserRecord>) -> Result<Json<InternalUser>, ApiError> {
-    record.map(|r| Json(internal_user(r))).ok_or_else(|| {
-        ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "not_found",
-            "no such user",
-        )
-    })
+    record
+        .map(|r| Json(internal_user(r)))
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such user"))
 }
 
 fn parse<T>(

@@ -7,7 +7,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 
-use super::error::ApiError;
+use super::error::{ApiError, Enveloped, with_request_id};
 use crate::state::AppState;
 
 /// The span of one request: every log line inside carries its request id. The query string is
@@ -60,53 +60,40 @@ pub(super) async fn drop_unfit_request_id(
     next.run(request).await
 }
 
-/// Every error answer in the contract's shape, with the request id: the responses axum and
-/// tower-http make themselves (404, 405, 413, …) get it too, keeping their headers (`Allow`).
+/// Every error answer in the contract's shape, with the request id: [`ApiError`] bodies carry
+/// it themselves, and the responses axum and tower-http make (404, 405, 413, 408, …) get their
+/// body replaced by one, keeping their status and headers (`Allow`).
 pub(super) async fn error_envelope(request: Request, next: axum::middleware::Next) -> Response {
     let request_id = request
         .headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let response = next.run(request).await;
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    // Our own error bodies are small; anything else is replaced.
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let mut envelope = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .filter(|v| v.get("error").is_some_and(serde_json::Value::is_object))
-        .unwrap_or_else(|| {
-            let error = match status {
-                StatusCode::NOT_FOUND => ApiError::not_found(),
-                StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
-                StatusCode::REQUEST_TIMEOUT => ApiError::new(
-                    status,
-                    "request_timeout",
-                    "the request took longer than the server allows",
-                ),
-                s if s.is_client_error() => ApiError::invalid_request("request refused"),
-                _ => ApiError::internal(),
-            };
-            error.body()
-        });
-    if let (Some(id), Some(error)) = (
-        request_id,
-        envelope.get_mut("error").and_then(|e| e.as_object_mut()),
-    ) {
-        error.insert("request_id".into(), id.into());
-    }
-    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Response::from_parts(parts, axum::body::Body::from(envelope.to_string()))
+    with_request_id(request_id, async move {
+        let response = next.run(request).await;
+        let status = response.status();
+        if !(status.is_client_error() || status.is_server_error())
+            || response.extensions().get::<Enveloped>().is_some()
+        {
+            return response;
+        }
+        let error = match status {
+            StatusCode::NOT_FOUND => ApiError::not_found(),
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
+            StatusCode::REQUEST_TIMEOUT => ApiError::request_timeout(),
+            s if s.is_client_error() => ApiError::invalid_request("request refused"),
+            _ => ApiError::internal(),
+        };
+        let (mut parts, _) = response.into_parts();
+        parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+        parts
+            .headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let body = serde_json::to_vec(&error.body()).unwrap_or_default();
+        Response::from_parts(parts, axum::body::Body::from(body))
+    })
+    .await
 }
 
 /// Counts the request against its client IP's rate limit.

@@ -277,7 +277,7 @@ mod tests {
         );
         let answer = crate::ApiError::from(error);
         assert_eq!(
-            (answer.status, answer.code),
+            (answer.status(), answer.code.as_str()),
             (
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "database_unavailable"

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use wxlink_domain::AppId;
+use wxlink_domain::{AppId, AppKind};
 
 /// Why the configuration was refused; the message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -303,21 +303,6 @@ impl Default for SecuritySettings {
     }
 }
 
-/// The kinds of WeChat app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppKind {
-    /// A mini program: login codes go through code2Session.
-    #[default]
-    MiniProgram,
-    /// An official account (web pages opened in WeChat).
-    OfficialAccount,
-    /// A mobile app (Open Platform).
-    MobileApp,
-    /// A website (QR login).
-    Website,
-}
-
 /// `[apps.<appid>]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -325,8 +310,15 @@ pub struct AppSettings {
     /// The app secret.
     pub secret: Option<SecretString>,
     /// What kind of app it is (default: a mini program).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "app_kind")]
     pub kind: Option<AppKind>,
+}
+
+/// An app kind by its name, parsed by the domain's one [`AppKind`].
+fn app_kind<'de, D: serde::Deserializer<'de>>(names: D) -> Result<Option<AppKind>, D::Error> {
+    Option::<String>::deserialize(names)?
+        .map(|name| name.parse().map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 /// One configured app, validated.
@@ -648,6 +640,25 @@ mod tests {
         assert_eq!(apps[0].appid.as_str(), "wxABCDEF0123456789");
         assert_eq!(apps[0].secret.expose_secret(), "from-env");
         assert_eq!(apps[0].kind, AppKind::OfficialAccount);
+    }
+
+    #[test]
+    fn every_app_kind_is_configured_by_its_name_and_others_are_refused() {
+        for kind in AppKind::ALL {
+            let toml = format!(
+                "[apps.wxabcdef0123456789]\nsecret = \"s\"\nkind = \"{}\"\n",
+                kind.as_str()
+            );
+            let apps = load(&toml, &[]).unwrap().validate().unwrap();
+            assert_eq!(apps[0].kind, kind);
+        }
+        let err = load(
+            "[apps.wxabcdef0123456789]\nsecret = \"s\"\nkind = \"applet\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`applet`"), "{err}");
+        assert!(err.to_string().contains("`official_account`"), "{err}");
     }
 
     #[test]

@@ -4,11 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wxlink_domain::{Accounts, AppId, Service};
+use wxlink_domain::{Accounts, AppId, AppKind, Service};
 use wxlink_persistence::Store;
 
 use crate::adapters::{CryptoOpener, RandomIds, SystemClock};
-use crate::config::AppKind;
 use crate::http::internal::ServiceTokens;
 use crate::limits::RateLimits;
 use crate::wechat::WeChatAdapter;

@@ -48,8 +48,8 @@ pub use accounts::{Accounts, Cancelled, Introspection};
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
 pub use model::{
-    Actor, DecryptBudget, Event, EventDetail, EventKind, LoginOutcome, PhoneMerge, PhoneNumber,
-    Session, UnixTime, User,
+    Actor, AppKind, DecryptBudget, Event, EventDetail, EventKind, LoginOutcome, PhoneMerge,
+    PhoneNumber, Session, UnixTime, User,
 };
 pub use ports::{
     Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, OpenedUserData, StoreTx,

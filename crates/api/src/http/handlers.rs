@@ -12,14 +12,13 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use wxlink_domain::{AppId, EncryptedUserData, JsCode, SessionToken, UserInfoSubmission};
+use wxlink_domain::{AppId, AppKind, EncryptedUserData, JsCode, SessionToken, UserInfoSubmission};
 
 use super::error::{ApiError, ErrorCode};
 use super::wire::{
     ErrorBody, Health, Identity, LoginRequest, LoginResponse, MeResponse, PhoneNumberRequest,
     PhoneNumberResponse, UserInfoRequest, UserInfoResponse,
 };
-use crate::config::AppKind;
 use crate::state::AppState;
 
 /// A JSON request body; every failure is a contract error.
@@ -133,7 +132,7 @@ pub(crate) async fn login(
         unionid_linked: out.unionid_linked,
         // Only a mini program can send encrypted user data; an OAuth login without unionid
         // needs a new authorisation with a scope that reads it.
-        needs_user_info: !out.unionid_linked && kind == AppKind::MiniProgram,
+        needs_user_info: !out.unionid_linked && kind.has_session_key(),
     }))
 }
 

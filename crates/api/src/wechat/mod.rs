@@ -4,11 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use wxlink_domain::{
-    AppId, DomainError, JsCode, OpenId, PhoneNumber, SessionKey, UnionId, WeChatError,
+    AppId, AppKind, DomainError, JsCode, OpenId, PhoneNumber, SessionKey, UnionId, WeChatError,
     WeChatSession, WeChatSessions,
 };
 
-use crate::config::AppKind;
 use crate::limits::RateLimits;
 use access_tokens::AccessTokens;
 use wxlink_wechat_client::{AppSecret, Error as ClientError, WeChatClient};

@@ -24,17 +24,18 @@ impl UserDataOpener for CryptoOpener {
         data: &EncryptedUserData,
         expected: &ExpectedWatermark,
     ) -> Result<OpenedUserData, UserDataError> {
-        let key = key.expose_secret();
+        let key_b64 = key.expose_secret();
         let not_opened = |reason: &dyn std::fmt::Display| {
             tracing::debug!(%reason, "user data does not open");
             UserDataError::DecryptFailed
         };
         // Decrypt first, as the contract orders it: a stale session_key then reads as
         // decrypt_failed (the client's cue to send a fresh code), not as a bad signature.
-        let user = wxlink_crypto::decrypt_user_data(key, &data.iv, &data.encrypted_data)
+        let key = wxlink_crypto::session_key_bytes(key_b64).map_err(|e| not_opened(&e))?;
+        let user = wxlink_crypto::decrypt_user_data_bytes(&key, &data.iv, &data.ciphertext)
             .map_err(|e| not_opened(&e))?;
         if let Some((raw_data, signature)) = &data.signed_raw_data
-            && !wxlink_crypto::verify_raw_data_signature(raw_data, key, signature)
+            && !wxlink_crypto::verify_raw_data_signature(raw_data, key_b64, signature)
         {
             return Err(UserDataError::SignatureMismatch);
         }

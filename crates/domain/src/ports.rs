@@ -209,13 +209,13 @@ pub trait WeChatSessions: Send + Sync + 'static {
     ) -> impl Future<Output = Result<PhoneNumber, DomainError>> + Send;
 }
 
-/// Encrypted user data as the client sends it (from `wx.getUserInfo`).
+/// Encrypted user data as the client sends it (from `wx.getUserInfo`), decoded once at the edge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncryptedUserData {
-    /// Base64 ciphertext.
-    pub encrypted_data: String,
-    /// Base64 initialisation vector.
-    pub iv: String,
+    /// The ciphertext, decoded from base64.
+    pub ciphertext: Vec<u8>,
+    /// The initialisation vector, decoded from base64.
+    pub iv: [u8; 16],
     /// The raw JSON text and its signature, when the client sent both.
     pub signed_raw_data: Option<(String, String)>,
 }

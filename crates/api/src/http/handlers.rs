@@ -149,9 +149,8 @@ impl UserInfoRequest {
             return Err(ApiError::invalid_request("encrypted_data is empty"));
         }
         let iv = wxlink_crypto::decode_base64(&self.iv).map_err(|e| bad("iv", e))?;
-        if iv.len() != 16 {
-            return Err(ApiError::invalid_request("iv must decode to 16 bytes"));
-        }
+        let iv = <[u8; 16]>::try_from(iv)
+            .map_err(|_| ApiError::invalid_request("iv must decode to 16 bytes"))?;
         let signed_raw_data = match (self.raw_data, self.signature) {
             (Some(raw), Some(sig)) => Some((raw, sig)),
             (None, None) => None,
@@ -163,8 +162,8 @@ impl UserInfoRequest {
         };
         Ok(UserInfoSubmission {
             data: EncryptedUserData {
-                encrypted_data: self.encrypted_data,
-                iv: self.iv,
+                ciphertext: data,
+                iv,
                 signed_raw_data,
             },
             code: self.code.map(parse_code).transpose()?,

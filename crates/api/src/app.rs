@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use wxlink_domain::{DecryptBudget, Policy, Service};
 use wxlink_persistence::{Store, StoreConfig};
-use wxlink_wechat_client::{AppSecret, ClientConfig, WeChatClient};
+use wxlink_wechat_client::{AppSecret, WeChatClient};
 
 use crate::adapters::{CryptoOpener, RandomIds, SystemClock};
 use crate::config::{ConfigError, Settings};
@@ -81,7 +81,8 @@ impl Application {
     /// Validate settings, open (and migrate) the database, bind the listener.
     /// `key_file` is where the data key lives when the settings carry none.
     pub async fn build(settings: Settings, key_file: PathBuf) -> Result<Self, StartError> {
-        let apps = settings.validate()?;
+        let valid = settings.validate()?;
+        let apps = &valid.apps;
         // Install the recorder before anything records.
         crate::metrics::handle();
         tracing::info!(config = ?settings, "effective configuration (secrets redacted)");
@@ -93,18 +94,13 @@ impl Application {
                  without it stored session keys cannot be read"
             );
         }
-        let store_config = StoreConfig::new(settings.database.url.clone(), keyring)
+        let store_config = StoreConfig::new(valid.database.expose_url(), keyring)
             .max_connections(settings.database.max_connections)
             .migrate_on_start(settings.database.migrate_on_start);
         let store = Store::connect(store_config).await?;
         check_keyring(&store).await?;
 
-        let client = WeChatClient::new(
-            ClientConfig::builder()
-                .api_base(settings.wechat.api_base.clone())
-                .timeout(Duration::from_millis(settings.wechat.timeout_ms))
-                .build()?,
-        )?;
+        let client = WeChatClient::new(valid.wechat.clone())?;
         let secret = |a: &crate::config::App| AppSecret::new(a.secret.expose_secret());
         let credentials: HashMap<_, _> = apps
             .iter()
@@ -124,7 +120,7 @@ impl Application {
             node.clone(),
         );
         let policy = Policy {
-            session_ttl_secs: settings.session.ttl_secs,
+            session_ttl_secs: valid.session_ttl.as_secs(),
             max_watermark_age_secs: match settings.wechat.max_watermark_age_secs {
                 0 => None,
                 secs => Some(secs),
@@ -155,7 +151,7 @@ impl Application {
             apps: apps.iter().map(|a| (a.appid.clone(), a.kind)).collect(),
             max_body_bytes: settings.server.max_body_bytes,
             limits,
-            request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
+            request_timeout: valid.request_timeout,
             service_tokens: crate::http::internal::ServiceTokens::new(&settings.internal.tokens),
         });
         let addr = settings.server.bind;
@@ -167,10 +163,10 @@ impl Application {
             router: crate::http::router(Arc::clone(&state)),
             state,
             node,
-            shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
-            header_read_timeout: Duration::from_millis(settings.server.header_read_timeout_ms),
+            shutdown_grace: valid.shutdown_grace,
+            header_read_timeout: valid.header_read_timeout,
             max_connections: settings.server.max_connections,
-            purge_interval: Duration::from_secs(settings.session.purge_interval_secs),
+            purge_interval: valid.purge_interval,
             webhooks: settings.webhooks.into_iter().collect(),
         })
     }

@@ -173,7 +173,8 @@ pub trait IdentityStore: Send + Sync + 'static {
 pub struct WeChatSession {
     /// The user's openid in the app.
     pub openid: OpenId,
-    /// The session_key for decrypting this user's data (mini programs only).
+    /// The session_key for decrypting this user's data: present exactly for the apps whose
+    /// [`AppKind::has_session_key`](crate::AppKind::has_session_key).
     pub session_key: Option<SessionKey>,
     /// The unionid, when WeChat tells it.
     pub unionid: Option<UnionId>,

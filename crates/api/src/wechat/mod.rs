@@ -118,22 +118,20 @@ impl WeChatSessions for WeChatAdapter {
     ) -> Result<WeChatSession, WeChatError> {
         let app = self.apps.get(appid).ok_or(WeChatError::UnknownApp)?;
         self.spend_quota(appid).await?;
-        let (openid, session_key, unionid) = match app.kind {
-            AppKind::MiniProgram => {
-                let answer = observed(
-                    "code2session",
-                    self.client
-                        .code2session(appid.as_str(), &app.secret, code.as_str()),
-                )
-                .await
-                .map_err(|e| map_client_error(appid, e))?;
-                let key = SessionKey::new(answer.session_key.expose_secret());
-                (answer.openid, Some(key), answer.unionid)
-            }
-            AppKind::OfficialAccount | AppKind::MobileApp | AppKind::Website => {
-                let (openid, unionid) = self.oauth_login(appid, app, code).await?;
-                (openid, None, unionid)
-            }
+        // The domain's rule: only a mini program's login has a session_key (code2Session).
+        let (openid, session_key, unionid) = if app.kind.has_session_key() {
+            let answer = observed(
+                "code2session",
+                self.client
+                    .code2session(appid.as_str(), &app.secret, code.as_str()),
+            )
+            .await
+            .map_err(|e| map_client_error(appid, e))?;
+            let key = SessionKey::new(answer.session_key.expose_secret());
+            (answer.openid, Some(key), answer.unionid)
+        } else {
+            let (openid, unionid) = self.oauth_login(appid, app, code).await?;
+            (openid, None, unionid)
         };
         let unexpected = |what: &str, e: wxlink_domain::IdError| {
             WeChatError::Upstream(format!("WeChat returned a malformed {what}: {e}"))

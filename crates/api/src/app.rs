@@ -10,13 +10,14 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use wxlink_domain::{DecryptBudget, Policy, Service};
 use wxlink_persistence::{Store, StoreConfig};
-use wxlink_wechat_client::{AppSecret, ClientConfig, WeChatClient};
+use wxlink_wechat_client::{AppSecret, WeChatClient};
 
-use crate::access_tokens::AccessTokens;
-use crate::adapters::{AppCredentials, CryptoOpener, RandomIds, SystemClock, WeChatAdapter};
+use crate::adapters::{CryptoOpener, RandomIds, SystemClock};
 use crate::config::{ConfigError, Settings};
 use crate::limits::RateLimits;
 use crate::state::AppState;
+use crate::wechat::access_tokens::AccessTokens;
+use crate::wechat::{AppCredentials, WeChatAdapter};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +68,8 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     state: Arc<AppState>,
-    store: Store,
+    /// This process's one id among the nodes: lease holders (access tokens, webhooks) use it.
+    node: String,
     shutdown_grace: Duration,
     header_read_timeout: Duration,
     max_connections: usize,
@@ -79,7 +81,8 @@ impl Application {
     /// Validate settings, open (and migrate) the database, bind the listener.
     /// `key_file` is where the data key lives when the settings carry none.
     pub async fn build(settings: Settings, key_file: PathBuf) -> Result<Self, StartError> {
-        let apps = settings.validate()?;
+        let valid = settings.validate()?;
+        let apps = &valid.apps;
         // Install the recorder before anything records.
         crate::metrics::handle();
         tracing::info!(config = ?settings, "effective configuration (secrets redacted)");
@@ -91,18 +94,13 @@ impl Application {
                  without it stored session keys cannot be read"
             );
         }
-        let store_config = StoreConfig::new(settings.database.url.clone(), keyring)
+        let store_config = StoreConfig::new(valid.database.expose_url(), keyring)
             .max_connections(settings.database.max_connections)
             .migrate_on_start(settings.database.migrate_on_start);
         let store = Store::connect(store_config).await?;
         check_keyring(&store).await?;
 
-        let client = WeChatClient::new(
-            ClientConfig::builder()
-                .api_base(settings.wechat.api_base.clone())
-                .timeout(Duration::from_millis(settings.wechat.timeout_ms))
-                .build()?,
-        )?;
+        let client = WeChatClient::new(valid.wechat.clone())?;
         let secret = |a: &crate::config::App| AppSecret::new(a.secret.expose_secret());
         let credentials: HashMap<_, _> = apps
             .iter()
@@ -114,13 +112,15 @@ impl Application {
                 (a.appid.clone(), app)
             })
             .collect();
+        let node = uuid::Uuid::new_v4().simple().to_string();
         let tokens = AccessTokens::new(
             client.clone(),
             store.clone(),
             apps.iter().map(|a| (a.appid.clone(), secret(a))).collect(),
+            node.clone(),
         );
         let policy = Policy {
-            session_ttl_secs: settings.session.ttl_secs,
+            session_ttl_secs: valid.session_ttl.as_secs(),
             max_watermark_age_secs: match settings.wechat.max_watermark_age_secs {
                 0 => None,
                 secs => Some(secs),
@@ -151,8 +151,8 @@ impl Application {
             apps: apps.iter().map(|a| (a.appid.clone(), a.kind)).collect(),
             max_body_bytes: settings.server.max_body_bytes,
             limits,
-            request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
-            service_tokens: crate::internal::ServiceTokens::new(&settings.internal.tokens),
+            request_timeout: valid.request_timeout,
+            service_tokens: crate::http::internal::ServiceTokens::new(&settings.internal.tokens),
         });
         let addr = settings.server.bind;
         let listener = TcpListener::bind(addr)
@@ -162,11 +162,11 @@ impl Application {
             listener,
             router: crate::http::router(Arc::clone(&state)),
             state,
-            store,
-            shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
-            header_read_timeout: Duration::from_millis(settings.server.header_read_timeout_ms),
+            node,
+            shutdown_grace: valid.shutdown_grace,
+            header_read_timeout: valid.header_read_timeout,
             max_connections: settings.server.max_connections,
-            purge_interval: Duration::from_secs(settings.session.purge_interval_secs),
+            purge_interval: valid.purge_interval,
             webhooks: settings.webhooks.into_iter().collect(),
         })
     }
@@ -182,28 +182,23 @@ impl Application {
         self.router.clone()
     }
 
-    /// The store, e.g. for maintenance tasks next to the server.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Serve until SIGTERM or Ctrl-C, then stop accepting and let in-flight requests finish
     /// within the grace period.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let grace = self.shutdown_grace;
-        let mut background = vec![tokio::spawn(housekeeping(
-            self.store.clone(),
+        let mut background = vec![tokio::spawn(crate::jobs::housekeeping(
             Arc::clone(&self.state),
             self.purge_interval,
         ))];
-        background.push(tokio::spawn(share_rate_limits(Arc::clone(&self.state))));
-        let node = uuid::Uuid::new_v4().simple().to_string();
+        background.push(tokio::spawn(crate::jobs::share_rate_limits(Arc::clone(
+            &self.state,
+        ))));
         for (name, hook) in self.webhooks {
-            background.push(tokio::spawn(crate::webhooks::deliver(
-                self.store.clone(),
+            background.push(tokio::spawn(crate::jobs::webhooks::deliver(
+                self.state.store.clone(),
                 name,
                 hook,
-                node.clone(),
+                self.node.clone(),
             )));
         }
         let outcome = serve(
@@ -305,37 +300,6 @@ async fn serve(
         }
     }
     Ok(())
-}
-
-/// Publishes this node's rate-limit counts and reads the cluster's, every second.
-async fn share_rate_limits(state: Arc<AppState>) {
-    let mut ticks = tokio::time::interval(Duration::from_secs(1));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        state.limits.sync().await;
-    }
-}
-
-/// Deletes expired and revoked sessions every `purge_every` (failures are logged and retried at
-/// the next tick: the database may be restarting), and forgets idle rate-limit keys every minute.
-async fn housekeeping(store: Store, state: Arc<AppState>, purge_every: Duration) {
-    let minute = Duration::from_secs(60);
-    let mut ticks = tokio::time::interval(minute.min(purge_every));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut next_purge = tokio::time::Instant::now();
-    loop {
-        let now = ticks.tick().await;
-        state.limits.forget_idle();
-        state.limits.purge().await;
-        if now >= next_purge {
-            next_purge = now + purge_every;
-            let unix_now = wxlink_domain::Clock::now(&SystemClock);
-            if let Err(error) = store.purge_expired_sessions(unix_now).await {
-                tracing::warn!(%error, "purging expired sessions failed; will retry");
-            }
-        }
-    }
 }
 
 async fn shutdown_signal() {

@@ -203,7 +203,7 @@ async fn show(store: &Store, id: &UserId) -> Result<Output, String> {
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| refused(id, &DomainError::UserNotFound))?;
-    let user = crate::internal::internal_user(record);
+    let user = crate::http::internal::internal_user(record);
     let mut text = format!(
         "user {}\n  unionid: {}\n  merged into: {}\n  created at: {}",
         user.user_id,

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use wxlink_domain::AppId;
+use wxlink_domain::{AppId, AppKind};
 
 /// Why the configuration was refused; the message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -303,21 +304,6 @@ impl Default for SecuritySettings {
     }
 }
 
-/// The kinds of WeChat app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppKind {
-    /// A mini program: login codes go through code2Session.
-    #[default]
-    MiniProgram,
-    /// An official account (web pages opened in WeChat).
-    OfficialAccount,
-    /// A mobile app (Open Platform).
-    MobileApp,
-    /// A website (QR login).
-    Website,
-}
-
 /// `[apps.<appid>]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -325,8 +311,36 @@ pub struct AppSettings {
     /// The app secret.
     pub secret: Option<SecretString>,
     /// What kind of app it is (default: a mini program).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "app_kind")]
     pub kind: Option<AppKind>,
+}
+
+/// An app kind by its name, parsed by the domain's one [`AppKind`].
+fn app_kind<'de, D: serde::Deserializer<'de>>(names: D) -> Result<Option<AppKind>, D::Error> {
+    Option::<String>::deserialize(names)?
+        .map(|name| name.parse().map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// What [`Settings::validate`] makes of the settings: each value parsed once, typed.
+#[derive(Debug)]
+pub struct Validated {
+    /// The configured apps.
+    pub apps: Vec<App>,
+    /// `database.url`, parsed by the store's rules.
+    pub database: wxlink_persistence::DatabaseTarget,
+    /// `wechat.api_base` (a `Url`) and `wechat.timeout_ms`, as the WeChat client takes them.
+    pub wechat: wxlink_wechat_client::ClientConfig,
+    /// `server.header_read_timeout_ms`.
+    pub header_read_timeout: Duration,
+    /// `server.request_timeout_ms`.
+    pub request_timeout: Duration,
+    /// `server.shutdown_grace_ms`.
+    pub shutdown_grace: Duration,
+    /// `session.ttl_secs`.
+    pub session_ttl: Duration,
+    /// `session.purge_interval_secs`.
+    pub purge_interval: Duration,
 }
 
 /// One configured app, validated.
@@ -380,7 +394,7 @@ impl Settings {
     ///
     /// Shared secrets that a caller presents (webhook secrets, service tokens) must have at
     /// least [`MIN_SHARED_SECRET_CHARS`] characters; an empty one is refused, not skipped.
-    pub fn validate(&self) -> Result<Vec<App>, ConfigError> {
+    pub fn validate(&self) -> Result<Validated, ConfigError> {
         if self.server.max_body_bytes == 0 {
             return Err(invalid("server.max_body_bytes", "must be positive"));
         }
@@ -402,23 +416,17 @@ impl Settings {
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be positive"));
         }
-        if !(self.database.url.starts_with("sqlite://")
-            || self.database.url.starts_with("postgres://")
-            || self.database.url.starts_with("postgresql://"))
-        {
-            return Err(invalid(
-                "database.url",
-                "must start with sqlite:// or postgres://",
-            ));
-        }
-        if !(self.wechat.api_base.starts_with("http://")
-            || self.wechat.api_base.starts_with("https://"))
-        {
-            return Err(invalid("wechat.api_base", "must be an http(s) URL"));
-        }
+        // The store's and the client's own parsers, so nothing is checked by two sets of rules.
+        let database = wxlink_persistence::DatabaseTarget::parse(&self.database.url)
+            .map_err(|e| invalid("database.url", e.to_string()))?;
         if self.wechat.timeout_ms == 0 {
             return Err(invalid("wechat.timeout_ms", "must be positive"));
         }
+        let wechat = wxlink_wechat_client::ClientConfig::builder()
+            .api_base(self.wechat.api_base.clone())
+            .timeout(Duration::from_millis(self.wechat.timeout_ms))
+            .build()
+            .map_err(|e| invalid("wechat.api_base", e.to_string()))?;
         // A budget of 0 would refuse every user-info request, the honest first one too.
         if self.security.max_failed_decrypts_per_session == 0 {
             return Err(invalid(
@@ -473,7 +481,7 @@ impl Settings {
             }
             entry.2 = entry.2.or(app.kind);
         }
-        merged
+        let apps = merged
             .into_values()
             .map(|(appid, secret, kind)| {
                 let key = format!("apps.{appid}");
@@ -487,7 +495,17 @@ impl Settings {
                     kind: kind.unwrap_or_default(),
                 })
             })
-            .collect()
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(Validated {
+            apps,
+            database,
+            wechat,
+            header_read_timeout: Duration::from_millis(self.server.header_read_timeout_ms),
+            request_timeout: Duration::from_millis(self.server.request_timeout_ms),
+            shutdown_grace: Duration::from_millis(self.server.shutdown_grace_ms),
+            session_ttl: Duration::from_secs(self.session.ttl_secs),
+            purge_interval: Duration::from_secs(self.session.purge_interval_secs),
+        })
     }
 
     /// The keyring sealing session_keys: the configured data key, or on SQLite the key file
@@ -585,7 +603,7 @@ mod tests {
         assert_eq!(settings.wechat.timeout_ms, 5000);
         assert_eq!(settings.wechat.max_watermark_age_secs, 600);
         assert_eq!(settings.session.ttl_secs, 604_800);
-        let apps = settings.validate().unwrap();
+        let apps = settings.validate().unwrap().apps;
         assert_eq!(apps[0].appid.as_str(), "wx4f4bc4dec97d474b");
         assert_eq!(apps[0].kind, AppKind::MiniProgram);
     }
@@ -603,7 +621,7 @@ mod tests {
         .unwrap();
         assert_eq!(settings.database.url, "postgres://db/wxlink");
         assert_eq!(settings.server.max_body_bytes, 1024);
-        let apps = settings.validate().unwrap();
+        let apps = settings.validate().unwrap().apps;
         assert_eq!(apps[0].secret.expose_secret(), "from-env");
     }
 
@@ -643,11 +661,30 @@ mod tests {
             &[("WXLINK__APPS__WXABCDEF0123456789__SECRET", "from-env")],
         )
         .unwrap();
-        let apps = settings.validate().unwrap();
+        let apps = settings.validate().unwrap().apps;
         assert_eq!(apps.len(), 1);
         assert_eq!(apps[0].appid.as_str(), "wxABCDEF0123456789");
         assert_eq!(apps[0].secret.expose_secret(), "from-env");
         assert_eq!(apps[0].kind, AppKind::OfficialAccount);
+    }
+
+    #[test]
+    fn every_app_kind_is_configured_by_its_name_and_others_are_refused() {
+        for kind in AppKind::ALL {
+            let toml = format!(
+                "[apps.wxabcdef0123456789]\nsecret = \"s\"\nkind = \"{}\"\n",
+                kind.as_str()
+            );
+            let apps = load(&toml, &[]).unwrap().validate().unwrap().apps;
+            assert_eq!(apps[0].kind, kind);
+        }
+        let err = load(
+            "[apps.wxabcdef0123456789]\nsecret = \"s\"\nkind = \"applet\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`applet`"), "{err}");
+        assert!(err.to_string().contains("`official_account`"), "{err}");
     }
 
     #[test]
@@ -717,6 +754,42 @@ mod tests {
                 .validate()
                 .unwrap_err();
             assert!(err.to_string().contains(&format!("server.{key}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn urls_and_durations_are_parsed_once_by_their_owners_rules() {
+        let settings = load(
+            &format!("[database]\nurl = \"postgres://u:pw@db/wxlink\"\n[wechat]\napi_base = \"http://127.0.0.1:9/wx\"\ntimeout_ms = 1500\n{APP}"),
+            &[],
+        )
+        .unwrap();
+        let valid = settings.validate().unwrap();
+        assert_eq!(
+            valid.database.backend(),
+            wxlink_persistence::Backend::Postgres
+        );
+        assert!(!format!("{valid:?}").contains("pw"), "{valid:?}");
+        assert_eq!(valid.wechat.api_base().as_str(), "http://127.0.0.1:9/wx");
+        assert_eq!(valid.wechat.timeout(), Duration::from_millis(1500));
+        assert_eq!(valid.request_timeout, Duration::from_secs(30));
+        // The store's rules, not a prefix check: an in-memory SQLite database is refused here,
+        // as Store::connect would refuse it.
+        for (toml, key) in [
+            ("[database]\nurl = \"sqlite://:memory:\"\n", "database.url"),
+            ("[database]\nurl = \"mysql://db\"\n", "database.url"),
+            (
+                "[wechat]\napi_base = \"http://u:pw@wx\"\n",
+                "wechat.api_base",
+            ),
+            ("[wechat]\napi_base = \"ftp://wx\"\n", "wechat.api_base"),
+        ] {
+            let err = load(&format!("{toml}{APP}"), &[])
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(err.to_string().contains(key), "{toml}: {err}");
+            assert!(!err.to_string().contains("pw"), "{toml}: {err}");
         }
     }
 

@@ -12,22 +12,18 @@
 //! # Ok(()) }
 //! ```
 
-mod access_tokens;
 pub mod adapters;
 mod app;
 pub mod cli;
 pub mod config;
-pub mod error;
 mod http;
-mod internal;
+mod jobs;
 mod limits;
 mod metrics;
-pub mod openapi;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
-mod shared_limits;
 mod state;
-mod webhooks;
-mod wire;
+mod wechat;
 
 pub use app::{Application, StartError, check_keyring};
-pub use error::ApiError;
+pub use http::error::ApiError;

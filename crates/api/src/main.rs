@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use wxlink_api::Application;
 use wxlink_api::cli::{UserCommand, UserOptions};
 use wxlink_api::config::Settings;
-use wxlink_api::{Application, sandbox};
 use wxlink_persistence::redact_url;
 
 #[derive(Debug, Parser)]
@@ -105,12 +105,22 @@ fn init_tracing() {
     }
 }
 
+#[cfg(feature = "sandbox")]
+async fn serve_sandbox(config: Option<&Path>) -> Result<(), String> {
+    wxlink_api::sandbox::serve(config).await
+}
+
+#[cfg(not(feature = "sandbox"))]
+async fn serve_sandbox(_: Option<&Path>) -> Result<(), String> {
+    Err("this wxlink was built without the sandbox (cargo feature `sandbox`)".into())
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve {
             config,
             sandbox: true,
-        } => sandbox::serve(config.as_deref()).await,
+        } => serve_sandbox(config.as_deref()).await,
         Command::Serve {
             config,
             sandbox: false,

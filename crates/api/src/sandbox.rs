@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use wxlink_domain::AppKind;
+use wxlink_wechat_sim::{AppRegistration, UnionidPolicy};
+
 use crate::Application;
 use crate::config::{AppSettings, Settings};
 
@@ -12,6 +15,11 @@ pub const UNBOUND_APP: &str = "wxd0000000000000a1";
 /// A mini program bound to the Open Platform account: code2Session gives the unionid.
 pub const BOUND_APP: &str = "wxd0000000000000b2";
 const DEMO_SECRET: &str = "sandbox-demo-secret";
+/// The demo apps: appid, kind, whether code2Session tells the unionid.
+const DEMO_APPS: [(&str, AppKind, UnionidPolicy); 2] = [
+    (UNBOUND_APP, AppKind::MiniProgram, UnionidPolicy::Never),
+    (BOUND_APP, AppKind::MiniProgram, UnionidPolicy::Always),
+];
 const SANDBOX_DIR: &str = "wxlink-sandbox";
 
 /// Run the sandbox until SIGTERM or Ctrl-C. `config` may override server and database keys.
@@ -19,17 +27,16 @@ pub async fn serve(config: Option<&Path>) -> Result<(), String> {
     tracing::warn!(
         "SANDBOX MODE: simulated WeChat, demo apps with well-known secrets, data under ./{SANDBOX_DIR}/ — never use this in production"
     );
-    let sim = wxlink_wechat_sim::Simulator::builder()
-        .app(
-            UNBOUND_APP,
-            DEMO_SECRET,
-            wxlink_wechat_sim::UnionidPolicy::Never,
-        )
-        .app(
-            BOUND_APP,
-            DEMO_SECRET,
-            wxlink_wechat_sim::UnionidPolicy::Always,
-        )
+    let sim = DEMO_APPS
+        .into_iter()
+        .try_fold(
+            wxlink_wechat_sim::Simulator::builder(),
+            |sim, (appid, kind, policy)| {
+                Ok::<_, String>(sim.app_with(
+                    AppRegistration::new(appid, DEMO_SECRET, policy).with_kind(sim_kind(kind)?),
+                ))
+            },
+        )?
         .start()
         .await
         .map_err(|e| format!("cannot start the WeChat simulator: {e}"))?;
@@ -39,12 +46,12 @@ pub async fn serve(config: Option<&Path>) -> Result<(), String> {
         settings.database.url = format!("sqlite://{SANDBOX_DIR}/wxlink.db");
     }
     settings.wechat.api_base = sim.base_url();
-    for appid in [UNBOUND_APP, BOUND_APP] {
+    for (appid, kind, _) in DEMO_APPS {
         settings.apps.insert(
             appid.to_string(),
             AppSettings {
                 secret: Some(DEMO_SECRET.to_string().into()),
-                kind: None,
+                kind: Some(kind),
             },
         );
     }
@@ -60,6 +67,14 @@ pub async fn serve(config: Option<&Path>) -> Result<(), String> {
     app.run_until_stopped().await.map_err(|e| e.to_string())?;
     sim.shutdown().await;
     Ok(())
+}
+
+/// The simulator's model of an app kind, by the name both use (the simulator is a crate of its
+/// own that knows nothing of the domain).
+fn sim_kind(kind: AppKind) -> Result<wxlink_wechat_sim::AppKind, String> {
+    kind.as_str()
+        .parse()
+        .map_err(|e| format!("the simulator has no app kind {}: {e}", kind.as_str()))
 }
 
 /// The curl lines printed at start: a provisional login, the same person on a bound app, and the
@@ -96,4 +111,16 @@ curl -s {base}/v1/me -H "authorization: Bearer $TOKEN_A"; echo
 curl -s -o /dev/null -w '%{{http_code}}\n' -X POST {base}/v1/logout -H "authorization: Bearer $TOKEN_A"
 "#,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_app_kind_has_its_simulated_twin() {
+        for kind in AppKind::ALL {
+            assert_eq!(sim_kind(kind).unwrap().as_str(), kind.as_str());
+        }
+    }
 }

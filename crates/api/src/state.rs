@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wxlink_domain::{Accounts, AppId, Service};
+use wxlink_domain::{Accounts, AppId, AppKind, Service};
 use wxlink_persistence::Store;
 
-use crate::adapters::{CryptoOpener, RandomIds, SystemClock, WeChatAdapter};
-use crate::config::AppKind;
-use crate::internal::ServiceTokens;
+use crate::adapters::{CryptoOpener, RandomIds, SystemClock};
+use crate::http::internal::ServiceTokens;
 use crate::limits::RateLimits;
+use crate::wechat::WeChatAdapter;
 
 /// The use cases wired to their production adapters.
 pub type WxlinkService = Service<Store, WeChatAdapter, CryptoOpener, SystemClock, RandomIds>;

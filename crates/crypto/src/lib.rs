@@ -117,7 +117,10 @@ mod watermark;
 
 pub use base64_forms::{Base64Error, decode as decode_base64};
 pub use data_key::{DataKey, KeyError, KeyId};
-pub use open_data::{DecryptError, UserData, decrypt, decrypt_bytes, decrypt_user_data, encrypt};
+pub use open_data::{
+    DecryptError, UserData, decrypt, decrypt_bytes, decrypt_user_data, decrypt_user_data_bytes,
+    encrypt, session_key_bytes,
+};
 pub use seal::{Keyring, SealError, sealed_key_id};
 pub use signature::{
     check_session_signature, raw_data_signature, session_signature, verify_raw_data_signature,

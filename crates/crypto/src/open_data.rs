@@ -143,7 +143,12 @@ pub fn decrypt(
     encrypted_data_b64: &str,
 ) -> Result<serde_json::Value, DecryptError> {
     let plaintext = decrypt_bytes(session_key_b64, iv_b64, encrypted_data_b64)?;
-    let text = std::str::from_utf8(&plaintext).map_err(DecryptError::PlaintextNotUtf8)?;
+    plaintext_json(&plaintext)
+}
+
+/// The plaintext as JSON.
+fn plaintext_json(plaintext: &[u8]) -> Result<serde_json::Value, DecryptError> {
+    let text = std::str::from_utf8(plaintext).map_err(DecryptError::PlaintextNotUtf8)?;
     serde_json::from_str(text).map_err(DecryptError::PlaintextNotJson)
 }
 
@@ -161,16 +166,26 @@ pub fn decrypt_bytes(
     encrypted_data_b64: &str,
 ) -> Result<Vec<u8>, DecryptError> {
     let (key, iv) = key_and_iv(session_key_b64, iv_b64)?;
-    let mut data =
+    let data =
         base64_forms::decode(encrypted_data_b64).map_err(DecryptError::CiphertextNotBase64)?;
+    decrypt_block_aligned(&key, &iv, data)
+}
+
+/// AES-128-CBC decryption and strict unpadding of decoded ciphertext: the one implementation
+/// behind every decrypting function.
+fn decrypt_block_aligned(
+    key: &[u8; BLOCK_LEN],
+    iv: &[u8; BLOCK_LEN],
+    mut data: Vec<u8>,
+) -> Result<Vec<u8>, DecryptError> {
     let len = data.len();
     if len == 0 {
         return Err(DecryptError::CiphertextEmpty);
     }
-    if len % BLOCK_LEN != 0 {
+    if !len.is_multiple_of(BLOCK_LEN) {
         return Err(DecryptError::CiphertextLength { len });
     }
-    let cipher = cbc::Decryptor::<Aes128>::new((&*key).into(), (&iv).into());
+    let cipher = cbc::Decryptor::<Aes128>::new(key.into(), iv.into());
     // NoPadding only fails on a partial block, which was ruled out above; the padding is checked
     // below, strictly and with a variant of its own.
     let decrypted = cipher
@@ -198,7 +213,28 @@ pub fn decrypt_user_data(
     encrypted_data_b64: &str,
 ) -> Result<UserData, DecryptError> {
     let plaintext = decrypt_bytes(session_key_b64, iv_b64, encrypted_data_b64)?;
-    let text = std::str::from_utf8(&plaintext).map_err(DecryptError::PlaintextNotUtf8)?;
+    user_data(&plaintext)
+}
+
+/// Like [`decrypt_user_data`], for inputs already decoded from base64: a 16-byte session key
+/// (see [`session_key_bytes`]), a 16-byte iv and the ciphertext.
+///
+/// # Errors
+///
+/// [`DecryptError::CiphertextEmpty`], [`DecryptError::CiphertextLength`],
+/// [`DecryptError::BadPadding`], then the plaintext and field errors of [`decrypt_user_data`].
+pub fn decrypt_user_data_bytes(
+    session_key: &[u8; BLOCK_LEN],
+    iv: &[u8; BLOCK_LEN],
+    ciphertext: &[u8],
+) -> Result<UserData, DecryptError> {
+    let plaintext = decrypt_block_aligned(session_key, iv, ciphertext.to_vec())?;
+    user_data(&plaintext)
+}
+
+/// The user data in a decrypted plaintext, its required fields present.
+fn user_data(plaintext: &[u8]) -> Result<UserData, DecryptError> {
+    let text = std::str::from_utf8(plaintext).map_err(DecryptError::PlaintextNotUtf8)?;
     if !text.trim_start().starts_with('{') {
         // JSON that is not an object has none of the fields (serde would read an array
         // positionally); text that is not JSON at all is told apart.
@@ -293,17 +329,29 @@ pub fn encrypt(
     ))
 }
 
+/// Decodes and length-checks a base64 session key, for [`decrypt_user_data_bytes`]; the bytes
+/// are wiped when dropped.
+///
+/// # Errors
+///
+/// [`DecryptError::SessionKeyNotBase64`] and [`DecryptError::SessionKeyLength`].
+pub fn session_key_bytes(
+    session_key_b64: &str,
+) -> Result<Zeroizing<[u8; BLOCK_LEN]>, DecryptError> {
+    let key = Zeroizing::new(
+        base64_forms::decode(session_key_b64).map_err(DecryptError::SessionKeyNotBase64)?,
+    );
+    <[u8; BLOCK_LEN]>::try_from(key.as_slice())
+        .map(Zeroizing::new)
+        .map_err(|_| DecryptError::SessionKeyLength { len: key.len() })
+}
+
 /// Decodes and length-checks the session key, then the iv.
 fn key_and_iv(
     session_key_b64: &str,
     iv_b64: &str,
 ) -> Result<(Zeroizing<[u8; BLOCK_LEN]>, [u8; BLOCK_LEN]), DecryptError> {
-    let key = Zeroizing::new(
-        base64_forms::decode(session_key_b64).map_err(DecryptError::SessionKeyNotBase64)?,
-    );
-    let key = <[u8; BLOCK_LEN]>::try_from(key.as_slice())
-        .map(Zeroizing::new)
-        .map_err(|_| DecryptError::SessionKeyLength { len: key.len() })?;
+    let key = session_key_bytes(session_key_b64)?;
     let iv = base64_forms::decode(iv_b64).map_err(DecryptError::IvNotBase64)?;
     let iv = <[u8; BLOCK_LEN]>::try_from(iv.as_slice())
         .map_err(|_| DecryptError::IvLength { len: iv.len() })?;

@@ -48,14 +48,14 @@ pub use accounts::{Accounts, Cancelled, Introspection};
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
 pub use model::{
-    Actor, DecryptBudget, Event, EventDetail, EventKind, LoginOutcome, PhoneMerge, PhoneNumber,
-    Session, UnixTime, User,
+    Actor, AppKind, DecryptBudget, Event, EventDetail, EventKind, LoginOutcome, PhoneMerge,
+    PhoneNumber, Session, UnixTime, User,
 };
 pub use ports::{
     Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, OpenedUserData, StoreTx,
     TxMode, UserDataOpener, WeChatSession, WeChatSessions,
 };
-#[cfg(any(test, feature = "mock"))]
+#[cfg(test)]
 pub use ports::{MockClock, MockIdSource, MockStoreTx, MockUserDataOpener, MockWeChatSessions};
 pub use secrets::{MalformedToken, SessionKey, SessionToken, TokenHash};
 pub use service::{CurrentUser, LoggedIn, Policy, Service, UserInfoLinked, UserInfoSubmission};

@@ -307,3 +307,63 @@ impl LoginOutcome {
         }
     }
 }
+
+/// The kinds of WeChat app, and so how a user of each logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AppKind {
+    /// A mini program: login codes go through code2Session.
+    #[default]
+    MiniProgram,
+    /// An official account (web pages opened in WeChat): OAuth.
+    OfficialAccount,
+    /// A mobile app (Open Platform): OAuth.
+    MobileApp,
+    /// A website (QR login): OAuth.
+    Website,
+}
+
+impl AppKind {
+    /// Every kind.
+    pub const ALL: [AppKind; 4] = [
+        AppKind::MiniProgram,
+        AppKind::OfficialAccount,
+        AppKind::MobileApp,
+        AppKind::Website,
+    ];
+
+    /// The rule: only mini programs have a session_key (code2Session gives one, OAuth does
+    /// not), so only their users can send encrypted user data or a phone-number code.
+    pub const fn has_session_key(self) -> bool {
+        matches!(self, AppKind::MiniProgram)
+    }
+
+    /// The snake_case name the configuration uses.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AppKind::MiniProgram => "mini_program",
+            AppKind::OfficialAccount => "official_account",
+            AppKind::MobileApp => "mobile_app",
+            AppKind::Website => "website",
+        }
+    }
+}
+
+impl std::str::FromStr for AppKind {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .ok_or_else(|| {
+                let names: Vec<String> = Self::ALL
+                    .iter()
+                    .map(|k| format!("`{}`", k.as_str()))
+                    .collect();
+                format!(
+                    "unknown app kind `{name}`, expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}

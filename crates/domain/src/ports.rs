@@ -12,7 +12,7 @@ use crate::secrets::{SessionKey, SessionToken, TokenHash};
 ///
 /// A uniqueness violation is reported as [`StoreError::Conflict`], which makes the store retry
 /// the whole transaction.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 pub trait StoreTx {
     /// The user owning identity (appid, openid), if any.
     fn identity_owner(
@@ -193,14 +193,15 @@ pub trait IdentityStore: Send + Sync + 'static {
 pub struct WeChatSession {
     /// The user's openid in the app.
     pub openid: OpenId,
-    /// The session_key for decrypting this user's data (mini programs only).
+    /// The session_key for decrypting this user's data: present exactly for the apps whose
+    /// [`AppKind::has_session_key`](crate::AppKind::has_session_key).
     pub session_key: Option<SessionKey>,
     /// The unionid, when WeChat tells it.
     pub unionid: Option<UnionId>,
 }
 
 /// WeChat's server API, as the use cases need it.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 pub trait WeChatSessions: Send + Sync + 'static {
     /// Exchange a login code of `appid` for the user's session.
     fn code2session(
@@ -229,13 +230,13 @@ pub trait WeChatSessions: Send + Sync + 'static {
     ) -> impl Future<Output = Result<PhoneNumber, DomainError>> + Send;
 }
 
-/// Encrypted user data as the client sends it (from `wx.getUserInfo`).
+/// Encrypted user data as the client sends it (from `wx.getUserInfo`), decoded once at the edge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncryptedUserData {
-    /// Base64 ciphertext.
-    pub encrypted_data: String,
-    /// Base64 initialisation vector.
-    pub iv: String,
+    /// The ciphertext, decoded from base64.
+    pub ciphertext: Vec<u8>,
+    /// The initialisation vector, decoded from base64.
+    pub iv: [u8; 16],
     /// The raw JSON text and its signature, when the client sent both.
     pub signed_raw_data: Option<(String, String)>,
 }
@@ -265,7 +266,7 @@ pub struct ExpectedWatermark {
 /// Every failure to open the data is [`UserDataError::DecryptFailed`], without its reason: an
 /// implementation logs the reason (at debug, never the data, iv or key) and must not let the
 /// sender tell one failure from another.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 pub trait UserDataOpener: Send + Sync + 'static {
     /// Decrypt, check the raw_data signature (when given), then the watermark.
     fn open(
@@ -277,14 +278,14 @@ pub trait UserDataOpener: Send + Sync + 'static {
 }
 
 /// The time.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 pub trait Clock: Send + Sync + 'static {
     /// Seconds since the Unix epoch.
     fn now(&self) -> UnixTime;
 }
 
 /// Fresh random tokens and user ids.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 pub trait IdSource: Send + Sync + 'static {
     /// A new bearer token (at least 32 random bytes, URL-safe).
     fn new_token(&self) -> SessionToken;

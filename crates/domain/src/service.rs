@@ -108,16 +108,6 @@ where
         }
     }
 
-    /// The store, for adapters that need it directly (health checks).
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
-    /// The rules' settings.
-    pub fn policy(&self) -> Policy {
-        self.policy
-    }
-
     /// Log a user in with a `wx.login` code: every user gets a session at once, linked by
     /// unionid when WeChat tells it, provisional otherwise.
     pub async fn login(&self, appid: AppId, code: JsCode) -> Result<LoggedIn, DomainError> {

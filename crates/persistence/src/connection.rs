@@ -81,6 +81,47 @@ impl fmt::Debug for Target {
     }
 }
 
+/// A database URL that passed the store's own checks, so configuration refuses a bad one at
+/// start by the same rules [`Store::connect`](crate::Store::connect) applies.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseTarget {
+    url: String,
+    backend: Backend,
+}
+
+impl DatabaseTarget {
+    /// Parse `url` as the store does.
+    ///
+    /// # Errors
+    ///
+    /// [`PersistenceError::UnsupportedUrl`] for another scheme, [`PersistenceError::InvalidUrl`]
+    /// for an unusable SQLite path.
+    pub fn parse(url: &str) -> Result<Self, PersistenceError> {
+        let target = Target::parse(url, crate::StoreConfig::DEFAULT_CONNECT_TIMEOUT)?;
+        Ok(Self {
+            url: url.to_owned(),
+            backend: target.backend(),
+        })
+    }
+
+    /// Which backend it names.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL as given, password included: for [`StoreConfig::new`](crate::StoreConfig::new)
+    /// only, never for a log line (use [`redact_url`]).
+    pub fn expose_url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.url))
+    }
+}
+
 /// The accepted forms, for error messages.
 pub(crate) const ACCEPTED_FORMS: &str = "sqlite://PATH (relative to the working directory), \
      sqlite:///ABSOLUTE/PATH, postgres://USER:PASSWORD@HOST:PORT/DB or postgresql://…";

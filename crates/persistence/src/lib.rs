@@ -121,7 +121,7 @@ mod webhooks;
 pub use access_tokens::SharedAccessToken;
 pub use admin::{SESSION_PURGE_GRACE_SECS, UserRecord};
 pub use config::StoreConfig;
-pub use connection::{Backend, redact_url};
+pub use connection::{Backend, DatabaseTarget, redact_url};
 pub use error::PersistenceError;
 pub use feed::MAX_EVENTS_PAGE;
 pub use migrations::{migrate, migrate_blocking};

@@ -2,7 +2,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use wxlink_crypto::{
     Base64Error, DecryptError, UserData, Watermark, decrypt, decrypt_bytes, decrypt_user_data,
-    encrypt,
+    decrypt_user_data_bytes, encrypt, session_key_bytes,
 };
 
 use crate::vectors::official;
@@ -65,6 +65,36 @@ fn official_vector_decrypts_to_user_data() {
             timestamp: official::TIMESTAMP,
         }
     );
+}
+
+#[test]
+fn decoded_inputs_decrypt_like_their_base64() {
+    let key = session_key_bytes(official::SESSION_KEY).expect("a 16-byte key");
+    let iv: [u8; 16] = STANDARD.decode(official::IV).unwrap().try_into().unwrap();
+    let from_bytes = decrypt_user_data_bytes(&key, &iv, &official_ciphertext()).unwrap();
+    let from_base64 = decrypt_user_data(
+        official::SESSION_KEY,
+        official::IV,
+        official::ENCRYPTED_DATA,
+    )
+    .unwrap();
+    assert_eq!(from_bytes, from_base64);
+    let mut cut = official_ciphertext();
+    cut.truncate(cut.len() - 1);
+    assert!(matches!(
+        decrypt_user_data_bytes(&key, &iv, &cut),
+        Err(DecryptError::CiphertextLength { .. })
+    ));
+    assert!(matches!(
+        decrypt_user_data_bytes(&key, &[0; 16], &official_ciphertext()),
+        Err(DecryptError::BadPadding
+            | DecryptError::PlaintextNotUtf8(_)
+            | DecryptError::PlaintextNotJson(_))
+    ));
+    assert!(matches!(
+        session_key_bytes("AAEC"),
+        Err(DecryptError::SessionKeyLength { len: 3 })
+    ));
 }
 
 #[test]

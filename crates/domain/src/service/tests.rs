@@ -444,8 +444,8 @@ pub(crate) fn expect_session(tx: &mut MockStoreTx, session: Option<Session>) {
 fn submission(code: Option<&str>) -> UserInfoSubmission {
     UserInfoSubmission {
         data: EncryptedUserData {
-            encrypted_data: "ZW5j".into(),
-            iv: "aXY=".into(),
+            ciphertext: b"enc".to_vec(),
+            iv: [7; 16],
             signed_raw_data: None,
         },
         code: code.map(self::code),

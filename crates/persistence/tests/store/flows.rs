@@ -94,7 +94,8 @@ impl UserDataOpener for FakeOpener {
         data: &EncryptedUserData,
         expected: &ExpectedWatermark,
     ) -> Result<OpenedUserData, UserDataError> {
-        let parts: Vec<&str> = data.encrypted_data.split('|').collect();
+        let text = String::from_utf8_lossy(&data.ciphertext);
+        let parts: Vec<&str> = text.split('|').collect();
         let [appid, openid_, union, expected_key] = parts[..] else {
             return Err(UserDataError::DecryptFailed);
         };
@@ -153,8 +154,8 @@ fn code(text: &str) -> JsCode {
 
 fn data(appid: &AppId, openid_: &str, union: &str, key: &str) -> EncryptedUserData {
     EncryptedUserData {
-        encrypted_data: format!("{appid}|{openid_}|{union}|{key}"),
-        iv: "iv".into(),
+        ciphertext: format!("{appid}|{openid_}|{union}|{key}").into_bytes(),
+        iv: [0; 16],
         signed_raw_data: None,
     }
 }

@@ -19,8 +19,10 @@ use ipnet::IpNet;
 use wxlink_domain::AppId;
 
 use crate::config::RateLimitSettings;
-use crate::error::ApiError;
-use crate::shared_limits::SharedWindows;
+use crate::http::error::ApiError;
+use shared::SharedWindows;
+
+mod shared;
 
 /// The configured limiters.
 #[derive(Debug)]
@@ -284,8 +286,8 @@ mod tests {
             limits.check_ip(ip).await.unwrap();
         }
         let refused = limits.check_ip(ip).await.unwrap_err();
-        assert_eq!(refused.code, "rate_limited");
-        assert_eq!(refused.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.code.as_str(), "rate_limited");
+        assert_eq!(refused.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
         assert!(matches!(refused.retry_after, Some(1..=20)));
         // Another client is not affected.
         limits.check_ip(direct("203.0.113.8")).await.unwrap();

@@ -21,13 +21,13 @@ use subtle::ConstantTimeEq;
 use wxlink_domain::{AppId, Event, EventKind, OpenId, PhoneMerge, UnionId, UserId};
 use wxlink_persistence::{MAX_EVENTS_PAGE, UserRecord};
 
-use crate::error::ApiError;
-use crate::http::JsonBody;
-use crate::state::AppState;
-use crate::wire::{
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::handlers::JsonBody;
+use crate::http::wire::{
     ErrorBody, EventDetail, EventsPage, FeedEvent, Identity, InternalUser, IntrospectRequest,
     IntrospectResponse, MergeRequest, PhoneNumberResponse, RevokedSessions,
 };
+use crate::state::AppState;
 
 /// The hashes of the configured service tokens.
 #[derive(Debug, Default)]
@@ -128,13 +128,9 @@ pub(crate) fn internal_user(record: UserRecord) -> InternalUser {
 }
 
 fn found(record: Option<UserRecord>) -> Result<Json<InternalUser>, ApiError> {
-    record.map(|r| Json(internal_user(r))).ok_or_else(|| {
-        ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "not_found",
-            "no such user",
-        )
-    })
+    record
+        .map(|r| Json(internal_user(r)))
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such user"))
 }
 
 fn parse<T>(

@@ -11,11 +11,12 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{http, internal, wire};
+use super::{handlers as http, internal, wire};
 
 /// Every route with its method, in one list: the router test checks each exists, and the
 /// document test checks the document has exactly these.
-pub const ROUTES: &[(&str, &str)] = &[
+#[cfg(test)]
+pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
@@ -289,27 +290,60 @@ mod tests {
         }
     }
 
+    /// Each error response names its codes in backticks; each must be a code of the one table
+    /// with exactly that status, and every code a client can get from a route is documented.
+    #[test]
+    fn documented_error_codes_are_the_tables() {
+        use crate::http::error::ErrorCode;
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        let mut documented = std::collections::HashSet::new();
+        for ops in doc["paths"].as_object().unwrap().values() {
+            for (method, op) in ops.as_object().unwrap() {
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    if !status.starts_with(['4', '5']) {
+                        continue;
+                    }
+                    let description = response["description"].as_str().unwrap_or_default();
+                    let names: Vec<&str> = description.split('`').skip(1).step_by(2).collect();
+                    assert!(
+                        !names.is_empty(),
+                        "{method} {status}: no code in {description:?}"
+                    );
+                    for name in names {
+                        let code = ErrorCode::ALL.iter().find(|c| c.as_str() == name);
+                        let code = code.unwrap_or_else(|| panic!("{method}: `{name}` is no code"));
+                        assert_eq!(code.status().as_str(), status, "{method}: `{name}`");
+                        documented.insert(*code);
+                    }
+                }
+            }
+        }
+        // What the HTTP stack answers on any route, documented once in docs/contract.md.
+        let everywhere = [
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::RequestTimeout,
+            ErrorCode::InternalError,
+        ];
+        for code in ErrorCode::ALL {
+            assert!(
+                documented.contains(code) || everywhere.contains(code),
+                "`{}` is in no route's responses",
+                code.as_str()
+            );
+        }
+    }
+
     #[test]
     fn the_document_has_exactly_the_routes() {
         let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
-        let mut documented: Vec<(String, String)> = doc["paths"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .flat_map(|(path, ops)| {
-                ops.as_object()
-                    .unwrap()
-                    .keys()
-                    .map(move |method| (method.clone(), path.clone()))
-            })
-            .collect();
         let mut routes: Vec<(String, String)> = ROUTES
             .iter()
             .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
             .collect();
-        documented.sort();
         routes.sort();
-        assert_eq!(documented, routes);
+        assert_eq!(paths(&doc), routes);
     }
 
     /// A router with the internal API on (service tokens configured) or off.

@@ -1,190 +1,25 @@
-//! The HTTP API: routes, request parsing at the edge, and the contract's JSON shapes.
+//! The public routes' handlers and the extractors that parse a request at the edge.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use wxlink_domain::{AppId, EncryptedUserData, JsCode, SessionToken, UserInfoSubmission};
+use wxlink_domain::{AppId, AppKind, EncryptedUserData, JsCode, SessionToken, UserInfoSubmission};
 
-use crate::config::AppKind;
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::wire::{
+use super::error::{ApiError, ErrorCode};
+use super::wire::{
     ErrorBody, Health, Identity, LoginRequest, LoginResponse, MeResponse, PhoneNumberRequest,
     PhoneNumberResponse, UserInfoRequest, UserInfoResponse,
 };
-
-/// Every route of the public API.
-pub fn router(state: Arc<AppState>) -> Router {
-    let max_body = state.max_body_bytes;
-    // On the method handlers only, so a wrong method is a 405 and costs no quota.
-    let per_ip = axum::middleware::from_fn_with_state(Arc::clone(&state), limit_per_ip);
-    Router::new()
-        .route("/v1/wechat/login", post(login).route_layer(per_ip.clone()))
-        .route(
-            "/v1/wechat/user-info",
-            post(user_info).route_layer(per_ip.clone()),
-        )
-        .route(
-            "/v1/wechat/phone-number",
-            post(phone_number).route_layer(per_ip),
-        )
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(prometheus_metrics))
-        .route("/openapi.json", get(crate::openapi::serve))
-        .route("/v1/me", get(me).delete(cancel_account))
-        .route("/v1/logout", post(logout))
-        .merge(crate::internal::router(Arc::clone(&state)))
-        .fallback(|| async { ApiError::not_found() })
-        .layer(axum::middleware::from_fn(crate::metrics::track_requests))
-        .layer(axum::extract::DefaultBodyLimit::max(max_body))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            state.request_timeout,
-        ))
-        // Outside the limit layer, so its 413 gets the contract's shape too.
-        .layer(axum::middleware::from_fn(error_envelope))
-        .layer(
-            tower_http::trace::TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_response(
-                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
-                ),
-        )
-        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
-        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
-            tower_http::request_id::MakeRequestUuid,
-        ))
-        // Outermost: a client's id that is not a plain short token is replaced before it can
-        // reach a log line, an error body or a response header.
-        .layer(axum::middleware::from_fn(drop_unfit_request_id))
-        .with_state(state)
-}
-
-/// The span of one request: every log line inside carries its request id. The query string is
-/// left out (it is not part of the API, and could carry anything).
-fn request_span(request: &Request) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id = %request_id,
-    )
-}
-
-const REQUEST_ID: &str = "x-request-id";
-
-/// The longest client-supplied request id that is kept.
-const MAX_REQUEST_ID_LEN: usize = 64;
-
-/// Whether a client's request id is kept: one header of at most [`MAX_REQUEST_ID_LEN`]
-/// characters of `[A-Za-z0-9._:-]`, which is safe in logs, JSON and headers alike.
-fn request_id_is_fit(value: &[u8]) -> bool {
-    !value.is_empty()
-        && value.len() <= MAX_REQUEST_ID_LEN
-        && value
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-}
-
-/// Removes a client's `x-request-id` unless it is fit, so that one is generated instead.
-async fn drop_unfit_request_id(mut request: Request, next: axum::middleware::Next) -> Response {
-    let headers = request.headers_mut();
-    let mut ids = headers.get_all(REQUEST_ID).iter();
-    let fit = match (ids.next(), ids.next()) {
-        (Some(id), None) => request_id_is_fit(id.as_bytes()),
-        (None, _) => true,
-        (Some(_), Some(_)) => false,
-    };
-    if !fit {
-        tracing::debug!("replacing a client request id that is not a short plain token");
-        headers.remove(REQUEST_ID);
-    }
-    next.run(request).await
-}
-
-/// Every error answer in the contract's shape, with the request id: the responses axum and
-/// tower-http make themselves (404, 405, 413, …) get it too, keeping their headers (`Allow`).
-async fn error_envelope(request: Request, next: axum::middleware::Next) -> Response {
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let response = next.run(request).await;
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    // Our own error bodies are small; anything else is replaced.
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let mut envelope = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .filter(|v| v.get("error").is_some_and(serde_json::Value::is_object))
-        .unwrap_or_else(|| {
-            let error = match status {
-                StatusCode::NOT_FOUND => ApiError::not_found(),
-                StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
-                StatusCode::REQUEST_TIMEOUT => ApiError::new(
-                    status,
-                    "request_timeout",
-                    "the request took longer than the server allows",
-                ),
-                s if s.is_client_error() => ApiError::invalid_request("request refused"),
-                _ => ApiError::internal(),
-            };
-            error.body()
-        });
-    if let (Some(id), Some(error)) = (
-        request_id,
-        envelope.get_mut("error").and_then(|e| e.as_object_mut()),
-    ) {
-        error.insert("request_id".into(), id.into());
-    }
-    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Response::from_parts(parts, axum::body::Body::from(envelope.to_string()))
-}
-
-/// Counts the request against its client IP's rate limit.
-async fn limit_per_ip(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> Result<Response, ApiError> {
-    let peer = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
-    if let Some(peer) = peer {
-        state
-            .limits
-            .check_ip(state.limits.client(peer, request.headers()))
-            .await?;
-    }
-    Ok(next.run(request).await)
-}
+use crate::state::AppState;
 
 /// A JSON request body; every failure is a contract error.
 pub(crate) struct JsonBody<T>(pub(crate) T);
@@ -261,13 +96,7 @@ fn configured_app(
     AppId::parse(appid)
         .ok()
         .and_then(|a| apps.get(&a).map(|kind| (a, *kind)))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unknown_app",
-                "appid is not configured",
-            )
-        })
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownApp, "appid is not configured"))
 }
 
 fn parse_code(code: String) -> Result<JsCode, ApiError> {
@@ -303,7 +132,7 @@ pub(crate) async fn login(
         unionid_linked: out.unionid_linked,
         // Only a mini program can send encrypted user data; an OAuth login without unionid
         // needs a new authorisation with a scope that reads it.
-        needs_user_info: !out.unionid_linked && kind == AppKind::MiniProgram,
+        needs_user_info: !out.unionid_linked && kind.has_session_key(),
     }))
 }
 
@@ -320,9 +149,8 @@ impl UserInfoRequest {
             return Err(ApiError::invalid_request("encrypted_data is empty"));
         }
         let iv = wxlink_crypto::decode_base64(&self.iv).map_err(|e| bad("iv", e))?;
-        if iv.len() != 16 {
-            return Err(ApiError::invalid_request("iv must decode to 16 bytes"));
-        }
+        let iv = <[u8; 16]>::try_from(iv)
+            .map_err(|_| ApiError::invalid_request("iv must decode to 16 bytes"))?;
         let signed_raw_data = match (self.raw_data, self.signature) {
             (Some(raw), Some(sig)) => Some((raw, sig)),
             (None, None) => None,
@@ -334,8 +162,8 @@ impl UserInfoRequest {
         };
         Ok(UserInfoSubmission {
             data: EncryptedUserData {
-                encrypted_data: self.encrypted_data,
-                iv: self.iv,
+                ciphertext: data,
+                iv,
                 signed_raw_data,
             },
             code: self.code.map(parse_code).transpose()?,

@@ -48,15 +48,20 @@ struct Inner {
 }
 
 impl AccessTokens {
-    /// A cache for the apps in `secrets`.
-    pub fn new(client: WeChatClient, store: Store, secrets: HashMap<AppId, AppSecret>) -> Self {
+    /// A cache for the apps in `secrets`; `node` is this process's id among the nodes.
+    pub fn new(
+        client: WeChatClient,
+        store: Store,
+        secrets: HashMap<AppId, AppSecret>,
+        node: String,
+    ) -> Self {
         let wait_limit = client.config().timeout() * 2;
         Self {
             inner: Arc::new(Inner {
                 client,
                 store,
                 secrets,
-                node: uuid::Uuid::new_v4().simple().to_string(),
+                node,
                 local: Mutex::new(HashMap::new()),
                 refreshing: Mutex::new(HashMap::new()),
                 wait_limit,
@@ -163,7 +168,7 @@ impl AccessTokens {
     async fn refresh(&self, appid: &AppId) -> Result<SecretString, DomainError> {
         let inner = &self.inner;
         let secret = inner.secrets.get(appid).ok_or(WeChatError::UnknownApp)?;
-        let fetched = crate::adapters::observed(
+        let fetched = crate::wechat::observed(
             "stable_token",
             inner.client.stable_token(appid.as_str(), secret, false),
         )
@@ -225,7 +230,7 @@ fn store_error(error: StoreError) -> DomainError {
 
 /// Map a client error from a call made with an access token.
 pub(crate) fn upstream(appid: &AppId, error: ClientError) -> WeChatError {
-    crate::adapters::map_client_error(appid, error)
+    crate::wechat::map_client_error(appid, error)
 }
 
 #[cfg(test)]
@@ -261,7 +266,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         let appid = AppId::parse("wx0123456789abcdef".to_owned()).unwrap_or_else(|e| panic!("{e}"));
         let secrets = HashMap::from([(appid.clone(), AppSecret::new("secret"))]);
-        let tokens = AccessTokens::new(client, store, secrets);
+        let tokens = AccessTokens::new(client, store, secrets, "test-node".into());
         let error = tokens
             .with_token(&appid, |_| async { Ok::<(), ClientError>(()) })
             .await
@@ -272,7 +277,7 @@ mod tests {
         );
         let answer = crate::ApiError::from(error);
         assert_eq!(
-            (answer.status, answer.code),
+            (answer.status(), answer.code.as_str()),
             (
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "database_unavailable"

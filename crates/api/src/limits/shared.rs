@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use wxlink_domain::UnixTime;
 use wxlink_persistence::{Store, WindowHits};
 
-use crate::limits::RetryAfter;
+use super::RetryAfter;
 
 /// The length of one window.
 pub const WINDOW_SECS: i64 = 60;

@@ -1,0 +1,116 @@
+//! What runs around every request: request ids, the error envelope, per-IP limits.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+
+use super::error::{ApiError, Enveloped, with_request_id};
+use crate::state::AppState;
+
+/// The span of one request: every log line inside carries its request id. The query string is
+/// left out (it is not part of the API, and could carry anything).
+pub(super) fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+    )
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// The longest client-supplied request id that is kept.
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Whether a client's request id is kept: one header of at most [`MAX_REQUEST_ID_LEN`]
+/// characters of `[A-Za-z0-9._:-]`, which is safe in logs, JSON and headers alike.
+fn request_id_is_fit(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_REQUEST_ID_LEN
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Removes a client's `x-request-id` unless it is fit, so that one is generated instead.
+pub(super) async fn drop_unfit_request_id(
+    mut request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers_mut();
+    let mut ids = headers.get_all(REQUEST_ID).iter();
+    let fit = match (ids.next(), ids.next()) {
+        (Some(id), None) => request_id_is_fit(id.as_bytes()),
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !fit {
+        tracing::debug!("replacing a client request id that is not a short plain token");
+        headers.remove(REQUEST_ID);
+    }
+    next.run(request).await
+}
+
+/// Every error answer in the contract's shape, with the request id: [`ApiError`] bodies carry
+/// it themselves, and the responses axum and tower-http make (404, 405, 413, 408, …) get their
+/// body replaced by one, keeping their status and headers (`Allow`).
+pub(super) async fn error_envelope(request: Request, next: axum::middleware::Next) -> Response {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    with_request_id(request_id, async move {
+        let response = next.run(request).await;
+        let status = response.status();
+        if !(status.is_client_error() || status.is_server_error())
+            || response.extensions().get::<Enveloped>().is_some()
+        {
+            return response;
+        }
+        let error = match status {
+            StatusCode::NOT_FOUND => ApiError::not_found(),
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
+            StatusCode::REQUEST_TIMEOUT => ApiError::request_timeout(),
+            s if s.is_client_error() => ApiError::invalid_request("request refused"),
+            _ => ApiError::internal(),
+        };
+        let (mut parts, _) = response.into_parts();
+        parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+        parts
+            .headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let body = serde_json::to_vec(&error.body()).unwrap_or_default();
+        Response::from_parts(parts, axum::body::Body::from(body))
+    })
+    .await
+}
+
+/// Counts the request against its client IP's rate limit.
+pub(super) async fn limit_per_ip(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Result<Response, ApiError> {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    if let Some(peer) = peer {
+        state
+            .limits
+            .check_ip(state.limits.client(peer, request.headers()))
+            .await?;
+    }
+    Ok(next.run(request).await)
+}

@@ -1,0 +1,69 @@
+//! The HTTP API: routes, request parsing at the edge, and the contract's JSON shapes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+use error::ApiError;
+use handlers::{
+    cancel_account, healthz, login, logout, me, phone_number, prometheus_metrics, user_info,
+};
+use middleware::{drop_unfit_request_id, error_envelope, limit_per_ip, request_span};
+
+pub(crate) mod error;
+pub(crate) mod handlers;
+pub(crate) mod internal;
+mod middleware;
+pub(crate) mod openapi;
+pub(crate) mod wire;
+
+/// Every route of the public API.
+pub fn router(state: Arc<AppState>) -> Router {
+    let max_body = state.max_body_bytes;
+    // On the method handlers only, so a wrong method is a 405 and costs no quota.
+    let per_ip = axum::middleware::from_fn_with_state(Arc::clone(&state), limit_per_ip);
+    Router::new()
+        .route("/v1/wechat/login", post(login).route_layer(per_ip.clone()))
+        .route(
+            "/v1/wechat/user-info",
+            post(user_info).route_layer(per_ip.clone()),
+        )
+        .route(
+            "/v1/wechat/phone-number",
+            post(phone_number).route_layer(per_ip),
+        )
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(prometheus_metrics))
+        .route("/openapi.json", get(crate::http::openapi::serve))
+        .route("/v1/me", get(me).delete(cancel_account))
+        .route("/v1/logout", post(logout))
+        .merge(crate::http::internal::router(Arc::clone(&state)))
+        .fallback(|| async { ApiError::not_found() })
+        .layer(axum::middleware::from_fn(crate::metrics::track_requests))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.request_timeout,
+        ))
+        // Outside the limit layer, so its 413 gets the contract's shape too.
+        .layer(axum::middleware::from_fn(error_envelope))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
+                ),
+        )
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
+        // Outermost: a client's id that is not a plain short token is replaced before it can
+        // reach a log line, an error body or a response header.
+        .layer(axum::middleware::from_fn(drop_unfit_request_id))
+        .with_state(state)
+}

@@ -1,5 +1,6 @@
-//! Test support shared by wxlink's black-box tests, `cargo xtask` and the benchmark: a throwaway
-//! PostgreSQL cluster, the Python venv with wechatpy, and bounded child processes.
+//! Test support shared by wxlink's tests, `cargo xtask` and the benchmark: a throwaway
+//! PostgreSQL cluster, the Python venv with wechatpy, bounded child processes, free ports and
+//! wxlink's configuration file.
 //! The black-box tests themselves live in `tests/tests/`.
 //!
 //! ```no_run
@@ -8,7 +9,9 @@
 //! # Ok::<(), String>(())
 //! ```
 
+pub mod config;
 pub mod pg;
+pub mod process;
 pub mod venv;
 
 use std::process::Command;

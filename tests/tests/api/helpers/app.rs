@@ -10,6 +10,8 @@ use wxlink_wechat_sim::{
 };
 
 use super::database::PgDatabase;
+use wxlink_tests::config::WxlinkToml;
+
 use super::process::{Proc, free_port, http_client, toml_str, wait_until_ready, wxlink_command};
 use super::{APP_A, APP_B, Backend, LoginResponse, Me, POLL, Reply, UserInfoResponse, unique};
 
@@ -233,52 +235,45 @@ impl TestApp {
 
     fn config_toml(&self, port: u16) -> String {
         let o = &self.options;
-        let mut toml = format!("[server]\nbind = \"127.0.0.1:{port}\"\n");
-        if let Some(bytes) = o.max_body_bytes {
-            toml.push_str(&format!("max_body_bytes = {bytes}\n"));
-        }
-        toml.push_str(&o.server_toml);
-        toml.push_str(&format!(
-            "\n[database]\nurl = {}\nmax_connections = 8\n",
-            toml_str(&self.database_url)
-        ));
         let api_base = o
             .wechat_api_base
             .clone()
             .unwrap_or_else(|| self.sim.base_url());
-        toml.push_str(&format!("\n[wechat]\napi_base = {}\n", toml_str(&api_base)));
+        let mut toml = WxlinkToml::new(&format!("127.0.0.1:{port}"), &self.database_url, &api_base);
+        if let Some(bytes) = o.max_body_bytes {
+            toml = toml.value("server", "max_body_bytes", bytes);
+        }
+        toml = toml
+            .lines("server", &o.server_toml)
+            .value("database", "max_connections", 8);
         if let Some(ms) = o.timeout_ms {
-            toml.push_str(&format!("timeout_ms = {ms}\n"));
+            toml = toml.value("wechat", "timeout_ms", ms);
         }
         if let Some(secs) = o.max_watermark_age_secs {
-            toml.push_str(&format!("max_watermark_age_secs = {secs}\n"));
+            toml = toml.value("wechat", "max_watermark_age_secs", secs);
         }
         if let Some(secs) = o.ttl_secs {
-            toml.push_str(&format!("\n[session]\nttl_secs = {secs}\n"));
+            toml = toml.value("session", "ttl_secs", secs);
         }
         for (appid, secret) in &self.secrets {
-            toml.push_str(&format!(
-                "\n[apps.{appid}]\nsecret = {}\n",
-                toml_str(secret)
-            ));
+            toml = toml.app(appid, secret);
             if let Some((kind, _)) = o.kind_of(appid) {
                 let kind = serde_json::to_value(kind).expect("kinds serialize");
-                toml.push_str(&format!("kind = {kind}\n"));
+                toml = toml.value(&format!("apps.{appid}"), "kind", kind);
             }
         }
-        toml.push_str("\n[security]\n");
+        toml = toml.lines("security", "");
         if let Some((current, previous)) = &self.data_keys {
             let previous: Vec<String> = previous.iter().map(|k| toml_str(k)).collect();
-            toml.push_str(&format!(
-                "data_key = {}\nprevious_data_keys = [{}]\n",
-                toml_str(current),
-                previous.join(", ")
-            ));
+            toml = toml.string("security", "data_key", current).value(
+                "security",
+                "previous_data_keys",
+                format!("[{}]", previous.join(", ")),
+            );
         }
-        toml.push_str(&o.security_toml);
-        toml.push('\n');
-        toml.push_str(&o.extra_toml);
-        toml
+        toml.lines("security", &o.security_toml)
+            .trailer(&o.extra_toml)
+            .to_string()
     }
 
     /// Configure the nodes started (or restarted) from now on with these data keys; `None`
@@ -341,7 +336,7 @@ impl TestApp {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let port = free_port();
+            let port = free_port().expect("a free port");
             std::fs::write(config_path, self.config_toml(port)).expect("write the config");
             let mut cmd = wxlink_command();
             cmd.arg("serve")

@@ -106,7 +106,7 @@ fn config_secrets(app: &TestApp) -> Vec<(&'static str, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_wechat_is_upstream_error_within_the_budget() {
     // Nothing listens there: every connection is refused.
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let closed = format!("http://127.0.0.1:{}", free_port().expect("a free port"));
     let mut app = TestApp::spawn(
         Backend::Sqlite,
         Options::default()

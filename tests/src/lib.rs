@@ -1,6 +1,8 @@
 //! Test support shared by wxlink's tests, `cargo xtask` and the benchmark: a throwaway
 //! PostgreSQL cluster, the Python venv with wechatpy, bounded child processes, free ports and
-//! wxlink's configuration file.
+//! wxlink's configuration file; and for both test levels of the service (the black-box tests here
+//! and the in-process ones of `wxlink-api`) its answers, user data, databases and the database
+//! invariants every committed state keeps.
 //! The black-box tests themselves live in `tests/tests/`.
 //!
 //! ```no_run
@@ -9,12 +11,48 @@
 //! # Ok::<(), String>(())
 //! ```
 
+/// Turns `async fn name(backend: Backend)` scenarios of the calling module into one test per
+/// backend: `sqlite::name` and `postgres::name`. Attributes before a name (e.g. `#[ignore]`)
+/// go to both tests. The PostgreSQL ones need `WXLINK_TEST_DATABASE_URL` (see
+/// [`database::Backend::postgres`]); the calling crate needs tokio.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($(#[$meta:meta])* $name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                $(#[$meta])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::database::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                $(#[$meta])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let test = concat!(module_path!(), "::", stringify!($name));
+                    if let Some(backend) = $crate::database::Backend::postgres(test) {
+                        super::$name(backend).await;
+                    }
+                }
+            )+
+        }
+    };
+}
+
+pub mod answers;
 pub mod config;
+pub mod database;
 pub mod pg;
 pub mod process;
+pub mod snapshot;
+pub mod user_data;
 pub mod venv;
 
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Runs a command to completion within `limit`, killing it after.
@@ -40,4 +78,27 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration, what: &str) -> Result<(),
             Err(e) => return Err(format!("{what}: {e}")),
         }
     }
+}
+
+/// A name no other test of this run (or of a concurrent run) uses.
+pub fn unique() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:x}{:x}{:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff_ffff,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Now, in Unix seconds.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

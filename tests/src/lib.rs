@@ -43,8 +43,10 @@ macro_rules! on_both_backends {
 }
 
 pub mod answers;
+pub mod client;
 pub mod config;
 pub mod database;
+pub mod internal_api;
 pub mod pg;
 pub mod process;
 pub mod snapshot;

@@ -18,7 +18,8 @@ pub struct Proc {
     child: Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
-    stdout_lines: mpsc::Receiver<String>,
+    // In a mutex so that a test app holding the guard can be shared between threads.
+    stdout_lines: Mutex<mpsc::Receiver<String>>,
     drains: Vec<JoinHandle<()>>,
     label: String,
 }
@@ -49,7 +50,7 @@ impl Proc {
             child,
             stdout,
             stderr,
-            stdout_lines,
+            stdout_lines: Mutex::new(stdout_lines),
             drains,
             label: label.to_owned(),
         }
@@ -78,7 +79,11 @@ impl Proc {
     /// The next stdout line, waiting at most until `deadline`.
     pub fn next_stdout_line(&self, deadline: Instant) -> Option<String> {
         let left = deadline.saturating_duration_since(Instant::now());
-        self.stdout_lines.recv_timeout(left).ok()
+        self.stdout_lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recv_timeout(left)
+            .ok()
     }
 
     /// Wait (bounded) for the process to exit on its own, then for its output to be read.

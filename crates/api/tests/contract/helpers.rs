@@ -8,18 +8,18 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request};
-use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use wxlink_api::Application;
 use wxlink_api::config::Settings;
 use wxlink_tests::database::PgDatabase;
-use wxlink_wechat_sim::{Login, SimHandle, UserInfo};
+use wxlink_wechat_sim::SimHandle;
 
 pub use wxlink_tests::answers::*;
+pub use wxlink_tests::client::Api;
 pub use wxlink_tests::config::{APP_A, APP_B, APP_C, Options, UNCONFIGURED_APP};
 pub use wxlink_tests::database::Backend;
-pub use wxlink_tests::snapshot::Snapshot;
 pub use wxlink_tests::now_unix;
+pub use wxlink_tests::snapshot::Snapshot;
 pub use wxlink_tests::user_data::*;
 
 /// How long one request may take before the test fails.
@@ -99,12 +99,16 @@ impl TestApp {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::load(&self.database_url)
     }
+}
 
-    // --- raw HTTP ---------------------------------------------------------------------------
+impl Api for TestApp {
+    fn sim(&self) -> &SimHandle {
+        &self.sim
+    }
 
     /// Any request, from a loopback client as the real server would see it; the answer is
     /// read whole.
-    pub async fn call(
+    async fn call(
         &self,
         method: Method,
         path: &str,
@@ -145,104 +149,6 @@ impl TestApp {
             body: String::from_utf8_lossy(&body).into_owned(),
             elapsed: started.elapsed(),
         }
-    }
-
-    /// `GET path`
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.call(Method::GET, path, token, None, None).await
-    }
-
-    /// `POST path` with a JSON body.
-    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
-        self.post_raw(
-            path,
-            token,
-            Some("application/json"),
-            body.to_string().into_bytes(),
-        )
-        .await
-    }
-
-    /// `POST path` with any bytes.
-    pub async fn post_raw(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        content_type: Option<&str>,
-        body: impl Into<Vec<u8>>,
-    ) -> Reply {
-        self.call(Method::POST, path, token, content_type, Some(body.into()))
-            .await
-    }
-
-    // --- the API, typed ---------------------------------------------------------------------
-
-    /// `POST /v1/wechat/login` with a code.
-    pub async fn login_with_code(&self, appid: &str, code: &str) -> Reply {
-        self.post_json(
-            "/v1/wechat/login",
-            None,
-            &json!({"appid": appid, "code": code}),
-        )
-        .await
-    }
-
-    /// What `wx.login` does on the phone: a fresh code, and a new session key for the user.
-    pub fn wx_login(&self, appid: &str, openid: &str, unionid: Option<&str>) -> Login {
-        self.sim
-            .login(appid, openid, unionid)
-            .unwrap_or_else(|e| panic!("simulated wx.login for {appid}/{openid}: {e}"))
-    }
-
-    /// `wx.login` then `POST /v1/wechat/login`, which must succeed.
-    pub async fn login(&self, appid: &str, openid: &str, unionid: Option<&str>) -> LoginResponse {
-        self.login_full(appid, openid, unionid).await.1
-    }
-
-    /// As [`TestApp::login`], also giving what `wx.login` produced (its session key).
-    pub async fn login_full(
-        &self,
-        appid: &str,
-        openid: &str,
-        unionid: Option<&str>,
-    ) -> (Login, LoginResponse) {
-        let wx = self.wx_login(appid, openid, unionid);
-        let reply = self.login_with_code(appid, &wx.code).await;
-        (wx, LoginResponse::parse(&reply))
-    }
-
-    /// What `wx.getUserInfo` gives the mini program, under the user's current session key.
-    pub fn wx_user_info(&self, appid: &str, openid: &str) -> UserInfo {
-        self.sim
-            .user_info(appid, openid)
-            .unwrap_or_else(|e| panic!("simulated wx.getUserInfo for {appid}/{openid}: {e}"))
-    }
-
-    /// `POST /v1/wechat/user-info`
-    pub async fn user_info(&self, token: &str, body: &Value) -> Reply {
-        self.post_json("/v1/wechat/user-info", Some(token), body)
-            .await
-    }
-
-    /// `POST /v1/wechat/user-info`, which must succeed.
-    pub async fn user_info_ok(&self, token: &str, body: &Value) -> UserInfoResponse {
-        UserInfoResponse::parse(&self.user_info(token, body).await)
-    }
-
-    /// `GET /v1/me`
-    pub async fn me(&self, token: &str) -> Reply {
-        self.get("/v1/me", Some(token)).await
-    }
-
-    /// `GET /v1/me`, which must succeed.
-    pub async fn me_ok(&self, token: &str) -> Me {
-        Me::parse(&self.me(token).await)
-    }
-
-    /// `POST /v1/logout`
-    pub async fn logout(&self, token: &str) -> Reply {
-        self.call(Method::POST, "/v1/logout", Some(token), None, None)
-            .await
     }
 }
 

@@ -13,4 +13,5 @@ extern crate wxlink_tests;
 
 mod errors;
 mod helpers;
+mod internal;
 mod linking;

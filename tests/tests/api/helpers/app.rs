@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use wxlink_tests::client::Api;
 use wxlink_tests::config::Options;
 use wxlink_tests::database::PgDatabase;
-use wxlink_wechat_sim::{Login, SimHandle, UserInfo};
+use wxlink_wechat_sim::SimHandle;
 
 use super::process::{Proc, free_port, http_client, wait_until_ready, wxlink_command};
-use super::{Backend, LoginResponse, Me, POLL, Reply, UserInfoResponse};
+use super::{Backend, POLL, Reply};
 
 /// One running wxlink with everything it needs; the process is killed on drop and the
 /// database dropped after it.
@@ -309,8 +309,29 @@ impl TestApp {
 
     // --- raw HTTP ---------------------------------------------------------------------------
 
+    /// Bytes sent over a new TCP connection as they are, and the raw answer, for requests an
+    /// HTTP client will not send.
+    pub fn raw_http(&self, request: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let addr = self.address.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        stream.write_all(request).expect("send the request");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+}
+
+impl Api for TestApp {
+    fn sim(&self) -> &SimHandle {
+        &self.sim
+    }
+
     /// Any request; the answer is read whole.
-    pub async fn call(
+    async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -331,132 +352,6 @@ impl TestApp {
             request = request.body(body);
         }
         send(request, &format!("{method} {path}")).await
-    }
-
-    /// Bytes sent over a new TCP connection as they are, and the raw answer, for requests an
-    /// HTTP client will not send.
-    pub fn raw_http(&self, request: &[u8]) -> String {
-        use std::io::{Read, Write};
-        let addr = self.address.trim_start_matches("http://");
-        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("read timeout");
-        stream.write_all(request).expect("send the request");
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
-        String::from_utf8_lossy(&answer).into_owned()
-    }
-
-    /// `GET path`
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.call(reqwest::Method::GET, path, token, None, None)
-            .await
-    }
-
-    /// `POST path` with a JSON body.
-    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
-        self.post_raw(
-            path,
-            token,
-            Some("application/json"),
-            body.to_string().into_bytes(),
-        )
-        .await
-    }
-
-    /// `POST path` with any bytes.
-    pub async fn post_raw(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        content_type: Option<&str>,
-        body: impl Into<Vec<u8>>,
-    ) -> Reply {
-        self.call(
-            reqwest::Method::POST,
-            path,
-            token,
-            content_type,
-            Some(body.into()),
-        )
-        .await
-    }
-
-    // --- the API, typed ---------------------------------------------------------------------
-
-    /// `POST /v1/wechat/login` with a code.
-    pub async fn login_with_code(&self, appid: &str, code: &str) -> Reply {
-        self.post_json(
-            "/v1/wechat/login",
-            None,
-            &json!({"appid": appid, "code": code}),
-        )
-        .await
-    }
-
-    /// What `wx.login` does on the phone: a fresh code, and a new session key for the user.
-    pub fn wx_login(&self, appid: &str, openid: &str, unionid: Option<&str>) -> Login {
-        self.sim
-            .login(appid, openid, unionid)
-            .unwrap_or_else(|e| panic!("simulated wx.login for {appid}/{openid}: {e}"))
-    }
-
-    /// `wx.login` then `POST /v1/wechat/login`, which must succeed.
-    pub async fn login(&self, appid: &str, openid: &str, unionid: Option<&str>) -> LoginResponse {
-        self.login_full(appid, openid, unionid).await.1
-    }
-
-    /// As [`TestApp::login`], also giving what `wx.login` produced (its session key).
-    pub async fn login_full(
-        &self,
-        appid: &str,
-        openid: &str,
-        unionid: Option<&str>,
-    ) -> (Login, LoginResponse) {
-        let wx = self.wx_login(appid, openid, unionid);
-        let reply = self.login_with_code(appid, &wx.code).await;
-        (wx, LoginResponse::parse(&reply))
-    }
-
-    /// What `wx.getUserInfo` gives the mini program, under the user's current session key.
-    pub fn wx_user_info(&self, appid: &str, openid: &str) -> UserInfo {
-        self.sim
-            .user_info(appid, openid)
-            .unwrap_or_else(|e| panic!("simulated wx.getUserInfo for {appid}/{openid}: {e}"))
-    }
-
-    /// `POST /v1/wechat/user-info`
-    pub async fn user_info(&self, token: &str, body: &Value) -> Reply {
-        self.post_json("/v1/wechat/user-info", Some(token), body)
-            .await
-    }
-
-    /// `POST /v1/wechat/user-info`, which must succeed.
-    pub async fn user_info_ok(&self, token: &str, body: &Value) -> UserInfoResponse {
-        UserInfoResponse::parse(&self.user_info(token, body).await)
-    }
-
-    /// `GET /v1/me`
-    pub async fn me(&self, token: &str) -> Reply {
-        self.get("/v1/me", Some(token)).await
-    }
-
-    /// `GET /v1/me`, which must succeed.
-    pub async fn me_ok(&self, token: &str) -> Me {
-        Me::parse(&self.me(token).await)
-    }
-
-    /// `DELETE /v1/me`: cancel the account.
-    pub async fn cancel(&self, token: &str) -> Reply {
-        self.call(reqwest::Method::DELETE, "/v1/me", Some(token), None, None)
-            .await
-    }
-
-    /// `POST /v1/logout`
-    pub async fn logout(&self, token: &str) -> Reply {
-        self.call(reqwest::Method::POST, "/v1/logout", Some(token), None, None)
-            .await
     }
 }
 

@@ -13,6 +13,7 @@ pub use app::*;
 pub use logs::*;
 pub use process::*;
 pub use wxlink_tests::answers::*;
+pub use wxlink_tests::client::Api;
 pub use wxlink_tests::config::{APP_A, APP_B, APP_C, Options};
 pub use wxlink_tests::database::*;
 pub use wxlink_tests::now_unix;

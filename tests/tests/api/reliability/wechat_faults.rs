@@ -12,7 +12,7 @@ use wxlink_wechat_sim::{CHECK_SESSION_PATH, Fault, FaultTarget};
 
 use super::{Tally, ms};
 use crate::helpers::{
-    APP_A, APP_B, Backend, LoginResponse, Options, Reply, TestApp, assert_no_secrets_in_logs,
+    APP_A, APP_B, Api, Backend, LoginResponse, Options, Reply, TestApp, assert_no_secrets_in_logs,
     free_port, send, signed_body, unsigned_body,
 };
 

@@ -12,6 +12,8 @@
 extern crate wxlink_tests;
 
 mod errors;
+mod forgery;
 mod helpers;
 mod internal;
 mod linking;
+mod stale_key;

@@ -1,8 +1,8 @@
 //! Test support shared by wxlink's tests, `cargo xtask` and the benchmark: a throwaway
 //! PostgreSQL cluster, the Python venv with wechatpy, bounded child processes, free ports and
 //! wxlink's configuration file; and for both test levels of the service (the black-box tests here
-//! and the in-process ones of `wxlink-api`) its answers, user data, databases and the database
-//! invariants every committed state keeps.
+//! and the in-process ones of `wxlink-api`) the typed API client ([`client::Api`]), its answers,
+//! user data, databases and the database invariants every committed state keeps.
 //! The black-box tests themselves live in `tests/tests/`.
 //!
 //! ```no_run

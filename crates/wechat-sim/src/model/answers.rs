@@ -8,7 +8,7 @@ use super::{OAuthScope, yes};
 /// What `wx.login` produced: a fresh code, and the user's new session key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Login {
-    /// The single-use code, valid for [`CODE_TTL_SECS`].
+    /// The single-use code, valid for [`CODE_TTL_SECS`](super::CODE_TTL_SECS).
     pub code: String,
     /// The user's openid (generated when the login request named none).
     pub openid: String,
@@ -65,7 +65,7 @@ impl UserInfoRequest {
 /// OpenSDK or on a website's QR-code page: a fresh OAuth code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OAuthCode {
-    /// The single-use code, valid for [`CODE_TTL_SECS`].
+    /// The single-use code, valid for [`CODE_TTL_SECS`](super::CODE_TTL_SECS).
     pub code: String,
     /// The user's openid in this app (generated when the request named none).
     pub openid: String,
@@ -78,7 +78,7 @@ pub struct OAuthCode {
 /// What a mini program's getPhoneNumber button produced: a fresh phone code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhoneCode {
-    /// The single-use code, valid for [`CODE_TTL_SECS`].
+    /// The single-use code, valid for [`CODE_TTL_SECS`](super::CODE_TTL_SECS).
     pub code: String,
     /// Seconds the code stays valid.
     pub expires_in: u64,

@@ -14,7 +14,8 @@ pub struct EndpointCalls {
     pub by_appid: BTreeMap<String, u64>,
 }
 
-/// Call counters, keyed by endpoint path (e.g. [`CODE2SESSION_PATH`]).
+/// Call counters, keyed by endpoint path (e.g.
+/// [`CODE2SESSION_PATH`](super::CODE2SESSION_PATH)).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct CallCounts {

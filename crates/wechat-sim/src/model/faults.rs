@@ -56,8 +56,8 @@ pub struct FaultTarget {
     /// Only calls with this code (js_code, OAuth code or phone code).
     #[serde(default)]
     pub code: Option<String>,
-    /// Only calls of this endpoint path, e.g. [`STABLE_TOKEN_PATH`]; every endpoint when
-    /// `None`.
+    /// Only calls of this endpoint path, e.g. [`STABLE_TOKEN_PATH`](super::STABLE_TOKEN_PATH);
+    /// every endpoint when `None`.
     #[serde(default)]
     pub path: Option<String>,
 }
@@ -84,7 +84,8 @@ impl FaultTarget {
         }
     }
 
-    /// Narrows the target to one endpoint path, e.g. [`CODE2SESSION_PATH`].
+    /// Narrows the target to one endpoint path, e.g.
+    /// [`CODE2SESSION_PATH`](super::CODE2SESSION_PATH).
     pub fn at_path(mut self, path: impl Into<String>) -> Self {
         self.path = Some(path.into());
         self

@@ -3,7 +3,7 @@
 
 use crate::answers::Reply;
 use crate::client::Api;
-use crate::config::{APP_A, APP_B, Options};
+use crate::options::{APP_A, APP_B, Options};
 use crate::user_data::unsigned_body;
 
 /// The service token [`with_tokens`] configures.

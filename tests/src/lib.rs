@@ -42,14 +42,22 @@ macro_rules! on_both_backends {
     };
 }
 
+#[cfg(feature = "service")]
 pub mod answers;
+#[cfg(feature = "service")]
 pub mod client;
 pub mod config;
+#[cfg(feature = "service")]
 pub mod database;
+#[cfg(feature = "service")]
 pub mod internal_api;
+#[cfg(feature = "service")]
+pub mod options;
 pub mod pg;
 pub mod process;
+#[cfg(feature = "service")]
 pub mod snapshot;
+#[cfg(feature = "service")]
 pub mod user_data;
 pub mod venv;
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use wxlink_tests::client::Api;
-use wxlink_tests::config::Options;
 use wxlink_tests::database::PgDatabase;
+use wxlink_tests::options::Options;
 use wxlink_wechat_sim::SimHandle;
 
 use super::process::{Proc, free_port, http_client, wait_until_ready, wxlink_command};

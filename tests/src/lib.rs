@@ -4,6 +4,8 @@
 //! and the in-process ones of `wxlink-api`) the typed API client ([`client::Api`]), its answers,
 //! user data, databases and the database invariants every committed state keeps.
 //! The black-box tests themselves live in `tests/tests/`.
+//! The `service` feature (on by default) holds what only the service's tests use; `cargo xtask`
+//! builds without it.
 //!
 //! ```no_run
 //! let cluster = wxlink_tests::pg::Cluster::start()?;

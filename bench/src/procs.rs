@@ -2,11 +2,13 @@
 //! what /proc says about them.
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use wxlink_tests::process::free_port;
 
 use crate::loadgen::{self, Req};
 
@@ -133,15 +135,6 @@ fn signal_group(signal: &str, group: &str) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-}
-
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
 }
 
 /// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).
@@ -312,11 +305,5 @@ mod tests {
         let stat = "4242 (wx link) S 4200 4200 4200 0 -1 4194560 120 0 0 0 250 50 7 3 20 0";
         assert_eq!(parse_stat_cpu(stat), Some((4200, 3_000_000, 100_000)));
         assert_eq!(parse_stat_cpu("4242 (x) S 1 1"), None);
-    }
-
-    #[test]
-    fn free_ports_are_on_loopback_and_nonzero() {
-        let port = free_port().expect("a free port");
-        assert_ne!(port, 0);
     }
 }

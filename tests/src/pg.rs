@@ -3,7 +3,6 @@
 //!
 //! PostgreSQL refuses to run as root, so when we are root the server runs as the `postgres` user.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -30,7 +29,7 @@ impl Cluster {
         if as_postgres {
             chown_to_postgres(&base)?;
         }
-        let port = free_port()?;
+        let port = crate::process::free_port()?;
         let cluster = Cluster {
             dir: base,
             bin,
@@ -187,14 +186,6 @@ fn chown_to_postgres(dir: &Path) -> Result<(), String> {
     } else {
         Err(format!("chown postgres {} failed", dir.display()))
     }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
 }
 
 fn unique_suffix() -> u128 {

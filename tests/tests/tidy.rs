@@ -82,11 +82,13 @@ fn allowed_wxlink_edges()
                     "wxlink-wechat-sim",
                     "wxlink-persistence",
                 ],
-                &[],
+                // The in-process test level shares the black-box tests' helpers.
+                &["wxlink-tests"],
             ),
         ),
-        // Black-box tests drive the built binary; they use only the reusable crates.
-        ("tests", (&[], &["wxlink-wechat-sim", "wxlink-crypto"])),
+        // Black-box tests drive the built binary; they and their shared helpers use only the
+        // reusable crates.
+        ("tests", (&["wxlink-wechat-sim", "wxlink-crypto"], &[])),
         (
             "bench",
             (&["wxlink-crypto", "wxlink-wechat-sim", "wxlink-tests"], &[]),

@@ -176,9 +176,10 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// The router, to drive it in-process.
-    #[cfg(test)]
-    pub(crate) fn router_for_tests(&self) -> axum::Router {
+    /// Every route with its middleware, to drive the service in-process (e.g. with
+    /// `tower::ServiceExt::oneshot`) without serving the listener; no background job runs.
+    /// A request without `ConnectInfo` is not counted against a client IP's rate limit.
+    pub fn router(&self) -> axum::Router {
         self.router.clone()
     }
 

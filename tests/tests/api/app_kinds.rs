@@ -6,7 +6,7 @@ use serde_json::json;
 use wxlink_wechat_sim::{AppKind, OAuthScope, UnionidPolicy};
 
 use crate::helpers::{
-    APP_A, APP_B, Backend, LoginResponse, Options, TestApp, assert_error, identities,
+    APP_A, APP_B, Api, Backend, LoginResponse, Options, TestApp, assert_error, identities,
 };
 
 const OFFICIAL: &str = "wxc1c2c3d4e5f60003";

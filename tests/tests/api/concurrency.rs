@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 use wxlink_wechat_sim::UnionidPolicy;
 
 use crate::helpers::{
-    APP_A, APP_B, APP_C, Backend, LoginResponse, Options, Reply, TestApp, UserInfoResponse,
+    APP_A, APP_B, APP_C, Api, Backend, LoginResponse, Options, Reply, TestApp, UserInfoResponse,
     identities, send, signed_body,
 };
 

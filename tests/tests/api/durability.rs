@@ -7,7 +7,7 @@ use serde_json::json;
 use wxlink_wechat_sim::{Fault, FaultTarget};
 
 use crate::helpers::{
-    APP_A, APP_B, Backend, LoginResponse, Options, POLL, TestApp, send, signed_body,
+    APP_A, APP_B, Api, Backend, LoginResponse, Options, POLL, TestApp, send, signed_body,
 };
 
 on_both_backends!(

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use crate::helpers::{
-    APP_A, APP_B, Backend, LoginResponse, Options, PROCESS_LIMIT, Proc, Reply, TestApp,
+    APP_A, APP_B, Api, Backend, LoginResponse, Options, PROCESS_LIMIT, Proc, Reply, TestApp,
     assert_error, send, unsigned_body, wxlink_command,
 };
 

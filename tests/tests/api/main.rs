@@ -10,49 +10,20 @@
 //! All API tests are modules of this one test binary (one link step). Set `TEST_LOG=1` to see
 //! the service's logs as they are written; a failing test prints them anyway.
 
-/// Turns `async fn name(backend: Backend)` scenarios of the calling module into one test per
-/// backend: `sqlite::name` and `postgres::name`. Attributes before a name (e.g. `#[ignore]`)
-/// go to both tests.
-macro_rules! on_both_backends {
-    ($($(#[$meta:meta])* $name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                $(#[$meta])*
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Sqlite).await;
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                $(#[$meta])*
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let test = concat!(module_path!(), "::", stringify!($name));
-                    if let Some(backend) = $crate::helpers::Backend::postgres(test) {
-                        super::$name(backend).await;
-                    }
-                }
-            )+
-        }
-    };
-}
+#[macro_use]
+extern crate wxlink_tests;
 
 mod abuse;
 mod app_kinds;
 mod concurrency;
 mod durability;
 mod errors;
-mod forgery;
 mod helpers;
 mod internal;
 mod lifecycle;
-mod linking;
 mod observability;
 mod oracle;
 mod reliability;
 mod sandbox;
 mod secrets;
-mod stale_key;
 mod startup;

@@ -1,6 +1,6 @@
 //! What operators see: Prometheus metrics, request ids, the logged configuration.
 
-use crate::helpers::{APP_A, APP_B, Backend, Options, TestApp, assert_error};
+use crate::helpers::{APP_A, APP_B, Api, Backend, Options, TestApp, assert_error};
 
 on_both_backends!(
     metrics_count_requests_logins_wechat_calls_and_the_pool,

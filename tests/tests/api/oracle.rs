@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use wxlink_wechat_sim::CHECK_SESSION_PATH;
 
 use crate::helpers::{
-    APP_A, APP_B, Backend, Options, Reply, TestApp, assert_error, identities, now_unix, send,
+    APP_A, APP_B, Api, Backend, Options, Reply, TestApp, assert_error, identities, now_unix, send,
 };
 
 on_both_backends!(

@@ -13,7 +13,7 @@ fn sandbox_walkthrough_works_as_printed() {
     );
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
+    let port = free_port().expect("a free port");
     let mut cmd = wxlink_command();
     cmd.args(["serve", "--sandbox"])
         .current_dir(dir.path())

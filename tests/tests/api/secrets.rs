@@ -6,7 +6,7 @@ use serde_json::json;
 use wxlink_wechat_sim::{Fault, FaultTarget};
 
 use crate::helpers::{
-    APP_A, APP_B, Backend, Options, TestApp, assert_no_secrets_in_logs, signed_body,
+    APP_A, APP_B, Api, Backend, Options, TestApp, assert_no_secrets_in_logs, signed_body,
 };
 
 on_both_backends!(

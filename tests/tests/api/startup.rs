@@ -5,6 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use wxlink_tests::config::WxlinkToml;
 use wxlink_wechat_sim::{Simulator, UnionidPolicy};
 
 use crate::helpers::{
@@ -15,11 +16,9 @@ use crate::helpers::{
 /// A valid configuration with `extra` appended.
 fn config(dir: &Path, port: u16, api_base: &str, extra: &str) -> String {
     let db = format!("sqlite://{}", dir.join("wxlink.db").display());
-    format!(
-        "[server]\nbind = \"127.0.0.1:{port}\"\n\n[database]\nurl = {}\n\n[wechat]\napi_base = {}\n\n{extra}",
-        toml_str(&db),
-        toml_str(api_base)
-    )
+    WxlinkToml::new(&format!("127.0.0.1:{port}"), &db, api_base)
+        .trailer(extra)
+        .to_string()
 }
 
 /// Environment variables for a child process.
@@ -156,7 +155,7 @@ async fn serve(dir: &Path, port: u16, toml: &str, env: &[(&str, &str)]) -> Proc 
 #[tokio::test]
 async fn environment_overrides_the_file() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
+    let port = free_port().expect("a free port");
     let from_file = dir.path().join("from-file.db");
     let from_env = dir.path().join("from-env.db");
     let toml = config(dir.path(), port, "http://127.0.0.1:9", APP_A_TABLE)
@@ -204,7 +203,7 @@ async fn app_secret_comes_from_the_environment() {
         .await
         .expect("start the simulator");
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
+    let port = free_port().expect("a free port");
     let toml = config(
         dir.path(),
         port,
@@ -234,7 +233,7 @@ async fn app_secret_comes_from_the_environment() {
 #[tokio::test]
 async fn data_key_file_is_created_private() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
+    let port = free_port().expect("a free port");
     let toml = config(dir.path(), port, "http://127.0.0.1:9", APP_A_TABLE);
     let key_file = dir.path().join("wxlink.key");
     assert!(!key_file.exists());
@@ -309,7 +308,7 @@ fn migrate_reports_applied_migrations_then_up_to_date() {
 async fn app_secret_from_the_environment_for_an_appid_with_capitals() {
     const CAPITALS: &str = "wxABCDEF0123456789";
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
+    let port = free_port().expect("a free port");
     let toml = config(
         dir.path(),
         port,
@@ -325,7 +324,7 @@ async fn app_secret_from_the_environment_for_an_appid_with_capitals() {
 /// neither may show its password, in whichever URL form it is written.
 #[test]
 fn database_passwords_never_reach_the_logs() {
-    let closed_port = free_port();
+    let closed_port = free_port().expect("a free port");
     for url in [
         format!("postgres://wx:hun/ter2@127.0.0.1:{closed_port}/wxlink"),
         format!("postgres://127.0.0.1:{closed_port}/wxlink?user=wx&password=hunter2"),
@@ -333,7 +332,7 @@ fn database_passwords_never_reach_the_logs() {
     ] {
         let toml = config(
             Path::new("/nonexistent"),
-            free_port(),
+            free_port().expect("a free port"),
             "http://127.0.0.1:9",
             APP_A_TABLE,
         )

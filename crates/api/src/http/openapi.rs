@@ -368,7 +368,7 @@ mod tests {
         let app = crate::Application::build(settings, dir.path().join("k"))
             .await
             .unwrap();
-        let router = app.router_for_tests();
+        let router = app.router();
         (dir, app, router)
     }
 

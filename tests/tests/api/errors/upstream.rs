@@ -16,7 +16,10 @@ on_both_backends!(
 
 async fn unreachable_wechat_is_told_without_its_address(backend: Backend) {
     // Nothing listens there: the connection is refused.
-    let closed = format!("http://127.0.0.1:{}", crate::helpers::free_port());
+    let closed = format!(
+        "http://127.0.0.1:{}",
+        crate::helpers::free_port().expect("a free port")
+    );
     let app = TestApp::spawn(backend, Options::default().wechat_api_base(&closed)).await;
     let wx = app.wx_login(APP_B, "tove-in-b", Some("tove-union"));
     let reply = app.login_with_code(APP_B, &wx.code).await;

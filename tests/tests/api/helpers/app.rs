@@ -4,141 +4,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use wxlink_wechat_sim::{
-    AppKind, AppRegistration, Login, SimHandle, Simulator, UnionidPolicy, UserInfo,
-};
+use wxlink_tests::client::Api;
+use wxlink_tests::database::PgDatabase;
+use wxlink_tests::options::Options;
+use wxlink_wechat_sim::SimHandle;
 
-use super::database::PgDatabase;
-use super::process::{Proc, free_port, http_client, toml_str, wait_until_ready, wxlink_command};
-use super::{APP_A, APP_B, Backend, LoginResponse, Me, POLL, Reply, UserInfoResponse, unique};
-
-/// How a test wants its wxlink configured.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The apps, configured in wxlink and registered in the simulator with their policy.
-    pub apps: Vec<(String, UnionidPolicy)>,
-    /// `[session] ttl_secs`
-    pub ttl_secs: Option<u64>,
-    /// `[wechat] timeout_ms`
-    pub timeout_ms: Option<u64>,
-    /// `[wechat] api_base` instead of the simulator's address (e.g. a closed port).
-    pub wechat_api_base: Option<String>,
-    /// `[server] max_body_bytes`
-    pub max_body_bytes: Option<usize>,
-    /// `[wechat] max_watermark_age_secs`
-    pub max_watermark_age_secs: Option<u64>,
-    /// More TOML tables, appended as they are.
-    pub extra_toml: String,
-    /// More `[server]` keys, appended to that table as they are.
-    pub server_toml: String,
-    /// More `[security]` keys, appended to that table (which may also carry the data keys).
-    pub security_toml: String,
-    /// `WXLINK_LOG`
-    pub log_filter: String,
-    /// Apps that are not mini programs: (appid, kind, unionid in the OAuth exchange).
-    pub kinds: Vec<(String, AppKind, bool)>,
-}
-
-impl Default for Options {
-    /// [`APP_A`] (never tells the unionid at login) and [`APP_B`] (always does).
-    fn default() -> Self {
-        Self {
-            apps: vec![
-                (APP_A.to_owned(), UnionidPolicy::Never),
-                (APP_B.to_owned(), UnionidPolicy::Always),
-            ],
-            ttl_secs: None,
-            timeout_ms: None,
-            wechat_api_base: None,
-            max_body_bytes: None,
-            max_watermark_age_secs: None,
-            extra_toml: String::new(),
-            server_toml: String::new(),
-            security_toml: String::new(),
-            log_filter: "info".to_owned(),
-            kinds: Vec::new(),
-        }
-    }
-}
-
-impl Options {
-    /// Replace the apps.
-    pub fn apps(mut self, apps: &[(&str, UnionidPolicy)]) -> Self {
-        self.apps = apps.iter().map(|(a, p)| ((*a).to_owned(), *p)).collect();
-        self
-    }
-
-    /// `[session] ttl_secs`
-    pub fn ttl_secs(mut self, secs: u64) -> Self {
-        self.ttl_secs = Some(secs);
-        self
-    }
-
-    /// `[wechat] timeout_ms`
-    pub fn timeout_ms(mut self, ms: u64) -> Self {
-        self.timeout_ms = Some(ms);
-        self
-    }
-
-    /// `[wechat] api_base`: somewhere else than the simulator (which still runs, so that
-    /// `wx.login` codes can be made).
-    pub fn wechat_api_base(mut self, url: &str) -> Self {
-        self.wechat_api_base = Some(url.to_owned());
-        self
-    }
-
-    /// `[server] max_body_bytes`
-    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
-        self.max_body_bytes = Some(bytes);
-        self
-    }
-
-    /// `[wechat] max_watermark_age_secs`
-    pub fn max_watermark_age_secs(mut self, secs: u64) -> Self {
-        self.max_watermark_age_secs = Some(secs);
-        self
-    }
-
-    /// More `[server]` keys (`key = value` lines).
-    pub fn server_toml(mut self, toml: &str) -> Self {
-        self.server_toml.push_str(toml);
-        self
-    }
-
-    /// More `[security]` keys (`key = value` lines).
-    pub fn security_toml(mut self, toml: &str) -> Self {
-        self.security_toml.push_str(toml);
-        self
-    }
-
-    /// Append TOML tables to the configuration.
-    pub fn extra_toml(mut self, toml: &str) -> Self {
-        self.extra_toml.push_str(toml);
-        self
-    }
-
-    /// Make `appid` (one of the apps) an app of `kind`, whose OAuth exchange carries the
-    /// unionid or not (then wxlink must ask `sns/userinfo`).
-    pub fn kind(mut self, appid: &str, kind: AppKind, unionid_in_exchange: bool) -> Self {
-        self.kinds
-            .push((appid.to_owned(), kind, unionid_in_exchange));
-        self
-    }
-
-    fn kind_of(&self, appid: &str) -> Option<(AppKind, bool)> {
-        self.kinds
-            .iter()
-            .find(|(a, _, _)| a == appid)
-            .map(|(_, kind, exchange)| (*kind, *exchange))
-    }
-
-    /// `WXLINK_LOG`
-    pub fn log(mut self, filter: &str) -> Self {
-        filter.clone_into(&mut self.log_filter);
-        self
-    }
-}
+use super::process::{Proc, free_port, http_client, wait_until_ready, wxlink_command};
+use super::{Backend, POLL, Reply};
 
 /// One running wxlink with everything it needs; the process is killed on drop and the
 /// database dropped after it.
@@ -171,27 +43,8 @@ impl TestApp {
     /// Start the simulator, create the database, write the config and start wxlink on a free
     /// port; returns once `/healthz` answers.
     pub async fn spawn(backend: Backend, options: Options) -> Self {
-        let secrets: BTreeMap<String, String> = options
-            .apps
-            .iter()
-            .map(|(appid, _)| (appid.clone(), format!("app-secret-{}", unique())))
-            .collect();
-        let sim = options
-            .apps
-            .iter()
-            .fold(Simulator::builder(), |builder, (appid, policy)| {
-                let (kind, exchange) = options
-                    .kind_of(appid)
-                    .unwrap_or((AppKind::MiniProgram, true));
-                builder.app_with(
-                    AppRegistration::new(appid.clone(), secrets[appid].clone(), *policy)
-                        .with_kind(kind)
-                        .with_unionid_in_exchange(exchange),
-                )
-            })
-            .start()
-            .await
-            .expect("start the WeChat simulator");
+        let secrets = options.new_secrets();
+        let sim = options.simulator(&secrets).await;
         let dir = tempfile::tempdir().expect("create a temp dir");
         let (database_url, database) = match &backend {
             Backend::Sqlite => (
@@ -232,53 +85,20 @@ impl TestApp {
     }
 
     fn config_toml(&self, port: u16) -> String {
-        let o = &self.options;
-        let mut toml = format!("[server]\nbind = \"127.0.0.1:{port}\"\n");
-        if let Some(bytes) = o.max_body_bytes {
-            toml.push_str(&format!("max_body_bytes = {bytes}\n"));
-        }
-        toml.push_str(&o.server_toml);
-        toml.push_str(&format!(
-            "\n[database]\nurl = {}\nmax_connections = 8\n",
-            toml_str(&self.database_url)
-        ));
-        let api_base = o
+        let api_base = self
+            .options
             .wechat_api_base
             .clone()
             .unwrap_or_else(|| self.sim.base_url());
-        toml.push_str(&format!("\n[wechat]\napi_base = {}\n", toml_str(&api_base)));
-        if let Some(ms) = o.timeout_ms {
-            toml.push_str(&format!("timeout_ms = {ms}\n"));
-        }
-        if let Some(secs) = o.max_watermark_age_secs {
-            toml.push_str(&format!("max_watermark_age_secs = {secs}\n"));
-        }
-        if let Some(secs) = o.ttl_secs {
-            toml.push_str(&format!("\n[session]\nttl_secs = {secs}\n"));
-        }
-        for (appid, secret) in &self.secrets {
-            toml.push_str(&format!(
-                "\n[apps.{appid}]\nsecret = {}\n",
-                toml_str(secret)
-            ));
-            if let Some((kind, _)) = o.kind_of(appid) {
-                let kind = serde_json::to_value(kind).expect("kinds serialize");
-                toml.push_str(&format!("kind = {kind}\n"));
-            }
-        }
-        toml.push_str("\n[security]\n");
-        if let Some((current, previous)) = &self.data_keys {
-            let previous: Vec<String> = previous.iter().map(|k| toml_str(k)).collect();
-            toml.push_str(&format!(
-                "data_key = {}\nprevious_data_keys = [{}]\n",
-                toml_str(current),
-                previous.join(", ")
-            ));
-        }
-        toml.push_str(&o.security_toml);
-        toml.push('\n');
-        toml.push_str(&o.extra_toml);
-        toml
+        self.options
+            .toml(
+                &format!("127.0.0.1:{port}"),
+                &self.database_url,
+                &api_base,
+                &self.secrets,
+                self.data_keys.as_ref(),
+            )
+            .to_string()
     }
 
     /// Configure the nodes started (or restarted) from now on with these data keys; `None`
@@ -341,7 +161,7 @@ impl TestApp {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let port = free_port();
+            let port = free_port().expect("a free port");
             std::fs::write(config_path, self.config_toml(port)).expect("write the config");
             let mut cmd = wxlink_command();
             cmd.arg("serve")
@@ -424,7 +244,9 @@ impl TestApp {
                 );
                 all
             }
-            Backend::Postgres { .. } => super::database::dump(&self.database_url).into_bytes(),
+            Backend::Postgres { .. } => {
+                wxlink_tests::database::dump(&self.database_url).into_bytes()
+            }
         }
     }
 
@@ -487,8 +309,29 @@ impl TestApp {
 
     // --- raw HTTP ---------------------------------------------------------------------------
 
+    /// Bytes sent over a new TCP connection as they are, and the raw answer, for requests an
+    /// HTTP client will not send.
+    pub fn raw_http(&self, request: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let addr = self.address.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        stream.write_all(request).expect("send the request");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+}
+
+impl Api for TestApp {
+    fn sim(&self) -> &SimHandle {
+        &self.sim
+    }
+
     /// Any request; the answer is read whole.
-    pub async fn call(
+    async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -509,132 +352,6 @@ impl TestApp {
             request = request.body(body);
         }
         send(request, &format!("{method} {path}")).await
-    }
-
-    /// Bytes sent over a new TCP connection as they are, and the raw answer, for requests an
-    /// HTTP client will not send.
-    pub fn raw_http(&self, request: &[u8]) -> String {
-        use std::io::{Read, Write};
-        let addr = self.address.trim_start_matches("http://");
-        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("read timeout");
-        stream.write_all(request).expect("send the request");
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
-        String::from_utf8_lossy(&answer).into_owned()
-    }
-
-    /// `GET path`
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.call(reqwest::Method::GET, path, token, None, None)
-            .await
-    }
-
-    /// `POST path` with a JSON body.
-    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
-        self.post_raw(
-            path,
-            token,
-            Some("application/json"),
-            body.to_string().into_bytes(),
-        )
-        .await
-    }
-
-    /// `POST path` with any bytes.
-    pub async fn post_raw(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        content_type: Option<&str>,
-        body: impl Into<Vec<u8>>,
-    ) -> Reply {
-        self.call(
-            reqwest::Method::POST,
-            path,
-            token,
-            content_type,
-            Some(body.into()),
-        )
-        .await
-    }
-
-    // --- the API, typed ---------------------------------------------------------------------
-
-    /// `POST /v1/wechat/login` with a code.
-    pub async fn login_with_code(&self, appid: &str, code: &str) -> Reply {
-        self.post_json(
-            "/v1/wechat/login",
-            None,
-            &json!({"appid": appid, "code": code}),
-        )
-        .await
-    }
-
-    /// What `wx.login` does on the phone: a fresh code, and a new session key for the user.
-    pub fn wx_login(&self, appid: &str, openid: &str, unionid: Option<&str>) -> Login {
-        self.sim
-            .login(appid, openid, unionid)
-            .unwrap_or_else(|e| panic!("simulated wx.login for {appid}/{openid}: {e}"))
-    }
-
-    /// `wx.login` then `POST /v1/wechat/login`, which must succeed.
-    pub async fn login(&self, appid: &str, openid: &str, unionid: Option<&str>) -> LoginResponse {
-        self.login_full(appid, openid, unionid).await.1
-    }
-
-    /// As [`TestApp::login`], also giving what `wx.login` produced (its session key).
-    pub async fn login_full(
-        &self,
-        appid: &str,
-        openid: &str,
-        unionid: Option<&str>,
-    ) -> (Login, LoginResponse) {
-        let wx = self.wx_login(appid, openid, unionid);
-        let reply = self.login_with_code(appid, &wx.code).await;
-        (wx, LoginResponse::parse(&reply))
-    }
-
-    /// What `wx.getUserInfo` gives the mini program, under the user's current session key.
-    pub fn wx_user_info(&self, appid: &str, openid: &str) -> UserInfo {
-        self.sim
-            .user_info(appid, openid)
-            .unwrap_or_else(|e| panic!("simulated wx.getUserInfo for {appid}/{openid}: {e}"))
-    }
-
-    /// `POST /v1/wechat/user-info`
-    pub async fn user_info(&self, token: &str, body: &Value) -> Reply {
-        self.post_json("/v1/wechat/user-info", Some(token), body)
-            .await
-    }
-
-    /// `POST /v1/wechat/user-info`, which must succeed.
-    pub async fn user_info_ok(&self, token: &str, body: &Value) -> UserInfoResponse {
-        UserInfoResponse::parse(&self.user_info(token, body).await)
-    }
-
-    /// `GET /v1/me`
-    pub async fn me(&self, token: &str) -> Reply {
-        self.get("/v1/me", Some(token)).await
-    }
-
-    /// `GET /v1/me`, which must succeed.
-    pub async fn me_ok(&self, token: &str) -> Me {
-        Me::parse(&self.me(token).await)
-    }
-
-    /// `DELETE /v1/me`: cancel the account.
-    pub async fn cancel(&self, token: &str) -> Reply {
-        self.call(reqwest::Method::DELETE, "/v1/me", Some(token), None, None)
-            .await
-    }
-
-    /// `POST /v1/logout`
-    pub async fn logout(&self, token: &str) -> Reply {
-        self.call(reqwest::Method::POST, "/v1/logout", Some(token), None, None)
-            .await
     }
 }
 

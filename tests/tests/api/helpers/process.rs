@@ -1,14 +1,13 @@
-//! Child processes (the `wxlink` binary, bash, curl): a clean environment, collected output,
-//! bounded waits, free ports and readiness.
+//! Child processes (the `wxlink` binary, bash, curl): a clean environment and readiness; the
+//! guard and free ports are `wxlink_tests::process`'s.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
-use std::thread::JoinHandle;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use wxlink_tests::config::toml_str;
+pub use wxlink_tests::process::{Proc, free_port};
 
 use super::{POLL, PROCESS_LIMIT};
 
@@ -54,163 +53,6 @@ pub fn wxlink_command() -> Command {
     let mut cmd = clean_command(wxlink_bin());
     cmd.env("WXLINK_LOG", "info");
     cmd
-}
-
-/// A child process whose stdout and stderr are collected by threads, killed on drop.
-#[derive(Debug)]
-pub struct Proc {
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    stdout_lines: mpsc::Receiver<String>,
-    drains: Vec<JoinHandle<()>>,
-    label: String,
-}
-
-fn locked(buffer: &Mutex<String>) -> std::sync::MutexGuard<'_, String> {
-    buffer.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Proc {
-    /// Start `cmd` (its stdout and stderr must be piped).
-    pub fn spawn(mut cmd: Command, label: &str) -> Self {
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {label} ({:?}): {e}", cmd.get_program()));
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, stdout_lines) = mpsc::channel();
-        let echo = std::env::var_os("TEST_LOG").is_some();
-        let mut drains = Vec::new();
-        if let Some(out) = child.stdout.take() {
-            drains.push(drain(out, Arc::clone(&stdout), Some(tx), None));
-        }
-        if let Some(err) = child.stderr.take() {
-            let echo = echo.then(|| label.to_owned());
-            drains.push(drain(err, Arc::clone(&stderr), None, echo));
-        }
-        Self {
-            child,
-            stdout,
-            stderr,
-            stdout_lines,
-            drains,
-            label: label.to_owned(),
-        }
-    }
-
-    /// The process id.
-    pub fn id(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Everything it wrote to stderr so far.
-    pub fn stderr(&self) -> String {
-        locked(&self.stderr).clone()
-    }
-
-    /// Everything it wrote to stdout so far.
-    pub fn stdout(&self) -> String {
-        locked(&self.stdout).clone()
-    }
-
-    /// Its exit status, if it has exited.
-    pub fn try_exit(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    /// The next stdout line, waiting at most until `deadline`.
-    pub fn next_stdout_line(&self, deadline: Instant) -> Option<String> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        self.stdout_lines.recv_timeout(left).ok()
-    }
-
-    /// Wait (bounded) for the process to exit on its own, then for its output to be read.
-    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.try_exit() {
-                self.join_drains();
-                return status;
-            }
-            if Instant::now() >= deadline {
-                self.kill();
-                panic!(
-                    "{} did not exit within {limit:?}; stderr:\n{}",
-                    self.label,
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-
-    /// SIGKILL, reap, and read the rest of its output.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.join_drains();
-    }
-
-    fn join_drains(&mut self) {
-        for drain in self.drains.drain(..) {
-            let _ = drain.join();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.try_exit().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn drain(
-    stream: impl Read + Send + 'static,
-    buffer: Arc<Mutex<String>>,
-    lines: Option<mpsc::Sender<String>>,
-    echo: Option<String>,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stream);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            let text = String::from_utf8_lossy(&line).into_owned();
-            if let Some(label) = &echo {
-                eprint!("[{label}] {text}");
-            }
-            locked(&buffer).push_str(&text);
-            if let Some(lines) = &lines {
-                let _ = lines.send(text.trim_end_matches(['\r', '\n']).to_owned());
-            }
-        }
-    })
-}
-
-/// A port that was free a moment ago and that no other test of this binary was given.
-pub fn free_port() -> u16 {
-    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("bind a free port")
-            .port();
-        if GIVEN
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(port)
-        {
-            return port;
-        }
-    }
 }
 
 /// Whether process `pid` holds the listening socket of 127.0.0.1:`port` (`None`: cannot
@@ -280,9 +122,4 @@ pub async fn wait_until_ready(
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-/// A TOML basic string.
-pub fn toml_str(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }

@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use crate::helpers::{APP_A, Backend, Options, Reply, TestApp, assert_error, send, signed_body};
+use crate::helpers::{
+    APP_A, Api, Backend, Options, Reply, TestApp, assert_error, send, signed_body,
+};
 
 on_both_backends!(a_session_key_that_cannot_be_opened_breaks_only_what_needs_it);
 

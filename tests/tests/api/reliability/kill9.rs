@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Load, summary};
-use crate::helpers::{APP_A, APP_B, Backend, LoginResponse, Options, TestApp};
+use crate::helpers::{APP_A, APP_B, Api, Backend, LoginResponse, Options, TestApp};
 
 on_both_backends!(acknowledged_logins_survive_sigkill_under_load);
 

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::ms;
 use crate::helpers::{
-    APP_A, APP_B, Backend, Options, Reply, TestApp, UserInfoResponse, assert_error, send,
+    APP_A, APP_B, Api, Backend, Options, Reply, TestApp, UserInfoResponse, assert_error, send,
     signed_body,
 };
 

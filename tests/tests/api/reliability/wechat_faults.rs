@@ -12,7 +12,7 @@ use wxlink_wechat_sim::{CHECK_SESSION_PATH, Fault, FaultTarget};
 
 use super::{Tally, ms};
 use crate::helpers::{
-    APP_A, APP_B, Backend, LoginResponse, Options, Reply, TestApp, assert_no_secrets_in_logs,
+    APP_A, APP_B, Api, Backend, LoginResponse, Options, Reply, TestApp, assert_no_secrets_in_logs,
     free_port, send, signed_body, unsigned_body,
 };
 
@@ -106,7 +106,7 @@ fn config_secrets(app: &TestApp) -> Vec<(&'static str, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_wechat_is_upstream_error_within_the_budget() {
     // Nothing listens there: every connection is refused.
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let closed = format!("http://127.0.0.1:{}", free_port().expect("a free port"));
     let mut app = TestApp::spawn(
         Backend::Sqlite,
         Options::default()

@@ -2,8 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::base64_standard;
 use crate::helpers::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 on_both_backends!(
     refreshing_code_of_another_openid_is_identity_mismatch,
@@ -55,7 +56,7 @@ async fn undecryptable_data_is_decrypt_failed(backend: Backend) {
         ("one block too short", {
             let mut body = unsigned_body(&info);
             let data = wxlink_crypto::decode_base64(&info.encrypted_data).expect("base64");
-            body["encrypted_data"] = json!(base64_standard(&data[..data.len() - 16]));
+            body["encrypted_data"] = json!(STANDARD.encode(&data[..data.len() - 16]));
             body
         }),
         ("another iv", other_iv),

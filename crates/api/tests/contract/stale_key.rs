@@ -10,7 +10,7 @@ use serde_json::json;
 use wxlink_wechat_sim::{CHECK_SESSION_PATH, Fault, FaultTarget, UserInfoRequest};
 
 use crate::helpers::{
-    APP_A, APP_B, Backend, Options, TestApp, UserInfoResponse, assert_error, identities,
+    APP_A, APP_B, Api, Backend, Options, TestApp, UserInfoResponse, assert_error, identities,
     signed_body, unsigned_body,
 };
 

@@ -1,9 +1,9 @@
-//! The two backends, and a PostgreSQL database of a test's own.
+//! The two backends a test runs on, and a PostgreSQL database of a test's own.
 
 use diesel::sql_types::Text;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
-use super::unique;
+use crate::unique;
 
 /// The database a scenario runs on.
 #[derive(Debug, Clone)]
@@ -50,10 +50,12 @@ impl Backend {
 pub struct PgDatabase {
     admin_url: String,
     name: String,
+    /// The new database's URL.
     pub url: String,
 }
 
 impl PgDatabase {
+    /// Create a database with a unique name on the server `admin_url` points at.
     pub fn create(admin_url: &str) -> Self {
         let name = format!("wxlink_bb_{}", unique());
         let mut conn = PgConnection::establish(admin_url)

@@ -4,7 +4,7 @@
 use wxlink_wechat_sim::{UnionidPolicy, UserInfoRequest};
 
 use crate::helpers::{
-    APP_A, APP_B, APP_C, Backend, Options, TestApp, UserInfoResponse, identities, signed_body,
+    APP_A, APP_B, APP_C, Api, Backend, Options, TestApp, UserInfoResponse, identities, signed_body,
 };
 
 on_both_backends!(

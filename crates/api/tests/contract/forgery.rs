@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use wxlink_wechat_sim::UserInfoRequest;
 
 use crate::helpers::{
-    APP_A, APP_B, Backend, Options, TestApp, assert_error_shape, error_code, forged_body,
+    APP_A, APP_B, Api, Backend, Options, TestApp, assert_error_shape, error_code, forged_body,
     identities, now_unix, signed_body, unsigned_body, user_plaintext,
 };
 

@@ -337,7 +337,7 @@ impl Snapshot {
             }
         }
 
-        let now = super::now_unix();
+        let now = crate::now_unix();
         for session in &self.sessions {
             if !users.contains_key(session.user_id.as_str()) {
                 found.push(format!(

@@ -51,11 +51,3 @@ pub fn user_plaintext(
     }
     data.to_string().into_bytes()
 }
-
-/// Now, in Unix seconds.
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}

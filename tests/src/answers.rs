@@ -11,7 +11,7 @@ pub struct Reply {
     /// Status code.
     pub status: u16,
     /// Headers.
-    pub headers: reqwest::header::HeaderMap,
+    pub headers: http::HeaderMap,
     /// Body text.
     pub body: String,
     /// From sending to the end of the body.

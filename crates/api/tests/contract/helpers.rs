@@ -1,0 +1,164 @@
+//! `TestApp`: one in-process wxlink with its own simulator, database (a SQLite file in a temp
+//! dir, or a fresh PostgreSQL database) and data key; typed request helpers that answer with the
+//! black-box tests' [`Reply`], so that a test reads the same at both levels.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request};
+use tower::ServiceExt as _;
+use wxlink_api::Application;
+use wxlink_api::config::Settings;
+use wxlink_tests::database::PgDatabase;
+use wxlink_wechat_sim::SimHandle;
+
+pub use wxlink_tests::answers::*;
+pub use wxlink_tests::client::Api;
+pub use wxlink_tests::database::Backend;
+pub use wxlink_tests::now_unix;
+pub use wxlink_tests::options::{APP_A, APP_B, APP_C, Options, UNCONFIGURED_APP};
+pub use wxlink_tests::snapshot::Snapshot;
+pub use wxlink_tests::user_data::*;
+
+/// How long one request may take before the test fails.
+const REQUEST_LIMIT: Duration = Duration::from_secs(30);
+/// The largest answer a test reads.
+const MAX_ANSWER_BYTES: usize = 1 << 22;
+
+/// One wxlink built in-process; its database invariants are checked on drop, then the database
+/// is dropped.
+#[derive(Debug)]
+pub struct TestApp {
+    /// The simulated WeChat wxlink talks to.
+    pub sim: SimHandle,
+    /// Which backend this is.
+    pub backend: Backend,
+    router: axum::Router,
+    // Holds the store (and a port-0 listener that is never served) for the router.
+    _app: Application,
+    database_url: String,
+    _database: Option<PgDatabase>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// Start the simulator, create the database and build wxlink from the configuration file
+    /// the black-box tests would write.
+    pub async fn spawn(backend: Backend, options: Options) -> Self {
+        let secrets = options.new_secrets();
+        let sim = options.simulator(&secrets).await;
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        let (database_url, database) = match &backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("wxlink.db").display()),
+                None,
+            ),
+            Backend::Postgres { admin_url } => {
+                let db = PgDatabase::create(admin_url);
+                (db.url.clone(), Some(db))
+            }
+        };
+        let api_base = options
+            .wechat_api_base
+            .clone()
+            .unwrap_or_else(|| sim.base_url());
+        let data_key = wxlink_crypto::DataKey::generate();
+        let data_key = (
+            secrecy::ExposeSecret::expose_secret(&data_key.to_base64()).to_owned(),
+            Vec::new(),
+        );
+        let toml = options.toml(
+            "127.0.0.1:0",
+            &database_url,
+            &api_base,
+            &secrets,
+            Some(&data_key),
+        );
+        let config = dir.path().join("wxlink.toml");
+        std::fs::write(&config, toml.to_string()).expect("write the config");
+        // The caller's WXLINK__ variables must not change what the test configured.
+        let settings = Settings::load_with_env(Some(&config), Some(Default::default()))
+            .unwrap_or_else(|e| panic!("the test's configuration is refused: {e}"));
+        let app = Application::build(settings, dir.path().join("wxlink.key"))
+            .await
+            .unwrap_or_else(|e| panic!("wxlink does not start on {}: {e}", backend.name()));
+        Self {
+            sim,
+            backend,
+            router: app.router(),
+            _app: app,
+            database_url,
+            _database: database,
+            _dir: dir,
+        }
+    }
+
+    /// What the database holds now, read directly (not through wxlink).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::load(&self.database_url)
+    }
+}
+
+impl Api for TestApp {
+    fn sim(&self) -> &SimHandle {
+        &self.sim
+    }
+
+    /// Any request, from a loopback client as the real server would see it; the answer is
+    /// read whole.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method.clone()).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let length = body.as_ref().map_or(0, Vec::len);
+        if body.is_some() {
+            request = request.header("content-length", length);
+        }
+        let mut request = request
+            .body(Body::from(body.unwrap_or_default()))
+            .unwrap_or_else(|e| panic!("{method} {path}: not a request: {e}"));
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((Ipv4Addr::LOCALHOST, 40_000))));
+        let started = Instant::now();
+        let response = tokio::time::timeout(REQUEST_LIMIT, self.router.clone().oneshot(request))
+            .await
+            .unwrap_or_else(|_| panic!("{method} {path}: no answer within {REQUEST_LIMIT:?}"))
+            .unwrap_or_else(|e| match e {});
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: cannot read the body: {e}"));
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    /// Every test leaves a database that keeps the linking rules' invariants, whatever it did;
+    /// a test that is already failing is not buried under a second panic.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.snapshot()
+                .assert_consistent(&format!("at the end of the test ({})", self.backend.name()));
+        }
+    }
+}

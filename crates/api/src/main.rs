@@ -9,10 +9,6 @@ use wxlink_api::config::Settings;
 use wxlink_api::{Application, sandbox};
 use wxlink_persistence::redact_url;
 
-// mimalloc's thread-local free lists: glibc's malloc and free were 16 % of the CPU per login.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "wxlink",

@@ -662,11 +662,16 @@ fn wxlink_config(port: u16, db: &Db, api_base: &str, data_key: &str) -> String {
     )
 }
 
-fn new_data_key() -> String {
-    use base64::Engine as _;
-    let mut key = [0u8; 32];
-    rand::rng().fill(&mut key);
-    base64::engine::general_purpose::STANDARD.encode(key)
+/// One data key for the whole run: a database remembers the key it was first served with and
+/// refuses a node without it, and every run restarts wxlink on its database.
+fn data_key() -> &'static str {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        use base64::Engine as _;
+        let mut key = [0u8; 32];
+        rand::rng().fill(&mut key);
+        base64::engine::general_purpose::STANDARD.encode(key)
+    })
 }
 
 /// Removes WXLINK__* overrides the caller's environment may carry, so the config file rules.
@@ -682,7 +687,7 @@ async fn start_wxlink(ctx: &Ctx, name: &str, db: &Db, api_base: &str) -> Result<
     let dir = ctx.run_dir(&format!("wxlink-{name}"))?;
     let port = procs::free_port()?;
     let config = dir.join("wxlink.toml");
-    std::fs::write(&config, wxlink_config(port, db, api_base, &new_data_key()))
+    std::fs::write(&config, wxlink_config(port, db, api_base, data_key()))
         .map_err(|e| e.to_string())?;
     let mut cmd = Command::new(&ctx.wxlink);
     cmd.arg("serve")

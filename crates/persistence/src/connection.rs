@@ -242,13 +242,17 @@ impl Target {
 /// - SQLite does not enforce foreign keys unless asked, per connection.
 /// - No automatic checkpoints: one would run inside whichever commit crosses 1,000 WAL pages,
 ///   with its fsync; the store's background thread checkpoints instead.
+/// - Savepoint and statement journals in memory: a group commit's savepoints journal every
+///   page its members change, and on disk (past 64 KiB) that was a temporary file per group
+///   and two `pwrite`s per page.
 fn sqlite_settings() -> String {
     format!(
         "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
          PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
-         PRAGMA wal_autocheckpoint = 0;"
+         PRAGMA wal_autocheckpoint = 0;
+         PRAGMA temp_store = MEMORY;"
     )
 }
 

@@ -273,9 +273,10 @@ pub(crate) async fn events(
 /// Revoke every live session of a user and of the users merged into it (a stolen token).
 #[utoipa::path(post, path = "/internal/v1/users/{user_id}/revoke-sessions", tag = "internal",
     security(("service_token" = [])),
-    params(("user_id" = String, Path, description = "wxlink's user id")),
+    params(("user_id" = String, Path, description = "wxlink's user id", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, body = RevokedSessions),
+        (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`user_merged`: act on the user it was merged into", body = ErrorBody)))]
@@ -294,11 +295,12 @@ pub(crate) async fn revoke_sessions(
 #[utoipa::path(delete, path = "/internal/v1/users/{user_id}/identities/{appid}/{openid}",
     tag = "internal", security(("service_token" = [])),
     params(
-        ("user_id" = String, Path, description = "wxlink's user id"),
-        ("appid" = String, Path, description = "the identity's app"),
-        ("openid" = String, Path, description = "the identity's openid")),
+        ("user_id" = String, Path, description = "wxlink's user id", pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("appid" = String, Path, description = "the identity's app", pattern = "^wx[0-9A-Za-z]{16}$"),
+        ("openid" = String, Path, description = "the identity's openid", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 204, description = "Unlinked"),
+        (status = 400, description = "`invalid_request` (a malformed id)", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such user, or not its identity", body = ErrorBody),
         (status = 409, description = "`last_identity` (cancel instead) or `user_merged`", body = ErrorBody)))]
@@ -322,7 +324,7 @@ pub(crate) async fn unlink_identity(
 /// Merge `from` into the path's user by the rules of a unionid merge.
 #[utoipa::path(post, path = "/internal/v1/users/{into}/merge", tag = "internal",
     security(("service_token" = [])),
-    params(("into" = String, Path, description = "the user that stays")),
+    params(("into" = String, Path, description = "the user that stays", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     request_body = MergeRequest,
     responses(
         (status = 200, body = InternalUser),

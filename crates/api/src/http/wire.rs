@@ -216,6 +216,7 @@ pub struct RevokedSessions {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MergeRequest {
     /// The user merged away into the path's user.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub from: String,
 }
 

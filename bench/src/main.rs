@@ -25,11 +25,12 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use rand::Rng as _;
+use wxlink_tests::config::WxlinkToml;
 use wxlink_wechat_sim::{SimHandle, Simulator, UnionidPolicy};
 
 use crate::db::Db;
 use crate::loadgen::{Req, Shape};
-use crate::procs::ChildGuard;
+use crate::procs::Proc;
 use crate::report::{CommitFloors, LoginResult, MemoryResult, PgPerLogin, Report, ScaleResult};
 use crate::stats::LoadSummary;
 
@@ -633,7 +634,7 @@ fn login_request(code: &str) -> Req {
 
 /// A running service under test.
 struct Running {
-    guard: ChildGuard,
+    guard: Proc,
     addr: SocketAddr,
 }
 
@@ -651,15 +652,13 @@ async fn start_service(
 }
 
 fn wxlink_config(port: u16, db: &Db, api_base: &str, data_key: &str) -> String {
-    format!(
-        "[server]\nbind = \"127.0.0.1:{port}\"\nshutdown_grace_ms = 1000\n\n\
-         [database]\nurl = \"{url}\"\nmax_connections = 16\n\n\
-         [wechat]\napi_base = \"{api_base}\"\n\n\
-         [security]\ndata_key = \"{data_key}\"\n\n\
-         [rate_limit]\nenabled = false\n\n\
-         [apps.{APPID}]\nsecret = \"{SECRET}\"\n",
-        url = db.wxlink_url(),
-    )
+    WxlinkToml::new(&format!("127.0.0.1:{port}"), &db.wxlink_url(), api_base)
+        .value("server", "shutdown_grace_ms", 1000)
+        .value("database", "max_connections", 16)
+        .string("security", "data_key", data_key)
+        .value("rate_limit", "enabled", false)
+        .app(APPID, SECRET)
+        .to_string()
 }
 
 /// One data key for the whole run: a database remembers the key it was first served with and
@@ -695,15 +694,13 @@ async fn start_wxlink(ctx: &Ctx, name: &str, db: &Db, api_base: &str) -> Result<
         .arg(&config)
         .current_dir(&dir);
     clean_env(&mut cmd);
-    let mut guard = ChildGuard::spawn(
-        &format!("wxlink ({name})"),
+    let mut guard = Proc::spawn_group_logged(
         &mut cmd,
+        &format!("wxlink ({name})"),
         &dir.join("wxlink.log"),
     )?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    guard
-        .wait_ready(addr, "/healthz", Duration::from_secs(60))
-        .await?;
+    procs::wait_ready(&mut guard, addr, "/healthz", Duration::from_secs(60)).await?;
     Ok(Running { guard, addr })
 }
 
@@ -756,15 +753,13 @@ async fn start_peer(ctx: &Ctx, name: &str, db: &Db, api_base: &str) -> Result<Ru
         .args(["--log-level", "warning"])
         .current_dir(&dir)
         .envs(env.iter().map(|(k, v)| (k, v)));
-    let mut guard = ChildGuard::spawn(
-        &format!("peer ({name})"),
+    let mut guard = Proc::spawn_group_logged(
         &mut cmd,
+        &format!("peer ({name})"),
         &dir.join("gunicorn.log"),
     )?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    guard
-        .wait_ready(addr, "/healthz", Duration::from_secs(60))
-        .await?;
+    procs::wait_ready(&mut guard, addr, "/healthz", Duration::from_secs(60)).await?;
     Ok(Running { guard, addr })
 }
 
@@ -814,11 +809,11 @@ async fn login_run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginRes
         (Db::Postgres(url), Service::Wxlink) => Some(db::pg_counters(url)?),
         _ => None,
     };
-    let cpu_before = procs::group_cpu_us(running.guard.pid());
+    let cpu_before = procs::group_cpu_us(running.guard.id());
     let make = fresh_code_requests(&sim, tag, known, login_request);
     let outcome = loadgen::run(running.addr, ctx.shape(total), make, loadgen::check_login).await;
     running.guard.check_running()?;
-    let cpu_after = procs::group_cpu_us(running.guard.pid());
+    let cpu_after = procs::group_cpu_us(running.guard.id());
     let logins = outcome.summary().ok.max(1) as f64;
     let cpu_us_per_login = match (cpu_before, cpu_after) {
         (Some(before), Some(after)) => Some(after.saturating_sub(before) as f64 / logins),
@@ -826,10 +821,10 @@ async fn login_run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginRes
     };
     let (peak_rss_kib, rss_kib) = match service {
         Service::Wxlink => (
-            procs::status_kib(running.guard.pid(), "VmHWM"),
-            procs::status_kib(running.guard.pid(), "VmRSS"),
+            procs::status_kib(running.guard.id(), "VmHWM"),
+            procs::status_kib(running.guard.id(), "VmRSS"),
         ),
-        Service::Peer => (None, procs::group_rss_kib(running.guard.pid())),
+        Service::Peer => (None, procs::group_rss_kib(running.guard.id())),
     };
     running.guard.stop(Duration::from_secs(5));
     sim.shutdown().await;
@@ -968,7 +963,7 @@ async fn memory_section(ctx: &Ctx) -> Result<MemoryResult, String> {
     let db = ctx.fresh_db(DbKind::Sqlite, "memory")?;
     let sim = start_sim().await?;
     let mut running = start_service(ctx, Service::Wxlink, "memory", &db, &sim.base_url()).await?;
-    let pid = running.guard.pid();
+    let pid = running.guard.id();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_kib = procs::status_kib(pid, "VmRSS").ok_or("cannot read wxlink's VmRSS")?;
 

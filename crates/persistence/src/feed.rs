@@ -30,7 +30,8 @@ use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use wxlink_domain::{Actor, Event, EventDetail, EventKind, PhoneMerge, StoreError, TxMode};
 
-use crate::connection::{Backend, DbConnection};
+use crate::connection::DbConnection;
+use crate::url::Backend;
 use crate::schema::events;
 use crate::store::Store;
 use crate::tx::{self, Tx};

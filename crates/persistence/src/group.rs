@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 use wxlink_crypto::Keyring;
 use wxlink_domain::{StoreError, TxMode};
 
-use crate::connection::{self, DbConnection, Manager, Target};
+use crate::connection::{self, DbConnection, Manager};
+use crate::url::Target;
 use crate::error::{Failure, Retryable};
 use crate::store::{MAX_ATTEMPTS, SQLITE_BUSY_BUDGET, backoff};
 use crate::tx::Tx;

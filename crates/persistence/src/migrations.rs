@@ -6,7 +6,8 @@ use diesel::migration::{Migration, MigrationSource};
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::connection::{DbConnection, Target};
+use crate::connection::DbConnection;
+use crate::url::Target;
 use crate::error::PersistenceError;
 
 pub(crate) const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -397,7 +397,8 @@ async fn sections(ctx: &Ctx, kinds: &[DbKind], report: &mut Report) {
         }
         for &kind in kinds {
             let what = format!("login of {} on {}", service.name(), kind.name());
-            if let Some(result) = section(ctx, report, &what, login::run(ctx, service, kind)).await {
+            if let Some(result) = section(ctx, report, &what, login::run(ctx, service, kind)).await
+            {
                 let runs = match service {
                     Service::Wxlink => &mut report.wxlink,
                     Service::Peer => &mut report.peer,

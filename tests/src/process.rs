@@ -296,6 +296,47 @@ pub fn free_port() -> Result<u16, String> {
 mod tests {
     use super::*;
 
+    /// Whether `pid` is gone or a zombie waiting for its new parent to reap it.
+    fn dead(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+    }
+
+    #[test]
+    fn a_logged_group_is_stopped_whole_and_its_log_is_kept() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = dir.path().join("child.log");
+        let mut cmd = Command::new("sh");
+        // A worker in the background, as gunicorn's are: stopping the leader alone leaves it.
+        cmd.args(["-c", "sleep 60 & echo worker $!; wait"]);
+        let mut child = Proc::spawn_group_logged(&mut cmd, "sh", &log).expect("starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let worker = loop {
+            if let Some(pid) = child.log_tail().strip_prefix("worker ") {
+                break pid.trim().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no worker pid in the log");
+            std::thread::sleep(POLL);
+        };
+        child.check_running().expect("running");
+        child.stop(Duration::from_secs(3));
+        let err = child.check_running().expect_err("stopped");
+        assert!(
+            err.contains("sh exited") && err.contains(&format!("worker {worker}")),
+            "{err}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !dead(&worker) {
+            assert!(
+                Instant::now() < deadline,
+                "worker {worker} outlived its group"
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
     #[test]
     fn free_ports_are_nonzero_and_never_given_twice() {
         let ports: BTreeSet<u16> = (0..20).map(|_| free_port().expect("a free port")).collect();

@@ -31,10 +31,10 @@ use diesel::prelude::*;
 use wxlink_domain::{Actor, Event, EventDetail, EventKind, PhoneMerge, StoreError, TxMode};
 
 use crate::connection::DbConnection;
-use crate::url::Backend;
 use crate::schema::events;
 use crate::store::Store;
 use crate::tx::{self, Tx};
+use crate::url::Backend;
 
 /// The most events one [`Store::events_after`] call returns.
 pub const MAX_EVENTS_PAGE: u32 = 1000;

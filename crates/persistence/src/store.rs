@@ -12,11 +12,11 @@ use wxlink_domain::{DomainError, IdentityStore, StoreError, StoreTx, TxMode};
 
 use crate::config::StoreConfig;
 use crate::connection::{self, LogErrors, Manager, SQLITE_BUSY_TIMEOUT_MS};
-use crate::url::{Backend, Target};
 use crate::error::{Failure, PersistenceError, Retry, Retryable};
 use crate::group::Writer;
 use crate::migrations;
 use crate::tx::Tx;
+use crate::url::{Backend, Target};
 
 /// How many times a transaction runs before the store answers `Contention`.
 pub const MAX_ATTEMPTS: u32 = 12;

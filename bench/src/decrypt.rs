@@ -11,7 +11,9 @@ use cbc::cipher::block_padding::NoPadding;
 use cbc::cipher::{BlockDecryptMut as _, KeyIvInit as _};
 use serde::Serialize;
 
+use crate::services::start_sim;
 use crate::stats::minimum;
+use crate::{APPID, Ctx, unix_now};
 
 /// One user's encrypted data as a mini program submits it, and what checks it.
 #[derive(Debug, Clone, Serialize)]
@@ -297,6 +299,58 @@ pub fn parse_python_figures(output: &str) -> Result<f64, String> {
         return Err("decrypt script output has no figures".to_owned());
     }
     Ok(minimum(&figures))
+}
+
+/// The decrypt section: one simulated user's data, decrypted and verified by each contender.
+pub async fn section(ctx: &Ctx) -> Result<DecryptFigures, String> {
+    let sim = start_sim().await?;
+    let openid = "oDecryptBenchUser000000000001";
+    let login = sim
+        .login(APPID, openid, Some("uDecryptBenchUnion0000000001"))
+        .map_err(|e| e.to_string())?;
+    let info = sim.user_info(APPID, openid).map_err(|e| e.to_string())?;
+    sim.shutdown().await;
+    let sample = Sample {
+        session_key: login.session_key,
+        iv: info.iv,
+        encrypted_data: info.encrypted_data,
+        raw_data: info.raw_data,
+        signature: info.signature,
+        appid: APPID.to_owned(),
+    };
+    let ciphertext_bytes = wxlink_crypto::decode_base64(&sample.encrypted_data)
+        .map_err(|e| e.to_string())?
+        .len();
+    let now = unix_now();
+    let plan = ctx.plan;
+    let rust_sample = sample.clone();
+    let rust = tokio::task::spawn_blocking(move || {
+        measure_rust(&rust_sample, now, plan.decrypt_round, plan.decrypt_rounds)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let python = ctx.venv_python.clone().ok_or("no venv")?;
+    let script = ctx.root.join("bench").join("peer").join("decrypt_bench.py");
+    let wechatpy_ns = tokio::task::spawn_blocking(move || {
+        measure_wechatpy(
+            &python,
+            &script,
+            &sample,
+            plan.python_decrypt_iterations,
+            plan.decrypt_rounds,
+        )
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    Ok(DecryptFigures {
+        ciphertext_bytes,
+        wxlink_ns: rust.wxlink,
+        wxlink_decrypt_only_ns: rust.wxlink_decrypt_only,
+        lean_ns: rust.lean,
+        wechatpy_ns,
+        bare_aes_ns: rust.bare_aes,
+        bare_aes_json_ns: rust.bare_aes_json,
+    })
 }
 
 #[cfg(test)]

@@ -1,140 +1,42 @@
-//! Child processes (wxlink, the gunicorn peer) that are always stopped, also on error, and
-//! what /proc says about them.
+//! Waiting for child processes (wxlink, the gunicorn peer) to serve, and what /proc says about
+//! them.
 
-use std::fs::File;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use wxlink_tests::process::free_port;
+pub use wxlink_tests::process::{Proc, free_port};
 
 use crate::loadgen::{self, Req};
 
-/// A child process in its own process group; dropping the guard stops the whole group
-/// (SIGTERM, then SIGKILL after a grace period) and reaps the child.
-#[derive(Debug)]
-pub struct ChildGuard {
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl ChildGuard {
-    /// Starts `cmd` in a new process group, stdout and stderr appended to `log`.
-    pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Result<Self, String> {
-        let out = File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| format!("{}: {e}", log.display()))?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start {name}: {e}"))?;
-        Ok(Self {
-            name: name.to_owned(),
-            child: Some(child),
-            log: log.to_path_buf(),
-        })
-    }
-
-    /// The child's pid (also its process group id).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// The end of the child's log, for error messages.
-    pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
-    }
-
-    /// Fails with the log's tail if the child has exited.
-    pub fn check_running(&mut self) -> Result<(), String> {
-        if let Some(child) = self.child.as_mut()
-            && let Ok(Some(status)) = child.try_wait()
+/// Waits until `GET path` on `addr` answers 200, failing early if the child exits.
+pub async fn wait_ready(
+    child: &mut Proc,
+    addr: SocketAddr,
+    path: &str,
+    within: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    loop {
+        child.check_running()?;
+        let mut conn = None;
+        if let Ok(Ok((status, _))) = tokio::time::timeout(
+            Duration::from_secs(2),
+            loadgen::send(&mut conn, addr, &Req::get(path)),
+        )
+        .await
+            && status.is_success()
         {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
             return Err(format!(
-                "{} exited ({status}); its log ({}) ends:\n{}",
-                self.name,
-                self.log.display(),
-                self.log_tail()
+                "{} did not answer {path} within {within:?}; its log ends:\n{}",
+                child.label(),
+                child.log_tail()
             ));
         }
-        Ok(())
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-
-    /// Waits until `GET path` on `addr` answers 200, failing early if the child exits.
-    pub async fn wait_ready(
-        &mut self,
-        addr: SocketAddr,
-        path: &str,
-        within: Duration,
-    ) -> Result<(), String> {
-        let deadline = Instant::now() + within;
-        loop {
-            self.check_running()?;
-            let mut conn = None;
-            if let Ok(Ok((status, _))) = tokio::time::timeout(
-                Duration::from_secs(2),
-                loadgen::send(&mut conn, addr, &Req::get(path)),
-            )
-            .await
-                && status.is_success()
-            {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "{} did not answer {path} within {within:?}; its log ends:\n{}",
-                    self.name,
-                    self.log_tail()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Stops the process group: SIGTERM, up to `grace` to exit, then SIGKILL.
-    pub fn stop(&mut self, grace: Duration) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let group = format!("-{}", child.id());
-        signal_group("TERM", &group);
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                // The leader is gone; make sure no worker of its group lingers.
-                signal_group("KILL", &group);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        signal_group("KILL", &group);
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(3));
-    }
-}
-
-/// Sends a signal to a process group we started (`group` is `-PGID`).
-fn signal_group(signal: &str, group: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{signal}"), "--", group])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).

@@ -1,10 +1,13 @@
-//! Child processes for tests and the benchmark: a guard that collects their output and kills
-//! them on drop, bounded waits, and free loopback ports.
+//! Child processes for tests and the benchmark: a guard that collects their output (or logs it
+//! to a file) and stops them on drop, bounded waits, and free loopback ports.
 
 use std::collections::BTreeSet;
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
-use std::process::{Child, Command, ExitStatus};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -12,7 +15,8 @@ use std::time::{Duration, Instant};
 /// How often bounded waits look again.
 const POLL: Duration = Duration::from_millis(20);
 
-/// A child process whose stdout and stderr are collected by threads, killed on drop.
+/// A child process whose stdout and stderr are collected by threads, killed on drop; or, from
+/// [`Proc::spawn_group_logged`], a process group logging to a file, stopped as a group on drop.
 #[derive(Debug)]
 pub struct Proc {
     child: Child,
@@ -22,6 +26,11 @@ pub struct Proc {
     stdout_lines: Mutex<mpsc::Receiver<String>>,
     drains: Vec<JoinHandle<()>>,
     label: String,
+    /// The file stdout and stderr go to, if not collected.
+    log: Option<PathBuf>,
+    /// Whether the child leads a process group of its own, to be stopped as a whole.
+    group: bool,
+    stopped: bool,
 }
 
 fn locked(buffer: &Mutex<String>) -> std::sync::MutexGuard<'_, String> {
@@ -53,7 +62,100 @@ impl Proc {
             stdout_lines: Mutex::new(stdout_lines),
             drains,
             label: label.to_owned(),
+            log: None,
+            group: false,
+            stopped: false,
         }
+    }
+
+    /// Start `cmd` in a new process group, stdin closed, stdout and stderr written to `log`.
+    ///
+    /// # Errors
+    ///
+    /// When the log cannot be created or the process cannot start.
+    pub fn spawn_group_logged(cmd: &mut Command, label: &str, log: &Path) -> Result<Self, String> {
+        let out = File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {label}: {e}"))?;
+        // Nothing reads stdout, so no line ever arrives.
+        let (_, stdout_lines) = mpsc::channel();
+        Ok(Self {
+            child,
+            stdout: Arc::default(),
+            stderr: Arc::default(),
+            stdout_lines: Mutex::new(stdout_lines),
+            drains: Vec::new(),
+            label: label.to_owned(),
+            log: Some(log.to_path_buf()),
+            group: true,
+            stopped: false,
+        })
+    }
+
+    /// The name it was started under, for messages.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The last 15 lines of its log file (empty when it has none), for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = self
+            .log
+            .as_ref()
+            .and_then(|log| std::fs::read_to_string(log).ok())
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// Fails with the end of its log if it has exited.
+    ///
+    /// # Errors
+    ///
+    /// When the process has exited.
+    pub fn check_running(&mut self) -> Result<(), String> {
+        match self.try_exit() {
+            Some(status) => Err(format!(
+                "{} exited ({status}); its log ({}) ends:\n{}",
+                self.label,
+                self.log.as_deref().unwrap_or(Path::new("none")).display(),
+                self.log_tail()
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops it once: a process group gets SIGTERM, up to `grace` to exit, then SIGKILL (also
+    /// when the leader exited, so that no worker lingers); a single process gets SIGKILL.
+    pub fn stop(&mut self, grace: Duration) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
+        if !self.group {
+            self.kill();
+            return;
+        }
+        let group = format!("-{}", self.child.id());
+        signal_group("TERM", &group);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if self.try_exit().is_some() {
+                signal_group("KILL", &group);
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+        signal_group("KILL", &group);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The process id.
@@ -123,11 +225,22 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if self.try_exit().is_none() {
+        if self.group {
+            self.stop(Duration::from_secs(3));
+        } else if self.try_exit().is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
     }
+}
+
+/// Sends a signal to a process group we started (`group` is `-PGID`).
+fn signal_group(signal: &str, group: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), "--", group])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn drain(
@@ -182,6 +295,47 @@ pub fn free_port() -> Result<u16, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `pid` is gone or a zombie waiting for its new parent to reap it.
+    fn dead(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+    }
+
+    #[test]
+    fn a_logged_group_is_stopped_whole_and_its_log_is_kept() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = dir.path().join("child.log");
+        let mut cmd = Command::new("sh");
+        // A worker in the background, as gunicorn's are: stopping the leader alone leaves it.
+        cmd.args(["-c", "sleep 60 & echo worker $!; wait"]);
+        let mut child = Proc::spawn_group_logged(&mut cmd, "sh", &log).expect("starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let worker = loop {
+            if let Some(pid) = child.log_tail().strip_prefix("worker ") {
+                break pid.trim().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no worker pid in the log");
+            std::thread::sleep(POLL);
+        };
+        child.check_running().expect("running");
+        child.stop(Duration::from_secs(3));
+        let err = child.check_running().expect_err("stopped");
+        assert!(
+            err.contains("sh exited") && err.contains(&format!("worker {worker}")),
+            "{err}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !dead(&worker) {
+            assert!(
+                Instant::now() < deadline,
+                "worker {worker} outlived its group"
+            );
+            std::thread::sleep(POLL);
+        }
+    }
 
     #[test]
     fn free_ports_are_nonzero_and_never_given_twice() {

@@ -5,13 +5,13 @@
 //! Without Python or PyPI the test skips with a loud line, except under CI (`CI` set), where it
 //! fails.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use wxlink_tests::process::Proc;
 
 const APPID: &str = "wxsdk0000000000001";
 const SECRET: &str = "sdk-secret";
@@ -71,48 +71,32 @@ fn venv_python() -> Option<PathBuf> {
     }
 }
 
-/// The simulator process, killed on drop.
+/// The simulator process (its guard kills it on drop) and the base URL it printed.
 struct SimProcess {
-    child: Child,
+    _process: Proc,
     base: String,
 }
 
 impl SimProcess {
     fn start() -> Self {
-        let mut child = Command::new(sim_bin())
-            .args(["--bind", "127.0.0.1:0", "--app"])
+        let mut cmd = Command::new(sim_bin());
+        cmd.args(["--bind", "127.0.0.1:0", "--app"])
             .arg(format!("{APPID}:{SECRET}:always"))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the simulator binary starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30));
-        let mut sim = Self {
-            child,
-            base: String::new(),
-        };
-        sim.base = line
+            .stderr(Stdio::null());
+        let process = Proc::spawn(cmd, "wxlink-wechat-sim");
+        let base = process
+            .next_stdout_line(Instant::now() + Duration::from_secs(30))
             .expect("the simulator prints its base URL")
             .trim()
             .to_owned();
-        assert!(sim.base.starts_with("http://127.0.0.1:"), "{}", sim.base);
-        sim
-    }
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        Self {
+            _process: process,
+            base,
+        }
     }
 }
 

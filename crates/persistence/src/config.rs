@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wxlink_crypto::Keyring;
 
-use crate::connection::redact_url;
+use crate::url::redact_url;
 
 /// Settings for [`Store::connect`](crate::Store::connect).
 ///

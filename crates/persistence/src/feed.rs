@@ -30,10 +30,11 @@ use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use wxlink_domain::{Actor, Event, EventDetail, EventKind, PhoneMerge, StoreError, TxMode};
 
-use crate::connection::{Backend, DbConnection};
+use crate::connection::DbConnection;
 use crate::schema::events;
 use crate::store::Store;
 use crate::tx::{self, Tx};
+use crate::url::Backend;
 
 /// The most events one [`Store::events_after`] call returns.
 pub const MAX_EVENTS_PAGE: u32 = 1000;

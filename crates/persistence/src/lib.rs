@@ -116,14 +116,15 @@ mod rate_limits;
 mod schema;
 mod store;
 mod tx;
+mod url;
 mod webhooks;
 
 pub use access_tokens::SharedAccessToken;
 pub use admin::{SESSION_PURGE_GRACE_SECS, UserRecord};
 pub use config::StoreConfig;
-pub use connection::{Backend, DatabaseTarget, redact_url};
 pub use error::PersistenceError;
 pub use feed::MAX_EVENTS_PAGE;
 pub use migrations::{migrate, migrate_blocking};
 pub use rate_limits::WindowHits;
 pub use store::{MAX_ATTEMPTS, Store};
+pub use url::{Backend, DatabaseTarget, redact_url};

@@ -11,11 +11,12 @@ use wxlink_crypto::Keyring;
 use wxlink_domain::{DomainError, IdentityStore, StoreError, StoreTx, TxMode};
 
 use crate::config::StoreConfig;
-use crate::connection::{self, Backend, LogErrors, Manager, SQLITE_BUSY_TIMEOUT_MS, Target};
+use crate::connection::{self, LogErrors, Manager, SQLITE_BUSY_TIMEOUT_MS};
 use crate::error::{Failure, PersistenceError, Retry, Retryable};
 use crate::group::Writer;
 use crate::migrations;
 use crate::tx::Tx;
+use crate::url::{Backend, Target};
 
 /// How many times a transaction runs before the store answers `Contention`.
 pub const MAX_ATTEMPTS: u32 = 12;

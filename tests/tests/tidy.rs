@@ -69,7 +69,7 @@ fn allowed_wxlink_edges()
         // An adapter of the store port.
         (
             "crates/persistence",
-            (&["wxlink-domain", "wxlink-crypto"], &[]),
+            (&["wxlink-domain", "wxlink-crypto"], &["wxlink-tests"]),
         ),
         // The composition root.
         (

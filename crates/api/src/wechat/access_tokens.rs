@@ -243,9 +243,7 @@ mod tests {
     /// 503 `database_unavailable`, not 502 `upstream_error`.
     #[tokio::test]
     async fn a_store_outage_while_fetching_the_token_is_database_unavailable() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let port = closed.local_addr().map(|a| a.port()).unwrap_or_default();
-        drop(closed);
+        let port = wxlink_tests::process::free_port().unwrap_or_else(|e| panic!("{e}"));
         let keyring = wxlink_crypto::Keyring::new(wxlink_crypto::DataKey::generate());
         let store = Store::connect(
             StoreConfig::new(

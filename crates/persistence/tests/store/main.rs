@@ -203,8 +203,7 @@ mod postgres_only {
 
     /// A loopback port nothing listens on.
     fn closed_port() -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
+        wxlink_tests::process::free_port().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Needs no server: answers must be quick, typed and free of the password.

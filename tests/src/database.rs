@@ -36,6 +36,21 @@ impl Backend {
         }
     }
 
+    /// A fresh database of this backend for one test app: a SQLite file in `dir`, or a new
+    /// PostgreSQL database (returned too, so that it is dropped with the app); its URL first.
+    pub fn fresh_database(&self, dir: &std::path::Path) -> (String, Option<PgDatabase>) {
+        match self {
+            Self::Sqlite => (
+                format!("sqlite://{}", dir.join("wxlink.db").display()),
+                None,
+            ),
+            Self::Postgres { admin_url } => {
+                let db = PgDatabase::create(admin_url);
+                (db.url.clone(), Some(db))
+            }
+        }
+    }
+
     /// `sqlite` or `postgres`, for messages.
     pub fn name(&self) -> &'static str {
         match self {

@@ -50,16 +50,7 @@ impl TestApp {
         let secrets = options.new_secrets();
         let sim = options.simulator(&secrets).await;
         let dir = tempfile::tempdir().expect("create a temp dir");
-        let (database_url, database) = match &backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("wxlink.db").display()),
-                None,
-            ),
-            Backend::Postgres { admin_url } => {
-                let db = PgDatabase::create(admin_url);
-                (db.url.clone(), Some(db))
-            }
-        };
+        let (database_url, database) = backend.fresh_database(dir.path());
         let api_base = options
             .wechat_api_base
             .clone()

@@ -46,16 +46,7 @@ impl TestApp {
         let secrets = options.new_secrets();
         let sim = options.simulator(&secrets).await;
         let dir = tempfile::tempdir().expect("create a temp dir");
-        let (database_url, database) = match &backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("wxlink.db").display()),
-                None,
-            ),
-            Backend::Postgres { admin_url } => {
-                let db = PgDatabase::create(admin_url);
-                (db.url.clone(), Some(db))
-            }
-        };
+        let (database_url, database) = backend.fresh_database(dir.path());
         // PostgreSQL needs the data key configured (every node the same); it is also written
         // where SQLite keeps it, for the tests that read the key.
         let data_keys = matches!(backend, Backend::Postgres { .. }).then(|| {

@@ -89,6 +89,19 @@ impl<'c> Tx<'c> {
         StoreError::Corrupt(corrupt)
     }
 
+    /// The outcome of a guarded update of `user`: a row changed, or [`Tx::unchanged`].
+    fn guarded(
+        &mut self,
+        updated: QueryResult<usize>,
+        user: &UserId,
+        corrupt: impl FnOnce() -> String,
+    ) -> Result<(), StoreError> {
+        match self.db(updated)? {
+            0 => Err(self.unchanged(user, corrupt())),
+            _ => Ok(()),
+        }
+    }
+
     /// Writes in a read transaction are a bug in the caller; refuse them the same way on both
     /// backends (PostgreSQL would refuse, SQLite would not).
     fn writing(&self) -> Result<(), StoreError> {
@@ -321,13 +334,9 @@ impl StoreTx for Tx<'_> {
             users::updated_at.eq(at),
         ))
         .execute(self.conn);
-        match self.db(updated)? {
-            0 => Err(self.unchanged(
-                user,
-                format!("user {user} does not exist, already has a unionid or is merged"),
-            )),
-            _ => Ok(()),
-        }
+        self.guarded(updated, user, || {
+            format!("user {user} does not exist, already has a unionid or is merged")
+        })
     }
 
     fn insert_identity(
@@ -395,13 +404,9 @@ impl StoreTx for Tx<'_> {
             users::updated_at.eq(at),
         ))
         .execute(self.conn);
-        match self.db(updated)? {
-            0 => Err(self.unchanged(
-                from,
-                format!("cannot merge user {from}: it does not exist, has a unionid or is merged"),
-            )),
-            _ => Ok(()),
-        }
+        self.guarded(updated, from, || {
+            format!("cannot merge user {from}: it does not exist, has a unionid or is merged")
+        })
     }
 
     fn identities(&mut self, user: &UserId) -> Result<Vec<(AppId, OpenId)>, StoreError> {
@@ -433,13 +438,9 @@ impl StoreTx for Tx<'_> {
         )
         .set(users::updated_at.eq(users::updated_at))
         .execute(self.conn);
-        match self.db(held)? {
-            0 => Err(self.unchanged(
-                user,
-                format!("cannot hold user {user}: it does not exist, is deleted or is merged"),
-            )),
-            _ => Ok(()),
-        }
+        self.guarded(held, user, || {
+            format!("cannot hold user {user}: it does not exist, is deleted or is merged")
+        })
     }
 
     fn insert_session(

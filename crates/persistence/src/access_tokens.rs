@@ -32,27 +32,8 @@ impl Store {
         appid: &AppId,
     ) -> Result<Option<SharedAccessToken>, StoreError> {
         let appid = appid.clone();
-        let keyring = std::sync::Arc::clone(&self.inner.keyring);
         self.run(TxMode::Read, move |tx: &mut Tx<'_>| {
-            let row = access_tokens::table
-                .filter(access_tokens::appid.eq(appid.as_str()))
-                .select((access_tokens::token, access_tokens::expires_at))
-                .get_result::<(Option<Vec<u8>>, i64)>(tx.conn)
-                .optional();
-            let Some((Some(sealed), expires_at)) = tx.db(row)? else {
-                return Ok(None);
-            };
-            let plain = Zeroizing::new(
-                keyring
-                    .open_with_aad(&sealed, appid.as_str().as_bytes())
-                    .map_err(|e| StoreError::Key(format!("access token of {appid}: {e}")))?,
-            );
-            let text = String::from_utf8(plain.to_vec())
-                .map_err(|_| StoreError::Corrupt(format!("access token of {appid} is not text")))?;
-            Ok(Some(SharedAccessToken {
-                token: SecretString::from(text),
-                expires_at,
-            }))
+            Ok(current_token(tx, &appid)?.map(|(_, shared)| shared))
         })
         .await
     }
@@ -156,21 +137,21 @@ impl Store {
         appid: &AppId,
         token: &SecretString,
     ) -> Result<bool, StoreError> {
-        let current = self.shared_access_token(appid).await?;
-        let Some(current) = current else {
-            return Ok(false);
-        };
-        if current.token.expose_secret() != token.expose_secret() {
-            return Ok(false);
-        }
-        let appid = appid.clone();
-        let expires_at = current.expires_at;
+        let (appid, token) = (appid.clone(), token.clone());
+        // Read and compare in the writing transaction, and match the sealed bytes (a fresh
+        // nonce each time): a token stored meanwhile, even one expiring in the same second,
+        // is never the one invalidated.
         self.run(TxMode::Write, move |tx: &mut Tx<'_>| {
-            // Matching on expires_at too keeps a token stored meanwhile from being invalidated.
+            let Some((sealed, current)) = current_token(tx, &appid)? else {
+                return Ok(false);
+            };
+            if current.token.expose_secret() != token.expose_secret() {
+                return Ok(false);
+            }
             let updated = diesel::update(
                 access_tokens::table
                     .filter(access_tokens::appid.eq(appid.as_str()))
-                    .filter(access_tokens::expires_at.eq(expires_at)),
+                    .filter(access_tokens::token.eq(sealed)),
             )
             .set(access_tokens::expires_at.eq(0))
             .execute(tx.conn);
@@ -178,4 +159,31 @@ impl Store {
         })
         .await
     }
+}
+
+/// The app's stored token, sealed as stored and opened.
+fn current_token(
+    tx: &mut Tx<'_>,
+    appid: &AppId,
+) -> Result<Option<(Vec<u8>, SharedAccessToken)>, StoreError> {
+    let row = access_tokens::table
+        .filter(access_tokens::appid.eq(appid.as_str()))
+        .select((access_tokens::token, access_tokens::expires_at))
+        .get_result::<(Option<Vec<u8>>, i64)>(tx.conn)
+        .optional();
+    let Some((Some(sealed), expires_at)) = tx.db(row)? else {
+        return Ok(None);
+    };
+    let plain = Zeroizing::new(
+        tx.keyring
+            .open_with_aad(&sealed, appid.as_str().as_bytes())
+            .map_err(|e| StoreError::Key(format!("access token of {appid}: {e}")))?,
+    );
+    let text = String::from_utf8(plain.to_vec())
+        .map_err(|_| StoreError::Corrupt(format!("access token of {appid} is not text")))?;
+    let shared = SharedAccessToken {
+        token: SecretString::from(text),
+        expires_at,
+    };
+    Ok(Some((sealed, shared)))
 }

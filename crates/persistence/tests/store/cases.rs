@@ -1299,6 +1299,45 @@ pub async fn access_token_lease_is_exclusive_and_tokens_are_shared(db: &TestDb) 
     );
 }
 
+/// WeChat rejects the token while another node stores its successor, which expires in the
+/// same second (both fetched within one second, both 7,200 s): the successor must survive.
+/// Invalidating it instead costs the cluster an extra stable_token call and every caller a
+/// retry.
+pub async fn invalidating_a_rejected_token_spares_its_successor(db: &TestDb) {
+    use secrecy::{ExposeSecret, SecretString};
+    let store = db.store().await;
+    let a = app(1);
+    assert!(
+        store
+            .lease_access_token_refresh(&a, "first", 1_000, 10, 1_300)
+            .await
+            .unwrap()
+    );
+    for round in 0..40 {
+        let rejected = SecretString::from(format!("TOKEN-{round}"));
+        let successor = SecretString::from(format!("TOKEN-{round}-NEXT"));
+        store
+            .store_access_token(&a, &rejected, 8_200, 1_000)
+            .await
+            .unwrap();
+        let invalidate = {
+            let (store, a, rejected) = (store.clone(), a.clone(), rejected.clone());
+            tokio::spawn(async move { store.invalidate_access_token(&a, &rejected).await })
+        };
+        store
+            .store_access_token(&a, &successor, 8_200, 1_000)
+            .await
+            .unwrap();
+        invalidate.await.unwrap().unwrap();
+        let shared = store.shared_access_token(&a).await.unwrap().unwrap();
+        assert_eq!(
+            (shared.token.expose_secret(), shared.expires_at),
+            (successor.expose_secret(), 8_200),
+            "round {round}: the successor was invalidated"
+        );
+    }
+}
+
 pub async fn rate_limit_hits_add_up_across_nodes(db: &TestDb) {
     use wxlink_persistence::WindowHits;
     let hits = |key: &str, window_start: i64, hits: i64| WindowHits {

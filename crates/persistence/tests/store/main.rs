@@ -64,6 +64,7 @@ on_both_backends!(
     cases::reseal_rotates_the_data_key,
     cases::user_lookups,
     cases::access_token_lease_is_exclusive_and_tokens_are_shared,
+    cases::invalidating_a_rejected_token_spares_its_successor,
     cases::webhook_cursors_lease_and_advance,
     cases::rate_limit_hits_add_up_across_nodes,
     cases::a_saturated_store_answers_unavailable_in_bounded_time,

@@ -2,18 +2,18 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use wxlink_domain::{DecryptBudget, Policy, Service};
-use wxlink_persistence::{Store, StoreConfig};
+use wxlink_persistence::{DatabaseTarget, Store, StoreConfig};
 use wxlink_wechat_client::{AppSecret, WeChatClient};
 
 use crate::adapters::{CryptoOpener, RandomIds, SystemClock};
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, DataKeys, Settings};
 use crate::limits::RateLimits;
 use crate::state::AppState;
 use crate::wechat::access_tokens::AccessTokens;
@@ -49,17 +49,45 @@ pub enum StartError {
     },
 }
 
-/// Refuse to start with data keys that cannot open what the database holds, rather than fail
-/// request by request; records this node's current key for the others.
-pub async fn check_keyring(store: &Store) -> Result<(), StartError> {
+/// Open the configured database with this node's keyring, refusing keys that cannot open what
+/// the database holds (rather than failing request by request), and record this node's current
+/// key for the others. A key file made for this start is kept only once the database accepted
+/// its key: a node refused here leaves no key file behind.
+///
+/// # Errors
+/// [`StartError::Keyring`] for keys the database refuses; the database's and the key file's
+/// own errors.
+pub async fn open_store(
+    database: DatabaseTarget,
+    data_keys: DataKeys,
+    key_file: &Path,
+    max_connections: u32,
+    migrate_on_start: bool,
+) -> Result<Store, StartError> {
     use wxlink_domain::Clock as _;
+    let (keyring, new_key_file) = data_keys.keyring(key_file)?;
+    let store = Store::connect(
+        StoreConfig::new(database, keyring)
+            .max_connections(max_connections)
+            .migrate_on_start(migrate_on_start),
+    )
+    .await?;
     match store.check_keyring(SystemClock.now()).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {}
         Err(wxlink_persistence::PersistenceError::Keyring(problems)) => {
-            Err(StartError::Keyring(problems))
+            return Err(StartError::Keyring(problems));
         }
-        Err(other) => Err(other.into()),
+        Err(other) => return Err(other.into()),
     }
+    if let Some(file) = new_key_file {
+        let path = file.keep()?;
+        tracing::warn!(
+            path = %path.display(),
+            "no security.data_key configured: created a new data key file; back it up, \
+             without it stored session keys cannot be read"
+        );
+    }
+    Ok(store)
 }
 
 /// A configured, listening wxlink that has not started serving yet.
@@ -86,19 +114,14 @@ impl Application {
         // Install the recorder before anything records.
         crate::metrics::handle();
         tracing::info!(config = ?settings, "effective configuration (secrets redacted)");
-        let (keyring, created) = settings.keyring(&key_file)?;
-        if let Some(path) = created {
-            tracing::warn!(
-                path = %path.display(),
-                "no security.data_key configured: created a new data key file; back it up, \
-                 without it stored session keys cannot be read"
-            );
-        }
-        let store_config = StoreConfig::new(valid.database.expose_url(), keyring)
-            .max_connections(settings.database.max_connections)
-            .migrate_on_start(settings.database.migrate_on_start);
-        let store = Store::connect(store_config).await?;
-        check_keyring(&store).await?;
+        let store = open_store(
+            valid.database,
+            valid.data_keys,
+            &key_file,
+            settings.database.max_connections,
+            settings.database.migrate_on_start,
+        )
+        .await?;
 
         let client = WeChatClient::new(valid.wechat.clone())?;
         let secret = |a: &crate::config::App| AppSecret::new(a.secret.expose_secret());

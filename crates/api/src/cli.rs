@@ -6,7 +6,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use wxlink_domain::{Accounts, AppId, DomainError, OpenId, UserId};
-use wxlink_persistence::{Store, StoreConfig};
+use wxlink_persistence::Store;
 
 use crate::adapters::SystemClock;
 use crate::config::Settings;
@@ -99,11 +99,13 @@ pub async fn run_user(
         confirm(&action)?;
     }
     let settings = Settings::load(Some(config)).map_err(|e| e.to_string())?;
-    let (keyring, _) = settings.keyring(key_file).map_err(|e| e.to_string())?;
-    let store = Store::connect(
-        StoreConfig::new(settings.database.url.clone(), keyring)
-            .max_connections(2)
-            .migrate_on_start(settings.database.migrate_on_start),
+    let valid = settings.validate().map_err(|e| e.to_string())?;
+    let store = crate::open_store(
+        valid.database,
+        valid.data_keys,
+        key_file,
+        2,
+        settings.database.migrate_on_start,
     )
     .await
     .map_err(|e| e.to_string())?;

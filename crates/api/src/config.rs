@@ -9,6 +9,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use wxlink_domain::{AppId, AppKind};
+use wxlink_persistence::{Backend, DatabaseTarget};
 
 /// Why the configuration was refused; the message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -328,7 +329,9 @@ pub struct Validated {
     /// The configured apps.
     pub apps: Vec<App>,
     /// `database.url`, parsed by the store's rules.
-    pub database: wxlink_persistence::DatabaseTarget,
+    pub database: DatabaseTarget,
+    /// `security.data_key` and `security.previous_data_keys`, decoded.
+    pub data_keys: DataKeys,
     /// `wechat.api_base` (a `Url`) and `wechat.timeout_ms`, as the WeChat client takes them.
     pub wechat: wxlink_wechat_client::ClientConfig,
     /// `server.header_read_timeout_ms`.
@@ -417,8 +420,9 @@ impl Settings {
             return Err(invalid("database.max_connections", "must be positive"));
         }
         // The store's and the client's own parsers, so nothing is checked by two sets of rules.
-        let database = wxlink_persistence::DatabaseTarget::parse(&self.database.url)
+        let database = DatabaseTarget::parse(&self.database.url)
             .map_err(|e| invalid("database.url", e.to_string()))?;
+        let data_keys = DataKeys::parse(&self.security, database.backend())?;
         if self.wechat.timeout_ms == 0 {
             return Err(invalid("wechat.timeout_ms", "must be positive"));
         }
@@ -499,6 +503,7 @@ impl Settings {
         Ok(Validated {
             apps,
             database,
+            data_keys,
             wechat,
             header_read_timeout: Duration::from_millis(self.server.header_read_timeout_ms),
             request_timeout: Duration::from_millis(self.server.request_timeout_ms),
@@ -507,24 +512,34 @@ impl Settings {
             purge_interval: Duration::from_secs(self.session.purge_interval_secs),
         })
     }
+}
 
-    /// The keyring sealing session_keys: the configured data key, or on SQLite the key file
-    /// beside the config file (created, mode 0600, when absent); PostgreSQL needs the key
-    /// configured.
-    pub fn keyring(
-        &self,
-        key_file: &Path,
-    ) -> Result<(wxlink_crypto::Keyring, Option<PathBuf>), ConfigError> {
+/// The data keys as configured: the current one (none on SQLite means the key file), and the
+/// previous ones that still open older data.
+pub struct DataKeys {
+    current: Option<wxlink_crypto::DataKey>,
+    previous: Vec<wxlink_crypto::DataKey>,
+}
+
+impl std::fmt::Debug for DataKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataKeys")
+            .field("configured", &self.current.is_some())
+            .field("previous", &self.previous.len())
+            .finish()
+    }
+}
+
+impl DataKeys {
+    fn parse(security: &SecuritySettings, backend: Backend) -> Result<Self, ConfigError> {
         let parse = |key: &str, value: &SecretString| {
             wxlink_crypto::DataKey::from_base64(value.expose_secret())
                 .map_err(|e| invalid(key, e.to_string()))
         };
-        let (current, created) = match &self.security.data_key {
-            Some(key) => (parse("security.data_key", key)?, None),
+        let current = match &security.data_key {
+            Some(key) => Some(parse("security.data_key", key)?),
             // A key file of its own per node would split a cluster's keyring.
-            None if wxlink_persistence::Backend::of_url(&self.database.url)
-                == Some(wxlink_persistence::Backend::Postgres) =>
-            {
+            None if backend == Backend::Postgres => {
                 return Err(invalid(
                     "security.data_key",
                     "is required with PostgreSQL: every node of the cluster needs the same \
@@ -532,46 +547,113 @@ impl Settings {
                      security.data_key (or WXLINK__SECURITY__DATA_KEY) on every node",
                 ));
             }
-            None => load_or_create_key_file(key_file)?,
+            None => None,
         };
-        let mut keyring = wxlink_crypto::Keyring::new(current);
-        for (i, old) in self.security.previous_data_keys.iter().enumerate() {
-            keyring =
-                keyring.with_old_key(parse(&format!("security.previous_data_keys[{i}]"), old)?);
-        }
-        Ok((keyring, created))
+        let previous = security
+            .previous_data_keys
+            .iter()
+            .enumerate()
+            .map(|(i, old)| parse(&format!("security.previous_data_keys[{i}]"), old))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { current, previous })
+    }
+
+    /// Whether `security.data_key` is set (not the key file).
+    pub fn configured(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// The keyring sealing session_keys: the configured data key, or on SQLite the key file
+    /// at `key_file`. When that file is absent a new key is made and staged beside it
+    /// (mode 0600); it becomes the key file only when [`NewKeyFile::keep`] is called, after
+    /// the database accepted the key, so a node refused at start leaves no key file behind.
+    ///
+    /// # Errors
+    /// [`ConfigError::DataKeyFile`] when the key file cannot be read or staged.
+    pub fn keyring(
+        self,
+        key_file: &Path,
+    ) -> Result<(wxlink_crypto::Keyring, Option<NewKeyFile>), ConfigError> {
+        let (current, staged) = match self.current {
+            Some(key) => (key, None),
+            None => match read_key_file(key_file)? {
+                Some(key) => (key, None),
+                None => {
+                    let (key, staged) = NewKeyFile::stage(key_file)?;
+                    (key, Some(staged))
+                }
+            },
+        };
+        let keyring = self
+            .previous
+            .into_iter()
+            .fold(wxlink_crypto::Keyring::new(current), |ring, old| {
+                ring.with_old_key(old)
+            });
+        Ok((keyring, staged))
     }
 }
 
-fn load_or_create_key_file(
-    path: &Path,
-) -> Result<(wxlink_crypto::DataKey, Option<PathBuf>), ConfigError> {
-    let file_error =
-        |e: std::io::Error| ConfigError::DataKeyFile(format!("{}: {e}", path.display()));
+fn key_file_error(path: &Path, e: impl std::fmt::Display) -> ConfigError {
+    ConfigError::DataKeyFile(format!("{}: {e}", path.display()))
+}
+
+fn read_key_file(path: &Path) -> Result<Option<wxlink_crypto::DataKey>, ConfigError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let key = wxlink_crypto::DataKey::from_base64(text.trim())
-                .map_err(|e| ConfigError::DataKeyFile(format!("{}: {e}", path.display())))?;
-            Ok((key, None))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(file_error)?;
-            }
-            let key = wxlink_crypto::DataKey::generate();
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(file_error)?;
-            writeln!(file, "{}", key.to_base64().expose_secret()).map_err(file_error)?;
-            file.sync_all().map_err(file_error)?;
-            Ok((key, Some(path.to_path_buf())))
-        }
-        Err(e) => Err(file_error(e)),
+        Ok(text) => wxlink_crypto::DataKey::from_base64(text.trim())
+            .map(Some)
+            .map_err(|e| key_file_error(path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(key_file_error(path, e)),
+    }
+}
+
+/// A data key made for a key file that did not exist: written and synced to a temporary file
+/// beside it, removed on drop unless [`NewKeyFile::keep`] moves it into place.
+pub struct NewKeyFile {
+    staged: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for NewKeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewKeyFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NewKeyFile {
+    fn stage(path: &Path) -> Result<(wxlink_crypto::DataKey, Self), ConfigError> {
+        use std::io::Write;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| key_file_error(path, e))?;
+        // tempfile creates the file with mode 0600.
+        let mut staged = tempfile::Builder::new()
+            .prefix(".wxlink-key-")
+            .tempfile_in(dir)
+            .map_err(|e| key_file_error(path, e))?;
+        let key = wxlink_crypto::DataKey::generate();
+        writeln!(staged, "{}", key.to_base64().expose_secret())
+            .and_then(|()| staged.as_file().sync_all())
+            .map_err(|e| key_file_error(path, e))?;
+        let path = path.to_path_buf();
+        Ok((key, Self { staged, path }))
+    }
+
+    /// Move the staged key into place (never over a file another process wrote meanwhile) and
+    /// return its path.
+    ///
+    /// # Errors
+    /// [`ConfigError::DataKeyFile`] when it cannot be moved.
+    pub fn keep(self) -> Result<PathBuf, ConfigError> {
+        self.staged
+            .persist_noclobber(&self.path)
+            .map_err(|e| key_file_error(&self.path, e.error))?;
+        Ok(self.path)
     }
 }
 
@@ -608,12 +690,31 @@ mod tests {
         assert_eq!(apps[0].kind, AppKind::MiniProgram);
     }
 
+    const TEST_DATA_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    #[test]
+    fn postgres_without_a_data_key_is_refused_naming_it() {
+        let err = load(
+            &format!("[database]\nurl = \"postgres://db/wxlink\"\n{APP}"),
+            &[],
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("security.data_key") && text.contains("WXLINK__SECURITY__DATA_KEY"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn environment_overrides_any_key_including_secrets() {
         let settings = load(
             "[apps.wx4f4bc4dec97d474b]\n",
             &[
                 ("WXLINK__DATABASE__URL", "postgres://db/wxlink"),
+                ("WXLINK__SECURITY__DATA_KEY", TEST_DATA_KEY),
                 ("WXLINK__SERVER__MAX_BODY_BYTES", "1024"),
                 ("WXLINK__APPS__WX4F4BC4DEC97D474B__SECRET", "from-env"),
             ],
@@ -647,7 +748,8 @@ mod tests {
         )
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let (ring, created) = settings.keyring(&dir.path().join("unused.key")).unwrap();
+        let data_keys = settings.validate().unwrap().data_keys;
+        let (ring, created) = data_keys.keyring(&dir.path().join("unused.key")).unwrap();
         assert!(created.is_none());
         assert_eq!(ring.current_key_id(), current.id());
         let sealed_under_a = wxlink_crypto::Keyring::new(a).seal(b"k");
@@ -761,7 +863,7 @@ mod tests {
     fn urls_and_durations_are_parsed_once_by_their_owners_rules() {
         let settings = load(
             &format!("[database]\nurl = \"postgres://u:pw@db/wxlink\"\n[wechat]\napi_base = \"http://127.0.0.1:9/wx\"\ntimeout_ms = 1500\n{APP}"),
-            &[],
+            &[("WXLINK__SECURITY__DATA_KEY", TEST_DATA_KEY)],
         )
         .unwrap();
         let valid = settings.validate().unwrap();
@@ -854,17 +956,24 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_data_key_is_created_once_with_mode_0600() {
+    fn a_missing_data_key_is_staged_then_kept_once_with_mode_0600() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wxlink.key");
         let settings = load(APP, &[]).unwrap();
-        let (ring, created) = settings.keyring(&path).unwrap();
-        assert_eq!(created.as_deref(), Some(path.as_path()));
+        let data_keys = || settings.validate().unwrap().data_keys;
+
+        // Staged and dropped (the database refused it): nothing is left in the directory.
+        let (_, staged) = data_keys().keyring(&path).unwrap();
+        drop(staged.unwrap());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        let (ring, staged) = data_keys().keyring(&path).unwrap();
+        assert_eq!(staged.unwrap().keep().unwrap(), path);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let (again, created) = settings.keyring(&path).unwrap();
-        assert!(created.is_none());
+        let (again, staged) = data_keys().keyring(&path).unwrap();
+        assert!(staged.is_none());
         assert_eq!(ring.current_key_id(), again.current_key_id());
     }
 

@@ -25,5 +25,5 @@ pub mod sandbox;
 mod state;
 mod wechat;
 
-pub use app::{Application, StartError, check_keyring};
+pub use app::{Application, StartError, open_store};
 pub use http::error::ApiError;

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use wxlink_api::Application;
 use wxlink_api::cli::{UserCommand, UserOptions};
 use wxlink_api::config::Settings;
-use wxlink_persistence::redact_url;
+use wxlink_persistence::DatabaseTarget;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -138,21 +138,20 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::RotateDataKey { config } => {
             let settings = Settings::load(Some(&config)).map_err(|e| e.to_string())?;
-            let (keyring, created) = settings
-                .keyring(&key_file_beside(&config))
-                .map_err(|e| e.to_string())?;
-            if created.is_some() {
+            let valid = settings.validate().map_err(|e| e.to_string())?;
+            let key_file = key_file_beside(&config);
+            if !valid.data_keys.configured() && !key_file.exists() {
                 return Err("no data key was configured: nothing to rotate".into());
             }
-            let store = wxlink_persistence::Store::connect(
-                wxlink_persistence::StoreConfig::new(settings.database.url.clone(), keyring)
-                    .max_connections(2),
+            let store = wxlink_api::open_store(
+                valid.database,
+                valid.data_keys,
+                &key_file,
+                2,
+                settings.database.migrate_on_start,
             )
             .await
             .map_err(|e| e.to_string())?;
-            wxlink_api::check_keyring(&store)
-                .await
-                .map_err(|e| e.to_string())?;
             let keys = store
                 .reseal_session_keys(500)
                 .await
@@ -214,11 +213,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => {
             let settings = Settings::load(config.as_deref()).map_err(|e| e.to_string())?;
             let url = database_url.unwrap_or(settings.database.url);
-            let applied = wxlink_persistence::migrate(&url)
+            let database = DatabaseTarget::parse(&url).map_err(|e| e.to_string())?;
+            let applied = wxlink_persistence::migrate(&database)
                 .await
                 .map_err(|e| e.to_string())?;
             if applied.is_empty() {
-                println!("{}: up to date", redact_url(&url));
+                println!("{database}: up to date");
             }
             for name in applied {
                 println!("applied {name}");

@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use wxlink_crypto::Keyring;
 
-use crate::url::redact_url;
+use crate::url::DatabaseTarget;
 
 /// Settings for [`Store::connect`](crate::Store::connect).
 ///
 /// `Debug` redacts the URL's password and every key of the keyring.
 #[derive(Clone)]
 pub struct StoreConfig {
-    /// `sqlite://PATH` (relative to the working directory), `sqlite:///ABSOLUTE/PATH`,
-    /// `postgres://…` or `postgresql://…` (a libpq connection URI).
-    pub url: String,
+    /// The database: `sqlite://PATH` (relative to the working directory),
+    /// `sqlite:///ABSOLUTE/PATH`, `postgres://…` or `postgresql://…` (a libpq connection URI).
+    pub database: DatabaseTarget,
     /// Pool size, and how many transactions run at once (default 16).
     pub max_connections: u32,
     /// How long to wait for a connection before answering `Unavailable` (default 3 s).
@@ -33,9 +33,9 @@ impl StoreConfig {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
     /// Settings with the defaults: 16 connections, a 3 s connect timeout, migrations on start.
-    pub fn new(url: impl Into<String>, keyring: impl Into<Arc<Keyring>>) -> Self {
+    pub fn new(database: DatabaseTarget, keyring: impl Into<Arc<Keyring>>) -> Self {
         Self {
-            url: url.into(),
+            database,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             migrate_on_start: true,
@@ -68,7 +68,7 @@ impl StoreConfig {
 impl fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreConfig")
-            .field("url", &redact_url(&self.url))
+            .field("database", &self.database)
             .field("max_connections", &self.max_connections)
             .field("connect_timeout", &self.connect_timeout)
             .field("migrate_on_start", &self.migrate_on_start)
@@ -85,7 +85,7 @@ mod tests {
     #[test]
     fn debug_hides_the_password_and_the_keys() {
         let config = StoreConfig::new(
-            "postgres://wx:hunter2@db:5432/wxlink",
+            DatabaseTarget::parse("postgres://wx:hunter2@db:5432/wxlink").unwrap(),
             Keyring::new(DataKey::from_bytes([7; 32])),
         );
         let debug = format!("{config:?}");

@@ -7,7 +7,7 @@ use diesel::r2d2::R2D2Connection;
 use diesel::{Connection, PgConnection, SqliteConnection};
 use wxlink_domain::TxMode;
 
-use crate::url::Target;
+use crate::url::{Target, connection_uri};
 
 /// How long a SQLite statement waits for another connection's write lock before it gives up
 /// with `SQLITE_BUSY`.
@@ -38,9 +38,14 @@ impl Target {
                     .map_err(|e| format!("cannot apply connection settings: {e}"))?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            Target::Postgres { url, redactor, .. } => {
-                let mut conn =
-                    PgConnection::establish(url).map_err(|e| redactor.scrub(e.to_string()))?;
+            Target::Postgres {
+                url,
+                connect_timeout,
+                redactor,
+                ..
+            } => {
+                let mut conn = PgConnection::establish(&connection_uri(url, *connect_timeout))
+                    .map_err(|e| redactor.scrub(e.to_string()))?;
                 conn.batch_execute(&format!(
                     "SET statement_timeout = {PG_STATEMENT_TIMEOUT_MS}"
                 ))

@@ -12,11 +12,12 @@
 //! ```no_run
 //! use wxlink_crypto::{DataKey, Keyring};
 //! use wxlink_domain::{IdentityStore, TxMode, UnionId};
-//! use wxlink_persistence::{Store, StoreConfig};
+//! use wxlink_persistence::{DatabaseTarget, Store, StoreConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let keyring = Keyring::new(DataKey::generate());
-//! let store = Store::connect(StoreConfig::new("sqlite://wxlink.db", keyring)).await?;
+//! let database = DatabaseTarget::parse("sqlite://wxlink.db")?;
+//! let store = Store::connect(StoreConfig::new(database, keyring)).await?;
 //! store.ping().await?;
 //!
 //! // The domain's use cases run their rules in transactions like this one.

@@ -8,7 +8,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::connection::DbConnection;
 use crate::error::PersistenceError;
-use crate::url::Target;
+use crate::url::{DatabaseTarget, Target};
 
 pub(crate) const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub(crate) const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -18,7 +18,7 @@ const PG_MIGRATION_LOCK: i64 = 0x7778_6c69_6e6b; // "wxlink"
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Apply the pending migrations to the database at `url` and return the names of those
+/// Apply the pending migrations to the database `target` and return the names of those
 /// applied, in order (empty when the schema is up to date).
 ///
 /// [`Store::connect`](crate::Store::connect) runs this itself unless `migrate_on_start` is off;
@@ -29,8 +29,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// # Errors
 /// [`PersistenceError`] when the URL is not accepted, the database cannot be reached, or a
 /// migration fails (that migration is rolled back).
-pub async fn migrate(url: &str) -> Result<Vec<String>, PersistenceError> {
-    let target = Target::parse(url, crate::StoreConfig::DEFAULT_CONNECT_TIMEOUT)?;
+pub async fn migrate(target: &DatabaseTarget) -> Result<Vec<String>, PersistenceError> {
+    let target = target.0.clone();
     let display = target.display_url();
     tokio::task::spawn_blocking(move || migrate_target(&target))
         .await
@@ -44,9 +44,8 @@ pub async fn migrate(url: &str) -> Result<Vec<String>, PersistenceError> {
 ///
 /// # Errors
 /// As [`migrate`].
-pub fn migrate_blocking(url: &str) -> Result<Vec<String>, PersistenceError> {
-    let target = Target::parse(url, crate::StoreConfig::DEFAULT_CONNECT_TIMEOUT)?;
-    migrate_target(&target)
+pub fn migrate_blocking(target: &DatabaseTarget) -> Result<Vec<String>, PersistenceError> {
+    migrate_target(&target.0)
 }
 
 pub(crate) fn migrate_target(target: &Target) -> Result<Vec<String>, PersistenceError> {

@@ -87,7 +87,11 @@ impl Store {
                 "connect_timeout must be positive".to_owned(),
             ));
         }
-        let target = Target::parse(&config.url, config.connect_timeout)?;
+        let target = config
+            .database
+            .0
+            .clone()
+            .with_connect_timeout(config.connect_timeout);
         let url = target.display_url();
         tokio::task::spawn_blocking(move || Self::connect_blocking(config, target))
             .await

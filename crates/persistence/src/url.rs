@@ -43,10 +43,11 @@ impl fmt::Display for Backend {
 pub(crate) enum Target {
     /// An absolute path to the SQLite file.
     Sqlite { path: PathBuf },
-    /// A libpq connection URI, the URL as given with its password redacted, and what to
-    /// scrub from messages that could echo it.
+    /// A libpq connection URI as given, the connect timeout to add unless it sets one, the URL
+    /// with its password redacted, and what to scrub from messages that could echo it.
     Postgres {
         url: String,
+        connect_timeout: Duration,
         display: String,
         redactor: Redactor,
     },
@@ -58,44 +59,47 @@ impl fmt::Debug for Target {
     }
 }
 
-/// A database URL that passed the store's own checks, so configuration refuses a bad one at
-/// start by the same rules [`Store::connect`](crate::Store::connect) applies.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseTarget {
-    url: String,
-    backend: Backend,
-}
+/// A database URL parsed once, by the store's rules: configuration refuses a bad one at start,
+/// and [`StoreConfig`](crate::StoreConfig) takes it as it is, so nothing parses the URL again.
+///
+/// `Debug` and `Display` show it without its password.
+#[derive(Clone)]
+pub struct DatabaseTarget(pub(crate) Target);
 
 impl DatabaseTarget {
-    /// Parse `url` as the store does.
+    /// Parse `url`.
     ///
     /// # Errors
     ///
     /// [`PersistenceError::UnsupportedUrl`] for another scheme, [`PersistenceError::InvalidUrl`]
     /// for an unusable SQLite path.
     pub fn parse(url: &str) -> Result<Self, PersistenceError> {
-        let target = Target::parse(url, crate::StoreConfig::DEFAULT_CONNECT_TIMEOUT)?;
-        Ok(Self {
-            url: url.to_owned(),
-            backend: target.backend(),
-        })
+        Target::parse(url).map(Self)
     }
 
     /// Which backend it names.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.0.backend()
     }
+}
 
-    /// The URL as given, password included: for [`StoreConfig::new`](crate::StoreConfig::new)
-    /// only, never for a log line (use [`redact_url`]).
-    pub fn expose_url(&self) -> &str {
-        &self.url
+impl std::str::FromStr for DatabaseTarget {
+    type Err = PersistenceError;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        Self::parse(url)
     }
 }
 
 impl fmt::Debug for DatabaseTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_url(&self.url))
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for DatabaseTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.display_url())
     }
 }
 
@@ -106,7 +110,7 @@ pub(crate) const ACCEPTED_FORMS: &str = "sqlite://PATH (relative to the working 
 impl Target {
     /// Parse a database URL by its scheme. SQLite paths are made absolute here, against the
     /// working directory, so every pooled connection opens the same file.
-    pub(crate) fn parse(url: &str, connect_timeout: Duration) -> Result<Self, PersistenceError> {
+    fn parse(url: &str) -> Result<Self, PersistenceError> {
         if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() {
                 return Err(PersistenceError::InvalidUrl {
@@ -136,7 +140,8 @@ impl Target {
             Ok(Target::Sqlite { path })
         } else if Backend::of_url(url) == Some(Backend::Postgres) {
             Ok(Target::Postgres {
-                url: with_connect_timeout(url, connect_timeout),
+                url: url.to_owned(),
+                connect_timeout: crate::StoreConfig::DEFAULT_CONNECT_TIMEOUT,
                 display: redact_url(url),
                 redactor: Redactor::for_url(url),
             })
@@ -145,6 +150,17 @@ impl Target {
                 url: redact_url(url),
             })
         }
+    }
+
+    /// The same target with libpq's connect timeout set to `timeout`.
+    pub(crate) fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        if let Target::Postgres {
+            connect_timeout, ..
+        } = &mut self
+        {
+            *connect_timeout = timeout;
+        }
+        self
     }
 
     pub(crate) fn backend(&self) -> Backend {
@@ -190,7 +206,7 @@ impl Target {
 /// Add libpq's `connect_timeout` (whole seconds, at least 2) unless the URL sets one, so an
 /// unreachable server is reported in seconds rather than after the operating system's TCP
 /// timeout.
-fn with_connect_timeout(url: &str, timeout: Duration) -> String {
+pub(crate) fn connection_uri(url: &str, timeout: Duration) -> String {
     if url.contains("connect_timeout=") {
         return url.to_owned();
     }
@@ -294,11 +310,9 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     use super::*;
 
-    const T: Duration = Duration::from_secs(3);
-
     #[test]
     fn sqlite_relative_and_absolute_paths() {
-        let Target::Sqlite { path } = Target::parse("sqlite://data/wxlink.db", T).unwrap() else {
+        let Target::Sqlite { path } = Target::parse("sqlite://data/wxlink.db").unwrap() else {
             panic!("not sqlite");
         };
         assert!(path.is_absolute());
@@ -308,7 +322,7 @@ mod tests {
             path
         );
 
-        let Target::Sqlite { path } = Target::parse("sqlite:///var/lib/wxlink/w.db", T).unwrap()
+        let Target::Sqlite { path } = Target::parse("sqlite:///var/lib/wxlink/w.db").unwrap()
         else {
             panic!("not sqlite");
         };
@@ -318,19 +332,22 @@ mod tests {
     #[test]
     fn postgres_schemes_are_accepted_and_get_a_connect_timeout() {
         for url in ["postgres://u@h/db", "postgresql://u@h/db"] {
-            let target = Target::parse(url, T).unwrap();
+            let target = Target::parse(url).unwrap();
             assert_eq!(target.backend(), Backend::Postgres);
-            let Target::Postgres { url: full, .. } = target else {
-                panic!("not postgres")
-            };
-            assert!(full.ends_with("?connect_timeout=3"), "{full}");
+            assert_eq!(
+                connection_uri(url, Duration::from_secs(3)),
+                format!("{url}?connect_timeout=3")
+            );
         }
-        let Target::Postgres { url, .. } =
-            Target::parse("postgres://h/db?sslmode=disable&connect_timeout=9", T).unwrap()
-        else {
-            panic!("not postgres")
-        };
-        assert_eq!(url, "postgres://h/db?sslmode=disable&connect_timeout=9");
+        assert_eq!(
+            connection_uri(
+                "postgres://h/db?sslmode=disable",
+                Duration::from_millis(500)
+            ),
+            "postgres://h/db?sslmode=disable&connect_timeout=2"
+        );
+        let given = "postgres://h/db?sslmode=disable&connect_timeout=9";
+        assert_eq!(connection_uri(given, Duration::from_secs(3)), given);
     }
 
     #[test]
@@ -342,7 +359,7 @@ mod tests {
             "",
             "SQLITE://x",
         ] {
-            let err = Target::parse(url, T).unwrap_err();
+            let err = Target::parse(url).unwrap_err();
             let text = err.to_string();
             assert!(text.contains("sqlite://PATH"), "{text}");
             assert!(text.contains("postgres://"), "{text}");
@@ -350,7 +367,7 @@ mod tests {
         }
         for url in ["sqlite://", "sqlite://:memory:"] {
             assert!(matches!(
-                Target::parse(url, T),
+                Target::parse(url),
                 Err(PersistenceError::InvalidUrl { .. })
             ));
         }
@@ -376,7 +393,7 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://wx@db/x"), "postgres://wx@db/x");
 
-        let target = Target::parse("postgres://wx:s3cr%40t@db/x?password=other", T).unwrap();
+        let target = Target::parse("postgres://wx:s3cr%40t@db/x?password=other").unwrap();
         let debug = format!("{target:?}");
         assert!(!debug.contains("s3cr"), "{debug}");
         assert!(!debug.contains("other"), "{debug}");

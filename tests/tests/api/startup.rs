@@ -5,6 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use secrecy::ExposeSecret as _;
 use wxlink_tests::config::WxlinkToml;
 use wxlink_wechat_sim::{Simulator, UnionidPolicy};
 
@@ -257,6 +258,37 @@ async fn data_key_file_is_created_private() {
     assert!(!stderr.contains(key.trim()), "the data key is never logged");
 }
 
+/// An operator who lost the key file of a database in use: the node refuses to start, naming
+/// the setting, and leaves no new key file behind (one would be a key the database never
+/// accepted, found by the next start as if it were the real one).
+#[tokio::test]
+async fn a_lost_key_file_refuses_the_start_and_leaves_no_new_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port().expect("a free port");
+    let toml = config(dir.path(), port, "http://127.0.0.1:9", APP_A_TABLE);
+    let key_file = dir.path().join("wxlink.key");
+    let mut first = serve(dir.path(), port, &toml, &[]).await;
+    first.kill();
+    std::fs::remove_file(&key_file).expect("lose the key file");
+
+    let mut cmd = wxlink_command();
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(dir.path().join("wxlink.toml"))
+        .current_dir(dir.path());
+    let mut second = Proc::spawn(cmd, "wxlink (lost key file)");
+    let status = second.wait_exit(PROCESS_LIMIT);
+    let stderr = second.stderr();
+    assert!(!status.success(), "started without its key:\n{stderr}");
+    assert!(stderr.contains("security.data_key"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list the directory")
+        .map(|entry| entry.expect("an entry").file_name())
+        .filter(|name| name.to_string_lossy().contains("key"))
+        .collect();
+    assert!(left.is_empty(), "key files left behind: {left:?}");
+}
+
 #[test]
 fn migrate_reports_applied_migrations_then_up_to_date() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -341,7 +373,14 @@ fn database_passwords_never_reach_the_logs() {
             &format!("url = {}", toml_str(&url)),
         );
         assert!(toml.contains(&url), "{toml}");
-        let stderr = refused(&toml, &[("WXLINK_LOG", "debug")]);
+        let data_key = wxlink_crypto::DataKey::generate().to_base64();
+        let stderr = refused(
+            &toml,
+            &[
+                ("WXLINK_LOG", "debug"),
+                ("WXLINK__SECURITY__DATA_KEY", data_key.expose_secret()),
+            ],
+        );
         assert!(stderr.contains("effective configuration"), "{stderr}");
         assert!(
             !stderr.contains("ter2"),

@@ -247,7 +247,10 @@ mod tests {
         let keyring = wxlink_crypto::Keyring::new(wxlink_crypto::DataKey::generate());
         let store = Store::connect(
             StoreConfig::new(
-                format!("postgres://wxlink@127.0.0.1:{port}/wxlink"),
+                wxlink_persistence::DatabaseTarget::parse(&format!(
+                    "postgres://wxlink@127.0.0.1:{port}/wxlink"
+                ))
+                .unwrap_or_else(|e| panic!("{e}")),
                 keyring,
             )
             .migrate_on_start(false)

@@ -59,10 +59,10 @@ pub async fn ping_and_backend(db: &TestDb) {
 }
 
 pub async fn migrations_apply_once_and_report_names(db: &TestDb) {
-    assert_eq!(migrate(&db.url).await.unwrap(), MIGRATIONS);
-    assert_eq!(migrate(&db.url).await.unwrap(), Vec::<String>::new());
-    let url = db.url.clone();
-    let blocking = tokio::task::spawn_blocking(move || migrate_blocking(&url));
+    assert_eq!(migrate(&db.target()).await.unwrap(), MIGRATIONS);
+    assert_eq!(migrate(&db.target()).await.unwrap(), Vec::<String>::new());
+    let target = db.target();
+    let blocking = tokio::task::spawn_blocking(move || migrate_blocking(&target));
     assert_eq!(blocking.await.unwrap().unwrap(), Vec::<String>::new());
     // Connecting with migrate_on_start finds nothing to do either.
     let store = db.store().await;

@@ -83,7 +83,7 @@ on_both_backends!(
 
 /// What only SQLite has: a file, WAL, a directory to create.
 mod sqlite_only {
-    use wxlink_persistence::{PersistenceError, Store, StoreConfig};
+    use wxlink_persistence::{DatabaseTarget, PersistenceError, Store, StoreConfig};
 
     use crate::support::{TestDb, keyring_a};
 
@@ -105,7 +105,8 @@ mod sqlite_only {
         let file = dir.path().join("a-file");
         std::fs::write(&file, b"not a directory").unwrap();
         let url = format!("sqlite://{}/wxlink.db", file.display());
-        let err = Store::connect(StoreConfig::new(url, keyring_a()))
+        let target = DatabaseTarget::parse(&url).unwrap();
+        let err = Store::connect(StoreConfig::new(target, keyring_a()))
             .await
             .unwrap_err();
         assert!(matches!(err, PersistenceError::CreateDir { .. }), "{err}");
@@ -170,9 +171,7 @@ mod sqlite_only {
     #[tokio::test]
     async fn bad_urls_and_settings_are_setup_errors() {
         for url in ["mysql://root:hunter2@db/x", "wxlink.db", "sqlite://"] {
-            let err = Store::connect(StoreConfig::new(url, keyring_a()))
-                .await
-                .unwrap_err();
+            let err = DatabaseTarget::parse(url).unwrap_err();
             let text = err.to_string();
             assert!(text.contains("sqlite://"), "{text}");
             assert!(!text.contains("hunter2"), "{text}");
@@ -190,7 +189,7 @@ mod postgres_only {
     use std::time::{Duration, Instant};
 
     use wxlink_domain::{DomainError, IdentityStore, StoreError, TxMode};
-    use wxlink_persistence::{PersistenceError, Store, StoreConfig};
+    use wxlink_persistence::{DatabaseTarget, PersistenceError, Store, StoreConfig};
 
     use crate::support::{TestDb, keyring_a, user, user_id};
 
@@ -211,7 +210,7 @@ mod postgres_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_unreachable_server_is_unavailable_not_a_hang() {
         let url = format!("postgres://wx:hunter2@127.0.0.1:{}/wxlink", closed_port());
-        let config = StoreConfig::new(url, keyring_a())
+        let config = StoreConfig::new(DatabaseTarget::parse(&url).unwrap(), keyring_a())
             .connect_timeout(Duration::from_secs(2))
             .migrate_on_start(false);
 

@@ -10,7 +10,7 @@ use wxlink_crypto::{DataKey, Keyring};
 use wxlink_domain::{
     AppId, OpenId, Session, SessionKey, SessionToken, StoreError, StoreTx, UnionId, User, UserId,
 };
-use wxlink_persistence::{Backend, Store, StoreConfig};
+use wxlink_persistence::{Backend, DatabaseTarget, Store, StoreConfig};
 
 /// The data key most tests seal with.
 pub fn key_a() -> DataKey {
@@ -96,8 +96,12 @@ impl TestDb {
         })
     }
 
+    pub fn target(&self) -> DatabaseTarget {
+        DatabaseTarget::parse(&self.url).unwrap()
+    }
+
     pub fn config(&self, keyring: Keyring) -> StoreConfig {
-        StoreConfig::new(self.url.clone(), keyring).max_connections(8)
+        StoreConfig::new(self.target(), keyring).max_connections(8)
     }
 
     /// A store sealing with `key_a`, migrations applied.

@@ -34,11 +34,6 @@ impl UserDataOpener for CryptoOpener {
         let key = wxlink_crypto::session_key_bytes(key_b64).map_err(|e| not_opened(&e))?;
         let user = wxlink_crypto::decrypt_user_data_bytes(&key, &data.iv, &data.ciphertext)
             .map_err(|e| not_opened(&e))?;
-        if let Some((raw_data, signature)) = &data.signed_raw_data
-            && !wxlink_crypto::verify_raw_data_signature(raw_data, key_b64, signature)
-        {
-            return Err(UserDataError::SignatureMismatch);
-        }
         let openid =
             OpenId::parse(user.open_id).map_err(|e| not_opened(&format!("openId: {e}")))?;
         let unionid = user
@@ -47,6 +42,13 @@ impl UserDataOpener for CryptoOpener {
             .map(UnionId::parse)
             .transpose()
             .map_err(|e| not_opened(&format!("unionId: {e}")))?;
+        // Only data that opened completely meets the signature check, so its answer cannot
+        // tell one way of not opening from another.
+        if let Some((raw_data, signature)) = &data.signed_raw_data
+            && !wxlink_crypto::verify_raw_data_signature(raw_data, key_b64, signature)
+        {
+            return Err(UserDataError::SignatureMismatch);
+        }
         wxlink_crypto::check_watermark(
             &user.watermark,
             expected.appid.as_str(),

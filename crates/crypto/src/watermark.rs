@@ -51,15 +51,14 @@ pub enum WatermarkError {
     },
 }
 
-/// Checks that decrypted data was encrypted for `expected_appid`, and optionally that it is fresh.
+/// Checks that decrypted data was encrypted for `expected_appid`, is not stamped in the future,
+/// and optionally that it is fresh.
 ///
-/// The appid must match exactly.
-/// With `max_age_secs: None` the timestamp is not looked at at all.
-/// With `Some(max)`, data older than `max` seconds is [`WatermarkError::Expired`], and data whose
-/// timestamp lies more than [`MAX_CLOCK_SKEW_SECS`] (60 s) after `now_unix_secs` is
-/// [`WatermarkError::InFuture`], a variant of its own so that clock trouble is not mistaken for
-/// stale data.
-/// The appid is checked first.
+/// The appid must match exactly, and is checked first.
+/// Data whose timestamp lies more than [`MAX_CLOCK_SKEW_SECS`] (60 s) after `now_unix_secs` is
+/// always [`WatermarkError::InFuture`], a variant of its own so that clock trouble is not
+/// mistaken for stale data: no age limit makes data stamped years ahead acceptable.
+/// With `Some(max)`, data older than `max` seconds is also [`WatermarkError::Expired`].
 ///
 /// # Errors
 ///
@@ -76,12 +75,11 @@ pub fn check_watermark(
             found: watermark.appid.clone(),
         });
     }
-    let Some(max_age_secs) = max_age_secs else {
-        return Ok(());
-    };
     // i128 holds the difference of any two i64 values and any u64, so no input can overflow.
     let age = i128::from(now_unix_secs) - i128::from(watermark.timestamp);
-    if age > i128::from(max_age_secs) {
+    if let Some(max_age_secs) = max_age_secs
+        && age > i128::from(max_age_secs)
+    {
         return Err(WatermarkError::Expired {
             timestamp: watermark.timestamp,
             now: now_unix_secs,

@@ -277,38 +277,49 @@ fn without_request_id(reply: &Reply) -> String {
 /// real session_key, each fails differently inside, and all get the same answer.
 async fn every_failure_to_open_user_data_gets_one_answer(backend: Backend) {
     let app = TestApp::spawn(backend, Options::default()).await;
-    let (wx, login) = app.login_full(APP_A, "mallory", None).await;
-    let key = wx.session_key.as_str();
     let iv = crate::helpers::FORGED_IV;
-    let encrypted = |plain: &[u8]| wxlink_crypto::encrypt(key, iv, plain).expect("encrypt");
     let watermark = json!({"appid": APP_A, "timestamp": now_unix()});
-    let kinds: Vec<(&str, String)> = vec![
-        ("bad padding", raw_block(key, iv, b"padding is wrong")),
-        ("not UTF-8", encrypted(b"\xff\xfe\xfd")),
-        ("not JSON", encrypted(b"this is not json")),
-        (
-            "no openId",
-            encrypted(json!({"watermark": watermark}).to_string().as_bytes()),
-        ),
-        (
-            "malformed openId",
-            encrypted(
-                json!({"openId": "no spaces allowed", "watermark": watermark})
-                    .to_string()
-                    .as_bytes(),
-            ),
-        ),
-    ];
-    assert!(
-        kinds.len() <= SESSION_BUDGET,
-        "all within one session's budget"
-    );
     let mut answers = Vec::new();
-    for (what, data) in &kinds {
-        let body = json!({"encrypted_data": data, "iv": iv});
-        let reply = app.user_info(&login.token, &body).await;
-        assert_error(&reply, 422, "decrypt_failed", what);
-        answers.push((what, reply));
+    // Once without and once with `raw_data` + `signature` (a session each, for the budget):
+    // the signature is checked only after every field was read, so it cannot tell a malformed
+    // field from the rest either.
+    for signed in [false, true] {
+        let (wx, login) = app.login_full(APP_A, "mallory", None).await;
+        let key = wx.session_key.as_str();
+        let encrypted = |plain: &[u8]| wxlink_crypto::encrypt(key, iv, plain).expect("encrypt");
+        let kinds: Vec<(&str, String)> = vec![
+            ("bad padding", raw_block(key, iv, b"padding is wrong")),
+            ("not UTF-8", encrypted(b"\xff\xfe\xfd")),
+            ("not JSON", encrypted(b"this is not json")),
+            (
+                "no openId",
+                encrypted(json!({"watermark": watermark}).to_string().as_bytes()),
+            ),
+            (
+                "malformed openId",
+                encrypted(
+                    json!({"openId": "no spaces allowed", "watermark": watermark})
+                        .to_string()
+                        .as_bytes(),
+                ),
+            ),
+        ];
+        assert!(
+            kinds.len() <= SESSION_BUDGET,
+            "all within one session's budget"
+        );
+        for (what, data) in kinds {
+            let mut body = json!({"encrypted_data": data, "iv": iv});
+            if signed {
+                body["raw_data"] = json!("{\"nickName\":\"mallory\"}");
+                body["signature"] = json!("0".repeat(40));
+            }
+            let what = format!("{what}{}", if signed { ", signed" } else { "" });
+            let reply = app.user_info(&login.token, &body).await;
+            assert_error(&reply, 422, "decrypt_failed", &what);
+            answers.push((what, reply));
+        }
+        assert_eq!(app.me_ok(&login.token).await.identities.len(), 1);
     }
     let (first_what, first) = &answers[0];
     let id_len = |r: &Reply| r.header("x-request-id").map_or(0, str::len);
@@ -332,7 +343,6 @@ async fn every_failure_to_open_user_data_gets_one_answer(backend: Backend) {
         );
         assert_eq!(length(reply), length(first), "{what}");
     }
-    assert_eq!(app.me_ok(&login.token).await.identities.len(), 1);
 }
 
 /// The 6th failed decryption on a session is refused without decrypting or asking WeChat, also
@@ -430,23 +440,29 @@ async fn failed_decryptions_are_budgeted_per_identity_across_sessions(backend: B
 }
 
 /// One watermark check (wxlink-crypto's) bounds both ends: data stamped years ahead does not
-/// outlive the age limit.
+/// outlive the age limit, and turning the age limit off does not let it in either.
 async fn data_stamped_in_the_future_is_refused(backend: Backend) {
-    let app = TestApp::spawn(backend, Options::default()).await;
-    let (wx, login) = app
-        .login_full(APP_A, "mallory", Some("mallory-union"))
-        .await;
-    let years_ahead = now_unix() + 5 * 365 * 24 * 3600;
-    let body = crate::helpers::forged_body(
-        &wx.session_key,
-        &crate::helpers::user_plaintext("mallory", Some("mallory-union"), APP_A, years_ahead),
-    );
-    let reply = app.user_info(&login.token, &body).await;
-    assert_error(
-        &reply,
-        422,
-        "watermark_in_future",
-        "stamped five years ahead",
-    );
-    assert!(!app.me_ok(&login.token).await.unionid_linked);
+    for max_watermark_age_secs in [None, Some(0)] {
+        let options = Options {
+            max_watermark_age_secs,
+            ..Options::default()
+        };
+        let app = TestApp::spawn(backend.clone(), options).await;
+        let (wx, login) = app
+            .login_full(APP_A, "mallory", Some("mallory-union"))
+            .await;
+        let years_ahead = now_unix() + 5 * 365 * 24 * 3600;
+        let body = crate::helpers::forged_body(
+            &wx.session_key,
+            &crate::helpers::user_plaintext("mallory", Some("mallory-union"), APP_A, years_ahead),
+        );
+        let reply = app.user_info(&login.token, &body).await;
+        assert_error(
+            &reply,
+            422,
+            "watermark_in_future",
+            &format!("stamped five years ahead, max_watermark_age_secs {max_watermark_age_secs:?}"),
+        );
+        assert!(!app.me_ok(&login.token).await.unionid_linked);
+    }
 }

@@ -11,11 +11,18 @@ const APPID: &str = "wx4f4bc4dec97d474b";
 const NOW: i64 = 1_700_000_000;
 
 #[test]
-fn matching_appid_passes_without_age_limit() {
+fn without_an_age_limit_old_data_passes_and_the_future_is_still_bounded() {
     assert_eq!(check_watermark(&watermark(0), APPID, NOW, None), Ok(()));
     assert_eq!(
-        check_watermark(&watermark(i64::MAX), APPID, NOW, None),
+        check_watermark(&watermark(NOW + MAX_CLOCK_SKEW_SECS), APPID, NOW, None),
         Ok(())
+    );
+    assert_eq!(
+        check_watermark(&watermark(i64::MAX), APPID, NOW, None),
+        Err(WatermarkError::InFuture {
+            timestamp: i64::MAX,
+            now: NOW,
+        })
     );
 }
 

@@ -203,3 +203,47 @@ fn the_msrv_is_stated_once() {
         }
     }
 }
+
+/// The stated MSRV is no lower than what the locked dependencies declare: otherwise it is a
+/// promise the build cannot keep.
+#[test]
+fn the_msrv_covers_every_locked_dependency() {
+    let version = |text: &str| -> Vec<u64> {
+        text.split('.')
+            .map(|part| part.parse().expect("a numeric rust-version"))
+            .chain(std::iter::repeat(0))
+            .take(3)
+            .collect()
+    };
+    let workspace = manifest(".");
+    let msrv = workspace["workspace"]["package"]["rust-version"]
+        .as_str()
+        .expect("workspace.package.rust-version");
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        output.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("cargo metadata's JSON");
+    let above: Vec<String> = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter_map(|p| {
+            let needs = p["rust_version"].as_str()?;
+            (version(needs) > version(msrv)).then(|| {
+                format!("{} {} needs {needs}", p["name"], p["version"])
+            })
+        })
+        .collect();
+    assert!(
+        above.is_empty(),
+        "rust-version {msrv} is below what dependencies need: {above:?}"
+    );
+}

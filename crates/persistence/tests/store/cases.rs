@@ -1199,14 +1199,20 @@ pub async fn a_saturated_store_answers_unavailable_in_bounded_time(db: &TestDb) 
     .await
     .unwrap();
     let busy = store.clone();
+    let (holding, held) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
     let holder = tokio::spawn(async move {
-        busy.transact(TxMode::Read, |_tx| {
-            std::thread::sleep(std::time::Duration::from_millis(2_500));
+        busy.transact(TxMode::Read, move |_tx| {
+            holding.send(()).unwrap();
+            // Hold the only connection until the waiter has given up.
+            let _ = released.recv_timeout(std::time::Duration::from_secs(10));
             Ok(())
         })
         .await
     });
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tokio::task::spawn_blocking(move || held.recv().unwrap())
+        .await
+        .unwrap();
     let started = Instant::now();
     let outcome = store
         .transact(TxMode::Read, |tx| Ok(tx.user(&user_id("u"))?))
@@ -1220,6 +1226,7 @@ pub async fn a_saturated_store_answers_unavailable_in_bounded_time(db: &TestDb) 
         "{:?}",
         started.elapsed()
     );
+    release.send(()).unwrap();
     holder.await.unwrap().unwrap();
     store.ping().await.unwrap();
 }

@@ -203,8 +203,9 @@ fn test(tests_only: bool, cargo_args: &[String]) -> Result {
             "WXLINK_SIM_BIN",
             target_dir().join("debug/wxlink-wechat-sim"),
         )
-        // Database tests must not silently skip when the gate runs them.
-        .env("WXLINK_REQUIRE_POSTGRES", "1");
+        // Database and SDK tests must not silently skip when the gate runs them.
+        .env("WXLINK_REQUIRE_POSTGRES", "1")
+        .env("WXLINK_REQUIRE_WECHATPY", "1");
     let outcome = run("cargo test", &mut cmd).and_then(|()| {
         // The crates as another team uses them: a package outside the workspace.
         run(

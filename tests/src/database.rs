@@ -1,5 +1,7 @@
 //! The two backends a test runs on, and a PostgreSQL database of a test's own.
 
+use std::path::{Path, PathBuf};
+
 use diesel::sql_types::Text;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
@@ -37,17 +39,17 @@ impl Backend {
     }
 
     /// A fresh database of this backend for one test app: a SQLite file in `dir`, or a new
-    /// PostgreSQL database (returned too, so that it is dropped with the app); its URL first.
-    pub fn fresh_database(&self, dir: &std::path::Path) -> (String, Option<PgDatabase>) {
+    /// PostgreSQL database, dropped with the returned value.
+    pub fn fresh_database(&self, dir: &Path) -> TestDatabase {
         match self {
-            Self::Sqlite => (
-                format!("sqlite://{}", dir.join("wxlink.db").display()),
-                None,
-            ),
-            Self::Postgres { admin_url } => {
-                let db = PgDatabase::create(admin_url);
-                (db.url.clone(), Some(db))
+            Self::Sqlite => {
+                let path = dir.join("wxlink.db");
+                TestDatabase::Sqlite {
+                    url: format!("sqlite://{}", path.display()),
+                    path,
+                }
             }
+            Self::Postgres { admin_url } => TestDatabase::Postgres(PgDatabase::create(admin_url)),
         }
     }
 
@@ -56,6 +58,38 @@ impl Backend {
         match self {
             Self::Sqlite => "sqlite",
             Self::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+/// A test app's own database. It knows where it is, so no test parses its URL back.
+#[derive(Debug)]
+pub enum TestDatabase {
+    /// A SQLite file (`sqlite://` + its absolute path).
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// Its URL.
+        url: String,
+    },
+    /// A database of its own on the PostgreSQL server.
+    Postgres(PgDatabase),
+}
+
+impl TestDatabase {
+    /// The URL wxlink is configured with.
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Sqlite { url, .. } => url,
+            Self::Postgres(db) => &db.url,
+        }
+    }
+
+    /// The SQLite file, when it is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Self::Sqlite { path, .. } => Some(path),
+            Self::Postgres(_) => None,
         }
     }
 }
@@ -80,7 +114,7 @@ impl PgDatabase {
             .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
         Self {
             admin_url: admin_url.to_owned(),
-            url: with_database(admin_url, &name),
+            url: crate::pg::with_database(admin_url, &name),
             name,
         }
     }
@@ -96,17 +130,6 @@ impl Drop for PgDatabase {
             .execute(&mut conn);
         }
     }
-}
-
-/// `url` with its database (the path) replaced by `name`, keeping any query string.
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
-    let (rest, query) = match rest.split_once('?') {
-        Some((rest, query)) => (rest, format!("?{query}")),
-        None => (rest, String::new()),
-    };
-    let authority = rest.split('/').next().unwrap_or(rest);
-    format!("{scheme}://{authority}/{name}{query}")
 }
 
 /// Every table of the database at `url` as text, one row per line.

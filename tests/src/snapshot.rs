@@ -120,12 +120,14 @@ macro_rules! read_all {
 }
 
 impl Snapshot {
-    /// Read everything from the database at `url` (`sqlite://PATH` or `postgres://…`), in one
-    /// read transaction so that the tables agree with each other.
-    pub fn load(url: &str) -> Self {
-        if let Some(path) = url.strip_prefix("sqlite://") {
+    /// Read everything from a test's database, in one read transaction so that the tables
+    /// agree with each other.
+    pub fn load(database: &crate::database::TestDatabase) -> Self {
+        let url = database.url();
+        if let Some(path) = database.sqlite_path() {
+            let path = path.to_string_lossy();
             let mut conn =
-                SqliteConnection::establish(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+                SqliteConnection::establish(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
             diesel::sql_query("PRAGMA busy_timeout = 5000")
                 .execute(&mut conn)
                 .expect("set busy_timeout");

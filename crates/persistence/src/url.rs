@@ -81,6 +81,15 @@ impl DatabaseTarget {
     pub fn backend(&self) -> Backend {
         self.0.backend()
     }
+
+    /// The SQLite file, made absolute against the working directory at parse time; `None` for
+    /// PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.0 {
+            Target::Sqlite { path } => Some(path),
+            Target::Postgres { .. } => None,
+        }
+    }
 }
 
 impl std::str::FromStr for DatabaseTarget {

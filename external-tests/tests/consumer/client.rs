@@ -411,7 +411,8 @@ async fn configuration_and_secrets() {
         "SessionKey([redacted])"
     );
 
-    // Nothing listens here: a connection failure, retried, then reported.
+    // Nothing listens here: a connection failure, retried, then reported. (This package uses
+    // only what another team has, the published crates, so not wxlink-tests' free_port.)
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
     let addr = listener.local_addr().expect("an address");
     drop(listener);

@@ -11,7 +11,7 @@ use axum::http::{Method, Request};
 use tower::ServiceExt as _;
 use wxlink_api::Application;
 use wxlink_api::config::Settings;
-use wxlink_tests::database::PgDatabase;
+use wxlink_tests::database::TestDatabase;
 use wxlink_wechat_sim::SimHandle;
 
 pub use wxlink_tests::answers::*;
@@ -38,8 +38,7 @@ pub struct TestApp {
     router: axum::Router,
     // Holds the store (and a port-0 listener that is never served) for the router.
     _app: Application,
-    database_url: String,
-    _database: Option<PgDatabase>,
+    database: TestDatabase,
     _dir: tempfile::TempDir,
 }
 
@@ -50,7 +49,7 @@ impl TestApp {
         let secrets = options.new_secrets();
         let sim = options.simulator(&secrets).await;
         let dir = tempfile::tempdir().expect("create a temp dir");
-        let (database_url, database) = backend.fresh_database(dir.path());
+        let database = backend.fresh_database(dir.path());
         let api_base = options
             .wechat_api_base
             .clone()
@@ -62,7 +61,7 @@ impl TestApp {
         );
         let toml = options.toml(
             "127.0.0.1:0",
-            &database_url,
+            database.url(),
             &api_base,
             &secrets,
             Some(&data_key),
@@ -80,15 +79,14 @@ impl TestApp {
             backend,
             router: app.router(),
             _app: app,
-            database_url,
-            _database: database,
+            database,
             _dir: dir,
         }
     }
 
     /// What the database holds now, read directly (not through wxlink).
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot::load(&self.database_url)
+        Snapshot::load(&self.database)
     }
 }
 

@@ -90,7 +90,7 @@ impl TestDb {
             .execute(&mut admin)
             .expect("create the test database");
         Some(TestDb {
-            url: with_database(&admin_url, &name),
+            url: wxlink_tests::pg::with_database(&admin_url, &name),
             backend: Backend::Postgres,
             guard: Guard::Postgres { admin_url, name },
         })
@@ -117,7 +117,7 @@ impl TestDb {
 
     /// The SQLite file, when this is SQLite.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
-        self.url.strip_prefix("sqlite://").map(PathBuf::from)
+        self.target().sqlite_path().map(PathBuf::from)
     }
 
     /// The PostgreSQL database name, when this is PostgreSQL.
@@ -169,19 +169,6 @@ pub struct RawSession {
     pub token_hash: Vec<u8>,
     #[diesel(sql_type = Binary)]
     pub session_key: Vec<u8>,
-}
-
-/// The admin URL with its database replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
-    let (authority, path_and_query) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let query = path_and_query
-        .find('?')
-        .map_or("", |i| &path_and_query[i..]);
-    format!("{scheme}://{authority}/{name}{query}")
 }
 
 // Small builders for the cases.

@@ -525,10 +525,9 @@ async fn slowly_trickling_body_times_out() {
 
 #[tokio::test]
 async fn connection_refused_is_transport_and_retried_within_budget() {
-    // Bind a port, then free it: nothing listens there any more.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr: SocketAddr = listener.local_addr().expect("addr");
-    drop(listener);
+    // A port nothing listens on.
+    let port = wxlink_tests::process::free_port().expect("a free port");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let client = client(&format!("http://{addr}"));
     let started = Instant::now();
     let error = expect_error(&client).await;

@@ -8,7 +8,6 @@ mod mini_program;
 mod oauth;
 mod tokens;
 
-use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -829,27 +828,22 @@ async fn shutdown_stops_serving() {
 
 #[tokio::test]
 async fn the_binary_prints_its_base_url_and_serves() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wxlink-wechat-sim"))
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--app",
-            "wxbin:s:never",
-            "--app",
-            "wxbinoa:s:2:official_account",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let first_line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await
-    .expect("join")
-    .expect("a line");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxlink-wechat-sim"));
+    cmd.args([
+        "--bind",
+        "127.0.0.1:0",
+        "--app",
+        "wxbin:s:never",
+        "--app",
+        "wxbinoa:s:2:official_account",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    // The guard kills the simulator on drop, also when an assertion below fails.
+    let mut child = wxlink_tests::process::Proc::spawn(cmd, "wxlink-wechat-sim");
+    let first_line = child
+        .next_stdout_line(std::time::Instant::now() + std::time::Duration::from_secs(30))
+        .expect("the simulator prints its base URL");
     let base = first_line.trim().to_owned();
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
 
@@ -885,6 +879,5 @@ async fn the_binary_prints_its_base_url_and_serves() {
     .await;
     assert_eq!(answer.str("unionid"), Some("u-b"), "{:?}", answer.body);
 
-    child.kill().expect("kill");
-    child.wait().expect("wait");
+    child.kill();
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use wxlink_tests::client::Api;
-use wxlink_tests::database::PgDatabase;
+use wxlink_tests::database::TestDatabase;
 use wxlink_tests::options::Options;
 use wxlink_wechat_sim::SimHandle;
 
@@ -34,8 +34,7 @@ pub struct TestApp {
     /// the table out (SQLite then uses the key file beside the config).
     data_keys: Option<(String, Vec<String>)>,
     config_path: PathBuf,
-    database_url: String,
-    _database: Option<PgDatabase>,
+    database: TestDatabase,
     dir: tempfile::TempDir,
 }
 
@@ -46,7 +45,7 @@ impl TestApp {
         let secrets = options.new_secrets();
         let sim = options.simulator(&secrets).await;
         let dir = tempfile::tempdir().expect("create a temp dir");
-        let (database_url, database) = backend.fresh_database(dir.path());
+        let database = backend.fresh_database(dir.path());
         // PostgreSQL needs the data key configured (every node the same); it is also written
         // where SQLite keeps it, for the tests that read the key.
         let data_keys = matches!(backend, Backend::Postgres { .. }).then(|| {
@@ -67,8 +66,7 @@ impl TestApp {
             earlier_stderr: String::new(),
             data_keys,
             config_path: dir.path().join("wxlink.toml"),
-            database_url,
-            _database: database,
+            database,
             dir,
         };
         app.start_process().await;
@@ -84,7 +82,7 @@ impl TestApp {
         self.options
             .toml(
                 &format!("127.0.0.1:{port}"),
-                &self.database_url,
+                self.database.url(),
                 &api_base,
                 &self.secrets,
                 self.data_keys.as_ref(),
@@ -236,7 +234,7 @@ impl TestApp {
                 all
             }
             Backend::Postgres { .. } => {
-                wxlink_tests::database::dump(&self.database_url).into_bytes()
+                wxlink_tests::database::dump(self.database.url()).into_bytes()
             }
         }
     }
@@ -290,12 +288,17 @@ impl TestApp {
 
     /// The `[database] url` every process of this app uses.
     pub fn database_url(&self) -> &str {
-        &self.database_url
+        self.database.url()
+    }
+
+    /// The app's database.
+    pub fn database(&self) -> &TestDatabase {
+        &self.database
     }
 
     /// What the database holds now, read directly (not through wxlink).
     pub fn snapshot(&self) -> super::Snapshot {
-        super::Snapshot::load(&self.database_url)
+        super::Snapshot::load(&self.database)
     }
 
     // --- raw HTTP ---------------------------------------------------------------------------

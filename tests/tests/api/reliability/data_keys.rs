@@ -200,16 +200,19 @@ async fn data_key_rotation_across_two_nodes() {
 }
 
 /// Replace every stored session_key with `sealed`, behind wxlink's back.
-fn overwrite_session_keys(url: &str, sealed: &[u8]) {
+fn overwrite_session_keys(database: &wxlink_tests::database::TestDatabase, sealed: &[u8]) {
     use diesel::sql_types::Binary;
     use diesel::{Connection as _, PgConnection, RunQueryDsl as _, SqliteConnection};
-    let updated = match url.strip_prefix("sqlite://") {
+    let updated = match database.sqlite_path() {
         Some(path) => diesel::sql_query("UPDATE sessions SET session_key = ?")
             .bind::<Binary, _>(sealed)
-            .execute(&mut SqliteConnection::establish(path).expect("open the SQLite file")),
+            .execute(
+                &mut SqliteConnection::establish(&path.to_string_lossy())
+                    .expect("open the SQLite file"),
+            ),
         None => diesel::sql_query("UPDATE sessions SET session_key = $1")
             .bind::<Binary, _>(sealed)
-            .execute(&mut PgConnection::establish(url).expect("connect to PostgreSQL")),
+            .execute(&mut PgConnection::establish(database.url()).expect("connect to PostgreSQL")),
     };
     assert_eq!(updated.expect("overwrite the session keys"), 1);
 }
@@ -220,7 +223,7 @@ async fn a_session_key_that_cannot_be_opened_breaks_only_what_needs_it(backend: 
     // A value sealed under a key no node has, as a mixed-up key or a restored backup leaves it.
     let stranger = wxlink_crypto::Keyring::new(wxlink_crypto::DataKey::generate());
     let foreign_id = stranger.current_key_id().to_string();
-    overwrite_session_keys(app.database_url(), &stranger.seal(b"not this node's"));
+    overwrite_session_keys(app.database(), &stranger.seal(b"not this node's"));
 
     assert_eq!(app.me_ok(&login.token).await.user_id, login.user_id);
     let body = signed_body(&app.wx_user_info(APP_A, "dot"));

@@ -65,10 +65,11 @@ async fn sqlite_write_lock_held_elsewhere_is_503_and_recovers() {
     let info = signed_body(&app.wx_user_info(APP_A, "lock-in-a"));
 
     let path = app
-        .database_url()
-        .strip_prefix("sqlite://")
-        .expect("a sqlite URL")
-        .to_owned();
+        .database()
+        .sqlite_path()
+        .expect("a SQLite database")
+        .to_string_lossy()
+        .into_owned();
     let lock = WriteLock::take(&path);
     let locked_at = Instant::now();
 

@@ -247,3 +247,40 @@ fn the_msrv_covers_every_locked_dependency() {
         "rust-version {msrv} is below what dependencies need: {above:?}"
     );
 }
+
+/// `--no-default-features` leaves the simulator out of the production binary.
+#[test]
+fn the_binary_without_the_sandbox_feature_has_no_simulator() {
+    let tree = |features: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO"))
+            .args([
+                "tree",
+                "-p",
+                "wxlink-api",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+            ])
+            .args(features)
+            .args(["--locked", "--offline"])
+            .current_dir(root())
+            .output()
+            .expect("run cargo tree");
+        assert!(
+            output.status.success(),
+            "cargo tree: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(
+        tree(&[]).contains("wxlink-wechat-sim"),
+        "the default build has the sandbox"
+    );
+    let production = tree(&["--no-default-features"]);
+    assert!(
+        !production.contains("wxlink-wechat-sim"),
+        "the simulator is in the build without the sandbox:\n{production}"
+    );
+}

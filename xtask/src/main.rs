@@ -142,6 +142,19 @@ fn test(tests_only: bool, cargo_args: &[String]) -> Result {
                 "warnings",
             ]),
         )?;
+        // A production build without the simulator must stay buildable and clean.
+        run(
+            "cargo clippy (wxlink-api without the sandbox)",
+            cargo().args([
+                "clippy",
+                "-p",
+                "wxlink-api",
+                "--no-default-features",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
         run(
             "cargo doc",
             cargo()

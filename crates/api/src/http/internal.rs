@@ -315,9 +315,9 @@ pub(crate) async fn unlink_identity(
     };
     state
         .accounts
-        .unlink_identity(id.clone(), appid.clone(), openid.clone())
+        .unlink_identity(id.clone(), appid.clone(), openid)
         .await?;
-    tracing::info!(user_id = %id, %appid, %openid, "support unlinked an identity");
+    tracing::info!(user_id = %id, %appid, "support unlinked an identity");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -175,6 +175,10 @@ function createWxlink(options) {
     return e instanceof WxlinkError && e.status === 401 && e.code === 'invalid_token'
   }
 
+  function isOutOfAttempts(e) {
+    return e instanceof WxlinkError && e.status === 429 && e.code === 'too_many_attempts'
+  }
+
   /**
    * Calls wxlink. With `auth` (the default) it sends the stored token, logging in first when there
    * is none; on 401 `invalid_token` it logs in again ONCE and repeats the request (`relogin: false`
@@ -255,7 +259,9 @@ function createWxlink(options) {
    * Makes sure wxlink knows the user's unionid. Logs in when there is no session; when the user is
    * not linked (`needs_user_info`), sends wx.getUserInfo's encrypted data. On 422 `decrypt_failed`
    * or `session_key_expired` it calls wx.login, takes fresh user data (the old data was encrypted
-   * with the old key) and retries ONCE with `code`. Other errors are thrown.
+   * with the old key) and retries ONCE with `code`. On 429 `too_many_attempts` (the session spent
+   * its budget of failed decryptions) it logs in ONCE more: a new session with a new session_key.
+   * Other errors, and a second refusal, are thrown.
    *
    * Answers `{user_id, unionid_linked, merged}`; `user_id` changes when a provisional user is merged
    * into the user who already owned the unionid (`merged: true`).
@@ -273,8 +279,9 @@ function createWxlink(options) {
       try {
         return await submitUserInfo(code)
       } catch (e) {
-        if (isInvalidToken(e) && !reloggedIn) {
-          // The token is gone: a new login (which may already bring the unionid) and fresh data.
+        if ((isInvalidToken(e) || isOutOfAttempts(e)) && !reloggedIn) {
+          // The token is gone, or its session may decrypt no more: a new login (which may
+          // already bring the unionid) and fresh data.
           reloggedIn = true
           code = undefined
           saveSession(null)

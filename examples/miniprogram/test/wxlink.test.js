@@ -178,6 +178,31 @@ describe('wxlink mini program client against `wxlink serve --sandbox`', () => {
     assert.equal(stub.calls.login, 3)
   })
 
+  it('logs in again once when the session spent its budget of failed decryptions', async () => {
+    const { stub, client } = person(UNBOUND_APP, 'ivan')
+    const login = await client.login()
+    // Someone spent this session's budget (5) with data that does not open.
+    const garbage = { encrypted_data: 'AAAAAAAAAAAAAAAAAAAAAA==', iv: 'AAAAAAAAAAAAAAAAAAAAAA==' }
+    const statuses = []
+    for (let i = 0; i < 6; i++) {
+      const res = await fetch(`${sandbox.baseUrl}/v1/wechat/user-info`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(garbage),
+      })
+      statuses.push(res.status)
+    }
+    assert.deepEqual(statuses, [422, 422, 422, 422, 422, 429])
+
+    const linked = await client.ensureLinked()
+    assert.deepEqual(linked, { user_id: login.user_id, unionid_linked: true, merged: false })
+    const posts = stub.requestsTo('/v1/wechat/user-info')
+    assert.deepEqual(posts.map((r) => r.status), [429, 200], 'one refusal, then the new session links')
+    assert.equal(posts[0].body.error.code, 'too_many_attempts')
+    assert.equal(stub.requestsTo('/v1/wechat/login').length, 2, 'one new wxlink login')
+    assert.notEqual(client.getSession().token, login.token, 'a new session')
+  })
+
   it('logout revokes the token and forgets it; a second logout is a no-op', async () => {
     const { stub, client } = person(UNBOUND_APP, 'grace')
     const login = await client.login()

@@ -3,7 +3,7 @@
 //! phone numbers, access tokens").
 
 use serde_json::json;
-use wxlink_wechat_sim::{AppKind, OAuthScope, UnionidPolicy};
+use wxlink_wechat_sim::{AppKind, OAuthScope, SNS_USERINFO_PATH, UnionidPolicy};
 
 use crate::helpers::{
     APP_A, APP_B, Api, Backend, LoginResponse, Options, TestApp, assert_error, identities,
@@ -19,6 +19,7 @@ on_both_backends!(
     a_snapshot_page_user_is_refused_and_creates_nothing,
     a_phone_number_is_stored_sealed_and_returned,
     oauth_logins_cannot_send_user_info_or_phone_codes,
+    sns_userinfo_counts_toward_the_app_limit,
     two_nodes_share_one_access_token_and_refresh_it_once,
 );
 
@@ -198,6 +199,42 @@ async fn a_phone_number_is_stored_sealed_and_returned(backend: Backend) {
         )
         .await;
     assert_error(&bad, 400, "invalid_request", "a mistyped code");
+}
+
+/// `sns/userinfo` is a call to WeChat like the code exchange, so it spends the app's limit too:
+/// past it the login still succeeds (the code is spent) without asking, instead of burning
+/// the app's WeChat quota.
+async fn sns_userinfo_counts_toward_the_app_limit(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        kinds().extra_toml("[rate_limit]\nper_app_burst = 3\nper_app_per_minute = 1\n"),
+    )
+    .await;
+    // 1 + 1: the exchange and sns/userinfo, which brings the unionid.
+    let first = oauth_login(
+        &app,
+        OFFICIAL,
+        "oa-kim",
+        Some("kim-union"),
+        OAuthScope::SnsapiUserinfo,
+    )
+    .await;
+    assert!(first.unionid_linked, "{first:?}");
+    // 3: the exchange; the limit is spent, so no sns/userinfo and no unionid yet.
+    let second = oauth_login(
+        &app,
+        OFFICIAL,
+        "oa-lee",
+        Some("lee-union"),
+        OAuthScope::SnsapiUserinfo,
+    )
+    .await;
+    assert!(!second.unionid_linked, "{second:?}");
+    assert_eq!(
+        app.sim.calls().total(SNS_USERINFO_PATH),
+        1,
+        "one sns/userinfo within the limit"
+    );
 }
 
 async fn oauth_logins_cannot_send_user_info_or_phone_codes(backend: Backend) {

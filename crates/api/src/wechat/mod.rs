@@ -88,6 +88,12 @@ impl WeChatAdapter {
             .any(|s| matches!(s.trim(), "snsapi_userinfo" | "snsapi_login"));
         let unionid = match exchange.unionid {
             Some(unionid) => Some(unionid),
+            // A second call to WeChat, counted like the first; past the app's limit the login
+            // goes on without it (the code is spent already), and the unionid can come later.
+            None if may_read_userinfo && self.spend_quota(appid).await.is_err() => {
+                tracing::info!(%appid, "over the app's WeChat call limit: logging in without sns/userinfo");
+                None
+            }
             None if may_read_userinfo => {
                 match observed(
                     "sns_userinfo",

@@ -53,10 +53,11 @@ fn window_of(now: UnixTime) -> UnixTime {
     now - now.rem_euclid(WINDOW_SECS)
 }
 
-/// The sliding estimate of hits in the last 60 s.
+/// The sliding estimate of hits in the last 60 s, rounded up: a limit never counts a hit less.
 fn estimate(previous: i64, current: i64, now: UnixTime) -> i64 {
     let left = WINDOW_SECS - (now - window_of(now));
-    previous * left / WINDOW_SECS + current
+    // Counts are never negative, so adding the divisor less one rounds up.
+    (previous * left + WINDOW_SECS - 1) / WINDOW_SECS + current
 }
 
 impl SharedWindows {
@@ -205,6 +206,8 @@ mod tests {
         assert_eq!(estimate(60, 0, 6001), 59);
         assert_eq!(estimate(60, 5, 6030), 35);
         assert_eq!(estimate(60, 5, 6059), 6);
+        // Just past a boundary a flood of 10 still counts 10, not 9.
+        assert_eq!(estimate(10, 0, 6001), 10);
         assert_eq!(window_of(6059), 6000);
     }
 }

@@ -250,6 +250,16 @@ async fn support_revokes_sessions_unlinks_identities_and_merges_users(backend: B
         "not_found",
         "a malformed appid",
     );
+    assert_error(
+        &internal_delete(
+            &app,
+            &format!("/internal/v1/users/bad%20id/identities/{APP_B}/sup-b"),
+        )
+        .await,
+        400,
+        "invalid_request",
+        "a malformed user id",
+    );
     let newcomer = app.login(APP_A, "sup-a", None).await;
     assert_ne!(
         newcomer.user_id, x,

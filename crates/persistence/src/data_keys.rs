@@ -176,7 +176,7 @@ fn check(tx: &mut Tx<'_>, keyring: &Keyring, now: UnixTime) -> Result<Vec<String
 fn behind_the_rotation(current: &DataKey, rows: &[KeyRow], newest: Option<&str>) -> Option<String> {
     let id = current.id().to_string();
     let (_, _, state, seq) = rows.iter().find(|row| row.0 == id)?;
-    let newest = newest.filter(|newest| *newest != id)?;
+    let newest = newest.unwrap_or("not recorded");
     let newest_seq = rows.iter().filter_map(|row| row.3).max();
     let why = if state == RETIRED {
         "is retired: no value is sealed under it any more"
@@ -187,7 +187,7 @@ fn behind_the_rotation(current: &DataKey, rows: &[KeyRow], newest: Option<&str>)
     };
     Some(format!(
         "this node's current data key {id} (security.data_key) {why}; the cluster's current \
-         data key is {newest}: make it this node's security.data_key \
+         data key is {newest}: make that this node's security.data_key \
          (WXLINK__SECURITY__DATA_KEY), as step 3 of rotating the key in docs/operations.md \
          says"
     ))

@@ -6,10 +6,12 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use wxlink_domain::{Accounts, AppId, DomainError, OpenId, UserId};
-use wxlink_persistence::Store;
+use wxlink_persistence::{PersistenceError, Store};
 
+use crate::StartError;
 use crate::adapters::SystemClock;
 use crate::config::Settings;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::state::WxlinkAccounts;
 
 /// What `wxlink user` does.
@@ -50,27 +52,51 @@ pub enum UserCommand {
     },
 }
 
-impl UserCommand {
-    /// What a confirmation prompt says, for the commands that change something.
-    fn destructive(&self) -> Option<String> {
-        match self {
-            UserCommand::Show { .. } => None,
+/// A [`UserCommand`] whose arguments parsed: what runs once the operator confirmed.
+enum Action {
+    Show(UserId),
+    RevokeSessions(UserId),
+    Unlink(UserId, AppId, OpenId),
+    Merge { into: UserId, from: UserId },
+    Delete(UserId),
+}
+
+impl Action {
+    /// Every argument checked before anything else, so an operator never confirms a command
+    /// that then fails on a typo.
+    fn parse(command: UserCommand) -> Result<Self, UserError> {
+        Ok(match command {
+            UserCommand::Show { user_id } => Action::Show(user_id_arg(&user_id)?),
             UserCommand::RevokeSessions { user_id } => {
-                Some(format!("revoke every session of user {user_id}"))
+                Action::RevokeSessions(user_id_arg(&user_id)?)
             }
             UserCommand::Unlink {
                 user_id,
                 appid,
                 openid,
-            } => Some(format!(
-                "unlink identity ({appid}, {openid}) from user {user_id}"
+            } => Action::Unlink(
+                user_id_arg(&user_id)?,
+                AppId::parse(appid).map_err(|e| UserError::argument(format!("appid: {e}")))?,
+                OpenId::parse(openid).map_err(|e| UserError::argument(format!("openid: {e}")))?,
+            ),
+            UserCommand::Merge { into, from } => Action::Merge {
+                into: user_id_arg(&into)?,
+                from: user_id_arg(&from)?,
+            },
+            UserCommand::Delete { user_id } => Action::Delete(user_id_arg(&user_id)?),
+        })
+    }
+
+    /// What a confirmation prompt says, for the commands that change something.
+    fn destructive(&self) -> Option<String> {
+        match self {
+            Action::Show(_) => None,
+            Action::RevokeSessions(id) => Some(format!("revoke every session of user {id}")),
+            Action::Unlink(id, appid, openid) => Some(format!(
+                "unlink identity ({appid}, {openid}) from user {id}"
             )),
-            UserCommand::Merge { into, from } => {
-                Some(format!("merge user {from} into user {into}"))
-            }
-            UserCommand::Delete { user_id } => {
-                Some(format!("delete user {user_id} and erase its personal data"))
-            }
+            Action::Merge { into, from } => Some(format!("merge user {from} into user {into}")),
+            Action::Delete(id) => Some(format!("delete user {id} and erase its personal data")),
         }
     }
 }
@@ -84,22 +110,109 @@ pub struct UserOptions {
     pub yes: bool,
 }
 
-/// Run one `wxlink user` command with the configuration in `config`.
+/// Why a `wxlink user` command failed: a category that fixes its `code` and exit status, and a
+/// message for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserError {
+    failure: Failure,
+    message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// A failure the service answers too, with the contract's code.
+    Contract(ErrorCode),
+    /// The operator did not confirm.
+    NotConfirmed,
+    /// The configuration, or its data keys, cannot be used.
+    Configuration,
+}
+
+impl UserError {
+    fn argument(message: String) -> Self {
+        Self {
+            failure: Failure::Contract(ErrorCode::InvalidRequest),
+            message,
+        }
+    }
+
+    fn configuration(message: String) -> Self {
+        Self {
+            failure: Failure::Configuration,
+            message,
+        }
+    }
+
+    /// A use case's refusal or failure, under the code the internal API answers it with.
+    fn domain(context: &str, error: DomainError) -> Self {
+        let message = format!("{context}: {error}");
+        Self {
+            failure: Failure::Contract(ApiError::from(error).code),
+            message,
+        }
+    }
+
+    /// The contract's error code (`not_found`, `last_identity`, `unionid_conflict`, …), or
+    /// `not_confirmed` and `invalid_configuration`, which only the command line has.
+    pub fn code(&self) -> &'static str {
+        match self.failure {
+            Failure::Contract(code) => code.as_str(),
+            Failure::NotConfirmed => "not_confirmed",
+            Failure::Configuration => "invalid_configuration",
+        }
+    }
+
+    /// The exit status of the category, as docs/operations.md lists them: a script can tell a
+    /// typo from an unknown user, a refused rule or a database to retry.
+    pub fn exit_code(&self) -> u8 {
+        use ErrorCode as C;
+        match self.failure {
+            Failure::Contract(C::InvalidRequest) => 2,
+            Failure::NotConfirmed => 3,
+            Failure::Contract(C::NotFound) => 4,
+            Failure::Contract(
+                C::LastIdentity | C::UserMerged | C::SameUser | C::UnionidConflict,
+            ) => 5,
+            Failure::Configuration => 6,
+            Failure::Contract(C::DatabaseUnavailable | C::DatabaseContention) => 7,
+            Failure::Contract(_) => 1,
+        }
+    }
+
+    /// The error as `--json` prints it, in the shape of the service's error bodies.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"code": self.code(), "message": self.message}})
+    }
+}
+
+impl std::fmt::Display for UserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for UserError {}
+
+/// Run one `wxlink user` command with the configuration in `config` (`None`: none was given).
+/// Arguments, configuration and data keys are checked before the confirmation is asked.
 ///
 /// # Errors
-/// A message for the operator: bad ids, unknown users, refusals, an unanswered confirmation,
-/// database failures.
+/// [`UserError`]: bad arguments, configuration or data keys, unknown users, refusals, an
+/// unanswered confirmation, database failures.
 pub async fn run_user(
-    config: &Path,
+    config: Option<&Path>,
     key_file: &Path,
     command: UserCommand,
     options: UserOptions,
-) -> Result<(), String> {
-    if let Some(action) = command.destructive().filter(|_| !options.yes) {
-        confirm(&action)?;
-    }
-    let settings = Settings::load(Some(config)).map_err(|e| e.to_string())?;
-    let valid = settings.validate().map_err(|e| e.to_string())?;
+) -> Result<(), UserError> {
+    let action = Action::parse(command)?;
+    let config =
+        config.ok_or_else(|| UserError::configuration("user needs --config FILE".into()))?;
+    let settings =
+        Settings::load(Some(config)).map_err(|e| UserError::configuration(e.to_string()))?;
+    let valid = settings
+        .validate()
+        .map_err(|e| UserError::configuration(e.to_string()))?;
     let store = crate::open_store(
         valid.database,
         valid.data_keys,
@@ -108,15 +221,31 @@ pub async fn run_user(
         settings.database.migrate_on_start,
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(start_error)?;
+    if let Some(what) = action.destructive().filter(|_| !options.yes) {
+        confirm(&what)?;
+    }
     let accounts: WxlinkAccounts = Accounts::new(store.clone(), SystemClock);
-    let output = execute(&store, &accounts, command).await?;
+    let output = execute(&store, &accounts, action).await?;
     if options.json {
         println!("{}", output.json);
     } else {
         println!("{}", output.text);
     }
     Ok(())
+}
+
+/// A database that does not answer is worth a retry; anything else about opening the store
+/// (a URL, a migration, the data keys) is the configuration's.
+fn start_error(error: StartError) -> UserError {
+    let message = error.to_string();
+    match error {
+        StartError::Database(PersistenceError::Connect { .. }) => UserError {
+            failure: Failure::Contract(ErrorCode::DatabaseUnavailable),
+            message,
+        },
+        _ => UserError::configuration(message),
+    }
 }
 
 struct Output {
@@ -127,36 +256,25 @@ struct Output {
 async fn execute(
     store: &Store,
     accounts: &WxlinkAccounts,
-    command: UserCommand,
-) -> Result<Output, String> {
-    match command {
-        UserCommand::Show { user_id } => {
-            let id = user_id_arg(&user_id)?;
-            show(store, &id).await
-        }
-        UserCommand::RevokeSessions { user_id } => {
-            let id = user_id_arg(&user_id)?;
+    action: Action,
+) -> Result<Output, UserError> {
+    match action {
+        Action::Show(id) => show(store, &id).await,
+        Action::RevokeSessions(id) => {
             let revoked = accounts
                 .revoke_sessions(id.clone())
                 .await
-                .map_err(|e| refused(&id, &e))?;
+                .map_err(|e| refused(&id, e))?;
             Ok(Output {
                 json: serde_json::json!({ "revoked": revoked }),
                 text: format!("revoked {revoked} sessions of user {id}"),
             })
         }
-        UserCommand::Unlink {
-            user_id,
-            appid,
-            openid,
-        } => {
-            let id = user_id_arg(&user_id)?;
-            let appid = AppId::parse(appid).map_err(|e| format!("appid: {e}"))?;
-            let openid = OpenId::parse(openid).map_err(|e| format!("openid: {e}"))?;
+        Action::Unlink(id, appid, openid) => {
             accounts
                 .unlink_identity(id.clone(), appid.clone(), openid.clone())
                 .await
-                .map_err(|e| refused(&id, &e))?;
+                .map_err(|e| refused(&id, e))?;
             Ok(Output {
                 json: serde_json::json!({
                     "user_id": id.to_string(),
@@ -165,25 +283,24 @@ async fn execute(
                 text: format!("unlinked ({appid}, {openid}) from user {id}"),
             })
         }
-        UserCommand::Merge { into, from } => {
-            let into = user_id_arg(&into)?;
-            let from = user_id_arg(&from)?;
+        Action::Merge { into, from } => {
             let survivor = accounts
                 .merge(into.clone(), from.clone())
                 .await
-                .map_err(|e| format!("cannot merge user {from} into user {into}: {e}"))?;
+                .map_err(|e| {
+                    UserError::domain(&format!("cannot merge user {from} into user {into}"), e)
+                })?;
             let shown = show(store, &survivor).await?;
             Ok(Output {
                 text: format!("merged user {from} into user {into}\n{}", shown.text),
                 json: shown.json,
             })
         }
-        UserCommand::Delete { user_id } => {
-            let id = user_id_arg(&user_id)?;
+        Action::Delete(id) => {
             let cancelled = accounts
                 .delete_user(id.clone())
                 .await
-                .map_err(|e| refused(&id, &e))?;
+                .map_err(|e| refused(&id, e))?;
             Ok(Output {
                 json: serde_json::json!({
                     "deleted": id.to_string(),
@@ -199,12 +316,12 @@ async fn execute(
     }
 }
 
-async fn show(store: &Store, id: &UserId) -> Result<Output, String> {
+async fn show(store: &Store, id: &UserId) -> Result<Output, UserError> {
     let record = store
         .user_by_id(id)
         .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| refused(id, &DomainError::UserNotFound))?;
+        .map_err(|e| refused(id, DomainError::Store(e)))?
+        .ok_or_else(|| refused(id, DomainError::UserNotFound))?;
     let user = crate::http::internal::internal_user(record);
     let mut text = format!(
         "user {}\n  unionid: {}\n  merged into: {}\n  created at: {}",
@@ -222,29 +339,36 @@ async fn show(store: &Store, id: &UserId) -> Result<Output, String> {
     if let Some(phone) = &user.phone_number {
         text.push_str(&format!("\n  phone number: {}", phone.phone_number));
     }
-    let json = serde_json::to_value(&user).map_err(|e| e.to_string())?;
+    let json = serde_json::to_value(&user).map_err(|e| UserError {
+        failure: Failure::Contract(ErrorCode::InternalError),
+        message: e.to_string(),
+    })?;
     Ok(Output { json, text })
 }
 
-fn user_id_arg(text: &str) -> Result<UserId, String> {
-    UserId::parse(text.to_owned()).map_err(|e| format!("user id {text:?}: {e}"))
+fn user_id_arg(text: &str) -> Result<UserId, UserError> {
+    UserId::parse(text.to_owned())
+        .map_err(|e| UserError::argument(format!("user id {text:?}: {e}")))
 }
 
-fn refused(id: &UserId, error: &DomainError) -> String {
-    format!("user {id}: {error}")
+fn refused(id: &UserId, error: DomainError) -> UserError {
+    UserError::domain(&format!("user {id}"), error)
 }
 
 /// Ask on stderr, read one line from stdin: only `y` or `yes` goes ahead. No terminal and
 /// nothing piped in is a refusal.
-fn confirm(action: &str) -> Result<(), String> {
+fn confirm(action: &str) -> Result<(), UserError> {
     eprint!("wxlink: {action}? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     let read = std::io::stdin().lock().read_line(&mut answer);
     match (read, answer.trim().to_ascii_lowercase().as_str()) {
         (Ok(_), "y" | "yes") => Ok(()),
-        _ => Err(format!(
-            "not confirmed: nothing changed (answer y, or pass --yes to {action})"
-        )),
+        _ => Err(UserError {
+            failure: Failure::NotConfirmed,
+            message: format!(
+                "not confirmed: nothing changed (answer y, or pass --yes to {action})"
+            ),
+        }),
     }
 }

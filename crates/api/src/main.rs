@@ -82,11 +82,41 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(Failed::Message(message)) => {
             tracing::error!("{message}");
             eprintln!("wxlink: {message}");
             ExitCode::FAILURE
         }
+        Err(Failed::User { error, json }) => {
+            if json {
+                println!("{}", error.json());
+            } else {
+                eprintln!("wxlink: {error}");
+            }
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Why a command failed: a message (exit status 1), or a `wxlink user` error with its own
+/// exit status and, under `--json`, its JSON.
+enum Failed {
+    Message(String),
+    User {
+        error: wxlink_api::cli::UserError,
+        json: bool,
+    },
+}
+
+impl From<String> for Failed {
+    fn from(message: String) -> Self {
+        Failed::Message(message)
+    }
+}
+
+impl From<&str> for Failed {
+    fn from(message: &str) -> Self {
+        Failed::Message(message.to_owned())
     }
 }
 
@@ -115,12 +145,12 @@ async fn serve_sandbox(_: Option<&Path>) -> Result<(), String> {
     Err("this wxlink was built without the sandbox (cargo feature `sandbox`)".into())
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> Result<(), Failed> {
     match cli.command {
         Command::Serve {
             config,
             sandbox: true,
-        } => serve_sandbox(config.as_deref()).await,
+        } => Ok(serve_sandbox(config.as_deref()).await?),
         Command::Serve {
             config,
             sandbox: false,
@@ -134,7 +164,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let addr = app.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(%addr, "wxlink listening");
-            app.run_until_stopped().await.map_err(|e| e.to_string())
+            Ok(app.run_until_stopped().await.map_err(|e| e.to_string())?)
         }
         Command::RotateDataKey { config } => {
             let settings = Settings::load(Some(&config)).map_err(|e| e.to_string())?;
@@ -188,14 +218,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             json,
             yes,
         } => {
-            let config = config.ok_or("user needs --config FILE")?;
+            let key_file = key_file_beside(config.as_deref().unwrap_or(Path::new(".")));
             wxlink_api::cli::run_user(
-                &config,
-                &key_file_beside(&config),
+                config.as_deref(),
+                &key_file,
                 command,
                 UserOptions { json, yes },
             )
             .await
+            .map_err(|error| Failed::User { error, json })
         }
         Command::NewDataKey => {
             use secrecy::ExposeSecret;

@@ -93,37 +93,51 @@ impl Store {
         .await
     }
 
-    /// Store a freshly fetched token and release the lease.
+    /// Store a freshly fetched token and release the lease, if `holder` still holds it;
+    /// returns whether it did. A holder whose lease lapsed while it fetched stores nothing:
+    /// the node that took the lease over may already have stored a newer token, which a late
+    /// store would overwrite.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
     pub async fn store_access_token(
         &self,
         appid: &AppId,
+        holder: &str,
         token: &SecretString,
         expires_at: UnixTime,
         now: UnixTime,
-    ) -> Result<(), StoreError> {
-        let appid = appid.clone();
+    ) -> Result<bool, StoreError> {
+        let (app, holder) = (appid.clone(), holder.to_owned());
         let sealed = self
             .inner
             .keyring
             .seal_with_aad(token.expose_secret().as_bytes(), appid.as_str().as_bytes());
-        self.run(TxMode::Write, move |tx: &mut Tx<'_>| {
-            let updated = diesel::update(
-                access_tokens::table.filter(access_tokens::appid.eq(appid.as_str())),
-            )
-            .set((
-                access_tokens::token.eq(Some(sealed.clone())),
-                access_tokens::expires_at.eq(expires_at),
-                access_tokens::lease_holder.eq(None::<String>),
-                access_tokens::lease_until.eq(0),
-                access_tokens::refreshed_at.eq(now),
-            ))
-            .execute(tx.conn);
-            tx.db(updated).map(drop)
-        })
-        .await
+        let stored = self
+            .run(TxMode::Write, move |tx: &mut Tx<'_>| {
+                let updated = diesel::update(
+                    access_tokens::table
+                        .filter(access_tokens::appid.eq(app.as_str()))
+                        .filter(access_tokens::lease_holder.eq(holder.as_str())),
+                )
+                .set((
+                    access_tokens::token.eq(Some(sealed.clone())),
+                    access_tokens::expires_at.eq(expires_at),
+                    access_tokens::lease_holder.eq(None::<String>),
+                    access_tokens::lease_until.eq(0),
+                    access_tokens::refreshed_at.eq(now),
+                ))
+                .execute(tx.conn);
+                Ok(tx.db(updated)? == 1)
+            })
+            .await?;
+        if !stored {
+            tracing::warn!(
+                %appid,
+                "not storing the fetched access token: the refresh lease passed to another node"
+            );
+        }
+        Ok(stored)
     }
 
     /// Mark `token` as rejected by WeChat, if it is still the app's current one (a

@@ -149,6 +149,9 @@ fn check(tx: &mut Tx<'_>, keyring: &Keyring, now: UnixTime) -> Result<Vec<String
             _ => {}
         }
     }
+    if let Some(problem) = behind_the_rotation(keyring.current_key(), &rows, newest.as_deref()) {
+        problems.push(problem);
+    }
     if !problems.is_empty() {
         return Ok(problems);
     }
@@ -164,8 +167,34 @@ fn check(tx: &mut Tx<'_>, keyring: &Keyring, now: UnixTime) -> Result<Vec<String
     Ok(problems)
 }
 
+/// Why this node's current key must not seal, if it must not: it is retired, or it was the
+/// cluster's current key before the one that is current now (a node that was not switched in
+/// the rotation's "make it current" step). Values it sealed would sit under a key the other
+/// nodes are about to drop, and starting with a retired key would make it current again and
+/// lock out every node that has only the new key. A key that was never current is the first
+/// node of a rotation making its new key the cluster's current, and passes.
+fn behind_the_rotation(current: &DataKey, rows: &[KeyRow], newest: Option<&str>) -> Option<String> {
+    let id = current.id().to_string();
+    let (_, _, state, seq) = rows.iter().find(|row| row.0 == id)?;
+    let newest = newest.unwrap_or("not recorded");
+    let newest_seq = rows.iter().filter_map(|row| row.3).max();
+    let why = if state == RETIRED {
+        "is retired: no value is sealed under it any more"
+    } else if seq.is_some() && *seq < newest_seq {
+        "is older than the cluster's current data key"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "this node's current data key {id} (security.data_key) {why}; the cluster's current \
+         data key is {newest}: make that this node's security.data_key \
+         (WXLINK__SECURITY__DATA_KEY), as step 3 of rotating the key in docs/operations.md \
+         says"
+    ))
+}
+
 /// Record the node's current key as in use; it becomes the cluster's current key unless it
-/// already was current once (a node still on the old key during a rotation does not undo it).
+/// already was current once ([`behind_the_rotation`] refuses a node whose key is older).
 fn record_current(
     tx: &mut Tx<'_>,
     current: &DataKey,
@@ -184,14 +213,12 @@ fn record_current(
                 data_keys::recorded_at.eq(now),
             ))
             .execute(tx.conn),
-        Some((_, _, state, seq)) if state == RETIRED || seq.is_none() => {
-            diesel::update(data_keys::table.find(&id))
-                .set((
-                    data_keys::state.eq(IN_USE),
-                    data_keys::current_seq.eq(next_seq),
-                ))
-                .execute(tx.conn)
-        }
+        Some((_, _, _, None)) => diesel::update(data_keys::table.find(&id))
+            .set((
+                data_keys::state.eq(IN_USE),
+                data_keys::current_seq.eq(next_seq),
+            ))
+            .execute(tx.conn),
         Some(_) => return Ok(()),
     };
     // Two nodes recording at once clash on the key id or on current_seq; the retry sees the

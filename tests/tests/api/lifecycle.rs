@@ -250,6 +250,16 @@ async fn support_revokes_sessions_unlinks_identities_and_merges_users(backend: B
         "not_found",
         "a malformed appid",
     );
+    assert_error(
+        &internal_delete(
+            &app,
+            &format!("/internal/v1/users/bad%20id/identities/{APP_B}/sup-b"),
+        )
+        .await,
+        400,
+        "invalid_request",
+        "a malformed user id",
+    );
     let newcomer = app.login(APP_A, "sup-a", None).await;
     assert_ne!(
         newcomer.user_id, x,
@@ -550,17 +560,29 @@ async fn a_support_merge_racing_a_unionid_merge_ends_in_one_consistent_state(bac
 /// What one `wxlink user …` run printed.
 struct Run {
     success: bool,
+    /// The exit status, which tells the category of a failure.
+    exit: Option<i32>,
     stdout: String,
     stderr: String,
 }
 
 /// `wxlink user ARGS --config <the app's config>`, with `answer` on stdin (none: no input).
 fn wxlink_user(app: &TestApp, args: &[&str], answer: Option<&str>) -> Run {
+    wxlink_user_with(app, app.config_path(), args, answer)
+}
+
+/// [`wxlink_user`] with another configuration file.
+fn wxlink_user_with(
+    app: &TestApp,
+    config: &std::path::Path,
+    args: &[&str],
+    answer: Option<&str>,
+) -> Run {
     let mut cmd = wxlink_command();
     cmd.arg("user")
         .args(args)
         .arg("--config")
-        .arg(app.config_path())
+        .arg(config)
         .env("WXLINK_LOG", "warn")
         .current_dir(app.dir());
     if let Some(answer) = answer {
@@ -572,6 +594,7 @@ fn wxlink_user(app: &TestApp, args: &[&str], answer: Option<&str>) -> Run {
     let status = proc.wait_exit(PROCESS_LIMIT);
     Run {
         success: status.success(),
+        exit: status.code(),
         stdout: proc.stdout(),
         stderr: proc.stderr(),
     }
@@ -581,6 +604,17 @@ fn json_of(run: &Run) -> Value {
     assert!(run.success, "wxlink user failed: {}", run.stderr);
     serde_json::from_str(run.stdout.trim())
         .unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", run.stdout))
+}
+
+/// The `error.code` of a failed `--json` run's one JSON object.
+fn json_error_code(run: &Run) -> String {
+    assert!(!run.success, "expected a failure: {}", run.stdout);
+    let value: Value = serde_json::from_str(run.stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", run.stdout));
+    value["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 async fn the_command_line_repairs_users_by_the_same_rules_and_asks_first(backend: Backend) {
@@ -614,12 +648,41 @@ async fn the_command_line_repairs_users_by_the_same_rules_and_asks_first(backend
         "{}",
         malformed.stderr
     );
+    // With --json a failure is one JSON object with the contract's code, and each category
+    // has its own exit status.
+    let unknown = wxlink_user(&app, &["show", "u-nobody", "--json"], None);
+    assert_eq!(
+        (unknown.exit, json_error_code(&unknown).as_str()),
+        (Some(4), "not_found"),
+        "{}",
+        unknown.stdout
+    );
+    // Ids and the configuration are checked before the operator is asked: no confirming a
+    // command that then fails on a typo.
+    let malformed = wxlink_user(&app, &["unlink", x, APP_A, "bad openid!", "--json"], None);
+    assert_eq!(
+        (malformed.exit, json_error_code(&malformed).as_str()),
+        (Some(2), "invalid_request"),
+        "{}",
+        malformed.stdout
+    );
+    assert!(!malformed.stderr.contains("[y/N]"), "{}", malformed.stderr);
+    let broken = app.dir().join("broken.toml");
+    let config = std::fs::read_to_string(app.config_path()).expect("read the config");
+    std::fs::write(&broken, format!("{config}\n[bogus]\nkey = 1\n")).expect("write a config");
+    let misconfigured = wxlink_user_with(&app, &broken, &["delete", x], None);
+    assert_eq!(misconfigured.exit, Some(6), "{}", misconfigured.stderr);
+    assert!(
+        misconfigured.stderr.contains("bogus") && !misconfigured.stderr.contains("[y/N]"),
+        "{}",
+        misconfigured.stderr
+    );
 
     // A destructive command without --yes asks; no answer, or not "y", changes nothing.
     let before = app.snapshot();
     for answer in [None, Some("n\n")] {
         let refused = wxlink_user(&app, &["delete", x], answer);
-        assert!(!refused.success, "{answer:?}: {}", refused.stdout);
+        assert_eq!(refused.exit, Some(3), "{answer:?}: {}", refused.stdout);
         assert!(
             refused.stderr.contains("not confirmed"),
             "{}",
@@ -653,6 +716,17 @@ async fn the_command_line_repairs_users_by_the_same_rules_and_asks_first(backend
         !last.success && last.stderr.contains("only identity"),
         "{}",
         last.stderr
+    );
+    let last = wxlink_user(
+        &app,
+        &["unlink", x, APP_B, "cli-b", "--yes", "--json"],
+        None,
+    );
+    assert_eq!(
+        (last.exit, json_error_code(&last).as_str()),
+        (Some(5), "last_identity"),
+        "{}",
+        last.stdout
     );
     let newcomer = app.login(APP_A, "cli-a", None).await;
     assert_ne!(newcomer.user_id, x);

@@ -183,7 +183,7 @@ impl UserInfoRequest {
         (status = 422, description = "`decrypt_failed`, `session_key_expired`, `signature_mismatch`, `watermark_mismatch`, `watermark_expired`, `watermark_in_future`", body = ErrorBody),
         (status = 429, description = "`rate_limited`, `too_many_attempts`, `upstream_rate_limited`", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody),
         (status = 504, description = "`upstream_timeout`", body = ErrorBody)))]
 pub(crate) async fn user_info(
     State(state): State<Arc<AppState>>,
@@ -208,6 +208,7 @@ pub(crate) async fn user_info(
         (status = 401, description = "`invalid_token`, `invalid_code`", body = ErrorBody),
         (status = 429, description = "`rate_limited`, `upstream_rate_limited`", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody),
         (status = 504, description = "`upstream_timeout`", body = ErrorBody)))]
 pub(crate) async fn phone_number(
     State(state): State<Arc<AppState>>,
@@ -228,7 +229,7 @@ pub(crate) async fn phone_number(
     responses(
         (status = 200, body = MeResponse),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable`", body = ErrorBody)))]
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn me(
     State(state): State<Arc<AppState>>,
     Bearer(token): Bearer,
@@ -255,7 +256,7 @@ pub(crate) async fn me(
     responses(
         (status = 204, description = "The account is gone; every token of it stops working"),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable`", body = ErrorBody)))]
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn cancel_account(
     State(state): State<Arc<AppState>>,
     Bearer(token): Bearer,
@@ -273,7 +274,8 @@ pub(crate) async fn cancel_account(
 #[utoipa::path(post, path = "/v1/logout", tag = "users", security(("bearer" = [])),
     responses(
         (status = 204, description = "The token stops working"),
-        (status = 401, description = "`invalid_token`", body = ErrorBody)))]
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn logout(
     State(state): State<Arc<AppState>>,
     Bearer(token): Bearer,

@@ -149,7 +149,8 @@ fn parse<T>(
         (status = 200, body = InternalUser),
         (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody)))]
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn user_by_id(
     State(state): State<Arc<AppState>>,
     Path(user_id): Path<String>,
@@ -177,7 +178,8 @@ pub(crate) struct FindUser {
         (status = 200, body = InternalUser),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody)))]
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn find_user(
     State(state): State<Arc<AppState>>,
     Query(query): Query<FindUser>,
@@ -249,7 +251,8 @@ pub(crate) fn feed_event(id: i64, event: &Event) -> FeedEvent {
     responses(
         (status = 200, body = EventsPage),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
-        (status = 401, description = "`invalid_token`", body = ErrorBody)))]
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
@@ -279,7 +282,8 @@ pub(crate) async fn events(
         (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`user_merged`: act on the user it was merged into", body = ErrorBody)))]
+        (status = 409, description = "`user_merged`: act on the user it was merged into", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn revoke_sessions(
     State(state): State<Arc<AppState>>,
     Path(user_id): Path<String>,
@@ -300,10 +304,11 @@ pub(crate) async fn revoke_sessions(
         ("openid" = String, Path, description = "the identity's openid", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 204, description = "Unlinked"),
-        (status = 400, description = "`invalid_request` (a malformed id)", body = ErrorBody),
+        (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such user, or not its identity", body = ErrorBody),
-        (status = 409, description = "`last_identity` (cancel instead) or `user_merged`", body = ErrorBody)))]
+        (status = 404, description = "`not_found`: no such user, or not its identity (also an appid or openid that cannot be one)", body = ErrorBody),
+        (status = 409, description = "`last_identity` (cancel instead) or `user_merged`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn unlink_identity(
     State(state): State<Arc<AppState>>,
     Path((user_id, appid, openid)): Path<(String, String, String)>,
@@ -331,7 +336,8 @@ pub(crate) async fn unlink_identity(
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`unionid_conflict`, `same_user` or `user_merged`", body = ErrorBody)))]
+        (status = 409, description = "`unionid_conflict`, `same_user` or `user_merged`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn merge(
     State(state): State<Arc<AppState>>,
     Path(into): Path<String>,
@@ -351,7 +357,8 @@ pub(crate) async fn merge(
     responses(
         (status = 200, body = IntrospectResponse),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
-        (status = 401, description = "`invalid_token` (the service token)", body = ErrorBody)))]
+        (status = 401, description = "`invalid_token` (the service token)", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn introspect(
     State(state): State<Arc<AppState>>,
     JsonBody(body): JsonBody<IntrospectRequest>,

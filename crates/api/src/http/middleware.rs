@@ -62,7 +62,8 @@ pub(super) async fn drop_unfit_request_id(
 
 /// Every error answer in the contract's shape, with the request id: [`ApiError`] bodies carry
 /// it themselves, and the responses axum and tower-http make (404, 405, 413, 408, …) get their
-/// body replaced by one, keeping their status and headers (`Allow`).
+/// body replaced by one, keeping their headers (`Allow`); the status becomes the code's, since
+/// one code has one status (axum's 415 or 422 is `invalid_request`, so 400).
 pub(super) async fn error_envelope(request: Request, next: axum::middleware::Next) -> Response {
     let request_id = request
         .headers()
@@ -85,7 +86,11 @@ pub(super) async fn error_envelope(request: Request, next: axum::middleware::Nex
             s if s.is_client_error() => ApiError::invalid_request("request refused"),
             _ => ApiError::internal(),
         };
+        if error.status() != status {
+            tracing::debug!(%status, code = error.code.as_str(), "the HTTP stack refused the request");
+        }
         let (mut parts, _) = response.into_parts();
+        parts.status = error.status();
         parts.headers.remove(axum::http::header::CONTENT_LENGTH);
         parts
             .headers
@@ -113,4 +118,41 @@ pub(super) async fn limit_per_ip(
             .await?;
     }
     Ok(next.run(request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// axum's own extractors answer 415 for a wrong Content-Type and 422 for JSON of the wrong
+    /// shape; under the one table both are `invalid_request`, which is 400.
+    #[tokio::test]
+    async fn refusals_of_the_http_stack_get_the_status_of_their_code() {
+        let router = axum::Router::new()
+            .route(
+                "/",
+                axum::routing::post(|_: axum::Json<Vec<u8>>| async { "accepted" }),
+            )
+            .layer(axum::middleware::from_fn(error_envelope));
+        for (content_type, body, what) in [
+            ("text/plain", "[1]", "a wrong Content-Type"),
+            ("application/json", "{\"a\":1}", "JSON of the wrong shape"),
+        ] {
+            let request = Request::post("/")
+                .header(CONTENT_TYPE, content_type)
+                .body(Body::from(body))
+                .unwrap();
+            let response = router.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{what}");
+            let body = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"]["code"], "invalid_request", "{what}");
+        }
+    }
 }

@@ -335,6 +335,45 @@ mod tests {
         }
     }
 
+    /// Each route's error responses cover what the route can answer, read from the route's own
+    /// document: a route that takes input can refuse it (`invalid_request`), a route behind a
+    /// token can refuse that (`invalid_token`), and a route that touches the store can meet a
+    /// database that does not answer or stays busy (both 503s).
+    #[test]
+    fn each_route_documents_the_errors_it_can_answer() {
+        // These read no transaction: `/healthz` only pings (and says so), the others no store.
+        let without_transactions = ["/healthz", "/metrics", "/openapi.json"];
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        let mut missing = Vec::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let documented: Vec<&str> = op["responses"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .filter_map(|response| response["description"].as_str())
+                    .flat_map(|description| description.split('`').skip(1).step_by(2))
+                    .collect();
+                let mut expected = Vec::new();
+                if op.get("parameters").is_some() || op.get("requestBody").is_some() {
+                    expected.push("invalid_request");
+                }
+                if op.get("security").is_some() {
+                    expected.push("invalid_token");
+                }
+                if !without_transactions.contains(&path.as_str()) {
+                    expected.extend(["database_unavailable", "database_contention"]);
+                }
+                for code in expected {
+                    if !documented.contains(&code) {
+                        missing.push(format!("{method} {path}: `{code}`"));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undocumented errors: {missing:#?}");
+    }
+
     #[test]
     fn the_document_has_exactly_the_routes() {
         let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();

@@ -149,7 +149,7 @@ impl AccessTokens {
                 .await
                 .map_err(store_error)?
             {
-                return self.refresh(appid).await;
+                return self.refresh(appid, &holder).await;
             }
             // Another node is refreshing: its token, while it still works, is good enough.
             if let Some(t) = shared.filter(|t| t.expires_at > now && not_rejected(t)) {
@@ -165,7 +165,7 @@ impl AccessTokens {
         }
     }
 
-    async fn refresh(&self, appid: &AppId) -> Result<SecretString, DomainError> {
+    async fn refresh(&self, appid: &AppId, holder: &str) -> Result<SecretString, DomainError> {
         let inner = &self.inner;
         let secret = inner.secrets.get(appid).ok_or(WeChatError::UnknownApp)?;
         let fetched = crate::wechat::observed(
@@ -177,11 +177,27 @@ impl AccessTokens {
         let token = SecretString::from(fetched.access_token.expose_secret().to_owned());
         let now = SystemClock.now();
         let expires_at = now + i64::try_from(fetched.expires_in).unwrap_or(i64::MAX / 2);
-        inner
+        let stored = inner
             .store
-            .store_access_token(appid, &token, expires_at, now)
+            .store_access_token(appid, holder, &token, expires_at, now)
             .await
             .map_err(store_error)?;
+        if !stored {
+            // The lease lapsed while WeChat answered: the cluster's token is whatever the
+            // node that took the lease over stored; ours still works for this call.
+            let current = inner
+                .store
+                .shared_access_token(appid)
+                .await
+                .map_err(store_error)?;
+            return Ok(match current.filter(|t| t.expires_at > now) {
+                Some(current) => {
+                    self.remember(appid, current.clone());
+                    current.token
+                }
+                None => token,
+            });
+        }
         tracing::info!(%appid, expires_in = fetched.expires_in, "refreshed the shared access token");
         self.remember(
             appid,

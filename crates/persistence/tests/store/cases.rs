@@ -1271,10 +1271,12 @@ pub async fn access_token_lease_is_exclusive_and_tokens_are_shared(db: &TestDb) 
 
     // Storing releases the lease and shares the token, sealed.
     let token = SecretString::from("ACCESS-TOKEN-1".to_owned());
-    store
-        .store_access_token(&a, &token, 8_200, 1_012)
-        .await
-        .unwrap();
+    assert!(
+        store
+            .store_access_token(&a, "late", &token, 8_200, 1_012)
+            .await
+            .unwrap()
+    );
     let shared = store.shared_access_token(&a).await.unwrap().unwrap();
     assert_eq!(shared.token.expose_secret(), "ACCESS-TOKEN-1");
     assert_eq!(shared.expires_at, 8_200);
@@ -1306,6 +1308,45 @@ pub async fn access_token_lease_is_exclusive_and_tokens_are_shared(db: &TestDb) 
     );
 }
 
+/// A node whose stable_token call outlasted its lease stores nothing: the node that took the
+/// lease over stored a newer token, which the late store would overwrite.
+pub async fn a_late_store_after_the_lease_lapsed_changes_nothing(db: &TestDb) {
+    use secrecy::{ExposeSecret, SecretString};
+    let store = db.store().await;
+    let a = app(1);
+    let lease = |holder: &'static str, now: i64| {
+        let (store, a) = (store.clone(), a.clone());
+        async move {
+            store
+                .lease_access_token_refresh(&a, holder, now, 15, now + 300)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(lease("slow", 1_000).await);
+    // The lease lapses while "slow" waits for WeChat; "fast" takes it and stores.
+    assert!(lease("fast", 1_016).await);
+    let newer = SecretString::from("ACCESS-TOKEN-NEWER".to_owned());
+    assert!(
+        store
+            .store_access_token(&a, "fast", &newer, 8_217, 1_017)
+            .await
+            .unwrap()
+    );
+    let older = SecretString::from("ACCESS-TOKEN-OLDER".to_owned());
+    assert!(
+        !store
+            .store_access_token(&a, "slow", &older, 8_218, 1_018)
+            .await
+            .unwrap()
+    );
+    let shared = store.shared_access_token(&a).await.unwrap().unwrap();
+    assert_eq!(
+        (shared.token.expose_secret(), shared.expires_at),
+        ("ACCESS-TOKEN-NEWER", 8_217)
+    );
+}
+
 /// WeChat rejects the token while another node stores its successor, which expires in the
 /// same second (both fetched within one second, both 7,200 s): the successor must survive.
 /// Invalidating it instead costs the cluster an extra stable_token call and every caller a
@@ -1323,24 +1364,40 @@ pub async fn invalidating_a_rejected_token_spares_its_successor(db: &TestDb) {
     for round in 0..40 {
         let rejected = SecretString::from(format!("TOKEN-{round}"));
         let successor = SecretString::from(format!("TOKEN-{round}-NEXT"));
-        store
-            .store_access_token(&a, &rejected, 8_200, 1_000)
-            .await
-            .unwrap();
+        assert!(
+            store
+                .store_access_token(&a, "first", &rejected, 8_200, 1_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .lease_access_token_refresh(&a, "next", 1_000, 10, 9_000)
+                .await
+                .unwrap()
+        );
         let invalidate = {
             let (store, a, rejected) = (store.clone(), a.clone(), rejected.clone());
             tokio::spawn(async move { store.invalidate_access_token(&a, &rejected).await })
         };
-        store
-            .store_access_token(&a, &successor, 8_200, 1_000)
-            .await
-            .unwrap();
+        assert!(
+            store
+                .store_access_token(&a, "next", &successor, 8_200, 1_000)
+                .await
+                .unwrap()
+        );
         invalidate.await.unwrap().unwrap();
         let shared = store.shared_access_token(&a).await.unwrap().unwrap();
         assert_eq!(
             (shared.token.expose_secret(), shared.expires_at),
             (successor.expose_secret(), 8_200),
             "round {round}: the successor was invalidated"
+        );
+        assert!(
+            store
+                .lease_access_token_refresh(&a, "first", 1_000, 10, 9_000)
+                .await
+                .unwrap()
         );
     }
 }

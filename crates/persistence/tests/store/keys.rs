@@ -65,10 +65,12 @@ pub async fn keyring_check_refuses_what_cannot_open_the_database_and_follows_a_r
         problems.contains("current data key") && problems.contains(&id(&key_b())),
         "{problems}"
     );
-    // A node still on A with B as previous is fine (it is being switched), and does not make
-    // A current again.
-    a_then_b.check_keyring(NOW).await.unwrap();
-    assert!(refused(&a).await.contains(&id(&key_b())));
+    // Another node switched to B starts too.
+    db.store_with(Keyring::new(key_b()).with_old_key(key_a()))
+        .await
+        .check_keyring(NOW)
+        .await
+        .unwrap();
 
     // Step 3: re-seal; A holds nothing any more and is retired, so B alone starts.
     assert!(refused(&own_key).await.contains(&id(&key_a())));
@@ -79,6 +81,50 @@ pub async fn keyring_check_refuses_what_cannot_open_the_database_and_follows_a_r
     );
     own_key.check_keyring(NOW).await.unwrap();
     assert!(refused(&a).await.contains(&id(&key_b())));
+}
+
+pub async fn a_node_behind_the_rotation_or_on_a_retired_key_refuses_to_start(db: &TestDb) {
+    let a_then_b = db
+        .store_with(Keyring::new(key_a()).with_old_key(key_b()))
+        .await;
+    a_then_b.check_keyring(NOW).await.unwrap();
+    login_sealed_under(&a_then_b, 1).await;
+    // The first node switched to B makes it the cluster's current key.
+    let b_then_a = db
+        .store_with(Keyring::new(key_b()).with_old_key(key_a()))
+        .await;
+    b_then_a.check_keyring(NOW).await.unwrap();
+
+    // A straggler that was not switched would keep sealing under A: refused, naming the key
+    // to configure and the procedure.
+    let problems = refused(&a_then_b).await;
+    assert!(
+        problems.contains("older than the cluster's current data key")
+            && problems.contains(&id(&key_b()))
+            && problems.contains("WXLINK__SECURITY__DATA_KEY")
+            && problems.contains("rotating the key"),
+        "{problems}"
+    );
+    // Its refusal did not make A current again: a node with B current still starts.
+    b_then_a.check_keyring(NOW).await.unwrap();
+
+    b_then_a.reseal_session_keys(10).await.unwrap();
+    assert_eq!(
+        b_then_a.retire_unused_data_keys().await.unwrap(),
+        [id(&key_a())]
+    );
+    // A retired key as current is refused, and leaves B the cluster's current key, so a node
+    // with only B still starts.
+    let problems = refused(&a_then_b).await;
+    assert!(
+        problems.contains("is retired") && problems.contains(&id(&key_b())),
+        "{problems}"
+    );
+    db.store_with(Keyring::new(key_b()))
+        .await
+        .check_keyring(NOW)
+        .await
+        .unwrap();
 }
 
 pub async fn keyring_check_derives_the_keys_of_an_older_database(db: &TestDb) {

@@ -161,6 +161,16 @@ async fn data_key_rotation_across_two_nodes() {
     let why = app.try_spawn_node().await.expect_err("the old key alone");
     assert_names_the_settings(&why);
     assert!(why.contains(&key_id(&new)), "{why}");
+    // Nor a straggler that was not switched: it would keep sealing under the old key.
+    app.set_data_keys(Some(&old), &[&new]);
+    let why = app
+        .try_spawn_node()
+        .await
+        .expect_err("the old key as current");
+    assert!(
+        why.contains("older than the cluster's current data key"),
+        "{why}"
+    );
 
     // 3. Every node on the new key, then re-seal: the old key is retired.
     app.stop_nodes();
@@ -182,6 +192,14 @@ async fn data_key_rotation_across_two_nodes() {
         stdout.contains("retired data keys") && stdout.contains(&key_id(&old)),
         "{stdout}"
     );
+
+    // Starting with the retired key as current is refused, and does not make it current again.
+    app.set_data_keys(Some(&old), &[&new]);
+    let why = app
+        .try_spawn_node()
+        .await
+        .expect_err("the retired key as current");
+    assert!(why.contains("is retired"), "{why}");
 
     // 4. A node with only the new key starts and serves every session.
     app.set_data_keys(Some(&new), &[]);

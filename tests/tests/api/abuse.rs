@@ -24,9 +24,9 @@ on_both_backends!(
 );
 
 /// How long a test waits for the server to close a connection it must close.
-const CUT_WITHIN: Duration = Duration::from_secs(10);
+pub(crate) const CUT_WITHIN: Duration = Duration::from_secs(10);
 
-fn socket_addr(app: &TestApp) -> String {
+pub(crate) fn socket_addr(app: &TestApp) -> String {
     app.address.trim_start_matches("http://").to_owned()
 }
 
@@ -47,7 +47,7 @@ async fn until_closed(stream: &mut TcpStream) -> Result<(), String> {
 }
 
 /// Reads one `GET /healthz` answer off a keep-alive connection (its JSON body ends in `}`).
-async fn read_health_answer(stream: &mut TcpStream) -> String {
+pub(crate) async fn read_health_answer(stream: &mut TcpStream) -> String {
     let mut answer = Vec::new();
     let mut buf = [0u8; 1024];
     tokio::time::timeout(CUT_WITHIN, async {
@@ -62,7 +62,7 @@ async fn read_health_answer(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: wxlink\r\n\r\n";
+pub(crate) const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: wxlink\r\n\r\n";
 
 /// A normal client on a fresh connection (a pooled one may meet the server's idle timeout
 /// just as it is reused, which is the client's race, not the server's refusal).

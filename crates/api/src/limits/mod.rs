@@ -20,8 +20,10 @@ use wxlink_domain::AppId;
 
 use crate::config::RateLimitSettings;
 use crate::http::error::ApiError;
+pub use connections::ConnectionCap;
 use shared::SharedWindows;
 
+mod connections;
 mod shared;
 
 /// The configured limiters.

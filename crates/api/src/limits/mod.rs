@@ -8,6 +8,9 @@
 //! a per-address limit would give each of them 2^64 budgets). Behind trusted proxies the client
 //! is the right-most `X-Forwarded-For` entry that is not a proxy: entries further left are
 //! whatever the client chose to send.
+//!
+//! `connections.rs` caps the connections each client address holds open, with the same keys
+//! and exemptions.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;

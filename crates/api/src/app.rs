@@ -312,6 +312,7 @@ async fn serve(
         };
         let Some(peer_slot) = limits.per_ip_connections.admit(peer.ip()) else {
             tracing::debug!(%peer, "closing a connection: its address holds its share of connections");
+            crate::metrics::connection_closed("per_ip_cap");
             continue;
         };
         let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
@@ -330,8 +331,11 @@ async fn serve(
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                // Header timeouts, resets and parse errors of one client.
+                // Header and write timeouts, resets and parse errors of one client.
                 tracing::debug!(%peer, %error, "connection ended with an error");
+                if is_write_timeout(&error) {
+                    crate::metrics::connection_closed("write_timeout");
+                }
             }
             drop(peer_slot);
             drop(slot);
@@ -346,6 +350,21 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// Whether hyper gave up on a connection because its writes timed out: the only `TimedOut`
+/// I/O error, since hyper reports its own header timeout as a kind of its own.
+fn is_write_timeout(error: &hyper::Error) -> bool {
+    let mut cause = std::error::Error::source(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 async fn shutdown_signal() {

@@ -34,6 +34,27 @@ async fn connect_from(app: &TestApp, source: [u8; 4], recv_buffer: Option<u32>) 
     socket.connect(server).await.expect("connect")
 }
 
+/// Poll (bounded) until `/metrics` has the sample `line`: the server counts a closed connection
+/// just after the client may see it closed.
+async fn metrics_show(app: &TestApp, line: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + CUT_WITHIN;
+    loop {
+        if app
+            .get("/metrics", None)
+            .await
+            .body
+            .lines()
+            .any(|l| l == line)
+        {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// A client sends pipelined requests for the 47 KB OpenAPI document with a tiny receive window
 /// and never reads: once the server's socket buffers are full, its writes make no progress,
 /// and after `write_timeout_ms` (1 s here) the server closes the connection. The close is seen
@@ -82,6 +103,14 @@ async fn a_client_that_does_not_read_its_answers_is_cut_after_the_write_timeout(
         cut.is_ok(),
         "a client that reads nothing still holds its connection after {CUT_WITHIN:?}"
     );
+    assert!(
+        metrics_show(
+            &app,
+            r#"wxlink_connections_closed_total{reason="write_timeout"} 1"#
+        )
+        .await,
+        "the cut is counted as a write timeout"
+    );
     // Others are served meanwhile.
     let mut other = connect_from(&app, [127, 0, 0, 2], None).await;
     other.write_all(HEALTH).await.expect("send a request");
@@ -120,6 +149,14 @@ async fn one_address_cannot_hold_more_than_its_share_of_connections(backend: Bac
         answer.is_empty(),
         "the 4th connection of one address was answered: {}",
         String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        metrics_show(
+            &app,
+            r#"wxlink_connections_closed_total{reason="per_ip_cap"} 1"#
+        )
+        .await,
+        "the refusal is counted"
     );
     let mut other = connect_from(&app, [127, 0, 0, 2], None).await;
     other.write_all(HEALTH).await.expect("send a request");

@@ -120,7 +120,8 @@ pub struct RateLimitSettings {
     /// How many of them may come at once.
     pub per_app_burst: u32,
     /// Clients on loopback (the machine itself, or a local proxy that does not forward the
-    /// client address) are not limited per IP. An address taken from `X-Forwarded-For` is
+    /// client address) are not limited per IP, neither in requests nor in connections. A
+    /// request through a trusted proxy, and so any address taken from `X-Forwarded-For`, is
     /// never exempt.
     pub exempt_loopback: bool,
     /// Networks of the proxies in front of wxlink (e.g. `"127.0.0.1/32"`, `"10.0.0.0/8"`): when

@@ -14,7 +14,7 @@ use wxlink_wechat_client::{AppSecret, WeChatClient};
 
 use crate::adapters::{CryptoOpener, RandomIds, SystemClock};
 use crate::config::{ConfigError, DataKeys, Settings};
-use crate::limits::RateLimits;
+use crate::limits::{ConnectionCap, RateLimits};
 use crate::state::AppState;
 use crate::wechat::access_tokens::AccessTokens;
 use crate::wechat::{AppCredentials, WeChatAdapter};
@@ -100,7 +100,9 @@ pub struct Application {
     node: String,
     shutdown_grace: Duration,
     header_read_timeout: Duration,
+    write_timeout: Duration,
     max_connections: usize,
+    per_ip_connections: ConnectionCap,
     purge_interval: Duration,
     webhooks: Vec<(String, crate::config::WebhookSettings)>,
 }
@@ -188,7 +190,12 @@ impl Application {
             node,
             shutdown_grace: valid.shutdown_grace,
             header_read_timeout: valid.header_read_timeout,
+            write_timeout: valid.write_timeout,
             max_connections: settings.server.max_connections,
+            per_ip_connections: ConnectionCap::new(
+                settings.server.max_connections_per_ip,
+                &settings.rate_limit,
+            ),
             purge_interval: valid.purge_interval,
             webhooks: settings.webhooks.into_iter().collect(),
         })
@@ -230,7 +237,9 @@ impl Application {
             self.router,
             ServeLimits {
                 header_read_timeout: self.header_read_timeout,
+                write_timeout: self.write_timeout,
                 max_connections: self.max_connections,
+                per_ip_connections: self.per_ip_connections,
                 shutdown_grace: grace,
             },
             shutdown_signal(),
@@ -244,10 +253,12 @@ impl Application {
 }
 
 /// What the accept loop enforces on client connections.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct ServeLimits {
     header_read_timeout: Duration,
+    write_timeout: Duration,
     max_connections: usize,
+    per_ip_connections: ConnectionCap,
     shutdown_grace: Duration,
 }
 
@@ -258,7 +269,11 @@ struct ServeLimits {
 /// (which also runs while a keep-alive connection waits for its next request) cuts clients that
 /// dribble or idle, and at `max_connections` open connections the loop stops accepting, so new
 /// clients wait in the kernel's backlog (and are served as soon as a slot frees) instead of
-/// being accepted into a process that has no room for them.
+/// being accepted into a process that has no room for them. A client address that already holds
+/// its share of connections has its new one closed at once, so one host cannot take every slot;
+/// and a connection whose writes make no progress for `write_timeout` (a client that does not
+/// read its answers: hyper's header timer does not run while an answer is being written) is
+/// closed.
 async fn serve(
     listener: TcpListener,
     router: axum::Router,
@@ -295,6 +310,13 @@ async fn serve(
             },
             () = &mut stop => break,
         };
+        let Some(peer_slot) = limits.per_ip_connections.admit(peer.ip()) else {
+            tracing::debug!(%peer, "closing a connection: its address holds its share of connections");
+            crate::metrics::connection_closed("per_ip_cap");
+            continue;
+        };
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(limits.write_timeout));
         let service = tower::ServiceExt::map_request(
             router.clone(),
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
@@ -303,15 +325,19 @@ async fn serve(
             },
         );
         let connection = http.serve_connection(
-            TokioIo::new(stream),
+            TokioIo::new(Box::pin(stream)),
             hyper_util::service::TowerToHyperService::new(service),
         );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                // Header timeouts, resets and parse errors of one client.
+                // Header and write timeouts, resets and parse errors of one client.
                 tracing::debug!(%peer, %error, "connection ended with an error");
+                if is_write_timeout(&error) {
+                    crate::metrics::connection_closed("write_timeout");
+                }
             }
+            drop(peer_slot);
             drop(slot);
         });
     }
@@ -324,6 +350,21 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// Whether hyper gave up on a connection because its writes timed out: the only `TimedOut`
+/// I/O error, since hyper reports its own header timeout as a kind of its own.
+fn is_write_timeout(error: &hyper::Error) -> bool {
+    let mut cause = std::error::Error::source(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 async fn shutdown_signal() {

@@ -120,7 +120,8 @@ pub struct RateLimitSettings {
     /// How many of them may come at once.
     pub per_app_burst: u32,
     /// Clients on loopback (the machine itself, or a local proxy that does not forward the
-    /// client address) are not limited per IP. An address taken from `X-Forwarded-For` is
+    /// client address) are not limited per IP, neither in requests nor in connections. A
+    /// request through a trusted proxy, and so any address taken from `X-Forwarded-For`, is
     /// never exempt.
     pub exempt_loopback: bool,
     /// Networks of the proxies in front of wxlink (e.g. `"127.0.0.1/32"`, `"10.0.0.0/8"`): when
@@ -191,6 +192,12 @@ pub struct ServerSettings {
     pub request_timeout_ms: u64,
     /// Open client connections at most; at the cap wxlink stops accepting until one closes.
     pub max_connections: usize,
+    /// How long writing to a client may make no progress (a client that does not read its
+    /// answers) before its connection is closed.
+    pub write_timeout_ms: u64,
+    /// Open connections per client address (IPv4 address, IPv6 /64); 0 = no cap. The peers
+    /// exempt from the rate limits (trusted proxies, loopback with `exempt_loopback`) are exempt.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ServerSettings {
@@ -202,6 +209,8 @@ impl Default for ServerSettings {
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             max_connections: 1024,
+            write_timeout_ms: 20_000,
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -338,6 +347,8 @@ pub struct Validated {
     pub header_read_timeout: Duration,
     /// `server.request_timeout_ms`.
     pub request_timeout: Duration,
+    /// `server.write_timeout_ms`.
+    pub write_timeout: Duration,
     /// `server.shutdown_grace_ms`.
     pub shutdown_grace: Duration,
     /// `session.ttl_secs`.
@@ -407,6 +418,7 @@ impl Settings {
                 self.server.header_read_timeout_ms,
             ),
             ("server.request_timeout_ms", self.server.request_timeout_ms),
+            ("server.write_timeout_ms", self.server.write_timeout_ms),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be positive"));
@@ -507,6 +519,7 @@ impl Settings {
             wechat,
             header_read_timeout: Duration::from_millis(self.server.header_read_timeout_ms),
             request_timeout: Duration::from_millis(self.server.request_timeout_ms),
+            write_timeout: Duration::from_millis(self.server.write_timeout_ms),
             shutdown_grace: Duration::from_millis(self.server.shutdown_grace_ms),
             session_ttl: Duration::from_secs(self.session.ttl_secs),
             purge_interval: Duration::from_secs(self.session.purge_interval_secs),
@@ -846,9 +859,12 @@ mod tests {
         assert_eq!(settings.server.header_read_timeout_ms, 10_000);
         assert_eq!(settings.server.request_timeout_ms, 30_000);
         assert_eq!(settings.server.max_connections, 1024);
+        assert_eq!(settings.server.write_timeout_ms, 20_000);
+        assert_eq!(settings.server.max_connections_per_ip, 64);
         for key in [
             "header_read_timeout_ms",
             "request_timeout_ms",
+            "write_timeout_ms",
             "max_connections",
         ] {
             let err = load(&format!("[server]\n{key} = 0\n{APP}"), &[])

@@ -92,6 +92,12 @@ pub fn login(outcome: &'static str) {
     metrics::counter!("wxlink_logins_total", "outcome" => outcome).increment(1);
 }
 
+/// Count one client connection that wxlink closed for what the client did: `per_ip_cap` (its
+/// address held its share of connections) or `write_timeout` (it did not read its answers).
+pub fn connection_closed(reason: &'static str) {
+    metrics::counter!("wxlink_connections_closed_total", "reason" => reason).increment(1);
+}
+
 /// The pool gauges, set at scrape time.
 pub fn pool(connections: u32, idle: u32, max: u32) {
     metrics::gauge!("wxlink_db_pool_connections", "state" => "idle").set(f64::from(idle));

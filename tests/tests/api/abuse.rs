@@ -19,13 +19,14 @@ on_both_backends!(
     junk_methods_and_paths_do_not_grow_the_metrics_labels,
     unfit_request_ids_are_replaced,
     a_trusted_proxy_forwards_the_client_and_spoofing_does_not_help,
+    a_junk_forwarded_header_does_not_make_a_client_the_exempt_proxy,
     failed_user_info_and_phone_calls_count_toward_the_app_limit,
 );
 
 /// How long a test waits for the server to close a connection it must close.
-const CUT_WITHIN: Duration = Duration::from_secs(10);
+pub(crate) const CUT_WITHIN: Duration = Duration::from_secs(10);
 
-fn socket_addr(app: &TestApp) -> String {
+pub(crate) fn socket_addr(app: &TestApp) -> String {
     app.address.trim_start_matches("http://").to_owned()
 }
 
@@ -46,7 +47,7 @@ async fn until_closed(stream: &mut TcpStream) -> Result<(), String> {
 }
 
 /// Reads one `GET /healthz` answer off a keep-alive connection (its JSON body ends in `}`).
-async fn read_health_answer(stream: &mut TcpStream) -> String {
+pub(crate) async fn read_health_answer(stream: &mut TcpStream) -> String {
     let mut answer = Vec::new();
     let mut buf = [0u8; 1024];
     tokio::time::timeout(CUT_WITHIN, async {
@@ -61,7 +62,7 @@ async fn read_health_answer(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: wxlink\r\n\r\n";
+pub(crate) const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: wxlink\r\n\r\n";
 
 /// A normal client on a fresh connection (a pooled one may meet the server's idle timeout
 /// just as it is reused, which is the client's race, not the server's refusal).
@@ -336,7 +337,8 @@ async fn unfit_request_ids_are_replaced(backend: Backend) {
 }
 
 /// Behind a trusted loopback proxy the client is the right-most forwarded address: entries the
-/// client adds on the left change nothing, and a forwarded loopback address is not exempt.
+/// client adds on the left change nothing, and neither a forwarded loopback address nor a
+/// request without the header is exempt.
 async fn a_trusted_proxy_forwards_the_client_and_spoofing_does_not_help(backend: Backend) {
     let app = TestApp::spawn(
         backend,
@@ -401,15 +403,78 @@ async fn a_trusted_proxy_forwards_the_client_and_spoofing_does_not_help(backend:
         "rate_limited",
         "another address of the same IPv6 /64",
     );
-    // The proxy's own requests (loopback, no header) stay exempt.
-    for _ in 0..5 {
+    // A request through the proxy without the header is not exempt as loopback either.
+    for _ in 0..2 {
+        attempt(None).await;
+    }
+    assert_error(
+        &attempt(None).await,
+        429,
+        "rate_limited",
+        "no header from a trusted proxy",
+    );
+}
+
+/// nginx's `$proxy_add_x_forwarded_for` appends the real address to whatever the client sent,
+/// in the same header value: a byte that is not ASCII on the left must not hide it, and a
+/// malformed entry where the client should be, or no header, is limited in a bucket of its own
+/// rather than exempt as the loopback proxy.
+async fn a_junk_forwarded_header_does_not_make_a_client_the_exempt_proxy(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        Options::default().extra_toml(
+            "[rate_limit]\ntrusted_proxies = [\"127.0.0.1/32\"]\nper_ip_burst = 2\nper_ip_per_minute = 1\n",
+        ),
+    )
+    .await;
+    let attempt = |forwarded: &'static [u8]| {
+        let request = app
+            .client
+            .post(format!("{}/v1/wechat/login", app.address))
+            .header("content-type", "application/json")
+            .header(
+                "x-forwarded-for",
+                reqwest::header::HeaderValue::from_bytes(forwarded).expect("a header value"),
+            )
+            .body("{}");
+        send(request, "login through the proxy with a junk header")
+    };
+    for _ in 0..2 {
         assert_error(
-            &attempt(None).await,
+            &attempt(b"1.2.3.4\xff, 203.0.113.1").await,
             400,
             "invalid_request",
-            "the proxy itself",
+            "within the burst",
         );
     }
+    assert_error(
+        &attempt(b"6.6.6.6\xfe, 203.0.113.1").await,
+        429,
+        "rate_limited",
+        "a byte that is not ASCII left of the client's entry",
+    );
+    for _ in 0..2 {
+        assert_error(
+            &attempt(b"203.0.113.9, bogus").await,
+            400,
+            "invalid_request",
+            "within the unnamed bucket's burst",
+        );
+    }
+    for junk in [&b"203.0.113.9, bogus"[..], b"203.0.113.9\xff", b"[::1"] {
+        assert_error(
+            &attempt(junk).await,
+            429,
+            "rate_limited",
+            "a malformed right-most entry shares the unnamed bucket",
+        );
+    }
+    assert_error(
+        &attempt(b"203.0.113.2").await,
+        400,
+        "invalid_request",
+        "a well-named client is served meanwhile",
+    );
 }
 
 /// The per-app limit protects the app's WeChat quota: failed user-info requests (each asks

@@ -16,6 +16,7 @@ extern crate wxlink_tests;
 mod abuse;
 mod app_kinds;
 mod concurrency;
+mod connections;
 mod durability;
 mod errors;
 mod helpers;

@@ -10,8 +10,22 @@ use axum::response::Response;
 use super::error::{ApiError, Enveloped, with_request_id};
 use crate::state::AppState;
 
+/// The longest part of a request's path that a log line carries.
+const MAX_LOGGED_PATH_BYTES: usize = 256;
+
+/// The start of `path`, cut at a character boundary: a client chooses the path, and every log
+/// line of its request carries it.
+fn logged_path(path: &str) -> &str {
+    let mut cut = path.len().min(MAX_LOGGED_PATH_BYTES);
+    while !path.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &path[..cut]
+}
+
 /// The span of one request: every log line inside carries its request id. The query string is
-/// left out (it is not part of the API, and could carry anything).
+/// left out (it is not part of the API, and could carry anything), and the path is cut to
+/// [`MAX_LOGGED_PATH_BYTES`].
 pub(super) fn request_span(request: &Request) -> tracing::Span {
     let request_id = request
         .headers()
@@ -21,7 +35,7 @@ pub(super) fn request_span(request: &Request) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = %request.method(),
-        path = %request.uri().path(),
+        path = %logged_path(request.uri().path()),
         request_id = %request_id,
     )
 }
@@ -154,5 +168,14 @@ mod tests {
             let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(body["error"]["code"], "invalid_request", "{what}");
         }
+    }
+
+    #[test]
+    fn a_logged_path_is_cut_at_a_character_boundary() {
+        assert_eq!(logged_path("/v1/me"), "/v1/me");
+        let long = format!("/{}", "é".repeat(300));
+        let cut = logged_path(&long);
+        assert!(cut.len() <= MAX_LOGGED_PATH_BYTES && cut.len() >= MAX_LOGGED_PATH_BYTES - 1);
+        assert!(long.starts_with(cut));
     }
 }

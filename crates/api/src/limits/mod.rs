@@ -8,6 +8,9 @@
 //! a per-address limit would give each of them 2^64 budgets). Behind trusted proxies the client
 //! is the right-most `X-Forwarded-For` entry that is not a proxy: entries further left are
 //! whatever the client chose to send.
+//!
+//! `connections.rs` caps the connections each client address holds open, with the same keys
+//! and exemptions.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
@@ -20,14 +23,16 @@ use wxlink_domain::AppId;
 
 use crate::config::RateLimitSettings;
 use crate::http::error::ApiError;
+pub use connections::ConnectionCap;
 use shared::SharedWindows;
 
+mod connections;
 mod shared;
 
 /// The configured limiters.
 #[derive(Debug)]
 pub struct RateLimits {
-    per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    per_ip: Option<DefaultKeyedRateLimiter<LimitKey>>,
     per_app: Option<DefaultKeyedRateLimiter<AppId>>,
     exempt_loopback: bool,
     trusted_proxies: Vec<IpNet>,
@@ -40,11 +45,32 @@ pub struct RateLimits {
 
 /// Who sent a request, as far as the limits are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr {
-    /// The address.
-    pub ip: IpAddr,
-    /// Whether it was learned from `X-Forwarded-For` (then it is never exempt as loopback).
-    pub forwarded: bool,
+pub enum ClientAddr {
+    /// The peer itself: it is not a trusted proxy.
+    Peer(IpAddr),
+    /// The client a trusted proxy named in `X-Forwarded-For` (never exempt as loopback).
+    Forwarded(IpAddr),
+    /// A request through this trusted proxy whose header names no usable client (it is
+    /// missing, or the entry where the client should be is malformed): all such requests
+    /// through one proxy share one limit of their own, never exempt.
+    Unnamed(IpAddr),
+}
+
+/// What a client is counted under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum LimitKey {
+    Client(IpAddr),
+    UnnamedBehind(IpAddr),
+}
+
+impl std::fmt::Display for LimitKey {
+    /// The key in the cluster's shared table.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Client(ip) => write!(f, "ip:{ip}"),
+            Self::UnnamedBehind(proxy) => write!(f, "ip-unnamed:{proxy}"),
+        }
+    }
 }
 
 fn quota(per_minute: u32, burst: u32) -> Option<Quota> {
@@ -72,8 +98,10 @@ pub fn limit_key(ip: IpAddr) -> IpAddr {
 }
 
 /// One `X-Forwarded-For` entry: an address, optionally with a port (`1.2.3.4:5`, `[::1]:5`).
-fn parse_forwarded(entry: &str) -> Option<IpAddr> {
-    let entry = entry.trim();
+/// It is bytes: a header value may hold any byte but a control character, and a byte that is
+/// not ASCII in one entry must not hide the others.
+fn parse_forwarded(entry: &[u8]) -> Option<IpAddr> {
+    let entry = std::str::from_utf8(entry).ok()?.trim();
     entry
         .parse::<IpAddr>()
         .ok()
@@ -82,41 +110,37 @@ fn parse_forwarded(entry: &str) -> Option<IpAddr> {
 }
 
 /// The client behind `peer`: the peer itself unless it is a trusted proxy; then, walking
-/// `X-Forwarded-For` from the right, the first entry that is not a trusted proxy. When every
-/// entry is a trusted proxy the left-most is the client; a malformed entry ends the walk (what
-/// lies left of it was not written by a proxy we trust) and the last good entry counts.
-pub fn client_addr(peer: IpAddr, forwarded_for: &HeaderMap, trusted: &[IpNet]) -> ClientAddr {
+/// `X-Forwarded-For` from the right (across all its header lines), the first entry that is not
+/// a trusted proxy. When every entry is a trusted proxy the left-most is the client. When the
+/// entry where the client should be is malformed, or there is no header, the request is
+/// [`ClientAddr::Unnamed`] behind the last trusted hop: what lies left of a malformed entry
+/// was not written by a proxy we trust, and the trusted hop itself is not the client.
+pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> ClientAddr {
     let peer = canonical(peer);
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
-        return ClientAddr {
-            ip: peer,
-            forwarded: false,
-        };
+        return ClientAddr::Peer(peer);
     }
-    let entries: Vec<&str> = forwarded_for
+    let lines: Vec<&[u8]> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .map(|v| v.to_str().unwrap_or(""))
-        .flat_map(|v| v.split(','))
+        .map(axum::http::HeaderValue::as_bytes)
         .collect();
-    let mut client = ClientAddr {
-        ip: peer,
-        forwarded: false,
-    };
-    for entry in entries.iter().rev() {
+    let entries = lines
+        .iter()
+        .rev()
+        .flat_map(|line| line.rsplit(|&b| b == b','));
+    let mut last_trusted = None;
+    for entry in entries {
         let Some(ip) = parse_forwarded(entry) else {
-            break;
-        };
-        client = ClientAddr {
-            ip,
-            forwarded: true,
+            return ClientAddr::Unnamed(last_trusted.unwrap_or(peer));
         };
         if !is_trusted(&ip) {
-            break;
+            return ClientAddr::Forwarded(ip);
         }
+        last_trusted = Some(ip);
     }
-    client
+    last_trusted.map_or(ClientAddr::Unnamed(peer), ClientAddr::Forwarded)
 }
 
 impl RateLimits {
@@ -170,19 +194,25 @@ impl RateLimits {
 
     /// Count one request from `client`, on this node and across the cluster.
     pub async fn check_ip(&self, client: ClientAddr) -> Result<(), ApiError> {
-        if self.exempt_loopback && !client.forwarded && canonical(client.ip).is_loopback() {
-            return Ok(());
-        }
+        let key = match client {
+            ClientAddr::Peer(ip) if self.exempt_loopback && canonical(ip).is_loopback() => {
+                return Ok(());
+            }
+            ClientAddr::Peer(ip) | ClientAddr::Forwarded(ip) => LimitKey::Client(limit_key(ip)),
+            ClientAddr::Unnamed(proxy) => {
+                tracing::debug!(%proxy, "a trusted proxy named no usable client address");
+                LimitKey::UnnamedBehind(proxy)
+            }
+        };
         let Some(limiter) = &self.per_ip else {
             return Ok(());
         };
-        let key = limit_key(client.ip);
         limiter
             .check_key(&key)
             .map_err(|not_until| self.refused(not_until.wait_time_from(self.clock.now())))?;
         if let Some(shared) = &self.shared {
             shared
-                .hit(&format!("ip:{key}"), self.caps.0, unix_now())
+                .hit(&key.to_string(), self.caps.0, unix_now())
                 .await
                 .map_err(|wait| ApiError::rate_limited(wait.0))?;
         }
@@ -255,27 +285,35 @@ mod tests {
     }
 
     fn direct(ip: &str) -> ClientAddr {
-        ClientAddr {
-            ip: ip.parse().unwrap(),
-            forwarded: false,
-        }
+        ClientAddr::Peer(ip.parse().unwrap())
     }
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|n| n.parse().unwrap()).collect()
     }
 
-    fn xff(values: &[&str]) -> HeaderMap {
+    fn xff(values: &[&[u8]]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for v in values {
-            headers.append("x-forwarded-for", v.parse().unwrap());
+            headers.append(
+                "x-forwarded-for",
+                axum::http::HeaderValue::from_bytes(v).unwrap(),
+            );
         }
         headers
     }
 
-    fn client(peer: &str, values: &[&str], trusted: &[&str]) -> (String, bool) {
-        let c = client_addr(peer.parse().unwrap(), &xff(values), &nets(trusted));
-        (c.ip.to_string(), c.forwarded)
+    fn client(peer: &str, values: &[&str], trusted: &[&str]) -> ClientAddr {
+        let values: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+        client_addr(peer.parse().unwrap(), &xff(&values), &nets(trusted))
+    }
+
+    fn forwarded(ip: &str) -> ClientAddr {
+        ClientAddr::Forwarded(ip.parse().unwrap())
+    }
+
+    fn unnamed(proxy: &str) -> ClientAddr {
+        ClientAddr::Unnamed(proxy.parse().unwrap())
     }
 
     #[tokio::test]
@@ -311,13 +349,21 @@ mod tests {
     #[tokio::test]
     async fn a_forwarded_loopback_address_is_not_exempt() {
         let limits = RateLimits::new(&settings(2, 0));
-        let spoofed = ClientAddr {
-            ip: "127.0.0.1".parse().unwrap(),
-            forwarded: true,
-        };
+        let spoofed = forwarded("127.0.0.1");
         limits.check_ip(spoofed).await.unwrap();
         limits.check_ip(spoofed).await.unwrap();
         assert!(limits.check_ip(spoofed).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn requests_a_loopback_proxy_names_no_client_for_share_one_limit() {
+        let limits = RateLimits::new(&settings(2, 0));
+        limits.check_ip(unnamed("127.0.0.1")).await.unwrap();
+        limits.check_ip(unnamed("127.0.0.1")).await.unwrap();
+        assert!(limits.check_ip(unnamed("127.0.0.1")).await.is_err());
+        // The proxy's named clients, and the proxy as a client, are others.
+        limits.check_ip(forwarded("127.0.0.1")).await.unwrap();
+        limits.check_ip(unnamed("10.0.0.1")).await.unwrap();
     }
 
     #[tokio::test]
@@ -351,50 +397,70 @@ mod tests {
         // A peer that is not a trusted proxy is the client, whatever it claims.
         assert_eq!(
             client("203.0.113.9", &["198.51.100.1"], &proxies),
-            ("203.0.113.9".into(), false)
+            direct("203.0.113.9")
         );
         // Nothing trusted: the header is ignored.
         assert_eq!(
             client("127.0.0.1", &["198.51.100.1"], &[]),
-            ("127.0.0.1".into(), false)
+            direct("127.0.0.1")
         );
         // Spoofed entries on the left do not help the client.
         assert_eq!(
             client("127.0.0.1", &["1.1.1.1, 2.2.2.2, 198.51.100.7"], &proxies),
-            ("198.51.100.7".into(), true)
+            forwarded("198.51.100.7")
         );
         // A chain of trusted proxies is skipped, across several header lines too.
         assert_eq!(
             client("10.0.0.2", &["6.6.6.6, 198.51.100.7", "10.1.1.1"], &proxies),
-            ("198.51.100.7".into(), true)
+            forwarded("198.51.100.7")
         );
         // All trusted: the left-most entry.
         assert_eq!(
             client("127.0.0.1", &["10.9.9.9, 10.0.0.5"], &proxies),
-            ("10.9.9.9".into(), true)
+            forwarded("10.9.9.9")
         );
-        // A malformed entry ends the walk: the hop right of it is the client.
+        // A malformed entry where the client should be: unnamed behind the hop right of it.
         assert_eq!(
             client("127.0.0.1", &["198.51.100.7, junk, 10.0.0.5"], &proxies),
-            ("10.0.0.5".into(), true)
+            unnamed("10.0.0.5")
         );
         assert_eq!(
             client("127.0.0.1", &["198.51.100.7, nonsense"], &proxies),
-            ("127.0.0.1".into(), false)
+            unnamed("127.0.0.1")
+        );
+        assert_eq!(
+            client("127.0.0.1", &["198.51.100.7,"], &proxies),
+            unnamed("127.0.0.1")
         );
         // IPv6 entries, with and without ports; a mapped peer is its IPv4 address.
         assert_eq!(
             client("::ffff:127.0.0.1", &["[2001:db8::1]:443"], &proxies),
-            ("2001:db8::1".into(), true)
+            forwarded("2001:db8::1")
         );
         assert_eq!(
             client("fd00::1", &["203.0.113.5:1234, 2001:db8::2"], &["fd00::/8"]),
-            ("2001:db8::2".into(), true)
+            forwarded("2001:db8::2")
         );
-        // No header from a trusted proxy: the proxy itself.
+        // No header from a trusted proxy: unnamed, not the proxy as a loopback client.
+        assert_eq!(client("127.0.0.1", &[], &proxies), unnamed("127.0.0.1"));
+    }
+
+    #[test]
+    fn a_byte_that_is_not_ascii_spoils_only_its_own_entry() {
+        let proxies = nets(&["127.0.0.1/32"]);
+        let peer = "127.0.0.1".parse().unwrap();
+        // nginx appends the peer to whatever the client sent, in the same header value.
+        let headers = xff(&[b"1.2.3.4\xff, 203.0.113.5"]);
         assert_eq!(
-            client("127.0.0.1", &[], &proxies),
-            ("127.0.0.1".into(), false)
+            client_addr(peer, &headers, &proxies),
+            forwarded("203.0.113.5")
+        );
+        let headers = xff(&[b"203.0.113.5, 9.9.9.9\xff"]);
+        assert_eq!(client_addr(peer, &headers, &proxies), unnamed("127.0.0.1"));
+        let headers = xff(&[b"\xfe\xff", b"203.0.113.6"]);
+        assert_eq!(
+            client_addr(peer, &headers, &proxies),
+            forwarded("203.0.113.6")
         );
     }
 

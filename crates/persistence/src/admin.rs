@@ -7,7 +7,7 @@ use wxlink_domain::{
     AppId, OpenId, PhoneNumber, StoreError, StoreTx as _, TxMode, UnionId, UnixTime, User, UserId,
 };
 
-use crate::schema::{access_tokens, sessions, users};
+use crate::schema::{access_tokens, decrypt_budgets, sessions, users};
 use crate::store::Store;
 use crate::tx::{self, Tx};
 use secrecy::zeroize::Zeroizing;
@@ -43,6 +43,8 @@ impl Store {
 
     /// Delete the sessions that expired, or were revoked, more than
     /// [`SESSION_PURGE_GRACE_SECS`] before `now`; returns how many were deleted.
+    /// Also deletes the identities' budgets of failed decryptions whose day is over (the next
+    /// attempt would start a new one), so that one outlives a cancelled person by a day at most.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
@@ -58,7 +60,13 @@ impl Store {
                     ),
                 )
                 .execute(tx.conn);
-                tx.db(deleted)
+                let deleted = tx.db(deleted)?;
+                let budgets = diesel::delete(decrypt_budgets::table.filter(
+                    decrypt_budgets::window_since.le(now.saturating_sub(tx::IDENTITY_WINDOW_SECS)),
+                ))
+                .execute(tx.conn);
+                tx.db(budgets)?;
+                Ok(deleted)
             })
             .await?;
         let deleted = u64::try_from(deleted).unwrap_or(u64::MAX);

@@ -42,6 +42,14 @@ pub enum UserCommand {
         /// The user merged away.
         from: String,
     },
+    /// Give an (appid, openid) its day's budget of failed decryptions back, for a real user
+    /// locked out with `too_many_attempts`.
+    ResetDecryptBudget {
+        /// The identity's app.
+        appid: String,
+        /// The identity's openid.
+        openid: String,
+    },
     /// Delete (cancel) an account: sessions revoked, identities released, unionid, phone number
     /// and session_keys erased; the id stays as a tombstone.
     Delete {
@@ -68,6 +76,9 @@ impl UserCommand {
             UserCommand::Merge { into, from } => {
                 Some(format!("merge user {from} into user {into}"))
             }
+            UserCommand::ResetDecryptBudget { appid, openid } => Some(format!(
+                "reset the budget of failed decryptions of ({appid}, {openid})"
+            )),
             UserCommand::Delete { user_id } => {
                 Some(format!("delete user {user_id} and erase its personal data"))
             }
@@ -176,6 +187,22 @@ async fn execute(
             Ok(Output {
                 text: format!("merged user {from} into user {into}\n{}", shown.text),
                 json: shown.json,
+            })
+        }
+        UserCommand::ResetDecryptBudget { appid, openid } => {
+            let appid = AppId::parse(appid).map_err(|e| format!("appid: {e}"))?;
+            let openid = OpenId::parse(openid).map_err(|e| format!("openid: {e}"))?;
+            let reset = store
+                .reset_decrypt_budget(&appid, &openid)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Output {
+                json: serde_json::json!({ "reset": reset }),
+                text: if reset {
+                    format!("reset the budget of failed decryptions of ({appid}, {openid})")
+                } else {
+                    format!("({appid}, {openid}) spent none of its budget today: nothing to reset")
+                },
             })
         }
         UserCommand::Delete { user_id } => {

@@ -177,6 +177,30 @@ impl Store {
         .await
     }
 
+    /// Give an (appid, openid) its whole daily budget of failed decryptions back, for a real
+    /// user locked out for the day; returns whether it had spent any of it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn reset_decrypt_budget(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+    ) -> Result<bool, StoreError> {
+        let (appid, openid) = (appid.clone(), openid.clone());
+        self.run(TxMode::Write, move |tx: &mut Tx<'_>| {
+            let hash = tx.identity_hash(&appid, &openid);
+            let deleted = diesel::delete(
+                decrypt_budgets::table
+                    .filter(decrypt_budgets::identity_hash.eq(hash.as_slice()))
+                    .filter(decrypt_budgets::failed_decrypts.gt(0)),
+            )
+            .execute(tx.conn);
+            Ok(tx.db(deleted)? > 0)
+        })
+        .await
+    }
+
     /// The user an (appid, openid) identity belongs to, with all its identities.
     ///
     /// # Errors

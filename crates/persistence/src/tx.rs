@@ -154,7 +154,7 @@ impl<'c> Tx<'c> {
 
     /// The key of an identity's row in `decrypt_budgets`: a keyed hash, so that the rows,
     /// which outlive the identity, hold no openid.
-    fn identity_hash(&self, appid: &AppId, openid: &OpenId) -> [u8; 32] {
+    pub(crate) fn identity_hash(&self, appid: &AppId, openid: &OpenId) -> [u8; 32] {
         let identity = format!("{appid}\n{openid}");
         self.keyring
             .current_key()

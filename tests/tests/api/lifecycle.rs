@@ -7,7 +7,7 @@ use tokio::task::JoinSet;
 
 use crate::helpers::{
     APP_A, APP_B, Api, Backend, LoginResponse, Options, PROCESS_LIMIT, Proc, Reply, TestApp,
-    assert_error, identities, send, unsigned_body, wxlink_command,
+    assert_error, forged_body, identities, send, unsigned_body, wxlink_command,
 };
 
 const SERVICE_TOKEN: &str = "svc-token-for-the-support-team-0123456789";
@@ -19,6 +19,7 @@ on_both_backends!(
     a_cancellation_racing_logins_on_two_nodes_leaves_no_live_token_on_the_tombstone,
     a_support_merge_racing_a_unionid_merge_ends_in_one_consistent_state,
     the_command_line_repairs_users_by_the_same_rules_and_asks_first,
+    the_command_line_gives_a_locked_out_identity_its_budget_back,
     webhooks_carry_the_life_cycle_events_with_their_detail,
 );
 
@@ -606,6 +607,42 @@ async fn a_support_merge_racing_a_unionid_merge_ends_in_one_consistent_state(bac
         );
         snapshot.assert_consistent("after a support merge raced a unionid merge");
     }
+}
+
+/// An identity that spent its day's budget of failed decryptions (here 2) is refused on every
+/// new session; `wxlink user reset-decrypt-budget` lets it in again.
+async fn the_command_line_gives_a_locked_out_identity_its_budget_back(backend: Backend) {
+    let options = with_tokens().security_toml("max_failed_decrypts_per_identity_per_day = 2\n");
+    let app = TestApp::spawn(backend, options).await;
+    let (wx, login) = app.login_full(APP_A, "locked", None).await;
+    let not_json = forged_body(&wx.session_key, b"not json at all");
+    for attempt in 0..2 {
+        let reply = app.user_info(&login.token, &not_json).await;
+        assert_error(&reply, 422, "decrypt_failed", &format!("attempt {attempt}"));
+    }
+    let (wx, login) = app.login_full(APP_A, "locked", None).await;
+    let not_json = forged_body(&wx.session_key, b"not json at all");
+    let reply = app.user_info(&login.token, &not_json).await;
+    assert_error(
+        &reply,
+        429,
+        "too_many_attempts",
+        "a new session, the day spent",
+    );
+
+    let args = ["reset-decrypt-budget", APP_A, "locked", "--yes", "--json"];
+    assert_eq!(
+        json_of(&wxlink_user(&app, &args, None)),
+        json!({"reset": true})
+    );
+    let reply = app.user_info(&login.token, &not_json).await;
+    assert_error(&reply, 422, "decrypt_failed", "after the reset");
+    let untouched = ["reset-decrypt-budget", APP_A, "nobody", "--yes", "--json"];
+    assert_eq!(
+        json_of(&wxlink_user(&app, &untouched, None)),
+        json!({"reset": false}),
+        "an identity that spent nothing"
+    );
 }
 
 /// What one `wxlink user …` run printed.

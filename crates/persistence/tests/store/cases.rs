@@ -278,6 +278,21 @@ pub async fn decrypt_attempts_are_reserved_within_the_budget(db: &TestDb) {
         !reserve(4, day_later).await,
         "a new identity row starts no new budget"
     );
+    // An operator gives a locked-out user the day's budget back.
+    assert!(
+        store
+            .reset_decrypt_budget(&app(1), &openid("o1"))
+            .await
+            .unwrap()
+    );
+    assert!(reserve(4, day_later).await, "the reset budget counts again");
+    assert!(
+        !store
+            .reset_decrypt_budget(&app(1), &openid("o2"))
+            .await
+            .unwrap(),
+        "another identity spent nothing"
+    );
 }
 
 pub async fn sessions_round_trip(db: &TestDb) {

@@ -293,6 +293,19 @@ pub async fn decrypt_attempts_are_reserved_within_the_budget(db: &TestDb) {
             .unwrap(),
         "another identity spent nothing"
     );
+    // Housekeeping deletes a budget whose day is over, so it outlives a cancelled person by a
+    // day at most.
+    store
+        .purge_expired_sessions(day_later + 24 * 3600)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .reset_decrypt_budget(&app(1), &openid("o1"))
+            .await
+            .unwrap(),
+        "the purge deleted the budget of a day that is over"
+    );
 }
 
 pub async fn sessions_round_trip(db: &TestDb) {

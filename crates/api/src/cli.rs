@@ -44,6 +44,14 @@ pub enum UserCommand {
         /// The user merged away.
         from: String,
     },
+    /// Give an (appid, openid) its day's budget of failed decryptions back, for a real user
+    /// locked out with `too_many_attempts`.
+    ResetDecryptBudget {
+        /// The identity's app.
+        appid: String,
+        /// The identity's openid.
+        openid: String,
+    },
     /// Delete (cancel) an account: sessions revoked, identities released, unionid, phone number
     /// and session_keys erased; the id stays as a tombstone.
     Delete {
@@ -58,6 +66,7 @@ enum Action {
     RevokeSessions(UserId),
     Unlink(UserId, AppId, OpenId),
     Merge { into: UserId, from: UserId },
+    ResetDecryptBudget(AppId, OpenId),
     Delete(UserId),
 }
 
@@ -83,6 +92,10 @@ impl Action {
                 into: user_id_arg(&into)?,
                 from: user_id_arg(&from)?,
             },
+            UserCommand::ResetDecryptBudget { appid, openid } => Action::ResetDecryptBudget(
+                AppId::parse(appid).map_err(|e| UserError::argument(format!("appid: {e}")))?,
+                OpenId::parse(openid).map_err(|e| UserError::argument(format!("openid: {e}")))?,
+            ),
             UserCommand::Delete { user_id } => Action::Delete(user_id_arg(&user_id)?),
         })
     }
@@ -96,6 +109,9 @@ impl Action {
                 "unlink identity ({appid}, {openid}) from user {id}"
             )),
             Action::Merge { into, from } => Some(format!("merge user {from} into user {into}")),
+            Action::ResetDecryptBudget(appid, openid) => Some(format!(
+                "reset the budget of failed decryptions of ({appid}, {openid})"
+            )),
             Action::Delete(id) => Some(format!("delete user {id} and erase its personal data")),
         }
     }
@@ -294,6 +310,25 @@ async fn execute(
             Ok(Output {
                 text: format!("merged user {from} into user {into}\n{}", shown.text),
                 json: shown.json,
+            })
+        }
+        Action::ResetDecryptBudget(appid, openid) => {
+            let reset = store
+                .reset_decrypt_budget(&appid, &openid)
+                .await
+                .map_err(|e| {
+                    UserError::domain(
+                        &format!("cannot reset the budget of ({appid}, {openid})"),
+                        DomainError::Store(e),
+                    )
+                })?;
+            Ok(Output {
+                json: serde_json::json!({ "reset": reset }),
+                text: if reset {
+                    format!("reset the budget of failed decryptions of ({appid}, {openid})")
+                } else {
+                    format!("({appid}, {openid}) spent none of its budget today: nothing to reset")
+                },
             })
         }
         Action::Delete(id) => {

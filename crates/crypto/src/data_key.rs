@@ -16,6 +16,8 @@ const KEY_LEN: usize = 32;
 const FINGERPRINT_CONTEXT: &[u8] = b"wxlink data key fingerprint v1";
 /// Bytes of the HMAC kept in a fingerprint.
 const FINGERPRINT_LEN: usize = 8;
+/// What the key of [`DataKey::keyed_hash`] is derived for, before its caller's context.
+const KEYED_HASH_CONTEXT: &[u8] = b"wxlink keyed hash v1\n";
 
 /// A 32-byte AES-256-GCM key for sealing secrets at rest.
 ///
@@ -91,6 +93,25 @@ impl DataKey {
             .expect("HMAC takes a key of any length");
         mac.update(FINGERPRINT_CONTEXT);
         hex::encode(&mac.finalize().into_bytes()[..FINGERPRINT_LEN])
+    }
+
+    /// A pseudonym of `value` for one purpose: HMAC-SHA256 of `value` under a key derived
+    /// from this key for `context` (HMAC-SHA256 keyed by this key over
+    /// `"wxlink keyed hash v1\n"` and `context`).
+    ///
+    /// Equal values give equal hashes under one key and context, so it can key a table;
+    /// without the key it tells nothing of the value, not even whether a guessed value is
+    /// the one hashed. Another context or another key gives unrelated hashes.
+    pub fn keyed_hash(&self, context: &str, value: &[u8]) -> [u8; 32] {
+        let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(self.bytes.expose_secret())
+            .expect("HMAC takes a key of any length");
+        derive.update(KEYED_HASH_CONTEXT);
+        derive.update(context.as_bytes());
+        let derived = Zeroizing::new(<[u8; 32]>::from(derive.finalize().into_bytes()));
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(derived.as_slice())
+            .expect("HMAC takes a key of any length");
+        mac.update(value);
+        mac.finalize().into_bytes().into()
     }
 
     pub(crate) fn cipher(&self) -> Aes256Gcm {

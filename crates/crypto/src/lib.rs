@@ -92,6 +92,8 @@
 //! - [`DataKey::id`] and [`DataKey::fingerprint`] are public: log and store them to tell keys
 //!   apart (e.g. to check that every node of a cluster has the same keys); neither reveals the
 //!   key. [`sealed_key_id`] reads which key sealed a value without any key.
+//! - [`DataKey::keyed_hash`] names a value (say an openid) in a table without storing it: an
+//!   HMAC under a key derived per purpose, so it changes when the data key rotates.
 //!
 //! # Crate features
 //!

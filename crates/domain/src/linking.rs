@@ -157,6 +157,17 @@ pub(crate) fn merge(
     into: &UserId,
     by: Actor,
 ) -> Result<(), DomainError> {
+    // Both users stay as they are until this transaction ends, before their phones are read:
+    // below serializable isolation a phone number attached to either meanwhile would be left
+    // on the merged user or overwritten by an older one. In id order, so that two merges of
+    // the same users cannot deadlock.
+    let (first, second) = if from < into {
+        (from, into)
+    } else {
+        (into, from)
+    };
+    tx.hold_user(first)?;
+    tx.hold_user(second)?;
     tx.move_identities(from, into, origin.at)?;
     let phone = merge_phone(tx, from, into, origin.at)?;
     let sessions = tx.live_sessions(from, origin.at)?;

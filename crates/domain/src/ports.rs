@@ -56,7 +56,8 @@ pub trait StoreTx {
     fn identities(&mut self, user: &UserId) -> Result<Vec<(AppId, OpenId)>, StoreError>;
     /// Hold `user` as it is until this transaction ends: a concurrent cancellation or merge of
     /// it makes one of the two conflict, so a session issued here never lands on a user that
-    /// was cancelled meanwhile (logins run with less than serializable isolation).
+    /// was cancelled meanwhile (logins run with less than serializable isolation), and a merge
+    /// reads both users' phone numbers as they are when it commits.
     fn hold_user(&mut self, user: &UserId) -> Result<(), StoreError>;
     /// Store a new session with its session_key, if it has one.
     fn insert_session(

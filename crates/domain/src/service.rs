@@ -129,7 +129,8 @@ where
                 };
                 let (user, outcome) =
                     linking::login(tx, origin, wechat.unionid.as_ref(), &new_user_id)?;
-                if !matches!(outcome, LoginOutcome::NewUser | LoginOutcome::Provisional) {
+                // A new user is this transaction's own, and a merge holds its owner already.
+                if matches!(outcome, LoginOutcome::Linked | LoginOutcome::Returning) {
                     tx.hold_user(&user.id)?;
                 }
                 tx.insert_session(

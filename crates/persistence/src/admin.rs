@@ -7,7 +7,7 @@ use wxlink_domain::{
     AppId, OpenId, PhoneNumber, StoreError, StoreTx as _, TxMode, UnionId, UnixTime, User, UserId,
 };
 
-use crate::schema::{access_tokens, sessions, users};
+use crate::schema::{access_tokens, decrypt_budgets, sessions, users};
 use crate::store::Store;
 use crate::tx::{self, Tx};
 use secrecy::zeroize::Zeroizing;
@@ -43,6 +43,8 @@ impl Store {
 
     /// Delete the sessions that expired, or were revoked, more than
     /// [`SESSION_PURGE_GRACE_SECS`] before `now`; returns how many were deleted.
+    /// Also deletes the identities' budgets of failed decryptions whose day is over (the next
+    /// attempt would start a new one), so that one outlives a cancelled person by a day at most.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
@@ -58,7 +60,13 @@ impl Store {
                     ),
                 )
                 .execute(tx.conn);
-                tx.db(deleted)
+                let deleted = tx.db(deleted)?;
+                let budgets = diesel::delete(decrypt_budgets::table.filter(
+                    decrypt_budgets::window_since.le(now.saturating_sub(tx::IDENTITY_WINDOW_SECS)),
+                ))
+                .execute(tx.conn);
+                tx.db(budgets)?;
+                Ok(deleted)
             })
             .await?;
         let deleted = u64::try_from(deleted).unwrap_or(u64::MAX);
@@ -165,6 +173,30 @@ impl Store {
         self.run(TxMode::Read, move |tx: &mut Tx<'_>| {
             let user = tx.user_by_unionid(&unionid)?;
             with_identities(tx, user)
+        })
+        .await
+    }
+
+    /// Give an (appid, openid) its whole daily budget of failed decryptions back, for a real
+    /// user locked out for the day; returns whether it had spent any of it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn reset_decrypt_budget(
+        &self,
+        appid: &AppId,
+        openid: &OpenId,
+    ) -> Result<bool, StoreError> {
+        let (appid, openid) = (appid.clone(), openid.clone());
+        self.run(TxMode::Write, move |tx: &mut Tx<'_>| {
+            let hash = tx.identity_hash(&appid, &openid);
+            let deleted = diesel::delete(
+                decrypt_budgets::table
+                    .filter(decrypt_budgets::identity_hash.eq(hash.as_slice()))
+                    .filter(decrypt_budgets::failed_decrypts.gt(0)),
+            )
+            .execute(tx.conn);
+            Ok(tx.db(deleted)? > 0)
         })
         .await
     }

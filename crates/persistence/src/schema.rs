@@ -39,10 +39,6 @@ diesel::table! {
         created_at -> BigInt,
         /// Unix seconds.
         updated_at -> BigInt,
-        /// Failed decryptions of this identity's user data since `failed_decrypts_since`.
-        failed_decrypts -> BigInt,
-        /// Unix seconds: when the current day-long window of `failed_decrypts` began.
-        failed_decrypts_since -> BigInt,
     }
 }
 
@@ -106,7 +102,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     webhook_cursors,
     rate_limit_windows,
-    data_keys
+    data_keys,
+    decrypt_budgets
 );
 
 diesel::table! {
@@ -166,5 +163,18 @@ diesel::table! {
         current_seq -> Nullable<BigInt>,
         /// Unix seconds.
         recorded_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The daily budget of failed decryptions per (appid, openid), kept apart from
+    /// `identities` so that deleting an identity (a cancellation, an unlink) does not reset it.
+    decrypt_budgets (identity_hash) {
+        /// HMAC-SHA256 of (appid, openid) under a key derived from the current data key.
+        identity_hash -> Binary,
+        /// Failed decryptions since `window_since`.
+        failed_decrypts -> BigInt,
+        /// Unix seconds: when the current day-long window began.
+        window_since -> BigInt,
     }
 }

@@ -12,10 +12,12 @@ use wxlink_domain::{
 use crate::connection::DbConnection;
 use crate::error::{Failure, Retry};
 use crate::feed;
-use crate::schema::{events, identities, sessions, users};
+use crate::schema::{decrypt_budgets, events, identities, sessions, users};
 
 /// How long an identity's count of failed decryptions lasts.
-const IDENTITY_WINDOW_SECS: i64 = 24 * 3600;
+pub(crate) const IDENTITY_WINDOW_SECS: i64 = 24 * 3600;
+/// The purpose of [`wxlink_crypto::DataKey::keyed_hash`] for `decrypt_budgets`.
+const DECRYPT_BUDGET_CONTEXT: &str = "decrypt budget";
 
 /// One attempt of one transaction. Remembers whether any statement met a conflict, because
 /// after that the transaction is doomed (PostgreSQL aborts it) whatever `work` makes of the
@@ -148,6 +150,15 @@ impl<'c> Tx<'c> {
             self.db(weaker)?;
         }
         Ok(())
+    }
+
+    /// The key of an identity's row in `decrypt_budgets`: a keyed hash, so that the rows,
+    /// which outlive the identity, hold no openid.
+    pub(crate) fn identity_hash(&self, appid: &AppId, openid: &OpenId) -> [u8; 32] {
+        let identity = format!("{appid}\n{openid}");
+        self.keyring
+            .current_key()
+            .keyed_hash(DECRYPT_BUDGET_CONTEXT, identity.as_bytes())
     }
 
     fn seal_key(&self, token: &TokenHash, key: &SessionKey) -> Vec<u8> {
@@ -540,18 +551,15 @@ impl StoreTx for Tx<'_> {
         budget: DecryptBudget,
     ) -> Result<bool, StoreError> {
         self.writing()?;
-        // Every user-info of one person counts on one identities row. Under SERIALIZABLE,
+        // Every user-info of one person counts on one decrypt_budgets row. Under SERIALIZABLE,
         // PostgreSQL fails all but one of the concurrent updates of a row, and the retries pile
         // up into contention; each statement below is a single-row conditional update, atomic
         // under READ COMMITTED too (a waiting update re-checks its condition on the row it
         // gets). The reservation is the first and only work of its transaction.
         self.read_committed()?;
         let session = sessions::token_hash.eq(token.as_bytes().as_slice());
-        let identity = identities::appid
-            .eq(appid.as_str())
-            .and(identities::openid.eq(openid.as_str()));
         // The conditional updates are the reservation: a row that is spent is not counted, and
-        // the serializable transaction makes check and count one step on every node.
+        // each is one atomic step on every node.
         let reserved = diesel::update(
             sessions::table
                 .filter(session)
@@ -562,23 +570,43 @@ impl StoreTx for Tx<'_> {
         if self.db(reserved)? == 0 {
             return Ok(false);
         }
-        let window_over = diesel::update(identities::table.filter(identity).filter(
-            identities::failed_decrypts_since.le(now.saturating_sub(IDENTITY_WINDOW_SECS)),
-        ))
-        .set((
-            identities::failed_decrypts.eq(0),
-            identities::failed_decrypts_since.eq(now),
-        ))
-        .execute(self.conn);
+        let hash = self.identity_hash(appid, openid);
+        let identity = decrypt_budgets::identity_hash.eq(hash.as_slice());
+        let window_over =
+            diesel::update(decrypt_budgets::table.filter(identity).filter(
+                decrypt_budgets::window_since.le(now.saturating_sub(IDENTITY_WINDOW_SECS)),
+            ))
+            .set((
+                decrypt_budgets::failed_decrypts.eq(0),
+                decrypt_budgets::window_since.eq(now),
+            ))
+            .execute(self.conn);
         self.db(window_over)?;
-        let reserved = diesel::update(
-            identities::table
-                .filter(identity)
-                .filter(identities::failed_decrypts.lt(i64::from(budget.per_identity_per_day))),
-        )
-        .set(identities::failed_decrypts.eq(identities::failed_decrypts + 1))
-        .execute(self.conn);
+        let reserved =
+            diesel::update(decrypt_budgets::table.filter(identity).filter(
+                decrypt_budgets::failed_decrypts.lt(i64::from(budget.per_identity_per_day)),
+            ))
+            .set(decrypt_budgets::failed_decrypts.eq(decrypt_budgets::failed_decrypts + 1))
+            .execute(self.conn);
         if self.db(reserved)? > 0 {
+            return Ok(true);
+        }
+        let exists = decrypt_budgets::table
+            .filter(identity)
+            .select(decrypt_budgets::window_since)
+            .get_result::<i64>(self.conn)
+            .optional();
+        if self.db(exists)?.is_none() {
+            // The identity's first attempt: a concurrent first insert violates the key, a
+            // conflict, and the rerun counts on the row that one made.
+            let inserted = diesel::insert_into(decrypt_budgets::table)
+                .values((
+                    decrypt_budgets::identity_hash.eq(hash.as_slice()),
+                    decrypt_budgets::failed_decrypts.eq(1),
+                    decrypt_budgets::window_since.eq(now),
+                ))
+                .execute(self.conn);
+            self.db(inserted)?;
             return Ok(true);
         }
         // The identity's budget is spent: give the session's attempt back, so that a refusal
@@ -606,13 +634,13 @@ impl StoreTx for Tx<'_> {
         .set(sessions::failed_decrypts.eq(sessions::failed_decrypts - 1))
         .execute(self.conn);
         self.db(released)?;
+        let hash = self.identity_hash(appid, openid);
         let released = diesel::update(
-            identities::table
-                .filter(identities::appid.eq(appid.as_str()))
-                .filter(identities::openid.eq(openid.as_str()))
-                .filter(identities::failed_decrypts.gt(0)),
+            decrypt_budgets::table
+                .filter(decrypt_budgets::identity_hash.eq(hash.as_slice()))
+                .filter(decrypt_budgets::failed_decrypts.gt(0)),
         )
-        .set(identities::failed_decrypts.eq(identities::failed_decrypts - 1))
+        .set(decrypt_budgets::failed_decrypts.eq(decrypt_budgets::failed_decrypts - 1))
         .execute(self.conn);
         self.db(released)?;
         Ok(())

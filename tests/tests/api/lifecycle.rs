@@ -7,7 +7,7 @@ use tokio::task::JoinSet;
 
 use crate::helpers::{
     APP_A, APP_B, Api, Backend, LoginResponse, Options, PROCESS_LIMIT, Proc, Reply, TestApp,
-    assert_error, send, unsigned_body, wxlink_command,
+    assert_error, forged_body, identities, send, unsigned_body, wxlink_command,
 };
 
 const SERVICE_TOKEN: &str = "svc-token-for-the-support-team-0123456789";
@@ -19,6 +19,7 @@ on_both_backends!(
     a_cancellation_racing_logins_on_two_nodes_leaves_no_live_token_on_the_tombstone,
     a_support_merge_racing_a_unionid_merge_ends_in_one_consistent_state,
     the_command_line_repairs_users_by_the_same_rules_and_asks_first,
+    the_command_line_gives_a_locked_out_identity_its_budget_back,
     webhooks_carry_the_life_cycle_events_with_their_detail,
 );
 
@@ -507,30 +508,56 @@ async fn a_cancellation_racing_logins_on_two_nodes_leaves_no_live_token_on_the_t
     );
 }
 
-/// Support merges the unionid's owner into a provisional user while that user's data merges
-/// it into the owner: one of them wins, the other is refused or finds nothing to do.
+/// Support merges the unionid's owner into a provisional user on one node while that user's
+/// data merges it into the owner on another, both released at once: one of them wins, the
+/// other is refused or finds nothing to do, and what a user and the feed see agrees with it.
 async fn a_support_merge_racing_a_unionid_merge_ends_in_one_consistent_state(backend: Backend) {
-    const ROUNDS: usize = 3;
-    let app = TestApp::spawn(backend, with_tokens()).await;
+    const ROUNDS: usize = 6;
+    let mut app = TestApp::spawn(backend, with_tokens()).await;
+    let second = app.spawn_node().await;
+    let first = app.address.clone();
     for round in 0..ROUNDS {
         let union = format!("mr{round}-union");
-        let provisional = app
-            .login(APP_A, &format!("mr{round}-a"), Some(&union))
-            .await;
-        let owner = app
-            .login(APP_B, &format!("mr{round}-b"), Some(&union))
-            .await;
-        let info = app.wx_user_info(APP_A, &format!("mr{round}-a"));
-        let data = unsigned_body(&info);
-        let merge = format!("/internal/v1/users/{}/merge", provisional.user_id);
-        let from = json!({"from": owner.user_id});
-        let (by_data, by_support) = tokio::join!(
-            app.user_info(&provisional.token, &data),
-            internal_post(&app, &merge, &from),
+        let (open_a, open_b) = (format!("mr{round}-a"), format!("mr{round}-b"));
+        let provisional = app.login(APP_A, &open_a, Some(&union)).await;
+        let owner = app.login(APP_B, &open_b, Some(&union)).await;
+        let info = app.wx_user_info(APP_A, &open_a);
+        let by_data = app
+            .client
+            .post(format!("{first}/v1/wechat/user-info"))
+            .bearer_auth(&provisional.token)
+            .json(&unsigned_body(&info));
+        let by_support = app
+            .client
+            .post(format!(
+                "{second}/internal/v1/users/{}/merge",
+                provisional.user_id
+            ))
+            .bearer_auth(SERVICE_TOKEN)
+            .json(&json!({"from": owner.user_id}));
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let [by_data, by_support] = [
+            (by_data, "the unionid merge"),
+            (by_support, "the support merge"),
+        ]
+        .map(|(request, what)| {
+            let start = std::sync::Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                send(request, what).await
+            })
+        });
+        let (by_data, by_support) = (
+            by_data.await.expect("the unionid merge task"),
+            by_support.await.expect("the support merge task"),
         );
+
         assert_eq!(by_data.status, 200, "{}", by_data.body);
-        match by_support.status {
-            200 => assert_eq!(by_support.json()["unionid"], union.as_str()),
+        let support_won = match by_support.status {
+            200 => {
+                assert_eq!(by_support.json()["unionid"], union.as_str());
+                true
+            }
             _ => {
                 assert_error(
                     &by_support,
@@ -538,23 +565,94 @@ async fn a_support_merge_racing_a_unionid_merge_ends_in_one_consistent_state(bac
                     "user_merged",
                     "the support merge came second",
                 );
+                false
             }
+        };
+        let (survivor, merged) = if support_won {
+            (&provisional.user_id, &owner.user_id)
+        } else {
+            (&owner.user_id, &provisional.user_id)
+        };
+        assert_eq!(
+            by_data.json()["merged"],
+            !support_won,
+            "round {round}: the data merged only if support did not: {}",
+            by_data.body
+        );
+        // One user: both tokens act as the survivor, which has both identities and the unionid.
+        for token in [&provisional.token, &owner.token] {
+            let me = app.me_ok(token).await;
+            assert_eq!(&me.user_id, survivor, "round {round}");
+            assert!(me.unionid_linked);
+            assert_eq!(
+                me.identities,
+                identities(&[(APP_A, &open_a), (APP_B, &open_b)])
+            );
         }
-        let survivor = app.me_ok(&provisional.token).await.user_id;
-        assert_eq!(app.me_ok(&owner.token).await.user_id, survivor);
         let found = internal_get(&app, &format!("/internal/v1/users?unionid={union}"))
             .await
             .ok_json(200, "the unionid's owner");
-        assert_eq!(found["user_id"], survivor.as_str());
+        assert_eq!(&found["user_id"], survivor.as_str());
+        // The feed tells one story: one merge, of the loser into the survivor, by the winner.
         let snapshot = app.snapshot();
-        let merges = snapshot
+        let merges: Vec<_> = snapshot
             .events_of("users_merged")
             .into_iter()
             .filter(|e| [&provisional.user_id, &owner.user_id].contains(&&e.user_id))
-            .count();
-        assert_eq!(merges, 1, "exactly one merge between the two");
+            .collect();
+        assert_eq!(
+            merges.len(),
+            1,
+            "round {round}: exactly one merge: {merges:?}"
+        );
+        assert_eq!(&merges[0].user_id, survivor);
+        assert_eq!(merges[0].other_user_id.as_ref(), Some(merged));
+        let detail: Value =
+            serde_json::from_str(merges[0].detail.as_deref().expect("a merge's detail"))
+                .expect("the detail is JSON");
+        assert_eq!(
+            detail["by"],
+            if support_won { "support" } else { "unionid" },
+            "round {round}: {detail}"
+        );
         snapshot.assert_consistent("after a support merge raced a unionid merge");
     }
+}
+
+/// An identity that spent its day's budget of failed decryptions (here 2) is refused on every
+/// new session; `wxlink user reset-decrypt-budget` lets it in again.
+async fn the_command_line_gives_a_locked_out_identity_its_budget_back(backend: Backend) {
+    let options = with_tokens().security_toml("max_failed_decrypts_per_identity_per_day = 2\n");
+    let app = TestApp::spawn(backend, options).await;
+    let (wx, login) = app.login_full(APP_A, "locked", None).await;
+    let not_json = forged_body(&wx.session_key, b"not json at all");
+    for attempt in 0..2 {
+        let reply = app.user_info(&login.token, &not_json).await;
+        assert_error(&reply, 422, "decrypt_failed", &format!("attempt {attempt}"));
+    }
+    let (wx, login) = app.login_full(APP_A, "locked", None).await;
+    let not_json = forged_body(&wx.session_key, b"not json at all");
+    let reply = app.user_info(&login.token, &not_json).await;
+    assert_error(
+        &reply,
+        429,
+        "too_many_attempts",
+        "a new session, the day spent",
+    );
+
+    let args = ["reset-decrypt-budget", APP_A, "locked", "--yes", "--json"];
+    assert_eq!(
+        json_of(&wxlink_user(&app, &args, None)),
+        json!({"reset": true})
+    );
+    let reply = app.user_info(&login.token, &not_json).await;
+    assert_error(&reply, 422, "decrypt_failed", "after the reset");
+    let untouched = ["reset-decrypt-budget", APP_A, "nobody", "--yes", "--json"];
+    assert_eq!(
+        json_of(&wxlink_user(&app, &untouched, None)),
+        json!({"reset": false}),
+        "an identity that spent nothing"
+    );
 }
 
 /// What one `wxlink user …` run printed.

@@ -21,6 +21,7 @@ on_both_backends!(
     every_failure_to_open_user_data_gets_one_answer,
     failed_decryptions_are_budgeted_per_session_across_restarts,
     failed_decryptions_are_budgeted_per_identity_across_sessions,
+    cancelling_the_account_does_not_reset_the_identity_budget,
     data_stamped_in_the_future_is_refused,
 );
 
@@ -437,6 +438,35 @@ async fn failed_decryptions_are_budgeted_per_identity_across_sessions(backend: B
     let genuine = app.wx_user_info(APP_A, "someone-else");
     app.user_info_ok(&other.token, &crate::helpers::unsigned_body(&genuine))
         .await;
+}
+
+/// Cancelling deletes the identity, and the same WeChat user comes back as a new user: the
+/// identity's daily budget (here 7) still counts what the cancelled accounts spent, so
+/// login, failures, `DELETE /v1/me`, login… is refused at the cap like one long session.
+async fn cancelling_the_account_does_not_reset_the_identity_budget(backend: Backend) {
+    let options =
+        Options::default().security_toml("max_failed_decrypts_per_identity_per_day = 7\n");
+    let app = TestApp::spawn(backend, options).await;
+    let mut failures = 0;
+    for account in 1..=3 {
+        let (wx, login) = app.login_full(APP_A, "mallory", None).await;
+        let garbage = json!({
+            "encrypted_data": raw_block(&wx.session_key, crate::helpers::FORGED_IV, b"padding is wrong"),
+            "iv": crate::helpers::FORGED_IV,
+        });
+        for _ in 0..3 {
+            let reply = app.user_info(&login.token, &garbage).await;
+            let context = format!("account {account}, after {failures} failures");
+            if failures < 7 {
+                assert_error(&reply, 422, "decrypt_failed", &context);
+                failures += 1;
+            } else {
+                assert_error(&reply, 429, "too_many_attempts", &context);
+            }
+        }
+        let cancelled = app.cancel(&login.token).await;
+        assert_eq!(cancelled.status, 204, "{}", cancelled.body);
+    }
 }
 
 /// One watermark check (wxlink-crypto's) bounds both ends: data stamped years ahead does not

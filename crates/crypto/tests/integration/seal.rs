@@ -210,6 +210,20 @@ fn fingerprint_is_an_hmac_of_the_key_and_tells_keys_apart() {
 }
 
 #[test]
+fn keyed_hash_is_an_hmac_under_a_key_derived_for_its_context() {
+    // HMAC-SHA256(key = HMAC-SHA256(32 bytes of 7, "wxlink keyed hash v1\ndecrypt budget"),
+    // "wx1\no1"), computed independently with Python's hmac.
+    let key = DataKey::from_bytes([7; 32]);
+    let hash = key.keyed_hash("decrypt budget", b"wx1\no1");
+    assert_eq!(
+        hex::encode(hash),
+        "ead21e772167f350a70942ed69be48c4c981940236e0df3e007ef4dbaa2ded82"
+    );
+    assert_ne!(key.keyed_hash("other", b"wx1\no1"), hash);
+    assert_ne!(zero_key().keyed_hash("decrypt budget", b"wx1\no1"), hash);
+}
+
+#[test]
 fn a_sealed_value_names_its_key_without_any_key() {
     let ring = Keyring::new(zero_key()).with_old_key(DataKey::from_bytes([7; 32]));
     let sealed = ring.seal_with_aad(b"x", b"row");

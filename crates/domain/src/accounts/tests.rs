@@ -10,8 +10,8 @@ use crate::error::StoreError;
 use crate::model::{EventKind, PhoneMerge};
 use crate::ports::{MockClock, MockStoreTx};
 use crate::service::tests::{
-    MockStore, NOW, app, expect_session, expect_user, live_session, oid, other_app, token, uid,
-    union, user,
+    MockStore, NOW, app, expect_merge_holds, expect_session, expect_user, live_session, oid,
+    other_app, token, uid, union, user,
 };
 
 fn accounts(tx: MockStoreTx) -> Accounts<MockStore, MockClock> {
@@ -291,6 +291,7 @@ async fn a_support_merge_moves_identities_and_takes_the_unionid() {
         .times(1)
         .returning(|_| Ok(()));
     // The phone moves by the rule of a unionid merge.
+    expect_merge_holds(&mut tx, "u-from", "u-into");
     expect_phones(&mut tx, Some(NOW - 10), None);
     tx.expect_move_phone_number()
         .with(eq(uid("u-from")), eq(uid("u-into")), eq(NOW))
@@ -322,6 +323,7 @@ async fn a_support_merge_keeps_the_survivors_unionid() {
         .times(1)
         .returning(|_, _, _| Ok(1));
     tx.expect_mark_merged().times(1).returning(|_, _, _| Ok(()));
+    expect_merge_holds(&mut tx, "u-from", "u-into");
     expect_phones(&mut tx, None, Some(NOW - 10));
     expect_live_sessions(&mut tx, "u-from", 0);
     expect_detailed_event(

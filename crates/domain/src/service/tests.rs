@@ -149,6 +149,7 @@ fn expect_merge(
     sessions: u64,
     phone: PhoneMerge,
 ) {
+    expect_merge_holds(tx, from, into);
     let (from_id, into_id) = (uid(from), uid(into));
     tx.expect_phone_verified_at()
         .with(eq(from_id.clone()))
@@ -188,6 +189,20 @@ fn expect_merge(
         })
         .times(1)
         .returning(|_| Ok(()));
+}
+
+/// A merge holds both users, in id order, before it reads their phone numbers.
+pub(crate) fn expect_merge_holds(tx: &mut MockStoreTx, from: &str, into: &str) {
+    let mut ids = [uid(from), uid(into)];
+    ids.sort();
+    let mut order = mockall::Sequence::new();
+    for id in ids {
+        tx.expect_hold_user()
+            .with(eq(id))
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
+    }
 }
 
 /// The login holds the existing user it lands on until it commits.
@@ -357,7 +372,6 @@ async fn login_with_unionid_merges_a_provisional_user_into_the_owner() {
         .times(1)
         .returning(|_, _, _| Ok(()));
     expect_merge(&mut tx, ("u-p", "u-o"), (None, None), 2, PhoneMerge::None);
-    expect_held(&mut tx, "u-o");
     expect_session_for(&mut tx, "u-o", "o1");
 
     let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());

@@ -15,7 +15,7 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
@@ -25,6 +25,7 @@ const MIGRATIONS: [&str; 9] = [
     "2026-12-01-000007_event_feed",
     "2026-12-01-000008_rate_limit_windows",
     "2026-12-01-000009_account_lifecycle",
+    "2026-12-01-000010_decrypt_budgets",
 ];
 
 /// Run `work` in a write transaction and unwrap.
@@ -200,7 +201,8 @@ pub async fn identities_are_ordered_and_move(db: &TestDb) {
 
 /// The failed-decryption budget: reservations stop at the session's limit and at the
 /// identity's daily limit (across sessions), concurrent ones never overshoot, a release gives
-/// one back, and the identity's window starts again after a day.
+/// one back, the identity's window starts again after a day, and deleting the identity does
+/// not reset it.
 pub async fn decrypt_attempts_are_reserved_within_the_budget(db: &TestDb) {
     let store = db.store().await;
     let budget = DecryptBudget {
@@ -260,6 +262,50 @@ pub async fn decrypt_attempts_are_reserved_within_the_budget(db: &TestDb) {
         );
     }
     assert!(!reserve(3, day_later).await);
+    // The budget outlives the identity: unlinked (or cancelled) and back on a new session, it
+    // is still spent.
+    write(&store, move |tx| {
+        tx.delete_identity(&app(1), &openid("o1"))?;
+        tx.insert_identity(&app(1), &openid("o1"), &user_id("u1"), day_later)?;
+        insert_new_session(tx, session(&token(4), "u1", &app(1), "o1", "k"))?;
+        Ok(())
+    })
+    .await;
+    // Session 3 holds 3 of the day's 5: a fresh identity row would let session 4 have 3.
+    assert!(reserve(4, day_later).await);
+    assert!(reserve(4, day_later).await);
+    assert!(
+        !reserve(4, day_later).await,
+        "a new identity row starts no new budget"
+    );
+    // An operator gives a locked-out user the day's budget back.
+    assert!(
+        store
+            .reset_decrypt_budget(&app(1), &openid("o1"))
+            .await
+            .unwrap()
+    );
+    assert!(reserve(4, day_later).await, "the reset budget counts again");
+    assert!(
+        !store
+            .reset_decrypt_budget(&app(1), &openid("o2"))
+            .await
+            .unwrap(),
+        "another identity spent nothing"
+    );
+    // Housekeeping deletes a budget whose day is over, so it outlives a cancelled person by a
+    // day at most.
+    store
+        .purge_expired_sessions(day_later + 24 * 3600)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .reset_decrypt_budget(&app(1), &openid("o1"))
+            .await
+            .unwrap(),
+        "the purge deleted the budget of a day that is over"
+    );
 }
 
 pub async fn sessions_round_trip(db: &TestDb) {

@@ -420,3 +420,83 @@ pub async fn logins_without_a_session_key_are_stored_without_one(db: &TestDb) {
     // Re-sealing passes over sessions without a key.
     assert_eq!(store.reseal_session_keys(10).await.unwrap(), 0);
 }
+
+/// Rounds of each race in [`a_phone_number_attached_during_a_merge_is_kept`].
+const PHONE_RACE_ROUNDS: usize = 20;
+
+/// A merge (a login that tells the unionid, at `READ COMMITTED` on PostgreSQL) races a phone
+/// number being attached: to the merged user, or to the owner while the merged user has an
+/// older one. Whichever commits first, the owner ends with the number attached last and the
+/// merged user with none.
+pub async fn a_phone_number_attached_during_a_merge_is_kept(db: &TestDb) {
+    let store = db.store().await;
+    let wechat = FakeWeChat::default();
+    let service = Arc::new(service(&store, &wechat));
+    let (a, b) = (app(1), app(2));
+    for round in 0..2 * PHONE_RACE_ROUNDS {
+        let to_the_owner = round % 2 == 1;
+        let union = format!("union-{round}");
+        let (open_a, open_b) = (format!("open-a{round}"), format!("open-b{round}"));
+        wechat.will_answer(&a, &format!("a{round}"), &open_a, "key-a", None);
+        let provisional = service
+            .login(a.clone(), code(&format!("a{round}")))
+            .await
+            .unwrap();
+        wechat.will_answer(&b, &format!("b{round}"), &open_b, "key-b", Some(&union));
+        let owner = service
+            .login(b.clone(), code(&format!("b{round}")))
+            .await
+            .unwrap();
+        let attached_to = if to_the_owner {
+            // The provisional user's older number, which the owner's new one must outlive.
+            service
+                .attach_phone_number(&provisional.token, code("13900000000"))
+                .await
+                .unwrap();
+            owner.token
+        } else {
+            provisional.token
+        };
+        wechat.will_answer(&a, &format!("m{round}"), &open_a, "key-a2", Some(&union));
+
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let merge = tokio::spawn({
+            let (service, start, a) = (service.clone(), start.clone(), a.clone());
+            async move {
+                start.wait().await;
+                service.login(a, code(&format!("m{round}"))).await
+            }
+        });
+        let attach = tokio::spawn({
+            let (service, start) = (service.clone(), start.clone());
+            async move {
+                start.wait().await;
+                service
+                    .attach_phone_number(&attached_to, code("13800000000"))
+                    .await
+            }
+        });
+        let merged = merge.await.unwrap().unwrap();
+        assert_eq!(merged.user_id, owner.user_id, "round {round}");
+        attach.await.unwrap().unwrap();
+
+        let phone = |id: UserId| {
+            let store = store.clone();
+            async move {
+                let record = store.user_by_id(&id).await.unwrap().unwrap();
+                record.phone_number.map(|p| p.pure_phone_number)
+            }
+        };
+        let side = if to_the_owner { "owner" } else { "merged user" };
+        assert_eq!(
+            phone(owner.user_id.clone()).await.as_deref(),
+            Some("13800000000"),
+            "round {round}: the number attached to the {side} during the merge is the owner's"
+        );
+        assert_eq!(
+            phone(provisional.user_id.clone()).await,
+            None,
+            "round {round}: the merged user keeps no number"
+        );
+    }
+}

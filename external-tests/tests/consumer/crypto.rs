@@ -155,8 +155,12 @@ fn watermarks() {
     let mark = &user.watermark;
     check_watermark(mark, APPID, TIMESTAMP, None).expect("our app");
     check_watermark(mark, APPID, TIMESTAMP + 300, Some(300)).expect("just in time");
-    // Without an age limit the timestamp is not looked at.
-    check_watermark(mark, APPID, 0, None).expect("no limit");
+    // Without an age limit old data passes, but data stamped in the future does not.
+    check_watermark(mark, APPID, TIMESTAMP + 10 * 365 * 86_400, None).expect("no age limit");
+    assert!(matches!(
+        check_watermark(mark, APPID, 0, None),
+        Err(WatermarkError::InFuture { .. })
+    ));
 
     assert_eq!(
         check_watermark(mark, "wx_other", TIMESTAMP, None),

@@ -899,10 +899,13 @@ pub async fn racing_guarded_merges_of_one_user_merge_it_once(db: &TestDb) {
         Ok(())
     })
     .await;
+    // Both read the user before either writes, on PostgreSQL; SQLite's one writer runs them in
+    // turn (a barrier there would wait for ever).
+    let both_read = (db.backend == Backend::Postgres).then(|| Arc::new(std::sync::Barrier::new(2)));
     let mut tasks = Vec::new();
     for owner in ["owner-1", "owner-2"] {
         let store = store.clone();
-        let mut first_run = true;
+        let mut first_run = both_read.clone();
         tasks.push(tokio::spawn(async move {
             store
                 .transact(TxMode::WriteGuarded, move |tx| {
@@ -910,11 +913,8 @@ pub async fn racing_guarded_merges_of_one_user_merge_it_once(db: &TestDb) {
                     if prov.merged_into.is_some() {
                         return Err(DomainError::UnionidConflict);
                     }
-                    if first_run {
-                        // Both read the user before either writes (on PostgreSQL; SQLite's
-                        // writers take turns anyway).
-                        first_run = false;
-                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    if let Some(both_read) = first_run.take() {
+                        both_read.wait();
                     }
                     tx.move_identities(&user_id("prov"), &user_id(owner), 2)?;
                     tx.mark_merged(&user_id("prov"), &user_id(owner), 2)?;

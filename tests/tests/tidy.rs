@@ -205,6 +205,22 @@ fn the_msrv_is_stated_once() {
     }
 }
 
+/// What `cargo ARGS --locked --offline` prints in the workspace root; it must succeed.
+fn cargo(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(args)
+        .args(["--locked", "--offline"])
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo {args:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "cargo {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// The stated MSRV is no lower than what the locked dependencies declare: otherwise it is a
 /// promise the build cannot keep.
 #[test]
@@ -220,18 +236,9 @@ fn the_msrv_covers_every_locked_dependency() {
     let msrv = workspace["workspace"]["package"]["rust-version"]
         .as_str()
         .expect("workspace.package.rust-version");
-    let output = std::process::Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
-        .current_dir(root())
-        .output()
-        .expect("run cargo metadata");
-    assert!(
-        output.status.success(),
-        "cargo metadata: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("cargo metadata's JSON");
+        serde_json::from_str(&cargo(&["metadata", "--format-version", "1"]))
+            .expect("cargo metadata's JSON");
     let above: Vec<String> = metadata["packages"]
         .as_array()
         .expect("packages")
@@ -252,27 +259,17 @@ fn the_msrv_covers_every_locked_dependency() {
 #[test]
 fn the_binary_without_the_sandbox_feature_has_no_simulator() {
     let tree = |features: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO"))
-            .args([
-                "tree",
-                "-p",
-                "wxlink-api",
-                "-e",
-                "normal",
-                "--prefix",
-                "none",
-            ])
-            .args(features)
-            .args(["--locked", "--offline"])
-            .current_dir(root())
-            .output()
-            .expect("run cargo tree");
-        assert!(
-            output.status.success(),
-            "cargo tree: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        let mut args = vec![
+            "tree",
+            "-p",
+            "wxlink-api",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ];
+        args.extend_from_slice(features);
+        cargo(&args)
     };
     assert!(
         tree(&[]).contains("wxlink-wechat-sim"),

@@ -13,7 +13,7 @@ use wxlink_persistence::{DatabaseTarget, Store, StoreConfig};
 use wxlink_wechat_client::{AppSecret, WeChatClient};
 
 use crate::adapters::{CryptoOpener, RandomIds, SystemClock};
-use crate::config::{ConfigError, DataKeys, Settings};
+use crate::config::{ConfigError, DataKeys, NewKeyFile, Settings};
 use crate::limits::{ConnectionCap, RateLimits};
 use crate::state::AppState;
 use crate::wechat::access_tokens::AccessTokens;
@@ -50,9 +50,10 @@ pub enum StartError {
 }
 
 /// Open the configured database with this node's keyring, refusing keys that cannot open what
-/// the database holds (rather than failing request by request), and record this node's current
-/// key for the others. A key file made for this start is kept only once the database accepted
-/// its key: a node refused here leaves no key file behind.
+/// the database holds (rather than failing request by request). With [`KeyCheck::Record`] this
+/// node's current key is recorded for the others; a key file made for this start is put in
+/// place before that (a database must never record a key that no file holds) and removed again
+/// when the database refuses it, so a refused node leaves no key file behind.
 ///
 /// # Errors
 /// [`StartError::Keyring`] for keys the database refuses; the database's and the key file's
@@ -61,26 +62,44 @@ pub async fn open_store(
     database: DatabaseTarget,
     data_keys: DataKeys,
     key_file: &Path,
-    max_connections: u32,
-    migrate_on_start: bool,
+    pool: StorePool,
 ) -> Result<Store, StartError> {
     use wxlink_domain::Clock as _;
     let (keyring, new_key_file) = data_keys.keyring(key_file)?;
+    if new_key_file.is_some() && pool.key_check == KeyCheck::Verify {
+        return Err(StartError::Keyring(format!(
+            "no data key: {} does not exist and security.data_key is not set; start `wxlink \
+             serve` once to create the key, or configure it",
+            key_file.display()
+        )));
+    }
     let store = Store::connect(
         StoreConfig::new(database, keyring)
-            .max_connections(max_connections)
-            .migrate_on_start(migrate_on_start),
+            .max_connections(pool.max_connections)
+            .migrate_on_start(pool.migrate_on_start),
     )
     .await?;
-    match store.check_keyring(SystemClock.now()).await {
-        Ok(()) => {}
+    let kept = new_key_file.map(NewKeyFile::keep).transpose()?;
+    let checked = match pool.key_check {
+        KeyCheck::Record => store.check_keyring(SystemClock.now()).await,
+        KeyCheck::Verify => store.verify_keyring().await,
+    };
+    let refused = match checked {
+        Ok(()) => None,
         Err(wxlink_persistence::PersistenceError::Keyring(problems)) => {
-            return Err(StartError::Keyring(problems));
+            Some(StartError::Keyring(problems))
         }
-        Err(other) => return Err(other.into()),
+        Err(other) => Some(other.into()),
+    };
+    if let Some(refused) = refused {
+        if let Some(path) = &kept
+            && let Err(error) = std::fs::remove_file(path)
+        {
+            tracing::warn!(path = %path.display(), %error, "cannot remove the refused new data key file");
+        }
+        return Err(refused);
     }
-    if let Some(file) = new_key_file {
-        let path = file.keep()?;
+    if let Some(path) = kept {
         tracing::warn!(
             path = %path.display(),
             "no security.data_key configured: created a new data key file; back it up, \
@@ -88,6 +107,26 @@ pub async fn open_store(
         );
     }
     Ok(store)
+}
+
+/// How [`open_store`] opens the store.
+#[derive(Debug, Clone, Copy)]
+pub struct StorePool {
+    /// The pool size.
+    pub max_connections: u32,
+    /// Whether pending migrations are applied.
+    pub migrate_on_start: bool,
+    /// What the keyring check may do.
+    pub key_check: KeyCheck,
+}
+
+/// What the start-up keyring check does besides refusing keys that cannot open the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// A node that serves (or re-seals): record its current key as the cluster's.
+    Record,
+    /// An operator's command: check only, write nothing.
+    Verify,
 }
 
 /// A configured, listening wxlink that has not started serving yet.
@@ -120,8 +159,11 @@ impl Application {
             valid.database,
             valid.data_keys,
             &key_file,
-            settings.database.max_connections,
-            settings.database.migrate_on_start,
+            StorePool {
+                max_connections: settings.database.max_connections,
+                migrate_on_start: settings.database.migrate_on_start,
+                key_check: KeyCheck::Record,
+            },
         )
         .await?;
 
@@ -352,14 +394,15 @@ async fn serve(
     Ok(())
 }
 
-/// Whether hyper gave up on a connection because its writes timed out: the only `TimedOut`
-/// I/O error, since hyper reports its own header timeout as a kind of its own.
+/// Whether hyper gave up on a connection because its writes timed out: `tokio-io-timeout`'s
+/// `TimedOut`, which carries no OS error code (the kernel's ETIMEDOUT for a vanished peer
+/// does); hyper reports its own header timeout as a kind of its own.
 fn is_write_timeout(error: &hyper::Error) -> bool {
     let mut cause = std::error::Error::source(error);
     while let Some(e) = cause {
-        if e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            io.kind() == std::io::ErrorKind::TimedOut && io.raw_os_error().is_none()
+        }) {
             return true;
         }
         cause = e.source();

@@ -229,12 +229,17 @@ pub async fn run_user(
     let valid = settings
         .validate()
         .map_err(|e| UserError::configuration(e.to_string()))?;
+    // An operator's command writes only what it was asked to: no migration, no record of
+    // its key (a key it would make the cluster's current one could lock nodes out).
     let store = crate::open_store(
         valid.database,
         valid.data_keys,
         key_file,
-        2,
-        settings.database.migrate_on_start,
+        crate::StorePool {
+            max_connections: 2,
+            migrate_on_start: false,
+            key_check: crate::KeyCheck::Verify,
+        },
     )
     .await
     .map_err(start_error)?;

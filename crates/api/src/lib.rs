@@ -25,5 +25,5 @@ pub mod sandbox;
 mod state;
 mod wechat;
 
-pub use app::{Application, StartError, open_store};
+pub use app::{Application, KeyCheck, StartError, StorePool, open_store};
 pub use http::error::ApiError;

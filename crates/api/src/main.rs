@@ -177,8 +177,11 @@ async fn run(cli: Cli) -> Result<(), Failed> {
                 valid.database,
                 valid.data_keys,
                 &key_file,
-                2,
-                settings.database.migrate_on_start,
+                wxlink_api::StorePool {
+                    max_connections: 2,
+                    migrate_on_start: settings.database.migrate_on_start,
+                    key_check: wxlink_api::KeyCheck::Record,
+                },
             )
             .await
             .map_err(|e| e.to_string())?;

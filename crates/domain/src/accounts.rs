@@ -155,17 +155,21 @@ impl<S: IdentityStore, C: Clock> Accounts<S, C> {
                     openid: &openid,
                     at: now,
                 };
-                match (&from.unionid, &into.unionid) {
-                    (Some(a), Some(b)) if a != b => return Err(DomainError::UnionidConflict),
-                    (Some(unionid), None) => {
-                        // Released first: one user per unionid holds at every statement.
-                        tx.release_unionid(&from.id, now)?;
-                        tx.set_unionid(&into.id, unionid, now)?;
-                        tx.append_event(&origin.event(EventKind::UnionidLinked, &into.id, None))?;
-                    }
-                    _ => {}
+                if let (Some(a), Some(b)) = (&from.unionid, &into.unionid)
+                    && a != b
+                {
+                    return Err(DomainError::UnionidConflict);
                 }
-                linking::merge(tx, origin, &from.id, &into.id, Actor::Support)?;
+                // Held before the unionid moves: its writes lock the users too, and in another
+                // order than a racing unionid merge would.
+                let held = linking::hold_pair(tx, &from.id, &into.id)?;
+                if let (Some(unionid), None) = (&from.unionid, &into.unionid) {
+                    // Released first: one user per unionid holds at every statement.
+                    tx.release_unionid(&from.id, now)?;
+                    tx.set_unionid(&into.id, unionid, now)?;
+                    tx.append_event(&origin.event(EventKind::UnionidLinked, &into.id, None))?;
+                }
+                linking::merge(tx, origin, held, Actor::Support)?;
                 Ok(into.id)
             })
             .await

@@ -140,27 +140,29 @@ pub(crate) fn learn_unionid(
             ))
         }
         Some(owner) => {
-            merge(tx, origin, &user.id, &owner.id, Actor::Unionid)?;
+            let held = hold_pair(tx, &user.id, &owner.id)?;
+            merge(tx, origin, held, Actor::Unionid)?;
             Ok((owner, true))
         }
     }
 }
 
-/// The one merge, for a unionid merge and a support merge alike: everything the person has
-/// moves to `into` (identities, the phone number by the rule of [`PhoneMerge`]); `from` (and
-/// whoever was merged into it) points at `into`, so its sessions act as `into`; one
-/// `users_merged` event says by whom and what moved.
-pub(crate) fn merge(
+/// Two users held (see [`hold_pair`]) for a merge of `from` into `into`.
+pub(crate) struct HeldPair {
+    from: UserId,
+    into: UserId,
+}
+
+/// Hold both users of a merge until the transaction ends, before anything of theirs is read
+/// for the merge or written: below serializable isolation a phone number attached to either
+/// meanwhile would be left on the merged user or overwritten by an older one. Always in id
+/// order, so that two merges of the same users (a support merge racing a unionid merge) lock
+/// them in the same order and cannot deadlock.
+pub(crate) fn hold_pair(
     tx: &mut dyn StoreTx,
-    origin: Origin<'_>,
     from: &UserId,
     into: &UserId,
-    by: Actor,
-) -> Result<(), DomainError> {
-    // Both users stay as they are until this transaction ends, before their phones are read:
-    // below serializable isolation a phone number attached to either meanwhile would be left
-    // on the merged user or overwritten by an older one. In id order, so that two merges of
-    // the same users cannot deadlock.
+) -> Result<HeldPair, DomainError> {
     let (first, second) = if from < into {
         (from, into)
     } else {
@@ -168,6 +170,25 @@ pub(crate) fn merge(
     };
     tx.hold_user(first)?;
     tx.hold_user(second)?;
+    Ok(HeldPair {
+        from: from.clone(),
+        into: into.clone(),
+    })
+}
+
+/// The one merge, for a unionid merge and a support merge alike: everything the person has
+/// moves to `into` (identities, the phone number by the rule of [`PhoneMerge`]); `from` (and
+/// whoever was merged into it) points at `into`, so its sessions act as `into`; one
+/// `users_merged` event says by whom and what moved. It takes the [`HeldPair`], so no merge
+/// runs on users it did not hold first.
+pub(crate) fn merge(
+    tx: &mut dyn StoreTx,
+    origin: Origin<'_>,
+    held: HeldPair,
+    by: Actor,
+) -> Result<(), DomainError> {
+    let HeldPair { from, into } = held;
+    let (from, into) = (&from, &into);
     tx.move_identities(from, into, origin.at)?;
     let phone = merge_phone(tx, from, into, origin.at)?;
     let sessions = tx.live_sessions(from, origin.at)?;

@@ -40,11 +40,29 @@ impl Store {
     /// [`PersistenceError::Keyring`] when refused, [`PersistenceError::Connect`] when the
     /// database fails.
     pub async fn check_keyring(&self, now: UnixTime) -> Result<(), PersistenceError> {
+        self.check_keys(TxMode::Write, Check::Record, now).await
+    }
+
+    /// [`Store::check_keyring`] for an operator's command, which writes nothing: the same
+    /// refusals, no record of this node's key, and also refused when this keyring's current
+    /// key is not the cluster's current one (what the command seals must be under the key
+    /// every node has).
+    ///
+    /// # Errors
+    /// As [`Store::check_keyring`].
+    pub async fn verify_keyring(&self) -> Result<(), PersistenceError> {
+        self.check_keys(TxMode::Read, Check::Verify, 0).await
+    }
+
+    async fn check_keys(
+        &self,
+        mode: TxMode,
+        how: Check,
+        now: UnixTime,
+    ) -> Result<(), PersistenceError> {
         let keyring = Arc::clone(&self.inner.keyring);
         let problems = self
-            .run(TxMode::Write, move |tx: &mut Tx<'_>| {
-                check(tx, &keyring, now)
-            })
+            .run(mode, move |tx: &mut Tx<'_>| check(tx, &keyring, how, now))
             .await
             .map_err(|e| self.setup_error(&e))?;
         if problems.is_empty() {
@@ -94,28 +112,49 @@ impl Store {
         Ok(retired)
     }
 
+    /// The database failing is a connection problem; a key that cannot open a stored value,
+    /// or a corrupt one, is a key problem.
     fn setup_error(&self, error: &StoreError) -> PersistenceError {
-        PersistenceError::Connect {
-            url: self.inner.url.clone(),
-            message: format!("checking the data keys: {error}"),
+        match error {
+            StoreError::Unavailable(_) | StoreError::Conflict | StoreError::Contention { .. } => {
+                PersistenceError::Connect {
+                    url: self.inner.url.clone(),
+                    message: format!("checking the data keys: {error}"),
+                }
+            }
+            _ => PersistenceError::Keyring(format!("checking the data keys: {error}")),
         }
     }
 }
 
-fn check(tx: &mut Tx<'_>, keyring: &Keyring, now: UnixTime) -> Result<Vec<String>, StoreError> {
+/// Whether a check records what it found (a node that serves) or only looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Record,
+    Verify,
+}
+
+fn check(
+    tx: &mut Tx<'_>,
+    keyring: &Keyring,
+    how: Check,
+    now: UnixTime,
+) -> Result<Vec<String>, StoreError> {
     let mut rows = load(tx)?;
     if rows.is_empty() {
-        // First start since the table exists (or a new database): record the keys the sealed
-        // values are under, which the values' headers tell.
+        // First start since the table exists (or a new database): the keys the sealed values
+        // are under, which the values' headers tell; recorded when the check records.
         for id in sealed_key_ids(tx)? {
-            let inserted = diesel::insert_into(data_keys::table)
-                .values((
-                    data_keys::key_id.eq(&id),
-                    data_keys::state.eq(IN_USE),
-                    data_keys::recorded_at.eq(now),
-                ))
-                .execute(tx.conn);
-            tx.db(inserted)?;
+            if how == Check::Record {
+                let inserted = diesel::insert_into(data_keys::table)
+                    .values((
+                        data_keys::key_id.eq(&id),
+                        data_keys::state.eq(IN_USE),
+                        data_keys::recorded_at.eq(now),
+                    ))
+                    .execute(tx.conn);
+                tx.db(inserted)?;
+            }
             rows.push((id, None, IN_USE.to_owned(), None));
         }
     }
@@ -152,7 +191,16 @@ fn check(tx: &mut Tx<'_>, keyring: &Keyring, now: UnixTime) -> Result<Vec<String
     if let Some(problem) = behind_the_rotation(keyring.current_key(), &rows, newest.as_deref()) {
         problems.push(problem);
     }
-    if !problems.is_empty() {
+    let current = keyring.current_key().id().to_string();
+    if how == Check::Verify
+        && let Some(newest) = newest.as_ref().filter(|newest| **newest != current)
+    {
+        problems.push(format!(
+            "this command's current data key {current} (security.data_key) is not the \
+             cluster's current data key {newest}; run it with the cluster's current key"
+        ));
+    }
+    if !problems.is_empty() || how == Check::Verify {
         return Ok(problems);
     }
     for (id, fingerprint, _, _) in &rows {

@@ -42,7 +42,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/logout", post(logout))
         .merge(crate::http::internal::router(Arc::clone(&state)))
         .fallback(|| async { ApiError::not_found() })
-        .layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -51,6 +50,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         // Outside the limit layer, so its 413 gets the contract's shape too.
         .layer(axum::middleware::from_fn(error_envelope))
+        // Outside the envelope, so it counts the status the client gets.
+        .layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(request_span)

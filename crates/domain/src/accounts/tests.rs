@@ -10,8 +10,8 @@ use crate::error::StoreError;
 use crate::model::{EventKind, PhoneMerge};
 use crate::ports::{MockClock, MockStoreTx};
 use crate::service::tests::{
-    MockStore, NOW, app, expect_merge_holds, expect_session, expect_user, live_session, oid,
-    other_app, token, uid, union, user,
+    MockStore, NOW, app, expect_merge_holds, expect_merge_holds_in, expect_session, expect_user,
+    live_session, oid, other_app, token, uid, union, user,
 };
 
 fn accounts(tx: MockStoreTx) -> Accounts<MockStore, MockClock> {
@@ -267,7 +267,10 @@ async fn a_support_merge_moves_identities_and_takes_the_unionid() {
     expect_user(&mut tx, user("u-into", None, None));
     expect_user(&mut tx, user("u-from", Some("union-1"), None));
     expect_identities(&mut tx, "u-from", &[(other_app(), oid("o2"))]);
+    // Both users are held, in id order, before the unionid moves: its writes lock them too,
+    // and a racing unionid merge locks them in id order.
     let mut order = mockall::Sequence::new();
+    expect_merge_holds_in(&mut tx, "u-from", "u-into", &mut order);
     tx.expect_release_unionid()
         .with(eq(uid("u-from")), eq(NOW))
         .times(1)
@@ -291,7 +294,6 @@ async fn a_support_merge_moves_identities_and_takes_the_unionid() {
         .times(1)
         .returning(|_| Ok(()));
     // The phone moves by the rule of a unionid merge.
-    expect_merge_holds(&mut tx, "u-from", "u-into");
     expect_phones(&mut tx, Some(NOW - 10), None);
     tx.expect_move_phone_number()
         .with(eq(uid("u-from")), eq(uid("u-into")), eq(NOW))

@@ -193,14 +193,23 @@ fn expect_merge(
 
 /// A merge holds both users, in id order, before it reads their phone numbers.
 pub(crate) fn expect_merge_holds(tx: &mut MockStoreTx, from: &str, into: &str) {
+    expect_merge_holds_in(tx, from, into, &mut mockall::Sequence::new());
+}
+
+/// [`expect_merge_holds`] as the next steps of `order`.
+pub(crate) fn expect_merge_holds_in(
+    tx: &mut MockStoreTx,
+    from: &str,
+    into: &str,
+    order: &mut mockall::Sequence,
+) {
     let mut ids = [uid(from), uid(into)];
     ids.sort();
-    let mut order = mockall::Sequence::new();
     for id in ids {
         tx.expect_hold_user()
             .with(eq(id))
             .times(1)
-            .in_sequence(&mut order)
+            .in_sequence(order)
             .returning(|_| Ok(()));
     }
 }

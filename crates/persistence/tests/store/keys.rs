@@ -184,3 +184,30 @@ pub async fn a_lookup_answers_without_a_phone_number_it_cannot_unseal(db: &TestD
     assert_eq!(found.user.id, user_id("u"));
     assert_eq!(found.phone_number, None);
 }
+
+/// An operator's command checks the keys without recording anything: with a key the cluster
+/// never had as current it is refused and the cluster's current key stays; with the current
+/// key it passes; a serving node's check afterwards sees nothing changed.
+pub async fn an_operators_check_records_nothing(db: &TestDb) {
+    let a = db.store_with(keyring_a()).await;
+    a.check_keyring(NOW).await.unwrap();
+    login_sealed_under(&a, 1).await;
+    a.verify_keyring().await.unwrap();
+
+    // A command run with B current (A still in its ring) would make B the cluster's current
+    // key if it recorded; it is refused instead.
+    let b_then_a = db
+        .store_with(Keyring::new(key_b()).with_old_key(key_a()))
+        .await;
+    match b_then_a.verify_keyring().await {
+        Err(PersistenceError::Keyring(problems)) => {
+            assert!(problems.contains(&id(&key_a())), "{problems}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Nothing was recorded: a node with only A still starts (it would be behind the
+    // rotation if B had become current).
+    let only_a = db.store_with(keyring_a()).await;
+    only_a.check_keyring(NOW).await.unwrap();
+    only_a.verify_keyring().await.unwrap();
+}

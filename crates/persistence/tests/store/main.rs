@@ -82,6 +82,7 @@ on_both_backends!(
     keys::keyring_check_derives_the_keys_of_an_older_database,
     keys::nodes_starting_at_once_with_different_keys_cannot_both_start,
     keys::a_lookup_answers_without_a_phone_number_it_cannot_unseal,
+    keys::an_operators_check_records_nothing,
 );
 
 /// What only SQLite has: a file, WAL, a directory to create.

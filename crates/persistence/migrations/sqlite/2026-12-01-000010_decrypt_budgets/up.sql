@@ -7,5 +7,5 @@ CREATE TABLE decrypt_budgets (
     failed_decrypts INTEGER NOT NULL,
     window_since    INTEGER NOT NULL
 );
-ALTER TABLE identities DROP COLUMN failed_decrypts_since;
-ALTER TABLE identities DROP COLUMN failed_decrypts;
+-- identities.failed_decrypts and failed_decrypts_since stay, unused, until a later release
+-- drops them: nodes of the previous release still write them during a rolling deploy.

@@ -582,13 +582,18 @@ impl StoreTx for Tx<'_> {
             ))
             .execute(self.conn);
         self.db(window_over)?;
-        let reserved =
-            diesel::update(decrypt_budgets::table.filter(identity).filter(
-                decrypt_budgets::failed_decrypts.lt(i64::from(budget.per_identity_per_day)),
-            ))
+        let cap = i64::from(budget.per_identity_per_day);
+        let reserve_identity = |tx: &mut Self| {
+            let reserved = diesel::update(
+                decrypt_budgets::table
+                    .filter(identity)
+                    .filter(decrypt_budgets::failed_decrypts.lt(cap)),
+            )
             .set(decrypt_budgets::failed_decrypts.eq(decrypt_budgets::failed_decrypts + 1))
-            .execute(self.conn);
-        if self.db(reserved)? > 0 {
+            .execute(tx.conn);
+            tx.db(reserved).map(|rows| rows > 0)
+        };
+        if reserve_identity(self)? {
             return Ok(true);
         }
         let exists = decrypt_budgets::table
@@ -607,6 +612,12 @@ impl StoreTx for Tx<'_> {
                 ))
                 .execute(self.conn);
             self.db(inserted)?;
+            return Ok(true);
+        }
+        // Under READ COMMITTED the row may have been committed by a concurrent first attempt
+        // after the update above looked for it and before this statement saw it: ask once
+        // more, now that it is visible, before calling the budget spent.
+        if reserve_identity(self)? {
             return Ok(true);
         }
         // The identity's budget is spent: give the session's attempt back, so that a refusal

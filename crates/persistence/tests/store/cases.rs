@@ -203,6 +203,57 @@ pub async fn identities_are_ordered_and_move(db: &TestDb) {
 /// identity's daily limit (across sessions), concurrent ones never overshoot, a release gives
 /// one back, the identity's window starts again after a day, and deleting the identity does
 /// not reset it.
+/// The first attempts of an identity arrive at once, each on its own session: every one is
+/// counted and granted (the budget is far from spent), none refused because another created
+/// the identity's row meanwhile.
+pub async fn first_decrypt_attempts_of_an_identity_at_once_are_all_granted(db: &TestDb) {
+    const SESSIONS: u32 = 8;
+    let store = db.store().await;
+    let budget = DecryptBudget {
+        per_session: 100,
+        per_identity_per_day: 1_000,
+    };
+    for round in 0..10_u32 {
+        let who = format!("o{round}");
+        let first_token = round * SESSIONS;
+        let (owner, openid_text) = (format!("u{round}"), who.clone());
+        write(&store, move |tx| {
+            tx.insert_user(&user(&owner, None, 1))?;
+            tx.insert_identity(&app(1), &openid(&openid_text), &user_id(&owner), 1)?;
+            for n in first_token..first_token + SESSIONS {
+                insert_new_session(tx, session(&token(n), &owner, &app(1), &openid_text, "k"))?;
+            }
+            Ok(())
+        })
+        .await;
+        let attempts: Vec<_> = (first_token..first_token + SESSIONS)
+            .map(|n| {
+                let (store, who) = (store.clone(), who.clone());
+                tokio::spawn(async move {
+                    write(&store, move |tx| {
+                        Ok(tx.reserve_decrypt_attempt(
+                            &token(n).hash(),
+                            &app(1),
+                            &openid(&who),
+                            2_000,
+                            budget,
+                        )?)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut granted = 0;
+        for attempt in attempts {
+            granted += u32::from(attempt.await.unwrap());
+        }
+        assert_eq!(
+            granted, SESSIONS,
+            "round {round}: a first attempt was refused"
+        );
+    }
+}
+
 pub async fn decrypt_attempts_are_reserved_within_the_budget(db: &TestDb) {
     let store = db.store().await;
     let budget = DecryptBudget {

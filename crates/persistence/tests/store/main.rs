@@ -48,6 +48,7 @@ on_both_backends!(
     cases::identities_are_ordered_and_move,
     cases::sessions_round_trip,
     cases::decrypt_attempts_are_reserved_within_the_budget,
+    cases::first_decrypt_attempts_of_an_identity_at_once_are_all_granted,
     cases::events_feed_pages_in_order,
     cases::events_are_append_only,
     cases::phone_numbers_move_between_users,

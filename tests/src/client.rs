@@ -114,6 +114,29 @@ pub trait Api: Sync {
         async move { UserInfoResponse::parse(&self.user_info(token, body).await) }
     }
 
+    /// What the `getPhoneNumber` button gives the mini program: a single-use phone code.
+    fn wx_phone_code(
+        &self,
+        appid: &str,
+        openid: &str,
+        phone_number: &str,
+        country_code: Option<&str>,
+    ) -> String {
+        self.sim()
+            .phone_code(appid, openid, phone_number, country_code)
+            .unwrap_or_else(|e| panic!("simulated getPhoneNumber for {appid}/{openid}: {e}"))
+            .code
+    }
+
+    /// `POST /v1/wechat/phone-number` with a phone code.
+    fn phone_number(&self, token: &str, code: &str) -> impl Future<Output = Reply> + Send {
+        let body = json!({ "code": code });
+        async move {
+            self.post_json("/v1/wechat/phone-number", Some(token), &body)
+                .await
+        }
+    }
+
     /// `GET /v1/me`
     fn me(&self, token: &str) -> impl Future<Output = Reply> + Send {
         self.get("/v1/me", Some(token))

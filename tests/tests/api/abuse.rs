@@ -500,18 +500,8 @@ async fn failed_user_info_and_phone_calls_count_toward_the_app_limit(backend: Ba
         2,
         "only the app's remaining budget of 2 calls asked checksession"
     );
-    let code = app
-        .sim
-        .phone_code(APP_B, "quota-ann", "13812345678", Some("86"))
-        .expect("the simulator issues a phone code")
-        .code;
-    let reply = app
-        .post_json(
-            "/v1/wechat/phone-number",
-            Some(&login.token),
-            &json!({"code": code}),
-        )
-        .await;
+    let code = app.wx_phone_code(APP_B, "quota-ann", "13812345678", Some("86"));
+    let reply = app.phone_number(&login.token, &code).await;
     assert_error(
         &reply,
         429,

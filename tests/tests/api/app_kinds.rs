@@ -156,18 +156,8 @@ async fn a_base_scope_login_is_provisional(backend: Backend) {
 async fn a_phone_number_is_stored_sealed_and_returned(backend: Backend) {
     let app = TestApp::spawn(backend, kinds()).await;
     let login = app.login(APP_B, "mp-ivy", Some("ivy-union")).await;
-    let code = app
-        .sim
-        .phone_code(APP_B, "mp-ivy", "13812345678", Some("86"))
-        .expect("the simulator issues a phone code")
-        .code;
-    let reply = app
-        .post_json(
-            "/v1/wechat/phone-number",
-            Some(&login.token),
-            &json!({"code": code}),
-        )
-        .await;
+    let code = app.wx_phone_code(APP_B, "mp-ivy", "13812345678", Some("86"));
+    let reply = app.phone_number(&login.token, &code).await;
     assert_eq!(
         reply.ok_json(200, "phone number"),
         json!({"phone_number": "13812345678", "pure_phone_number": "13812345678", "country_code": "86"})
@@ -179,13 +169,7 @@ async fn a_phone_number_is_stored_sealed_and_returned(backend: Backend) {
     );
 
     // The code worked once.
-    let again = app
-        .post_json(
-            "/v1/wechat/phone-number",
-            Some(&login.token),
-            &json!({"code": code}),
-        )
-        .await;
+    let again = app.phone_number(&login.token, &code).await;
     assert_error(&again, 401, "invalid_code", "a used phone code");
     let no_token = app
         .post_json("/v1/wechat/phone-number", None, &json!({"code": code}))
@@ -260,13 +244,7 @@ async fn oauth_logins_cannot_send_user_info_or_phone_codes(backend: Backend) {
         "unsupported_app_kind",
         "user info on an OAuth login",
     );
-    let phone = app
-        .post_json(
-            "/v1/wechat/phone-number",
-            Some(&web.token),
-            &json!({"code": "x"}),
-        )
-        .await;
+    let phone = app.phone_number(&web.token, "x").await;
     assert_error(
         &phone,
         400,
@@ -284,11 +262,7 @@ async fn two_nodes_share_one_access_token_and_refresh_it_once(backend: Backend) 
     let burst = |round: usize| {
         let mut calls = tokio::task::JoinSet::new();
         for i in 0..24 {
-            let code = app
-                .sim
-                .phone_code(APP_B, "mp-kai", &format!("1380000{round}{i:03}"), None)
-                .expect("the simulator issues a phone code")
-                .code;
+            let code = app.wx_phone_code(APP_B, "mp-kai", &format!("1380000{round}{i:03}"), None);
             let url = format!("{}/v1/wechat/phone-number", nodes[i % 2]);
             let (client, token) = (app.client.clone(), login.token.clone());
             calls.spawn(async move {

@@ -63,6 +63,12 @@ pub(crate) async fn receiver(failures: usize) -> (String, Received) {
     };
     // Any method: a followed 302 arrives as a GET.
     let router = axum::Router::new().route("/hook", axum::routing::any(handler));
+    let url = serve_receiver(router).await;
+    (url, received)
+}
+
+/// Serve a webhook receiver on a loopback port; its `/hook` URL.
+async fn serve_receiver(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the receiver");
@@ -70,7 +76,7 @@ pub(crate) async fn receiver(failures: usize) -> (String, Received) {
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    (url, received)
+    url
 }
 
 /// A receiver that answers every POST with a redirect to `to` (302 and 307 in turn, 307 keeping
@@ -93,13 +99,7 @@ async fn redirecting_receiver(to: String) -> (String, Arc<Mutex<usize>>) {
         }
     };
     let router = axum::Router::new().route("/hook", axum::routing::post(handler));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the receiver");
-    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let url = serve_receiver(router).await;
     (url, posts)
 }
 

@@ -130,18 +130,10 @@ async fn a_merge_moves_the_phone_number_and_the_event_says_so(backend: Backend) 
     let provisional = app.login(APP_A, "ph-a", Some("ph-union")).await;
     let owner = app.login(APP_B, "ph-b", Some("ph-union")).await;
     assert!(!provisional.unionid_linked && owner.unionid_linked);
-    let code = app
-        .sim
-        .phone_code(APP_A, "ph-a", "13900001111", Some("86"))
-        .expect("the simulator issues a phone code")
-        .code;
-    app.post_json(
-        "/v1/wechat/phone-number",
-        Some(&provisional.token),
-        &json!({"code": code}),
-    )
-    .await
-    .ok_json(200, "phone number");
+    let code = app.wx_phone_code(APP_A, "ph-a", "13900001111", Some("86"));
+    app.phone_number(&provisional.token, &code)
+        .await
+        .ok_json(200, "phone number");
     let user = |id: String| {
         let app = &app;
         async move {

@@ -39,17 +39,7 @@ impl State {
             kind.allows_scope(scope)
         })?;
         let openid = self.user_for_code(appid, openid, unionid)?;
-        let purpose = CodePurpose::OAuth {
-            scope,
-            snapshot: false,
-        };
-        let code = self.issue_code(appid, &openid, purpose);
-        Ok(OAuthCode {
-            code,
-            openid,
-            scope,
-            expires_in: CODE_TTL_SECS,
-        })
+        Ok(self.issue_oauth_code(appid, openid, scope, false))
     }
 
     /// Plays a visit of an official account's page in snapshot mode (a page opened from a
@@ -61,17 +51,24 @@ impl State {
             kind == crate::AppKind::OfficialAccount
         })?;
         let openid = self.user_for_code(appid, None, None)?;
-        let purpose = CodePurpose::OAuth {
-            scope,
-            snapshot: true,
-        };
-        let code = self.issue_code(appid, &openid, purpose);
-        Ok(OAuthCode {
+        Ok(self.issue_oauth_code(appid, openid, scope, true))
+    }
+
+    /// A single-use OAuth code of `openid` for a grant of `scope`.
+    fn issue_oauth_code(
+        &mut self,
+        appid: &str,
+        openid: String,
+        scope: OAuthScope,
+        snapshot: bool,
+    ) -> OAuthCode {
+        let code = self.issue_code(appid, &openid, CodePurpose::OAuth { scope, snapshot });
+        OAuthCode {
             code,
             openid,
             scope,
             expires_in: CODE_TTL_SECS,
-        })
+        }
     }
 
     /// `GET /sns/oauth2/access_token`: code2Session's checks in its order, then the tokens.

@@ -45,11 +45,7 @@ async fn user_info_on(app: &TestApp, node: &str, token: &str, openid: &str) -> R
 /// `POST /v1/wechat/phone-number` on `node`: reads the app's shared access token, which
 /// whichever node refreshed it sealed.
 async fn phone_number_on(app: &TestApp, node: &str, token: &str, openid: &str) -> Reply {
-    let code = app
-        .sim
-        .phone_code(APP_A, openid, "13800000002", Some("86"))
-        .expect("the simulator issues a phone code")
-        .code;
+    let code = app.wx_phone_code(APP_A, openid, "13800000002", Some("86"));
     send(
         app.client
             .post(format!("{node}/v1/wechat/phone-number"))

@@ -270,6 +270,39 @@ fn drain(
     })
 }
 
+/// The target directory's profile folder (`…/debug`) that the running test binary was built
+/// into (`…/debug/deps/name-hash`): the one home of "where are the built binaries", right under
+/// any `CARGO_TARGET_DIR`.
+///
+/// # Panics
+///
+/// When the running executable does not live in `<profile>/deps`.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("a test binary lives in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// A binary of this workspace: the path in `env_var` when it is set, else `name` beside the
+/// running test binary (see [`profile_dir`]).
+///
+/// # Panics
+///
+/// When there is no file there, with the command that builds it.
+pub fn built_binary(name: &str, env_var: &str) -> PathBuf {
+    let path = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| profile_dir().join(name));
+    assert!(
+        path.is_file(),
+        "no {name} binary at {}: build it first (`cargo xtask test` does), or set {env_var}",
+        path.display()
+    );
+    path
+}
+
 /// A port on 127.0.0.1 that was free a moment ago and that this process gave to no one else.
 ///
 /// # Errors

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wxlink_tests::process::Proc;
+use wxlink_tests::process::{Proc, built_binary, profile_dir};
 
 const APPID: &str = "wxsdk0000000000001";
 const SECRET: &str = "sdk-secret";
@@ -25,28 +25,9 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The target directory's profile folder (`target/debug`), from this test binary's path
-/// (`target/debug/deps/sdk-…`).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps")
-        .to_path_buf()
-}
-
 /// The simulator binary: `WXLINK_SIM_BIN`, else the one beside this test's profile.
 fn sim_bin() -> PathBuf {
-    let path = std::env::var_os("WXLINK_SIM_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| profile_dir().join("wxlink-wechat-sim"));
-    assert!(
-        path.is_file(),
-        "no simulator binary at {}: build it first: cargo build -p wxlink-wechat-sim \
-         (cargo xtask test does)",
-        path.display()
-    );
-    path
+    built_binary("wxlink-wechat-sim", "WXLINK_SIM_BIN")
 }
 
 /// The venv's python, or `None` (after a loud line) when it cannot be made outside CI and

@@ -170,7 +170,7 @@ fn test(tests_only: bool, cargo_args: &[String]) -> Result {
             "cargo clippy (external-tests)",
             cargo().arg("clippy").args(external).args([
                 "--target-dir",
-                "target",
+                &target_dir_str()?,
                 "--all-targets",
                 "--locked",
                 "--",
@@ -210,7 +210,7 @@ fn test(tests_only: bool, cargo_args: &[String]) -> Result {
     cmd.args(["test", "--workspace"])
         .args(cargo_args)
         .env("WXLINK_TEST_DATABASE_URL", &url)
-        .env("WXLINK_BIN", project_root().join("target/debug/wxlink"))
+        .env("WXLINK_BIN", target_dir().join("debug/wxlink"))
         // tests/tests/sdk.rs drives it with wechatpy (in target/bench/venv).
         .env(
             "WXLINK_SIM_BIN",
@@ -228,7 +228,7 @@ fn test(tests_only: bool, cargo_args: &[String]) -> Result {
                 "--manifest-path",
                 "external-tests/Cargo.toml",
                 "--target-dir",
-                "target",
+                &target_dir_str()?,
                 "--locked",
             ]),
         )?;
@@ -243,7 +243,7 @@ fn miniprogram_client_tests() -> Result {
     let mut node = Command::new("node");
     node.args(["--test", "examples/miniprogram/test/"])
         .current_dir(project_root())
-        .env("WXLINK_BIN", project_root().join("target/debug/wxlink"));
+        .env("WXLINK_BIN", target_dir().join("debug/wxlink"));
     match node.status() {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(format!(
@@ -325,6 +325,15 @@ fn target_dir() -> PathBuf {
             }
         })
         .unwrap_or_else(|| project_root().join("target"))
+}
+
+/// [`target_dir`] as an argument: the external package builds into the workspace's target
+/// directory (its dependencies are the same), wherever `CARGO_TARGET_DIR` puts it.
+fn target_dir_str() -> Result<String> {
+    target_dir()
+        .into_os_string()
+        .into_string()
+        .map_err(|dir| format!("the target directory {dir:?} is not UTF-8"))
 }
 
 /// `cargo` without the variables `cargo run` gave xtask (`CARGO_PKG_*`, `CARGO_MANIFEST_*`,

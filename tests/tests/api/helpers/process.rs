@@ -2,7 +2,7 @@
 //! guard and free ports are `wxlink_tests::process`'s.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,24 +11,9 @@ pub use wxlink_tests::process::{Proc, free_port};
 
 use super::{POLL, PROCESS_LIMIT};
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace root")
-        .to_path_buf()
-}
-
-/// The `wxlink` binary: `WXLINK_BIN`, else `<workspace>/target/debug/wxlink`.
+/// The `wxlink` binary: `WXLINK_BIN`, else the one beside this test's profile.
 pub fn wxlink_bin() -> PathBuf {
-    let path = std::env::var_os("WXLINK_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/debug/wxlink"));
-    assert!(
-        path.is_file(),
-        "no wxlink binary at {}: build it first: cargo build -p wxlink-api (cargo xtask test does)",
-        path.display()
-    );
-    path
+    wxlink_tests::process::built_binary("wxlink", "WXLINK_BIN")
 }
 
 /// A command whose environment holds no `WXLINK__…` override and no proxy of the caller's

@@ -190,6 +190,8 @@ fn test(tests_only: bool, cargo_args: &[String]) -> Result {
             "build",
             "-p",
             "wxlink-wechat-sim",
+            "--features",
+            "cli",
             "--bin",
             "wxlink-wechat-sim",
         ]),

@@ -4,7 +4,7 @@
 //!
 //! Run it with `cargo run -p wxlink-wechat-sim --example sandbox`.
 //! To keep a simulator running for manual tests, use the binary instead:
-//! `cargo run -p wxlink-wechat-sim -- --app wx4f4bc4dec97d474b:app-secret`.
+//! `cargo run -p wxlink-wechat-sim --features cli -- --app wx4f4bc4dec97d474b:app-secret`.
 
 use std::error::Error;
 

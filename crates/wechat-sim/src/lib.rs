@@ -207,7 +207,8 @@
 //!
 //! # Crate features
 //!
-//! None.
+//! - `cli`: the `wxlink-wechat-sim` binary (`clap`, `tracing-subscriber`); the library needs
+//!   neither, so crates that embed the simulator leave it off.
 //!
 //! # Public dependencies
 //!

@@ -1,7 +1,5 @@
 //! One person is one user under concurrency: simultaneous first logins, simultaneous user
-//! data, several nodes on one database. And login latency (printed, never asserted).
-
-use std::time::{Duration, Instant};
+//! data, several nodes on one database. Latency is measured by `cargo xtask bench`, not here.
 
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -16,7 +14,6 @@ on_both_backends!(
     concurrent_first_logins_make_one_user,
     concurrent_user_info_makes_one_owner,
     two_nodes_sharing_a_database_make_one_user,
-    login_latency,
 );
 
 async fn concurrent_first_logins_make_one_user(backend: Backend) {
@@ -173,30 +170,5 @@ async fn two_nodes_sharing_a_database_make_one_user(backend: Backend) {
     assert_eq!(
         me.identities,
         identities(&[(APP_A, "nia-in-a"), (APP_B, "nia-in-b")])
-    );
-}
-
-async fn login_latency(backend: Backend) {
-    let name = backend.name();
-    let app = TestApp::spawn(backend, Options::default()).await;
-    let mut samples = Vec::new();
-    for i in 0..50 {
-        let openid = format!("latency-{i}");
-        let unionid = format!("latency-union-{i}");
-        let wx = app.wx_login(APP_B, &openid, Some(&unionid));
-        let started = Instant::now();
-        let reply = app.login_with_code(APP_B, &wx.code).await;
-        samples.push(started.elapsed());
-        LoginResponse::parse(&reply);
-    }
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let p50 = samples[samples.len() / 2];
-    let p99 = samples[(samples.len() * 99).div_ceil(100) - 1];
-    eprintln!(
-        "login latency on {name}: 50 sequential first logins, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        ms(p50),
-        ms(p99),
-        ms(samples[samples.len() - 1])
     );
 }

@@ -140,14 +140,14 @@ mod sqlite_only {
         });
         locked.recv().unwrap();
 
-        let started = std::time::Instant::now();
         let read = store
             .transact(TxMode::Read, |tx| {
                 Ok(tx.user(&crate::support::user_id("u"))?)
             })
             .await;
+        // A reader that waited for the lock would fail after the busy timeout: the holder keeps
+        // it until released below.
         assert_eq!(read, Ok(None));
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
 
         let started = std::time::Instant::now();
         let write = store
@@ -160,8 +160,9 @@ mod sqlite_only {
             matches!(write, Err(DomainError::Store(StoreError::Unavailable(_)))),
             "{write:?}"
         );
+        // A writer that kept retrying would outlast the holder (30 s) and succeed: the error
+        // itself shows that it gave up; no upper bound on the clock is needed.
         assert!(waited >= std::time::Duration::from_secs(4), "{waited:?}");
-        assert!(waited < std::time::Duration::from_secs(8), "{waited:?}");
 
         release.send(()).unwrap();
         holder.join().unwrap();

@@ -5,9 +5,9 @@
 //! need no WeChat, so the command line runs them with just a store and a clock.
 
 use crate::error::DomainError;
-use crate::ids::{AppId, OpenId, UserId};
+use crate::ids::{AppId, OpenId, UnionId, UserId};
 use crate::linking::{self, Origin};
-use crate::model::{Actor, EventDetail, EventKind, UnixTime, User};
+use crate::model::{Actor, EventDetail, EventKind, PhoneMerge, UnixTime, User};
 use crate::ports::{Clock, IdentityStore, StoreTx, TxMode};
 use crate::secrets::SessionToken;
 
@@ -144,33 +144,46 @@ impl<S: IdentityStore, C: Clock> Accounts<S, C> {
         let now = self.clock.now();
         self.store
             .transact(TxMode::Write, move |tx| {
-                if into == from {
-                    return Err(DomainError::SameUser);
-                }
-                let into = unmerged_user(tx, &into)?;
-                let from = unmerged_user(tx, &from)?;
-                let (appid, openid) = first_identity(tx, &from.id)?;
+                let plan = check_merge(tx, &into, &from)?;
+                let (appid, openid) = plan.first_identity;
                 let origin = Origin {
                     appid: &appid,
                     openid: &openid,
                     at: now,
                 };
-                if let (Some(a), Some(b)) = (&from.unionid, &into.unionid)
-                    && a != b
-                {
-                    return Err(DomainError::UnionidConflict);
-                }
                 // Held before the unionid moves: its writes lock the users too, and in another
                 // order than a racing unionid merge would.
-                let held = linking::hold_pair(tx, &from.id, &into.id)?;
-                if let (Some(unionid), None) = (&from.unionid, &into.unionid) {
+                let held = linking::hold_pair(tx, &plan.from.id, &plan.into.id)?;
+                if let Some(unionid) = &plan.unionid {
                     // Released first: one user per unionid holds at every statement.
-                    tx.release_unionid(&from.id, now)?;
-                    tx.set_unionid(&into.id, unionid, now)?;
-                    tx.append_event(&origin.event(EventKind::UnionidLinked, &into.id, None))?;
+                    tx.release_unionid(&plan.from.id, now)?;
+                    tx.set_unionid(&plan.into.id, unionid, now)?;
+                    tx.append_event(&origin.event(EventKind::UnionidLinked, &plan.into.id, None))?;
                 }
                 linking::merge(tx, origin, held, Actor::Support)?;
-                Ok(into.id)
+                Ok(plan.into.id)
+            })
+            .await
+    }
+
+    /// What [`Accounts::merge`] of the same users would do now, computed by the same rules
+    /// and refused for the same reasons, in a read-only transaction: nothing changes.
+    pub async fn preview_merge(&self, into: UserId, from: UserId) -> Result<MergePlan, DomainError> {
+        let now = self.clock.now();
+        self.store
+            .transact(TxMode::Read, move |tx| {
+                let checked = check_merge(tx, &into, &from)?;
+                // What `linking::merge` counts and moves, by its own functions.
+                let sessions = tx.live_sessions(&checked.from.id, now)?;
+                let phone = linking::phone_merge_outcome(tx, &checked.from.id, &checked.into.id)?;
+                Ok(MergePlan {
+                    into: checked.into,
+                    from: checked.from,
+                    identities: checked.identities,
+                    sessions,
+                    phone,
+                    unionid: checked.unionid,
+                })
             })
             .await
     }
@@ -201,6 +214,66 @@ impl<S: IdentityStore, C: Clock> Accounts<S, C> {
             })
             .await
     }
+}
+
+/// What a support merge does: [`Accounts::preview_merge`] shows it, [`Accounts::merge`] runs
+/// it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergePlan {
+    /// The user that stays.
+    pub into: User,
+    /// The user merged away.
+    pub from: User,
+    /// The identities that move from `from` to `into`.
+    pub identities: Vec<(AppId, OpenId)>,
+    /// The live sessions of `from` that act as `into` from then on.
+    pub sessions: u64,
+    /// What becomes of `from`'s phone number.
+    pub phone: PhoneMerge,
+    /// The unionid that moves from `from` to `into`, if one does.
+    pub unionid: Option<UnionId>,
+}
+
+/// A support merge that its rules allow, before anything moves.
+struct CheckedMerge {
+    into: User,
+    from: User,
+    identities: Vec<(AppId, OpenId)>,
+    first_identity: (AppId, OpenId),
+    unionid: Option<UnionId>,
+}
+
+/// The rules of a support merge, read-only: who may be merged, which identities and which
+/// unionid move. [`Accounts::merge`] and [`Accounts::preview_merge`] both start here.
+fn check_merge(
+    tx: &mut dyn StoreTx,
+    into: &UserId,
+    from: &UserId,
+) -> Result<CheckedMerge, DomainError> {
+    if into == from {
+        return Err(DomainError::SameUser);
+    }
+    let into = unmerged_user(tx, into)?;
+    let from = unmerged_user(tx, from)?;
+    let identities = tx.identities(&from.id)?;
+    let first_identity = identities.first().cloned().ok_or_else(|| {
+        DomainError::from(crate::error::StoreError::Corrupt(format!(
+            "user {} has no identity",
+            from.id
+        )))
+    })?;
+    let unionid = match (&from.unionid, &into.unionid) {
+        (Some(a), Some(b)) if a != b => return Err(DomainError::UnionidConflict),
+        (Some(a), None) => Some(a.clone()),
+        _ => None,
+    };
+    Ok(CheckedMerge {
+        into,
+        from,
+        identities,
+        first_identity,
+        unionid,
+    })
 }
 
 /// A cancellation: sessions revoked, identities released (an `identity_unlinked` event each, so

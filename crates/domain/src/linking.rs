@@ -208,17 +208,28 @@ fn merge_phone(
     into: &UserId,
     at: UnixTime,
 ) -> Result<PhoneMerge, DomainError> {
-    let Some(theirs) = tx.phone_verified_at(from)? else {
-        return Ok(PhoneMerge::None);
-    };
-    let outcome = match tx.phone_verified_at(into)? {
-        None => PhoneMerge::Moved,
-        Some(owners) if theirs > owners => PhoneMerge::ReplacedOwner,
-        Some(_) => PhoneMerge::KeptOwner,
-    };
+    let outcome = phone_merge_outcome(tx, from, into)?;
     match outcome {
+        PhoneMerge::None => {}
         PhoneMerge::KeptOwner => tx.clear_phone_number(from, at)?,
         _ => tx.move_phone_number(from, into, at)?,
     }
     Ok(outcome)
+}
+
+/// What a merge of `from` into `into` does with the phone numbers, by the rule of
+/// [`PhoneMerge`]; reads only, so a preview shows what the merge will do.
+pub(crate) fn phone_merge_outcome(
+    tx: &mut dyn StoreTx,
+    from: &UserId,
+    into: &UserId,
+) -> Result<PhoneMerge, DomainError> {
+    let Some(theirs) = tx.phone_verified_at(from)? else {
+        return Ok(PhoneMerge::None);
+    };
+    Ok(match tx.phone_verified_at(into)? {
+        None => PhoneMerge::Moved,
+        Some(owners) if theirs > owners => PhoneMerge::ReplacedOwner,
+        Some(_) => PhoneMerge::KeptOwner,
+    })
 }

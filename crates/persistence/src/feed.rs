@@ -48,7 +48,7 @@ const PLACEMENT_LOCK_WAIT_MS: u32 = 5_000;
 /// The advisory lock key of placement ("wxfeed" in ASCII).
 const PLACEMENT_LOCK: i64 = 0x7778_6665_6564;
 
-type EventRow = (
+pub(crate) type EventRow = (
     i64,
     String,
     String,
@@ -161,7 +161,7 @@ fn detail_from_json(seq: i64, text: &str) -> Result<EventDetail, StoreError> {
     })
 }
 
-fn event_from_row(
+pub(crate) fn event_from_row(
     (seq, kind, user_id, other_user_id, appid, openid, at, detail): EventRow,
 ) -> Result<(i64, Event), StoreError> {
     let kind = EventKind::parse(&kind)

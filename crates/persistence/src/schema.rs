@@ -23,6 +23,8 @@ diesel::table! {
         phone_verified_at -> Nullable<BigInt>,
         /// Unix seconds; set when the account was cancelled (the row is a tombstone).
         deleted_at -> Nullable<BigInt>,
+        /// Keyed hash of the phone number's digits, to find a user by phone (`phone_hash`).
+        phone_hash -> Nullable<Binary>,
     }
 }
 
@@ -103,7 +105,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_cursors,
     rate_limit_windows,
     data_keys,
-    decrypt_budgets
+    decrypt_budgets,
+    operators,
+    operator_sessions,
+    sign_in_failures
 );
 
 diesel::table! {
@@ -176,5 +181,53 @@ diesel::table! {
         failed_decrypts -> BigInt,
         /// Unix seconds: when the current day-long window began.
         window_since -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The support console's operators.
+    operators (name) {
+        /// The operator's name, as events' `actor` shows it (`console:NAME`).
+        name -> Text,
+        /// Argon2id, PHC string format.
+        password_hash -> Text,
+        /// 1 while the password is a one-time one to change at the next sign-in.
+        password_expired -> BigInt,
+        /// Space-separated scope names.
+        scopes -> Text,
+        /// The TOTP secret, sealed, associated data = the name.
+        totp_secret -> Nullable<Binary>,
+        /// Unix seconds; set when disabled.
+        disabled_at -> Nullable<BigInt>,
+        /// Unix seconds.
+        created_at -> BigInt,
+        /// Unix seconds.
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Signed-in operators.
+    operator_sessions (token_hash) {
+        /// SHA-256 of the session cookie's token.
+        token_hash -> Binary,
+        /// The operator.
+        operator -> Text,
+        /// Unix seconds.
+        created_at -> BigInt,
+        /// Unix seconds of the last request; the idle timeout counts from it.
+        last_seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Failed sign-ins per operator and per client address.
+    sign_in_failures (limit_key) {
+        /// `operator:NAME` or `address:IP`.
+        limit_key -> Text,
+        /// Failures since the last success.
+        failures -> BigInt,
+        /// Unix seconds.
+        last_failure_at -> BigInt,
     }
 }

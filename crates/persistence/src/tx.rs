@@ -125,9 +125,11 @@ impl<'c> Tx<'c> {
         let (sealed, verified_at) = phone
             .map(|(phone, verified_at)| (seal_phone(self.keyring, user, phone), verified_at))
             .unzip();
+        let hash = phone.map(|(phone, _)| phone_hash(self.keyring.current_key(), phone).to_vec());
         let updated = diesel::update(users::table.filter(users::id.eq(user.as_str())))
             .set((
                 users::phone_number.eq(sealed),
+                users::phone_hash.eq(hash),
                 users::phone_verified_at.eq(verified_at),
                 users::updated_at.eq(at),
             ))
@@ -192,6 +194,20 @@ pub(crate) fn seal_phone(keyring: &Keyring, user: &UserId, phone: &PhoneNumber) 
         phone.country_code, phone.phone_number, phone.pure_phone_number
     ));
     keyring.seal_with_aad(text.as_bytes(), user.as_str().as_bytes())
+}
+
+/// The purpose of [`wxlink_crypto::DataKey::keyed_hash`] for `users.phone_hash`.
+const PHONE_HASH_CONTEXT: &str = "phone number";
+
+/// The keyed hash that finds a user by phone number without opening sealed ones: of the
+/// number without country code (WeChat's `purePhoneNumber`).
+pub(crate) fn phone_hash(key: &wxlink_crypto::DataKey, phone: &PhoneNumber) -> [u8; 32] {
+    phone_digits_hash(key, &phone.pure_phone_number)
+}
+
+/// [`phone_hash`] of a number as digits, the form a search gives.
+pub(crate) fn phone_digits_hash(key: &wxlink_crypto::DataKey, digits: &str) -> [u8; 32] {
+    key.keyed_hash(PHONE_HASH_CONTEXT, digits.as_bytes())
 }
 
 /// Inverse of [`seal_phone`].
@@ -846,6 +862,7 @@ impl StoreTx for Tx<'_> {
             .set((
                 users::unionid.eq(None::<String>),
                 users::phone_number.eq(None::<Vec<u8>>),
+                users::phone_hash.eq(None::<Vec<u8>>),
                 users::deleted_at.eq(at),
                 users::updated_at.eq(at),
             ))

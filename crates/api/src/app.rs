@@ -144,6 +144,10 @@ pub struct Application {
     per_ip_connections: ConnectionCap,
     purge_interval: Duration,
     webhooks: Vec<(String, crate::config::WebhookSettings)>,
+    /// The support console's router, and its listener when `[console] bind` is set.
+    console: axum::Router,
+    console_listener: Option<TcpListener>,
+    console_connections: ConnectionCap,
 }
 
 impl Application {
@@ -225,6 +229,21 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let console = crate::console::router(Arc::new(crate::console::ConsoleState::new(
+            store.clone(),
+            wxlink_domain::Accounts::new(store.clone(), SystemClock),
+            state.apps.clone(),
+            Arc::clone(&state.limits),
+            &settings.console,
+        )));
+        let console_listener = match settings.console.bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
             router: crate::http::router(Arc::clone(&state)),
@@ -240,6 +259,12 @@ impl Application {
             ),
             purge_interval: valid.purge_interval,
             webhooks: settings.webhooks.into_iter().collect(),
+            console,
+            console_listener,
+            console_connections: ConnectionCap::new(
+                settings.server.max_connections_per_ip,
+                &settings.rate_limit,
+            ),
         })
     }
 
@@ -253,6 +278,17 @@ impl Application {
     /// A request without `ConnectInfo` is not counted against a client IP's rate limit.
     pub fn router(&self) -> axum::Router {
         self.router.clone()
+    }
+
+    /// The support console's address, when `[console] bind` is set.
+    pub fn console_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.console_listener.as_ref().map(TcpListener::local_addr)
+    }
+
+    /// The support console's routes, to drive it in-process like [`Application::router`]
+    /// (whether or not `[console] bind` is set).
+    pub fn console_router(&self) -> axum::Router {
+        self.console.clone()
     }
 
     /// Serve until SIGTERM or Ctrl-C, then stop accepting and let in-flight requests finish
@@ -274,19 +310,49 @@ impl Application {
                 self.node.clone(),
             )));
         }
+        // One signal stops both listeners.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let signal = tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let until_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let limits = |per_ip_connections| ServeLimits {
+            header_read_timeout: self.header_read_timeout,
+            write_timeout: self.write_timeout,
+            max_connections: self.max_connections,
+            per_ip_connections,
+            shutdown_grace: grace,
+        };
+        let console = self.console_listener.map(|listener| {
+            let console_limits = limits(self.console_connections);
+            tokio::spawn(serve(
+                listener,
+                self.console,
+                console_limits,
+                until_stopped(),
+            ))
+        });
         let outcome = serve(
             self.listener,
             self.router,
-            ServeLimits {
-                header_read_timeout: self.header_read_timeout,
-                write_timeout: self.write_timeout,
-                max_connections: self.max_connections,
-                per_ip_connections: self.per_ip_connections,
-                shutdown_grace: grace,
-            },
-            shutdown_signal(),
+            limits(self.per_ip_connections),
+            until_stopped(),
         )
         .await;
+        if let Some(console) = console {
+            match console.await {
+                Ok(Err(error)) => tracing::warn!(%error, "the console's listener failed"),
+                Err(error) => tracing::warn!(%error, "the console's listener panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
+        signal.abort();
         for task in background {
             task.abort();
         }

@@ -145,7 +145,8 @@ enum Failure {
 }
 
 impl UserError {
-    fn argument(message: String) -> Self {
+    fn argument(message: impl Into<String>) -> Self {
+        let message = message.into();
         Self {
             failure: Failure::Contract(ErrorCode::InvalidRequest),
             message,
@@ -222,16 +223,36 @@ pub async fn run_user(
     options: UserOptions,
 ) -> Result<(), UserError> {
     let action = Action::parse(command)?;
-    let config =
-        config.ok_or_else(|| UserError::configuration("user needs --config FILE".into()))?;
+    let store = command_store("user", config, key_file).await?;
+    if let Some(what) = action.destructive().filter(|_| !options.yes) {
+        confirm(&what)?;
+    }
+    let accounts: WxlinkAccounts = Accounts::new(store.clone(), SystemClock);
+    let output = execute(&store, &accounts, action).await?;
+    if options.json {
+        println!("{}", output.json);
+    } else {
+        println!("{}", output.text);
+    }
+    Ok(())
+}
+
+/// The configured store, for a command of an operator at the command line. It writes only
+/// what it was asked to: no migration, no record of its key (a key it would make the
+/// cluster's current one could lock nodes out).
+async fn command_store(
+    command: &str,
+    config: Option<&Path>,
+    key_file: &Path,
+) -> Result<Store, UserError> {
+    let config = config
+        .ok_or_else(|| UserError::configuration(format!("{command} needs --config FILE")))?;
     let settings =
         Settings::load(Some(config)).map_err(|e| UserError::configuration(e.to_string()))?;
     let valid = settings
         .validate()
         .map_err(|e| UserError::configuration(e.to_string()))?;
-    // An operator's command writes only what it was asked to: no migration, no record of
-    // its key (a key it would make the cluster's current one could lock nodes out).
-    let store = crate::open_store(
+    crate::open_store(
         valid.database,
         valid.data_keys,
         key_file,
@@ -242,13 +263,185 @@ pub async fn run_user(
         },
     )
     .await
-    .map_err(start_error)?;
-    if let Some(what) = action.destructive().filter(|_| !options.yes) {
-        confirm(&what)?;
+    .map_err(start_error)
+}
+
+/// What `wxlink operator` does: the support console's operators.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum OperatorCommand {
+    /// Add an operator; prints a one-time password, to be changed at the first sign-in.
+    Add {
+        /// The operator's name (letters, digits, '.', '_', '-'); events name it
+        /// `console:NAME`.
+        name: String,
+        /// What the operator may see and do: scope names of the internal API's clients,
+        /// comma-separated (users:read, users:phone, events:read, tokens:introspect,
+        /// support:write).
+        #[arg(long, value_name = "SCOPES")]
+        scopes: String,
+        /// Also require a TOTP code (RFC 6238) at sign-in; prints the otpauth:// URI to scan.
+        #[arg(long)]
+        totp: bool,
+    },
+    /// List the operators: name, scopes, second factor, state.
+    List,
+    /// Disable an operator: it cannot sign in, its sessions end.
+    Disable {
+        /// The operator's name.
+        name: String,
+    },
+    /// Give an operator a new one-time password (it ends its sessions, enables it again and
+    /// lifts a lock after failed sign-ins).
+    ResetPassword {
+        /// The operator's name.
+        name: String,
+    },
+}
+
+/// Run one `wxlink operator` command with the configuration in `config`.
+///
+/// # Errors
+/// [`UserError`]: bad arguments or configuration, an unknown or taken name, database
+/// failures.
+pub async fn run_operator(
+    config: Option<&Path>,
+    key_file: &Path,
+    command: OperatorCommand,
+    json: bool,
+) -> Result<(), UserError> {
+    use crate::console::operators;
+    use wxlink_domain::Clock as _;
+    let name_arg = |name: &str| operators::parse_name(name).map_err(UserError::argument);
+    // Arguments are checked before the database is opened.
+    match &command {
+        OperatorCommand::Add { name, scopes, .. } => {
+            name_arg(name)?;
+            operators::parse_scopes(scopes).map_err(UserError::argument)?;
+        }
+        OperatorCommand::Disable { name } | OperatorCommand::ResetPassword { name } => {
+            name_arg(name)?;
+        }
+        OperatorCommand::List => {}
     }
-    let accounts: WxlinkAccounts = Accounts::new(store.clone(), SystemClock);
-    let output = execute(&store, &accounts, action).await?;
-    if options.json {
+    let store = command_store("operator", config, key_file).await?;
+    let now = SystemClock.now();
+    let db = |e: wxlink_domain::StoreError| UserError::domain("operator", DomainError::Store(e));
+    let unknown = |name: &str| UserError {
+        failure: Failure::Contract(ErrorCode::NotFound),
+        message: format!("no operator {name}"),
+    };
+    let hash = |password: &str| {
+        operators::hash_password(password).map_err(|e| UserError {
+            failure: Failure::Contract(ErrorCode::InternalError),
+            message: e,
+        })
+    };
+    let output = match command {
+        OperatorCommand::Add { name, scopes, totp } => {
+            let scopes = operators::parse_scopes(&scopes).map_err(UserError::argument)?;
+            let password = operators::one_time_password();
+            let secret = totp.then(operators::new_totp_secret);
+            let uri = secret
+                .as_ref()
+                .map(|s| operators::totp_uri(s, &name))
+                .transpose()
+                .map_err(UserError::argument)?;
+            let new = wxlink_persistence::NewOperator {
+                name: name.clone(),
+                password_hash: hash(&password)?,
+                scopes: scopes.clone(),
+                totp_secret: secret,
+            };
+            if !store.add_operator(new, now).await.map_err(db)? {
+                return Err(UserError {
+                    failure: Failure::Contract(ErrorCode::InvalidRequest),
+                    message: format!("operator {name} exists already"),
+                });
+            }
+            let mut text = format!(
+                "added operator {name} with scopes {}\none-time password (change it at the \
+                 first sign-in): {}",
+                scopes.join(","),
+                password.as_str()
+            );
+            if let Some(uri) = &uri {
+                text.push_str(&format!("\nTOTP: scan {uri}"));
+            }
+            Output {
+                json: serde_json::json!({
+                    "name": name,
+                    "scopes": scopes,
+                    "one_time_password": password.as_str(),
+                    "totp_uri": uri,
+                }),
+                text,
+            }
+        }
+        OperatorCommand::List => {
+            let all = store.operators().await.map_err(db)?;
+            let text = if all.is_empty() {
+                "no operators".to_owned()
+            } else {
+                all.iter()
+                    .map(|o| {
+                        format!(
+                            "{}\t{}\t{}\t{}",
+                            o.name,
+                            o.scopes.join(","),
+                            if o.totp_secret.is_some() { "totp" } else { "-" },
+                            if o.disabled {
+                                "disabled"
+                            } else if o.password_expired {
+                                "one-time password"
+                            } else {
+                                "active"
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            Output {
+                json: serde_json::json!({
+                    "operators": all.iter().map(|o| serde_json::json!({
+                        "name": o.name,
+                        "scopes": o.scopes,
+                        "totp": o.totp_secret.is_some(),
+                        "disabled": o.disabled,
+                        "password_expired": o.password_expired,
+                    })).collect::<Vec<_>>(),
+                }),
+                text,
+            }
+        }
+        OperatorCommand::Disable { name } => {
+            if !store.disable_operator(&name, now).await.map_err(db)? {
+                return Err(unknown(&name));
+            }
+            Output {
+                json: serde_json::json!({ "disabled": name }),
+                text: format!("disabled operator {name}; its sessions ended"),
+            }
+        }
+        OperatorCommand::ResetPassword { name } => {
+            let password = operators::one_time_password();
+            if !store
+                .set_operator_password(&name, hash(&password)?, true, now)
+                .await
+                .map_err(db)?
+            {
+                return Err(unknown(&name));
+            }
+            Output {
+                json: serde_json::json!({ "name": name, "one_time_password": password.as_str() }),
+                text: format!(
+                    "new one-time password of operator {name} (change it at the next sign-in): {}",
+                    password.as_str()
+                ),
+            }
+        }
+    };
+    if json {
         println!("{}", output.json);
     } else {
         println!("{}", output.text);

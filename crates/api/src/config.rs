@@ -78,6 +78,30 @@ pub struct Settings {
     pub webhooks: BTreeMap<String, WebhookSettings>,
     /// `[apps.<appid>]`
     pub apps: BTreeMap<String, AppSettings>,
+    /// `[console]`
+    pub console: ConsoleSettings,
+}
+
+/// `[console]`: the support console, on a listener of its own; off unless `bind` is set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSettings {
+    /// Where the console listens, e.g. `127.0.0.1:8081`; none = no console.
+    pub bind: Option<SocketAddr>,
+    /// An operator's session ends after this long without a request.
+    pub idle_timeout_secs: u64,
+    /// An operator's session ends this long after sign-in, however busy.
+    pub max_session_secs: u64,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self {
+            bind: None,
+            idle_timeout_secs: 1800,
+            max_session_secs: 12 * 3600,
+        }
+    }
 }
 
 /// `[internal]`: the API for other teams' services.
@@ -428,6 +452,20 @@ impl Settings {
             return Err(invalid("server.max_connections", "must be positive"));
         }
         self.rate_limit.proxy_networks()?;
+        for (key, value) in [
+            ("console.idle_timeout_secs", self.console.idle_timeout_secs),
+            ("console.max_session_secs", self.console.max_session_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        if self.console.bind.is_some() && self.console.bind == Some(self.server.bind) {
+            return Err(invalid(
+                "console.bind",
+                "must differ from server.bind: the console has a listener of its own",
+            ));
+        }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be positive"));
         }

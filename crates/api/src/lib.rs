@@ -16,6 +16,7 @@ pub mod adapters;
 mod app;
 pub mod cli;
 pub mod config;
+pub mod console;
 mod http;
 mod jobs;
 mod limits;

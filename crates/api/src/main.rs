@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use wxlink_api::Application;
-use wxlink_api::cli::{UserCommand, UserOptions};
+use wxlink_api::cli::{OperatorCommand, UserCommand, UserOptions};
 use wxlink_api::config::Settings;
 use wxlink_persistence::DatabaseTarget;
 
@@ -53,6 +53,17 @@ enum Command {
         /// Do not ask for confirmation.
         #[arg(long, global = true)]
         yes: bool,
+    },
+    /// The support console's operators, in the configured database.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+        /// TOML configuration file.
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Print one JSON object, for scripts.
+        #[arg(long, global = true)]
+        json: bool,
     },
     /// Print a new random data key (base64 of 32 bytes) for `[security] data_key`.
     NewDataKey,
@@ -193,6 +204,10 @@ async fn run(cli: Cli) -> Result<(), Failed> {
                 .reseal_phone_numbers(500)
                 .await
                 .map_err(|e| e.to_string())?;
+            store
+                .rehash_phone_numbers(500)
+                .await
+                .map_err(|e| e.to_string())?;
             let tokens = store
                 .reseal_access_tokens(500)
                 .await
@@ -230,6 +245,16 @@ async fn run(cli: Cli) -> Result<(), Failed> {
             )
             .await
             .map_err(|error| Failed::User { error, json })
+        }
+        Command::Operator {
+            command,
+            config,
+            json,
+        } => {
+            let key_file = key_file_beside(config.as_deref().unwrap_or(Path::new(".")));
+            wxlink_api::cli::run_operator(config.as_deref(), &key_file, command, json)
+                .await
+                .map_err(|error| Failed::User { error, json })
         }
         Command::NewDataKey => {
             use secrecy::ExposeSecret;

@@ -1,0 +1,263 @@
+//! Operators of the support console: names, scopes, Argon2id passwords, one-time passwords,
+//! TOTP (RFC 6238), and how failed sign-ins slow down and then lock.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use rand::Rng as _;
+use secrecy::zeroize::Zeroizing;
+use wxlink_domain::UnixTime;
+use wxlink_persistence::SignInFailures;
+
+/// The scopes an operator can hold: the internal API's clients' scope names.
+pub const SCOPES: [&str; 5] = [
+    USERS_READ,
+    USERS_PHONE,
+    EVENTS_READ,
+    "tokens:introspect",
+    SUPPORT_WRITE,
+];
+/// Search, users' pages, duplicates.
+pub const USERS_READ: &str = "users:read";
+/// Phone numbers unmasked.
+pub const USERS_PHONE: &str = "users:phone";
+/// A user's timeline of events.
+pub const EVENTS_READ: &str = "events:read";
+/// Repairs: merge, split, unlink, revoke sessions, cancel.
+pub const SUPPORT_WRITE: &str = "support:write";
+
+/// Sign-ins that fail this many times in a row under one key go on at full speed.
+pub const FREE_FAILURES: i64 = 3;
+/// After this many failures in a row an operator is locked until `wxlink operator
+/// reset-password`.
+pub const LOCK_OPERATOR_AFTER: i64 = 10;
+/// After this many failures in a row an address is locked for [`ADDRESS_LOCK_SECS`].
+pub const LOCK_ADDRESS_AFTER: i64 = 30;
+/// How long a locked address waits, from its last failure.
+pub const ADDRESS_LOCK_SECS: i64 = 3600;
+/// The longest wait between two attempts before the lock.
+const MAX_DELAY_SECS: i64 = 300;
+
+/// Why a sign-in attempt is refused before its password is even checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Too many failures: try again in this many seconds.
+    Wait(u64),
+    /// Locked: the operator until an administrator resets its password, the address for
+    /// this many seconds.
+    Locked(Option<u64>),
+}
+
+/// Whether an attempt may go on, given the failures counted so far: after [`FREE_FAILURES`]
+/// each further attempt waits twice as long after the last failure, then the key locks.
+pub fn gate(counts: &[SignInFailures], now: UnixTime) -> Result<(), Gate> {
+    for count in counts {
+        let is_operator = count.key.starts_with("operator:");
+        if is_operator && count.failures >= LOCK_OPERATOR_AFTER {
+            return Err(Gate::Locked(None));
+        }
+        let since = now.saturating_sub(count.last_failure_at);
+        if !is_operator && count.failures >= LOCK_ADDRESS_AFTER {
+            let left = ADDRESS_LOCK_SECS.saturating_sub(since);
+            if left > 0 {
+                return Err(Gate::Locked(Some(u64::try_from(left).unwrap_or(0))));
+            }
+            continue;
+        }
+        if count.failures >= FREE_FAILURES {
+            let doublings = u32::try_from(count.failures - FREE_FAILURES).unwrap_or(u32::MAX);
+            let delay = 1_i64
+                .checked_shl(doublings.min(20))
+                .unwrap_or(MAX_DELAY_SECS)
+                .min(MAX_DELAY_SECS);
+            let left = delay.saturating_sub(since);
+            if left > 0 {
+                return Err(Gate::Wait(u64::try_from(left).unwrap_or(1)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An operator's name: 1 to 64 of `A-Z a-z 0-9 . _ -`, so it reads well in `console:NAME`.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_name(name: &str) -> Result<String, String> {
+    let fits = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if fits {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "operator name {name:?}: 1 to 64 letters, digits, '.', '_' or '-'"
+        ))
+    }
+}
+
+/// Scope names, comma- or space-separated; each must be one of [`SCOPES`].
+///
+/// # Errors
+/// A message naming the unknown scope and the known ones.
+pub fn parse_scopes(text: &str) -> Result<Vec<String>, String> {
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in text.split([',', ' ']).filter(|s| !s.is_empty()) {
+        if !SCOPES.contains(&scope) {
+            return Err(format!(
+                "unknown scope {scope:?}; the scopes are {}",
+                SCOPES.join(", ")
+            ));
+        }
+        if !scopes.iter().any(|s| s == scope) {
+            scopes.push(scope.to_owned());
+        }
+    }
+    if scopes.is_empty() {
+        return Err(format!("--scopes: name at least one of {}", SCOPES.join(", ")));
+    }
+    Ok(scopes)
+}
+
+/// A one-time password: 20 random letters and digits (about 119 bits).
+pub fn one_time_password() -> Zeroizing<String> {
+    Zeroizing::new(
+        rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(20)
+            .map(char::from)
+            .collect(),
+    )
+}
+
+/// The shortest password an operator may choose.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// Argon2id of a password (the crate's default parameters: 19 MiB, 2 passes), PHC string.
+/// Slow on purpose: call it off the async threads.
+///
+/// # Errors
+/// The hasher's error (it has none for these parameters).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill(&mut bytes);
+    let salt = SaltString::encode_b64(&bytes).map_err(|e| e.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `password` matches an Argon2id PHC string. Slow on purpose, like [`hash_password`].
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// A new TOTP secret: 20 random bytes (160 bits, as RFC 4226 recommends).
+pub fn new_totp_secret() -> Zeroizing<Vec<u8>> {
+    let mut secret = Zeroizing::new(vec![0u8; 20]);
+    rand::rng().fill(secret.as_mut_slice());
+    secret
+}
+
+fn totp(secret: &[u8], name: &str) -> Result<totp_rs::TOTP, String> {
+    totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        secret.to_vec(),
+        Some("wxlink".to_owned()),
+        name.to_owned(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The `otpauth://` URI an authenticator app scans.
+///
+/// # Errors
+/// When the secret or the name does not fit a TOTP URI.
+pub fn totp_uri(secret: &[u8], name: &str) -> Result<String, String> {
+    Ok(totp(secret, name)?.get_url())
+}
+
+/// Whether `code` is the current TOTP code (or the one of the step before or after, for
+/// clocks a little apart).
+pub fn check_totp(secret: &[u8], name: &str, code: &str, now: UnixTime) -> bool {
+    let Ok(now) = u64::try_from(now) else {
+        return false;
+    };
+    totp(secret, name).is_ok_and(|t| t.check(code.trim(), now))
+}
+
+/// The TOTP code at `now`, for the sandbox's and tests' operators.
+///
+/// # Errors
+/// When the secret or the name does not fit.
+pub fn totp_code(secret: &[u8], name: &str, now: UnixTime) -> Result<String, String> {
+    Ok(totp(secret, name)?.generate(u64::try_from(now).unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failures(key: &str, failures: i64, last: UnixTime) -> SignInFailures {
+        SignInFailures {
+            key: key.to_owned(),
+            failures,
+            last_failure_at: last,
+        }
+    }
+
+    #[test]
+    fn failures_slow_down_then_lock() {
+        let now = 1_000_000;
+        assert_eq!(gate(&[failures("operator:a", 2, now)], now), Ok(()));
+        assert_eq!(gate(&[failures("operator:a", 3, now)], now), Err(Gate::Wait(1)));
+        assert_eq!(gate(&[failures("operator:a", 5, now - 1)], now), Err(Gate::Wait(3)));
+        assert_eq!(gate(&[failures("operator:a", 5, now - 4)], now), Ok(()));
+        assert_eq!(
+            gate(&[failures("operator:a", LOCK_OPERATOR_AFTER, now - 100_000)], now),
+            Err(Gate::Locked(None))
+        );
+        assert_eq!(
+            gate(&[failures("address:192.0.2.1", LOCK_ADDRESS_AFTER, now - 10)], now),
+            Err(Gate::Locked(Some(3590)))
+        );
+        assert_eq!(
+            gate(&[failures("address:192.0.2.1", LOCK_ADDRESS_AFTER, now - 4000)], now),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn passwords_and_codes_check() {
+        let hash = hash_password("correct horse battery").expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("correct horse batterz", &hash));
+        assert!(!verify_password("x", "not a hash"));
+        let secret = new_totp_secret();
+        let code = totp_code(&secret, "ann", 1_000_000).expect("code");
+        assert!(check_totp(&secret, "ann", &code, 1_000_000));
+        assert!(!check_totp(&secret, "ann", &code, 1_000_000 + 600));
+        assert!(totp_uri(&secret, "ann").expect("uri").starts_with("otpauth://totp/"));
+    }
+
+    #[test]
+    fn names_and_scopes_parse() {
+        assert!(parse_name("ann.lee-2").is_ok());
+        assert!(parse_name("ann lee").is_err());
+        assert!(parse_name("").is_err());
+        assert_eq!(
+            parse_scopes("users:read,support:write users:read").expect("scopes"),
+            vec!["users:read", "support:write"]
+        );
+        assert!(parse_scopes("users:write").is_err());
+        assert!(parse_scopes("").is_err());
+    }
+}

@@ -280,6 +280,11 @@ impl Application {
         self.router.clone()
     }
 
+    /// The store: for operators' tools (the console's operators, the sandbox's demo data).
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
     /// The support console's address, when `[console] bind` is set.
     pub fn console_addr(&self) -> Option<std::io::Result<SocketAddr>> {
         self.console_listener.as_ref().map(TcpListener::local_addr)

@@ -338,33 +338,21 @@ pub async fn run_operator(
     };
     let output = match command {
         OperatorCommand::Add { name, scopes, totp } => {
+            let added = operators::add_operator(&store, &name, &scopes, totp, now)
+                .await
+                .map_err(|e| match e {
+                    operators::AddError::Invalid(message) => UserError::argument(message),
+                    operators::AddError::Store(e) => db(e),
+                })?;
             let scopes = operators::parse_scopes(&scopes).map_err(UserError::argument)?;
-            let password = operators::one_time_password();
-            let secret = totp.then(operators::new_totp_secret);
-            let uri = secret
-                .as_ref()
-                .map(|s| operators::totp_uri(s, &name))
-                .transpose()
-                .map_err(UserError::argument)?;
-            let new = wxlink_persistence::NewOperator {
-                name: name.clone(),
-                password_hash: hash(&password)?,
-                scopes: scopes.clone(),
-                totp_secret: secret,
-            };
-            if !store.add_operator(new, now).await.map_err(db)? {
-                return Err(UserError {
-                    failure: Failure::Contract(ErrorCode::InvalidRequest),
-                    message: format!("operator {name} exists already"),
-                });
-            }
+            let password = added.one_time_password;
             let mut text = format!(
                 "added operator {name} with scopes {}\none-time password (change it at the \
                  first sign-in): {}",
                 scopes.join(","),
                 password.as_str()
             );
-            if let Some(uri) = &uri {
+            if let Some(uri) = &added.totp_uri {
                 text.push_str(&format!("\nTOTP: scan {uri}"));
             }
             Output {
@@ -372,7 +360,7 @@ pub async fn run_operator(
                     "name": name,
                     "scopes": scopes,
                     "one_time_password": password.as_str(),
-                    "totp_uri": uri,
+                    "totp_uri": added.totp_uri,
                 }),
                 text,
             }

@@ -92,6 +92,12 @@ pub struct ConsoleSettings {
     pub idle_timeout_secs: u64,
     /// An operator's session ends this long after sign-in, however busy.
     pub max_session_secs: u64,
+    /// Failed sign-ins in a row (per operator, per address) before each further attempt must
+    /// wait, twice as long each time.
+    pub slow_after_failures: u32,
+    /// Failed sign-ins in a row that lock an operator until `wxlink operator reset-password`;
+    /// an address locks for an hour after three times as many.
+    pub lock_after_failures: u32,
 }
 
 impl Default for ConsoleSettings {
@@ -100,6 +106,8 @@ impl Default for ConsoleSettings {
             bind: None,
             idle_timeout_secs: 1800,
             max_session_secs: 12 * 3600,
+            slow_after_failures: 3,
+            lock_after_failures: 10,
         }
     }
 }
@@ -455,6 +463,10 @@ impl Settings {
         for (key, value) in [
             ("console.idle_timeout_secs", self.console.idle_timeout_secs),
             ("console.max_session_secs", self.console.max_session_secs),
+            (
+                "console.lock_after_failures",
+                u64::from(self.console.lock_after_failures),
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be positive"));

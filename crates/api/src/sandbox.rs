@@ -46,6 +46,9 @@ pub async fn serve(config: Option<&Path>) -> Result<(), String> {
         settings.database.url = format!("sqlite://{SANDBOX_DIR}/wxlink.db");
     }
     settings.wechat.api_base = sim.base_url();
+    if settings.console.bind.is_none() {
+        settings.console.bind = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8081)));
+    }
     for (appid, kind, _) in DEMO_APPS {
         settings.apps.insert(
             appid.to_string(),
@@ -64,9 +67,44 @@ pub async fn serve(config: Option<&Path>) -> Result<(), String> {
         "{}",
         walkthrough(&format!("http://{addr}"), &sim.base_url())
     );
+    if let Some(console) = app.console_addr() {
+        let console = console.map_err(|e| e.to_string())?;
+        let password = demo_operator(&app).await?;
+        println!(
+            "# The support console: http://{console}/ — operator {DEMO_OPERATOR}, one-time \
+             password {} (choose your own at the first sign-in)",
+            password.as_str()
+        );
+    }
     app.run_until_stopped().await.map_err(|e| e.to_string())?;
     sim.shutdown().await;
     Ok(())
+}
+
+/// The sandbox's operator of the support console, with every scope.
+pub const DEMO_OPERATOR: &str = "demo";
+
+/// Add the demo operator, or give it a new one-time password when it exists already (the
+/// sandbox's database outlives a run); returns that password.
+async fn demo_operator(app: &Application) -> Result<secrecy::zeroize::Zeroizing<String>, String> {
+    use crate::console::operators;
+    use wxlink_domain::Clock as _;
+    let store = app.store();
+    let now = crate::adapters::SystemClock.now();
+    let added = operators::add_operator(store, DEMO_OPERATOR, &operators::SCOPES.join(","), false, now).await;
+    match added {
+        Ok(added) => return Ok(added.one_time_password),
+        Err(operators::AddError::Invalid(_)) => {}
+        Err(operators::AddError::Store(e)) => return Err(e.to_string()),
+    }
+    // It exists from an earlier run: a new one-time password.
+    let password = operators::one_time_password();
+    let hash = operators::hash_password(&password)?;
+    store
+        .set_operator_password(DEMO_OPERATOR, hash, true, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(password)
 }
 
 /// The simulator's model of an app kind, by the name both use (the simulator is a crate of its

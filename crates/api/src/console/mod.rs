@@ -56,6 +56,7 @@ pub struct ConsoleState {
     limits: Arc<RateLimits>,
     idle_timeout_secs: i64,
     max_session_secs: i64,
+    sign_in: operators::SignInPolicy,
     templates: Templates,
 }
 
@@ -76,6 +77,7 @@ impl ConsoleState {
             limits,
             idle_timeout_secs: i64::try_from(settings.idle_timeout_secs).unwrap_or(i64::MAX),
             max_session_secs: i64::try_from(settings.max_session_secs).unwrap_or(i64::MAX),
+            sign_in: operators::SignInPolicy::of(settings),
             templates: Templates::new(),
         }
     }
@@ -486,9 +488,10 @@ async fn sign_in(
     let name = operators::parse_name(form.name.trim()).ok();
     let mut keys: Vec<String> = name.iter().map(|n| format!("operator:{n}")).collect();
     keys.extend(address);
+    let policy = state.sign_in;
     let gate = state
         .store
-        .reserve_sign_in(keys.clone(), now, move |counts| operators::gate(counts, now))
+        .reserve_sign_in(keys.clone(), now, move |counts| policy.gate(counts, now))
         .await;
     match gate {
         Ok(Ok(())) => {}

@@ -24,13 +24,29 @@ pub const EVENTS_READ: &str = "events:read";
 /// Repairs: merge, split, unlink, revoke sessions, cancel.
 pub const SUPPORT_WRITE: &str = "support:write";
 
-/// Sign-ins that fail this many times in a row under one key go on at full speed.
-pub const FREE_FAILURES: i64 = 3;
-/// After this many failures in a row an operator is locked until `wxlink operator
-/// reset-password`.
-pub const LOCK_OPERATOR_AFTER: i64 = 10;
-/// After this many failures in a row an address is locked for [`ADDRESS_LOCK_SECS`].
-pub const LOCK_ADDRESS_AFTER: i64 = 30;
+/// How failed sign-ins slow down and lock (`[console]` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInPolicy {
+    /// Failures in a row under one key that go on at full speed.
+    pub slow_after: i64,
+    /// Failures in a row that lock an operator until `wxlink operator reset-password`.
+    pub lock_operator_after: i64,
+    /// Failures in a row that lock an address for [`ADDRESS_LOCK_SECS`].
+    pub lock_address_after: i64,
+}
+
+impl SignInPolicy {
+    /// The policy of the `[console]` settings.
+    pub fn of(settings: &crate::config::ConsoleSettings) -> Self {
+        let lock = i64::from(settings.lock_after_failures);
+        Self {
+            slow_after: i64::from(settings.slow_after_failures),
+            lock_operator_after: lock,
+            lock_address_after: lock.saturating_mul(3),
+        }
+    }
+}
+
 /// How long a locked address waits, from its last failure.
 pub const ADDRESS_LOCK_SECS: i64 = 3600;
 /// The longest wait between two attempts before the lock.
@@ -46,35 +62,37 @@ pub enum Gate {
     Locked(Option<u64>),
 }
 
-/// Whether an attempt may go on, given the failures counted so far: after [`FREE_FAILURES`]
-/// each further attempt waits twice as long after the last failure, then the key locks.
-pub fn gate(counts: &[SignInFailures], now: UnixTime) -> Result<(), Gate> {
-    for count in counts {
-        let is_operator = count.key.starts_with("operator:");
-        if is_operator && count.failures >= LOCK_OPERATOR_AFTER {
-            return Err(Gate::Locked(None));
-        }
-        let since = now.saturating_sub(count.last_failure_at);
-        if !is_operator && count.failures >= LOCK_ADDRESS_AFTER {
-            let left = ADDRESS_LOCK_SECS.saturating_sub(since);
-            if left > 0 {
-                return Err(Gate::Locked(Some(u64::try_from(left).unwrap_or(0))));
+impl SignInPolicy {
+    /// Whether an attempt may go on, given the failures counted so far: after `slow_after`
+    /// each further attempt waits twice as long after the last failure, then the key locks.
+    pub fn gate(&self, counts: &[SignInFailures], now: UnixTime) -> Result<(), Gate> {
+        for count in counts {
+            let is_operator = count.key.starts_with("operator:");
+            if is_operator && count.failures >= self.lock_operator_after {
+                return Err(Gate::Locked(None));
             }
-            continue;
-        }
-        if count.failures >= FREE_FAILURES {
-            let doublings = u32::try_from(count.failures - FREE_FAILURES).unwrap_or(u32::MAX);
-            let delay = 1_i64
-                .checked_shl(doublings.min(20))
-                .unwrap_or(MAX_DELAY_SECS)
-                .min(MAX_DELAY_SECS);
-            let left = delay.saturating_sub(since);
-            if left > 0 {
-                return Err(Gate::Wait(u64::try_from(left).unwrap_or(1)));
+            let since = now.saturating_sub(count.last_failure_at);
+            if !is_operator && count.failures >= self.lock_address_after {
+                let left = ADDRESS_LOCK_SECS.saturating_sub(since);
+                if left > 0 {
+                    return Err(Gate::Locked(Some(u64::try_from(left).unwrap_or(0))));
+                }
+                continue;
+            }
+            if count.failures >= self.slow_after {
+                let doublings = u32::try_from(count.failures - self.slow_after).unwrap_or(u32::MAX);
+                let delay = 1_i64
+                    .checked_shl(doublings.min(20))
+                    .unwrap_or(MAX_DELAY_SECS)
+                    .min(MAX_DELAY_SECS);
+                let left = delay.saturating_sub(since);
+                if left > 0 {
+                    return Err(Gate::Wait(u64::try_from(left).unwrap_or(1)));
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// An operator's name: 1 to 64 of `A-Z a-z 0-9 . _ -`, so it reads well in `console:NAME`.
@@ -201,6 +219,78 @@ pub fn totp_code(secret: &[u8], name: &str, now: UnixTime) -> Result<String, Str
     Ok(totp(secret, name)?.generate(u64::try_from(now).unwrap_or(0)))
 }
 
+/// What a new operator is told once: its one-time password and, with a second factor, the
+/// TOTP secret and its `otpauth://` URI.
+pub struct Credentials {
+    /// Valid for one sign-in, which must choose a new one.
+    pub one_time_password: Zeroizing<String>,
+    /// The TOTP secret (raw bytes).
+    pub totp_secret: Option<Zeroizing<Vec<u8>>>,
+    /// The URI an authenticator app scans.
+    pub totp_uri: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials([redacted])")
+    }
+}
+
+/// Why an operator could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    /// A bad name or scope, or a taken name.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] wxlink_domain::StoreError),
+}
+
+/// Add an operator with a one-time password (and with `totp`, a TOTP secret): the one home of
+/// `wxlink operator add`, the sandbox's demo operator and the tests' operators.
+///
+/// # Errors
+/// [`AddError::Invalid`] for a bad name or scope or a taken name; the database's failures.
+pub async fn add_operator(
+    store: &wxlink_persistence::Store,
+    name: &str,
+    scopes: &str,
+    totp: bool,
+    now: UnixTime,
+) -> Result<Credentials, AddError> {
+    let name = parse_name(name).map_err(AddError::Invalid)?;
+    let scopes = parse_scopes(scopes).map_err(AddError::Invalid)?;
+    let password = one_time_password();
+    let secret = totp.then(new_totp_secret);
+    let uri = secret
+        .as_ref()
+        .map(|s| totp_uri(s, &name))
+        .transpose()
+        .map_err(AddError::Invalid)?;
+    let hashed = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| AddError::Invalid(e.to_string()))?
+            .map_err(AddError::Invalid)?
+    };
+    let new = wxlink_persistence::NewOperator {
+        name: name.clone(),
+        password_hash: hashed,
+        scopes,
+        totp_secret: secret.clone(),
+    };
+    if !store.add_operator(new, now).await? {
+        return Err(AddError::Invalid(format!("operator {name} exists already")));
+    }
+    Ok(Credentials {
+        one_time_password: password,
+        totp_secret: secret,
+        totp_uri: uri,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +301,18 @@ mod tests {
             failures,
             last_failure_at: last,
         }
+    }
+
+    const POLICY: SignInPolicy = SignInPolicy {
+        slow_after: 3,
+        lock_operator_after: 10,
+        lock_address_after: 30,
+    };
+    const LOCK_OPERATOR_AFTER: i64 = 10;
+    const LOCK_ADDRESS_AFTER: i64 = 30;
+
+    fn gate(counts: &[SignInFailures], now: UnixTime) -> Result<(), Gate> {
+        POLICY.gate(counts, now)
     }
 
     #[test]

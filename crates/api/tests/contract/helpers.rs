@@ -36,6 +36,8 @@ pub struct TestApp {
     /// Which backend this is.
     pub backend: Backend,
     router: axum::Router,
+    /// The support console's routes.
+    pub console: axum::Router,
     // Holds the store (and a port-0 listener that is never served) for the router.
     _app: Application,
     database: TestDatabase,
@@ -78,10 +80,16 @@ impl TestApp {
             sim,
             backend,
             router: app.router(),
+            console: app.console_router(),
             _app: app,
             database,
             _dir: dir,
         }
+    }
+
+    /// wxlink's store, for what operators do at the command line (the console's operators).
+    pub fn store(&self) -> &wxlink_persistence::Store {
+        self._app.store()
     }
 
     /// What the database holds now, read directly (not through wxlink).

@@ -245,8 +245,8 @@ async fn command_store(
     config: Option<&Path>,
     key_file: &Path,
 ) -> Result<Store, UserError> {
-    let config = config
-        .ok_or_else(|| UserError::configuration(format!("{command} needs --config FILE")))?;
+    let config =
+        config.ok_or_else(|| UserError::configuration(format!("{command} needs --config FILE")))?;
     let settings =
         Settings::load(Some(config)).map_err(|e| UserError::configuration(e.to_string()))?;
     let valid = settings

@@ -168,7 +168,11 @@ impl<S: IdentityStore, C: Clock> Accounts<S, C> {
 
     /// What [`Accounts::merge`] of the same users would do now, computed by the same rules
     /// and refused for the same reasons, in a read-only transaction: nothing changes.
-    pub async fn preview_merge(&self, into: UserId, from: UserId) -> Result<MergePlan, DomainError> {
+    pub async fn preview_merge(
+        &self,
+        into: UserId,
+        from: UserId,
+    ) -> Result<MergePlan, DomainError> {
         let now = self.clock.now();
         self.store
             .transact(TxMode::Read, move |tx| {

@@ -222,7 +222,10 @@ impl Store {
     }
 }
 
-pub(crate) fn with_identities(tx: &mut Tx<'_>, user: Option<User>) -> Result<Option<UserRecord>, StoreError> {
+pub(crate) fn with_identities(
+    tx: &mut Tx<'_>,
+    user: Option<User>,
+) -> Result<Option<UserRecord>, StoreError> {
     let Some(user) = user else {
         return Ok(None);
     };

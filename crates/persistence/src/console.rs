@@ -10,7 +10,9 @@ use wxlink_domain::{
 };
 
 use crate::admin::UserRecord;
-use crate::schema::{events, identities, operator_sessions, operators, sessions, sign_in_failures, users};
+use crate::schema::{
+    events, identities, operator_sessions, operators, sessions, sign_in_failures, users,
+};
 use crate::store::Store;
 use crate::tx::{self, Tx};
 
@@ -183,8 +185,10 @@ impl Store {
     /// [`StoreError`] when the database fails or its TOTP secret cannot be opened.
     pub async fn operator(&self, name: &str) -> Result<Option<Operator>, StoreError> {
         let name = name.to_owned();
-        self.run(TxMode::Read, move |tx: &mut Tx<'_>| load_operator(tx, &name))
-            .await
+        self.run(TxMode::Read, move |tx: &mut Tx<'_>| {
+            load_operator(tx, &name)
+        })
+        .await
     }
 
     /// Every operator, by name.
@@ -330,9 +334,7 @@ impl Store {
                     .iter()
                     .find(|c| &c.key == key)
                     .map_or(0, |c| c.failures);
-                let written = if failures == 0
-                    && !counts.iter().any(|c| &c.key == key)
-                {
+                let written = if failures == 0 && !counts.iter().any(|c| &c.key == key) {
                     diesel::insert_into(sign_in_failures::table)
                         .values((
                             sign_in_failures::limit_key.eq(key),
@@ -506,7 +508,10 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
-    pub async fn possible_duplicates(&self, limit: u32) -> Result<Vec<Vec<UserRecord>>, StoreError> {
+    pub async fn possible_duplicates(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<Vec<UserRecord>>, StoreError> {
         self.run(TxMode::Read, move |tx: &mut Tx<'_>| {
             let live = users::table
                 .filter(users::phone_hash.is_not_null())
@@ -515,7 +520,10 @@ impl Store {
             let shared = live
                 .group_by(users::phone_hash)
                 .having(diesel::dsl::count_star().gt(1))
-                .select((users::phone_hash.assume_not_null(), diesel::dsl::max(users::created_at)))
+                .select((
+                    users::phone_hash.assume_not_null(),
+                    diesel::dsl::max(users::created_at),
+                ))
                 .load::<(Vec<u8>, Option<i64>)>(tx.conn);
             let mut shared = tx.db(shared)?;
             shared.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -555,9 +563,13 @@ impl Store {
                     users::deleted_at,
                     users::phone_verified_at,
                 ))
-                .first::<(Option<String>, Option<String>, i64, Option<i64>, Option<i64>)>(
-                    tx.conn,
-                )
+                .first::<(
+                    Option<String>,
+                    Option<String>,
+                    i64,
+                    Option<i64>,
+                    Option<i64>,
+                )>(tx.conn)
                 .optional();
             let Some((unionid, merged_into, created_at, deleted_at, phone_verified_at)) =
                 tx.db(row)?
@@ -701,9 +713,10 @@ impl Store {
                         if hash.as_deref() == Some(current.as_slice()) {
                             continue;
                         }
-                        let updated = diesel::update(users::table.filter(users::id.eq(user.as_str())))
-                            .set(users::phone_hash.eq(Some(current)))
-                            .execute(tx.conn);
+                        let updated =
+                            diesel::update(users::table.filter(users::id.eq(user.as_str())))
+                                .set(users::phone_hash.eq(Some(current)))
+                                .execute(tx.conn);
                         tx.db(updated)?;
                         count += 1;
                     }
@@ -716,7 +729,10 @@ impl Store {
                 _ => break,
             }
         }
-        tracing::info!(written, "phone number hashes written under the current data key");
+        tracing::info!(
+            written,
+            "phone number hashes written under the current data key"
+        );
         Ok(written)
     }
 }

@@ -17,6 +17,7 @@ mod abuse;
 mod app_kinds;
 mod concurrency;
 mod connections;
+mod console;
 mod durability;
 mod errors;
 mod helpers;

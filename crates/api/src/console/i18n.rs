@@ -94,7 +94,11 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("sign_out", "Sign out", "退出登录"),
     ("operator", "Operator", "操作员"),
     ("password", "Password", "密码"),
-    ("code", "Authenticator code (if enabled)", "动态验证码（如已启用）"),
+    (
+        "code",
+        "Authenticator code (if enabled)",
+        "动态验证码（如已启用）",
+    ),
     ("new_password", "New password", "新密码"),
     ("change_password", "Change password", "修改密码"),
     (

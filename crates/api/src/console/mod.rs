@@ -100,7 +100,10 @@ impl Templates {
             ("sign_in.html", include_str!("templates/sign_in.html")),
             ("password.html", include_str!("templates/password.html")),
             ("search.html", include_str!("templates/search.html")),
-            ("users_table.html", include_str!("templates/users_table.html")),
+            (
+                "users_table.html",
+                include_str!("templates/users_table.html"),
+            ),
             ("duplicates.html", include_str!("templates/duplicates.html")),
             ("user.html", include_str!("templates/user.html")),
             ("merge.html", include_str!("templates/merge.html")),
@@ -157,7 +160,8 @@ async fn security_headers(
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not `no-referrer`: with it a browser sends `Origin: null` on the console's own forms.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CACHE_CONTROL, "no-store"),
     ] {
@@ -204,7 +208,10 @@ fn forbidden_origin() -> Response {
 }
 
 async fn css() -> Response {
-    asset("text/css; charset=utf-8", include_str!("assets/console.css"))
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("assets/console.css"),
+    )
 }
 
 async fn js() -> Response {
@@ -425,14 +432,14 @@ impl FromRequestParts<Arc<ConsoleState>> for Client {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        Ok(Client(peer.map(|peer| {
-            match state.limits.client(peer, &parts.headers) {
+        Ok(Client(peer.map(
+            |peer| match state.limits.client(peer, &parts.headers) {
                 ClientAddr::Peer(ip) | ClientAddr::Forwarded(ip) => {
                     format!("address:{}", limit_key(ip))
                 }
                 ClientAddr::Unnamed(proxy) => format!("address:via:{proxy}"),
-            }
-        })))
+            },
+        )))
     }
 }
 
@@ -727,10 +734,7 @@ async fn search(
             Err(e) => return store_failure(&state, signed.lang, &e.into()),
         }
     };
-    let users: Vec<_> = found
-        .iter()
-        .map(|r| user_row(&state, &signed, r))
-        .collect();
+    let users: Vec<_> = found.iter().map(|r| user_row(&state, &signed, r)).collect();
     render(
         &state,
         StatusCode::OK,
@@ -745,10 +749,7 @@ async fn search(
 
 /// Every user the text could name: as a user id, a unionid, an openid of any app, or a phone
 /// number (digits, spaces and dashes; a leading `+` and country code are tried without).
-async fn find_users(
-    store: &Store,
-    q: &str,
-) -> Result<Vec<UserRecord>, wxlink_domain::StoreError> {
+async fn find_users(store: &Store, q: &str) -> Result<Vec<UserRecord>, wxlink_domain::StoreError> {
     let mut found: Vec<UserRecord> = Vec::new();
     let mut add = |records: Vec<UserRecord>| {
         for record in records {
@@ -816,7 +817,8 @@ fn kind_name(kind: Option<AppKind>) -> &'static str {
 }
 
 fn when(at: UnixTime) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     time::OffsetDateTime::from_unix_timestamp(at)
         .ok()
         .and_then(|t| t.format(&format).ok())
@@ -1080,7 +1082,9 @@ fn merge_moves(lang: Lang, plan: &wxlink_domain::MergePlan) -> Vec<String> {
         (PhoneMerge::KeptOwner, false) => {
             format!("{into} keeps its newer phone number; that of {from} is erased")
         }
-        (PhoneMerge::KeptOwner, true) => format!("{into} 保留其较新的手机号，{from} 的手机号被删除"),
+        (PhoneMerge::KeptOwner, true) => {
+            format!("{into} 保留其较新的手机号，{from} 的手机号被删除")
+        }
     });
     lines.push(match (&plan.unionid, zh) {
         (Some(u), false) => format!("unionid {u} moves to {into}"),
@@ -1127,11 +1131,18 @@ async fn merge_preview(
     if into.is_empty() || from.is_empty() {
         return page(None, None, StatusCode::OK);
     }
-    let (into_id, from_id) = match (parse_user(state, signed, into), parse_user(state, signed, from)) {
+    let (into_id, from_id) = match (
+        parse_user(state, signed, into),
+        parse_user(state, signed, from),
+    ) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(refused), _) | (_, Err(refused)) => return refused,
     };
-    let plan = match state.accounts.preview_merge(into_id.clone(), from_id.clone()).await {
+    let plan = match state
+        .accounts
+        .preview_merge(into_id.clone(), from_id.clone())
+        .await
+    {
         Ok(plan) => plan,
         Err(e) => {
             let e = ApiError::from(e);
@@ -1243,7 +1254,15 @@ fn parse_identity(
     appid: &str,
     openid: &str,
 ) -> Result<(AppId, OpenId), Response> {
-    let bad = |e: String| message(state, signed.lang, Some(signed), StatusCode::BAD_REQUEST, &e);
+    let bad = |e: String| {
+        message(
+            state,
+            signed.lang,
+            Some(signed),
+            StatusCode::BAD_REQUEST,
+            &e,
+        )
+    };
     let appid = AppId::parse(appid.to_owned()).map_err(|e| bad(format!("appid: {e}")))?;
     let openid = OpenId::parse(openid.to_owned()).map_err(|e| bad(format!("openid: {e}")))?;
     Ok((appid, openid))
@@ -1349,15 +1368,17 @@ async fn unlink(
         .require(&state, SUPPORT_WRITE)
         .and_then(|()| signed.check_csrf(&state, &form.csrf))
         .and_then(|()| parse_user(&state, &signed, &id))
-        .and_then(|id| {
-            parse_identity(&state, &signed, &form.appid, &form.openid).map(|i| (id, i))
-        });
+        .and_then(|id| parse_identity(&state, &signed, &form.appid, &form.openid).map(|i| (id, i)));
     let (id, (appid, openid)) = match checked {
         Ok(checked) => checked,
         Err(refused) => return refused,
     };
     tracing::info!(operator = %signed.operator.name, user = %id, %appid, "console: unlink");
-    match state.accounts.unlink_identity(id.clone(), appid, openid).await {
+    match state
+        .accounts
+        .unlink_identity(id.clone(), appid, openid)
+        .await
+    {
         Ok(()) => Redirect::to(&format!("/users/{id}?done=unlinked")).into_response(),
         Err(e) => refused(&state, &signed, e),
     }
@@ -1374,7 +1395,9 @@ async fn revoke_page(
     };
     let sessions: u64 = user.live_sessions.iter().map(|(_, n)| n).sum();
     let lines = if signed.lang == Lang::Zh {
-        vec![format!("撤销用户 {id}（及并入它的用户）的 {sessions} 个有效会话")]
+        vec![format!(
+            "撤销用户 {id}（及并入它的用户）的 {sessions} 个有效会话"
+        )]
     } else {
         vec![format!(
             "{sessions} live sessions of user {id} (and of the users merged into it) are revoked"

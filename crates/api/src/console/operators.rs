@@ -66,6 +66,8 @@ impl SignInPolicy {
     /// Whether an attempt may go on, given the failures counted so far: after `slow_after`
     /// each further attempt waits twice as long after the last failure, then the key locks.
     pub fn gate(&self, counts: &[SignInFailures], now: UnixTime) -> Result<(), Gate> {
+        // A lock wins over a wait, whichever key's row comes first.
+        let mut wait = None;
         for count in counts {
             let is_operator = count.key.starts_with("operator:");
             if is_operator && count.failures >= self.lock_operator_after {
@@ -85,13 +87,16 @@ impl SignInPolicy {
                     .checked_shl(doublings.min(20))
                     .unwrap_or(MAX_DELAY_SECS)
                     .min(MAX_DELAY_SECS);
-                let left = delay.saturating_sub(since);
+                let left = u64::try_from(delay.saturating_sub(since)).unwrap_or(0);
                 if left > 0 {
-                    return Err(Gate::Wait(u64::try_from(left).unwrap_or(1)));
+                    wait = wait.max(Some(left));
                 }
             }
         }
-        Ok(())
+        match wait {
+            Some(secs) => Err(Gate::Wait(secs)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -131,7 +136,10 @@ pub fn parse_scopes(text: &str) -> Result<Vec<String>, String> {
         }
     }
     if scopes.is_empty() {
-        return Err(format!("--scopes: name at least one of {}", SCOPES.join(", ")));
+        return Err(format!(
+            "--scopes: name at least one of {}",
+            SCOPES.join(", ")
+        ));
     }
     Ok(scopes)
 }
@@ -319,20 +327,50 @@ mod tests {
     fn failures_slow_down_then_lock() {
         let now = 1_000_000;
         assert_eq!(gate(&[failures("operator:a", 2, now)], now), Ok(()));
-        assert_eq!(gate(&[failures("operator:a", 3, now)], now), Err(Gate::Wait(1)));
-        assert_eq!(gate(&[failures("operator:a", 5, now - 1)], now), Err(Gate::Wait(3)));
+        assert_eq!(
+            gate(&[failures("operator:a", 3, now)], now),
+            Err(Gate::Wait(1))
+        );
+        assert_eq!(
+            gate(&[failures("operator:a", 5, now - 1)], now),
+            Err(Gate::Wait(3))
+        );
         assert_eq!(gate(&[failures("operator:a", 5, now - 4)], now), Ok(()));
         assert_eq!(
-            gate(&[failures("operator:a", LOCK_OPERATOR_AFTER, now - 100_000)], now),
+            gate(
+                &[failures("operator:a", LOCK_OPERATOR_AFTER, now - 100_000)],
+                now
+            ),
             Err(Gate::Locked(None))
         );
         assert_eq!(
-            gate(&[failures("address:192.0.2.1", LOCK_ADDRESS_AFTER, now - 10)], now),
+            gate(
+                &[failures("address:192.0.2.1", LOCK_ADDRESS_AFTER, now - 10)],
+                now
+            ),
             Err(Gate::Locked(Some(3590)))
         );
         assert_eq!(
-            gate(&[failures("address:192.0.2.1", LOCK_ADDRESS_AFTER, now - 4000)], now),
+            gate(
+                &[failures(
+                    "address:192.0.2.1",
+                    LOCK_ADDRESS_AFTER,
+                    now - 4000
+                )],
+                now
+            ),
             Ok(())
+        );
+        // A lock wins over a wait, in whatever order the rows come.
+        assert_eq!(
+            gate(
+                &[
+                    failures("address:192.0.2.1", 5, now),
+                    failures("operator:a", LOCK_OPERATOR_AFTER, now)
+                ],
+                now
+            ),
+            Err(Gate::Locked(None))
         );
     }
 
@@ -347,7 +385,11 @@ mod tests {
         let code = totp_code(&secret, "ann", 1_000_000).expect("code");
         assert!(check_totp(&secret, "ann", &code, 1_000_000));
         assert!(!check_totp(&secret, "ann", &code, 1_000_000 + 600));
-        assert!(totp_uri(&secret, "ann").expect("uri").starts_with("otpauth://totp/"));
+        assert!(
+            totp_uri(&secret, "ann")
+                .expect("uri")
+                .starts_with("otpauth://totp/")
+        );
     }
 
     #[test]

@@ -87,14 +87,23 @@ impl<'a> Browser<'a> {
         self.cookie.lock().expect("jar").clone()
     }
 
-    async fn send(&self, method: Method, path: &str, form: Option<&[(&str, &str)]>, extra: &[(&str, &str)]) -> Page {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+        extra: &[(&str, &str)],
+    ) -> Page {
         let mut request = Request::builder()
             .method(method.clone())
             .uri(path)
             .header("host", HOST)
             .header("accept-language", self.language);
         if let Some(cookie) = self.cookie() {
-            request = request.header("cookie", format!("{}={cookie}", wxlink_api::console::SESSION_COOKIE));
+            request = request.header(
+                "cookie",
+                format!("{}={cookie}", wxlink_api::console::SESSION_COOKIE),
+            );
         }
         let body = form.map(|fields| {
             url::form_urlencoded::Serializer::new(String::new())
@@ -142,7 +151,8 @@ impl<'a> Browser<'a> {
     }
 
     async fn get(&self, path: &str) -> Page {
-        self.send(Method::GET, path, None, &[("sec-fetch-site", "none")]).await
+        self.send(Method::GET, path, None, &[("sec-fetch-site", "none")])
+            .await
     }
 
     /// A form posted from one of the console's own pages.
@@ -167,12 +177,21 @@ impl<'a> Browser<'a> {
     /// Sign in with the one-time password and choose [`NEW_PASSWORD`].
     async fn first_sign_in(&self, name: &str, one_time: &str) {
         let signed = self.sign_in(name, one_time, "").await;
-        assert_eq!((signed.status, signed.location()), (303, "/password"), "{}", signed.body);
+        assert_eq!(
+            (signed.status, signed.location()),
+            (303, "/password"),
+            "{}",
+            signed.body
+        );
         let page = self.get("/password").await;
         let changed = self
             .post(
                 "/password",
-                &[("csrf", &page.csrf()), ("current", one_time), ("new_password", NEW_PASSWORD)],
+                &[
+                    ("csrf", &page.csrf()),
+                    ("current", one_time),
+                    ("new_password", NEW_PASSWORD),
+                ],
             )
             .await;
         assert_eq!(changed.status, 303, "{}", changed.body);
@@ -212,15 +231,26 @@ async fn no_page_works_without_a_signed_in_operator(backend: Backend) {
         &format!("/users/{}/cancel", someone.user_id),
     ] {
         let page = browser.get(path).await;
-        assert_eq!((page.status, page.location()), (303, "/sign-in"), "GET {path}");
+        assert_eq!(
+            (page.status, page.location()),
+            (303, "/sign-in"),
+            "GET {path}"
+        );
     }
     // A made-up cookie is no session either.
     *browser.cookie.lock().expect("jar") = Some("made-up".into());
     let cancel = browser
-        .post(&format!("/users/{}/cancel", someone.user_id), &[("csrf", "x")])
+        .post(
+            &format!("/users/{}/cancel", someone.user_id),
+            &[("csrf", "x")],
+        )
         .await;
     assert_eq!((cancel.status, cancel.location()), (303, "/sign-in"));
-    assert_eq!(app.me(&someone.token).await.status, 200, "the account is untouched");
+    assert_eq!(
+        app.me(&someone.token).await.status,
+        200,
+        "the account is untouched"
+    );
     let sign_in = Browser::new(&app).get("/sign-in").await;
     assert_eq!(sign_in.status, 200);
     assert!(sign_in.shows(">Sign in</button>"), "{}", sign_in.body);
@@ -252,26 +282,44 @@ async fn an_operator_changes_the_one_time_password_then_signs_out(backend: Backe
     let short = browser
         .post(
             "/password",
-            &[("csrf", &page.csrf()), ("current", &credentials.one_time_password), ("new_password", "short")],
+            &[
+                ("csrf", &page.csrf()),
+                ("current", &credentials.one_time_password),
+                ("new_password", "short"),
+            ],
         )
         .await;
     assert_eq!(short.status, 400);
     browser
         .post(
             "/password",
-            &[("csrf", &page.csrf()), ("current", &credentials.one_time_password), ("new_password", NEW_PASSWORD)],
+            &[
+                ("csrf", &page.csrf()),
+                ("current", &credentials.one_time_password),
+                ("new_password", NEW_PASSWORD),
+            ],
         )
         .await;
     let search = browser.get("/search").await;
     assert_eq!(search.status, 200, "{}", search.body);
-    assert!(search.shows("<label for=\"q\">Search</label>"), "{}", search.body);
+    assert!(
+        search.shows("<label for=\"q\">Search</label>"),
+        "{}",
+        search.body
+    );
     let csp = search
         .headers
         .get("content-security-policy")
         .and_then(|v| v.to_str().ok())
         .expect("a CSP");
-    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
-    assert!(!search.shows("<script>") && !search.shows("style="), "no inline script or style");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        !search.shows("<script>") && !search.shows("style="),
+        "no inline script or style"
+    );
     // Chinese for a browser that prefers it.
     let chinese = Browser {
         language: "zh-CN,zh;q=0.9,en;q=0.5",
@@ -313,7 +361,12 @@ async fn a_totp_operator_needs_the_current_code(backend: Backend) {
         assert_eq!(wrong.status, 401);
     }
     let with = browser.sign_in("tess", password, &code).await;
-    assert_eq!((with.status, with.location()), (303, "/password"), "{}", with.body);
+    assert_eq!(
+        (with.status, with.location()),
+        (303, "/password"),
+        "{}",
+        with.body
+    );
 }
 
 async fn forms_from_another_origin_or_without_the_csrf_token_change_nothing(backend: Backend) {
@@ -325,7 +378,10 @@ async fn forms_from_another_origin_or_without_the_csrf_token_change_nothing(back
     // A page of another site posting the form, with the operator's cookie (as a browser with
     // a lax cookie policy would send it).
     for headers in [
-        &[("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")][..],
+        &[
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+        ][..],
         &[("origin", "https://evil.example")][..],
         &[("sec-fetch-site", "same-site")][..],
         &[("origin", "null")][..],
@@ -340,7 +396,11 @@ async fn forms_from_another_origin_or_without_the_csrf_token_change_nothing(back
         let page = browser.post(&path, &[("csrf", token)]).await;
         assert_eq!(page.status, 403, "csrf {token:?}");
     }
-    assert_eq!(app.me(&victim.token).await.status, 200, "nothing was revoked");
+    assert_eq!(
+        app.me(&victim.token).await.status,
+        200,
+        "nothing was revoked"
+    );
     // The operator's own form works.
     let page = browser.post(&path, &[("csrf", &csrf)]).await;
     assert_eq!(page.status, 303, "{}", page.body);
@@ -358,7 +418,10 @@ async fn failed_sign_ins_slow_down(backend: Backend) {
     let credentials = operator(&app, "sam", ALL_SCOPES, false).await;
     let browser = Browser::new(&app);
     for _ in 0..2 {
-        assert_eq!(browser.sign_in("sam", "wrong password", "").await.status, 401);
+        assert_eq!(
+            browser.sign_in("sam", "wrong password", "").await.status,
+            401
+        );
     }
     // Even the right password waits now: the limit is checked before the password.
     let waiting = browser
@@ -380,7 +443,10 @@ async fn a_locked_operator_cannot_sign_in_until_its_password_is_reset(backend: B
     let credentials = operator(&app, "lee", ALL_SCOPES, false).await;
     let browser = Browser::new(&app);
     for _ in 0..3 {
-        assert_eq!(browser.sign_in("lee", "wrong password", "").await.status, 401);
+        assert_eq!(
+            browser.sign_in("lee", "wrong password", "").await.status,
+            401
+        );
     }
     // From another address too: the lock is the operator's.
     let elsewhere = Browser {
@@ -459,25 +525,56 @@ async fn scopes_decide_what_an_operator_sees_and_does(backend: Backend) {
         .await;
     let page = reader.get(&format!("/users/{linked}")).await;
     assert_eq!(page.status, 200);
-    assert!(page.shows("*******1234") && !page.shows("13700001234"), "masked: {}", page.body);
-    assert!(!page.shows(">Merge<") && !page.shows("id=\"timeline\""), "{}", page.body);
+    assert!(
+        page.shows("*******1234") && !page.shows("13700001234"),
+        "masked: {}",
+        page.body
+    );
+    assert!(
+        !page.shows(">Merge<") && !page.shows("id=\"timeline\""),
+        "{}",
+        page.body
+    );
     let csrf = reader.csrf().await;
     let refused = reader
-        .post(&format!("/users/{linked}/revoke-sessions"), &[("csrf", &csrf)])
+        .post(
+            &format!("/users/{linked}/revoke-sessions"),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(refused.status, 403);
     assert!(refused.shows("support:write"));
     let merge = reader
-        .post("/merge", &[("csrf", &csrf), ("into", &linked), ("from", &provisional), ("confirm", &linked)])
+        .post(
+            "/merge",
+            &[
+                ("csrf", &csrf),
+                ("into", &linked),
+                ("from", &provisional),
+                ("confirm", &linked),
+            ],
+        )
         .await;
     assert_eq!(merge.status, 403);
-    assert_eq!(reader.get(&format!("/merge?into={linked}&from={provisional}")).await.status, 403);
+    assert_eq!(
+        reader
+            .get(&format!("/merge?into={linked}&from={provisional}"))
+            .await
+            .status,
+        403
+    );
 
     let admin = signed_in(&app, "adam").await;
     let page = admin.get(&format!("/users/{linked}")).await;
     assert!(page.shows("13700001234"), "{}", page.body);
-    assert!(page.shows(">Merge<") && page.shows(">Revoke sessions<") && page.shows(">Cancel account<"));
-    assert!(page.shows("id=\"timeline\"") && page.shows("user_created"), "{}", page.body);
+    assert!(
+        page.shows(">Merge<") && page.shows(">Revoke sessions<") && page.shows(">Cancel account<")
+    );
+    assert!(
+        page.shows("id=\"timeline\"") && page.shows("user_created"),
+        "{}",
+        page.body
+    );
     // Still two users: the reader's attempts changed nothing.
     let still = admin.get(&format!("/users/{provisional}")).await;
     assert!(still.shows("provisional"), "{}", still.body);
@@ -490,44 +587,99 @@ async fn duplicates_by_phone_merge_with_a_preview_through_the_support_use_case(b
 
     let found = browser.get("/search?q=136%200000%205678").await;
     assert_eq!(found.status, 200);
-    assert!(found.shows(&provisional) && found.shows(&linked), "{}", found.body);
+    assert!(
+        found.shows(&provisional) && found.shows(&linked),
+        "{}",
+        found.body
+    );
     let by_openid = browser.get("/search?q=dup-a").await;
     assert!(by_openid.shows(&provisional) && !by_openid.shows(&linked));
     let by_unionid = browser.get("/search?q=dup-union").await;
     assert!(by_unionid.shows(&linked) && !by_unionid.shows(&provisional));
 
     let duplicates = browser.get("/duplicates").await;
-    assert!(duplicates.shows(&provisional) && duplicates.shows(&linked), "{}", duplicates.body);
+    assert!(
+        duplicates.shows(&provisional) && duplicates.shows(&linked),
+        "{}",
+        duplicates.body
+    );
     let suggested = format!("/merge?into={linked}&amp;from={provisional}");
     assert!(duplicates.shows(&suggested), "{}", duplicates.body);
 
-    let preview = browser.get(&format!("/merge?into={linked}&from={provisional}")).await;
+    let preview = browser
+        .get(&format!("/merge?into={linked}&from={provisional}"))
+        .await;
     assert_eq!(preview.status, 200, "{}", preview.body);
-    assert!(preview.shows(&format!("identity {APP_A} · dup-a moves to {linked}")), "{}", preview.body);
+    assert!(
+        preview.shows(&format!("identity {APP_A} · dup-a moves to {linked}")),
+        "{}",
+        preview.body
+    );
     assert!(preview.shows("live sessions act as"), "{}", preview.body);
     assert!(preview.shows(">Confirm</button>"));
     let csrf = preview.csrf();
     // The wrong id typed: nothing merges.
     let wrong = browser
-        .post("/merge", &[("csrf", &csrf), ("into", &linked), ("from", &provisional), ("confirm", &provisional)])
+        .post(
+            "/merge",
+            &[
+                ("csrf", &csrf),
+                ("into", &linked),
+                ("from", &provisional),
+                ("confirm", &provisional),
+            ],
+        )
         .await;
     assert_eq!(wrong.status, 400);
-    assert!(!browser.get(&format!("/users/{provisional}")).await.shows("merged into"));
+    assert!(
+        !browser
+            .get(&format!("/users/{provisional}"))
+            .await
+            .shows("merged into")
+    );
 
     let merged = browser
-        .post("/merge", &[("csrf", &csrf), ("into", &linked), ("from", &provisional), ("confirm", &linked)])
+        .post(
+            "/merge",
+            &[
+                ("csrf", &csrf),
+                ("into", &linked),
+                ("from", &provisional),
+                ("confirm", &linked),
+            ],
+        )
         .await;
-    assert_eq!((merged.status, merged.location()), (303, format!("/users/{linked}?done=merged").as_str()), "{}", merged.body);
+    assert_eq!(
+        (merged.status, merged.location()),
+        (303, format!("/users/{linked}?done=merged").as_str()),
+        "{}",
+        merged.body
+    );
     let page = browser.get(&format!("/users/{linked}?done=merged")).await;
     assert!(page.shows("Merged."), "{}", page.body);
     assert!(page.shows("users_merged"), "{}", page.body);
-    assert!(page.shows(&format!("href=\"/users/{provisional}\"")), "merged into it: {}", page.body);
+    assert!(
+        page.shows(&format!("href=\"/users/{provisional}\"")),
+        "merged into it: {}",
+        page.body
+    );
     let gone = browser.get(&format!("/users/{provisional}")).await;
     assert!(gone.shows("merged into"), "{}", gone.body);
-    assert!(!browser.get("/duplicates").await.shows(&provisional), "no longer a duplicate");
+    assert!(
+        !browser.get("/duplicates").await.shows(&provisional),
+        "no longer a duplicate"
+    );
     // The same refusal as the internal API for a second merge.
     let again = browser
-        .post("/merge", &[("csrf", &csrf), ("into", &linked), ("from", &provisional), ("confirm", &linked)])
+        .post(
+            "/merge",
+            &[
+                ("csrf", &csrf),
+                ("into", &linked),
+                ("from", &provisional),
+                ("confirm", &linked),
+            ],
+        )
         .await;
     assert_eq!(again.status, 409, "{}", again.body);
     assert!(again.shows("user_merged"), "{}", again.body);

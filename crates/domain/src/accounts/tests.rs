@@ -376,6 +376,46 @@ async fn support_merges_that_break_a_rule_write_nothing() {
     );
 }
 
+#[tokio::test]
+async fn a_merge_preview_says_what_the_merge_would_move_and_writes_nothing() {
+    let mut tx = MockStoreTx::new();
+    expect_user(&mut tx, user("u-into", None, None));
+    expect_user(&mut tx, user("u-from", Some("union-1"), None));
+    expect_identities(&mut tx, "u-from", &[(other_app(), oid("o2"))]);
+    expect_phones(&mut tx, Some(NOW - 10), None);
+    expect_live_sessions(&mut tx, "u-from", 2);
+    // No write is expected: one would fail the test.
+    let plan = accounts(tx)
+        .preview_merge(uid("u-into"), uid("u-from"))
+        .await
+        .expect("a plan");
+    assert_eq!(plan.into.id, uid("u-into"));
+    assert_eq!(plan.from.id, uid("u-from"));
+    assert_eq!(plan.identities, vec![(other_app(), oid("o2"))]);
+    assert_eq!(plan.sessions, 2);
+    assert_eq!(plan.phone, PhoneMerge::Moved);
+    assert_eq!(plan.unionid, Some(union("union-1")));
+}
+
+#[tokio::test]
+async fn a_merge_preview_is_refused_as_the_merge_would_be() {
+    let svc = accounts(MockStoreTx::new());
+    assert_eq!(
+        svc.preview_merge(uid("u-a"), uid("u-a")).await,
+        Err(DomainError::SameUser)
+    );
+    let mut tx = MockStoreTx::new();
+    expect_user(&mut tx, user("u-into", Some("union-1"), None));
+    expect_user(&mut tx, user("u-from", Some("union-2"), None));
+    expect_identities(&mut tx, "u-from", &[(app(), oid("o1"))]);
+    assert_eq!(
+        accounts(tx)
+            .preview_merge(uid("u-into"), uid("u-from"))
+            .await,
+        Err(DomainError::UnionidConflict)
+    );
+}
+
 // ---- introspection ----
 
 #[tokio::test]

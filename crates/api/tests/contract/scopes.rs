@@ -161,9 +161,7 @@ async fn each_route_refuses_a_client_without_its_scope_and_changes_nothing(backe
 /// user into a victim, so that the throwaway's bearer token acts as the victim. Refused, and
 /// nothing changes; the same request from support (`support:write`) does merge, which is what
 /// made the attack work when every token could do everything.
-async fn a_client_that_reads_events_cannot_merge_its_throwaway_user_into_anyone(
-    backend: Backend,
-) {
+async fn a_client_that_reads_events_cannot_merge_its_throwaway_user_into_anyone(backend: Backend) {
     let clients: &[(&str, &[&str])] = &[
         ("crm", &["events:read", "users:read"]),
         ("support", &["support:write", "users:read"]),
@@ -179,13 +177,19 @@ async fn a_client_that_reads_events_cannot_merge_its_throwaway_user_into_anyone(
     assert_error(&reply, 403, "insufficient_scope", "crm merges");
     assert_eq!(format!("{:?}", app.snapshot()), before);
     let me = app.me_ok(&throwaway.token).await;
-    assert_eq!(me.user_id, throwaway.user_id, "the throwaway is still itself");
+    assert_eq!(
+        me.user_id, throwaway.user_id,
+        "the throwaway is still itself"
+    );
     assert_eq!(app.me_ok(&victim.token).await.user_id, victim.user_id);
 
     let reply = as_client(&app, "support", Method::POST, &path, Some(&attack)).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let me = app.me_ok(&throwaway.token).await;
-    assert_eq!(me.user_id, victim.user_id, "a merge is what the attack needed");
+    assert_eq!(
+        me.user_id, victim.user_id,
+        "a merge is what the attack needed"
+    );
 }
 
 /// `users:read` shows a user without the phone number's field; `users:phone` adds it, `null`
@@ -326,7 +330,11 @@ async fn a_junk_introspection_body_is_invalid_request(backend: Backend) {
         (form, "{\"token\": \"abc\"}", "JSON sent as a form"),
         (form, "token=a&token=b", "two tokens"),
         ("application/json", "token=abc", "a form sent as JSON"),
-        ("application/json", "{\"token\": 5}", "a token that is no string"),
+        (
+            "application/json",
+            "{\"token\": 5}",
+            "a token that is no string",
+        ),
         ("text/plain", "\u{0}\u{1}junk", "junk"),
     ] {
         let reply = app

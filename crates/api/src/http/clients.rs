@@ -17,10 +17,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderMap, Method};
+use axum::http::header::{ALLOW, AUTHORIZATION};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -72,7 +72,8 @@ impl Scope {
 }
 
 /// The scope each internal route needs, by method and route template. A route missing here is
-/// refused to everyone (and a test fails): add a line when adding a route.
+/// refused to everyone, as a method it does not have (and a test fails): add a line when adding
+/// a route.
 pub(crate) const ROUTE_SCOPES: &[(Method, &str, Scope)] = &[
     (
         Method::GET,
@@ -231,6 +232,30 @@ fn form_decode(value: &str) -> Option<String> {
         .map(std::borrow::Cow::into_owned)
 }
 
+/// The answer to a method that [`ROUTE_SCOPES`] does not list for `route`: 405 with the
+/// methods it lists (what the router would answer for a method the route has no handler for),
+/// so a handler that nobody gave a scope is nobody's; a route the table does not know at all is
+/// a bug, 500.
+fn not_in_the_table(method: &Method, route: &str) -> Response {
+    let allowed: Vec<&str> = ROUTE_SCOPES
+        .iter()
+        .filter(|(_, path, _)| *path == route)
+        .flat_map(|(m, _, _)| match *m {
+            Method::GET => vec!["GET", "HEAD"],
+            ref other => vec![other.as_str()],
+        })
+        .collect();
+    if allowed.is_empty() {
+        tracing::error!(%method, route, "an internal route has no scope in ROUTE_SCOPES");
+        return ApiError::internal().into_response();
+    }
+    let mut response = ApiError::method_not_allowed().into_response();
+    if let Ok(allow) = HeaderValue::try_from(allowed.join(",")) {
+        response.headers_mut().insert(ALLOW, allow);
+    }
+    response
+}
+
 /// 403 `insufficient_scope` for a client without `scope`, with RFC 6750's challenge.
 fn insufficient_scope(caller: &Caller, scope: Scope) -> ApiError {
     let mut error = ApiError::new(
@@ -270,11 +295,14 @@ pub(crate) async fn require_client(
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(MatchedPath::as_str);
-    let Some(scope) = route.and_then(|route| scope_of(request.method(), route)) else {
-        // Fail closed: a route that nobody gave a scope is nobody's.
-        tracing::error!(method = %request.method(), ?route, "an internal route has no scope in ROUTE_SCOPES");
-        return Err(ApiError::internal());
+        .map_or("", MatchedPath::as_str);
+    // axum answers HEAD with the GET handler.
+    let method = match request.method() {
+        &Method::HEAD => &Method::GET,
+        other => other,
+    };
+    let Some(scope) = scope_of(method, route) else {
+        return Ok(not_in_the_table(request.method(), route));
     };
     if !caller.may(scope) {
         tracing::info!(client = %caller.name, scope = scope.as_str(), "refused: insufficient scope");

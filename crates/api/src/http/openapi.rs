@@ -426,8 +426,7 @@ mod tests {
             .iter()
             .filter(|(_, path)| path.starts_with(INTERNAL_PREFIX))
             .collect();
-        assert_eq!(internal.len(), clients::ROUTE_SCOPES.len());
-        for (method, path) in internal {
+        for (method, path) in &internal {
             let verb = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let scope = clients::scope_of(&verb, path)
                 .unwrap_or_else(|| panic!("{method} {path} has no scope in ROUTE_SCOPES"));
@@ -441,6 +440,11 @@ mod tests {
                 "{method} {path}"
             );
         }
+        assert_eq!(
+            internal.len(),
+            clients::ROUTE_SCOPES.len(),
+            "ROUTE_SCOPES names a route that is not in ROUTES"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ on_both_backends!(
     a_junk_introspection_body_is_invalid_request,
     an_unknown_client_or_a_wrong_token_is_invalid_token,
     failed_authentications_spend_the_per_ip_limit,
+    a_method_that_a_route_does_not_have_is_405_after_authentication,
 );
 
 const EVERY_SCOPE: &[&str] = &[
@@ -412,4 +413,28 @@ async fn failed_authentications_spend_the_per_ip_limit(backend: Backend) {
         .await;
     assert_error(&reply, 429, "rate_limited", "a guess past the budget");
     assert!(reply.header("retry-after").is_some(), "{:?}", reply.headers);
+}
+
+/// A client is authenticated before anything else is told, then a method the route does not
+/// have is 405 with the route's methods, as for every route; HEAD is GET.
+async fn a_method_that_a_route_does_not_have_is_405_after_authentication(backend: Backend) {
+    let app = TestApp::spawn(backend, with_clients(&[("crm", &["events:read"])])).await;
+    let anonymous = app
+        .call(Method::PUT, "/internal/v1/events", None, None, None)
+        .await;
+    assert_error(&anonymous, 401, "invalid_token", "PUT without a client");
+    for method in [Method::PUT, Method::TRACE, Method::DELETE] {
+        let reply = as_client(&app, "crm", method.clone(), "/internal/v1/events", None).await;
+        assert_error(&reply, 405, "method_not_allowed", method.as_str());
+        assert_eq!(reply.header("allow"), Some("GET,HEAD"), "{method}");
+    }
+    let reply = as_client(&app, "crm", Method::TRACE, "/internal/v1/users/u1", None).await;
+    assert_error(
+        &reply,
+        405,
+        "method_not_allowed",
+        "TRACE without the route's scope",
+    );
+    let head = as_client(&app, "crm", Method::HEAD, "/internal/v1/events", None).await;
+    assert_eq!(head.status, 200);
 }

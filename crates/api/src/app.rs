@@ -155,6 +155,15 @@ impl Application {
         // Install the recorder before anything records.
         crate::metrics::handle();
         tracing::info!(config = ?settings, "effective configuration (secrets redacted)");
+        if !settings.internal.tokens.is_empty() {
+            tracing::warn!(
+                tokens = settings.internal.tokens.len(),
+                "internal.tokens is deprecated: each token acts as a client with every scope \
+                 (named legacy-1, legacy-2, … in support's events); configure each team as a \
+                 named client with only the scopes it needs in [internal.clients.<name>] \
+                 (token, scopes) instead"
+            );
+        }
         let store = open_store(
             valid.database,
             valid.data_keys,
@@ -219,7 +228,8 @@ impl Application {
             max_body_bytes: settings.server.max_body_bytes,
             limits,
             request_timeout: valid.request_timeout,
-            service_tokens: crate::http::internal::ServiceTokens::new(&settings.internal.tokens),
+            clients: crate::http::clients::Clients::new(&valid.clients),
+            issuer: valid.issuer,
         });
         let addr = settings.server.bind;
         let listener = TcpListener::bind(addr)

@@ -362,7 +362,12 @@ async fn show(store: &Store, id: &UserId) -> Result<Output, UserError> {
         .await
         .map_err(|e| refused(id, DomainError::Store(e)))?
         .ok_or_else(|| refused(id, DomainError::UserNotFound))?;
-    let user = crate::http::internal::internal_user(record);
+    // The operator of the database sees everything the internal API can show.
+    let operator = crate::http::clients::Caller {
+        name: "cli".to_owned(),
+        scopes: crate::http::clients::Scope::ALL.into_iter().collect(),
+    };
+    let user = crate::http::internal::internal_user(record, &operator);
     let mut text = format!(
         "user {}\n  unionid: {}\n  merged into: {}\n  created at: {}",
         user.user_id,
@@ -376,7 +381,7 @@ async fn show(store: &Store, id: &UserId) -> Result<Output, UserError> {
             identity.appid, identity.openid
         ));
     }
-    if let Some(phone) = &user.phone_number {
+    if let Some(Some(phone)) = &user.phone_number {
         text.push_str(&format!("\n  phone number: {}", phone.phone_number));
     }
     let json = serde_json::to_value(&user).map_err(|e| UserError {

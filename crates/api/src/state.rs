@@ -8,7 +8,7 @@ use wxlink_domain::{Accounts, AppId, AppKind, Service};
 use wxlink_persistence::Store;
 
 use crate::adapters::{CryptoOpener, RandomIds, SystemClock};
-use crate::http::internal::ServiceTokens;
+use crate::http::clients::Clients;
 use crate::limits::RateLimits;
 use crate::wechat::WeChatAdapter;
 
@@ -36,6 +36,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// A request that takes longer gets 408 `request_timeout`.
     pub request_timeout: Duration,
-    /// Who may call the internal API.
-    pub service_tokens: ServiceTokens,
+    /// Who may call the internal API, and what each client may do.
+    pub clients: Clients,
+    /// The `iss` of introspection answers.
+    pub issuer: String,
 }

@@ -354,9 +354,20 @@ async fn introspection_tells_whom_a_token_stands_for(backend: Backend) {
     let active = introspect(&app, &provisional.token).await;
     let fields = crate::helpers::exact_object(
         &active,
-        &["active", "sub", "client_id", "iat", "exp", "unionid_linked"],
+        &[
+            "active",
+            "sub",
+            "client_id",
+            "iat",
+            "exp",
+            "unionid_linked",
+            "token_type",
+            "iss",
+        ],
         "an active token",
     );
+    assert_eq!(fields["token_type"], "Bearer");
+    assert_eq!(fields["iss"], "wxlink");
     assert_eq!(fields["active"], true);
     assert_eq!(fields["sub"], provisional.user_id.as_str());
     assert_eq!(fields["client_id"], APP_A);

@@ -51,6 +51,7 @@ codes! {
     UserBlocked = "user_blocked" => FORBIDDEN,
     SnapshotUser = "snapshot_user" => FORBIDDEN,
     IdentityMismatch = "identity_mismatch" => FORBIDDEN,
+    InsufficientScope = "insufficient_scope" => FORBIDDEN,
     NotFound = "not_found" => NOT_FOUND,
     MethodNotAllowed = "method_not_allowed" => METHOD_NOT_ALLOWED,
     RequestTimeout = "request_timeout" => REQUEST_TIMEOUT,
@@ -99,6 +100,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
+    /// A `WWW-Authenticate` challenge (RFC 6750 §3), e.g. for `insufficient_scope`.
+    pub www_authenticate: Option<String>,
 }
 
 impl ApiError {
@@ -108,6 +111,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            www_authenticate: None,
         }
     }
 
@@ -188,6 +192,14 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        if let Some(challenge) = self
+            .www_authenticate
+            .and_then(|c| axum::http::HeaderValue::try_from(c).ok())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

@@ -121,17 +121,27 @@ pub(super) async fn limit_per_ip(
     request: Request,
     next: axum::middleware::Next,
 ) -> Result<Response, ApiError> {
-    let peer = request
+    count_against_ip(&state, &request).await?;
+    Ok(next.run(request).await)
+}
+
+/// Counts one request against its client IP's rate limit: 429 `rate_limited` once it is spent.
+/// A request without `ConnectInfo` (in-process, not from a listener) is not counted.
+pub(super) fn count_against_ip<'a>(
+    state: &'a AppState,
+    request: &Request,
+) -> impl Future<Output = Result<(), ApiError>> + Send + use<'a> {
+    // Read before the future: a request (its body) is not `Sync`, so the future cannot hold it.
+    let client = request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
-    if let Some(peer) = peer {
-        state
-            .limits
-            .check_ip(state.limits.client(peer, request.headers()))
-            .await?;
+        .map(|info| state.limits.client(info.0.ip(), request.headers()));
+    async move {
+        if let Some(client) = client {
+            state.limits.check_ip(client).await?;
+        }
+        Ok(())
     }
-    Ok(next.run(request).await)
 }
 
 #[cfg(test)]

@@ -152,8 +152,11 @@ pub struct InternalUser {
     pub created_at: i64,
     /// Its identities (none once merged away).
     pub identities: Vec<Identity>,
-    /// Its verified phone number, if one was stored.
-    pub phone_number: Option<PhoneNumberResponse>,
+    /// Its verified phone number, `null` when none is stored; left out for a client without
+    /// the scope `users:phone`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<PhoneNumberResponse>)]
+    pub phone_number: Option<Option<PhoneNumberResponse>>,
 }
 
 /// One event of the feed.
@@ -220,11 +223,18 @@ pub struct MergeRequest {
     pub from: String,
 }
 
-/// `POST /internal/v1/introspect` (RFC 7662)
+/// `POST /internal/v1/introspect` (RFC 7662 §2.1), as a form or as JSON.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct IntrospectRequest {
     /// A bearer token a client presented.
     pub token: String,
+    /// What the caller thinks the token is (`access_token`, …); wxlink looks every token up
+    /// the same way, so it changes nothing.
+    #[expect(
+        dead_code,
+        reason = "read by serde only: RFC 7662 lets a server ignore it"
+    )]
+    pub token_type_hint: Option<String>,
 }
 
 /// RFC 7662 §2.2: an inactive token answers `{"active": false}` and nothing else.
@@ -247,6 +257,13 @@ pub struct IntrospectResponse {
     /// Whether the user's unionid is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unionid_linked: Option<bool>,
+    /// `Bearer` (RFC 7662 §2.2, the `token_type` of RFC 6749 §7.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Bearer")]
+    pub token_type: Option<&'static str>,
+    /// Who issued the token: `wxlink`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
 }
 
 /// A page of the event feed.

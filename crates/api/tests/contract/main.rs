@@ -16,4 +16,5 @@ mod forgery;
 mod helpers;
 mod internal;
 mod linking;
+mod scopes;
 mod stale_key;

@@ -13,19 +13,24 @@ use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use wxlink_domain::{AppId, Event, EventKind, OpenId, PhoneMerge, UnionId, UserId};
+use wxlink_domain::{
+    ActorName, AppId, DomainError, Event, EventKind, OpenId, PhoneMerge, UnionId, UnionidSplit,
+    UserId,
+};
 use wxlink_persistence::{MAX_EVENTS_PAGE, UserRecord};
 
+use crate::http::clients::Caller;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::handlers::JsonBody;
 use crate::http::wire::{
     ErrorBody, EventDetail, EventsPage, FeedEvent, Identity, InternalUser, IntrospectRequest,
-    IntrospectResponse, MergeRequest, PhoneNumberResponse, RevokedSessions,
+    IntrospectResponse, MergeRequest, PhoneNumberResponse, RevokedSessions, SplitRequest,
+    SplitResponse,
 };
 use crate::state::AppState;
 
@@ -77,6 +82,7 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
             delete(unlink_identity),
         )
         .route("/internal/v1/users/{into}/merge", post(merge))
+        .route("/internal/v1/users/{user_id}/split", post(split))
         .route("/internal/v1/introspect", post(introspect))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
@@ -100,9 +106,23 @@ async fn require_service_token(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     match presented {
-        Some(token) if state.service_tokens.accepts(token) => Ok(next.run(request).await),
+        Some(token) if state.service_tokens.accepts(token) => {
+            let mut request = request;
+            request.extensions_mut().insert(Caller {
+                name: "service".into(),
+            });
+            Ok(next.run(request).await)
+        }
         _ => Err(ApiError::invalid_token("a valid service token is required")),
     }
+}
+
+/// The actor of a support action: the authenticated client's name.
+fn actor(caller: &Caller) -> Result<ActorName, ApiError> {
+    ActorName::parse(caller.name.clone()).map_err(|e| {
+        tracing::error!(error = %e, "an internal API client's name cannot be an event's actor");
+        ApiError::new(ErrorCode::InternalError, "the client's name cannot be recorded")
+    })
 }
 
 pub(crate) fn internal_user(record: UserRecord) -> InternalUser {
@@ -223,7 +243,9 @@ pub(crate) struct EventsQuery {
 /// One event as the feed shows it; a merge also names `from` and `into`.
 pub(crate) fn feed_event(id: i64, event: &Event) -> FeedEvent {
     let merge = match (event.kind, &event.other_user_id) {
-        (EventKind::UsersMerged, Some(from)) => Some((from.to_string(), event.user_id.to_string())),
+        (EventKind::UsersMerged | EventKind::UserSplit, Some(from)) => {
+            Some((from.to_string(), event.user_id.to_string()))
+        }
         _ => None,
     };
     let (from, into) = merge.unzip();
@@ -236,11 +258,13 @@ pub(crate) fn feed_event(id: i64, event: &Event) -> FeedEvent {
         at: event.at,
         from,
         into,
-        detail: event.detail.map(|d| EventDetail {
+        detail: event.detail.as_ref().map(|d| EventDetail {
             by: d.by.as_str(),
+            actor: d.actor.as_ref().map(ToString::to_string),
             phone: d.phone.map(PhoneMerge::as_str),
             sessions: d.sessions,
             identities: d.identities,
+            unionid: d.unionid.map(UnionidSplit::as_str),
         }),
     }
 }
@@ -286,10 +310,14 @@ pub(crate) async fn events(
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn revoke_sessions(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(user_id): Path<String>,
 ) -> Result<Json<RevokedSessions>, ApiError> {
     let id = parse("user_id", user_id, UserId::parse)?;
-    let revoked = state.accounts.revoke_sessions(id.clone()).await?;
+    let revoked = state
+        .accounts
+        .revoke_sessions(id.clone(), actor(&caller)?)
+        .await?;
     tracing::info!(user_id = %id, revoked, "support revoked sessions");
     Ok(Json(RevokedSessions { revoked }))
 }
@@ -311,6 +339,7 @@ pub(crate) async fn revoke_sessions(
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn unlink_identity(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path((user_id, appid, openid)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let id = parse("user_id", user_id, UserId::parse)?;
@@ -320,7 +349,7 @@ pub(crate) async fn unlink_identity(
     };
     state
         .accounts
-        .unlink_identity(id.clone(), appid.clone(), openid)
+        .unlink_identity(id.clone(), appid.clone(), openid, actor(&caller)?)
         .await?;
     tracing::info!(user_id = %id, %appid, "support unlinked an identity");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -340,15 +369,75 @@ pub(crate) async fn unlink_identity(
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn merge(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(into): Path<String>,
     JsonBody(body): JsonBody<MergeRequest>,
 ) -> Result<Json<InternalUser>, ApiError> {
     let into = parse("into", into, UserId::parse)?;
     let from = parse("from", body.from, UserId::parse)?;
-    let survivor = state.accounts.merge(into, from.clone()).await?;
+    let survivor = state
+        .accounts
+        .merge(into, from.clone(), actor(&caller)?)
+        .await?;
     tracing::info!(user_id = %survivor, from = %from, "support merged users");
     found(state.store.user_by_id(&survivor).await?)
 }
+
+/// Undo a merge: the listed identities move to a new user, or with `into` back to a user that
+/// was merged into the path's user, which is restored. Sessions follow the identity they
+/// logged in through, the phone number the identity that verified it, the unionid the
+/// identities vouching for it.
+#[utoipa::path(post, path = "/internal/v1/users/{user_id}/split", tag = "internal",
+    security(("service_token" = [])),
+    params(("user_id" = String, Path, description = "the user to split", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body = SplitRequest,
+    responses(
+        (status = 200, body = SplitResponse),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user, or not its identity", body = ErrorBody),
+        (status = 409, description = "`last_identity` (no identity would remain), `not_merged_here` (`into` was never merged into this user) or `user_merged`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
+pub(crate) async fn split(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(user_id): Path<String>,
+    JsonBody(body): JsonBody<SplitRequest>,
+) -> Result<Json<SplitResponse>, ApiError> {
+    let id = parse("user_id", user_id, UserId::parse)?;
+    if body.identities.is_empty() {
+        return Err(ApiError::invalid_request("identities: list at least one"));
+    }
+    if body.identities.len() > MAX_SPLIT_IDENTITIES {
+        return Err(ApiError::invalid_request(format!(
+            "identities: at most {MAX_SPLIT_IDENTITIES}"
+        )));
+    }
+    // An identity that cannot exist is not the user's, like one that does not.
+    let identities = body
+        .identities
+        .into_iter()
+        .map(|i| match (AppId::parse(i.appid), OpenId::parse(i.openid)) {
+            (Ok(appid), Ok(openid)) => Ok((appid, openid)),
+            _ => Err(DomainError::IdentityNotFound),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let into = body
+        .into
+        .map(|into| parse("into", into, UserId::parse))
+        .transpose()?;
+    let split = state
+        .accounts
+        .split(id, identities, into, actor(&caller)?)
+        .await?;
+    tracing::info!(user_id = %split.user, from = %split.remaining, "support split a user");
+    let user = found(state.store.user_by_id(&split.user).await?)?.0;
+    let remaining = found(state.store.user_by_id(&split.remaining).await?)?.0;
+    Ok(Json(SplitResponse { user, remaining }))
+}
+
+/// The most identities one split moves: a person has a handful.
+const MAX_SPLIT_IDENTITIES: usize = 100;
 
 /// RFC 7662 token introspection: whether a user's bearer token works, and whom it stands for.
 #[utoipa::path(post, path = "/internal/v1/introspect", tag = "internal",

@@ -13,6 +13,7 @@ use handlers::{
 };
 use middleware::{drop_unfit_request_id, error_envelope, limit_per_ip, request_span};
 
+pub(crate) mod clients;
 pub(crate) mod error;
 pub(crate) mod handlers;
 pub(crate) mod internal;

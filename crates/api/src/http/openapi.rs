@@ -60,6 +60,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
         internal::revoke_sessions,
         internal::unlink_identity,
         internal::merge,
+        internal::split,
         internal::introspect,
     ),
     components(schemas(
@@ -80,6 +81,8 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
         wire::EventsPage,
         wire::RevokedSessions,
         wire::MergeRequest,
+        wire::SplitRequest,
+        wire::SplitResponse,
         wire::IntrospectRequest,
         wire::IntrospectResponse,
     )),
@@ -197,6 +200,8 @@ const INTERNAL_SCHEMAS: &[&str] = &[
     "EventsPage",
     "RevokedSessions",
     "MergeRequest",
+    "SplitRequest",
+    "SplitResponse",
     "IntrospectRequest",
     "IntrospectResponse",
 ];

@@ -366,14 +366,21 @@ fn split(tx: &mut dyn StoreTx, request: SplitRequest<'_>) -> Result<Split, Domai
     let sessions = tx.split_sessions(&source.id, &target, &moved, at)?;
     for (appid, openid) in &moved {
         tx.move_identity(appid, openid, &target, at)?;
-        let linked = Origin {
+        // Unlinked from one user and linked to the other, so that every identity's links and
+        // releases pair up in the log.
+        let here = Origin {
             appid,
             openid,
             at,
         };
-        let mut event = linked.event(EventKind::IdentityLinked, &target, None);
-        event.detail = Some(EventDetail::support(actor));
-        tx.append_event(&event)?;
+        for (kind, user) in [
+            (EventKind::IdentityUnlinked, &source.id),
+            (EventKind::IdentityLinked, &target),
+        ] {
+            let mut event = here.event(kind, user, None);
+            event.detail = Some(EventDetail::support(actor));
+            tx.append_event(&event)?;
+        }
     }
     let unionid = split_unionid(tx, origin, &source, &target, actor)?;
     let phone = split_phone(tx, &source.id, &target, &moved, at)?;

@@ -17,3 +17,4 @@ mod helpers;
 mod internal;
 mod linking;
 mod stale_key;
+mod support;

@@ -494,6 +494,7 @@ async fn a_split_onto_a_new_user_takes_the_sessions_unionid_and_phone_of_its_ide
         .returning(|_| Ok(()));
     expect_detailed_event(&mut tx, EventKind::UserCreated, "u-new", None, support());
     expect_moved(&mut tx, "u-new", 2);
+    expect_detailed_event(&mut tx, EventKind::IdentityUnlinked, "u-src", None, support());
     expect_detailed_event(&mut tx, EventKind::IdentityLinked, "u-new", None, support());
     // o2 was the only identity vouching for union-1: it moves, released first.
     expect_vouchers(&mut tx, "u-new", 1);
@@ -556,6 +557,7 @@ async fn a_split_into_a_merged_user_restores_it_and_leaves_what_stays_vouched() 
         .times(1)
         .returning(|_, _, _| Ok(()));
     expect_moved(&mut tx, "u-old", 0);
+    expect_detailed_event(&mut tx, EventKind::IdentityUnlinked, "u-src", None, support());
     expect_detailed_event(&mut tx, EventKind::IdentityLinked, "u-old", None, support());
     // o1 vouches for union-1 as well as o2: it stays, and o2 vouches for nothing now.
     expect_vouchers(&mut tx, "u-old", 1);

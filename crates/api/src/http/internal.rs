@@ -396,7 +396,7 @@ pub(crate) async fn merge(
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such user, or not its identity", body = ErrorBody),
-        (status = 409, description = "`last_identity` (no identity would remain), `not_merged_here` (`into` was never merged into this user) or `user_merged`", body = ErrorBody),
+        (status = 409, description = "`last_identity` (no identity would remain), `not_merged_here` (the user named by into was never merged into this one) or `user_merged`", body = ErrorBody),
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn split(
     State(state): State<Arc<AppState>>,

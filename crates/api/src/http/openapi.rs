@@ -35,6 +35,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
         "/internal/v1/users/{user_id}/identities/{appid}/{openid}",
     ),
     ("post", "/internal/v1/users/{into}/merge"),
+    ("post", "/internal/v1/users/{user_id}/split"),
     ("post", "/internal/v1/introspect"),
 ];
 

@@ -78,7 +78,10 @@ enum Action {
     Show(UserId),
     RevokeSessions(UserId),
     Unlink(UserId, AppId, OpenId),
-    Merge { into: UserId, from: UserId },
+    Merge {
+        into: UserId,
+        from: UserId,
+    },
     Split {
         user: UserId,
         identities: Vec<(AppId, OpenId)>,
@@ -399,10 +402,7 @@ async fn execute(
             let moved_to = show(store, &split.user).await?;
             let remaining = show(store, &split.remaining).await?;
             Ok(Output {
-                text: format!(
-                    "split user {user}\n{}\n{}",
-                    moved_to.text, remaining.text
-                ),
+                text: format!("split user {user}\n{}\n{}", moved_to.text, remaining.text),
                 json: serde_json::json!({"user": moved_to.json, "remaining": remaining.json}),
             })
         }
@@ -477,9 +477,9 @@ async fn show(store: &Store, id: &UserId) -> Result<Output, UserError> {
 
 /// An identity given as APPID/OPENID.
 fn identity_arg(text: &str) -> Result<(AppId, OpenId), UserError> {
-    let (appid, openid) = text.split_once('/').ok_or_else(|| {
-        UserError::argument(format!("identity {text:?}: expected APPID/OPENID"))
-    })?;
+    let (appid, openid) = text
+        .split_once('/')
+        .ok_or_else(|| UserError::argument(format!("identity {text:?}: expected APPID/OPENID")))?;
     Ok((
         AppId::parse(appid.to_owned()).map_err(|e| UserError::argument(format!("appid: {e}")))?,
         OpenId::parse(openid.to_owned())

@@ -101,7 +101,11 @@ impl<S: IdentityStore, C: Clock, I: IdSource> Accounts<S, C, I> {
     }
 
     /// Revoke every live session of a user (and of the users merged into it): a stolen token.
-    pub async fn revoke_sessions(&self, user: UserId, actor: ActorName) -> Result<u64, DomainError> {
+    pub async fn revoke_sessions(
+        &self,
+        user: UserId,
+        actor: ActorName,
+    ) -> Result<u64, DomainError> {
         let now = self.clock.now();
         self.store
             .transact(TxMode::Write, move |tx| {
@@ -368,11 +372,7 @@ fn split(tx: &mut dyn StoreTx, request: SplitRequest<'_>) -> Result<Split, Domai
         tx.move_identity(appid, openid, &target, at)?;
         // Unlinked from one user and linked to the other, so that every identity's links and
         // releases pair up in the log.
-        let here = Origin {
-            appid,
-            openid,
-            at,
-        };
+        let here = Origin { appid, openid, at };
         for (kind, user) in [
             (EventKind::IdentityUnlinked, &source.id),
             (EventKind::IdentityLinked, &target),

@@ -255,7 +255,10 @@ impl ActorName {
         // Whitespace other than a plain space is refused too: tabs and odd spaces make names
         // that look alike.
         let printable = |c: char| {
-            !c.is_control() && (c == ' ' || !c.is_whitespace()) && c != '\u{2028}' && c != '\u{2029}'
+            !c.is_control()
+                && (c == ' ' || !c.is_whitespace())
+                && c != '\u{2028}'
+                && c != '\u{2029}'
         };
         if !name.chars().all(printable) {
             return Err(IdError::Malformed {
@@ -302,9 +305,13 @@ impl UnionidSplit {
 
     /// Inverse of [`UnionidSplit::as_str`].
     pub fn parse(text: &str) -> Option<Self> {
-        [UnionidSplit::None, UnionidSplit::Moved, UnionidSplit::Stayed]
-            .into_iter()
-            .find(|u| u.as_str() == text)
+        [
+            UnionidSplit::None,
+            UnionidSplit::Moved,
+            UnionidSplit::Stayed,
+        ]
+        .into_iter()
+        .find(|u| u.as_str() == text)
     }
 }
 

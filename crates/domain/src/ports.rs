@@ -134,8 +134,7 @@ pub trait StoreTx {
     ) -> Result<(), StoreError>;
     /// The identity that verified the user's phone number; `None` when the user has none, or
     /// it was verified before wxlink recorded by which identity.
-    fn phone_verified_by(&mut self, user: &UserId)
-    -> Result<Option<(AppId, OpenId)>, StoreError>;
+    fn phone_verified_by(&mut self, user: &UserId) -> Result<Option<(AppId, OpenId)>, StoreError>;
     /// When the user's phone number was verified, if the user has one.
     fn phone_verified_at(&mut self, user: &UserId) -> Result<Option<UnixTime>, StoreError>;
     /// Give `into` the phone number of `from`, with its verification time and identity

@@ -711,10 +711,7 @@ impl StoreTx for Tx<'_> {
         )
     }
 
-    fn phone_verified_by(
-        &mut self,
-        user: &UserId,
-    ) -> Result<Option<(AppId, OpenId)>, StoreError> {
+    fn phone_verified_by(&mut self, user: &UserId) -> Result<Option<(AppId, OpenId)>, StoreError> {
         let row = users::table
             .filter(users::id.eq(user.as_str()))
             .filter(users::phone_number.is_not_null())
@@ -1048,11 +1045,10 @@ impl StoreTx for Tx<'_> {
         }
         for (hashes, user) in [(going, to), (staying, from)] {
             for chunk in hashes.chunks(500) {
-                let updated = diesel::update(
-                    sessions::table.filter(sessions::token_hash.eq_any(chunk)),
-                )
-                .set(sessions::user_id.eq(user.as_str()))
-                .execute(self.conn);
+                let updated =
+                    diesel::update(sessions::table.filter(sessions::token_hash.eq_any(chunk)))
+                        .set(sessions::user_id.eq(user.as_str()))
+                        .execute(self.conn);
                 self.db(updated)?;
             }
         }

@@ -121,7 +121,10 @@ async fn require_service_token(
 fn actor(caller: &Caller) -> Result<ActorName, ApiError> {
     ActorName::parse(caller.name.clone()).map_err(|e| {
         tracing::error!(error = %e, "an internal API client's name cannot be an event's actor");
-        ApiError::new(ErrorCode::InternalError, "the client's name cannot be recorded")
+        ApiError::new(
+            ErrorCode::InternalError,
+            "the client's name cannot be recorded",
+        )
     })
 }
 

@@ -27,8 +27,12 @@ async fn user(app: &TestApp, id: &str) -> Value {
 /// verifies a phone number there; person B logs in on the other app (provisional). Support
 /// merges A into B by mistake: B's user takes `u-a`.
 async fn wrong_merge(app: &TestApp, tag: &str) -> (LoginResponse, LoginResponse) {
-    let a = app.login(APP_B, &format!("{tag}-a"), Some(&format!("{tag}-u-a"))).await;
-    let b = app.login(APP_A, &format!("{tag}-b"), Some(&format!("{tag}-u-b"))).await;
+    let a = app
+        .login(APP_B, &format!("{tag}-a"), Some(&format!("{tag}-u-a")))
+        .await;
+    let b = app
+        .login(APP_A, &format!("{tag}-b"), Some(&format!("{tag}-u-b")))
+        .await;
     assert!(a.unionid_linked && !b.unionid_linked);
     let code = app.wx_phone_code(APP_B, &format!("{tag}-a"), "13900002222", Some("86"));
     app.phone_number(&a.token, &code)
@@ -49,7 +53,9 @@ async fn wrong_merge(app: &TestApp, tag: &str) -> (LoginResponse, LoginResponse)
 /// B's, and B's own user-info links B's own unionid.
 async fn each_person_has_their_own(app: &TestApp, tag: &str, a: &LoginResponse, b: &LoginResponse) {
     assert_eq!(user(app, &b.user_id).await["unionid"], Value::Null);
-    let again = app.login(APP_B, &format!("{tag}-a"), Some(&format!("{tag}-u-a"))).await;
+    let again = app
+        .login(APP_B, &format!("{tag}-a"), Some(&format!("{tag}-u-a")))
+        .await;
     assert_ne!(again.user_id, b.user_id, "A's next login is not B's user");
     assert!(again.unionid_linked);
     let info = app.wx_user_info(APP_A, &format!("{tag}-b"));
@@ -119,7 +125,10 @@ async fn a_wrong_merge_split_back_out_leaves_each_person_their_own(backend: Back
         .iter()
         .find(|e| e["kind"] == "users_merged")
         .expect("the merge");
-    assert_eq!(merge["detail"]["actor"], "service", "support events say who");
+    assert_eq!(
+        merge["detail"]["actor"], "service",
+        "support events say who"
+    );
 
     each_person_has_their_own(&app, "sp", &a, &b).await;
     app.snapshot().assert_consistent("after the split");
@@ -192,7 +201,12 @@ async fn splits_that_break_a_rule_change_nothing(backend: Backend) {
         &json!({"identities": [{"appid": APP_B, "openid": "no-a"}]}),
     )
     .await;
-    assert_error(&merged_away, 409, "user_merged", "splitting a merged-away user");
+    assert_error(
+        &merged_away,
+        409,
+        "user_merged",
+        "splitting a merged-away user",
+    );
     let after = (user(&app, &a.user_id).await, user(&app, &b.user_id).await);
     assert_eq!(before, after, "nothing changed");
     app.snapshot().assert_consistent("after refused splits");

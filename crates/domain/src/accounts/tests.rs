@@ -155,12 +155,18 @@ async fn cancelling_with_a_dead_token_writes_nothing() {
 async fn support_deletes_only_existing_unmerged_users() {
     let mut tx = MockStoreTx::new();
     no_such_user(&mut tx, "u-x");
-    let err = accounts(tx).delete_user(uid("u-x"), agent()).await.unwrap_err();
+    let err = accounts(tx)
+        .delete_user(uid("u-x"), agent())
+        .await
+        .unwrap_err();
     assert_eq!(err, DomainError::UserNotFound);
 
     let mut tx = MockStoreTx::new();
     expect_user(&mut tx, user("u-p", None, Some("u-o")));
-    let err = accounts(tx).delete_user(uid("u-p"), agent()).await.unwrap_err();
+    let err = accounts(tx)
+        .delete_user(uid("u-p"), agent())
+        .await
+        .unwrap_err();
     assert_eq!(err, DomainError::UserMerged(uid("u-o")));
 
     let mut tx = MockStoreTx::new();
@@ -201,7 +207,10 @@ async fn revoking_sessions_counts_them_in_the_event() {
         None,
         support().sessions(2),
     );
-    assert_eq!(accounts(tx).revoke_sessions(uid("u-o"), agent()).await, Ok(2));
+    assert_eq!(
+        accounts(tx).revoke_sessions(uid("u-o"), agent()).await,
+        Ok(2)
+    );
 }
 
 #[tokio::test]
@@ -289,13 +298,7 @@ async fn unlinking_the_last_identity_vouching_for_the_unionid_releases_it() {
         .with(eq(uid("u-o")), eq(NOW))
         .times(1)
         .returning(|_, _| Ok(()));
-    expect_detailed_event(
-        &mut tx,
-        EventKind::UnionidReleased,
-        "u-o",
-        None,
-        support(),
-    );
+    expect_detailed_event(&mut tx, EventKind::UnionidReleased, "u-o", None, support());
     accounts(tx)
         .unlink_identity(uid("u-o"), other_app(), oid("o2"), agent())
         .await
@@ -309,11 +312,13 @@ async fn unlinking_a_foreign_or_the_last_identity_writes_nothing() {
     expect_identities(&mut tx, "u-o", &[(app(), oid("o1"))]);
     let svc = accounts(tx);
     assert_eq!(
-        svc.unlink_identity(uid("u-o"), app(), oid("o9"), agent()).await,
+        svc.unlink_identity(uid("u-o"), app(), oid("o9"), agent())
+            .await,
         Err(DomainError::IdentityNotFound)
     );
     assert_eq!(
-        svc.unlink_identity(uid("u-o"), app(), oid("o1"), agent()).await,
+        svc.unlink_identity(uid("u-o"), app(), oid("o1"), agent())
+            .await,
         Err(DomainError::LastIdentity)
     );
     let mut tx = MockStoreTx::new();
@@ -372,12 +377,12 @@ async fn a_support_merge_moves_identities_and_takes_the_unionid() {
         EventKind::UsersMerged,
         "u-into",
         Some("u-from"),
-        support()
-            .phone(PhoneMerge::Moved)
-            .sessions(2),
+        support().phone(PhoneMerge::Moved).sessions(2),
     );
     assert_eq!(
-        accounts(tx).merge(uid("u-into"), uid("u-from"), agent()).await,
+        accounts(tx)
+            .merge(uid("u-into"), uid("u-from"), agent())
+            .await,
         Ok(uid("u-into"))
     );
 }
@@ -400,9 +405,7 @@ async fn a_support_merge_keeps_the_survivors_unionid() {
         EventKind::UsersMerged,
         "u-into",
         Some("u-from"),
-        support()
-            .phone(PhoneMerge::None)
-            .sessions(0),
+        support().phone(PhoneMerge::None).sessions(0),
     );
     accounts(tx)
         .merge(uid("u-into"), uid("u-from"), agent())
@@ -423,14 +426,18 @@ async fn support_merges_that_break_a_rule_write_nothing() {
     expect_user(&mut tx, user("u-from", Some("union-2"), None));
     expect_identities(&mut tx, "u-from", &[(app(), oid("o1"))]);
     assert_eq!(
-        accounts(tx).merge(uid("u-into"), uid("u-from"), agent()).await,
+        accounts(tx)
+            .merge(uid("u-into"), uid("u-from"), agent())
+            .await,
         Err(DomainError::UnionidConflict)
     );
 
     let mut tx = MockStoreTx::new();
     expect_user(&mut tx, user("u-into", None, Some("u-o")));
     assert_eq!(
-        accounts(tx).merge(uid("u-into"), uid("u-from"), agent()).await,
+        accounts(tx)
+            .merge(uid("u-into"), uid("u-from"), agent())
+            .await,
         Err(DomainError::UserMerged(uid("u-o")))
     );
 
@@ -438,7 +445,9 @@ async fn support_merges_that_break_a_rule_write_nothing() {
     expect_user(&mut tx, user("u-into", None, None));
     no_such_user(&mut tx, "u-from");
     assert_eq!(
-        accounts(tx).merge(uid("u-into"), uid("u-from"), agent()).await,
+        accounts(tx)
+            .merge(uid("u-into"), uid("u-from"), agent())
+            .await,
         Err(DomainError::UserNotFound)
     );
 }
@@ -448,11 +457,7 @@ async fn support_merges_that_break_a_rule_write_nothing() {
 /// `u-src` (holding union-1) with identities o1 (app) and o2 (other_app).
 fn expect_split_source(tx: &mut MockStoreTx) {
     expect_user(tx, user("u-src", Some("union-1"), None));
-    expect_identities(
-        tx,
-        "u-src",
-        &[(app(), oid("o1")), (other_app(), oid("o2"))],
-    );
+    expect_identities(tx, "u-src", &[(app(), oid("o1")), (other_app(), oid("o2"))]);
     tx.expect_hold_user()
         .with(eq(uid("u-src")))
         .times(1)
@@ -494,7 +499,13 @@ async fn a_split_onto_a_new_user_takes_the_sessions_unionid_and_phone_of_its_ide
         .returning(|_| Ok(()));
     expect_detailed_event(&mut tx, EventKind::UserCreated, "u-new", None, support());
     expect_moved(&mut tx, "u-new", 2);
-    expect_detailed_event(&mut tx, EventKind::IdentityUnlinked, "u-src", None, support());
+    expect_detailed_event(
+        &mut tx,
+        EventKind::IdentityUnlinked,
+        "u-src",
+        None,
+        support(),
+    );
     expect_detailed_event(&mut tx, EventKind::IdentityLinked, "u-new", None, support());
     // o2 was the only identity vouching for union-1: it moves, released first.
     expect_vouchers(&mut tx, "u-new", 1);
@@ -510,7 +521,13 @@ async fn a_split_onto_a_new_user_takes_the_sessions_unionid_and_phone_of_its_ide
         .times(1)
         .in_sequence(&mut order)
         .returning(|_, _, _| Ok(()));
-    expect_detailed_event(&mut tx, EventKind::UnionidReleased, "u-src", None, support());
+    expect_detailed_event(
+        &mut tx,
+        EventKind::UnionidReleased,
+        "u-src",
+        None,
+        support(),
+    );
     expect_detailed_event(&mut tx, EventKind::UnionidLinked, "u-new", None, support());
     // o2 verified the phone number: it moves too.
     tx.expect_phone_verified_at()
@@ -557,7 +574,13 @@ async fn a_split_into_a_merged_user_restores_it_and_leaves_what_stays_vouched() 
         .times(1)
         .returning(|_, _, _| Ok(()));
     expect_moved(&mut tx, "u-old", 0);
-    expect_detailed_event(&mut tx, EventKind::IdentityUnlinked, "u-src", None, support());
+    expect_detailed_event(
+        &mut tx,
+        EventKind::IdentityUnlinked,
+        "u-src",
+        None,
+        support(),
+    );
     expect_detailed_event(&mut tx, EventKind::IdentityLinked, "u-old", None, support());
     // o1 vouches for union-1 as well as o2: it stays, and o2 vouches for nothing now.
     expect_vouchers(&mut tx, "u-old", 1);

@@ -1075,7 +1075,9 @@ async fn an_oauth_login_without_session_key_is_stored_without_one() {
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, None));
     expect_held(&mut tx, "u-p");
-    tx.expect_hold_identity().times(1).returning(|_, _, _| Ok(()));
+    tx.expect_hold_identity()
+        .times(1)
+        .returning(|_, _, _| Ok(()));
     tx.expect_insert_session()
         .withf(|s, k| !s.has_session_key && k.is_none() && s.user_id == uid("u-p"))
         .times(1)

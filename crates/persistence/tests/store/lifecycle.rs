@@ -245,11 +245,18 @@ pub async fn identities_vouch_and_a_split_moves_them_with_sessions_and_phone(db:
         [user_id("a"), user_id("a"), user_id("b"), user_id("b")]
     );
     assert_eq!((seen.4, seen.5), (1, 1), "oa took its vouch along");
-    assert_eq!(seen.6, Some((app(2), openid("oa"))), "the number and its verifier");
+    assert_eq!(
+        seen.6,
+        Some((app(2), openid("oa"))),
+        "the number and its verifier"
+    );
     assert_eq!(seen.7, None);
 
     // Dropping a's vouches, and restoring a user that is not merged there, as the rules ask.
-    write(&store, |tx| tx.drop_vouches(&user_id("a"), 4).map_err(Into::into)).await;
+    write(&store, |tx| {
+        tx.drop_vouches(&user_id("a"), 4).map_err(Into::into)
+    })
+    .await;
     let (dropped, refused) = write(&store, |tx| {
         Ok((
             tx.vouchers(&user_id("a"), &unionid("union-b"))?,

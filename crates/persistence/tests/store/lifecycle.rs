@@ -267,6 +267,49 @@ pub async fn identities_vouch_and_a_split_moves_them_with_sessions_and_phone(db:
     assert_eq!((dropped, refused), (0, true));
 }
 
+/// Data from before vouching: the identities of a user that holds a unionid count as vouching
+/// for it once the migration ran, those of a provisional user vouch for nothing.
+pub async fn the_migration_counts_existing_identities_as_vouching(db: &TestDb) {
+    drop(db.store().await);
+    // Back to the schema before the migration, with rows an older release wrote.
+    db.raw_execute(
+        "DELETE FROM __diesel_schema_migrations \
+         WHERE REPLACE(version, '-', '') = '20261207100011'",
+    )
+    .unwrap();
+    for statement in [
+        "ALTER TABLE users DROP COLUMN phone_openid",
+        "ALTER TABLE users DROP COLUMN phone_appid",
+        "ALTER TABLE identities DROP COLUMN unionid",
+        "INSERT INTO users (id, unionid, merged_into, created_at, updated_at) \
+         VALUES ('old', 'old-union', NULL, 1, 1), ('prov', NULL, NULL, 1, 1)",
+        &format!(
+            "INSERT INTO identities (appid, openid, user_id, created_at, updated_at) \
+             VALUES ('{a1}', 'o1', 'old', 1, 1), ('{a2}', 'o2', 'old', 1, 1), \
+             ('{a1}', 'op', 'prov', 1, 1)",
+            a1 = app(1),
+            a2 = app(2)
+        ),
+    ] {
+        db.raw_execute(statement)
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let store = db.store().await;
+    let (vouching, provisional) = write(&store, |tx| {
+        Ok((
+            tx.vouchers(&user_id("old"), &unionid("old-union"))?,
+            tx.identities(&user_id("prov"))?.len(),
+        ))
+    })
+    .await;
+    assert_eq!(vouching, 2);
+    assert_eq!(provisional, 1);
+    assert_eq!(
+        count(db, "identities", "user_id = 'prov' AND unionid IS NULL"),
+        1
+    );
+}
+
 pub async fn event_details_round_trip(db: &TestDb) {
     let store = db.store().await;
     write(&store, |tx| {

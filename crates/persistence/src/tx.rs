@@ -120,7 +120,7 @@ impl<'c> Tx<'c> {
     fn store_phone(
         &mut self,
         user: &UserId,
-        phone: Option<(&PhoneNumber, UnixTime, Option<(&str, &str)>)>,
+        phone: Option<StoredPhone<'_>>,
         at: UnixTime,
     ) -> Result<(), StoreError> {
         let (sealed, verified_at, by) = match phone {
@@ -253,6 +253,9 @@ pub(crate) fn token_hash(bytes: &[u8]) -> Result<TokenHash, StoreError> {
 
 /// `users` columns as read.
 type UserRow = (String, Option<String>, Option<String>, i64);
+/// A phone number to store: the number, when it was verified, and the (appid, openid) that
+/// verified it, if known.
+type StoredPhone<'a> = (&'a PhoneNumber, UnixTime, Option<(&'a str, &'a str)>);
 /// A sealed phone number, when it was verified, and the app and openid that verified it.
 type PhoneRow = (Option<Vec<u8>>, Option<i64>, Option<String>, Option<String>);
 

@@ -27,8 +27,8 @@ pub enum UserCommand {
         /// wxlink's user id.
         user_id: String,
     },
-    /// Unlink one identity from the user; its sessions are revoked and its next login makes a
-    /// new provisional user.
+    /// Unlink one identity from the user; its sessions are revoked, and the unionid is released
+    /// with the last identity vouching for it.
     Unlink {
         /// wxlink's user id.
         user_id: String,

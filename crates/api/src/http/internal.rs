@@ -325,8 +325,9 @@ pub(crate) async fn revoke_sessions(
     Ok(Json(RevokedSessions { revoked }))
 }
 
-/// Unlink one identity (linked by mistake); its sessions are revoked and its next login makes a
-/// new provisional user.
+/// Unlink one identity (linked by mistake); its sessions are revoked, and if it was the last
+/// identity vouching for the user's unionid the unionid is released, so its next login lands on
+/// the user of its own unionid (or a new provisional user).
 #[utoipa::path(delete, path = "/internal/v1/users/{user_id}/identities/{appid}/{openid}",
     tag = "internal", security(("service_token" = [])),
     params(

@@ -199,7 +199,9 @@ impl<S: IdentityStore, C: Clock, I: IdSource> Accounts<S, C, I> {
                     // them; released first: one user per unionid holds at every statement.
                     tx.release_unionid(&from.id, now)?;
                     tx.set_unionid(&into.id, unionid, now)?;
-                    tx.append_event(&origin.event(EventKind::UnionidLinked, &into.id, None))?;
+                    let mut event = origin.event(EventKind::UnionidLinked, &into.id, None);
+                    event.detail = Some(EventDetail::support(&actor));
+                    tx.append_event(&event)?;
                 }
                 linking::merge(tx, origin, held, EventDetail::support(&actor))?;
                 Ok(into.id)

@@ -362,7 +362,11 @@ async fn a_support_merge_moves_identities_and_takes_the_unionid() {
         .times(1)
         .returning(|_, _, _| Ok(()));
     tx.expect_append_event()
-        .withf(|e| e.kind == EventKind::UnionidLinked && e.user_id == uid("u-into"))
+        .withf(|e| {
+            e.kind == EventKind::UnionidLinked
+                && e.user_id == uid("u-into")
+                && e.detail == Some(support())
+        })
         .times(1)
         .returning(|_| Ok(()));
     // The phone moves by the rule of a unionid merge.

@@ -222,7 +222,7 @@ impl Application {
         );
         let state = Arc::new(AppState {
             service,
-            accounts: wxlink_domain::Accounts::new(store.clone(), SystemClock),
+            accounts: wxlink_domain::Accounts::new(store.clone(), SystemClock, RandomIds),
             store: store.clone(),
             apps: apps.iter().map(|a| (a.appid.clone(), a.kind)).collect(),
             max_body_bytes: settings.server.max_body_bytes,

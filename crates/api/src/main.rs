@@ -53,6 +53,9 @@ enum Command {
         /// Do not ask for confirmation.
         #[arg(long, global = true)]
         yes: bool,
+        /// Who runs the command, for the events (`cli:NAME`); default: the OS login name.
+        #[arg(long, value_name = "NAME", global = true)]
+        actor: Option<String>,
     },
     /// Print a new random data key (base64 of 32 bytes) for `[security] data_key`.
     NewDataKey,
@@ -220,13 +223,14 @@ async fn run(cli: Cli) -> Result<(), Failed> {
             config,
             json,
             yes,
+            actor,
         } => {
             let key_file = key_file_beside(config.as_deref().unwrap_or(Path::new(".")));
             wxlink_api::cli::run_user(
                 config.as_deref(),
                 &key_file,
                 command,
-                UserOptions { json, yes },
+                UserOptions { json, yes, actor },
             )
             .await
             .map_err(|error| Failed::User { error, json })

@@ -17,7 +17,7 @@ pub type WxlinkService = Service<Store, WeChatAdapter, CryptoOpener, SystemClock
 
 /// The account life-cycle use cases (no WeChat needed): the HTTP API and the command line share
 /// them.
-pub type WxlinkAccounts = Accounts<Store, SystemClock>;
+pub type WxlinkAccounts = Accounts<Store, SystemClock, RandomIds>;
 
 /// Shared state of the HTTP layer.
 #[derive(Debug)]

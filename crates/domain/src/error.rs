@@ -140,6 +140,9 @@ pub enum DomainError {
     /// A support action on a user that was merged into another.
     #[error("the user was merged into {0}; act on that user")]
     UserMerged(crate::ids::UserId),
+    /// A split's `into` was never merged into the user being split.
+    #[error("that user was never merged into this one")]
+    NotMergedHere,
     /// A user cannot be merged into itself.
     #[error("a user cannot be merged into itself")]
     SameUser,

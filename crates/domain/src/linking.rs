@@ -62,6 +62,7 @@ pub(crate) fn resolve(tx: &mut dyn StoreTx, id: &UserId) -> Result<User, DomainE
 }
 
 /// Rules 1 and 2: the user an (appid, openid) login lands on, creating or linking as needed.
+/// The identity vouches for the unionid WeChat told with the login (see [`release_if_unvouched`]).
 pub(crate) fn login(
     tx: &mut dyn StoreTx,
     origin: Origin<'_>,
@@ -77,6 +78,7 @@ pub(crate) fn login(
         (Some(user), Some(unionid)) => {
             let had_unionid = user.unionid.is_some();
             let (user, merged) = learn_unionid(tx, origin, user, unionid)?;
+            tx.vouch(origin.appid, origin.openid, unionid, origin.at)?;
             let outcome = match (merged, had_unionid) {
                 (true, _) => LoginOutcome::Merged,
                 (false, true) => LoginOutcome::Returning,
@@ -108,6 +110,9 @@ pub(crate) fn login(
                 }
             };
             tx.insert_identity(origin.appid, origin.openid, &user.id, origin.at)?;
+            if let Some(unionid) = unionid {
+                tx.vouch(origin.appid, origin.openid, unionid, origin.at)?;
+            }
             tx.append_event(&origin.event(EventKind::IdentityLinked, &user.id, None))?;
             Ok((user, outcome))
         }
@@ -141,7 +146,7 @@ pub(crate) fn learn_unionid(
         }
         Some(owner) => {
             let held = hold_pair(tx, &user.id, &owner.id)?;
-            merge(tx, origin, held, Actor::Unionid)?;
+            merge(tx, origin, held, EventDetail::by(Actor::Unionid))?;
             Ok((owner, true))
         }
     }
@@ -179,13 +184,13 @@ pub(crate) fn hold_pair(
 /// The one merge, for a unionid merge and a support merge alike: everything the person has
 /// moves to `into` (identities, the phone number by the rule of [`PhoneMerge`]); `from` (and
 /// whoever was merged into it) points at `into`, so its sessions act as `into`; one
-/// `users_merged` event says by whom and what moved. It takes the [`HeldPair`], so no merge
-/// runs on users it did not hold first.
+/// `users_merged` event says by whom (`detail`) and what moved. Identities move with what they
+/// vouch for. It takes the [`HeldPair`], so no merge runs on users it did not hold first.
 pub(crate) fn merge(
     tx: &mut dyn StoreTx,
     origin: Origin<'_>,
     held: HeldPair,
-    by: Actor,
+    detail: EventDetail,
 ) -> Result<(), DomainError> {
     let HeldPair { from, into } = held;
     let (from, into) = (&from, &into);
@@ -194,7 +199,7 @@ pub(crate) fn merge(
     let sessions = tx.live_sessions(from, origin.at)?;
     tx.mark_merged(from, into, origin.at)?;
     let event = Event {
-        detail: Some(EventDetail::by(by).phone(phone).sessions(sessions)),
+        detail: Some(detail.phone(phone).sessions(sessions)),
         ..origin.event(EventKind::UsersMerged, into, Some(from))
     };
     tx.append_event(&event)?;
@@ -221,4 +226,29 @@ fn merge_phone(
         _ => tx.move_phone_number(from, into, at)?,
     }
     Ok(outcome)
+}
+
+/// The rule of vouching: a user holds its unionid only while at least one of its identities
+/// vouches for it (WeChat told that unionid for the identity). Called after identities left
+/// `user` (an unlink, a split): if none vouches any more, the unionid is released and the
+/// identity's next login with it makes or finds its true owner. Returns whether it released.
+pub(crate) fn release_if_unvouched(
+    tx: &mut dyn StoreTx,
+    origin: Origin<'_>,
+    user: &User,
+    detail: &EventDetail,
+) -> Result<bool, DomainError> {
+    let Some(unionid) = &user.unionid else {
+        return Ok(false);
+    };
+    if tx.vouchers(&user.id, unionid)? > 0 {
+        return Ok(false);
+    }
+    tx.release_unionid(&user.id, origin.at)?;
+    let event = Event {
+        detail: Some(detail.clone()),
+        ..origin.event(EventKind::UnionidReleased, &user.id, None)
+    };
+    tx.append_event(&event)?;
+    Ok(true)
 }

@@ -133,6 +133,9 @@ where
                 if matches!(outcome, LoginOutcome::Linked | LoginOutcome::Returning) {
                     tx.hold_user(&user.id)?;
                 }
+                // After the user, in the order of merges and splits (users, then identities):
+                // a split that moved the identity since it was read makes this rerun.
+                tx.hold_identity(&appid, &wechat.openid, &user.id)?;
                 tx.insert_session(
                     &Session {
                         token_hash,
@@ -229,7 +232,11 @@ where
                     at: now,
                 };
                 let (user, merged) = match &unionid {
-                    Some(unionid) => linking::learn_unionid(tx, origin, user, unionid)?,
+                    Some(unionid) => {
+                        let learned = linking::learn_unionid(tx, origin, user, unionid)?;
+                        tx.vouch(&session.appid, &session.openid, unionid, now)?;
+                        learned
+                    }
                     None => (user, false),
                 };
                 if let Some(key) = &refreshed_key {
@@ -327,7 +334,7 @@ where
             .transact(TxMode::Write, move |tx| {
                 let session = linking::live_session(tx, &token_hash, now)?;
                 let user = linking::resolve(tx, &session.user_id)?;
-                tx.set_phone_number(&user.id, &stored, now)?;
+                tx.set_phone_number(&user.id, &stored, &session.appid, &session.openid, now)?;
                 Ok(())
             })
             .await?;

@@ -23,6 +23,11 @@ diesel::table! {
         phone_verified_at -> Nullable<BigInt>,
         /// Unix seconds; set when the account was cancelled (the row is a tombstone).
         deleted_at -> Nullable<BigInt>,
+        /// The app of the identity that verified `phone_number` (NULL: verified before this
+        /// was recorded).
+        phone_appid -> Nullable<Text>,
+        /// The openid of the identity that verified `phone_number`.
+        phone_openid -> Nullable<Text>,
     }
 }
 
@@ -39,6 +44,8 @@ diesel::table! {
         created_at -> BigInt,
         /// Unix seconds.
         updated_at -> BigInt,
+        /// The unionid WeChat told for this identity: it vouches for its user's unionid.
+        unionid -> Nullable<Text>,
     }
 }
 

@@ -99,6 +99,11 @@ pub(crate) const ROUTE_SCOPES: &[(Method, &str, Scope)] = &[
     ),
     (
         Method::POST,
+        "/internal/v1/users/{user_id}/split",
+        Scope::SupportWrite,
+    ),
+    (
+        Method::POST,
         "/internal/v1/introspect",
         Scope::TokensIntrospect,
     ),

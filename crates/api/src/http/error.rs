@@ -59,6 +59,7 @@ codes! {
     LastIdentity = "last_identity" => CONFLICT,
     UserMerged = "user_merged" => CONFLICT,
     SameUser = "same_user" => CONFLICT,
+    NotMergedHere = "not_merged_here" => CONFLICT,
     PayloadTooLarge = "payload_too_large" => PAYLOAD_TOO_LARGE,
     DecryptFailed = "decrypt_failed" => UNPROCESSABLE_ENTITY,
     SessionKeyExpired = "session_key_expired" => UNPROCESSABLE_ENTITY,
@@ -252,6 +253,7 @@ impl From<DomainError> for ApiError {
             DomainError::LastIdentity => C::LastIdentity,
             DomainError::UserMerged(_) => C::UserMerged,
             DomainError::SameUser => C::SameUser,
+            DomainError::NotMergedHere => C::NotMergedHere,
             DomainError::Store(StoreError::Unavailable(cause)) => {
                 tracing::warn!(%cause, "database unavailable");
                 return Self::new(
@@ -384,6 +386,7 @@ mod tests {
                 "user_merged",
             ),
             (DomainError::SameUser, S::CONFLICT, "same_user"),
+            (DomainError::NotMergedHere, S::CONFLICT, "not_merged_here"),
             (
                 StoreError::Unavailable("down".into()).into(),
                 S::SERVICE_UNAVAILABLE,

@@ -12,7 +12,10 @@ use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
-use wxlink_domain::{AppId, Event, EventKind, OpenId, PhoneMerge, UnionId, UserId};
+use wxlink_domain::{
+    ActorName, AppId, DomainError, Event, EventKind, OpenId, PhoneMerge, UnionId, UnionidSplit,
+    UserId,
+};
 use wxlink_persistence::{MAX_EVENTS_PAGE, UserRecord};
 
 use crate::http::clients::{Caller, Scope};
@@ -20,7 +23,8 @@ use crate::http::error::{ApiError, ErrorCode};
 use crate::http::handlers::{FormOrJson, JsonBody};
 use crate::http::wire::{
     ErrorBody, EventDetail, EventsPage, FeedEvent, Identity, InternalUser, IntrospectRequest,
-    IntrospectResponse, MergeRequest, PhoneNumberResponse, RevokedSessions,
+    IntrospectResponse, MergeRequest, PhoneNumberResponse, RevokedSessions, SplitRequest,
+    SplitResponse,
 };
 use crate::state::AppState;
 
@@ -39,11 +43,23 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
             delete(unlink_identity),
         )
         .route("/internal/v1/users/{into}/merge", post(merge))
+        .route("/internal/v1/users/{user_id}/split", post(split))
         .route("/internal/v1/introspect", post(introspect))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             crate::http::clients::require_client,
         ))
+}
+
+/// The actor of a support action: the authenticated client's name.
+fn actor(caller: &Caller) -> Result<ActorName, ApiError> {
+    ActorName::parse(caller.name.clone()).map_err(|e| {
+        tracing::error!(error = %e, "an internal API client's name cannot be an event's actor");
+        ApiError::new(
+            ErrorCode::InternalError,
+            "the client's name cannot be recorded",
+        )
+    })
 }
 
 /// A user as `caller` may see it: the phone number only with `users:phone`.
@@ -174,7 +190,9 @@ pub(crate) struct EventsQuery {
 /// One event as the feed shows it; a merge also names `from` and `into`.
 pub(crate) fn feed_event(id: i64, event: &Event) -> FeedEvent {
     let merge = match (event.kind, &event.other_user_id) {
-        (EventKind::UsersMerged, Some(from)) => Some((from.to_string(), event.user_id.to_string())),
+        (EventKind::UsersMerged | EventKind::UserSplit, Some(from)) => {
+            Some((from.to_string(), event.user_id.to_string()))
+        }
         _ => None,
     };
     let (from, into) = merge.unzip();
@@ -187,11 +205,13 @@ pub(crate) fn feed_event(id: i64, event: &Event) -> FeedEvent {
         at: event.at,
         from,
         into,
-        detail: event.detail.map(|d| EventDetail {
+        detail: event.detail.as_ref().map(|d| EventDetail {
             by: d.by.as_str(),
+            actor: d.actor.as_ref().map(ToString::to_string),
             phone: d.phone.map(PhoneMerge::as_str),
             sessions: d.sessions,
             identities: d.identities,
+            unionid: d.unionid.map(UnionidSplit::as_str),
         }),
     }
 }
@@ -240,16 +260,21 @@ pub(crate) async fn events(
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn revoke_sessions(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(user_id): Path<String>,
 ) -> Result<Json<RevokedSessions>, ApiError> {
     let id = parse("user_id", user_id, UserId::parse)?;
-    let revoked = state.accounts.revoke_sessions(id.clone()).await?;
+    let revoked = state
+        .accounts
+        .revoke_sessions(id.clone(), actor(&caller)?)
+        .await?;
     tracing::info!(user_id = %id, revoked, "support revoked sessions");
     Ok(Json(RevokedSessions { revoked }))
 }
 
-/// Unlink one identity (linked by mistake); its sessions are revoked and its next login makes a
-/// new provisional user.
+/// Unlink one identity (linked by mistake); its sessions are revoked, and if it was the last
+/// identity vouching for the user's unionid the unionid is released, so its next login lands on
+/// the user of its own unionid (or a new provisional user).
 #[utoipa::path(delete, path = "/internal/v1/users/{user_id}/identities/{appid}/{openid}",
     tag = "internal",
     params(
@@ -267,6 +292,7 @@ pub(crate) async fn revoke_sessions(
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn unlink_identity(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path((user_id, appid, openid)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let id = parse("user_id", user_id, UserId::parse)?;
@@ -276,7 +302,7 @@ pub(crate) async fn unlink_identity(
     };
     state
         .accounts
-        .unlink_identity(id.clone(), appid.clone(), openid)
+        .unlink_identity(id.clone(), appid.clone(), openid, actor(&caller)?)
         .await?;
     tracing::info!(user_id = %id, %appid, "support unlinked an identity");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -303,10 +329,70 @@ pub(crate) async fn merge(
 ) -> Result<Json<InternalUser>, ApiError> {
     let into = parse("into", into, UserId::parse)?;
     let from = parse("from", body.from, UserId::parse)?;
-    let survivor = state.accounts.merge(into, from.clone()).await?;
+    let survivor = state
+        .accounts
+        .merge(into, from.clone(), actor(&caller)?)
+        .await?;
     tracing::info!(user_id = %survivor, from = %from, "support merged users");
     found(state.store.user_by_id(&survivor).await?, &caller)
 }
+
+/// Undo a merge: the listed identities move to a new user, or with `into` back to a user that
+/// was merged into the path's user, which is restored. Sessions follow the identity they
+/// logged in through, the phone number the identity that verified it, the unionid the
+/// identities vouching for it.
+#[utoipa::path(post, path = "/internal/v1/users/{user_id}/split", tag = "internal",
+    params(("user_id" = String, Path, description = "the user to split", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body = SplitRequest,
+    responses(
+        (status = 200, body = SplitResponse),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the client lacks the route's scope (the WWW-Authenticate header names it)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed authentications from this client address", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user, or not its identity", body = ErrorBody),
+        (status = 409, description = "`last_identity` (no identity would remain), `not_merged_here` (the user named by into was never merged into this one) or `user_merged`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
+pub(crate) async fn split(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(user_id): Path<String>,
+    JsonBody(body): JsonBody<SplitRequest>,
+) -> Result<Json<SplitResponse>, ApiError> {
+    let id = parse("user_id", user_id, UserId::parse)?;
+    if body.identities.is_empty() {
+        return Err(ApiError::invalid_request("identities: list at least one"));
+    }
+    if body.identities.len() > MAX_SPLIT_IDENTITIES {
+        return Err(ApiError::invalid_request(format!(
+            "identities: at most {MAX_SPLIT_IDENTITIES}"
+        )));
+    }
+    // An identity that cannot exist is not the user's, like one that does not.
+    let identities = body
+        .identities
+        .into_iter()
+        .map(|i| match (AppId::parse(i.appid), OpenId::parse(i.openid)) {
+            (Ok(appid), Ok(openid)) => Ok((appid, openid)),
+            _ => Err(DomainError::IdentityNotFound),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let into = body
+        .into
+        .map(|into| parse("into", into, UserId::parse))
+        .transpose()?;
+    let split = state
+        .accounts
+        .split(id, identities, into, actor(&caller)?)
+        .await?;
+    tracing::info!(user_id = %split.user, from = %split.remaining, "support split a user");
+    let user = found(state.store.user_by_id(&split.user).await?, &caller)?.0;
+    let remaining = found(state.store.user_by_id(&split.remaining).await?, &caller)?.0;
+    Ok(Json(SplitResponse { user, remaining }))
+}
+
+/// The most identities one split moves: a person has a handful.
+const MAX_SPLIT_IDENTITIES: usize = 100;
 
 /// RFC 7662 token introspection: whether a user's bearer token works, and whom it stands for.
 /// The body is a form (RFC 7662 §2.1) or JSON; the client authenticates with Bearer or with

@@ -36,6 +36,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
         "/internal/v1/users/{user_id}/identities/{appid}/{openid}",
     ),
     ("post", "/internal/v1/users/{into}/merge"),
+    ("post", "/internal/v1/users/{user_id}/split"),
     ("post", "/internal/v1/introspect"),
 ];
 
@@ -61,6 +62,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
         internal::revoke_sessions,
         internal::unlink_identity,
         internal::merge,
+        internal::split,
         internal::introspect,
     ),
     components(schemas(
@@ -81,6 +83,8 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
         wire::EventsPage,
         wire::RevokedSessions,
         wire::MergeRequest,
+        wire::SplitRequest,
+        wire::SplitResponse,
         wire::IntrospectRequest,
         wire::IntrospectResponse,
     )),
@@ -233,6 +237,8 @@ const INTERNAL_SCHEMAS: &[&str] = &[
     "EventsPage",
     "RevokedSessions",
     "MergeRequest",
+    "SplitRequest",
+    "SplitResponse",
     "IntrospectRequest",
     "IntrospectResponse",
 ];

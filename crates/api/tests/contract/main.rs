@@ -18,3 +18,4 @@ mod internal;
 mod linking;
 mod scopes;
 mod stale_key;
+mod support;

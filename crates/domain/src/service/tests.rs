@@ -169,6 +169,7 @@ fn expect_merge(
                 .times(1)
                 .returning(|_, _, _| Ok(()));
         }
+        PhoneMerge::Stayed => unreachable!("a merge never leaves the number"),
         PhoneMerge::KeptOwner => {
             tx.expect_clear_phone_number()
                 .with(eq(from_id.clone()), eq(NOW))
@@ -185,7 +186,7 @@ fn expect_merge(
                 && e.user_id == into_id
                 && e.other_user_id.as_ref() == Some(&from_id)
                 && e.at == NOW
-                && e.detail == Some(detail)
+                && e.detail.as_ref() == Some(&detail)
         })
         .times(1)
         .returning(|_| Ok(()));
@@ -223,6 +224,12 @@ fn expect_held(tx: &mut MockStoreTx, user: &str) {
 }
 
 fn expect_session_for(tx: &mut MockStoreTx, user: &str, openid: &str) {
+    // The identity is held as the user's until the session is in.
+    let (held_user, held_openid) = (uid(user), oid(openid));
+    tx.expect_hold_identity()
+        .withf(move |_, o, u| *o == held_openid && *u == held_user)
+        .times(1)
+        .returning(|_, _, _| Ok(()));
     let (user, openid) = (uid(user), oid(openid));
     tx.expect_insert_session()
         .withf(move |s, _| {
@@ -300,6 +307,7 @@ async fn login_of_an_identity_whose_user_was_merged_acts_as_the_owner() {
 #[tokio::test]
 async fn login_with_a_new_unionid_creates_its_owner() {
     let mut tx = MockStoreTx::new();
+    expect_vouch(&mut tx, "o1", "un1");
     tx.expect_identity_owner().returning(|_, _| Ok(None));
     tx.expect_user_by_unionid()
         .with(eq(union("un1")))
@@ -324,6 +332,7 @@ async fn login_with_a_new_unionid_creates_its_owner() {
 #[tokio::test]
 async fn login_with_a_known_unionid_from_another_app_joins_its_owner() {
     let mut tx = MockStoreTx::new();
+    expect_vouch(&mut tx, "o2", "un1");
     tx.expect_identity_owner().returning(|_, _| Ok(None));
     tx.expect_user_by_unionid()
         .returning(|_| Ok(Some(user("u-o", Some("un1"), None))));
@@ -345,6 +354,7 @@ async fn login_with_a_known_unionid_from_another_app_joins_its_owner() {
 #[tokio::test]
 async fn login_with_unionid_links_a_provisional_user_nobody_else_owns() {
     let mut tx = MockStoreTx::new();
+    expect_vouch(&mut tx, "o1", "un1");
     tx.expect_identity_owner()
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, None));
@@ -367,6 +377,7 @@ async fn login_with_unionid_links_a_provisional_user_nobody_else_owns() {
 #[tokio::test]
 async fn login_with_unionid_merges_a_provisional_user_into_the_owner() {
     let mut tx = MockStoreTx::new();
+    expect_vouch(&mut tx, "o1", "un1");
     tx.expect_identity_owner()
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, None));
@@ -538,6 +549,7 @@ fn expect_release(tx: &mut MockStoreTx) {
 #[tokio::test]
 async fn user_info_links_a_provisional_user_to_a_new_unionid() {
     let mut tx = reserving_tx(live_session("u-p", "o1"));
+    expect_vouch(&mut tx, "o1", "un1");
     expect_release(&mut tx);
     expect_user(&mut tx, user("u-p", None, None));
     tx.expect_user_by_unionid().returning(|_| Ok(None));
@@ -563,6 +575,7 @@ async fn user_info_links_a_provisional_user_to_a_new_unionid() {
 #[tokio::test]
 async fn user_info_merges_a_provisional_user_into_the_unionids_owner() {
     let mut tx = reserving_tx(live_session("u-p", "o1"));
+    expect_vouch(&mut tx, "o1", "un1");
     expect_release(&mut tx);
     expect_user(&mut tx, user("u-p", None, None));
     tx.expect_user_by_unionid()
@@ -587,6 +600,7 @@ async fn user_info_merges_a_provisional_user_into_the_unionids_owner() {
 /// at the given times; returns after checking the merge wrote what `expected` says.
 async fn merge_with_phones(phones: (Option<i64>, Option<i64>), expected: PhoneMerge) {
     let mut tx = reserving_tx(live_session("u-p", "o1"));
+    expect_vouch(&mut tx, "o1", "un1");
     expect_release(&mut tx);
     expect_user(&mut tx, user("u-p", None, None));
     tx.expect_user_by_unionid()
@@ -630,6 +644,7 @@ async fn a_merge_of_a_user_without_a_phone_leaves_the_owners_alone() {
 #[tokio::test]
 async fn user_info_for_an_already_linked_user_with_the_same_unionid_changes_nothing() {
     let mut tx = reserving_tx(live_session("u-o", "o1"));
+    expect_vouch(&mut tx, "o1", "un1");
     expect_release(&mut tx);
     expect_user(&mut tx, user("u-o", Some("un1"), None));
     let opener = opener_gives("key-1", Ok(opened("o1", Some("un1"))));
@@ -720,6 +735,7 @@ fn opener_expects_watermark(expected: ExpectedWatermark) -> MockUserDataOpener {
 async fn the_opener_checks_the_watermark_against_the_session_app_and_the_policy() {
     for max_age_secs in [Some(600), None] {
         let mut tx = reserving_tx(live_session("u-o", "o1"));
+        expect_vouch(&mut tx, "o1", "un1");
         expect_release(&mut tx);
         expect_user(&mut tx, user("u-o", Some("un1"), None));
         let opener = opener_expects_watermark(ExpectedWatermark {
@@ -805,6 +821,7 @@ async fn user_info_with_an_unknown_expired_or_revoked_token_is_refused_before_an
 #[tokio::test]
 async fn a_refreshing_code_replaces_the_session_key_used_to_decrypt() {
     let mut tx = reserving_tx(live_session("u-p", "o1"));
+    expect_vouch(&mut tx, "o1", "un1");
     expect_release(&mut tx);
     expect_user(&mut tx, user("u-p", None, None));
     tx.expect_user_by_unionid().returning(|_| Ok(None));
@@ -851,6 +868,7 @@ async fn a_refreshing_code_refused_by_wechat_changes_nothing() {
 #[tokio::test]
 async fn a_refreshing_codes_unionid_counts_when_the_data_has_none() {
     let mut tx = reserving_tx(live_session("u-p", "o1"));
+    expect_vouch(&mut tx, "o1", "un-code");
     expect_release(&mut tx);
     expect_user(&mut tx, user("u-p", None, None));
     tx.expect_user_by_unionid()
@@ -1057,6 +1075,9 @@ async fn an_oauth_login_without_session_key_is_stored_without_one() {
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, None));
     expect_held(&mut tx, "u-p");
+    tx.expect_hold_identity()
+        .times(1)
+        .returning(|_, _, _| Ok(()));
     tx.expect_insert_session()
         .withf(|s, k| !s.has_session_key && k.is_none() && s.user_id == uid("u-p"))
         .times(1)
@@ -1081,9 +1102,11 @@ async fn a_phone_number_is_stored_on_the_user_the_token_acts_as() {
     expect_user(&mut tx, user("u-p", None, Some("u-o")));
     expect_user(&mut tx, user("u-o", Some("un1"), None));
     tx.expect_set_phone_number()
-        .withf(|u, p, at| *u == uid("u-o") && *p == phone() && *at == NOW)
+        .withf(|u, p, a, o, at| {
+            *u == uid("u-o") && *p == phone() && *a == app() && *o == oid("o1") && *at == NOW
+        })
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _, _| Ok(()));
     let mut wechat = MockWeChatSessions::new();
     wechat
         .expect_phone_number()
@@ -1133,4 +1156,13 @@ async fn phone_numbers_are_for_mini_program_logins() {
 #[test]
 fn debug_of_a_phone_number_shows_only_its_last_digits() {
     assert_eq!(format!("{:?}", phone()), "PhoneNumber(+86 …00)");
+}
+
+/// The identity (app, `openid`) vouches for `unionid` from now on.
+pub(crate) fn expect_vouch(tx: &mut MockStoreTx, openid: &str, unionid: &str) {
+    let (openid, unionid) = (oid(openid), union(unionid));
+    tx.expect_vouch()
+        .withf(move |_, o, u, at| *o == openid && *u == unionid && *at == NOW)
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
 }

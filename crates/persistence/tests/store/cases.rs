@@ -15,7 +15,7 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
@@ -26,6 +26,7 @@ const MIGRATIONS: [&str; 10] = [
     "2026-12-01-000008_rate_limit_windows",
     "2026-12-01-000009_account_lifecycle",
     "2026-12-01-000010_decrypt_budgets",
+    "2026-12-07-100011_identity_vouchers",
 ];
 
 /// Run `work` in a write transaction and unwrap.
@@ -680,7 +681,7 @@ pub async fn phone_numbers_move_between_users(db: &TestDb) {
     let verified = write(&store, move |tx| {
         tx.insert_user(&user("p", None, 1))?;
         tx.insert_user(&user("o", None, 1))?;
-        tx.set_phone_number(&user_id("p"), &set_a, 5)?;
+        tx.set_phone_number(&user_id("p"), &set_a, &app(1), &openid("o1"), 5)?;
         let before = (
             tx.phone_verified_at(&user_id("p"))?,
             tx.phone_verified_at(&user_id("o"))?,
@@ -690,7 +691,7 @@ pub async fn phone_numbers_move_between_users(db: &TestDb) {
             tx.phone_verified_at(&user_id("p"))?,
             tx.phone_verified_at(&user_id("o"))?,
         );
-        tx.set_phone_number(&user_id("p"), &set_b, 10)?;
+        tx.set_phone_number(&user_id("p"), &set_b, &app(1), &openid("o1"), 10)?;
         tx.clear_phone_number(&user_id("p"), 11)?;
         Ok((before, after))
     })

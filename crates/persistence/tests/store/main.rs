@@ -77,6 +77,8 @@ on_both_backends!(
     flows::a_phone_number_attached_during_a_merge_is_kept,
     lifecycle::a_tombstone_keeps_the_id_and_erases_the_person,
     lifecycle::support_repairs_move_unionids_merges_and_identities,
+    lifecycle::identities_vouch_and_a_split_moves_them_with_sessions_and_phone,
+    lifecycle::the_migration_counts_existing_identities_as_vouching,
     lifecycle::event_details_round_trip,
     keys::keyring_check_refuses_what_cannot_open_the_database_and_follows_a_rotation,
     keys::a_node_behind_the_rotation_or_on_a_retired_key_refuses_to_start,

@@ -9,7 +9,7 @@ use crate::ids::{AppId, OpenId, UserId};
 use crate::linking::{self, Origin};
 use crate::model::{Actor, EventDetail, EventKind, UnixTime, User};
 use crate::ports::{Clock, IdentityStore, StoreTx, TxMode};
-use crate::secrets::SessionToken;
+use crate::secrets::{SessionToken, TokenHash};
 
 /// What a valid token stands for (RFC 7662 §2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,25 @@ pub struct Cancelled {
     pub identities: u64,
 }
 
+/// Proof that the person behind a session is there: a fresh login code that WeChat says is of
+/// the identity the session logged in through. Only [`Service::prove_presence`] makes one, so
+/// a use case that takes it cannot run on a (stolen) bearer token alone.
+///
+/// [`Service::prove_presence`]: crate::Service::prove_presence
+#[derive(Debug)]
+pub struct Presence {
+    token_hash: TokenHash,
+}
+
+impl Presence {
+    /// The session was proven: only the proof's maker calls this.
+    pub(crate) fn proven(token: &SessionToken) -> Self {
+        Self {
+            token_hash: token.hash(),
+        }
+    }
+}
+
 /// The account life-cycle use cases over a store and a clock. Cheap to share.
 #[derive(Debug, Clone)]
 pub struct Accounts<S, C> {
@@ -48,10 +67,10 @@ impl<S: IdentityStore, C: Clock> Accounts<S, C> {
         Self { store, clock }
     }
 
-    /// The user cancels their own account with their token (`DELETE /v1/me`).
-    pub async fn cancel(&self, token: &SessionToken) -> Result<Cancelled, DomainError> {
+    /// The user cancels their own account (`DELETE /v1/me`), proven present with a fresh code.
+    pub async fn cancel(&self, presence: Presence) -> Result<Cancelled, DomainError> {
         let now = self.clock.now();
-        let token_hash = token.hash();
+        let token_hash = presence.token_hash;
         self.store
             .transact(TxMode::Write, move |tx| {
                 let session = linking::live_session(tx, &token_hash, now)?;

@@ -106,9 +106,16 @@ pub enum DomainError {
     /// The encrypted data was refused.
     #[error(transparent)]
     UserData(#[from] UserDataError),
-    /// The decrypted openId (or a refreshing code's openid) is not the session's.
-    #[error("the data belongs to another WeChat user than the session")]
+    /// The decrypted openId (or a refreshing or re-authenticating code's openid) is not the
+    /// session's.
+    #[error("the data or code belongs to another WeChat user than the session")]
     IdentityMismatch,
+    /// A destructive request came with the bearer token alone: it needs a fresh login code of
+    /// the identity the token logged in through, as proof that the person is there.
+    #[error(
+        "this needs proof that the person is there: send a fresh code of the login's WeChat user (wx.login in a mini program, a new OAuth authorisation otherwise)"
+    )]
+    ReauthenticationRequired,
     /// The data names another unionid than the one the user already has.
     #[error("the user already has another unionid")]
     UnionidConflict,

@@ -44,7 +44,7 @@ mod ports;
 mod secrets;
 mod service;
 
-pub use accounts::{Accounts, Cancelled, Introspection};
+pub use accounts::{Accounts, Cancelled, Introspection, Presence};
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
 pub use model::{

@@ -1,5 +1,6 @@
 //! The use cases: login, submit user info, current user, logout.
 
+use crate::accounts::Presence;
 use crate::error::{DomainError, UserDataError};
 use crate::ids::{AppId, JsCode, OpenId, UserId};
 use crate::linking::{self, Origin};
@@ -332,6 +333,25 @@ where
             })
             .await?;
         Ok(phone)
+    }
+
+    /// Check that the person behind a token is there, before a destructive request: `code` is a
+    /// fresh login code of the identity the session logged in through (`wx.login` for a mini
+    /// program, the OAuth code otherwise), and WeChat must say it is of the same openid of the
+    /// same app. Writes nothing: the code makes no session.
+    pub async fn prove_presence(
+        &self,
+        token: &SessionToken,
+        code: Option<JsCode>,
+    ) -> Result<Presence, DomainError> {
+        let session = self.live_session(token.hash(), self.clock.now()).await?;
+        let code = code.ok_or(DomainError::ReauthenticationRequired)?;
+        // Asked of the session's app: a code of another app cannot name this identity.
+        let fresh = self.wechat.code2session(&session.appid, &code).await?;
+        if fresh.openid != session.openid {
+            return Err(DomainError::IdentityMismatch);
+        }
+        Ok(Presence::proven(token))
     }
 
     /// The user behind a token, with their identities.

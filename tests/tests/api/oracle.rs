@@ -448,7 +448,7 @@ async fn spend_the_identity_budget_over_three_logins(backend: Backend, cancel: b
             }
         }
         if cancel {
-            let cancelled = app.cancel(&login.token).await;
+            let cancelled = app.cancel(&login.token, APP_A, "mallory").await;
             assert_eq!(cancelled.status, 204, "{}", cancelled.body);
         }
     }

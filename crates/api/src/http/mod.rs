@@ -33,13 +33,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/v1/wechat/phone-number",
-            post(phone_number).route_layer(per_ip),
+            post(phone_number).route_layer(per_ip.clone()),
         )
+        // Every route that authenticates a bearer token or writes is limited too: a client
+        // must not try tokens, or cancel and log out, at the database's pace.
+        .route(
+            "/v1/me",
+            get(me).delete(cancel_account).route_layer(per_ip.clone()),
+        )
+        .route("/v1/logout", post(logout).route_layer(per_ip))
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
         .route("/openapi.json", get(crate::http::openapi::serve))
-        .route("/v1/me", get(me).delete(cancel_account))
-        .route("/v1/logout", post(logout))
         .merge(crate::http::internal::router(Arc::clone(&state)))
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))

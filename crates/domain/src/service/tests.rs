@@ -916,6 +916,69 @@ async fn logout_revokes_a_live_token_and_refuses_a_dead_one() {
     assert_eq!(svc.logout(&token()).await, Err(DomainError::InvalidToken));
 }
 
+// ---- proof of presence ----
+
+#[tokio::test]
+async fn presence_needs_a_code_and_a_live_token_and_asks_wechat_nothing_without_them() {
+    // No code: refused before WeChat is asked (no expectation on it: a call fails the test).
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    let svc = service(tx, MockWeChatSessions::new(), no_opener());
+    let err = svc.prove_presence(&token(), None).await.unwrap_err();
+    assert_eq!(err, DomainError::ReauthenticationRequired);
+
+    // A dead token with a code: the token is refused first.
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, None);
+    let svc = service(tx, MockWeChatSessions::new(), no_opener());
+    let err = svc
+        .prove_presence(&token(), Some(code("c1")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::InvalidToken);
+}
+
+#[tokio::test]
+async fn presence_is_proven_only_by_a_code_of_the_sessions_own_identity() {
+    // Another person's code: refused, and the store is only read (a write fails the test).
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    let svc = service(tx, wechat_answers("o-other", "key-9", None), no_opener());
+    let err = svc
+        .prove_presence(&token(), Some(code("c-other")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::IdentityMismatch);
+
+    // The code is exchanged for the session's own app.
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    let mut wechat = MockWeChatSessions::new();
+    wechat
+        .expect_code2session()
+        .withf(|appid, code| *appid == app() && code.as_str() == "c1")
+        .times(1)
+        .returning(|_, _| {
+            Box::pin(std::future::ready(Ok(WeChatSession {
+                openid: oid("o1"),
+                session_key: Some(SessionKey::new("key-2")),
+                unionid: None,
+            })))
+        });
+    let svc = service(tx, wechat, no_opener());
+    svc.prove_presence(&token(), Some(code("c1"))).await.unwrap();
+
+    // WeChat's refusal of the code is the answer, as for a login.
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    let svc = service(tx, wechat_fails(WeChatError::InvalidCode), no_opener());
+    let err = svc
+        .prove_presence(&token(), Some(code("used")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::WeChat(WeChatError::InvalidCode));
+}
+
 /// A session whose stored session_key cannot be unsealed (its data key is missing).
 fn unopenable_key_tx() -> MockStoreTx {
     let mut tx = MockStoreTx::new();

@@ -36,6 +36,9 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// A request that takes longer gets 408 `request_timeout`.
     pub request_timeout: Duration,
+    /// Whether `/metrics` has a listener of its own (`[metrics] bind`), so the public one has
+    /// none.
+    pub metrics_apart: bool,
     /// Who may call the internal API.
     pub service_tokens: ServiceTokens,
 }

@@ -125,12 +125,11 @@ pub enum DomainError {
         "the session_key expired; call wx.login, then wx.getUserInfo again, and retry with the new code"
     )]
     SessionKeyExpired,
-    /// The session (or its identity) spent its budget of failed decryptions: the client must
-    /// call `wx.login` and start a new session.
-    #[error(
-        "too many failed attempts to open user data on this session; call wx.login and log in again"
-    )]
-    TooManyAttempts,
+    /// The session spent its budget of failed decryptions (the client must call `wx.login`
+    /// and start a new session), or its identity its daily one (no login helps until the day
+    /// is over).
+    #[error("{0}")]
+    TooManyAttempts(crate::model::SpentBudget),
     /// The session's app kind cannot do this (e.g. user info for an official account login,
     /// which has no session_key).
     #[error("this login's app kind does not support the request")]

@@ -49,7 +49,7 @@ pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
 pub use model::{
     Actor, AppKind, DecryptBudget, Event, EventDetail, EventKind, LoginOutcome, PhoneMerge,
-    PhoneNumber, Session, UnixTime, User,
+    PhoneNumber, Reservation, Session, SpentBudget, UnixTime, User,
 };
 pub use ports::{
     Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, OpenedUserData, StoreTx,

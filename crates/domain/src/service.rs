@@ -4,7 +4,9 @@ use crate::accounts::Presence;
 use crate::error::{DomainError, UserDataError};
 use crate::ids::{AppId, JsCode, OpenId, UserId};
 use crate::linking::{self, Origin};
-use crate::model::{DecryptBudget, LoginOutcome, PhoneNumber, Session, UnixTime};
+use crate::model::{
+    DecryptBudget, LoginOutcome, PhoneNumber, Reservation, Session, SpentBudget, UnixTime,
+};
 use crate::ports::{
     Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, TxMode, UserDataOpener,
     WeChatSessions,
@@ -267,7 +269,8 @@ where
     }
 
     /// Take one attempt from the session's and its identity's budgets, or refuse with
-    /// [`DomainError::TooManyAttempts`] before anything is decrypted or asked.
+    /// [`DomainError::TooManyAttempts`], naming the spent budget, before anything is decrypted
+    /// or asked.
     async fn reserve_decrypt_attempt(
         &self,
         session: &Session,
@@ -279,16 +282,21 @@ where
             session.openid.clone(),
         );
         let budget = self.policy.decrypt_budget;
-        let reserved = self
+        let reservation = self
             .store
             .transact(TxMode::Write, move |tx| {
                 Ok(tx.reserve_decrypt_attempt(&token, &appid, &openid, now, budget)?)
             })
             .await?;
-        if reserved {
-            Ok(())
-        } else {
-            Err(DomainError::TooManyAttempts)
+        match reservation {
+            Reservation::Granted => Ok(()),
+            Reservation::SessionSpent => Err(DomainError::TooManyAttempts(SpentBudget::Session)),
+            Reservation::IdentitySpent { until } => {
+                let left = u64::try_from(until.saturating_sub(now)).unwrap_or(0);
+                Err(DomainError::TooManyAttempts(SpentBudget::IdentityDay {
+                    retry_after_secs: left.max(1),
+                }))
+            }
         }
     }
 

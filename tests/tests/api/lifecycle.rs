@@ -894,10 +894,7 @@ async fn webhooks_carry_the_life_cycle_events_with_their_detail(backend: Backend
     .await
     .ok_json(200, "revoke sessions");
     let again = app.login(APP_B, "hook-b", Some("hook-union")).await;
-    assert_eq!(
-        app.cancel(&again.token, APP_B, "hook-b").await.status,
-        204
-    );
+    assert_eq!(app.cancel(&again.token, APP_B, "hook-b").await.status, 204);
     let feed = events(&app).await;
     let kinds: Vec<&str> = feed.iter().filter_map(|e| e["kind"].as_str()).collect();
     for kind in [

@@ -232,7 +232,19 @@ impl From<DomainError> for ApiError {
                 // One answer, whatever the reason (logged where it was found): no oracle.
                 _ => C::DecryptFailed,
             },
-            DomainError::TooManyAttempts => C::TooManyAttempts,
+            DomainError::TooManyAttempts(spent) => {
+                // A daily budget says when it starts again; a session's is new at the next login.
+                let retry_after = match spent {
+                    wxlink_domain::SpentBudget::Session => None,
+                    wxlink_domain::SpentBudget::IdentityDay { retry_after_secs } => {
+                        Some(*retry_after_secs)
+                    }
+                };
+                return Self {
+                    retry_after,
+                    ..Self::new(C::TooManyAttempts, message)
+                };
+            }
             DomainError::IdentityMismatch => C::IdentityMismatch,
             DomainError::ReauthenticationRequired => C::ReauthenticationRequired,
             DomainError::UnionidConflict => C::UnionidConflict,
@@ -351,7 +363,14 @@ mod tests {
                 "watermark_in_future",
             ),
             (
-                DomainError::TooManyAttempts,
+                DomainError::TooManyAttempts(wxlink_domain::SpentBudget::Session),
+                S::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+            ),
+            (
+                DomainError::TooManyAttempts(wxlink_domain::SpentBudget::IdentityDay {
+                    retry_after_secs: 60,
+                }),
                 S::TOO_MANY_REQUESTS,
                 "too_many_attempts",
             ),

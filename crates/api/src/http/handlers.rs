@@ -16,8 +16,8 @@ use wxlink_domain::{AppId, AppKind, EncryptedUserData, JsCode, SessionToken, Use
 
 use super::error::{ApiError, ErrorCode};
 use super::wire::{
-    CancelRequest, ErrorBody, Health, Identity, LoginRequest, LoginResponse, MeResponse, PhoneNumberRequest,
-    PhoneNumberResponse, UserInfoRequest, UserInfoResponse,
+    CancelRequest, ErrorBody, Health, Identity, LoginRequest, LoginResponse, MeResponse,
+    PhoneNumberRequest, PhoneNumberResponse, UserInfoRequest, UserInfoResponse,
 };
 use crate::state::AppState;
 

@@ -14,7 +14,10 @@ on_both_backends!(
 /// Nothing a refused cancellation could have written: users, identities, sessions, events.
 fn assert_unchanged(before: &Snapshot, after: &Snapshot, what: &str) {
     assert_eq!(before.users, after.users, "{what}: users changed");
-    assert_eq!(before.identities, after.identities, "{what}: identities changed");
+    assert_eq!(
+        before.identities, after.identities,
+        "{what}: identities changed"
+    );
     assert_eq!(before.sessions, after.sessions, "{what}: sessions changed");
     assert_eq!(before.events, after.events, "{what}: events were written");
 }
@@ -75,7 +78,12 @@ async fn the_code_of_the_tokens_own_identity_cancels_the_account(backend: Backen
     let reply = app.cancel(&person.token, APP_B, "leaving-b").await;
     assert_eq!(reply.status, 204, "{}", reply.body);
     for token in [&person.token, &other.token] {
-        assert_error(&app.me(token).await, 401, "invalid_token", "after cancelling");
+        assert_error(
+            &app.me(token).await,
+            401,
+            "invalid_token",
+            "after cancelling",
+        );
     }
     let snapshot = app.snapshot();
     let tombstone = snapshot.user(&person.user_id).expect("the tombstone");

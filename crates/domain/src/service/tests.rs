@@ -11,7 +11,8 @@ use super::*;
 use crate::error::{StoreError, UserDataError, WeChatError};
 use crate::ids::UnionId;
 use crate::model::{
-    Actor, DecryptBudget, EventDetail, EventKind, LoginOutcome, PhoneMerge, PhoneNumber, User,
+    Actor, DecryptBudget, EventDetail, EventKind, LoginOutcome, PhoneMerge, PhoneNumber,
+    Reservation, SpentBudget, User,
 };
 use crate::ports::{
     ExpectedWatermark, MockClock, MockIdSource, MockStoreTx, MockUserDataOpener,
@@ -524,7 +525,7 @@ fn expect_reservation(tx: &mut MockStoreTx) {
                 && *budget == DecryptBudget::default()
         })
         .times(1)
-        .returning(|_, _, _, _, _| Ok(true));
+        .returning(|_, _, _, _, _| Ok(Reservation::Granted));
 }
 
 /// The attempt is given back, once.
@@ -741,19 +742,44 @@ async fn the_opener_checks_the_watermark_against_the_session_app_and_the_policy(
 
 #[tokio::test]
 async fn a_spent_budget_refuses_without_decrypting_or_asking_wechat() {
-    let mut tx = read_only_tx(live_session("u-p", "o1"));
-    tx.expect_reserve_decrypt_attempt()
-        .times(2)
-        .returning(|_, _, _, _, _| Ok(false));
-    // No expectation on the opener or on WeChat: a call to either fails the test.
-    let svc = service(tx, MockWeChatSessions::new(), no_opener());
-    for code in [None, Some("c2")] {
-        let err = svc
-            .submit_user_info(&token(), submission(code))
-            .await
-            .unwrap_err();
-        assert_eq!(err, DomainError::TooManyAttempts);
+    // The session's budget, then the identity's of the day (which starts again in 90 s).
+    for (reservation, spent) in [
+        (Reservation::SessionSpent, SpentBudget::Session),
+        (
+            Reservation::IdentitySpent { until: NOW + 90 },
+            SpentBudget::IdentityDay {
+                retry_after_secs: 90,
+            },
+        ),
+    ] {
+        let mut tx = read_only_tx(live_session("u-p", "o1"));
+        tx.expect_reserve_decrypt_attempt()
+            .times(2)
+            .returning(move |_, _, _, _, _| Ok(reservation));
+        // No expectation on the opener or on WeChat: a call to either fails the test.
+        let svc = service(tx, MockWeChatSessions::new(), no_opener());
+        for code in [None, Some("c2")] {
+            let err = svc
+                .submit_user_info(&token(), submission(code))
+                .await
+                .unwrap_err();
+            assert_eq!(err, DomainError::TooManyAttempts(spent));
+        }
     }
+}
+
+#[test]
+fn only_the_sessions_spent_budget_tells_the_client_to_log_in_again() {
+    let session = DomainError::TooManyAttempts(SpentBudget::Session).to_string();
+    assert!(session.contains("log in again"), "{session}");
+    let day = DomainError::TooManyAttempts(SpentBudget::IdentityDay {
+        retry_after_secs: 3600,
+    })
+    .to_string();
+    assert!(
+        day.contains("does not help") && day.contains("3600"),
+        "{day}"
+    );
 }
 
 #[tokio::test]
@@ -966,7 +992,9 @@ async fn presence_is_proven_only_by_a_code_of_the_sessions_own_identity() {
             })))
         });
     let svc = service(tx, wechat, no_opener());
-    svc.prove_presence(&token(), Some(code("c1"))).await.unwrap();
+    svc.prove_presence(&token(), Some(code("c1")))
+        .await
+        .unwrap();
 
     // WeChat's refusal of the code is the answer, as for a login.
     let mut tx = MockStoreTx::new();

@@ -127,7 +127,13 @@ mod sqlite_only {
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
                 .permissions()
                 .mode();
-            assert_eq!(mode & 0o777, 0o600, "{} is {:o}", file.display(), mode & 0o777);
+            assert_eq!(
+                mode & 0o777,
+                0o600,
+                "{} is {:o}",
+                file.display(),
+                mode & 0o777
+            );
         }
         drop(store);
     }

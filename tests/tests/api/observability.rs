@@ -205,14 +205,16 @@ async fn webhook_credentials_stay_out_of_the_logs(backend: Backend) {
     );
 }
 
-/// A path with a raw NEL (U+0085), LINE SEPARATOR (U+2028), PARAGRAPH SEPARATOR (U+2029) or
-/// a control character would end the log line there for tools that split on it, and what
-/// follows would read as a line of its own: the path is logged with those escaped.
+/// A path with a raw NEL (U+0085), LINE SEPARATOR (U+2028) or PARAGRAPH SEPARATOR (U+2029)
+/// would end the log line there for tools that split on it, and what follows would read as a
+/// line of its own: the path is logged with those escaped. (hyper refuses raw C0 controls in a
+/// request target itself.)
 async fn a_client_cannot_forge_a_log_line_through_the_path(backend: Backend) {
     let app = TestApp::spawn(backend, Options::default()).await;
-    let forged = "ERROR wxlink: FORGED-LINE database wiped";
+    // No space: it would end the request target.
+    let forged = "ERROR:wxlink:FORGED-LINE:database-wiped";
     let request = format!(
-        "GET /v1/x\u{85}{forged}\u{2028}FORGED-2\u{2029}FORGED-3\u{1b}[2K HTTP/1.1\r\n\
+        "GET /v1/x\u{85}{forged}\u{2028}FORGED-2\u{2029}FORGED-3 HTTP/1.1\r\n\
          Host: localhost\r\nConnection: close\r\n\r\n"
     );
     let answer = app.raw_http(request.as_bytes());
@@ -237,7 +239,7 @@ async fn a_client_cannot_forge_a_log_line_through_the_path(backend: Backend) {
     for line in logs.split(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']) {
         if line.contains("FORGED") {
             assert!(
-                line.contains("/v1/x\\u{85}ERROR wxlink: FORGED-LINE"),
+                line.contains("/v1/x\\u{85}ERROR:wxlink:FORGED-LINE"),
                 "a line the client forged: {line:?}"
             );
         }

@@ -10,6 +10,7 @@
  *   await auth.login()          // wx.login → POST /v1/wechat/login; token stored
  *   await auth.ensureLinked()   // when needs_user_info: wx.getUserInfo → POST /v1/wechat/user-info
  *   const me = await auth.me()  // GET /v1/me
+ *   await auth.cancelAccount()  // wx.login → DELETE /v1/me {code}: the account is gone for good
  *
  * Every failure is a WxlinkError: `.code` is the contract's error code (docs/contract.md) or one of
  * this client's own (`network_error`, `unexpected_response`, `wx_login_failed`,
@@ -324,11 +325,33 @@ function createWxlink(options) {
     }
   }
 
+  /**
+   * Cancels the account (账号注销) for good: DELETE /v1/me. The token alone is not enough:
+   * wxlink wants proof that the person is there, a fresh wx.login code of the same WeChat user,
+   * sent as `{code}` (else 400 `reauthentication_required`; a code of another WeChat user is 403
+   * `identity_mismatch`). Call it only from the user's own confirmed action. It never logs in by
+   * itself: without a session, or with a dead token, it is `invalid_token` and the session is
+   * forgotten. On success the session is forgotten too.
+   */
+  async function cancelAccount() {
+    if (!session) throw new WxlinkError('not logged in', { code: 'invalid_token', status: 401 })
+    const token = session.token
+    const code = await wxLoginCode()
+    try {
+      await send('DELETE', '/v1/me', { code }, token)
+    } catch (e) {
+      if (isInvalidToken(e) && session && session.token === token) saveSession(null)
+      throw e
+    }
+    if (session && session.token === token) saveSession(null)
+  }
+
   return {
     login,
     ensureLinked,
     me,
     logout,
+    cancelAccount,
     phoneNumber,
     request,
     /** the stored session `{token, user_id, unionid_linked}`, or null */

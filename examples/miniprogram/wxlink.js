@@ -176,8 +176,10 @@ function createWxlink(options) {
     return e instanceof WxlinkError && e.status === 401 && e.code === 'invalid_token'
   }
 
-  function isOutOfAttempts(e) {
-    return e instanceof WxlinkError && e.status === 429 && e.code === 'too_many_attempts'
+  /** The session's budget of failed decryptions is spent: a new login starts a new one. The
+   * WeChat user's daily budget (with `Retry-After`) is not: no login helps until then. */
+  function isOutOfSessionAttempts(e) {
+    return e instanceof WxlinkError && e.status === 429 && e.code === 'too_many_attempts' && e.retryAfter == null
   }
 
   /**
@@ -260,8 +262,10 @@ function createWxlink(options) {
    * Makes sure wxlink knows the user's unionid. Logs in when there is no session; when the user is
    * not linked (`needs_user_info`), sends wx.getUserInfo's encrypted data. On 422 `decrypt_failed`
    * or `session_key_expired` it calls wx.login, takes fresh user data (the old data was encrypted
-   * with the old key) and retries ONCE with `code`. On 429 `too_many_attempts` (the session spent
-   * its budget of failed decryptions) it logs in ONCE more: a new session with a new session_key.
+   * with the old key) and retries ONCE with `code`. On 429 `too_many_attempts` without
+   * `Retry-After` (the session spent its budget of failed decryptions) it logs in ONCE more: a new
+   * session with a new session_key; with `Retry-After` (the WeChat user's daily budget) it throws,
+   * and `.retryAfter` says when to try again.
    * Other errors, and a second refusal, are thrown.
    *
    * Answers `{user_id, unionid_linked, merged}`; `user_id` changes when a provisional user is merged
@@ -280,7 +284,7 @@ function createWxlink(options) {
       try {
         return await submitUserInfo(code)
       } catch (e) {
-        if ((isInvalidToken(e) || isOutOfAttempts(e)) && !reloggedIn) {
+        if ((isInvalidToken(e) || isOutOfSessionAttempts(e)) && !reloggedIn) {
           // The token is gone, or its session may decrypt no more: a new login (which may
           // already bring the unionid) and fresh data.
           reloggedIn = true

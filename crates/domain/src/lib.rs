@@ -33,7 +33,9 @@
 //! # The rest of an account's life
 //! [`Accounts`] holds cancellation (the user's own, or support's), support's repairs (revoke
 //! sessions, unlink an identity, merge two users by the same merge as rule 3) and token
-//! introspection; each is one transaction with its events.
+//! introspection; each is one transaction with its events. The user's own cancellation takes a
+//! [`Presence`], which only [`Service::prove_presence`] makes from a fresh login code that WeChat
+//! says is of the token's identity: a bearer token alone cannot cancel.
 
 mod accounts;
 mod error;

@@ -203,6 +203,33 @@ describe('wxlink mini program client against `wxlink serve --sandbox`', () => {
     assert.notEqual(client.getSession().token, login.token, 'a new session')
   })
 
+  it('does not log in again when the WeChat user spent its daily budget: it throws with retryAfter', async () => {
+    const { stub, client } = person(UNBOUND_APP, 'olivia')
+    const garbage = { encrypted_data: 'AAAAAAAAAAAAAAAAAAAAAA==', iv: 'AAAAAAAAAAAAAAAAAAAAAA==' }
+    // Four sessions of five failures each spend the identity's day (20).
+    for (let session = 0; session < 4; session++) {
+      const login = await client.login()
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`${sandbox.baseUrl}/v1/wechat/user-info`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(garbage),
+        })
+        assert.equal(res.status, 422)
+      }
+    }
+    await client.login()
+    const loginsBefore = stub.requestsTo('/v1/wechat/login').length
+    await assert.rejects(client.ensureLinked(), (e) => {
+      assert.equal(e.code, 'too_many_attempts')
+      assert.equal(e.status, 429)
+      assert.ok(e.retryAfter > 0, `Retry-After: ${e.retryAfter}`)
+      assert.doesNotMatch(e.message, /log in again/)
+      return true
+    })
+    assert.equal(stub.requestsTo('/v1/wechat/login').length, loginsBefore, 'no login: it cannot help')
+  })
+
   it('logout revokes the token and forgets it; a second logout is a no-op', async () => {
     const { stub, client } = person(UNBOUND_APP, 'grace')
     const login = await client.login()

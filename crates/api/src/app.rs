@@ -133,6 +133,8 @@ pub enum KeyCheck {
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    /// `[metrics] bind`: the listener that alone serves `/metrics`.
+    metrics_listener: Option<TcpListener>,
     router: axum::Router,
     state: Arc<AppState>,
     /// This process's one id among the nodes: lease holders (access tokens, webhooks) use it.
@@ -230,13 +232,21 @@ impl Application {
             request_timeout: valid.request_timeout,
             clients: crate::http::clients::Clients::new(&valid.clients),
             issuer: valid.issuer,
+            metrics_apart: settings.metrics.bind.is_some(),
         });
-        let addr = settings.server.bind;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        let listener = bind(settings.server.bind).await?;
+        let metrics_listener = match settings.metrics.bind {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         Ok(Self {
             listener,
+            metrics_listener,
             router: crate::http::router(Arc::clone(&state)),
             state,
             node,
@@ -258,6 +268,11 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The address the metrics listener bound, with `[metrics] bind`.
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics_listener.as_ref().map(TcpListener::local_addr)
+    }
+
     /// Every route with its middleware, to drive the service in-process (e.g. with
     /// `tower::ServiceExt::oneshot`) without serving the listener; no background job runs.
     /// A request without `ConnectInfo` is not counted against a client IP's rate limit.
@@ -276,6 +291,16 @@ impl Application {
         background.push(tokio::spawn(crate::jobs::share_rate_limits(Arc::clone(
             &self.state,
         ))));
+        if let Some(listener) = self.metrics_listener {
+            let metrics = crate::http::metrics_router(Arc::clone(&self.state));
+            background.push(tokio::spawn(async move {
+                // Only the scraper connects here; it needs none of the public listener's
+                // connection limits, and it stops with the other background tasks.
+                if let Err(error) = axum::serve(listener, metrics).await {
+                    tracing::error!(%error, "the metrics listener stopped");
+                }
+            }));
+        }
         for (name, hook) in self.webhooks {
             background.push(tokio::spawn(crate::jobs::webhooks::deliver(
                 self.state.store.clone(),

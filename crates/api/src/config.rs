@@ -82,8 +82,20 @@ pub struct Settings {
     pub internal: InternalSettings,
     /// `[webhooks.<name>]`
     pub webhooks: BTreeMap<String, WebhookSettings>,
+    /// `[metrics]`
+    pub metrics: MetricsSettings,
     /// `[apps.<appid>]`
     pub apps: BTreeMap<String, AppSettings>,
+}
+
+/// `[metrics]`: where Prometheus scrapes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// A listener of its own for `GET /metrics` (e.g. `127.0.0.1:9090`, reachable only by the
+    /// scraper); the public listener then has no `/metrics`. Unset: `/metrics` is served on
+    /// the public listener.
+    pub bind: Option<SocketAddr>,
 }
 
 /// `[internal]`: the API for other teams' services.
@@ -224,8 +236,9 @@ impl InternalSettings {
     }
 }
 
-/// `[webhooks.<name>]`: a receiver of the event feed.
-#[derive(Debug, Clone, Deserialize)]
+/// `[webhooks.<name>]`: a receiver of the event feed. `Debug` shows the URL without its
+/// credentials and query, which may carry the receiver's password or token.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     /// Where events are POSTed.
@@ -235,6 +248,16 @@ pub struct WebhookSettings {
     /// How often to look for new events when idle.
     #[serde(default = "default_webhook_poll_ms")]
     pub poll_ms: u64,
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSettings")
+            .field("url", &wxlink_persistence::redact_url(&self.url))
+            .field("secret", &self.secret)
+            .field("poll_ms", &self.poll_ms)
+            .finish()
+    }
 }
 
 fn default_webhook_poll_ms() -> u64 {
@@ -1241,6 +1264,23 @@ mod tests {
         let (again, staged) = data_keys().keyring(&path).unwrap();
         assert!(staged.is_none());
         assert_eq!(ring.current_key_id(), again.current_key_id());
+    }
+
+    #[test]
+    fn webhook_urls_are_shown_without_credentials_or_query() {
+        let hook = WebhookSettings {
+            url: "https://crmuser:hunter2@crm.example/hook?access_token=t0ken".into(),
+            secret: SecretString::from("whsec-0123456789abcdef"),
+            poll_ms: 1000,
+        };
+        let shown = format!("{hook:?}");
+        for secret in ["crmuser", "hunter2", "t0ken", "whsec-0123456789abcdef"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("https://[redacted]@crm.example/hook?[redacted]"),
+            "{shown}"
+        );
     }
 
     #[test]

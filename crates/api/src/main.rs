@@ -167,6 +167,10 @@ async fn run(cli: Cli) -> Result<(), Failed> {
                 .map_err(|e| e.to_string())?;
             let addr = app.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(%addr, "wxlink listening");
+            if let Some(metrics) = app.metrics_addr() {
+                let addr = metrics.map_err(|e| e.to_string())?;
+                tracing::info!(%addr, "metrics listening (GET /metrics)");
+            }
             Ok(app.run_until_stopped().await.map_err(|e| e.to_string())?)
         }
         Command::RotateDataKey { config } => {

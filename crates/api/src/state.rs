@@ -40,4 +40,7 @@ pub struct AppState {
     pub clients: Clients,
     /// The `iss` of introspection answers.
     pub issuer: String,
+    /// Whether `/metrics` has a listener of its own (`[metrics] bind`), so the public one has
+    /// none.
+    pub metrics_apart: bool,
 }

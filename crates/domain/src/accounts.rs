@@ -12,7 +12,7 @@ use crate::model::{
     Actor, ActorName, EventDetail, EventKind, PhoneMerge, UnionidSplit, UnixTime, User,
 };
 use crate::ports::{Clock, IdSource, IdentityStore, StoreTx, TxMode};
-use crate::secrets::SessionToken;
+use crate::secrets::{SessionToken, TokenHash};
 
 /// What a valid token stands for (RFC 7662 §2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,25 @@ pub struct Cancelled {
     pub identities: u64,
 }
 
+/// Proof that the person behind a session is there: a fresh login code that WeChat says is of
+/// the identity the session logged in through. Only [`Service::prove_presence`] makes one, so
+/// a use case that takes it cannot run on a (stolen) bearer token alone.
+///
+/// [`Service::prove_presence`]: crate::Service::prove_presence
+#[derive(Debug)]
+pub struct Presence {
+    token_hash: TokenHash,
+}
+
+impl Presence {
+    /// The session was proven: only the proof's maker calls this.
+    pub(crate) fn proven(token: &SessionToken) -> Self {
+        Self {
+            token_hash: token.hash(),
+        }
+    }
+}
+
 /// What a split did: the user the identities went to, and the user they left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
@@ -61,10 +80,10 @@ impl<S: IdentityStore, C: Clock, I: IdSource> Accounts<S, C, I> {
         Self { store, clock, ids }
     }
 
-    /// The user cancels their own account with their token (`DELETE /v1/me`).
-    pub async fn cancel(&self, token: &SessionToken) -> Result<Cancelled, DomainError> {
+    /// The user cancels their own account (`DELETE /v1/me`), proven present with a fresh code.
+    pub async fn cancel(&self, presence: Presence) -> Result<Cancelled, DomainError> {
         let now = self.clock.now();
-        let token_hash = token.hash();
+        let token_hash = presence.token_hash;
         self.store
             .transact(TxMode::Write, move |tx| {
                 let session = linking::live_session(tx, &token_hash, now)?;

@@ -33,7 +33,9 @@
 //! # The rest of an account's life
 //! [`Accounts`] holds cancellation (the user's own, or support's), support's repairs (revoke
 //! sessions, unlink an identity, merge two users by the same merge as rule 3, split a merge)
-//! and token introspection; each is one transaction with its events.
+//! and token introspection; each is one transaction with its events. The user's own cancellation takes a
+//! [`Presence`], which only [`Service::prove_presence`] makes from a fresh login code that WeChat
+//! says is of the token's identity: a bearer token alone cannot cancel.
 //!
 //! # Vouching
 //! 6. An identity vouches for the unionid WeChat told for it (at login or in its user data). A
@@ -50,12 +52,12 @@ mod ports;
 mod secrets;
 mod service;
 
-pub use accounts::{Accounts, Cancelled, Introspection, Split};
+pub use accounts::{Accounts, Cancelled, Introspection, Presence, Split};
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
 pub use model::{
     Actor, ActorName, AppKind, DecryptBudget, Event, EventDetail, EventKind, LoginOutcome,
-    PhoneMerge, PhoneNumber, Session, UnionidSplit, UnixTime, User,
+    PhoneMerge, PhoneNumber, Reservation, Session, SpentBudget, UnionidSplit, UnixTime, User,
 };
 pub use ports::{
     Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, OpenedUserData, StoreTx,

@@ -60,6 +60,55 @@ pub struct DecryptBudget {
     pub per_identity_per_day: u32,
 }
 
+/// What reserving one failed decryption got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Reserved: the data may be decrypted.
+    Granted,
+    /// The session's budget is spent; a new login starts a new one.
+    SessionSpent,
+    /// The identity's budget of the day is spent (nothing was reserved): no login helps until
+    /// `until`, when its window starts again.
+    IdentitySpent {
+        /// When the identity's window starts again.
+        until: UnixTime,
+    },
+}
+
+impl Reservation {
+    /// Whether the attempt was reserved.
+    pub fn is_granted(self) -> bool {
+        self == Reservation::Granted
+    }
+}
+
+/// Which budget of failed decryptions a refused user-info spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpentBudget {
+    /// The session's: the client logs in again for a new session.
+    Session,
+    /// The identity's daily one: logging in again cannot help.
+    IdentityDay {
+        /// Seconds until the identity's window starts again (at least 1).
+        retry_after_secs: u64,
+    },
+}
+
+impl std::fmt::Display for SpentBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpentBudget::Session => f.write_str(
+                "too many failed attempts to open user data on this session; call wx.login and log in again",
+            ),
+            SpentBudget::IdentityDay { retry_after_secs } => write!(
+                f,
+                "this WeChat user's daily budget of failed attempts to open user data is spent; \
+                 logging in again does not help: retry in {retry_after_secs} s"
+            ),
+        }
+    }
+}
+
 impl Default for DecryptBudget {
     fn default() -> Self {
         Self {

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::error::{DomainError, StoreError, UserDataError, WeChatError};
 use crate::ids::{AppId, JsCode, OpenId, UnionId, UserId};
-use crate::model::{DecryptBudget, Event, PhoneNumber, Session, UnixTime, User};
+use crate::model::{DecryptBudget, Event, PhoneNumber, Reservation, Session, UnixTime, User};
 use crate::secrets::{SessionKey, SessionToken, TokenHash};
 
 /// The operations one store transaction offers. Synchronous: the store runs the whole
@@ -78,7 +78,7 @@ pub trait StoreTx {
         key: &SessionKey,
     ) -> Result<(), StoreError>;
     /// Reserve one failed decryption against the session's budget and its identity's daily
-    /// budget, before decrypting: `false`, with nothing changed, when either is spent. Atomic in
+    /// budget, before decrypting: which one is spent, with nothing changed, when either is. Atomic in
     /// the database, so concurrent requests on several nodes cannot overshoot. The identity's
     /// window starts again a day after it began. Call it alone in its transaction: a store may
     /// run that transaction with weaker isolation, since the reservation is atomic by itself.
@@ -89,7 +89,7 @@ pub trait StoreTx {
         openid: &OpenId,
         now: UnixTime,
         budget: DecryptBudget,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Reservation, StoreError>;
     /// Give a reservation back: the data opened and linked. Alone in its transaction, as
     /// [`StoreTx::reserve_decrypt_attempt`].
     fn release_decrypt_attempt(

@@ -1,9 +1,12 @@
 //! The use cases: login, submit user info, current user, logout.
 
+use crate::accounts::Presence;
 use crate::error::{DomainError, UserDataError};
 use crate::ids::{AppId, JsCode, OpenId, UserId};
 use crate::linking::{self, Origin};
-use crate::model::{DecryptBudget, LoginOutcome, PhoneNumber, Session, UnixTime};
+use crate::model::{
+    DecryptBudget, LoginOutcome, PhoneNumber, Reservation, Session, SpentBudget, UnixTime,
+};
 use crate::ports::{
     Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, TxMode, UserDataOpener,
     WeChatSessions,
@@ -273,7 +276,8 @@ where
     }
 
     /// Take one attempt from the session's and its identity's budgets, or refuse with
-    /// [`DomainError::TooManyAttempts`] before anything is decrypted or asked.
+    /// [`DomainError::TooManyAttempts`], naming the spent budget, before anything is decrypted
+    /// or asked.
     async fn reserve_decrypt_attempt(
         &self,
         session: &Session,
@@ -285,16 +289,21 @@ where
             session.openid.clone(),
         );
         let budget = self.policy.decrypt_budget;
-        let reserved = self
+        let reservation = self
             .store
             .transact(TxMode::Write, move |tx| {
                 Ok(tx.reserve_decrypt_attempt(&token, &appid, &openid, now, budget)?)
             })
             .await?;
-        if reserved {
-            Ok(())
-        } else {
-            Err(DomainError::TooManyAttempts)
+        match reservation {
+            Reservation::Granted => Ok(()),
+            Reservation::SessionSpent => Err(DomainError::TooManyAttempts(SpentBudget::Session)),
+            Reservation::IdentitySpent { until } => {
+                let left = u64::try_from(until.saturating_sub(now)).unwrap_or(0);
+                Err(DomainError::TooManyAttempts(SpentBudget::IdentityDay {
+                    retry_after_secs: left.max(1),
+                }))
+            }
         }
     }
 
@@ -339,6 +348,25 @@ where
             })
             .await?;
         Ok(phone)
+    }
+
+    /// Check that the person behind a token is there, before a destructive request: `code` is a
+    /// fresh login code of the identity the session logged in through (`wx.login` for a mini
+    /// program, the OAuth code otherwise), and WeChat must say it is of the same openid of the
+    /// same app. Writes nothing: the code makes no session.
+    pub async fn prove_presence(
+        &self,
+        token: &SessionToken,
+        code: Option<JsCode>,
+    ) -> Result<Presence, DomainError> {
+        let session = self.live_session(token.hash(), self.clock.now()).await?;
+        let code = code.ok_or(DomainError::ReauthenticationRequired)?;
+        // Asked of the session's app: a code of another app cannot name this identity.
+        let fresh = self.wechat.code2session(&session.appid, &code).await?;
+        if fresh.openid != session.openid {
+            return Err(DomainError::IdentityMismatch);
+        }
+        Ok(Presence::proven(token))
     }
 
     /// The user behind a token, with their identities.

@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use secrecy::zeroize::Zeroizing;
 use wxlink_crypto::Keyring;
 use wxlink_domain::{
-    AppId, DecryptBudget, Event, OpenId, PhoneNumber, Session, SessionKey, StoreError, StoreTx,
-    TokenHash, TxMode, UnionId, UnixTime, User, UserId,
+    AppId, DecryptBudget, Event, OpenId, PhoneNumber, Reservation, Session, SessionKey, StoreError,
+    StoreTx, TokenHash, TxMode, UnionId, UnixTime, User, UserId,
 };
 
 use crate::connection::DbConnection;
@@ -563,7 +563,7 @@ impl StoreTx for Tx<'_> {
         openid: &OpenId,
         now: UnixTime,
         budget: DecryptBudget,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Reservation, StoreError> {
         self.writing()?;
         // Every user-info of one person counts on one decrypt_budgets row. Under SERIALIZABLE,
         // PostgreSQL fails all but one of the concurrent updates of a row, and the retries pile
@@ -582,7 +582,7 @@ impl StoreTx for Tx<'_> {
         .set(sessions::failed_decrypts.eq(sessions::failed_decrypts + 1))
         .execute(self.conn);
         if self.db(reserved)? == 0 {
-            return Ok(false);
+            return Ok(Reservation::SessionSpent);
         }
         let hash = self.identity_hash(appid, openid);
         let identity = decrypt_budgets::identity_hash.eq(hash.as_slice());
@@ -608,14 +608,14 @@ impl StoreTx for Tx<'_> {
             tx.db(reserved).map(|rows| rows > 0)
         };
         if reserve_identity(self)? {
-            return Ok(true);
+            return Ok(Reservation::Granted);
         }
         let exists = decrypt_budgets::table
             .filter(identity)
             .select(decrypt_budgets::window_since)
             .get_result::<i64>(self.conn)
             .optional();
-        if self.db(exists)?.is_none() {
+        let Some(window_since) = self.db(exists)? else {
             // The identity's first attempt: a concurrent first insert violates the key, a
             // conflict, and the rerun counts on the row that one made.
             let inserted = diesel::insert_into(decrypt_budgets::table)
@@ -626,13 +626,13 @@ impl StoreTx for Tx<'_> {
                 ))
                 .execute(self.conn);
             self.db(inserted)?;
-            return Ok(true);
-        }
+            return Ok(Reservation::Granted);
+        };
         // Under READ COMMITTED the row may have been committed by a concurrent first attempt
         // after the update above looked for it and before this statement saw it: ask once
         // more, now that it is visible, before calling the budget spent.
         if reserve_identity(self)? {
-            return Ok(true);
+            return Ok(Reservation::Granted);
         }
         // The identity's budget is spent: give the session's attempt back, so that a refusal
         // changes nothing.
@@ -640,7 +640,9 @@ impl StoreTx for Tx<'_> {
             .set(sessions::failed_decrypts.eq(sessions::failed_decrypts - 1))
             .execute(self.conn);
         self.db(undone)?;
-        Ok(false)
+        Ok(Reservation::IdentitySpent {
+            until: window_since.saturating_add(IDENTITY_WINDOW_SECS),
+        })
     }
 
     fn release_decrypt_attempt(

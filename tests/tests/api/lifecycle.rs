@@ -80,7 +80,7 @@ async fn a_cancelled_account_is_gone_and_the_person_comes_back_as_a_new_user(bac
     let (provisional, owner) = merged_person(&app, "gone").await;
     let second = app.login(APP_B, "gone-b", Some("gone-union")).await;
 
-    let cancelled = app.cancel(&owner.token).await;
+    let cancelled = app.cancel(&owner.token, APP_B, "gone-b").await;
     assert_eq!(cancelled.status, 204, "{}", cancelled.body);
 
     // Every token of the person stops working, the merged user's too.
@@ -94,7 +94,7 @@ async fn a_cancelled_account_is_gone_and_the_person_comes_back_as_a_new_user(bac
         assert_eq!(introspect(&app, token).await, json!({"active": false}));
     }
     assert_error(
-        &app.cancel(&owner.token).await,
+        &app.cancel(&owner.token, APP_B, "gone-b").await,
         401,
         "invalid_token",
         "cancelling twice",
@@ -469,10 +469,12 @@ async fn a_cancellation_racing_logins_on_two_nodes_leaves_no_live_token_on_the_t
         });
     }
     let cancel = {
+        let proof = app.wx_login(APP_B, "race-b", None).code;
         let request = app
             .client
             .delete(format!("{first}/v1/me"))
-            .bearer_auth(&person.token);
+            .bearer_auth(&person.token)
+            .json(&json!({ "code": proof }));
         let barrier = std::sync::Arc::clone(&barrier);
         tokio::spawn(async move {
             barrier.wait().await;
@@ -1138,7 +1140,7 @@ async fn webhooks_carry_the_life_cycle_events_with_their_detail(backend: Backend
     .await
     .ok_json(200, "revoke sessions");
     let again = app.login(APP_B, "hook-b", Some("hook-union")).await;
-    assert_eq!(app.cancel(&again.token).await.status, 204);
+    assert_eq!(app.cancel(&again.token, APP_B, "hook-b").await.status, 204);
     let feed = events(&app).await;
     let kinds: Vec<&str> = feed.iter().filter_map(|e| e["kind"].as_str()).collect();
     for kind in [

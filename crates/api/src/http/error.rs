@@ -46,6 +46,7 @@ codes! {
     InvalidRequest = "invalid_request" => BAD_REQUEST,
     UnknownApp = "unknown_app" => BAD_REQUEST,
     UnsupportedAppKind = "unsupported_app_kind" => BAD_REQUEST,
+    ReauthenticationRequired = "reauthentication_required" => BAD_REQUEST,
     InvalidCode = "invalid_code" => UNAUTHORIZED,
     InvalidToken = "invalid_token" => UNAUTHORIZED,
     UserBlocked = "user_blocked" => FORBIDDEN,
@@ -244,8 +245,21 @@ impl From<DomainError> for ApiError {
                 // One answer, whatever the reason (logged where it was found): no oracle.
                 _ => C::DecryptFailed,
             },
-            DomainError::TooManyAttempts => C::TooManyAttempts,
+            DomainError::TooManyAttempts(spent) => {
+                // A daily budget says when it starts again; a session's is new at the next login.
+                let retry_after = match spent {
+                    wxlink_domain::SpentBudget::Session => None,
+                    wxlink_domain::SpentBudget::IdentityDay { retry_after_secs } => {
+                        Some(*retry_after_secs)
+                    }
+                };
+                return Self {
+                    retry_after,
+                    ..Self::new(C::TooManyAttempts, message)
+                };
+            }
             DomainError::IdentityMismatch => C::IdentityMismatch,
+            DomainError::ReauthenticationRequired => C::ReauthenticationRequired,
             DomainError::UnionidConflict => C::UnionidConflict,
             DomainError::SessionKeyExpired => C::SessionKeyExpired,
             DomainError::UnsupportedForApp => C::UnsupportedAppKind,
@@ -363,7 +377,14 @@ mod tests {
                 "watermark_in_future",
             ),
             (
-                DomainError::TooManyAttempts,
+                DomainError::TooManyAttempts(wxlink_domain::SpentBudget::Session),
+                S::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+            ),
+            (
+                DomainError::TooManyAttempts(wxlink_domain::SpentBudget::IdentityDay {
+                    retry_after_secs: 60,
+                }),
                 S::TOO_MANY_REQUESTS,
                 "too_many_attempts",
             ),
@@ -376,6 +397,11 @@ mod tests {
                 DomainError::UnionidConflict,
                 S::CONFLICT,
                 "unionid_conflict",
+            ),
+            (
+                DomainError::ReauthenticationRequired,
+                S::BAD_REQUEST,
+                "reauthentication_required",
             ),
             (DomainError::UserNotFound, S::NOT_FOUND, "not_found"),
             (DomainError::IdentityNotFound, S::NOT_FOUND, "not_found"),

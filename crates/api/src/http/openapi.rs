@@ -301,6 +301,11 @@ pub(crate) async fn serve(State(state): State<Arc<crate::state::AppState>>) -> R
     } else {
         public.clone()
     };
+    if state.metrics_apart
+        && let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut())
+    {
+        paths.remove("/metrics");
+    }
     let mut appids: Vec<&str> = state.apps.keys().map(|a| a.as_str()).collect();
     appids.sort_unstable();
     if let Some(appid) = doc

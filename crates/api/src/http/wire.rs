@@ -62,6 +62,24 @@ pub struct UserInfoRequest {
     pub code: Option<String>,
 }
 
+/// `DELETE /v1/me`: proof that the person is there.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CancelRequest {
+    /// A fresh code of the WeChat user the token logged in as: `wx.login`'s code in a mini
+    /// program, a new OAuth authorisation's code otherwise. Without it the answer is 400
+    /// `reauthentication_required`.
+    // Read as optional, so that its absence gets its own answer; documented as required,
+    // since no request without it succeeds.
+    #[schema(
+        value_type = String,
+        required = true,
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[!-~]+$"
+    )]
+    pub code: Option<String>,
+}
+
 /// The outcome of user info.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserInfoResponse {

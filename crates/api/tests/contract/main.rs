@@ -11,6 +11,7 @@
 #[macro_use]
 extern crate wxlink_tests;
 
+mod cancellation;
 mod errors;
 mod forgery;
 mod helpers;

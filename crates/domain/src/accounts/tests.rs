@@ -127,7 +127,10 @@ async fn cancelling_revokes_releases_erases_and_records_it() {
         None,
         EventDetail::by(Actor::User).sessions(3).identities(2),
     );
-    let done = accounts(tx).cancel(&token()).await.unwrap();
+    let done = accounts(tx)
+        .cancel(Presence::proven(&token()))
+        .await
+        .unwrap();
     assert_eq!(
         done,
         Cancelled {
@@ -146,7 +149,10 @@ async fn cancelling_with_a_dead_token_writes_nothing() {
     }] {
         let mut tx = MockStoreTx::new();
         expect_session(&mut tx, session);
-        let err = accounts(tx).cancel(&token()).await.unwrap_err();
+        let err = accounts(tx)
+            .cancel(Presence::proven(&token()))
+            .await
+            .unwrap_err();
         assert_eq!(err, DomainError::InvalidToken);
     }
 }

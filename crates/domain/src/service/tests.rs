@@ -11,7 +11,8 @@ use super::*;
 use crate::error::{StoreError, UserDataError, WeChatError};
 use crate::ids::UnionId;
 use crate::model::{
-    Actor, DecryptBudget, EventDetail, EventKind, LoginOutcome, PhoneMerge, PhoneNumber, User,
+    Actor, DecryptBudget, EventDetail, EventKind, LoginOutcome, PhoneMerge, PhoneNumber,
+    Reservation, SpentBudget, User,
 };
 use crate::ports::{
     ExpectedWatermark, MockClock, MockIdSource, MockStoreTx, MockUserDataOpener,
@@ -535,7 +536,7 @@ fn expect_reservation(tx: &mut MockStoreTx) {
                 && *budget == DecryptBudget::default()
         })
         .times(1)
-        .returning(|_, _, _, _, _| Ok(true));
+        .returning(|_, _, _, _, _| Ok(Reservation::Granted));
 }
 
 /// The attempt is given back, once.
@@ -757,19 +758,44 @@ async fn the_opener_checks_the_watermark_against_the_session_app_and_the_policy(
 
 #[tokio::test]
 async fn a_spent_budget_refuses_without_decrypting_or_asking_wechat() {
-    let mut tx = read_only_tx(live_session("u-p", "o1"));
-    tx.expect_reserve_decrypt_attempt()
-        .times(2)
-        .returning(|_, _, _, _, _| Ok(false));
-    // No expectation on the opener or on WeChat: a call to either fails the test.
-    let svc = service(tx, MockWeChatSessions::new(), no_opener());
-    for code in [None, Some("c2")] {
-        let err = svc
-            .submit_user_info(&token(), submission(code))
-            .await
-            .unwrap_err();
-        assert_eq!(err, DomainError::TooManyAttempts);
+    // The session's budget, then the identity's of the day (which starts again in 90 s).
+    for (reservation, spent) in [
+        (Reservation::SessionSpent, SpentBudget::Session),
+        (
+            Reservation::IdentitySpent { until: NOW + 90 },
+            SpentBudget::IdentityDay {
+                retry_after_secs: 90,
+            },
+        ),
+    ] {
+        let mut tx = read_only_tx(live_session("u-p", "o1"));
+        tx.expect_reserve_decrypt_attempt()
+            .times(2)
+            .returning(move |_, _, _, _, _| Ok(reservation));
+        // No expectation on the opener or on WeChat: a call to either fails the test.
+        let svc = service(tx, MockWeChatSessions::new(), no_opener());
+        for code in [None, Some("c2")] {
+            let err = svc
+                .submit_user_info(&token(), submission(code))
+                .await
+                .unwrap_err();
+            assert_eq!(err, DomainError::TooManyAttempts(spent));
+        }
     }
+}
+
+#[test]
+fn only_the_sessions_spent_budget_tells_the_client_to_log_in_again() {
+    let session = DomainError::TooManyAttempts(SpentBudget::Session).to_string();
+    assert!(session.contains("log in again"), "{session}");
+    let day = DomainError::TooManyAttempts(SpentBudget::IdentityDay {
+        retry_after_secs: 3600,
+    })
+    .to_string();
+    assert!(
+        day.contains("does not help") && day.contains("3600"),
+        "{day}"
+    );
 }
 
 #[tokio::test]
@@ -932,6 +958,71 @@ async fn logout_revokes_a_live_token_and_refuses_a_dead_one() {
     expect_session(&mut tx, None);
     let svc = service(tx, MockWeChatSessions::new(), no_opener());
     assert_eq!(svc.logout(&token()).await, Err(DomainError::InvalidToken));
+}
+
+// ---- proof of presence ----
+
+#[tokio::test]
+async fn presence_needs_a_code_and_a_live_token_and_asks_wechat_nothing_without_them() {
+    // No code: refused before WeChat is asked (no expectation on it: a call fails the test).
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    let svc = service(tx, MockWeChatSessions::new(), no_opener());
+    let err = svc.prove_presence(&token(), None).await.unwrap_err();
+    assert_eq!(err, DomainError::ReauthenticationRequired);
+
+    // A dead token with a code: the token is refused first.
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, None);
+    let svc = service(tx, MockWeChatSessions::new(), no_opener());
+    let err = svc
+        .prove_presence(&token(), Some(code("c1")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::InvalidToken);
+}
+
+#[tokio::test]
+async fn presence_is_proven_only_by_a_code_of_the_sessions_own_identity() {
+    // Another person's code: refused, and the store is only read (a write fails the test).
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    let svc = service(tx, wechat_answers("o-other", "key-9", None), no_opener());
+    let err = svc
+        .prove_presence(&token(), Some(code("c-other")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::IdentityMismatch);
+
+    // The code is exchanged for the session's own app.
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    let mut wechat = MockWeChatSessions::new();
+    wechat
+        .expect_code2session()
+        .withf(|appid, code| *appid == app() && code.as_str() == "c1")
+        .times(1)
+        .returning(|_, _| {
+            Box::pin(std::future::ready(Ok(WeChatSession {
+                openid: oid("o1"),
+                session_key: Some(SessionKey::new("key-2")),
+                unionid: None,
+            })))
+        });
+    let svc = service(tx, wechat, no_opener());
+    svc.prove_presence(&token(), Some(code("c1")))
+        .await
+        .unwrap();
+
+    // WeChat's refusal of the code is the answer, as for a login.
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    let svc = service(tx, wechat_fails(WeChatError::InvalidCode), no_opener());
+    let err = svc
+        .prove_presence(&token(), Some(code("used")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::WeChat(WeChatError::InvalidCode));
 }
 
 /// A session whose stored session_key cannot be unsealed (its data key is missing).

@@ -106,6 +106,40 @@ mod sqlite_only {
         assert_eq!((header[18], header[19]), (2, 2), "the file is in WAL mode");
     }
 
+    /// The database holds every identity: its file and SQLite's `-wal` and `-shm` beside it
+    /// are the owner's alone, as the data key file is, whatever the umask lets others read.
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fresh_database_and_its_wal_files_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        use wxlink_domain::{IdentityStore as _, TxMode};
+
+        let db = TestDb::sqlite();
+        let store = db.store().await;
+        store
+            .transact(TxMode::Write, |tx| {
+                Ok(tx.insert_user(&crate::support::user("u-mode", None, 1))?)
+            })
+            .await
+            .unwrap();
+        let path = db.sqlite_path().unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            let mode = std::fs::metadata(&file)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+                .permissions()
+                .mode();
+            assert_eq!(
+                mode & 0o777,
+                0o600,
+                "{} is {:o}",
+                file.display(),
+                mode & 0o777
+            );
+        }
+        drop(store);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_unusable_path_is_a_setup_error() {
         let dir = tempfile::tempdir().unwrap();

@@ -333,18 +333,18 @@ async fn support_revokes_sessions_unlinks_identities_and_merges_users(backend: B
     };
     assert_eq!(
         kinds_with("sessions_revoked"),
-        vec![json!({"by": "support", "actor": "service", "sessions": 3})]
+        vec![json!({"by": "support", "actor": "legacy-1", "sessions": 3})]
     );
     assert_eq!(
         kinds_with("identity_unlinked"),
-        vec![json!({"by": "support", "actor": "service", "sessions": 1})]
+        vec![json!({"by": "support", "actor": "legacy-1", "sessions": 1})]
     );
     assert_eq!(
         kinds_with("users_merged"),
         vec![
             json!({"by": "unionid", "phone": "none", "sessions": 1}),
-            json!({"by": "support", "actor": "service", "phone": "none", "sessions": 1}),
-            json!({"by": "support", "actor": "service", "phone": "none", "sessions": 1})
+            json!({"by": "support", "actor": "legacy-1", "phone": "none", "sessions": 1}),
+            json!({"by": "support", "actor": "legacy-1", "phone": "none", "sessions": 1})
         ]
     );
     app.snapshot().assert_consistent("after support's repairs");

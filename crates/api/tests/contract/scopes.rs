@@ -191,6 +191,24 @@ async fn a_client_that_reads_events_cannot_merge_its_throwaway_user_into_anyone(
         me.user_id, victim.user_id,
         "a merge is what the attack needed"
     );
+    // The event names the client that merged: its name is the actor.
+    let feed = as_client(
+        &app,
+        "crm",
+        Method::GET,
+        "/internal/v1/events?limit=1000",
+        None,
+    )
+    .await
+    .ok_json(200, "the feed");
+    let merged = feed["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["kind"] == "users_merged")
+        .cloned()
+        .expect("the support merge's event");
+    assert_eq!(merged["detail"]["actor"], "support", "{merged}");
 }
 
 /// `users:read` shows a user without the phone number's field; `users:phone` adds it, `null`

@@ -113,7 +113,7 @@ async fn a_wrong_merge_split_back_out_leaves_each_person_their_own(backend: Back
     assert_eq!(split_event["into"], a.user_id.as_str());
     assert_eq!(
         split_event["detail"],
-        json!({"by": "support", "actor": "service", "identities": 1, "sessions": 1,
+        json!({"by": "support", "actor": "legacy-1", "identities": 1, "sessions": 1,
                "unionid": "moved", "phone": "moved"})
     );
     let released = events
@@ -126,7 +126,7 @@ async fn a_wrong_merge_split_back_out_leaves_each_person_their_own(backend: Back
         .find(|e| e["kind"] == "users_merged")
         .expect("the merge");
     assert_eq!(
-        merge["detail"]["actor"], "service",
+        merge["detail"]["actor"], "legacy-1",
         "support events say who"
     );
 

@@ -70,7 +70,17 @@ pub(crate) fn login(
     new_user_id: &UserId,
 ) -> Result<(User, LoginOutcome), DomainError> {
     let known = match tx.identity_owner(origin.appid, origin.openid)? {
-        Some(owner) => Some(resolve(tx, &owner)?),
+        Some(owner) => {
+            let user = resolve(tx, &owner)?;
+            // Hold the user, then the identity, before deciding on what was read: each read sees
+            // its own snapshot on PostgreSQL, so a split committing between the two reads would
+            // show the identity where it was and its user without the unionid that left with it,
+            // and the rules below would merge the user the identity just left. A split committed
+            // since makes the hold of the identity fail and this login rerun.
+            tx.hold_user(&user.id)?;
+            tx.hold_identity(origin.appid, origin.openid, &user.id)?;
+            Some(user)
+        }
         None => None,
     };
     match (known, unionid) {
@@ -92,7 +102,12 @@ pub(crate) fn login(
                 None => None,
             };
             let (user, outcome) = match owner {
-                Some(owner) => (owner, LoginOutcome::Linked),
+                Some(owner) => {
+                    // A cancellation or merge of the owner committed since it was read makes
+                    // this fail and the login rerun; one still running makes it wait.
+                    tx.hold_user(&owner.id)?;
+                    (owner, LoginOutcome::Linked)
+                }
                 None => {
                     let user = User {
                         id: new_user_id.clone(),
@@ -110,6 +125,9 @@ pub(crate) fn login(
                 }
             };
             tx.insert_identity(origin.appid, origin.openid, &user.id, origin.at)?;
+            // The row is this transaction's own; held like a known one so that every login
+            // holds its identity until its session is in.
+            tx.hold_identity(origin.appid, origin.openid, &user.id)?;
             if let Some(unionid) = unionid {
                 tx.vouch(origin.appid, origin.openid, unionid, origin.at)?;
             }

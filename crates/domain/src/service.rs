@@ -130,15 +130,10 @@ where
                     openid: &wechat.openid,
                     at: now,
                 };
+                // The rules hold the user and the identity the session goes to (users, then
+                // identities, the order of merges and splits) until the session is in.
                 let (user, outcome) =
                     linking::login(tx, origin, wechat.unionid.as_ref(), &new_user_id)?;
-                // A new user is this transaction's own, and a merge holds its owner already.
-                if matches!(outcome, LoginOutcome::Linked | LoginOutcome::Returning) {
-                    tx.hold_user(&user.id)?;
-                }
-                // After the user, in the order of merges and splits (users, then identities):
-                // a split that moved the identity since it was read makes this rerun.
-                tx.hold_identity(&appid, &wechat.openid, &user.id)?;
                 tx.insert_session(
                     &Session {
                         token_hash,

@@ -225,8 +225,12 @@ fn expect_held(tx: &mut MockStoreTx, user: &str) {
 }
 
 fn expect_session_for(tx: &mut MockStoreTx, user: &str, openid: &str) {
-    // The identity is held as the user's until the session is in.
-    let (held_user, held_openid) = (uid(user), oid(openid));
+    expect_session_held_as(tx, user, user, openid);
+}
+
+/// The identity is held as `held`'s until the session is in, which goes to `user`.
+fn expect_session_held_as(tx: &mut MockStoreTx, held: &str, user: &str, openid: &str) {
+    let (held_user, held_openid) = (uid(held), oid(openid));
     tx.expect_hold_identity()
         .withf(move |_, o, u| *o == held_openid && *u == held_user)
         .times(1)
@@ -382,6 +386,9 @@ async fn login_with_unionid_merges_a_provisional_user_into_the_owner() {
     tx.expect_identity_owner()
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, None));
+    // The identity's user and the identity are held before the rules decide; the merge then
+    // holds both users in id order.
+    expect_held(&mut tx, "u-p");
     tx.expect_user_by_unionid()
         .returning(|_| Ok(Some(user("u-o", Some("un1"), None))));
     tx.expect_move_identities()
@@ -393,7 +400,8 @@ async fn login_with_unionid_merges_a_provisional_user_into_the_owner() {
         .times(1)
         .returning(|_, _, _| Ok(()));
     expect_merge(&mut tx, ("u-p", "u-o"), (None, None), 2, PhoneMerge::None);
-    expect_session_for(&mut tx, "u-o", "o1");
+    // Held as u-p's when it was read; the merge moves it to the owner with the session.
+    expect_session_held_as(&mut tx, "u-p", "u-o", "o1");
 
     let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());
     let out = svc.login(app(), code("c1")).await.unwrap();
@@ -407,6 +415,11 @@ async fn login_naming_another_unionid_than_the_users_is_refused_and_writes_nothi
     tx.expect_identity_owner()
         .returning(|_, _| Ok(Some(uid("u-a"))));
     expect_user(&mut tx, user("u-a", Some("un-a"), None));
+    // Holds take locks and change nothing.
+    expect_held(&mut tx, "u-a");
+    tx.expect_hold_identity()
+        .times(1)
+        .returning(|_, _, _| Ok(()));
 
     let svc = service(tx, wechat_answers("o1", "key-1", Some("un-b")), no_opener());
     let err = svc.login(app(), code("c1")).await.unwrap_err();

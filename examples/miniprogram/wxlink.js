@@ -10,6 +10,7 @@
  *   await auth.login()          // wx.login → POST /v1/wechat/login; token stored
  *   await auth.ensureLinked()   // when needs_user_info: wx.getUserInfo → POST /v1/wechat/user-info
  *   const me = await auth.me()  // GET /v1/me
+ *   await auth.cancelAccount()  // wx.login → DELETE /v1/me {code}: the account is gone for good
  *
  * Every failure is a WxlinkError: `.code` is the contract's error code (docs/contract.md) or one of
  * this client's own (`network_error`, `unexpected_response`, `wx_login_failed`,
@@ -175,8 +176,10 @@ function createWxlink(options) {
     return e instanceof WxlinkError && e.status === 401 && e.code === 'invalid_token'
   }
 
-  function isOutOfAttempts(e) {
-    return e instanceof WxlinkError && e.status === 429 && e.code === 'too_many_attempts'
+  /** The session's budget of failed decryptions is spent: a new login starts a new one. The
+   * WeChat user's daily budget (with `Retry-After`) is not: no login helps until then. */
+  function isOutOfSessionAttempts(e) {
+    return e instanceof WxlinkError && e.status === 429 && e.code === 'too_many_attempts' && e.retryAfter == null
   }
 
   /**
@@ -259,8 +262,10 @@ function createWxlink(options) {
    * Makes sure wxlink knows the user's unionid. Logs in when there is no session; when the user is
    * not linked (`needs_user_info`), sends wx.getUserInfo's encrypted data. On 422 `decrypt_failed`
    * or `session_key_expired` it calls wx.login, takes fresh user data (the old data was encrypted
-   * with the old key) and retries ONCE with `code`. On 429 `too_many_attempts` (the session spent
-   * its budget of failed decryptions) it logs in ONCE more: a new session with a new session_key.
+   * with the old key) and retries ONCE with `code`. On 429 `too_many_attempts` without
+   * `Retry-After` (the session spent its budget of failed decryptions) it logs in ONCE more: a new
+   * session with a new session_key; with `Retry-After` (the WeChat user's daily budget) it throws,
+   * and `.retryAfter` says when to try again.
    * Other errors, and a second refusal, are thrown.
    *
    * Answers `{user_id, unionid_linked, merged}`; `user_id` changes when a provisional user is merged
@@ -279,7 +284,7 @@ function createWxlink(options) {
       try {
         return await submitUserInfo(code)
       } catch (e) {
-        if ((isInvalidToken(e) || isOutOfAttempts(e)) && !reloggedIn) {
+        if ((isInvalidToken(e) || isOutOfSessionAttempts(e)) && !reloggedIn) {
           // The token is gone, or its session may decrypt no more: a new login (which may
           // already bring the unionid) and fresh data.
           reloggedIn = true
@@ -324,11 +329,33 @@ function createWxlink(options) {
     }
   }
 
+  /**
+   * Cancels the account (账号注销) for good: DELETE /v1/me. The token alone is not enough:
+   * wxlink wants proof that the person is there, a fresh wx.login code of the same WeChat user,
+   * sent as `{code}` (else 400 `reauthentication_required`; a code of another WeChat user is 403
+   * `identity_mismatch`). Call it only from the user's own confirmed action. It never logs in by
+   * itself: without a session, or with a dead token, it is `invalid_token` and the session is
+   * forgotten. On success the session is forgotten too.
+   */
+  async function cancelAccount() {
+    if (!session) throw new WxlinkError('not logged in', { code: 'invalid_token', status: 401 })
+    const token = session.token
+    const code = await wxLoginCode()
+    try {
+      await send('DELETE', '/v1/me', { code }, token)
+    } catch (e) {
+      if (isInvalidToken(e) && session && session.token === token) saveSession(null)
+      throw e
+    }
+    if (session && session.token === token) saveSession(null)
+  }
+
   return {
     login,
     ensureLinked,
     me,
     logout,
+    cancelAccount,
     phoneNumber,
     request,
     /** the stored session `{token, user_id, unionid_linked}`, or null */

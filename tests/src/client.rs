@@ -147,9 +147,18 @@ pub trait Api: Sync {
         async move { Me::parse(&self.me(token).await) }
     }
 
-    /// `DELETE /v1/me`: cancel the account.
-    fn cancel(&self, token: &str) -> impl Future<Output = Reply> + Send {
-        self.call(Method::DELETE, "/v1/me", Some(token), None, None)
+    /// `DELETE /v1/me` with this body, or none: a request as any client may send it.
+    fn cancel_with(&self, token: &str, body: Option<&Value>) -> impl Future<Output = Reply> + Send {
+        let body = body.map(|b| b.to_string().into_bytes());
+        let content_type = body.as_ref().map(|_| "application/json");
+        self.call(Method::DELETE, "/v1/me", Some(token), content_type, body)
+    }
+
+    /// `DELETE /v1/me` as the person does it in a mini program: `wx.login` for a fresh code of
+    /// (appid, openid), the identity the token logged in through, sent as the proof of presence.
+    fn cancel(&self, token: &str, appid: &str, openid: &str) -> impl Future<Output = Reply> + Send {
+        let body = json!({ "code": self.wx_login(appid, openid, None).code });
+        async move { self.cancel_with(token, Some(&body)).await }
     }
 
     /// `POST /v1/logout`

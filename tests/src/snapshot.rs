@@ -36,6 +36,9 @@ pub struct IdentityRow {
     /// `identities.user_id`
     #[diesel(sql_type = Text)]
     pub user_id: String,
+    /// `identities.unionid`: the unionid the identity vouches for.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub unionid: Option<String>,
 }
 
 /// A row of `sessions` (without the token hash and the sealed key).
@@ -101,7 +104,7 @@ macro_rules! read_all {
                 .load::<UserRow>($conn)
                 .expect("read users"),
             identities: diesel::sql_query(
-                "SELECT appid, openid, user_id FROM identities ORDER BY appid, openid",
+                "SELECT appid, openid, user_id, unionid FROM identities ORDER BY appid, openid",
             )
             .load::<IdentityRow>($conn)
             .expect("read identities"),
@@ -190,6 +193,21 @@ impl Snapshot {
         self.events.iter().filter(|e| e.kind == kind).collect()
     }
 
+    /// How often a split restored `user` after a merge (a `user_split` into it, once it had
+    /// been merged).
+    fn restorations(&self, user: &str) -> usize {
+        let merged_before = |at: usize| {
+            self.events[..at]
+                .iter()
+                .any(|e| e.kind == "users_merged" && e.other_user_id.as_deref() == Some(user))
+        };
+        self.events
+            .iter()
+            .enumerate()
+            .filter(|(at, e)| e.kind == "user_split" && e.user_id == user && merged_before(*at))
+            .count()
+    }
+
     /// Every broken invariant, in words (empty when the state is consistent):
     /// one user per unionid; one identity per (appid, openid), owned by a user that exists and
     /// was neither merged away nor deleted; no user without an identity unless it was merged or
@@ -199,7 +217,9 @@ impl Snapshot {
     /// merge; a deleted user keeps no unionid and no user merged into it stays undeleted;
     /// exactly one `user_created` event per user, and per identity one `identity_linked` event
     /// more than `identity_unlinked` ones; every session and event naming a user that exists,
-    /// and no live session acting as a deleted user.
+    /// and no live session acting as a deleted user; a user holds a unionid only while one of
+    /// its identities vouches for it, and an identity vouches only for its user's unionid; a
+    /// merge that a split undid (`user_split` into the merged user) no longer counts.
     pub fn violations(&self) -> Vec<String> {
         let mut found = Vec::new();
         let users: BTreeMap<&str, &UserRow> =
@@ -228,6 +248,16 @@ impl Snapshot {
                 found.push(format!("identity {key:?} appears twice"));
             }
             with_identity.insert(identity.user_id.as_str());
+            if let Some(vouched) = &identity.unionid
+                && users
+                    .get(identity.user_id.as_str())
+                    .is_some_and(|u| u.unionid.as_ref() != Some(vouched))
+            {
+                found.push(format!(
+                    "identity {key:?} vouches for {vouched}, which its user {} does not hold",
+                    identity.user_id
+                ));
+            }
             match users.get(identity.user_id.as_str()) {
                 None => found.push(format!(
                     "identity {key:?} belongs to {}, which does not exist",
@@ -272,6 +302,18 @@ impl Snapshot {
             if user.deleted_at.is_some() && user.unionid.is_some() {
                 found.push(format!("deleted user {} keeps its unionid", user.id));
             }
+            if let Some(unionid) = &user.unionid
+                && !self
+                    .identities
+                    .iter()
+                    .any(|i| i.user_id == user.id && i.unionid.as_ref() == Some(unionid))
+            {
+                found.push(format!(
+                    "user {} holds unionid {unionid} but none of its identities vouches for it",
+                    user.id
+                ));
+            }
+            let restorations = self.restorations(&user.id);
             let Some(into) = &user.merged_into else {
                 if user.deleted_at.is_none() && !with_identity.contains(user.id.as_str()) {
                     found.push(format!(
@@ -318,7 +360,7 @@ impl Snapshot {
                 .iter()
                 .filter(|e| self.resolve(&e.user_id) == into)
                 .count();
-            if merge_events.len() != 1 || matching != 1 {
+            if merge_events.len() != restorations + 1 || matching == 0 {
                 found.push(format!(
                     "user {} merged into {into} has {} users_merged events, {matching} resolving to it (expected 1)",
                     user.id,
@@ -327,6 +369,19 @@ impl Snapshot {
             }
         }
         for event in self.events_of("users_merged") {
+            // A merge that a split undid (the user restored as often as it was merged).
+            if let Some(other) = event.other_user_id.as_deref()
+                && users.get(other).is_some_and(|u| u.merged_into.is_none())
+            {
+                let merges = self
+                    .events_of("users_merged")
+                    .iter()
+                    .filter(|e| e.other_user_id.as_deref() == Some(other))
+                    .count();
+                if merges == self.restorations(other) {
+                    continue;
+                }
+            }
             let merged = event
                 .other_user_id
                 .as_deref()

@@ -5,58 +5,21 @@
 //! Without Python or PyPI the test skips with a loud line, except under CI (`CI` set), where it
 //! fails.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wxlink_tests::process::{Proc, built_binary, profile_dir};
+use wxlink_tests::process::{Proc, built_binary};
 
 const APPID: &str = "wxsdk0000000000001";
 const SECRET: &str = "sdk-secret";
 /// A generous bound for one run of the script (it makes nine calls on loopback).
 const SCRIPT_LIMIT: Duration = Duration::from_secs(60);
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace root")
-        .to_path_buf()
-}
-
 /// The simulator binary: `WXLINK_SIM_BIN`, else the one beside this test's profile.
 fn sim_bin() -> PathBuf {
     built_binary("wxlink-wechat-sim", "WXLINK_SIM_BIN")
-}
-
-/// The venv's python, or `None` (after a loud line) when it cannot be made outside CI and
-/// outside `cargo xtask test` (which sets `WXLINK_REQUIRE_WECHATPY`).
-fn venv_python() -> Option<PathBuf> {
-    let python = std::env::var("WXLINK_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let venv = profile_dir()
-        .parent()
-        .expect("target/<profile> has a parent")
-        .join("bench")
-        .join("venv");
-    match wxlink_tests::venv::ensure(&workspace_root(), &venv, &python) {
-        Ok(python) => Some(python),
-        Err(e)
-            if std::env::var_os("CI").is_none()
-                && std::env::var_os("WXLINK_REQUIRE_WECHATPY").is_none() =>
-        {
-            // Written to stderr directly: libtest captures `eprintln!` of a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP sdk::wechatpy_drives_the_simulator_binary: no wechatpy venv: {e}"
-            );
-            None
-        }
-        Err(e) => panic!(
-            "CI and cargo xtask test must run the wechatpy test (WXLINK_REQUIRE_WECHATPY), but \
-             the venv cannot be made: {e}"
-        ),
-    }
 }
 
 /// The simulator process (its guard kills it on drop) and the base URL it printed.
@@ -100,39 +63,22 @@ async fn control(method: reqwest::Method, url: String, body: Option<Value>) -> V
 
 /// Runs the wechatpy script against the simulator and returns what it printed.
 fn run_script(python: &Path, base: &str, code: &str) -> Value {
-    let out = tempfile::NamedTempFile::new().expect("a temp file");
-    let err = tempfile::NamedTempFile::new().expect("a temp file");
-    let mut cmd = Command::new(python);
-    cmd.arg(workspace_root().join("tests/sdk/wechatpy_flow.py"))
-        .env("SIM_BASE", base)
-        .env("SIM_APPID", APPID)
-        .env("SIM_SECRET", SECRET)
-        .env("SIM_CODE", code)
-        // Loopback must not go through a proxy of the caller's.
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env("NO_PROXY", "*")
-        .stdin(Stdio::null())
-        .stdout(out.reopen().expect("reopen"))
-        .stderr(err.reopen().expect("reopen"));
-    let outcome = wxlink_tests::run_bounded(&mut cmd, SCRIPT_LIMIT, "wechatpy_flow.py");
-    let stdout = std::fs::read_to_string(out.path()).unwrap_or_default();
-    let stderr = std::fs::read_to_string(err.path()).unwrap_or_default();
-    if let Err(e) = outcome {
-        panic!("{e}\nstdout: {stdout}\nstderr: {stderr}");
-    }
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("the script printed no JSON ({e}): {stdout}\n{stderr}"))
+    let env = [
+        ("SIM_BASE", base),
+        ("SIM_APPID", APPID),
+        ("SIM_SECRET", SECRET),
+        ("SIM_CODE", code),
+    ];
+    wxlink_tests::venv::run_sdk_script(python, "wechatpy_flow.py", &env, SCRIPT_LIMIT)
 }
 
 #[tokio::test]
 async fn wechatpy_drives_the_simulator_binary() {
-    let Some(python) = tokio::task::spawn_blocking(venv_python)
-        .await
-        .expect("join")
-    else {
+    let Some(python) = tokio::task::spawn_blocking(|| {
+        wxlink_tests::venv::sdk_python("sdk::wechatpy_drives_the_simulator_binary")
+    })
+    .await
+    .expect("join") else {
         return;
     };
     let sim = SimProcess::start();

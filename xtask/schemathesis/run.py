@@ -1,10 +1,10 @@
 """`cargo xtask schemathesis`: schemathesis against `wxlink serve --sandbox`.
 
-Starts the sandbox on a free loopback port (with a service token, so the internal routes are
-mounted and documented), logs a user in through the sandbox's simulator, and runs
-`st run /openapi.json --checks all` four times: anonymous, with the user's bearer token (every
-route but logout), with the service token (the internal routes), and logout last (it revokes the
-token). Each run is bounded in examples and time. Exits non-zero on the first failing run.
+Starts the sandbox on a free loopback port (with a client of the internal API that has every
+scope, so the internal routes are mounted and documented), logs a user in through the sandbox's
+simulator, and runs `st run /openapi.json --checks all` four times: anonymous, with the user's
+bearer token (every route but logout), with the client's token (the internal routes), and logout
+last (it revokes the token). Each run is bounded in examples and time. Exits non-zero on the first failing run.
 """
 
 import argparse
@@ -30,12 +30,16 @@ def post_json(url, body):
         return json.load(response)
 
 
+EVERY_SCOPE = ["users:read", "users:phone", "events:read", "tokens:introspect", "support:write"]
+
+
 def start_sandbox(wxlink, workdir, service_token):
     env = dict(os.environ)
     env.update(
         {
             "WXLINK__SERVER__BIND": "127.0.0.1:0",
-            "WXLINK__INTERNAL__TOKENS": service_token,
+            "WXLINK__INTERNAL__CLIENTS__SCHEMATHESIS__TOKEN": service_token,
+            "WXLINK__INTERNAL__CLIENTS__SCHEMATHESIS__SCOPES": " ".join(EVERY_SCOPE),
             "WXLINK_LOG": "warn",
         }
     )

@@ -6,8 +6,8 @@
 //! - `cargo xtask fuzz --cases N` fuzzes the decryptor (N cases) and request parsing (N/10).
 //! - `cargo xtask pg` starts a throwaway PostgreSQL and prints its URL until interrupted.
 //! - `cargo xtask schemathesis` runs schemathesis (`st run /openapi.json --checks all`, installed
-//!   into target/st-venv) against `wxlink serve --sandbox`: anonymous, with a user's and with a
-//!   service token (xtask/schemathesis/).
+//!   into target/st-venv) against `wxlink serve --sandbox`: anonymous, with a user's token and
+//!   with an internal client's (xtask/schemathesis/).
 //! - `cargo xtask bench [--quick]` builds release binaries and runs the performance benchmark
 //!   (`bench/`, see docs/performance.md): a table on stdout, `target/bench/results.json`.
 

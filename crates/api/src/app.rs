@@ -133,6 +133,8 @@ pub enum KeyCheck {
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    /// `[metrics] bind`: the listener that alone serves `/metrics`.
+    metrics_listener: Option<TcpListener>,
     router: axum::Router,
     state: Arc<AppState>,
     /// This process's one id among the nodes: lease holders (access tokens, webhooks) use it.
@@ -159,6 +161,15 @@ impl Application {
         // Install the recorder before anything records.
         crate::metrics::handle();
         tracing::info!(config = ?settings, "effective configuration (secrets redacted)");
+        if !settings.internal.tokens.is_empty() {
+            tracing::warn!(
+                tokens = settings.internal.tokens.len(),
+                "internal.tokens is deprecated: each token acts as a client with every scope \
+                 (named legacy-1, legacy-2, … in support's events); configure each team as a \
+                 named client with only the scopes it needs in [internal.clients.<name>] \
+                 (token, scopes) instead"
+            );
+        }
         let store = open_store(
             valid.database,
             valid.data_keys,
@@ -217,35 +228,40 @@ impl Application {
         );
         let state = Arc::new(AppState {
             service,
-            accounts: wxlink_domain::Accounts::new(store.clone(), SystemClock),
+            accounts: wxlink_domain::Accounts::new(store.clone(), SystemClock, RandomIds),
             store: store.clone(),
             apps: apps.iter().map(|a| (a.appid.clone(), a.kind)).collect(),
             max_body_bytes: settings.server.max_body_bytes,
             limits,
             request_timeout: valid.request_timeout,
-            service_tokens: crate::http::internal::ServiceTokens::new(&settings.internal.tokens),
+            clients: crate::http::clients::Clients::new(&valid.clients),
+            issuer: valid.issuer,
+            metrics_apart: settings.metrics.bind.is_some(),
         });
-        let addr = settings.server.bind;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        let listener = bind(settings.server.bind).await?;
         let console = crate::console::router(Arc::new(crate::console::ConsoleState::new(
             store.clone(),
-            wxlink_domain::Accounts::new(store.clone(), SystemClock),
+            wxlink_domain::Accounts::new(store.clone(), SystemClock, RandomIds),
             state.apps.clone(),
             Arc::clone(&state.limits),
             &settings.console,
         )));
         let console_listener = match settings.console.bind {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Bind { addr, source })?,
-            ),
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let metrics_listener = match settings.metrics.bind {
+            Some(addr) => Some(bind(addr).await?),
             None => None,
         };
         Ok(Self {
             listener,
+            metrics_listener,
             router: crate::http::router(Arc::clone(&state)),
             state,
             node,
@@ -271,6 +287,11 @@ impl Application {
     /// The address actually bound (port 0 becomes a real port).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address the metrics listener bound, with `[metrics] bind`.
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics_listener.as_ref().map(TcpListener::local_addr)
     }
 
     /// Every route with its middleware, to drive the service in-process (e.g. with
@@ -307,6 +328,16 @@ impl Application {
         background.push(tokio::spawn(crate::jobs::share_rate_limits(Arc::clone(
             &self.state,
         ))));
+        if let Some(listener) = self.metrics_listener {
+            let metrics = crate::http::metrics_router(Arc::clone(&self.state));
+            background.push(tokio::spawn(async move {
+                // Only the scraper connects here; it needs none of the public listener's
+                // connection limits, and it stops with the other background tasks.
+                if let Err(error) = axum::serve(listener, metrics).await {
+                    tracing::error!(%error, "the metrics listener stopped");
+                }
+            }));
+        }
         for (name, hook) in self.webhooks {
             background.push(tokio::spawn(crate::jobs::webhooks::deliver(
                 self.state.store.clone(),

@@ -5,11 +5,11 @@
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-use wxlink_domain::{Accounts, AppId, DomainError, OpenId, UserId};
+use wxlink_domain::{Accounts, ActorName, AppId, DomainError, OpenId, UserId};
 use wxlink_persistence::{PersistenceError, Store};
 
 use crate::StartError;
-use crate::adapters::SystemClock;
+use crate::adapters::{RandomIds, SystemClock};
 use crate::config::Settings;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::state::WxlinkAccounts;
@@ -27,8 +27,8 @@ pub enum UserCommand {
         /// wxlink's user id.
         user_id: String,
     },
-    /// Unlink one identity from the user; its sessions are revoked and its next login makes a
-    /// new provisional user.
+    /// Unlink one identity from the user; its sessions are revoked, and the unionid is released
+    /// with the last identity vouching for it.
     Unlink {
         /// wxlink's user id.
         user_id: String,
@@ -43,6 +43,19 @@ pub enum UserCommand {
         into: String,
         /// The user merged away.
         from: String,
+    },
+    /// Undo a merge: move identities of the user to a new user, or with --into back to a user
+    /// that was merged into it (restored). Sessions follow their identity, the phone number
+    /// the identity that verified it, the unionid the identities vouching for it.
+    Split {
+        /// wxlink's user id.
+        user_id: String,
+        /// The identities to move, each as APPID/OPENID.
+        #[arg(required = true, value_name = "APPID/OPENID")]
+        identities: Vec<String>,
+        /// A user that was merged into USER_ID: the identities go back to it.
+        #[arg(long, value_name = "USER_ID")]
+        into: Option<String>,
     },
     /// Give an (appid, openid) its day's budget of failed decryptions back, for a real user
     /// locked out with `too_many_attempts`.
@@ -65,7 +78,15 @@ enum Action {
     Show(UserId),
     RevokeSessions(UserId),
     Unlink(UserId, AppId, OpenId),
-    Merge { into: UserId, from: UserId },
+    Merge {
+        into: UserId,
+        from: UserId,
+    },
+    Split {
+        user: UserId,
+        identities: Vec<(AppId, OpenId)>,
+        into: Option<UserId>,
+    },
     ResetDecryptBudget(AppId, OpenId),
     Delete(UserId),
 }
@@ -92,6 +113,18 @@ impl Action {
                 into: user_id_arg(&into)?,
                 from: user_id_arg(&from)?,
             },
+            UserCommand::Split {
+                user_id,
+                identities,
+                into,
+            } => Action::Split {
+                user: user_id_arg(&user_id)?,
+                identities: identities
+                    .iter()
+                    .map(|i| identity_arg(i))
+                    .collect::<Result<_, _>>()?,
+                into: into.as_deref().map(user_id_arg).transpose()?,
+            },
             UserCommand::ResetDecryptBudget { appid, openid } => Action::ResetDecryptBudget(
                 AppId::parse(appid).map_err(|e| UserError::argument(format!("appid: {e}")))?,
                 OpenId::parse(openid).map_err(|e| UserError::argument(format!("openid: {e}")))?,
@@ -109,6 +142,24 @@ impl Action {
                 "unlink identity ({appid}, {openid}) from user {id}"
             )),
             Action::Merge { into, from } => Some(format!("merge user {from} into user {into}")),
+            Action::Split {
+                user,
+                identities,
+                into,
+            } => {
+                let listed: Vec<String> = identities
+                    .iter()
+                    .map(|(appid, openid)| format!("({appid}, {openid})"))
+                    .collect();
+                let target = match into {
+                    Some(into) => format!("back to user {into}"),
+                    None => "to a new user".to_owned(),
+                };
+                Some(format!(
+                    "move {} of user {user} {target}",
+                    listed.join(", ")
+                ))
+            }
             Action::ResetDecryptBudget(appid, openid) => Some(format!(
                 "reset the budget of failed decryptions of ({appid}, {openid})"
             )),
@@ -117,13 +168,29 @@ impl Action {
     }
 }
 
-/// How `wxlink user` prints and confirms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How `wxlink user` prints and confirms, and who runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserOptions {
     /// One JSON object on stdout, for scripts.
     pub json: bool,
     /// Do not ask before changing anything.
     pub yes: bool,
+    /// The operator's name for the events (`cli:NAME`); `None`: the OS user's login name.
+    pub actor: Option<String>,
+}
+
+/// The events' actor for the command line: `cli:` and the operator's name.
+fn cli_actor(given: Option<&str>) -> Result<ActorName, UserError> {
+    let name = match given {
+        Some(name) => name.to_owned(),
+        None => whoami::fallible::username().map_err(|e| {
+            UserError::argument(format!(
+                "cannot tell the operator's login name ({e}); pass --actor NAME"
+            ))
+        })?,
+    };
+    ActorName::parse(format!("cli:{name}"))
+        .map_err(|e| UserError::argument(format!("--actor {name:?}: {e}")))
 }
 
 /// Why a `wxlink user` command failed: a category that fixes its `code` and exit status, and a
@@ -188,7 +255,11 @@ impl UserError {
             Failure::NotConfirmed => 3,
             Failure::Contract(C::NotFound) => 4,
             Failure::Contract(
-                C::LastIdentity | C::UserMerged | C::SameUser | C::UnionidConflict,
+                C::LastIdentity
+                | C::UserMerged
+                | C::SameUser
+                | C::UnionidConflict
+                | C::NotMergedHere,
             ) => 5,
             Failure::Configuration => 6,
             Failure::Contract(C::DatabaseUnavailable | C::DatabaseContention) => 7,
@@ -223,12 +294,13 @@ pub async fn run_user(
     options: UserOptions,
 ) -> Result<(), UserError> {
     let action = Action::parse(command)?;
+    let actor = cli_actor(options.actor.as_deref())?;
     let store = command_store("user", config, key_file).await?;
     if let Some(what) = action.destructive().filter(|_| !options.yes) {
         confirm(&what)?;
     }
-    let accounts: WxlinkAccounts = Accounts::new(store.clone(), SystemClock);
-    let output = execute(&store, &accounts, action).await?;
+    let accounts: WxlinkAccounts = Accounts::new(store.clone(), SystemClock, RandomIds);
+    let output = execute(&store, &accounts, action, actor).await?;
     if options.json {
         println!("{}", output.json);
     } else {
@@ -459,12 +531,13 @@ async fn execute(
     store: &Store,
     accounts: &WxlinkAccounts,
     action: Action,
+    actor: ActorName,
 ) -> Result<Output, UserError> {
     match action {
         Action::Show(id) => show(store, &id).await,
         Action::RevokeSessions(id) => {
             let revoked = accounts
-                .revoke_sessions(id.clone())
+                .revoke_sessions(id.clone(), actor)
                 .await
                 .map_err(|e| refused(&id, e))?;
             Ok(Output {
@@ -474,7 +547,7 @@ async fn execute(
         }
         Action::Unlink(id, appid, openid) => {
             accounts
-                .unlink_identity(id.clone(), appid.clone(), openid.clone())
+                .unlink_identity(id.clone(), appid.clone(), openid.clone(), actor)
                 .await
                 .map_err(|e| refused(&id, e))?;
             Ok(Output {
@@ -487,7 +560,7 @@ async fn execute(
         }
         Action::Merge { into, from } => {
             let survivor = accounts
-                .merge(into.clone(), from.clone())
+                .merge(into.clone(), from.clone(), actor)
                 .await
                 .map_err(|e| {
                     UserError::domain(&format!("cannot merge user {from} into user {into}"), e)
@@ -496,6 +569,22 @@ async fn execute(
             Ok(Output {
                 text: format!("merged user {from} into user {into}\n{}", shown.text),
                 json: shown.json,
+            })
+        }
+        Action::Split {
+            user,
+            identities,
+            into,
+        } => {
+            let split = accounts
+                .split(user.clone(), identities, into, actor)
+                .await
+                .map_err(|e| refused(&user, e))?;
+            let moved_to = show(store, &split.user).await?;
+            let remaining = show(store, &split.remaining).await?;
+            Ok(Output {
+                text: format!("split user {user}\n{}\n{}", moved_to.text, remaining.text),
+                json: serde_json::json!({"user": moved_to.json, "remaining": remaining.json}),
             })
         }
         Action::ResetDecryptBudget(appid, openid) => {
@@ -519,7 +608,7 @@ async fn execute(
         }
         Action::Delete(id) => {
             let cancelled = accounts
-                .delete_user(id.clone())
+                .delete_user(id.clone(), actor)
                 .await
                 .map_err(|e| refused(&id, e))?;
             Ok(Output {
@@ -543,7 +632,12 @@ async fn show(store: &Store, id: &UserId) -> Result<Output, UserError> {
         .await
         .map_err(|e| refused(id, DomainError::Store(e)))?
         .ok_or_else(|| refused(id, DomainError::UserNotFound))?;
-    let user = crate::http::internal::internal_user(record);
+    // The operator of the database sees everything the internal API can show.
+    let operator = crate::http::clients::Caller {
+        name: "cli".to_owned(),
+        scopes: crate::http::clients::Scope::ALL.into_iter().collect(),
+    };
+    let user = crate::http::internal::internal_user(record, &operator);
     let mut text = format!(
         "user {}\n  unionid: {}\n  merged into: {}\n  created at: {}",
         user.user_id,
@@ -557,7 +651,7 @@ async fn show(store: &Store, id: &UserId) -> Result<Output, UserError> {
             identity.appid, identity.openid
         ));
     }
-    if let Some(phone) = &user.phone_number {
+    if let Some(Some(phone)) = &user.phone_number {
         text.push_str(&format!("\n  phone number: {}", phone.phone_number));
     }
     let json = serde_json::to_value(&user).map_err(|e| UserError {
@@ -565,6 +659,18 @@ async fn show(store: &Store, id: &UserId) -> Result<Output, UserError> {
         message: e.to_string(),
     })?;
     Ok(Output { json, text })
+}
+
+/// An identity given as APPID/OPENID.
+fn identity_arg(text: &str) -> Result<(AppId, OpenId), UserError> {
+    let (appid, openid) = text
+        .split_once('/')
+        .ok_or_else(|| UserError::argument(format!("identity {text:?}: expected APPID/OPENID")))?;
+    Ok((
+        AppId::parse(appid.to_owned()).map_err(|e| UserError::argument(format!("appid: {e}")))?,
+        OpenId::parse(openid.to_owned())
+            .map_err(|e| UserError::argument(format!("openid: {e}")))?,
+    ))
 }
 
 fn user_id_arg(text: &str) -> Result<UserId, UserError> {

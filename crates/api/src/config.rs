@@ -11,6 +11,8 @@ use serde::Deserialize;
 use wxlink_domain::{AppId, AppKind};
 use wxlink_persistence::{Backend, DatabaseTarget};
 
+use crate::http::clients::ClientConfig;
+
 /// Why the configuration was refused; the message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -29,6 +31,10 @@ pub enum ConfigError {
     #[error("configuration: security.data_key: {0}")]
     DataKeyFile(String),
 }
+
+/// The issuer of wxlink's tokens, as introspection names it (`iss`). Not configurable yet:
+/// the one place to source it from when it becomes a setting.
+pub const ISSUER: &str = "wxlink";
 
 /// The shortest webhook secret or service token accepted: guessing one must not be practical.
 pub const MIN_SHARED_SECRET_CHARS: usize = 16;
@@ -76,6 +82,8 @@ pub struct Settings {
     pub internal: InternalSettings,
     /// `[webhooks.<name>]`
     pub webhooks: BTreeMap<String, WebhookSettings>,
+    /// `[metrics]`
+    pub metrics: MetricsSettings,
     /// `[apps.<appid>]`
     pub apps: BTreeMap<String, AppSettings>,
     /// `[console]`
@@ -112,16 +120,157 @@ impl Default for ConsoleSettings {
     }
 }
 
+/// `[metrics]`: where Prometheus scrapes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// A listener of its own for `GET /metrics` (e.g. `127.0.0.1:9090`, reachable only by the
+    /// scraper); the public listener then has no `/metrics`. Unset: `/metrics` is served on
+    /// the public listener.
+    pub bind: Option<SocketAddr>,
+}
+
 /// `[internal]`: the API for other teams' services.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InternalSettings {
-    /// Service tokens that may call `/internal/v1/*`; none = the internal API is off.
+    /// Deprecated: service tokens with every scope (clients `legacy-1`, `legacy-2`, …); use
+    /// `clients`. With neither, the internal API is off.
     pub tokens: Vec<SecretString>,
+    /// `[internal.clients.<name>]`: the named clients of `/internal/v1/*` and their scopes.
+    pub clients: BTreeMap<String, ClientSettings>,
 }
 
-/// `[webhooks.<name>]`: a receiver of the event feed.
-#[derive(Debug, Clone, Deserialize)]
+/// `[internal.clients.<name>]`: one client of the internal API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientSettings {
+    /// Its token (better `WXLINK__INTERNAL__CLIENTS__<NAME>__TOKEN`).
+    pub token: Option<SecretString>,
+    /// Its scopes: a list, or one string of names separated by spaces or commas (as OAuth
+    /// writes scopes, and as `WXLINK__INTERNAL__CLIENTS__<NAME>__SCOPES` gives them).
+    #[serde(deserialize_with = "scope_names")]
+    pub scopes: Vec<String>,
+}
+
+/// A list of scope names, or one string of them separated by spaces or commas.
+fn scope_names<'de, D: serde::Deserializer<'de>>(names: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        One(String),
+        List(Vec<String>),
+    }
+    Ok(match Names::deserialize(names)? {
+        Names::One(text) => text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Names::List(list) => list,
+    })
+}
+
+/// The longest client name accepted.
+pub const MAX_CLIENT_NAME_CHARS: usize = 64;
+
+/// The prefix of the names [`InternalSettings::tokens`]' clients get, which named clients
+/// cannot take.
+const LEGACY_PREFIX: &str = "legacy-";
+
+impl InternalSettings {
+    /// Every client, the legacy tokens' included, validated: names of 1 to
+    /// [`MAX_CLIENT_NAME_CHARS`] characters of `[a-z0-9_-]` (environment variables lose case),
+    /// long tokens that no two clients share, known scopes.
+    fn validated_clients(&self) -> Result<Vec<ClientConfig>, ConfigError> {
+        use crate::http::clients::Scope;
+        let mut clients = Vec::new();
+        for (index, token) in self.tokens.iter().enumerate() {
+            require_long_secret(format!("internal.tokens[{index}]"), token)?;
+            clients.push((
+                format!("internal.tokens[{index}]"),
+                ClientConfig {
+                    name: format!("{LEGACY_PREFIX}{}", index + 1),
+                    token: token.clone(),
+                    scopes: Scope::ALL.into_iter().collect(),
+                    named: false,
+                },
+            ));
+        }
+        for (name, client) in &self.clients {
+            let key = format!("internal.clients.{name}");
+            let fits = (1..=MAX_CLIENT_NAME_CHARS).contains(&name.chars().count())
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !fits {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "a client name has 1 to {MAX_CLIENT_NAME_CHARS} characters of a-z, 0-9,                          `_` and `-`"
+                    ),
+                ));
+            }
+            if name.starts_with(LEGACY_PREFIX) {
+                return Err(invalid(
+                    key,
+                    format!("`{LEGACY_PREFIX}…` names the tokens of internal.tokens"),
+                ));
+            }
+            let token = client
+                .token
+                .clone()
+                .ok_or_else(|| invalid(format!("{key}.token"), "is missing"))?;
+            require_long_secret(format!("{key}.token"), &token)?;
+            let scopes = client
+                .scopes
+                .iter()
+                .enumerate()
+                .map(|(i, scope)| {
+                    Scope::parse(scope).ok_or_else(|| {
+                        let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+                        invalid(
+                            format!("{key}.scopes[{i}]"),
+                            format!(
+                                "unknown scope {scope:?}; the scopes are {}",
+                                known.join(", ")
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<std::collections::BTreeSet<_>, _>>()?;
+            if scopes.is_empty() {
+                return Err(invalid(
+                    format!("{key}.scopes"),
+                    "grants nothing: list the client's scopes",
+                ));
+            }
+            clients.push((
+                format!("{key}.token"),
+                ClientConfig {
+                    name: name.clone(),
+                    token,
+                    scopes,
+                    named: true,
+                },
+            ));
+        }
+        // A shared token would make one client act as the other.
+        for (i, (key, client)) in clients.iter().enumerate() {
+            if let Some((other, _)) = clients[..i]
+                .iter()
+                .find(|(_, c)| c.token.expose_secret() == client.token.expose_secret())
+            {
+                return Err(invalid(key, format!("is the same token as {other}")));
+            }
+        }
+        Ok(clients.into_iter().map(|(_, client)| client).collect())
+    }
+}
+
+/// `[webhooks.<name>]`: a receiver of the event feed. `Debug` shows the URL without its
+/// credentials and query, which may carry the receiver's password or token.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     /// Where events are POSTed.
@@ -131,6 +280,16 @@ pub struct WebhookSettings {
     /// How often to look for new events when idle.
     #[serde(default = "default_webhook_poll_ms")]
     pub poll_ms: u64,
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSettings")
+            .field("url", &wxlink_persistence::redact_url(&self.url))
+            .field("secret", &self.secret)
+            .field("poll_ms", &self.poll_ms)
+            .finish()
+    }
 }
 
 fn default_webhook_poll_ms() -> u64 {
@@ -369,6 +528,10 @@ fn app_kind<'de, D: serde::Deserializer<'de>>(names: D) -> Result<Option<AppKind
 pub struct Validated {
     /// The configured apps.
     pub apps: Vec<App>,
+    /// The internal API's clients: `internal.clients`, then `internal.tokens` as `legacy-N`.
+    pub clients: Vec<ClientConfig>,
+    /// The `iss` that token introspection answers (see [`ISSUER`]).
+    pub issuer: String,
     /// `database.url`, parsed by the store's rules.
     pub database: DatabaseTarget,
     /// `security.data_key` and `security.previous_data_keys`, decoded.
@@ -521,9 +684,7 @@ impl Settings {
             }
             require_long_secret(format!("webhooks.{name}.secret"), &hook.secret)?;
         }
-        for (index, token) in self.internal.tokens.iter().enumerate() {
-            require_long_secret(format!("internal.tokens[{index}]"), token)?;
-        }
+        let clients = self.internal.validated_clients()?;
         if self.apps.is_empty() {
             return Err(invalid(
                 "apps",
@@ -564,6 +725,8 @@ impl Settings {
             .collect::<Result<_, ConfigError>>()?;
         Ok(Validated {
             apps,
+            clients,
+            issuer: ISSUER.to_owned(),
             database,
             data_keys,
             wechat,
@@ -1006,6 +1169,116 @@ mod tests {
     }
 
     #[test]
+    fn named_clients_get_their_scopes_and_legacy_tokens_every_scope() {
+        use crate::http::clients::Scope;
+        let long = "t".repeat(MIN_SHARED_SECRET_CHARS);
+        let file = format!(
+            "{APP}[internal]\ntokens = [\"{long}-legacy\"]\n\
+             [internal.clients.crm]\nscopes = [\"events:read\", \"users:read\"]\n\
+             [internal.clients.support_desk]\ntoken = \"{long}-support\"\n\
+             scopes = \"support:write users:read,users:phone\"\n"
+        );
+        // The token from the environment, the scopes from the file; and a whole client from
+        // the environment, its scopes as one string.
+        let crm_token = format!("{long}-crm");
+        let resource_token = format!("{long}-rs");
+        let settings = load(
+            &file,
+            &[
+                ("WXLINK__INTERNAL__CLIENTS__CRM__TOKEN", &crm_token),
+                ("WXLINK__INTERNAL__CLIENTS__RS__TOKEN", &resource_token),
+                ("WXLINK__INTERNAL__CLIENTS__RS__SCOPES", "tokens:introspect"),
+            ],
+        )
+        .unwrap();
+        let clients = settings.validate().unwrap().clients;
+        let found: Vec<(&str, Vec<&str>, bool)> = clients
+            .iter()
+            .map(|c| {
+                let scopes = c.scopes.iter().map(|s| s.as_str()).collect();
+                (c.name.as_str(), scopes, c.named)
+            })
+            .collect();
+        let every: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            found,
+            vec![
+                ("legacy-1", every, false),
+                ("crm", vec!["users:read", "events:read"], true),
+                ("rs", vec!["tokens:introspect"], true),
+                (
+                    "support_desk",
+                    vec!["users:read", "users:phone", "support:write"],
+                    true
+                ),
+            ]
+        );
+        assert_eq!(clients[1].token.expose_secret(), crm_token);
+        assert!(!format!("{settings:?}").contains(&long));
+    }
+
+    #[test]
+    fn a_bad_client_stops_start_up_naming_its_key() {
+        let long = "t".repeat(MIN_SHARED_SECRET_CHARS);
+        let refused = |clients: &str, key: &str, what: &str| {
+            let err = load(&format!("{APP}{clients}"), &[])
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains(what), "{clients}: {err}");
+            assert!(!err.contains(&long), "{err}");
+        };
+        refused(
+            &format!(
+                "[internal.clients.crm]\ntoken = \"{long}\"\nscopes = [\"events:read\", \"users:write\"]\n"
+            ),
+            "internal.clients.crm.scopes[1]",
+            "unknown scope \"users:write\"",
+        );
+        refused(
+            &format!("[internal.clients.crm]\ntoken = \"{long}\"\n"),
+            "internal.clients.crm.scopes",
+            "grants nothing",
+        );
+        refused(
+            "[internal.clients.crm]\nscopes = [\"events:read\"]\n",
+            "internal.clients.crm.token",
+            "is missing",
+        );
+        refused(
+            "[internal.clients.crm]\ntoken = \"short\"\nscopes = [\"events:read\"]\n",
+            "internal.clients.crm.token",
+            "at least 16",
+        );
+        let name = "n".repeat(MAX_CLIENT_NAME_CHARS + 1);
+        for bad in ["CRM", "crm.team", "crm:x", name.as_str()] {
+            refused(
+                &format!(
+                    "[internal.clients.\"{bad}\"]\ntoken = \"{long}\"\nscopes = [\"events:read\"]\n"
+                ),
+                &format!("internal.clients.{bad}"),
+                "characters of a-z",
+            );
+        }
+        refused(
+            &format!(
+                "[internal.clients.legacy-2]\ntoken = \"{long}\"\nscopes = [\"events:read\"]\n"
+            ),
+            "internal.clients.legacy-2",
+            "internal.tokens",
+        );
+        refused(
+            &format!(
+                "[internal]\ntokens = [\"{long}\"]\n[internal.clients.crm]\ntoken = \"{long}\"\n\
+                 scopes = [\"events:read\"]\n"
+            ),
+            "internal.clients.crm.token",
+            "same token as internal.tokens[0]",
+        );
+    }
+
+    #[test]
     fn debug_of_settings_shows_no_secret() {
         let settings = load(
             &format!(
@@ -1041,6 +1314,23 @@ mod tests {
         let (again, staged) = data_keys().keyring(&path).unwrap();
         assert!(staged.is_none());
         assert_eq!(ring.current_key_id(), again.current_key_id());
+    }
+
+    #[test]
+    fn webhook_urls_are_shown_without_credentials_or_query() {
+        let hook = WebhookSettings {
+            url: "https://crmuser:hunter2@crm.example/hook?access_token=t0ken".into(),
+            secret: SecretString::from("whsec-0123456789abcdef"),
+            poll_ms: 1000,
+        };
+        let shown = format!("{hook:?}");
+        for secret in ["crmuser", "hunter2", "t0ken", "whsec-0123456789abcdef"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("https://[redacted]@crm.example/hook?[redacted]"),
+            "{shown}"
+        );
     }
 
     #[test]

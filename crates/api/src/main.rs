@@ -53,6 +53,9 @@ enum Command {
         /// Do not ask for confirmation.
         #[arg(long, global = true)]
         yes: bool,
+        /// Who runs the command, for the events (`cli:NAME`); default: the OS login name.
+        #[arg(long, value_name = "NAME", global = true)]
+        actor: Option<String>,
     },
     /// The support console's operators, in the configured database.
     Operator {
@@ -175,6 +178,10 @@ async fn run(cli: Cli) -> Result<(), Failed> {
                 .map_err(|e| e.to_string())?;
             let addr = app.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(%addr, "wxlink listening");
+            if let Some(metrics) = app.metrics_addr() {
+                let addr = metrics.map_err(|e| e.to_string())?;
+                tracing::info!(%addr, "metrics listening (GET /metrics)");
+            }
             Ok(app.run_until_stopped().await.map_err(|e| e.to_string())?)
         }
         Command::RotateDataKey { config } => {
@@ -235,13 +242,14 @@ async fn run(cli: Cli) -> Result<(), Failed> {
             config,
             json,
             yes,
+            actor,
         } => {
             let key_file = key_file_beside(config.as_deref().unwrap_or(Path::new(".")));
             wxlink_api::cli::run_user(
                 config.as_deref(),
                 &key_file,
                 command,
-                UserOptions { json, yes },
+                UserOptions { json, yes, actor },
             )
             .await
             .map_err(|error| Failed::User { error, json })

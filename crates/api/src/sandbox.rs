@@ -91,14 +91,8 @@ async fn demo_operator(app: &Application) -> Result<secrecy::zeroize::Zeroizing<
     use wxlink_domain::Clock as _;
     let store = app.store();
     let now = crate::adapters::SystemClock.now();
-    let added = operators::add_operator(
-        store,
-        DEMO_OPERATOR,
-        &operators::SCOPES.join(","),
-        false,
-        now,
-    )
-    .await;
+    let added =
+        operators::add_operator(store, DEMO_OPERATOR, &operators::all_scopes(), false, now).await;
     match added {
         Ok(added) => return Ok(added.one_time_password),
         Err(operators::AddError::Invalid(_)) => {}

@@ -8,7 +8,7 @@ use wxlink_domain::{Accounts, AppId, AppKind, Service};
 use wxlink_persistence::Store;
 
 use crate::adapters::{CryptoOpener, RandomIds, SystemClock};
-use crate::http::internal::ServiceTokens;
+use crate::http::clients::Clients;
 use crate::limits::RateLimits;
 use crate::wechat::WeChatAdapter;
 
@@ -17,7 +17,7 @@ pub type WxlinkService = Service<Store, WeChatAdapter, CryptoOpener, SystemClock
 
 /// The account life-cycle use cases (no WeChat needed): the HTTP API and the command line share
 /// them.
-pub type WxlinkAccounts = Accounts<Store, SystemClock>;
+pub type WxlinkAccounts = Accounts<Store, SystemClock, RandomIds>;
 
 /// Shared state of the HTTP layer.
 #[derive(Debug)]
@@ -36,6 +36,11 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// A request that takes longer gets 408 `request_timeout`.
     pub request_timeout: Duration,
-    /// Who may call the internal API.
-    pub service_tokens: ServiceTokens,
+    /// Who may call the internal API, and what each client may do.
+    pub clients: Clients,
+    /// The `iss` of introspection answers.
+    pub issuer: String,
+    /// Whether `/metrics` has a listener of its own (`[metrics] bind`), so the public one has
+    /// none.
+    pub metrics_apart: bool,
 }

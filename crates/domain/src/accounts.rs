@@ -1,5 +1,6 @@
 //! The rest of an account's life, after linking: cancellation (账号注销), support's repairs
-//! (revoke sessions, unlink an identity, merge two users) and token introspection.
+//! (revoke sessions, unlink an identity, merge two users, split a merge) and token
+//! introspection. Support's use cases take who did it ([`ActorName`]) for their events.
 //!
 //! Each use case is one store transaction, like the linking rules, and writes one event. They
 //! need no WeChat, so the command line runs them with just a store and a clock.
@@ -7,9 +8,11 @@
 use crate::error::DomainError;
 use crate::ids::{AppId, OpenId, UnionId, UserId};
 use crate::linking::{self, Origin};
-use crate::model::{Actor, EventDetail, EventKind, PhoneMerge, UnixTime, User};
-use crate::ports::{Clock, IdentityStore, StoreTx, TxMode};
-use crate::secrets::SessionToken;
+use crate::model::{
+    Actor, ActorName, EventDetail, EventKind, PhoneMerge, UnionidSplit, UnixTime, User,
+};
+use crate::ports::{Clock, IdSource, IdentityStore, StoreTx, TxMode};
+use crate::secrets::{SessionToken, TokenHash};
 
 /// What a valid token stands for (RFC 7662 §2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,23 +38,52 @@ pub struct Cancelled {
     pub identities: u64,
 }
 
-/// The account life-cycle use cases over a store and a clock. Cheap to share.
-#[derive(Debug, Clone)]
-pub struct Accounts<S, C> {
-    store: S,
-    clock: C,
+/// Proof that the person behind a session is there: a fresh login code that WeChat says is of
+/// the identity the session logged in through. Only [`Service::prove_presence`] makes one, so
+/// a use case that takes it cannot run on a (stolen) bearer token alone.
+///
+/// [`Service::prove_presence`]: crate::Service::prove_presence
+#[derive(Debug)]
+pub struct Presence {
+    token_hash: TokenHash,
 }
 
-impl<S: IdentityStore, C: Clock> Accounts<S, C> {
+impl Presence {
+    /// The session was proven: only the proof's maker calls this.
+    pub(crate) fn proven(token: &SessionToken) -> Self {
+        Self {
+            token_hash: token.hash(),
+        }
+    }
+}
+
+/// What a split did: the user the identities went to, and the user they left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// The new user, or the restored one (`into`).
+    pub user: UserId,
+    /// The user that was split, with the identities that stayed.
+    pub remaining: UserId,
+}
+
+/// The account life-cycle use cases over a store, a clock and a source of ids. Cheap to share.
+#[derive(Debug, Clone)]
+pub struct Accounts<S, C, I> {
+    store: S,
+    clock: C,
+    ids: I,
+}
+
+impl<S: IdentityStore, C: Clock, I: IdSource> Accounts<S, C, I> {
     /// Wire the use cases to their ports.
-    pub fn new(store: S, clock: C) -> Self {
-        Self { store, clock }
+    pub fn new(store: S, clock: C, ids: I) -> Self {
+        Self { store, clock, ids }
     }
 
-    /// The user cancels their own account with their token (`DELETE /v1/me`).
-    pub async fn cancel(&self, token: &SessionToken) -> Result<Cancelled, DomainError> {
+    /// The user cancels their own account (`DELETE /v1/me`), proven present with a fresh code.
+    pub async fn cancel(&self, presence: Presence) -> Result<Cancelled, DomainError> {
         let now = self.clock.now();
-        let token_hash = token.hash();
+        let token_hash = presence.token_hash;
         self.store
             .transact(TxMode::Write, move |tx| {
                 let session = linking::live_session(tx, &token_hash, now)?;
@@ -61,13 +93,17 @@ impl<S: IdentityStore, C: Clock> Accounts<S, C> {
                     openid: &session.openid,
                     at: now,
                 };
-                cancel(tx, origin, &user, Actor::User)
+                cancel(tx, origin, &user, &EventDetail::by(Actor::User))
             })
             .await
     }
 
-    /// Support deletes an account, with the same effects as the user's cancellation.
-    pub async fn delete_user(&self, user: UserId) -> Result<Cancelled, DomainError> {
+    /// Support (`actor`) deletes an account, with the same effects as the user's cancellation.
+    pub async fn delete_user(
+        &self,
+        user: UserId,
+        actor: ActorName,
+    ) -> Result<Cancelled, DomainError> {
         let now = self.clock.now();
         self.store
             .transact(TxMode::Write, move |tx| {
@@ -78,13 +114,17 @@ impl<S: IdentityStore, C: Clock> Accounts<S, C> {
                     openid: &openid,
                     at: now,
                 };
-                cancel(tx, origin, &user, Actor::Support)
+                cancel(tx, origin, &user, &EventDetail::support(&actor))
             })
             .await
     }
 
     /// Revoke every live session of a user (and of the users merged into it): a stolen token.
-    pub async fn revoke_sessions(&self, user: UserId) -> Result<u64, DomainError> {
+    pub async fn revoke_sessions(
+        &self,
+        user: UserId,
+        actor: ActorName,
+    ) -> Result<u64, DomainError> {
         let now = self.clock.now();
         self.store
             .transact(TxMode::Write, move |tx| {
@@ -97,20 +137,23 @@ impl<S: IdentityStore, C: Clock> Accounts<S, C> {
                 };
                 let revoked = tx.revoke_user_sessions(&user.id, now)?;
                 let mut event = origin.event(EventKind::SessionsRevoked, &user.id, None);
-                event.detail = Some(EventDetail::by(Actor::Support).sessions(revoked));
+                event.detail = Some(EventDetail::support(&actor).sessions(revoked));
                 tx.append_event(&event)?;
                 Ok(revoked)
             })
             .await
     }
 
-    /// Detach an identity linked by mistake; its sessions are revoked, and its next login makes
-    /// a new provisional user. A user's only identity cannot be unlinked: cancel instead.
+    /// Detach an identity linked by mistake; its sessions are revoked. If it was the last
+    /// identity vouching for the user's unionid, the unionid is released, so the identity's
+    /// next login makes or finds the user its own unionid belongs to (a new provisional user
+    /// when WeChat tells none). A user's only identity cannot be unlinked: cancel instead.
     pub async fn unlink_identity(
         &self,
         user: UserId,
         appid: AppId,
         openid: OpenId,
+        actor: ActorName,
     ) -> Result<(), DomainError> {
         let now = self.clock.now();
         self.store
@@ -131,16 +174,23 @@ impl<S: IdentityStore, C: Clock> Accounts<S, C> {
                     at: now,
                 };
                 let mut event = origin.event(EventKind::IdentityUnlinked, &user.id, None);
-                event.detail = Some(EventDetail::by(Actor::Support).sessions(revoked));
+                event.detail = Some(EventDetail::support(&actor).sessions(revoked));
                 tx.append_event(&event)?;
+                linking::release_if_unvouched(tx, origin, &user, &EventDetail::support(&actor))?;
                 Ok(())
             })
             .await
     }
 
-    /// Support merges `from` into `into` by the rules of a unionid merge. If only `from` has a
-    /// unionid, `into` takes it; two different unionids are a conflict.
-    pub async fn merge(&self, into: UserId, from: UserId) -> Result<UserId, DomainError> {
+    /// Support merges `from` into `into` by the rules of a unionid merge: identities move with
+    /// what they vouch for, so if only `from` holds a unionid, `into` holds it afterwards; two
+    /// different unionids are a conflict.
+    pub async fn merge(
+        &self,
+        into: UserId,
+        from: UserId,
+        actor: ActorName,
+    ) -> Result<UserId, DomainError> {
         let now = self.clock.now();
         self.store
             .transact(TxMode::Write, move |tx| {
@@ -155,12 +205,15 @@ impl<S: IdentityStore, C: Clock> Accounts<S, C> {
                 // order than a racing unionid merge would.
                 let held = linking::hold_pair(tx, &plan.from.id, &plan.into.id)?;
                 if let Some(unionid) = &plan.unionid {
-                    // Released first: one user per unionid holds at every statement.
+                    // The identities vouching for it move to `into` below, so it goes with
+                    // them; released first: one user per unionid holds at every statement.
                     tx.release_unionid(&plan.from.id, now)?;
                     tx.set_unionid(&plan.into.id, unionid, now)?;
-                    tx.append_event(&origin.event(EventKind::UnionidLinked, &plan.into.id, None))?;
+                    let mut event = origin.event(EventKind::UnionidLinked, &plan.into.id, None);
+                    event.detail = Some(EventDetail::support(&actor));
+                    tx.append_event(&event)?;
                 }
-                linking::merge(tx, origin, held, Actor::Support)?;
+                linking::merge(tx, origin, held, EventDetail::support(&actor))?;
                 Ok(plan.into.id)
             })
             .await
@@ -188,6 +241,36 @@ impl<S: IdentityStore, C: Clock> Accounts<S, C> {
                     phone,
                     unionid: checked.unionid,
                 })
+            })
+            .await
+    }
+
+    /// Undo a merge: the listed identities of `user` move to a new user or, with `into`, back
+    /// to a user that was merged into `user`, which is restored. Sessions follow the identity
+    /// they logged in through, the phone number the identity that verified it, and the
+    /// unionid the identities vouching for it (when none of them stays).
+    pub async fn split(
+        &self,
+        user: UserId,
+        identities: Vec<(AppId, OpenId)>,
+        into: Option<UserId>,
+        actor: ActorName,
+    ) -> Result<Split, DomainError> {
+        let now = self.clock.now();
+        let new_user_id = self.ids.new_user_id();
+        self.store
+            .transact(TxMode::Write, move |tx| {
+                split(
+                    tx,
+                    SplitRequest {
+                        user: &user,
+                        moved: &identities,
+                        into: into.as_ref(),
+                        new_user_id: &new_user_id,
+                        actor: &actor,
+                        at: now,
+                    },
+                )
             })
             .await
     }
@@ -281,12 +364,13 @@ fn check_merge(
 }
 
 /// A cancellation: sessions revoked, identities released (an `identity_unlinked` event each, so
-/// that every identity's links and releases pair up in the log), the tombstone, `user_deleted`.
+/// that every identity's links and releases pair up in the log), the unionid released with the
+/// last of them (`unionid_released`), the tombstone, `user_deleted`.
 fn cancel(
     tx: &mut dyn StoreTx,
     origin: Origin<'_>,
     user: &User,
-    by: Actor,
+    detail: &EventDetail,
 ) -> Result<Cancelled, DomainError> {
     let sessions = tx.revoke_user_sessions(&user.id, origin.at)?;
     for (appid, openid) in tx.identities(&user.id)? {
@@ -296,22 +380,173 @@ fn cancel(
             at: origin.at,
         };
         let mut event = released.event(EventKind::IdentityUnlinked, &user.id, None);
-        event.detail = Some(EventDetail::by(by));
+        event.detail = Some(detail.clone());
         tx.append_event(&event)?;
     }
     let identities = tx.delete_identities(&user.id)?;
+    if user.unionid.is_some() {
+        // The tombstone erases it.
+        let mut event = origin.event(EventKind::UnionidReleased, &user.id, None);
+        event.detail = Some(detail.clone());
+        tx.append_event(&event)?;
+    }
     tx.tombstone_user(&user.id, origin.at)?;
     let mut event = origin.event(EventKind::UserDeleted, &user.id, None);
-    event.detail = Some(
-        EventDetail::by(by)
-            .sessions(sessions)
-            .identities(identities),
-    );
+    event.detail = Some(detail.clone().sessions(sessions).identities(identities));
     tx.append_event(&event)?;
     Ok(Cancelled {
         sessions,
         identities,
     })
+}
+
+/// What [`split`] is asked to do.
+struct SplitRequest<'a> {
+    user: &'a UserId,
+    moved: &'a [(AppId, OpenId)],
+    into: Option<&'a UserId>,
+    new_user_id: &'a UserId,
+    actor: &'a ActorName,
+    at: UnixTime,
+}
+
+fn split(tx: &mut dyn StoreTx, request: SplitRequest<'_>) -> Result<Split, DomainError> {
+    let SplitRequest {
+        user,
+        moved,
+        into,
+        new_user_id,
+        actor,
+        at,
+    } = request;
+    let source = unmerged_user(tx, user)?;
+    let owned = tx.identities(&source.id)?;
+    let mut moved: Vec<(AppId, OpenId)> = moved.to_vec();
+    moved.sort();
+    moved.dedup();
+    let Some((appid, openid)) = moved.first().cloned() else {
+        return Err(DomainError::IdentityNotFound);
+    };
+    if moved.iter().any(|identity| !owned.contains(identity)) {
+        return Err(DomainError::IdentityNotFound);
+    }
+    if moved.len() >= owned.len() {
+        return Err(DomainError::LastIdentity);
+    }
+    let origin = Origin {
+        appid: &appid,
+        openid: &openid,
+        at,
+    };
+    // Users before identities, as merges and logins hold them.
+    tx.hold_user(&source.id)?;
+    let target = match into {
+        Some(into) => {
+            // Merges keep chains one hop long, so a user merged into `user` through a chain
+            // points at it directly.
+            let restored = tx
+                .user(into)?
+                .filter(|u| u.merged_into.as_ref() == Some(&source.id))
+                .ok_or(DomainError::NotMergedHere)?;
+            tx.restore_user(&restored.id, &source.id, at)?;
+            restored.id
+        }
+        None => {
+            let created = User {
+                id: new_user_id.clone(),
+                unionid: None,
+                merged_into: None,
+                created_at: at,
+            };
+            tx.insert_user(&created)?;
+            let mut event = origin.event(EventKind::UserCreated, &created.id, None);
+            event.detail = Some(EventDetail::support(actor));
+            tx.append_event(&event)?;
+            created.id
+        }
+    };
+    let sessions = tx.split_sessions(&source.id, &target, &moved, at)?;
+    for (appid, openid) in &moved {
+        tx.move_identity(appid, openid, &target, at)?;
+        // Unlinked from one user and linked to the other, so that every identity's links and
+        // releases pair up in the log.
+        let here = Origin { appid, openid, at };
+        for (kind, user) in [
+            (EventKind::IdentityUnlinked, &source.id),
+            (EventKind::IdentityLinked, &target),
+        ] {
+            let mut event = here.event(kind, user, None);
+            event.detail = Some(EventDetail::support(actor));
+            tx.append_event(&event)?;
+        }
+    }
+    let unionid = split_unionid(tx, origin, &source, &target, actor)?;
+    let phone = split_phone(tx, &source.id, &target, &moved, at)?;
+    let mut event = origin.event(EventKind::UserSplit, &target, Some(&source.id));
+    event.detail = Some(
+        EventDetail::support(actor)
+            .identities(u64::try_from(moved.len()).unwrap_or(u64::MAX))
+            .sessions(sessions)
+            .unionid(unionid)
+            .phone(phone),
+    );
+    tx.append_event(&event)?;
+    Ok(Split {
+        user: target,
+        remaining: source.id,
+    })
+}
+
+/// The unionid follows the identities vouching for it: it moves when none of them stays. When
+/// some stay, it stays, and the moved ones vouch for nothing until their next login tells it
+/// again (WeChat says they are the same person: such a login joins them to its holder again).
+fn split_unionid(
+    tx: &mut dyn StoreTx,
+    origin: Origin<'_>,
+    source: &User,
+    target: &UserId,
+    actor: &ActorName,
+) -> Result<UnionidSplit, DomainError> {
+    let Some(unionid) = &source.unionid else {
+        return Ok(UnionidSplit::None);
+    };
+    if tx.vouchers(target, unionid)? == 0 {
+        return Ok(UnionidSplit::Stayed);
+    }
+    if tx.vouchers(&source.id, unionid)? > 0 {
+        tx.drop_vouches(target, origin.at)?;
+        return Ok(UnionidSplit::Stayed);
+    }
+    // Released first: one user per unionid holds at every statement.
+    tx.release_unionid(&source.id, origin.at)?;
+    let mut event = origin.event(EventKind::UnionidReleased, &source.id, None);
+    event.detail = Some(EventDetail::support(actor));
+    tx.append_event(&event)?;
+    tx.set_unionid(target, unionid, origin.at)?;
+    let mut event = origin.event(EventKind::UnionidLinked, target, None);
+    event.detail = Some(EventDetail::support(actor));
+    tx.append_event(&event)?;
+    Ok(UnionidSplit::Moved)
+}
+
+/// The phone number follows the identity that verified it.
+fn split_phone(
+    tx: &mut dyn StoreTx,
+    source: &UserId,
+    target: &UserId,
+    moved: &[(AppId, OpenId)],
+    at: UnixTime,
+) -> Result<PhoneMerge, DomainError> {
+    if tx.phone_verified_at(source)?.is_none() {
+        return Ok(PhoneMerge::None);
+    }
+    match tx.phone_verified_by(source)? {
+        Some(verifier) if moved.contains(&verifier) => {
+            tx.move_phone_number(source, target, at)?;
+            Ok(PhoneMerge::Moved)
+        }
+        _ => Ok(PhoneMerge::Stayed),
+    }
 }
 
 /// The user support acts on: it must exist and not be merged into another.

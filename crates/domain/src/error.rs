@@ -106,9 +106,16 @@ pub enum DomainError {
     /// The encrypted data was refused.
     #[error(transparent)]
     UserData(#[from] UserDataError),
-    /// The decrypted openId (or a refreshing code's openid) is not the session's.
-    #[error("the data belongs to another WeChat user than the session")]
+    /// The decrypted openId (or a refreshing or re-authenticating code's openid) is not the
+    /// session's.
+    #[error("the data or code belongs to another WeChat user than the session")]
     IdentityMismatch,
+    /// A destructive request came with the bearer token alone: it needs a fresh login code of
+    /// the identity the token logged in through, as proof that the person is there.
+    #[error(
+        "this needs proof that the person is there: send a fresh code of the login's WeChat user (wx.login in a mini program, a new OAuth authorisation otherwise)"
+    )]
+    ReauthenticationRequired,
     /// The data names another unionid than the one the user already has.
     #[error("the user already has another unionid")]
     UnionidConflict,
@@ -118,12 +125,11 @@ pub enum DomainError {
         "the session_key expired; call wx.login, then wx.getUserInfo again, and retry with the new code"
     )]
     SessionKeyExpired,
-    /// The session (or its identity) spent its budget of failed decryptions: the client must
-    /// call `wx.login` and start a new session.
-    #[error(
-        "too many failed attempts to open user data on this session; call wx.login and log in again"
-    )]
-    TooManyAttempts,
+    /// The session spent its budget of failed decryptions (the client must call `wx.login`
+    /// and start a new session), or its identity its daily one (no login helps until the day
+    /// is over).
+    #[error("{0}")]
+    TooManyAttempts(crate::model::SpentBudget),
     /// The session's app kind cannot do this (e.g. user info for an official account login,
     /// which has no session_key).
     #[error("this login's app kind does not support the request")]
@@ -140,6 +146,9 @@ pub enum DomainError {
     /// A support action on a user that was merged into another.
     #[error("the user was merged into {0}; act on that user")]
     UserMerged(crate::ids::UserId),
+    /// A split's `into` was never merged into the user being split.
+    #[error("that user was never merged into this one")]
+    NotMergedHere,
     /// A user cannot be merged into itself.
     #[error("a user cannot be merged into itself")]
     SameUser,

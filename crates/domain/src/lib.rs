@@ -32,8 +32,16 @@
 //!
 //! # The rest of an account's life
 //! [`Accounts`] holds cancellation (the user's own, or support's), support's repairs (revoke
-//! sessions, unlink an identity, merge two users by the same merge as rule 3) and token
-//! introspection; each is one transaction with its events.
+//! sessions, unlink an identity, merge two users by the same merge as rule 3, split a merge)
+//! and token introspection; each is one transaction with its events. The user's own cancellation takes a
+//! [`Presence`], which only [`Service::prove_presence`] makes from a fresh login code that WeChat
+//! says is of the token's identity: a bearer token alone cannot cancel.
+//!
+//! # Vouching
+//! 6. An identity vouches for the unionid WeChat told for it (at login or in its user data). A
+//!    user holds a unionid only while one of its identities vouches for it: whatever removes
+//!    identities (unlink, split, cancellation) releases the unionid with the last of them, and
+//!    a merge or split moves identities with what they vouch for.
 
 mod accounts;
 mod error;
@@ -44,12 +52,12 @@ mod ports;
 mod secrets;
 mod service;
 
-pub use accounts::{Accounts, Cancelled, Introspection, MergePlan};
+pub use accounts::{Accounts, Cancelled, Introspection, MergePlan, Presence, Split};
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
 pub use model::{
-    Actor, AppKind, DecryptBudget, Event, EventDetail, EventKind, LoginOutcome, PhoneMerge,
-    PhoneNumber, Session, UnixTime, User,
+    Actor, ActorName, AppKind, DecryptBudget, Event, EventDetail, EventKind, LoginOutcome,
+    PhoneMerge, PhoneNumber, Reservation, Session, SpentBudget, UnionidSplit, UnixTime, User,
 };
 pub use ports::{
     Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, OpenedUserData, StoreTx,

@@ -62,6 +62,7 @@ pub(crate) fn resolve(tx: &mut dyn StoreTx, id: &UserId) -> Result<User, DomainE
 }
 
 /// Rules 1 and 2: the user an (appid, openid) login lands on, creating or linking as needed.
+/// The identity vouches for the unionid WeChat told with the login (see [`release_if_unvouched`]).
 pub(crate) fn login(
     tx: &mut dyn StoreTx,
     origin: Origin<'_>,
@@ -69,7 +70,17 @@ pub(crate) fn login(
     new_user_id: &UserId,
 ) -> Result<(User, LoginOutcome), DomainError> {
     let known = match tx.identity_owner(origin.appid, origin.openid)? {
-        Some(owner) => Some(resolve(tx, &owner)?),
+        Some(owner) => {
+            let user = resolve(tx, &owner)?;
+            // Hold the user, then the identity, before deciding on what was read: each read sees
+            // its own snapshot on PostgreSQL, so a split committing between the two reads would
+            // show the identity where it was and its user without the unionid that left with it,
+            // and the rules below would merge the user the identity just left. A split committed
+            // since makes the hold of the identity fail and this login rerun.
+            tx.hold_user(&user.id)?;
+            tx.hold_identity(origin.appid, origin.openid, &user.id)?;
+            Some(user)
+        }
         None => None,
     };
     match (known, unionid) {
@@ -77,6 +88,7 @@ pub(crate) fn login(
         (Some(user), Some(unionid)) => {
             let had_unionid = user.unionid.is_some();
             let (user, merged) = learn_unionid(tx, origin, user, unionid)?;
+            tx.vouch(origin.appid, origin.openid, unionid, origin.at)?;
             let outcome = match (merged, had_unionid) {
                 (true, _) => LoginOutcome::Merged,
                 (false, true) => LoginOutcome::Returning,
@@ -90,7 +102,12 @@ pub(crate) fn login(
                 None => None,
             };
             let (user, outcome) = match owner {
-                Some(owner) => (owner, LoginOutcome::Linked),
+                Some(owner) => {
+                    // A cancellation or merge of the owner committed since it was read makes
+                    // this fail and the login rerun; one still running makes it wait.
+                    tx.hold_user(&owner.id)?;
+                    (owner, LoginOutcome::Linked)
+                }
                 None => {
                     let user = User {
                         id: new_user_id.clone(),
@@ -108,6 +125,12 @@ pub(crate) fn login(
                 }
             };
             tx.insert_identity(origin.appid, origin.openid, &user.id, origin.at)?;
+            // The row is this transaction's own; held like a known one so that every login
+            // holds its identity until its session is in.
+            tx.hold_identity(origin.appid, origin.openid, &user.id)?;
+            if let Some(unionid) = unionid {
+                tx.vouch(origin.appid, origin.openid, unionid, origin.at)?;
+            }
             tx.append_event(&origin.event(EventKind::IdentityLinked, &user.id, None))?;
             Ok((user, outcome))
         }
@@ -141,7 +164,7 @@ pub(crate) fn learn_unionid(
         }
         Some(owner) => {
             let held = hold_pair(tx, &user.id, &owner.id)?;
-            merge(tx, origin, held, Actor::Unionid)?;
+            merge(tx, origin, held, EventDetail::by(Actor::Unionid))?;
             Ok((owner, true))
         }
     }
@@ -179,13 +202,13 @@ pub(crate) fn hold_pair(
 /// The one merge, for a unionid merge and a support merge alike: everything the person has
 /// moves to `into` (identities, the phone number by the rule of [`PhoneMerge`]); `from` (and
 /// whoever was merged into it) points at `into`, so its sessions act as `into`; one
-/// `users_merged` event says by whom and what moved. It takes the [`HeldPair`], so no merge
-/// runs on users it did not hold first.
+/// `users_merged` event says by whom (`detail`) and what moved. Identities move with what they
+/// vouch for. It takes the [`HeldPair`], so no merge runs on users it did not hold first.
 pub(crate) fn merge(
     tx: &mut dyn StoreTx,
     origin: Origin<'_>,
     held: HeldPair,
-    by: Actor,
+    detail: EventDetail,
 ) -> Result<(), DomainError> {
     let HeldPair { from, into } = held;
     let (from, into) = (&from, &into);
@@ -194,7 +217,7 @@ pub(crate) fn merge(
     let sessions = tx.live_sessions(from, origin.at)?;
     tx.mark_merged(from, into, origin.at)?;
     let event = Event {
-        detail: Some(EventDetail::by(by).phone(phone).sessions(sessions)),
+        detail: Some(detail.phone(phone).sessions(sessions)),
         ..origin.event(EventKind::UsersMerged, into, Some(from))
     };
     tx.append_event(&event)?;
@@ -232,4 +255,29 @@ pub(crate) fn phone_merge_outcome(
         Some(owners) if theirs > owners => PhoneMerge::ReplacedOwner,
         Some(_) => PhoneMerge::KeptOwner,
     })
+}
+
+/// The rule of vouching: a user holds its unionid only while at least one of its identities
+/// vouches for it (WeChat told that unionid for the identity). Called after identities left
+/// `user` (an unlink, a split): if none vouches any more, the unionid is released and the
+/// identity's next login with it makes or finds its true owner. Returns whether it released.
+pub(crate) fn release_if_unvouched(
+    tx: &mut dyn StoreTx,
+    origin: Origin<'_>,
+    user: &User,
+    detail: &EventDetail,
+) -> Result<bool, DomainError> {
+    let Some(unionid) = &user.unionid else {
+        return Ok(false);
+    };
+    if tx.vouchers(&user.id, unionid)? > 0 {
+        return Ok(false);
+    }
+    tx.release_unionid(&user.id, origin.at)?;
+    let event = Event {
+        detail: Some(detail.clone()),
+        ..origin.event(EventKind::UnionidReleased, &user.id, None)
+    };
+    tx.append_event(&event)?;
+    Ok(true)
 }

@@ -1,6 +1,6 @@
 //! What wxlink remembers: users, their app identities, sessions, and the events that changed them.
 
-use crate::ids::{AppId, OpenId, UnionId, UserId};
+use crate::ids::{AppId, IdError, OpenId, UnionId, UserId};
 use crate::secrets::TokenHash;
 
 /// Seconds since the Unix epoch.
@@ -60,6 +60,55 @@ pub struct DecryptBudget {
     pub per_identity_per_day: u32,
 }
 
+/// What reserving one failed decryption got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Reserved: the data may be decrypted.
+    Granted,
+    /// The session's budget is spent; a new login starts a new one.
+    SessionSpent,
+    /// The identity's budget of the day is spent (nothing was reserved): no login helps until
+    /// `until`, when its window starts again.
+    IdentitySpent {
+        /// When the identity's window starts again.
+        until: UnixTime,
+    },
+}
+
+impl Reservation {
+    /// Whether the attempt was reserved.
+    pub fn is_granted(self) -> bool {
+        self == Reservation::Granted
+    }
+}
+
+/// Which budget of failed decryptions a refused user-info spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpentBudget {
+    /// The session's: the client logs in again for a new session.
+    Session,
+    /// The identity's daily one: logging in again cannot help.
+    IdentityDay {
+        /// Seconds until the identity's window starts again (at least 1).
+        retry_after_secs: u64,
+    },
+}
+
+impl std::fmt::Display for SpentBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpentBudget::Session => f.write_str(
+                "too many failed attempts to open user data on this session; call wx.login and log in again",
+            ),
+            SpentBudget::IdentityDay { retry_after_secs } => write!(
+                f,
+                "this WeChat user's daily budget of failed attempts to open user data is spent; \
+                 logging in again does not help: retry in {retry_after_secs} s"
+            ),
+        }
+    }
+}
+
 impl Default for DecryptBudget {
     fn default() -> Self {
         Self {
@@ -87,6 +136,12 @@ pub enum EventKind {
     SessionsRevoked,
     /// The identity (`appid`, `openid`) was detached from the user.
     IdentityUnlinked,
+    /// The user's unionid was released: the last identity vouching for it left (an unlink, a
+    /// split, a cancellation).
+    UnionidReleased,
+    /// Support split identities off `other_user_id` onto `user_id` (a new user, or one that had
+    /// been merged into `other_user_id` and is restored).
+    UserSplit,
 }
 
 impl EventKind {
@@ -100,6 +155,8 @@ impl EventKind {
             EventKind::UserDeleted => "user_deleted",
             EventKind::SessionsRevoked => "sessions_revoked",
             EventKind::IdentityUnlinked => "identity_unlinked",
+            EventKind::UnionidReleased => "unionid_released",
+            EventKind::UserSplit => "user_split",
         }
     }
 
@@ -113,6 +170,8 @@ impl EventKind {
             EventKind::UserDeleted,
             EventKind::SessionsRevoked,
             EventKind::IdentityUnlinked,
+            EventKind::UnionidReleased,
+            EventKind::UserSplit,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -139,17 +198,23 @@ pub struct Event {
 }
 
 /// Facts of an event beyond its columns, recorded in its `detail` for the teams downstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventDetail {
     /// Who or what caused it.
     pub by: Actor,
-    /// For a merge: what became of the merged user's phone number.
+    /// For support's changes: who in support did it (the internal API client's name, or
+    /// `cli:` and the operator's).
+    pub actor: Option<ActorName>,
+    /// For a merge or a split: what became of the phone number.
     pub phone: Option<PhoneMerge>,
     /// For a merge: how many live sessions of the merged user act as the owner from now on;
-    /// for a revocation, an unlink or a cancellation: how many sessions were revoked.
+    /// for a revocation, an unlink or a cancellation: how many sessions were revoked; for a
+    /// split: how many live sessions moved with the identities.
     pub sessions: Option<u64>,
-    /// For a cancellation: how many identities were released.
+    /// For a cancellation: how many identities were released; for a split: how many moved.
     pub identities: Option<u64>,
+    /// For a split: what became of the unionid.
+    pub unionid: Option<UnionidSplit>,
 }
 
 impl EventDetail {
@@ -157,9 +222,19 @@ impl EventDetail {
     pub fn by(by: Actor) -> Self {
         Self {
             by,
+            actor: None,
             phone: None,
             sessions: None,
             identities: None,
+            unionid: None,
+        }
+    }
+
+    /// A detail of a support action done by `actor`.
+    pub fn support(actor: &ActorName) -> Self {
+        Self {
+            actor: Some(actor.clone()),
+            ..Self::by(Actor::Support)
         }
     }
 
@@ -181,13 +256,111 @@ impl EventDetail {
         }
     }
 
-    /// With what a merge did with the phone number.
+    /// With what a merge or split did with the phone number.
     #[must_use]
     pub fn phone(self, phone: PhoneMerge) -> Self {
         Self {
             phone: Some(phone),
             ..self
         }
+    }
+
+    /// With what a split did with the unionid.
+    #[must_use]
+    pub fn unionid(self, unionid: UnionidSplit) -> Self {
+        Self {
+            unionid: Some(unionid),
+            ..self
+        }
+    }
+}
+
+/// Who in support did something: the internal API client's name, or `cli:` and the operator's
+/// name. Recorded in events, so it is bounded: 1 to 64 characters, none of them a control
+/// character or a line or paragraph separator, so it cannot forge lines in logs or feeds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ActorName(String);
+
+impl ActorName {
+    /// The longest name kept.
+    pub const MAX_CHARS: usize = 64;
+
+    /// Check a name.
+    ///
+    /// # Errors
+    /// [`IdError`] when it is empty, too long, or has a character that is not printable.
+    pub fn parse(name: impl Into<String>) -> Result<Self, IdError> {
+        let name = name.into();
+        let kind = "actor name";
+        if name.is_empty() {
+            return Err(IdError::Empty { kind });
+        }
+        if name.chars().count() > Self::MAX_CHARS {
+            return Err(IdError::TooLong {
+                kind,
+                max: Self::MAX_CHARS,
+            });
+        }
+        // Whitespace other than a plain space is refused too: tabs and odd spaces make names
+        // that look alike.
+        let printable = |c: char| {
+            !c.is_control()
+                && (c == ' ' || !c.is_whitespace())
+                && c != '\u{2028}'
+                && c != '\u{2029}'
+        };
+        if !name.chars().all(printable) {
+            return Err(IdError::Malformed {
+                kind,
+                expected: "printable characters without control characters or line breaks",
+            });
+        }
+        Ok(Self(name))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ActorName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a split did with the user's unionid (rule: a user holds a unionid only while one of its
+/// identities vouches for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnionidSplit {
+    /// The user had none.
+    None,
+    /// Every identity vouching for it moved: the new (or restored) user holds it now.
+    Moved,
+    /// An identity that vouches for it stays: so does the unionid.
+    Stayed,
+}
+
+impl UnionidSplit {
+    /// The name used in storage and in the event feed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnionidSplit::None => "none",
+            UnionidSplit::Moved => "moved",
+            UnionidSplit::Stayed => "stayed",
+        }
+    }
+
+    /// Inverse of [`UnionidSplit::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            UnionidSplit::None,
+            UnionidSplit::Moved,
+            UnionidSplit::Stayed,
+        ]
+        .into_iter()
+        .find(|u| u.as_str() == text)
     }
 }
 
@@ -220,7 +393,7 @@ impl Actor {
     }
 }
 
-/// What a merge did with the merged user's phone number. The more recently verified number
+/// What a merge (or a split) did with the phone number. The more recently verified number
 /// wins: a person who verifies a number in a new app tells us the number they use now. On a tie
 /// the owner's stays, since other teams already know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +407,9 @@ pub enum PhoneMerge {
     /// Both had one; the owner's was verified later (or at the same time) and stays, the merged
     /// user's is dropped.
     KeptOwner,
+    /// A split: the number stays with the user, whose identity verified it (or, for a number
+    /// verified before wxlink recorded by which identity, whose identity may have).
+    Stayed,
 }
 
 impl PhoneMerge {
@@ -244,6 +420,7 @@ impl PhoneMerge {
             PhoneMerge::Moved => "moved",
             PhoneMerge::ReplacedOwner => "replaced_owner",
             PhoneMerge::KeptOwner => "kept_owner",
+            PhoneMerge::Stayed => "stayed",
         }
     }
 
@@ -254,6 +431,7 @@ impl PhoneMerge {
             PhoneMerge::Moved,
             PhoneMerge::ReplacedOwner,
             PhoneMerge::KeptOwner,
+            PhoneMerge::Stayed,
         ]
         .into_iter()
         .find(|p| p.as_str() == text)

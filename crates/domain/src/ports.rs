@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::error::{DomainError, StoreError, UserDataError, WeChatError};
 use crate::ids::{AppId, JsCode, OpenId, UnionId, UserId};
-use crate::model::{DecryptBudget, Event, PhoneNumber, Session, UnixTime, User};
+use crate::model::{DecryptBudget, Event, PhoneNumber, Reservation, Session, UnixTime, User};
 use crate::secrets::{SessionKey, SessionToken, TokenHash};
 
 /// The operations one store transaction offers. Synchronous: the store runs the whole
@@ -78,7 +78,7 @@ pub trait StoreTx {
         key: &SessionKey,
     ) -> Result<(), StoreError>;
     /// Reserve one failed decryption against the session's budget and its identity's daily
-    /// budget, before decrypting: `false`, with nothing changed, when either is spent. Atomic in
+    /// budget, before decrypting: which one is spent, with nothing changed, when either is. Atomic in
     /// the database, so concurrent requests on several nodes cannot overshoot. The identity's
     /// window starts again a day after it began. Call it alone in its transaction: a store may
     /// run that transaction with weaker isolation, since the reservation is atomic by itself.
@@ -89,7 +89,7 @@ pub trait StoreTx {
         openid: &OpenId,
         now: UnixTime,
         budget: DecryptBudget,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Reservation, StoreError>;
     /// Give a reservation back: the data opened and linked. Alone in its transaction, as
     /// [`StoreTx::reserve_decrypt_attempt`].
     fn release_decrypt_attempt(
@@ -122,17 +122,23 @@ pub trait StoreTx {
     /// session_keys of their sessions erased, the row kept (marked deleted) for the event log.
     /// [`StoreTx::user`] no longer finds a tombstone.
     fn tombstone_user(&mut self, user: &UserId, at: UnixTime) -> Result<(), StoreError>;
-    /// Store a user's verified phone number (replacing any earlier one), verified at `at`.
+    /// Store a user's verified phone number (replacing any earlier one), verified at `at`
+    /// through identity (`appid`, `openid`): the number follows that identity in a split.
     fn set_phone_number(
         &mut self,
         user: &UserId,
         phone: &PhoneNumber,
+        appid: &AppId,
+        openid: &OpenId,
         at: UnixTime,
     ) -> Result<(), StoreError>;
+    /// The identity that verified the user's phone number; `None` when the user has none, or
+    /// it was verified before wxlink recorded by which identity.
+    fn phone_verified_by(&mut self, user: &UserId) -> Result<Option<(AppId, OpenId)>, StoreError>;
     /// When the user's phone number was verified, if the user has one.
     fn phone_verified_at(&mut self, user: &UserId) -> Result<Option<UnixTime>, StoreError>;
-    /// Give `into` the phone number of `from`, with its verification time (replacing any of
-    /// `into`'s); `from` has none afterwards.
+    /// Give `into` the phone number of `from`, with its verification time and identity
+    /// (replacing any of `into`'s); `from` has none afterwards.
     fn move_phone_number(
         &mut self,
         from: &UserId,
@@ -143,6 +149,54 @@ pub trait StoreTx {
     fn clear_phone_number(&mut self, user: &UserId, at: UnixTime) -> Result<(), StoreError>;
     /// How many sessions issued to the user still work at `now`.
     fn live_sessions(&mut self, user: &UserId, now: UnixTime) -> Result<u64, StoreError>;
+    /// Record that WeChat told `unionid` for identity (appid, openid): the identity vouches for
+    /// it, and its user holds the unionid only while one of its identities does.
+    fn vouch(
+        &mut self,
+        appid: &AppId,
+        openid: &OpenId,
+        unionid: &UnionId,
+        at: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// How many identities of `user` vouch for `unionid`.
+    fn vouchers(&mut self, user: &UserId, unionid: &UnionId) -> Result<u64, StoreError>;
+    /// Forget what the identities of `user` vouch for (they moved away from the unionid's
+    /// holder; their next login with a unionid tells it again).
+    fn drop_vouches(&mut self, user: &UserId, at: UnixTime) -> Result<(), StoreError>;
+    /// Hold identity (appid, openid) as belonging to `owner` until this transaction ends: a
+    /// login that read its owner before a concurrent split moved it conflicts (and reruns)
+    /// instead of issuing a session to the user the identity left.
+    fn hold_identity(
+        &mut self,
+        appid: &AppId,
+        openid: &OpenId,
+        owner: &UserId,
+    ) -> Result<(), StoreError>;
+    /// Move identity (appid, openid), with what it vouches for, to user `to`.
+    fn move_identity(
+        &mut self,
+        appid: &AppId,
+        openid: &OpenId,
+        to: &UserId,
+        at: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// A split's sessions: those logged in through one of `moved` that act as `from` (issued
+    /// to it or to a user merged into it) are issued to `to` from now on, and those issued to
+    /// `to` through another identity act as `from`. Returns how many live sessions moved.
+    fn split_sessions(
+        &mut self,
+        from: &UserId,
+        to: &UserId,
+        moved: &[(AppId, OpenId)],
+        now: UnixTime,
+    ) -> Result<u64, StoreError>;
+    /// Undo the merge of `user` into `merged_into`: it is no longer merged, its id works again.
+    fn restore_user(
+        &mut self,
+        user: &UserId,
+        merged_into: &UserId,
+        at: UnixTime,
+    ) -> Result<(), StoreError>;
 }
 
 /// Whether a transaction may write, and what its rules need from the store's isolation; lets

@@ -1,9 +1,12 @@
 //! The use cases: login, submit user info, current user, logout.
 
+use crate::accounts::Presence;
 use crate::error::{DomainError, UserDataError};
 use crate::ids::{AppId, JsCode, OpenId, UserId};
 use crate::linking::{self, Origin};
-use crate::model::{DecryptBudget, LoginOutcome, PhoneNumber, Session, UnixTime};
+use crate::model::{
+    DecryptBudget, LoginOutcome, PhoneNumber, Reservation, Session, SpentBudget, UnixTime,
+};
 use crate::ports::{
     Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, TxMode, UserDataOpener,
     WeChatSessions,
@@ -127,12 +130,10 @@ where
                     openid: &wechat.openid,
                     at: now,
                 };
+                // The rules hold the user and the identity the session goes to (users, then
+                // identities, the order of merges and splits) until the session is in.
                 let (user, outcome) =
                     linking::login(tx, origin, wechat.unionid.as_ref(), &new_user_id)?;
-                // A new user is this transaction's own, and a merge holds its owner already.
-                if matches!(outcome, LoginOutcome::Linked | LoginOutcome::Returning) {
-                    tx.hold_user(&user.id)?;
-                }
                 tx.insert_session(
                     &Session {
                         token_hash,
@@ -229,7 +230,11 @@ where
                     at: now,
                 };
                 let (user, merged) = match &unionid {
-                    Some(unionid) => linking::learn_unionid(tx, origin, user, unionid)?,
+                    Some(unionid) => {
+                        let learned = linking::learn_unionid(tx, origin, user, unionid)?;
+                        tx.vouch(&session.appid, &session.openid, unionid, now)?;
+                        learned
+                    }
                     None => (user, false),
                 };
                 if let Some(key) = &refreshed_key {
@@ -266,7 +271,8 @@ where
     }
 
     /// Take one attempt from the session's and its identity's budgets, or refuse with
-    /// [`DomainError::TooManyAttempts`] before anything is decrypted or asked.
+    /// [`DomainError::TooManyAttempts`], naming the spent budget, before anything is decrypted
+    /// or asked.
     async fn reserve_decrypt_attempt(
         &self,
         session: &Session,
@@ -278,16 +284,21 @@ where
             session.openid.clone(),
         );
         let budget = self.policy.decrypt_budget;
-        let reserved = self
+        let reservation = self
             .store
             .transact(TxMode::Write, move |tx| {
                 Ok(tx.reserve_decrypt_attempt(&token, &appid, &openid, now, budget)?)
             })
             .await?;
-        if reserved {
-            Ok(())
-        } else {
-            Err(DomainError::TooManyAttempts)
+        match reservation {
+            Reservation::Granted => Ok(()),
+            Reservation::SessionSpent => Err(DomainError::TooManyAttempts(SpentBudget::Session)),
+            Reservation::IdentitySpent { until } => {
+                let left = u64::try_from(until.saturating_sub(now)).unwrap_or(0);
+                Err(DomainError::TooManyAttempts(SpentBudget::IdentityDay {
+                    retry_after_secs: left.max(1),
+                }))
+            }
         }
     }
 
@@ -327,11 +338,30 @@ where
             .transact(TxMode::Write, move |tx| {
                 let session = linking::live_session(tx, &token_hash, now)?;
                 let user = linking::resolve(tx, &session.user_id)?;
-                tx.set_phone_number(&user.id, &stored, now)?;
+                tx.set_phone_number(&user.id, &stored, &session.appid, &session.openid, now)?;
                 Ok(())
             })
             .await?;
         Ok(phone)
+    }
+
+    /// Check that the person behind a token is there, before a destructive request: `code` is a
+    /// fresh login code of the identity the session logged in through (`wx.login` for a mini
+    /// program, the OAuth code otherwise), and WeChat must say it is of the same openid of the
+    /// same app. Writes nothing: the code makes no session.
+    pub async fn prove_presence(
+        &self,
+        token: &SessionToken,
+        code: Option<JsCode>,
+    ) -> Result<Presence, DomainError> {
+        let session = self.live_session(token.hash(), self.clock.now()).await?;
+        let code = code.ok_or(DomainError::ReauthenticationRequired)?;
+        // Asked of the session's app: a code of another app cannot name this identity.
+        let fresh = self.wechat.code2session(&session.appid, &code).await?;
+        if fresh.openid != session.openid {
+            return Err(DomainError::IdentityMismatch);
+        }
+        Ok(Presence::proven(token))
     }
 
     /// The user behind a token, with their identities.

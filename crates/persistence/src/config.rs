@@ -91,7 +91,7 @@ mod tests {
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(
-            debug.contains("postgres://wx:[redacted]@db:5432/wxlink"),
+            debug.contains("postgres://[redacted]@db:5432/wxlink"),
             "{debug}"
         );
         assert!(debug.contains("DataKey([redacted])"), "{debug}");

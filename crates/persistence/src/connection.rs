@@ -31,6 +31,7 @@ impl Target {
     pub(crate) fn establish(&self) -> Result<DbConnection, String> {
         match self {
             Target::Sqlite { path } => {
+                create_owner_only(path)?;
                 // `parse` refused paths that are not UTF-8.
                 let path = path.to_string_lossy();
                 let mut conn = SqliteConnection::establish(&path).map_err(|e| e.to_string())?;
@@ -53,6 +54,21 @@ impl Target {
                 Ok(DbConnection::Pg(conn))
             }
         }
+    }
+}
+
+/// Create the SQLite file readable and writable by its owner only (0600), as the data key file
+/// is, unless it exists: it holds every identity, and SQLite makes its `-wal` and `-shm` files
+/// with the database file's permissions. An existing file keeps what the operator gave it.
+fn create_owner_only(path: &std::path::Path) -> Result<(), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
     }
 }
 

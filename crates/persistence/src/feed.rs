@@ -28,7 +28,9 @@
 
 use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
-use wxlink_domain::{Actor, Event, EventDetail, EventKind, PhoneMerge, StoreError, TxMode};
+use wxlink_domain::{
+    Actor, ActorName, Event, EventDetail, EventKind, PhoneMerge, StoreError, TxMode, UnionidSplit,
+};
 
 use crate::connection::DbConnection;
 use crate::schema::events;
@@ -128,6 +130,12 @@ fn place(tx: &mut Tx<'_>) -> Result<(), StoreError> {
 pub(crate) fn detail_json(detail: &EventDetail) -> String {
     let mut object = serde_json::Map::new();
     object.insert("by".into(), detail.by.as_str().into());
+    if let Some(actor) = &detail.actor {
+        object.insert("actor".into(), actor.as_str().into());
+    }
+    if let Some(unionid) = detail.unionid {
+        object.insert("unionid".into(), unionid.as_str().into());
+    }
     if let Some(phone) = detail.phone {
         object.insert("phone".into(), phone.as_str().into());
     }
@@ -151,10 +159,20 @@ fn detail_from_json(seq: i64, text: &str) -> Result<EventDetail, StoreError> {
         Some(phone) => Some(PhoneMerge::parse(phone).ok_or_else(corrupt)?),
         None => None,
     };
+    let actor = match text_field("actor") {
+        Some(actor) => Some(ActorName::parse(actor).map_err(|_| corrupt())?),
+        None => None,
+    };
+    let unionid = match text_field("unionid") {
+        Some(unionid) => Some(UnionidSplit::parse(unionid).ok_or_else(corrupt)?),
+        None => None,
+    };
     Ok(EventDetail {
         by: text_field("by")
             .and_then(Actor::parse)
             .ok_or_else(corrupt)?,
+        actor,
+        unionid,
         phone,
         sessions: count("sessions"),
         identities: count("identities"),

@@ -25,6 +25,11 @@ diesel::table! {
         deleted_at -> Nullable<BigInt>,
         /// Keyed hash of the phone number's digits, to find a user by phone (`phone_hash`).
         phone_hash -> Nullable<Binary>,
+        /// The app of the identity that verified `phone_number` (NULL: verified before this
+        /// was recorded).
+        phone_appid -> Nullable<Text>,
+        /// The openid of the identity that verified `phone_number`.
+        phone_openid -> Nullable<Text>,
     }
 }
 
@@ -41,6 +46,8 @@ diesel::table! {
         created_at -> BigInt,
         /// Unix seconds.
         updated_at -> BigInt,
+        /// The unionid WeChat told for this identity: it vouches for its user's unionid.
+        unionid -> Nullable<Text>,
     }
 }
 

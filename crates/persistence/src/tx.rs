@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use secrecy::zeroize::Zeroizing;
 use wxlink_crypto::Keyring;
 use wxlink_domain::{
-    AppId, DecryptBudget, Event, OpenId, PhoneNumber, Session, SessionKey, StoreError, StoreTx,
-    TokenHash, TxMode, UnionId, UnixTime, User, UserId,
+    AppId, DecryptBudget, Event, OpenId, PhoneNumber, Reservation, Session, SessionKey, StoreError,
+    StoreTx, TokenHash, TxMode, UnionId, UnixTime, User, UserId,
 };
 
 use crate::connection::DbConnection;
@@ -115,22 +115,32 @@ impl<'c> Tx<'c> {
         }
     }
 
-    /// Set (or with `None` remove) a user's phone number and when it was verified.
+    /// Set (or with `None` remove) a user's phone number, when it was verified and through
+    /// which identity (if known).
     fn store_phone(
         &mut self,
         user: &UserId,
-        phone: Option<(&PhoneNumber, UnixTime)>,
+        phone: Option<StoredPhone<'_>>,
         at: UnixTime,
     ) -> Result<(), StoreError> {
-        let (sealed, verified_at) = phone
-            .map(|(phone, verified_at)| (seal_phone(self.keyring, user, phone), verified_at))
-            .unzip();
-        let hash = phone.map(|(phone, _)| phone_hash(self.keyring.current_key(), phone).to_vec());
+        let hash =
+            phone.map(|(phone, _, _)| phone_hash(self.keyring.current_key(), phone).to_vec());
+        let (sealed, verified_at, by) = match phone {
+            Some((phone, verified_at, by)) => (
+                Some(seal_phone(self.keyring, user, phone)),
+                Some(verified_at),
+                by,
+            ),
+            None => (None, None, None),
+        };
+        let (by_appid, by_openid) = by.unzip();
         let updated = diesel::update(users::table.filter(users::id.eq(user.as_str())))
             .set((
                 users::phone_number.eq(sealed),
                 users::phone_hash.eq(hash),
                 users::phone_verified_at.eq(verified_at),
+                users::phone_appid.eq(by_appid),
+                users::phone_openid.eq(by_openid),
                 users::updated_at.eq(at),
             ))
             .execute(self.conn);
@@ -260,6 +270,11 @@ pub(crate) fn token_hash(bytes: &[u8]) -> Result<TokenHash, StoreError> {
 
 /// `users` columns as read.
 type UserRow = (String, Option<String>, Option<String>, i64);
+/// A phone number to store: the number, when it was verified, and the (appid, openid) that
+/// verified it, if known.
+type StoredPhone<'a> = (&'a PhoneNumber, UnixTime, Option<(&'a str, &'a str)>);
+/// A sealed phone number, when it was verified, and the app and openid that verified it.
+type PhoneRow = (Option<Vec<u8>>, Option<i64>, Option<String>, Option<String>);
 
 const USER_COLUMNS: (
     users::id,
@@ -565,7 +580,7 @@ impl StoreTx for Tx<'_> {
         openid: &OpenId,
         now: UnixTime,
         budget: DecryptBudget,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Reservation, StoreError> {
         self.writing()?;
         // Every user-info of one person counts on one decrypt_budgets row. Under SERIALIZABLE,
         // PostgreSQL fails all but one of the concurrent updates of a row, and the retries pile
@@ -584,7 +599,7 @@ impl StoreTx for Tx<'_> {
         .set(sessions::failed_decrypts.eq(sessions::failed_decrypts + 1))
         .execute(self.conn);
         if self.db(reserved)? == 0 {
-            return Ok(false);
+            return Ok(Reservation::SessionSpent);
         }
         let hash = self.identity_hash(appid, openid);
         let identity = decrypt_budgets::identity_hash.eq(hash.as_slice());
@@ -610,14 +625,14 @@ impl StoreTx for Tx<'_> {
             tx.db(reserved).map(|rows| rows > 0)
         };
         if reserve_identity(self)? {
-            return Ok(true);
+            return Ok(Reservation::Granted);
         }
         let exists = decrypt_budgets::table
             .filter(identity)
             .select(decrypt_budgets::window_since)
             .get_result::<i64>(self.conn)
             .optional();
-        if self.db(exists)?.is_none() {
+        let Some(window_since) = self.db(exists)? else {
             // The identity's first attempt: a concurrent first insert violates the key, a
             // conflict, and the rerun counts on the row that one made.
             let inserted = diesel::insert_into(decrypt_budgets::table)
@@ -628,13 +643,13 @@ impl StoreTx for Tx<'_> {
                 ))
                 .execute(self.conn);
             self.db(inserted)?;
-            return Ok(true);
-        }
+            return Ok(Reservation::Granted);
+        };
         // Under READ COMMITTED the row may have been committed by a concurrent first attempt
         // after the update above looked for it and before this statement saw it: ask once
         // more, now that it is visible, before calling the budget spent.
         if reserve_identity(self)? {
-            return Ok(true);
+            return Ok(Reservation::Granted);
         }
         // The identity's budget is spent: give the session's attempt back, so that a refusal
         // changes nothing.
@@ -642,7 +657,9 @@ impl StoreTx for Tx<'_> {
             .set(sessions::failed_decrypts.eq(sessions::failed_decrypts - 1))
             .execute(self.conn);
         self.db(undone)?;
-        Ok(false)
+        Ok(Reservation::IdentitySpent {
+            until: window_since.saturating_add(IDENTITY_WINDOW_SECS),
+        })
     }
 
     fn release_decrypt_attempt(
@@ -704,10 +721,31 @@ impl StoreTx for Tx<'_> {
         &mut self,
         user: &UserId,
         phone: &PhoneNumber,
+        appid: &AppId,
+        openid: &OpenId,
         at: UnixTime,
     ) -> Result<(), StoreError> {
         self.writing()?;
-        self.store_phone(user, Some((phone, at)), at)
+        self.store_phone(
+            user,
+            Some((phone, at, Some((appid.as_str(), openid.as_str())))),
+            at,
+        )
+    }
+
+    fn phone_verified_by(&mut self, user: &UserId) -> Result<Option<(AppId, OpenId)>, StoreError> {
+        let row = users::table
+            .filter(users::id.eq(user.as_str()))
+            .filter(users::phone_number.is_not_null())
+            .select((users::phone_appid, users::phone_openid))
+            .get_result::<(Option<String>, Option<String>)>(self.conn)
+            .optional();
+        match self.db(row)? {
+            Some((Some(appid), Some(openid))) => {
+                Ok(Some((parse_appid(appid)?, parse_openid(openid)?)))
+            }
+            _ => Ok(None),
+        }
     }
 
     fn phone_verified_at(&mut self, user: &UserId) -> Result<Option<UnixTime>, StoreError> {
@@ -730,17 +768,23 @@ impl StoreTx for Tx<'_> {
         self.writing()?;
         let row = users::table
             .filter(users::id.eq(from.as_str()))
-            .select((users::phone_number, users::phone_verified_at))
-            .get_result::<(Option<Vec<u8>>, Option<i64>)>(self.conn)
+            .select((
+                users::phone_number,
+                users::phone_verified_at,
+                users::phone_appid,
+                users::phone_openid,
+            ))
+            .get_result::<PhoneRow>(self.conn)
             .optional();
-        let Some((Some(sealed), verified_at)) = self.db(row)? else {
+        let Some((Some(sealed), verified_at, by_appid, by_openid)) = self.db(row)? else {
             return Err(StoreError::Corrupt(format!(
                 "cannot move the phone number of user {from}: it has none"
             )));
         };
         // Sealed numbers are bound to their user id, so moving one is opening and sealing again.
         let phone = open_phone(self.keyring, from, &sealed)?;
-        self.store_phone(into, Some((&phone, verified_at.unwrap_or(0))), at)?;
+        let by = by_appid.as_deref().zip(by_openid.as_deref());
+        self.store_phone(into, Some((&phone, verified_at.unwrap_or(0), by)), at)?;
         self.store_phone(from, None, at)
     }
 
@@ -863,11 +907,198 @@ impl StoreTx for Tx<'_> {
                 users::unionid.eq(None::<String>),
                 users::phone_number.eq(None::<Vec<u8>>),
                 users::phone_hash.eq(None::<Vec<u8>>),
+                users::phone_appid.eq(None::<String>),
+                users::phone_openid.eq(None::<String>),
                 users::deleted_at.eq(at),
                 users::updated_at.eq(at),
             ))
             .execute(self.conn);
         self.db(users).map(drop)
+    }
+
+    fn vouch(
+        &mut self,
+        appid: &AppId,
+        openid: &OpenId,
+        unionid: &UnionId,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.writing()?;
+        // Only a change is written: a returning login, which tells the same unionid every
+        // time, takes no row lock for it.
+        let updated = diesel::update(
+            identities::table
+                .filter(identities::appid.eq(appid.as_str()))
+                .filter(identities::openid.eq(openid.as_str()))
+                .filter(
+                    identities::unionid
+                        .is_null()
+                        .or(identities::unionid.ne(unionid.as_str())),
+                ),
+        )
+        .set((
+            identities::unionid.eq(unionid.as_str()),
+            identities::updated_at.eq(at),
+        ))
+        .execute(self.conn);
+        self.db(updated).map(drop)
+    }
+
+    fn vouchers(&mut self, user: &UserId, unionid: &UnionId) -> Result<u64, StoreError> {
+        let count = identities::table
+            .filter(identities::user_id.eq(user.as_str()))
+            .filter(identities::unionid.eq(unionid.as_str()))
+            .count()
+            .get_result::<i64>(self.conn);
+        Ok(u64::try_from(self.db(count)?).unwrap_or(0))
+    }
+
+    fn drop_vouches(&mut self, user: &UserId, at: UnixTime) -> Result<(), StoreError> {
+        self.writing()?;
+        let updated = diesel::update(
+            identities::table
+                .filter(identities::user_id.eq(user.as_str()))
+                .filter(identities::unionid.is_not_null()),
+        )
+        .set((
+            identities::unionid.eq(None::<String>),
+            identities::updated_at.eq(at),
+        ))
+        .execute(self.conn);
+        self.db(updated).map(drop)
+    }
+
+    fn hold_identity(
+        &mut self,
+        appid: &AppId,
+        openid: &OpenId,
+        owner: &UserId,
+    ) -> Result<(), StoreError> {
+        // SQLite has one writer: no transaction can move the identity in between.
+        if !matches!(&*self.conn, DbConnection::Pg(_)) {
+            return Ok(());
+        }
+        // As `hold_user`: a no-op update takes the row's lock. A split committed first leaves
+        // nothing to match (the login reruns and sees where the identity went); one still
+        // running makes this wait, and a serializable one that comes later fails and reruns,
+        // moving this login's session too.
+        let held = diesel::update(
+            identities::table
+                .filter(identities::appid.eq(appid.as_str()))
+                .filter(identities::openid.eq(openid.as_str()))
+                .filter(identities::user_id.eq(owner.as_str())),
+        )
+        .set(identities::updated_at.eq(identities::updated_at))
+        .execute(self.conn);
+        self.guarded(held, owner, || {
+            format!("cannot hold identity ({appid}, {openid}) of user {owner}: it is not theirs")
+        })
+    }
+
+    fn move_identity(
+        &mut self,
+        appid: &AppId,
+        openid: &OpenId,
+        to: &UserId,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.writing()?;
+        let moved = diesel::update(
+            identities::table
+                .filter(identities::appid.eq(appid.as_str()))
+                .filter(identities::openid.eq(openid.as_str())),
+        )
+        .set((
+            identities::user_id.eq(to.as_str()),
+            identities::updated_at.eq(at),
+        ))
+        .execute(self.conn);
+        match self.db(moved)? {
+            0 => Err(StoreError::Corrupt(format!(
+                "cannot move identity ({appid}, {openid}): it does not exist"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn split_sessions(
+        &mut self,
+        from: &UserId,
+        to: &UserId,
+        moved: &[(AppId, OpenId)],
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        self.writing()?;
+        let is_moved = |appid: &str, openid: &str| {
+            moved
+                .iter()
+                .any(|(a, o)| a.as_str() == appid && o.as_str() == openid)
+        };
+        // The sessions acting as `from` (issued to it, or to a user merged into it) and those
+        // of `to`, which is restored before this when it was merged into `from`.
+        let merged = users::table
+            .filter(users::merged_into.eq(from.as_str()))
+            .select(users::id);
+        let acting = sessions::table
+            .filter(
+                sessions::user_id
+                    .eq(from.as_str())
+                    .or(sessions::user_id.eq(to.as_str()))
+                    .or(sessions::user_id.eq_any(merged)),
+            )
+            .select((
+                sessions::token_hash,
+                sessions::user_id,
+                sessions::appid,
+                sessions::openid,
+                sessions::revoked_at.is_null(),
+                sessions::expires_at,
+            ))
+            .load::<(Vec<u8>, String, String, String, bool, i64)>(self.conn);
+        let mut live = 0_u64;
+        let (mut going, mut staying) = (Vec::new(), Vec::new());
+        for (hash, user, appid, openid, unrevoked, expires_at) in self.db(acting)? {
+            if is_moved(&appid, &openid) {
+                live += u64::from(unrevoked && expires_at > now);
+                going.push(hash);
+            } else if user == to.as_str() {
+                // A restored user's session through an identity that stays acts as `from`.
+                staying.push(hash);
+            }
+        }
+        for (hashes, user) in [(going, to), (staying, from)] {
+            for chunk in hashes.chunks(500) {
+                let updated =
+                    diesel::update(sessions::table.filter(sessions::token_hash.eq_any(chunk)))
+                        .set(sessions::user_id.eq(user.as_str()))
+                        .execute(self.conn);
+                self.db(updated)?;
+            }
+        }
+        Ok(live)
+    }
+
+    fn restore_user(
+        &mut self,
+        user: &UserId,
+        merged_into: &UserId,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.writing()?;
+        let updated = diesel::update(
+            users::table
+                .filter(users::id.eq(user.as_str()))
+                .filter(users::merged_into.eq(merged_into.as_str()))
+                .filter(users::deleted_at.is_null()),
+        )
+        .set((
+            users::merged_into.eq(None::<String>),
+            users::updated_at.eq(at),
+        ))
+        .execute(self.conn);
+        self.guarded(updated, user, || {
+            format!("cannot restore user {user}: it is not merged into {merged_into}")
+        })
     }
 
     fn append_event(&mut self, event: &Event) -> Result<(), StoreError> {

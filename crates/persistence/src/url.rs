@@ -288,21 +288,38 @@ fn query_passwords(url: &str) -> impl Iterator<Item = &str> {
         .filter_map(|pair| pair.strip_prefix("password="))
 }
 
-/// A database URL with any password replaced by `[redacted]`, for logs, errors and `Debug`:
-/// the userinfo password (which may hold unencoded `/` or `@`), `?password=` and libpq's
-/// keyword form `password=…`. The one redaction of database URLs in wxlink.
+/// A URL as logs, errors and `Debug` may show it: scheme, host, port and path, with the
+/// userinfo (a user and password, or a token) and the query (a libpq `password=`, a webhook's
+/// `access_token=`) each replaced by `[redacted]`. libpq's keyword form (`host=db
+/// password=…`) keeps its keywords, its password redacted. The one redaction of URLs in
+/// wxlink: database URLs and webhook URLs alike.
 pub fn redact_url(url: &str) -> String {
-    let mut out = match (url.split_once("://"), userinfo(url)) {
-        (Some((scheme, rest)), Some(info)) => match info.split_once(':') {
-            Some((user, _)) => {
-                let host_and_rest = &rest[info.len() + 1..];
-                format!("{scheme}://{user}:[redacted]@{host_and_rest}")
-            }
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return redact_keyword_passwords(url);
     };
-    // Also libpq's keyword form (`password=…`) and `?password=…` in a URI.
+    let mut out = format!("{scheme}://");
+    // The last `@` ends the userinfo (a password may hold an unencoded `@` or `/`); an `@`
+    // further on, in the path or query, makes this hide more than needed, never less.
+    let after_userinfo = match rest.rfind('@') {
+        Some(at) => {
+            out.push_str("[redacted]@");
+            &rest[at + 1..]
+        }
+        None => rest,
+    };
+    match after_userinfo.find(['?', '#']) {
+        Some(end) => {
+            out.push_str(&after_userinfo[..end]);
+            out.push_str("?[redacted]");
+        }
+        None => out.push_str(after_userinfo),
+    }
+    out
+}
+
+/// libpq's keyword form with each `password=` value replaced by `[redacted]`.
+fn redact_keyword_passwords(text: &str) -> String {
+    let mut out = text.to_owned();
     let mut search_from = 0;
     while let Some(found) = out[search_from..].find("password=") {
         let value_start = search_from + found + "password=".len();
@@ -386,21 +403,42 @@ mod tests {
     fn passwords_are_redacted_everywhere() {
         assert_eq!(
             redact_url("postgres://wx:s3cr%40t@db:5432/wxlink?sslmode=require"),
-            "postgres://wx:[redacted]@db:5432/wxlink?sslmode=require"
+            "postgres://[redacted]@db:5432/wxlink?[redacted]"
         );
         assert_eq!(
             redact_url("postgres://wx:p@ss@db/wxlink"),
-            "postgres://wx:[redacted]@db/wxlink"
+            "postgres://[redacted]@db/wxlink"
+        );
+        assert_eq!(
+            redact_url("postgres://wx:pa/ss@db/wxlink"),
+            "postgres://[redacted]@db/wxlink"
         );
         assert_eq!(
             redact_url("postgres://db/wxlink?user=wx&password=hunter2&sslmode=require"),
-            "postgres://db/wxlink?user=wx&password=[redacted]&sslmode=require"
+            "postgres://db/wxlink?[redacted]"
         );
         assert_eq!(
             redact_url("host=db password=hunter2 user=wx"),
             "host=db password=[redacted] user=wx"
         );
-        assert_eq!(redact_url("postgres://wx@db/x"), "postgres://wx@db/x");
+        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+        assert_eq!(
+            redact_url("sqlite:///var/lib/wxlink/w.db"),
+            "sqlite:///var/lib/wxlink/w.db"
+        );
+        // Webhook URLs: credentials in the userinfo or the query, a token as the user.
+        assert_eq!(
+            redact_url("https://crmuser:hunter2@crm.example/hook?access_token=t0k#frag"),
+            "https://[redacted]@crm.example/hook?[redacted]"
+        );
+        assert_eq!(
+            redact_url("https://ghp_token@hooks.example/in"),
+            "https://[redacted]@hooks.example/in"
+        );
+        assert_eq!(
+            redact_url("http://127.0.0.1:9/hook#access_token=t0k"),
+            "http://127.0.0.1:9/hook?[redacted]"
+        );
 
         let target = Target::parse("postgres://wx:s3cr%40t@db/x?password=other").unwrap();
         let debug = format!("{target:?}");
@@ -408,7 +446,7 @@ mod tests {
         assert!(!debug.contains("other"), "{debug}");
         assert_eq!(
             target.display_url(),
-            "postgres://wx:[redacted]@db/x?password=[redacted]"
+            "postgres://[redacted]@db/x?[redacted]"
         );
         let scrubbed = target.scrub("auth failed for s3cr@t and\n\ts3cr%40t and other".to_owned());
         assert_eq!(

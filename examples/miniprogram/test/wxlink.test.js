@@ -203,6 +203,33 @@ describe('wxlink mini program client against `wxlink serve --sandbox`', () => {
     assert.notEqual(client.getSession().token, login.token, 'a new session')
   })
 
+  it('does not log in again when the WeChat user spent its daily budget: it throws with retryAfter', async () => {
+    const { stub, client } = person(UNBOUND_APP, 'olivia')
+    const garbage = { encrypted_data: 'AAAAAAAAAAAAAAAAAAAAAA==', iv: 'AAAAAAAAAAAAAAAAAAAAAA==' }
+    // Four sessions of five failures each spend the identity's day (20).
+    for (let session = 0; session < 4; session++) {
+      const login = await client.login()
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`${sandbox.baseUrl}/v1/wechat/user-info`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(garbage),
+        })
+        assert.equal(res.status, 422)
+      }
+    }
+    await client.login()
+    const loginsBefore = stub.requestsTo('/v1/wechat/login').length
+    await assert.rejects(client.ensureLinked(), (e) => {
+      assert.equal(e.code, 'too_many_attempts')
+      assert.equal(e.status, 429)
+      assert.ok(e.retryAfter > 0, `Retry-After: ${e.retryAfter}`)
+      assert.doesNotMatch(e.message, /log in again/)
+      return true
+    })
+    assert.equal(stub.requestsTo('/v1/wechat/login').length, loginsBefore, 'no login: it cannot help')
+  })
+
   it('logout revokes the token and forgets it; a second logout is a no-op', async () => {
     const { stub, client } = person(UNBOUND_APP, 'grace')
     const login = await client.login()
@@ -219,6 +246,46 @@ describe('wxlink mini program client against `wxlink serve --sandbox`', () => {
     await client.logout()
     assert.equal(stub.requestsTo('/v1/logout').length, 1)
     assert.equal(stub.calls.login, 1, 'logout never logs in')
+  })
+
+  it('cancelAccount proves presence with a fresh wx.login code; the token alone cannot cancel', async () => {
+    const { stub, client } = person(BOUND_APP, 'judy')
+    const login = await client.login()
+
+    // A stolen token alone, or with another person's code: refused, and the account stays.
+    const bare = await fetch(`${sandbox.baseUrl}/v1/me`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${login.token}` },
+    })
+    assert.equal(bare.status, 400)
+    assert.equal((await bare.json()).error.code, 'reauthentication_required')
+    const thief = person(BOUND_APP, 'mallory')
+    const thiefsCode = await new Promise((resolve, reject) => thief.stub.wx.login({ success: (r) => resolve(r.code), fail: reject }))
+    const foreign = await fetch(`${sandbox.baseUrl}/v1/me`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ code: thiefsCode }),
+    })
+    assert.equal(foreign.status, 403)
+    assert.equal((await foreign.json()).error.code, 'identity_mismatch')
+    assert.equal((await rawMe(login.token)).status, 200, 'the account is still there')
+
+    // The person's own client: wx.login, then DELETE /v1/me with the code.
+    const loginsBefore = stub.calls.login
+    await client.cancelAccount()
+    assert.equal(stub.calls.login, loginsBefore + 1, 'one fresh wx.login for the proof')
+    const cancels = stub.requestsTo('/v1/me').filter((r) => r.method === 'DELETE')
+    assert.equal(cancels.length, 1)
+    assert.equal(cancels[0].status, 204)
+    assert.equal(typeof cancels[0].data.code, 'string')
+    assert.equal(client.getSession(), null, 'the session is forgotten')
+    const after = await rawMe(login.token)
+    assert.equal(after.status, 401)
+    assert.equal(after.body.error.code, 'invalid_token')
+
+    // Without a session it never logs in to cancel.
+    await assert.rejects(client.cancelAccount(), { code: 'invalid_token', status: 401 })
+    assert.equal(stub.requestsTo('/v1/wechat/login').length, 1, 'no login to cancel')
   })
 
   it('phoneNumber exchanges the getPhoneNumber code; a spent code is invalid_code, not a relogin', async () => {

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use crate::helpers::{
-    APP_A, APP_B, Api, Backend, LoginResponse, Options, PROCESS_LIMIT, Proc, Reply, TestApp,
-    assert_error, forged_body, identities, send, unsigned_body, wxlink_command,
+    APP_A, APP_B, Api, Backend, LoginResponse, Options, PROCESS_LIMIT, Proc, Reply, Snapshot,
+    TestApp, assert_error, forged_body, identities, send, unsigned_body, wxlink_command,
 };
 
 const SERVICE_TOKEN: &str = "svc-token-for-the-support-team-0123456789";
@@ -18,6 +18,8 @@ on_both_backends!(
     introspection_tells_whom_a_token_stands_for,
     a_cancellation_racing_logins_on_two_nodes_leaves_no_live_token_on_the_tombstone,
     a_support_merge_racing_a_unionid_merge_ends_in_one_consistent_state,
+    a_split_racing_a_login_of_a_moved_identity_gives_the_session_to_where_the_identity_went,
+    a_split_racing_a_merge_of_the_same_user_ends_in_one_order,
     the_command_line_repairs_users_by_the_same_rules_and_asks_first,
     the_command_line_gives_a_locked_out_identity_its_budget_back,
     webhooks_carry_the_life_cycle_events_with_their_detail,
@@ -78,7 +80,7 @@ async fn a_cancelled_account_is_gone_and_the_person_comes_back_as_a_new_user(bac
     let (provisional, owner) = merged_person(&app, "gone").await;
     let second = app.login(APP_B, "gone-b", Some("gone-union")).await;
 
-    let cancelled = app.cancel(&owner.token).await;
+    let cancelled = app.cancel(&owner.token, APP_B, "gone-b").await;
     assert_eq!(cancelled.status, 204, "{}", cancelled.body);
 
     // Every token of the person stops working, the merged user's too.
@@ -92,7 +94,7 @@ async fn a_cancelled_account_is_gone_and_the_person_comes_back_as_a_new_user(bac
         assert_eq!(introspect(&app, token).await, json!({"active": false}));
     }
     assert_error(
-        &app.cancel(&owner.token).await,
+        &app.cancel(&owner.token, APP_B, "gone-b").await,
         401,
         "invalid_token",
         "cancelling twice",
@@ -331,18 +333,18 @@ async fn support_revokes_sessions_unlinks_identities_and_merges_users(backend: B
     };
     assert_eq!(
         kinds_with("sessions_revoked"),
-        vec![json!({"by": "support", "sessions": 3})]
+        vec![json!({"by": "support", "actor": "legacy-1", "sessions": 3})]
     );
     assert_eq!(
         kinds_with("identity_unlinked"),
-        vec![json!({"by": "support", "sessions": 1})]
+        vec![json!({"by": "support", "actor": "legacy-1", "sessions": 1})]
     );
     assert_eq!(
         kinds_with("users_merged"),
         vec![
             json!({"by": "unionid", "phone": "none", "sessions": 1}),
-            json!({"by": "support", "phone": "none", "sessions": 1}),
-            json!({"by": "support", "phone": "none", "sessions": 1})
+            json!({"by": "support", "actor": "legacy-1", "phone": "none", "sessions": 1}),
+            json!({"by": "support", "actor": "legacy-1", "phone": "none", "sessions": 1})
         ]
     );
     app.snapshot().assert_consistent("after support's repairs");
@@ -354,9 +356,20 @@ async fn introspection_tells_whom_a_token_stands_for(backend: Backend) {
     let active = introspect(&app, &provisional.token).await;
     let fields = crate::helpers::exact_object(
         &active,
-        &["active", "sub", "client_id", "iat", "exp", "unionid_linked"],
+        &[
+            "active",
+            "sub",
+            "client_id",
+            "iat",
+            "exp",
+            "unionid_linked",
+            "token_type",
+            "iss",
+        ],
         "an active token",
     );
+    assert_eq!(fields["token_type"], "Bearer");
+    assert_eq!(fields["iss"], "wxlink");
     assert_eq!(fields["active"], true);
     assert_eq!(fields["sub"], provisional.user_id.as_str());
     assert_eq!(fields["client_id"], APP_A);
@@ -456,10 +469,12 @@ async fn a_cancellation_racing_logins_on_two_nodes_leaves_no_live_token_on_the_t
         });
     }
     let cancel = {
+        let proof = app.wx_login(APP_B, "race-b", None).code;
         let request = app
             .client
             .delete(format!("{first}/v1/me"))
-            .bearer_auth(&person.token);
+            .bearer_auth(&person.token)
+            .json(&json!({ "code": proof }));
         let barrier = std::sync::Arc::clone(&barrier);
         tokio::spawn(async move {
             barrier.wait().await;
@@ -616,6 +631,168 @@ async fn a_support_merge_racing_a_unionid_merge_ends_in_one_consistent_state(bac
             "round {round}: {detail}"
         );
         snapshot.assert_consistent("after a support merge raced a unionid merge");
+    }
+}
+
+/// Person A logs in on the bound app (unionid `{tag}-u`), person B on the other (provisional),
+/// and support merges A's user into B's by mistake: B's user holds A's unionid.
+async fn wrongly_merged(app: &TestApp, tag: &str) -> (LoginResponse, LoginResponse) {
+    let a = app
+        .login(APP_B, &format!("{tag}-a"), Some(&format!("{tag}-u")))
+        .await;
+    let b = app.login(APP_A, &format!("{tag}-b"), None).await;
+    internal_post(
+        app,
+        &format!("/internal/v1/users/{}/merge", b.user_id),
+        &json!({"from": a.user_id}),
+    )
+    .await
+    .ok_json(200, "the wrong merge");
+    (a, b)
+}
+
+/// Send both requests at once, released by a barrier.
+async fn race(
+    first: (reqwest::RequestBuilder, &'static str),
+    second: (reqwest::RequestBuilder, &'static str),
+) -> (Reply, Reply) {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let [first, second] = [first, second].map(|(request, what)| {
+        let start = std::sync::Arc::clone(&start);
+        tokio::spawn(async move {
+            start.wait().await;
+            send(request, what).await
+        })
+    });
+    (
+        first.await.expect("the first request's task"),
+        second.await.expect("the second request's task"),
+    )
+}
+
+/// Every live session acts as the user its identity is on: sessions follow their identity.
+fn assert_sessions_follow_their_identities(snapshot: &Snapshot, what: &str) {
+    let now = wxlink_tests::now_unix();
+    for session in &snapshot.sessions {
+        if session.revoked_at.is_some() || session.expires_at <= now {
+            continue;
+        }
+        let on = snapshot.identity_rows(&session.appid, &session.openid);
+        let acts_as = snapshot.resolve(&session.user_id);
+        assert!(
+            on.iter().all(|i| i.user_id == acts_as),
+            "{what}: a live session of ({}, {}) acts as {acts_as}, its identity is on {on:?}",
+            session.appid,
+            session.openid
+        );
+    }
+}
+
+/// Support splits A's identity back out of B's user on one node while A logs in again on the
+/// other, both released at once: whichever commits first, A's new session acts as the user
+/// A's identity went to, with A's unionid, and B's stays B's.
+async fn a_split_racing_a_login_of_a_moved_identity_gives_the_session_to_where_the_identity_went(
+    backend: Backend,
+) {
+    const ROUNDS: usize = 6;
+    let mut app = TestApp::spawn(backend, with_tokens()).await;
+    let second = app.spawn_node().await;
+    let first = app.address.clone();
+    for round in 0..ROUNDS {
+        let tag = format!("sl{round}");
+        let (a, b) = wrongly_merged(&app, &tag).await;
+        let wx = app.wx_login(APP_B, &format!("{tag}-a"), Some(&format!("{tag}-u")));
+        let split = app
+            .client
+            .post(format!("{first}/internal/v1/users/{}/split", b.user_id))
+            .bearer_auth(SERVICE_TOKEN)
+            .json(
+                &json!({"identities": [{"appid": APP_B, "openid": format!("{tag}-a")}],
+                          "into": a.user_id}),
+            );
+        let login = app
+            .client
+            .post(format!("{second}/v1/wechat/login"))
+            .json(&json!({"appid": APP_B, "code": wx.code}));
+        let (split, login) = race((split, "the split"), (login, "the login")).await;
+        assert_eq!(split.status, 200, "round {round}: {}", split.body);
+        let login = LoginResponse::parse(&login);
+        let me = app.me_ok(&login.token).await;
+        assert_eq!(
+            me.user_id, a.user_id,
+            "round {round}: A's new session is A's"
+        );
+        assert!(me.unionid_linked, "round {round}");
+        assert_eq!(me.identities, identities(&[(APP_B, &format!("{tag}-a"))]));
+        assert_eq!(app.me_ok(&a.token).await.user_id, a.user_id);
+        let b_now = app.me_ok(&b.token).await;
+        assert_eq!(b_now.user_id, b.user_id, "round {round}");
+        assert!(
+            !b_now.unionid_linked,
+            "round {round}: B's user holds no unionid"
+        );
+        let snapshot = app.snapshot();
+        assert_sessions_follow_their_identities(&snapshot, "after a split raced a login");
+        snapshot.assert_consistent("after a split raced a login");
+    }
+}
+
+/// Support splits A back out of B's user on one node while, on the other, B's user is merged
+/// into a third user D: one order or the other, never half of each. Split first: A's user is
+/// restored with A's unionid and D gets B. Merge first: D has everything, and the split is
+/// refused (`user_merged`).
+async fn a_split_racing_a_merge_of_the_same_user_ends_in_one_order(backend: Backend) {
+    const ROUNDS: usize = 6;
+    let mut app = TestApp::spawn(backend, with_tokens()).await;
+    let second = app.spawn_node().await;
+    let first = app.address.clone();
+    for round in 0..ROUNDS {
+        let tag = format!("sm{round}");
+        let (a, b) = wrongly_merged(&app, &tag).await;
+        let d = app.login(APP_A, &format!("{tag}-d"), None).await;
+        let split = app
+            .client
+            .post(format!("{first}/internal/v1/users/{}/split", b.user_id))
+            .bearer_auth(SERVICE_TOKEN)
+            .json(
+                &json!({"identities": [{"appid": APP_B, "openid": format!("{tag}-a")}],
+                          "into": a.user_id}),
+            );
+        let merge = app
+            .client
+            .post(format!("{second}/internal/v1/users/{}/merge", d.user_id))
+            .bearer_auth(SERVICE_TOKEN)
+            .json(&json!({"from": b.user_id}));
+        let (split, merge) = race((split, "the split"), (merge, "the merge")).await;
+        assert_eq!(merge.status, 200, "round {round}: {}", merge.body);
+        let split_first = match split.status {
+            200 => true,
+            _ => {
+                assert_error(&split, 409, "user_merged", "the split came second");
+                false
+            }
+        };
+        let union = format!("{tag}-u");
+        let holder = internal_get(&app, &format!("/internal/v1/users?unionid={union}"))
+            .await
+            .ok_json(200, "the unionid's holder");
+        let a_now = app.me_ok(&a.token).await;
+        let b_now = app.me_ok(&b.token).await;
+        assert_eq!(
+            b_now.user_id, d.user_id,
+            "round {round}: B's user went into D"
+        );
+        if split_first {
+            assert_eq!(holder["user_id"], a.user_id.as_str(), "round {round}");
+            assert_eq!(a_now.user_id, a.user_id);
+            assert!(!b_now.unionid_linked, "round {round}: D took no unionid");
+        } else {
+            assert_eq!(holder["user_id"], d.user_id.as_str(), "round {round}");
+            assert_eq!(a_now.user_id, d.user_id);
+        }
+        let snapshot = app.snapshot();
+        assert_sessions_follow_their_identities(&snapshot, "after a split raced a merge");
+        snapshot.assert_consistent("after a split raced a merge");
     }
 }
 
@@ -836,11 +1013,71 @@ async fn the_command_line_repairs_users_by_the_same_rules_and_asks_first(backend
     assert_eq!(merged["identities"].as_array().map(Vec::len), Some(2));
     assert_eq!(app.me_ok(&newcomer.token).await.user_id, x);
 
+    // split: the merge undone, by a named operator; the newcomer's session goes with it.
+    let identity = format!("{APP_A}/cli-a");
+    let bad = wxlink_user(
+        &app,
+        &[
+            "split",
+            x,
+            &identity,
+            "--yes",
+            "--json",
+            "--actor",
+            "al\u{85}ice",
+        ],
+        None,
+    );
+    assert_eq!(
+        (bad.exit, json_error_code(&bad).as_str()),
+        (Some(2), "invalid_request"),
+        "a name with a control character: {}",
+        bad.stdout
+    );
+    let split = json_of(&wxlink_user(
+        &app,
+        &[
+            "split",
+            x,
+            &identity,
+            "--into",
+            &newcomer.user_id,
+            "--yes",
+            "--json",
+            "--actor",
+            "alice",
+        ],
+        None,
+    ));
+    assert_eq!(split["user"]["user_id"], newcomer.user_id.as_str());
+    assert_eq!(split["user"]["merged_into"], Value::Null);
+    assert_eq!(split["remaining"]["user_id"], x);
+    assert_eq!(app.me_ok(&newcomer.token).await.user_id, newcomer.user_id);
+    let again = wxlink_user(
+        &app,
+        &[
+            "split",
+            x,
+            &identity,
+            "--into",
+            &newcomer.user_id,
+            "--yes",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(
+        (again.exit, json_error_code(&again).as_str()),
+        (Some(4), "not_found"),
+        "{}",
+        again.stdout
+    );
+
     // delete: a cancellation by support.
     let deleted = json_of(&wxlink_user(&app, &["delete", x, "--yes", "--json"], None));
     assert_eq!(
         deleted,
-        json!({"deleted": x, "sessions": 1, "identities": 2})
+        json!({"deleted": x, "sessions": 0, "identities": 1})
     );
     assert_error(
         &internal_get(&app, &format!("/internal/v1/users/{x}")).await,
@@ -869,10 +1106,21 @@ async fn the_command_line_repairs_users_by_the_same_rules_and_asks_first(backend
             "identity_unlinked",
             "users_merged",
             "identity_unlinked",
+            "identity_linked",
+            "user_split",
             "identity_unlinked",
+            "unionid_released",
             "user_deleted"
         ]
     );
+    // Each says who: the operator named with --actor, else the OS user's login name.
+    for event in feed.iter().filter(|e| e["detail"]["by"] == "support") {
+        let actor = event["detail"]["actor"].as_str().unwrap_or_default();
+        assert!(actor.starts_with("cli:") && actor.len() > 4, "{event}");
+        if event["kind"] == "user_split" {
+            assert_eq!(actor, "cli:alice");
+        }
+    }
     app.snapshot()
         .assert_consistent("after the command line's repairs");
 }
@@ -892,7 +1140,7 @@ async fn webhooks_carry_the_life_cycle_events_with_their_detail(backend: Backend
     .await
     .ok_json(200, "revoke sessions");
     let again = app.login(APP_B, "hook-b", Some("hook-union")).await;
-    assert_eq!(app.cancel(&again.token).await.status, 204);
+    assert_eq!(app.cancel(&again.token, APP_B, "hook-b").await.status, 204);
     let feed = events(&app).await;
     let kinds: Vec<&str> = feed.iter().filter_map(|e| e["kind"].as_str()).collect();
     for kind in [

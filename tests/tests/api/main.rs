@@ -22,6 +22,7 @@ mod durability;
 mod errors;
 mod helpers;
 mod internal;
+mod introspection;
 mod lifecycle;
 mod observability;
 mod oracle;

@@ -1,12 +1,18 @@
 //! What operators see: Prometheus metrics, request ids, the logged configuration.
 
-use crate::helpers::{APP_A, APP_B, Api, Backend, Options, TestApp, assert_error};
+use crate::helpers::{
+    APP_A, APP_B, Api, Backend, Options, TestApp, assert_error, assert_no_secrets_in_logs,
+    free_port,
+};
 
 on_both_backends!(
     metrics_count_requests_logins_wechat_calls_and_the_pool,
     request_ids_tie_answers_to_log_lines,
     start_up_logs_the_effective_configuration_without_secrets,
     the_served_openapi_document_is_the_committed_one,
+    webhook_credentials_stay_out_of_the_logs,
+    a_client_cannot_forge_a_log_line_through_the_path,
+    metrics_on_a_listener_of_their_own_leave_the_public_one,
 );
 
 /// The value of the sample whose line starts with `series` (name and labels, as rendered).
@@ -157,4 +163,119 @@ async fn the_served_openapi_document_is_the_committed_one(backend: Backend) {
     ] {
         assert!(served["paths"][path].is_object(), "{path} is documented");
     }
+}
+
+/// A webhook receiver's URL may carry its credentials (`user:password@`, a token as the user,
+/// `?access_token=`): the start-up configuration line and the failed deliveries' lines show the
+/// URL without them.
+async fn webhook_credentials_stay_out_of_the_logs(backend: Backend) {
+    // Nothing listens on port 9 (discard): every delivery fails and is logged.
+    let options = Options::default().extra_toml(
+        "[webhooks.crm]\n\
+         url = \"http://crmuser:hook-password-in-userinfo@127.0.0.1:9/hook?access_token=hook-token-in-query\"\n\
+         secret = \"whsec-observability-0123456789\"\npoll_ms = 20\n\
+         [webhooks.ci]\n\
+         url = \"http://hook-token-as-user@127.0.0.1:9/in\"\n\
+         secret = \"whsec-observability-9876543210\"\npoll_ms = 20\n",
+    );
+    let app = TestApp::spawn(backend, options).await;
+    app.login(APP_A, "hooked", None).await;
+    assert!(app.wait_for_stderr("effective configuration").await);
+    assert!(
+        app.wait_for_stderr("webhook delivery failed").await,
+        "{}",
+        app.stderr()
+    );
+    let logs = app.stderr();
+    assert!(
+        logs.contains("127.0.0.1:9/hook"),
+        "the URL is still shown, without its credentials: {logs}"
+    );
+    assert_no_secrets_in_logs(
+        &logs,
+        &[
+            ("the userinfo's user", "crmuser".to_owned()),
+            (
+                "the userinfo's password",
+                "hook-password-in-userinfo".to_owned(),
+            ),
+            ("a query token", "hook-token-in-query".to_owned()),
+            ("a token as the user", "hook-token-as-user".to_owned()),
+        ],
+    );
+}
+
+/// A path with a raw NEL (U+0085), LINE SEPARATOR (U+2028) or PARAGRAPH SEPARATOR (U+2029)
+/// would end the log line there for tools that split on it, and what follows would read as a
+/// line of its own: the path is logged with those escaped. (hyper refuses raw C0 controls in a
+/// request target itself.)
+async fn a_client_cannot_forge_a_log_line_through_the_path(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+    // No space: it would end the request target.
+    let forged = "ERROR:wxlink:FORGED-LINE:database-wiped";
+    let request = format!(
+        "GET /v1/x\u{85}{forged}\u{2028}FORGED-2\u{2029}FORGED-3 HTTP/1.1\r\n\
+         Host: localhost\r\nConnection: close\r\n\r\n"
+    );
+    let answer = app.raw_http(request.as_bytes());
+    assert!(
+        answer.starts_with("HTTP/1.1 404"),
+        "the path reaches wxlink: {answer}"
+    );
+    assert!(
+        app.wait_for_stderr("FORGED-LINE").await,
+        "the request is logged: {}",
+        app.stderr()
+    );
+    let logs = app.stderr();
+    for breaker in ['\u{85}', '\u{2028}', '\u{2029}'] {
+        assert!(
+            !logs.contains(breaker),
+            "a raw {breaker:?} from the client is in the logs:\n{logs}"
+        );
+    }
+    // Split as a tool that honours every line break would: each piece that carries the
+    // client's text is one of wxlink's own lines about the request.
+    for line in logs.split(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']) {
+        if line.contains("FORGED") {
+            assert!(
+                line.contains("/v1/x\\u{85}ERROR:wxlink:FORGED-LINE"),
+                "a line the client forged: {line:?}"
+            );
+        }
+    }
+}
+
+/// `[metrics] bind` serves `/metrics` on a listener of its own (reachable only by the
+/// scraper); the public listener then has none, and its OpenAPI document does not list it.
+async fn metrics_on_a_listener_of_their_own_leave_the_public_one(backend: Backend) {
+    let port = free_port().expect("a free port");
+    let options =
+        Options::default().extra_toml(&format!("[metrics]\nbind = \"127.0.0.1:{port}\"\n"));
+    let app = TestApp::spawn(backend, options).await;
+    app.login(APP_A, "scraped", None).await;
+
+    let public = app.get("/metrics", None).await;
+    assert_error(&public, 404, "not_found", "/metrics on the public listener");
+    let doc = app.get("/openapi.json", None).await.ok_json(200, "openapi");
+    assert!(doc["paths"].get("/metrics").is_none(), "{}", doc["paths"]);
+    assert!(doc["paths"].get("/healthz").is_some());
+
+    let scraped = app
+        .client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .expect("the metrics listener answers");
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.expect("a body");
+    assert!(text.contains("wxlink_logins_total"), "{text}");
+    // The metrics listener serves nothing else.
+    let other = app
+        .client
+        .get(format!("http://127.0.0.1:{port}/v1/me"))
+        .send()
+        .await
+        .expect("the metrics listener answers");
+    assert_eq!(other.status(), 404);
 }

@@ -376,7 +376,14 @@ async fn failed_decryptions_are_budgeted_per_session_across_restarts(backend: Ba
     let reply = app
         .user_info(&login.token, &crate::helpers::unsigned_body(&genuine))
         .await;
-    assert_error(&reply, 429, "too_many_attempts", "past the budget");
+    let message = assert_error(&reply, 429, "too_many_attempts", "past the budget");
+    // The session's budget: a new login is the way out, and the answer says so.
+    assert!(message.contains("log in again"), "{message}");
+    assert_eq!(
+        reply.header("retry-after"),
+        None,
+        "a new login helps at once"
+    );
     assert_eq!(app.sim.calls().total(CHECK_SESSION_PATH), checks);
     assert!(!app.me_ok(&login.token).await.unionid_linked);
 
@@ -444,11 +451,25 @@ async fn spend_the_identity_budget_over_three_logins(backend: Backend, cancel: b
                 assert_error(&reply, 422, "decrypt_failed", &context);
                 failures += 1;
             } else {
-                assert_error(&reply, 429, "too_many_attempts", &context);
+                // The identity's daily budget: logging in again cannot help, so the answer
+                // does not say to, and tells when the day's window starts again.
+                let message = assert_error(&reply, 429, "too_many_attempts", &context);
+                assert!(
+                    message.contains("daily") && !message.contains("log in again"),
+                    "{context}: {message}"
+                );
+                let retry_after: u64 = reply
+                    .header("retry-after")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("{context}: no Retry-After: {:?}", reply.headers));
+                assert!(
+                    (1..=24 * 3600).contains(&retry_after),
+                    "{context}: Retry-After {retry_after}"
+                );
             }
         }
         if cancel {
-            let cancelled = app.cancel(&login.token).await;
+            let cancelled = app.cancel(&login.token, APP_A, "mallory").await;
             assert_eq!(cancelled.status, 204, "{}", cancelled.body);
         }
     }

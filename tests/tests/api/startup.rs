@@ -135,6 +135,80 @@ fn missing_secrets_are_named() {
     }
 }
 
+#[test]
+fn a_client_with_an_unknown_scope_stops_startup_naming_it() {
+    let toml = config(
+        Path::new("/nonexistent"),
+        1,
+        "http://127.0.0.1:9",
+        &format!(
+            "{APP_A_TABLE}[internal.clients.crm]\ntoken = \"crm-token-0123456789abcdef\"\n\
+             scopes = [\"events:read\", \"users:write\"]\n"
+        ),
+    );
+    let stderr = refused(&toml, &[]);
+    assert!(
+        stderr.contains("internal.clients.crm.scopes[1]") && stderr.contains("users:write"),
+        "the message should name the key and the scope:\n{stderr}"
+    );
+    assert!(!stderr.contains("crm-token-0123456789abcdef"), "{stderr}");
+}
+
+/// A client's token from the environment and its scopes from the file; the old service tokens
+/// still work, and start-up warns about them, naming what replaces them.
+#[tokio::test]
+async fn legacy_tokens_warn_naming_internal_clients_and_a_client_token_comes_from_the_environment()
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port().expect("a free port");
+    let legacy = "legacy-service-token-0123456789";
+    let crm = "crm-token-from-the-environment-0123";
+    let toml = config(
+        dir.path(),
+        port,
+        "http://127.0.0.1:9",
+        &format!(
+            "{APP_A_TABLE}[internal]\ntokens = [\"{legacy}\"]\n\
+             [internal.clients.crm]\nscopes = [\"events:read\"]\n"
+        ),
+    );
+    let mut proc = serve(
+        dir.path(),
+        port,
+        &toml,
+        &[("WXLINK__INTERNAL__CLIENTS__CRM__TOKEN", crm)],
+    )
+    .await;
+    let client = http_client();
+    let get = |path: &str, token: &str| {
+        client
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .bearer_auth(token)
+    };
+    let events = crate::helpers::send(get("/internal/v1/events", crm), "crm reads events").await;
+    let users = crate::helpers::send(get("/internal/v1/users/u1", crm), "crm looks up").await;
+    let legacy_users =
+        crate::helpers::send(get("/internal/v1/users/u1", legacy), "legacy looks up").await;
+    proc.kill();
+    assert_eq!(events.status, 200, "{}", events.body);
+    crate::helpers::assert_error(&users, 403, "insufficient_scope", "crm without users:read");
+    crate::helpers::assert_error(
+        &legacy_users,
+        404,
+        "not_found",
+        "a legacy token may look up",
+    );
+    let stderr = proc.stderr();
+    assert!(
+        stderr.contains("internal.tokens is deprecated") && stderr.contains("internal.clients"),
+        "start-up warns about internal.tokens, naming internal.clients:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains(legacy) && !stderr.contains(crm),
+        "no token is logged:\n{stderr}"
+    );
+}
+
 /// Start `wxlink serve` in `dir` with `toml` and `env` and wait until it is ready.
 async fn serve(dir: &Path, port: u16, toml: &str, env: &[(&str, &str)]) -> Proc {
     let path = dir.join("wxlink.toml");

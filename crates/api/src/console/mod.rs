@@ -23,8 +23,8 @@ use rand::Rng as _;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use wxlink_domain::{
-    AppId, AppKind, Clock as _, DomainError, Event, OpenId, PhoneMerge, PhoneNumber, UnionId,
-    UnixTime, UserId,
+    ActorName, AppId, AppKind, Clock as _, DomainError, Event, OpenId, PhoneMerge, PhoneNumber,
+    UnionId, UnixTime, UserId,
 };
 use wxlink_persistence::{ConsoleUser, Operator, Store, UserRecord};
 
@@ -297,6 +297,14 @@ pub struct Signed {
 }
 
 impl Signed {
+    /// Who a repair's event names: `console:<operator>`.
+    fn actor(&self) -> ActorName {
+        // Operator names are at most 56 characters of a safe set (`operators::parse_name`),
+        // so this always parses.
+        ActorName::parse(format!("console:{}", self.operator.name))
+            .unwrap_or_else(|_| ActorName::parse("console").expect("a valid actor name"))
+    }
+
     fn may(&self, scope: &str) -> bool {
         self.operator.scopes.iter().any(|s| s == scope)
     }
@@ -1071,8 +1079,11 @@ fn merge_moves(lang: Lang, plan: &wxlink_domain::MergePlan) -> Vec<String> {
         format!("{} live sessions act as {into} from then on", plan.sessions)
     });
     lines.push(match (plan.phone, zh) {
-        (PhoneMerge::None, false) => format!("{from} has no phone number: none moves"),
-        (PhoneMerge::None, true) => format!("{from} 没有手机号"),
+        // A merge never keeps a phone number where it is (`Stayed` is a split's).
+        (PhoneMerge::None | PhoneMerge::Stayed, false) => {
+            format!("{from} has no phone number: none moves")
+        }
+        (PhoneMerge::None | PhoneMerge::Stayed, true) => format!("{from} 没有手机号"),
         (PhoneMerge::Moved, false) => format!("the phone number moves to {into}"),
         (PhoneMerge::Moved, true) => format!("手机号迁移到 {into}"),
         (PhoneMerge::ReplacedOwner, false) => {
@@ -1234,7 +1245,7 @@ async fn merge(
         (Err(refused), _) | (_, Err(refused)) => return refused,
     };
     tracing::info!(operator = %signed.operator.name, %into, %from, "console: merge");
-    match state.accounts.merge(into, from).await {
+    match state.accounts.merge(into, from, signed.actor()).await {
         Ok(survivor) => Redirect::to(&format!("/users/{survivor}?done=merged")).into_response(),
         Err(e) => refused(&state, &signed, e),
     }
@@ -1376,7 +1387,7 @@ async fn unlink(
     tracing::info!(operator = %signed.operator.name, user = %id, %appid, "console: unlink");
     match state
         .accounts
-        .unlink_identity(id.clone(), appid, openid)
+        .unlink_identity(id.clone(), appid, openid, signed.actor())
         .await
     {
         Ok(()) => Redirect::to(&format!("/users/{id}?done=unlinked")).into_response(),
@@ -1431,7 +1442,11 @@ async fn revoke_sessions(
         Err(refused) => return refused,
     };
     tracing::info!(operator = %signed.operator.name, user = %id, "console: revoke sessions");
-    match state.accounts.revoke_sessions(id.clone()).await {
+    match state
+        .accounts
+        .revoke_sessions(id.clone(), signed.actor())
+        .await
+    {
         Ok(_) => Redirect::to(&format!("/users/{id}?done=revoked")).into_response(),
         Err(e) => refused(&state, &signed, e),
     }
@@ -1488,7 +1503,7 @@ async fn cancel_account(
         Err(refused) => return refused,
     };
     tracing::info!(operator = %signed.operator.name, user = %id, "console: cancel account");
-    match state.accounts.delete_user(id.clone()).await {
+    match state.accounts.delete_user(id.clone(), signed.actor()).await {
         Ok(_) => Redirect::to(&format!("/users/{id}?done=cancelled")).into_response(),
         Err(e) => refused(&state, &signed, e),
     }

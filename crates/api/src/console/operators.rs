@@ -7,22 +7,21 @@ use secrecy::zeroize::Zeroizing;
 use wxlink_domain::UnixTime;
 use wxlink_persistence::SignInFailures;
 
-/// The scopes an operator can hold: the internal API's clients' scope names.
-pub const SCOPES: [&str; 5] = [
-    USERS_READ,
-    USERS_PHONE,
-    EVENTS_READ,
-    "tokens:introspect",
-    SUPPORT_WRITE,
-];
+use crate::http::clients::Scope;
+
 /// Search, users' pages, duplicates.
-pub const USERS_READ: &str = "users:read";
+pub const USERS_READ: &str = Scope::UsersRead.as_str();
 /// Phone numbers unmasked.
-pub const USERS_PHONE: &str = "users:phone";
+pub const USERS_PHONE: &str = Scope::UsersPhone.as_str();
 /// A user's timeline of events.
-pub const EVENTS_READ: &str = "events:read";
+pub const EVENTS_READ: &str = Scope::EventsRead.as_str();
 /// Repairs: merge, split, unlink, revoke sessions, cancel.
-pub const SUPPORT_WRITE: &str = "support:write";
+pub const SUPPORT_WRITE: &str = Scope::SupportWrite.as_str();
+
+/// Every scope an operator can hold (the internal API's clients' scopes), comma-separated.
+pub fn all_scopes() -> String {
+    Scope::ALL.map(Scope::as_str).join(",")
+}
 
 /// How failed sign-ins slow down and lock (`[console]` settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,12 +99,13 @@ impl SignInPolicy {
     }
 }
 
-/// An operator's name: 1 to 64 of `A-Z a-z 0-9 . _ -`, so it reads well in `console:NAME`.
+/// An operator's name: 1 to 56 of `A-Z a-z 0-9 . _ -`, so that `console:NAME` is an event's
+/// actor (at most 64 characters).
 ///
 /// # Errors
 /// A message saying what is wrong.
 pub fn parse_name(name: &str) -> Result<String, String> {
-    let fits = (1..=64).contains(&name.len())
+    let fits = (1..=56).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
@@ -113,22 +113,22 @@ pub fn parse_name(name: &str) -> Result<String, String> {
         Ok(name.to_owned())
     } else {
         Err(format!(
-            "operator name {name:?}: 1 to 64 letters, digits, '.', '_' or '-'"
+            "operator name {name:?}: 1 to 56 letters, digits, '.', '_' or '-'"
         ))
     }
 }
 
-/// Scope names, comma- or space-separated; each must be one of [`SCOPES`].
+/// Scope names, comma- or space-separated; each must be a scope of the internal API.
 ///
 /// # Errors
 /// A message naming the unknown scope and the known ones.
 pub fn parse_scopes(text: &str) -> Result<Vec<String>, String> {
     let mut scopes: Vec<String> = Vec::new();
     for scope in text.split([',', ' ']).filter(|s| !s.is_empty()) {
-        if !SCOPES.contains(&scope) {
+        if Scope::parse(scope).is_none() {
             return Err(format!(
                 "unknown scope {scope:?}; the scopes are {}",
-                SCOPES.join(", ")
+                all_scopes()
             ));
         }
         if !scopes.iter().any(|s| s == scope) {
@@ -136,10 +136,7 @@ pub fn parse_scopes(text: &str) -> Result<Vec<String>, String> {
         }
     }
     if scopes.is_empty() {
-        return Err(format!(
-            "--scopes: name at least one of {}",
-            SCOPES.join(", ")
-        ));
+        return Err(format!("--scopes: name at least one of {}", all_scopes()));
     }
     Ok(scopes)
 }

@@ -46,11 +46,13 @@ codes! {
     InvalidRequest = "invalid_request" => BAD_REQUEST,
     UnknownApp = "unknown_app" => BAD_REQUEST,
     UnsupportedAppKind = "unsupported_app_kind" => BAD_REQUEST,
+    ReauthenticationRequired = "reauthentication_required" => BAD_REQUEST,
     InvalidCode = "invalid_code" => UNAUTHORIZED,
     InvalidToken = "invalid_token" => UNAUTHORIZED,
     UserBlocked = "user_blocked" => FORBIDDEN,
     SnapshotUser = "snapshot_user" => FORBIDDEN,
     IdentityMismatch = "identity_mismatch" => FORBIDDEN,
+    InsufficientScope = "insufficient_scope" => FORBIDDEN,
     NotFound = "not_found" => NOT_FOUND,
     MethodNotAllowed = "method_not_allowed" => METHOD_NOT_ALLOWED,
     RequestTimeout = "request_timeout" => REQUEST_TIMEOUT,
@@ -58,6 +60,7 @@ codes! {
     LastIdentity = "last_identity" => CONFLICT,
     UserMerged = "user_merged" => CONFLICT,
     SameUser = "same_user" => CONFLICT,
+    NotMergedHere = "not_merged_here" => CONFLICT,
     PayloadTooLarge = "payload_too_large" => PAYLOAD_TOO_LARGE,
     DecryptFailed = "decrypt_failed" => UNPROCESSABLE_ENTITY,
     SessionKeyExpired = "session_key_expired" => UNPROCESSABLE_ENTITY,
@@ -99,6 +102,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
+    /// A `WWW-Authenticate` challenge (RFC 6750 §3), e.g. for `insufficient_scope`.
+    pub www_authenticate: Option<String>,
 }
 
 impl ApiError {
@@ -108,6 +113,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            www_authenticate: None,
         }
     }
 
@@ -189,6 +195,14 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
+        if let Some(challenge) = self
+            .www_authenticate
+            .and_then(|c| axum::http::HeaderValue::try_from(c).ok())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, challenge);
+        }
         response
     }
 }
@@ -231,8 +245,21 @@ impl From<DomainError> for ApiError {
                 // One answer, whatever the reason (logged where it was found): no oracle.
                 _ => C::DecryptFailed,
             },
-            DomainError::TooManyAttempts => C::TooManyAttempts,
+            DomainError::TooManyAttempts(spent) => {
+                // A daily budget says when it starts again; a session's is new at the next login.
+                let retry_after = match spent {
+                    wxlink_domain::SpentBudget::Session => None,
+                    wxlink_domain::SpentBudget::IdentityDay { retry_after_secs } => {
+                        Some(*retry_after_secs)
+                    }
+                };
+                return Self {
+                    retry_after,
+                    ..Self::new(C::TooManyAttempts, message)
+                };
+            }
             DomainError::IdentityMismatch => C::IdentityMismatch,
+            DomainError::ReauthenticationRequired => C::ReauthenticationRequired,
             DomainError::UnionidConflict => C::UnionidConflict,
             DomainError::SessionKeyExpired => C::SessionKeyExpired,
             DomainError::UnsupportedForApp => C::UnsupportedAppKind,
@@ -240,6 +267,7 @@ impl From<DomainError> for ApiError {
             DomainError::LastIdentity => C::LastIdentity,
             DomainError::UserMerged(_) => C::UserMerged,
             DomainError::SameUser => C::SameUser,
+            DomainError::NotMergedHere => C::NotMergedHere,
             DomainError::Store(StoreError::Unavailable(cause)) => {
                 tracing::warn!(%cause, "database unavailable");
                 return Self::new(
@@ -349,7 +377,14 @@ mod tests {
                 "watermark_in_future",
             ),
             (
-                DomainError::TooManyAttempts,
+                DomainError::TooManyAttempts(wxlink_domain::SpentBudget::Session),
+                S::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+            ),
+            (
+                DomainError::TooManyAttempts(wxlink_domain::SpentBudget::IdentityDay {
+                    retry_after_secs: 60,
+                }),
                 S::TOO_MANY_REQUESTS,
                 "too_many_attempts",
             ),
@@ -363,6 +398,11 @@ mod tests {
                 S::CONFLICT,
                 "unionid_conflict",
             ),
+            (
+                DomainError::ReauthenticationRequired,
+                S::BAD_REQUEST,
+                "reauthentication_required",
+            ),
             (DomainError::UserNotFound, S::NOT_FOUND, "not_found"),
             (DomainError::IdentityNotFound, S::NOT_FOUND, "not_found"),
             (DomainError::LastIdentity, S::CONFLICT, "last_identity"),
@@ -372,6 +412,7 @@ mod tests {
                 "user_merged",
             ),
             (DomainError::SameUser, S::CONFLICT, "same_user"),
+            (DomainError::NotMergedHere, S::CONFLICT, "not_merged_here"),
             (
                 StoreError::Unavailable("down".into()).into(),
                 S::SERVICE_UNAVAILABLE,

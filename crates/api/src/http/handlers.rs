@@ -16,8 +16,8 @@ use wxlink_domain::{AppId, AppKind, EncryptedUserData, JsCode, SessionToken, Use
 
 use super::error::{ApiError, ErrorCode};
 use super::wire::{
-    ErrorBody, Health, Identity, LoginRequest, LoginResponse, MeResponse, PhoneNumberRequest,
-    PhoneNumberResponse, UserInfoRequest, UserInfoResponse,
+    CancelRequest, ErrorBody, Health, Identity, LoginRequest, LoginResponse, MeResponse,
+    PhoneNumberRequest, PhoneNumberResponse, UserInfoRequest, UserInfoResponse,
 };
 use crate::state::AppState;
 
@@ -28,17 +28,64 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
-            BytesRejection::FailedToBufferBody(_)
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                ApiError::payload_too_large()
-            }
-            other => ApiError::invalid_request(format!("cannot read the body: {other}")),
-        })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::invalid_request(format!("body is not the expected JSON: {e}")))
+        let bytes = read_body(req, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::payload_too_large()
+        }
+        other => ApiError::invalid_request(format!("cannot read the body: {other}")),
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid_request(format!("body is not the expected JSON: {e}")))
+}
+
+/// A request body that is `application/x-www-form-urlencoded` when its `Content-Type` says
+/// so (what OAuth clients send, e.g. RFC 7662 §2.1), otherwise JSON like every other body.
+pub(crate) struct FormOrJson<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormOrJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let form = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                mime.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        let bytes = read_body(req, state).await?;
+        if !form {
+            return parse_json(&bytes).map(FormOrJson);
+        }
+        serde_urlencoded::from_bytes(&bytes)
+            .map(FormOrJson)
+            .map_err(|e| ApiError::invalid_request(format!("body is not the expected form: {e}")))
+    }
+}
+
+/// A JSON request body that may be left out: an empty body is `None`.
+pub(crate) struct OptionalJsonBody<T>(pub(crate) Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = read_body(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalJsonBody(None));
+        }
+        parse_json(&bytes).map(|body| OptionalJsonBody(Some(body)))
     }
 }
 
@@ -251,17 +298,27 @@ pub(crate) async fn me(
 
 /// Cancel the account (账号注销): every session revoked, every identity released, unionid and
 /// phone number erased, stored session_keys deleted. The same WeChat user's next login is a new
-/// user.
+/// user. The token alone is not enough: the body carries a fresh code of the WeChat user the
+/// token logged in as, and nothing changes unless WeChat says it is that user's.
 #[utoipa::path(delete, path = "/v1/me", tag = "users", security(("bearer" = [])),
+    request_body(content = CancelRequest, description = "A fresh code of the login's WeChat user; without it the answer is 400 `reauthentication_required`"),
     responses(
         (status = 204, description = "The account is gone; every token of it stops working"),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
+        (status = 400, description = "`invalid_request`, `reauthentication_required`, `unknown_app`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`, `invalid_code`", body = ErrorBody),
+        (status = 403, description = "`identity_mismatch`, `user_blocked`, `snapshot_user`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, `upstream_rate_limited`", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody),
+        (status = 504, description = "`upstream_timeout`", body = ErrorBody)))]
 pub(crate) async fn cancel_account(
     State(state): State<Arc<AppState>>,
     Bearer(token): Bearer,
+    OptionalJsonBody(req): OptionalJsonBody<CancelRequest>,
 ) -> Result<Response, ApiError> {
-    let cancelled = state.accounts.cancel(&token).await?;
+    let code = req.and_then(|r| r.code).map(parse_code).transpose()?;
+    let presence = state.service.prove_presence(&token, code).await?;
+    let cancelled = state.accounts.cancel(presence).await?;
     tracing::info!(
         sessions = cancelled.sessions,
         identities = cancelled.identities,

@@ -1,66 +1,32 @@
-//! The internal API for other teams' services, behind service tokens: user lookups and the
-//! durable event feed they follow to move their own rows when users merge.
-//!
-//! Service tokens come from `[internal] tokens` (better from the environment,
-//! `WXLINK__INTERNAL__TOKENS=a,b`); wxlink keeps only their SHA-256 and compares in constant
-//! time. Without tokens the internal routes answer 404, as if they did not exist.
+//! The internal API for other teams' services, behind named clients with scopes
+//! (`clients.rs`): user lookups, the durable event feed they follow to move their own rows when
+//! users merge, support's repairs and token introspection. Without clients the internal routes
+//! answer 404, as if they did not exist.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
-use secrecy::{ExposeSecret, SecretString};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-use wxlink_domain::{AppId, Event, EventKind, OpenId, PhoneMerge, UnionId, UserId};
+use wxlink_domain::{
+    ActorName, AppId, DomainError, Event, EventKind, OpenId, PhoneMerge, UnionId, UnionidSplit,
+    UserId,
+};
 use wxlink_persistence::{MAX_EVENTS_PAGE, UserRecord};
 
+use crate::http::clients::{Caller, Scope};
 use crate::http::error::{ApiError, ErrorCode};
-use crate::http::handlers::JsonBody;
+use crate::http::handlers::{FormOrJson, JsonBody};
 use crate::http::wire::{
     ErrorBody, EventDetail, EventsPage, FeedEvent, Identity, InternalUser, IntrospectRequest,
-    IntrospectResponse, MergeRequest, PhoneNumberResponse, RevokedSessions,
+    IntrospectResponse, MergeRequest, PhoneNumberResponse, RevokedSessions, SplitRequest,
+    SplitResponse,
 };
 use crate::state::AppState;
-
-/// The hashes of the configured service tokens.
-#[derive(Debug, Default)]
-pub struct ServiceTokens(Vec<[u8; 32]>);
-
-impl ServiceTokens {
-    /// Keep the hashes of `tokens`.
-    pub fn new(tokens: &[SecretString]) -> Self {
-        Self(
-            tokens
-                .iter()
-                .map(|t| Sha256::digest(t.expose_secret().as_bytes()).into())
-                .collect(),
-        )
-    }
-
-    /// Whether any token is configured, i.e. the internal routes are mounted.
-    pub(crate) fn enabled(&self) -> bool {
-        !self.0.is_empty()
-    }
-
-    /// Whether `presented` is one of the tokens; every configured token is compared, in
-    /// constant time, so the answer's timing tells nothing.
-    fn accepts(&self, presented: &str) -> bool {
-        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        self.0
-            .iter()
-            .fold(subtle::Choice::from(0), |found, known| {
-                found | known.ct_eq(&hash)
-            })
-            .into()
-    }
-}
 
 /// The internal routes, under `/internal/v1`.
 pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
@@ -77,35 +43,27 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
             delete(unlink_identity),
         )
         .route("/internal/v1/users/{into}/merge", post(merge))
+        .route("/internal/v1/users/{user_id}/split", post(split))
         .route("/internal/v1/introspect", post(introspect))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
-            require_service_token,
+            crate::http::clients::require_client,
         ))
 }
 
-async fn require_service_token(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if !state.service_tokens.enabled() {
-        return Err(ApiError::not_found());
-    }
-    let presented = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    match presented {
-        Some(token) if state.service_tokens.accepts(token) => Ok(next.run(request).await),
-        _ => Err(ApiError::invalid_token("a valid service token is required")),
-    }
+/// The actor of a support action: the authenticated client's name.
+fn actor(caller: &Caller) -> Result<ActorName, ApiError> {
+    ActorName::parse(caller.name.clone()).map_err(|e| {
+        tracing::error!(error = %e, "an internal API client's name cannot be an event's actor");
+        ApiError::new(
+            ErrorCode::InternalError,
+            "the client's name cannot be recorded",
+        )
+    })
 }
 
-pub(crate) fn internal_user(record: UserRecord) -> InternalUser {
+/// A user as `caller` may see it: the phone number only with `users:phone`.
+pub(crate) fn internal_user(record: UserRecord, caller: &Caller) -> InternalUser {
     InternalUser {
         user_id: record.user.id.to_string(),
         unionid: record.user.unionid.as_ref().map(UnionId::to_string),
@@ -119,17 +77,19 @@ pub(crate) fn internal_user(record: UserRecord) -> InternalUser {
                 openid: openid.to_string(),
             })
             .collect(),
-        phone_number: record.phone_number.map(|p| PhoneNumberResponse {
-            phone_number: p.phone_number,
-            pure_phone_number: p.pure_phone_number,
-            country_code: p.country_code,
+        phone_number: caller.may(Scope::UsersPhone).then(|| {
+            record.phone_number.map(|p| PhoneNumberResponse {
+                phone_number: p.phone_number,
+                pure_phone_number: p.pure_phone_number,
+                country_code: p.country_code,
+            })
         }),
     }
 }
 
-fn found(record: Option<UserRecord>) -> Result<Json<InternalUser>, ApiError> {
+fn found(record: Option<UserRecord>, caller: &Caller) -> Result<Json<InternalUser>, ApiError> {
     record
-        .map(|r| Json(internal_user(r)))
+        .map(|r| Json(internal_user(r, caller)))
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such user"))
 }
 
@@ -143,20 +103,22 @@ fn parse<T>(
 
 /// A user by id; a merged-away user answers with `merged_into` set.
 #[utoipa::path(get, path = "/internal/v1/users/{user_id}", tag = "internal",
-    security(("service_token" = [])),
     params(("user_id" = String, Path, description = "wxlink's user id", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, body = InternalUser),
         (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the client lacks the route's scope (the WWW-Authenticate header names it)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed authentications from this client address", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn user_by_id(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(user_id): Path<String>,
 ) -> Result<Json<InternalUser>, ApiError> {
     let id = parse("user_id", user_id, UserId::parse)?;
-    found(state.store.user_by_id(&id).await?)
+    found(state.store.user_by_id(&id).await?, &caller)
 }
 
 /// Documented in `openapi.rs` as one object parameter: OpenAPI cannot say "either unionid, or
@@ -173,15 +135,17 @@ pub(crate) struct FindUser {
 
 /// The user of an (appid, openid) identity, or of a unionid.
 #[utoipa::path(get, path = "/internal/v1/users", tag = "internal",
-    security(("service_token" = [])),
     responses(
         (status = 200, body = InternalUser),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the client lacks the route's scope (the WWW-Authenticate header names it)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed authentications from this client address", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn find_user(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<FindUser>,
 ) -> Result<Json<InternalUser>, ApiError> {
     match query {
@@ -191,7 +155,7 @@ pub(crate) async fn find_user(
             openid: None,
         } => {
             let unionid = parse("unionid", unionid, UnionId::parse)?;
-            found(state.store.user_by_unionid(&unionid).await?)
+            found(state.store.user_by_unionid(&unionid).await?, &caller)
         }
         FindUser {
             appid: Some(appid),
@@ -200,7 +164,10 @@ pub(crate) async fn find_user(
         } => {
             let appid = parse("appid", appid, AppId::parse)?;
             let openid = parse("openid", openid, OpenId::parse)?;
-            found(state.store.user_by_identity(&appid, &openid).await?)
+            found(
+                state.store.user_by_identity(&appid, &openid).await?,
+                &caller,
+            )
         }
         _ => Err(ApiError::invalid_request(
             "give either unionid, or appid and openid",
@@ -223,7 +190,9 @@ pub(crate) struct EventsQuery {
 /// One event as the feed shows it; a merge also names `from` and `into`.
 pub(crate) fn feed_event(id: i64, event: &Event) -> FeedEvent {
     let merge = match (event.kind, &event.other_user_id) {
-        (EventKind::UsersMerged, Some(from)) => Some((from.to_string(), event.user_id.to_string())),
+        (EventKind::UsersMerged | EventKind::UserSplit, Some(from)) => {
+            Some((from.to_string(), event.user_id.to_string()))
+        }
         _ => None,
     };
     let (from, into) = merge.unzip();
@@ -236,22 +205,26 @@ pub(crate) fn feed_event(id: i64, event: &Event) -> FeedEvent {
         at: event.at,
         from,
         into,
-        detail: event.detail.map(|d| EventDetail {
+        detail: event.detail.as_ref().map(|d| EventDetail {
             by: d.by.as_str(),
+            actor: d.actor.as_ref().map(ToString::to_string),
             phone: d.phone.map(PhoneMerge::as_str),
             sessions: d.sessions,
             identities: d.identities,
+            unionid: d.unionid.map(UnionidSplit::as_str),
         }),
     }
 }
 
 /// The durable event feed: creations, links and merges, oldest first.
 #[utoipa::path(get, path = "/internal/v1/events", tag = "internal",
-    security(("service_token" = [])), params(EventsQuery),
+    params(EventsQuery),
     responses(
         (status = 200, body = EventsPage),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the client lacks the route's scope (the WWW-Authenticate header names it)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed authentications from this client address", body = ErrorBody),
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
@@ -275,29 +248,35 @@ pub(crate) async fn events(
 
 /// Revoke every live session of a user and of the users merged into it (a stolen token).
 #[utoipa::path(post, path = "/internal/v1/users/{user_id}/revoke-sessions", tag = "internal",
-    security(("service_token" = [])),
     params(("user_id" = String, Path, description = "wxlink's user id", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, body = RevokedSessions),
         (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the client lacks the route's scope (the WWW-Authenticate header names it)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed authentications from this client address", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`user_merged`: act on the user it was merged into", body = ErrorBody),
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn revoke_sessions(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(user_id): Path<String>,
 ) -> Result<Json<RevokedSessions>, ApiError> {
     let id = parse("user_id", user_id, UserId::parse)?;
-    let revoked = state.accounts.revoke_sessions(id.clone()).await?;
+    let revoked = state
+        .accounts
+        .revoke_sessions(id.clone(), actor(&caller)?)
+        .await?;
     tracing::info!(user_id = %id, revoked, "support revoked sessions");
     Ok(Json(RevokedSessions { revoked }))
 }
 
-/// Unlink one identity (linked by mistake); its sessions are revoked and its next login makes a
-/// new provisional user.
+/// Unlink one identity (linked by mistake); its sessions are revoked, and if it was the last
+/// identity vouching for the user's unionid the unionid is released, so its next login lands on
+/// the user of its own unionid (or a new provisional user).
 #[utoipa::path(delete, path = "/internal/v1/users/{user_id}/identities/{appid}/{openid}",
-    tag = "internal", security(("service_token" = [])),
+    tag = "internal",
     params(
         ("user_id" = String, Path, description = "wxlink's user id", pattern = "^[A-Za-z0-9_-]{1,64}$"),
         ("appid" = String, Path, description = "the identity's app", pattern = "^wx[0-9A-Za-z]{16}$"),
@@ -306,11 +285,14 @@ pub(crate) async fn revoke_sessions(
         (status = 204, description = "Unlinked"),
         (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the client lacks the route's scope (the WWW-Authenticate header names it)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed authentications from this client address", body = ErrorBody),
         (status = 404, description = "`not_found`: no such user, or not its identity (also an appid or openid that cannot be one)", body = ErrorBody),
         (status = 409, description = "`last_identity` (cancel instead) or `user_merged`", body = ErrorBody),
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn unlink_identity(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path((user_id, appid, openid)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let id = parse("user_id", user_id, UserId::parse)?;
@@ -320,7 +302,7 @@ pub(crate) async fn unlink_identity(
     };
     state
         .accounts
-        .unlink_identity(id.clone(), appid.clone(), openid)
+        .unlink_identity(id.clone(), appid.clone(), openid, actor(&caller)?)
         .await?;
     tracing::info!(user_id = %id, %appid, "support unlinked an identity");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -328,41 +310,110 @@ pub(crate) async fn unlink_identity(
 
 /// Merge `from` into the path's user by the rules of a unionid merge.
 #[utoipa::path(post, path = "/internal/v1/users/{into}/merge", tag = "internal",
-    security(("service_token" = [])),
     params(("into" = String, Path, description = "the user that stays", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     request_body = MergeRequest,
     responses(
         (status = 200, body = InternalUser),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the client lacks the route's scope (the WWW-Authenticate header names it)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed authentications from this client address", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`unionid_conflict`, `same_user` or `user_merged`", body = ErrorBody),
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn merge(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(into): Path<String>,
     JsonBody(body): JsonBody<MergeRequest>,
 ) -> Result<Json<InternalUser>, ApiError> {
     let into = parse("into", into, UserId::parse)?;
     let from = parse("from", body.from, UserId::parse)?;
-    let survivor = state.accounts.merge(into, from.clone()).await?;
+    let survivor = state
+        .accounts
+        .merge(into, from.clone(), actor(&caller)?)
+        .await?;
     tracing::info!(user_id = %survivor, from = %from, "support merged users");
-    found(state.store.user_by_id(&survivor).await?)
+    found(state.store.user_by_id(&survivor).await?, &caller)
 }
 
+/// Undo a merge: the listed identities move to a new user, or with `into` back to a user that
+/// was merged into the path's user, which is restored. Sessions follow the identity they
+/// logged in through, the phone number the identity that verified it, the unionid the
+/// identities vouching for it.
+#[utoipa::path(post, path = "/internal/v1/users/{user_id}/split", tag = "internal",
+    params(("user_id" = String, Path, description = "the user to split", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body = SplitRequest,
+    responses(
+        (status = 200, body = SplitResponse),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the client lacks the route's scope (the WWW-Authenticate header names it)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed authentications from this client address", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user, or not its identity", body = ErrorBody),
+        (status = 409, description = "`last_identity` (no identity would remain), `not_merged_here` (the user named by into was never merged into this one) or `user_merged`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
+pub(crate) async fn split(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(user_id): Path<String>,
+    JsonBody(body): JsonBody<SplitRequest>,
+) -> Result<Json<SplitResponse>, ApiError> {
+    let id = parse("user_id", user_id, UserId::parse)?;
+    if body.identities.is_empty() {
+        return Err(ApiError::invalid_request("identities: list at least one"));
+    }
+    if body.identities.len() > MAX_SPLIT_IDENTITIES {
+        return Err(ApiError::invalid_request(format!(
+            "identities: at most {MAX_SPLIT_IDENTITIES}"
+        )));
+    }
+    // An identity that cannot exist is not the user's, like one that does not.
+    let identities = body
+        .identities
+        .into_iter()
+        .map(|i| match (AppId::parse(i.appid), OpenId::parse(i.openid)) {
+            (Ok(appid), Ok(openid)) => Ok((appid, openid)),
+            _ => Err(DomainError::IdentityNotFound),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let into = body
+        .into
+        .map(|into| parse("into", into, UserId::parse))
+        .transpose()?;
+    let split = state
+        .accounts
+        .split(id, identities, into, actor(&caller)?)
+        .await?;
+    tracing::info!(user_id = %split.user, from = %split.remaining, "support split a user");
+    let user = found(state.store.user_by_id(&split.user).await?, &caller)?.0;
+    let remaining = found(state.store.user_by_id(&split.remaining).await?, &caller)?.0;
+    Ok(Json(SplitResponse { user, remaining }))
+}
+
+/// The most identities one split moves: a person has a handful.
+const MAX_SPLIT_IDENTITIES: usize = 100;
+
 /// RFC 7662 token introspection: whether a user's bearer token works, and whom it stands for.
+/// The body is a form (RFC 7662 §2.1) or JSON; the client authenticates with Bearer or with
+/// HTTP Basic (its name and token).
 #[utoipa::path(post, path = "/internal/v1/introspect", tag = "internal",
-    security(("service_token" = [])),
-    request_body = IntrospectRequest,
+    request_body(content(
+        (IntrospectRequest = "application/x-www-form-urlencoded"),
+        (IntrospectRequest = "application/json"))),
     responses(
         (status = 200, body = IntrospectResponse),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
-        (status = 401, description = "`invalid_token` (the service token)", body = ErrorBody),
+        (status = 401, description = "`invalid_token` (the client's token, or its name and token)", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the client lacks the route's scope (the WWW-Authenticate header names it)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed authentications from this client address", body = ErrorBody),
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn introspect(
     State(state): State<Arc<AppState>>,
-    JsonBody(body): JsonBody<IntrospectRequest>,
+    FormOrJson(body): FormOrJson<IntrospectRequest>,
 ) -> Result<Json<IntrospectResponse>, ApiError> {
+    // `token_type_hint` may be ignored (RFC 7662 §2.1): a token is looked up the same way
+    // whatever it claims to be.
     let answer = match state.accounts.introspect(&body.token).await? {
         Some(active) => IntrospectResponse {
             active: true,
@@ -371,6 +422,8 @@ pub(crate) async fn introspect(
             iat: Some(active.iat),
             exp: Some(active.exp),
             unionid_linked: Some(active.unionid_linked),
+            token_type: Some("Bearer"),
+            iss: Some(state.issuer.clone()),
         },
         None => IntrospectResponse {
             active: false,
@@ -379,6 +432,8 @@ pub(crate) async fn introspect(
             iat: None,
             exp: None,
             unionid_linked: None,
+            token_type: None,
+            iss: None,
         },
     };
     Ok(Json(answer))

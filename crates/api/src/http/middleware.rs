@@ -23,9 +23,30 @@ fn logged_path(path: &str) -> &str {
     &path[..cut]
 }
 
+/// Text a client chose, made safe for a log line: every control character (C0, DEL and C1,
+/// NEL U+0085 among them) and the Unicode line and paragraph separators U+2028 and U+2029 are
+/// written as `\u{…}` escapes, so no tool that splits lines on one of them sees a line the
+/// client forged. JSON logs need this too: serde_json leaves U+0085, U+2028 and U+2029 raw.
+fn escaped_for_log(text: &str) -> std::borrow::Cow<'_, str> {
+    let breaks = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.contains(breaks) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if breaks(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The span of one request: every log line inside carries its request id. The query string is
 /// left out (it is not part of the API, and could carry anything), and the path is cut to
-/// [`MAX_LOGGED_PATH_BYTES`].
+/// [`MAX_LOGGED_PATH_BYTES`] and escaped ([`escaped_for_log`]). The request id needs no
+/// escaping: only a plain short token is kept ([`drop_unfit_request_id`]).
 pub(super) fn request_span(request: &Request) -> tracing::Span {
     let request_id = request
         .headers()
@@ -35,7 +56,7 @@ pub(super) fn request_span(request: &Request) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = %request.method(),
-        path = %logged_path(request.uri().path()),
+        path = %escaped_for_log(logged_path(request.uri().path())),
         request_id = %request_id,
     )
 }
@@ -121,17 +142,27 @@ pub(super) async fn limit_per_ip(
     request: Request,
     next: axum::middleware::Next,
 ) -> Result<Response, ApiError> {
-    let peer = request
+    count_against_ip(&state, &request).await?;
+    Ok(next.run(request).await)
+}
+
+/// Counts one request against its client IP's rate limit: 429 `rate_limited` once it is spent.
+/// A request without `ConnectInfo` (in-process, not from a listener) is not counted.
+pub(super) fn count_against_ip<'a>(
+    state: &'a AppState,
+    request: &Request,
+) -> impl Future<Output = Result<(), ApiError>> + Send + use<'a> {
+    // Read before the future: a request (its body) is not `Sync`, so the future cannot hold it.
+    let client = request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
-    if let Some(peer) = peer {
-        state
-            .limits
-            .check_ip(state.limits.client(peer, request.headers()))
-            .await?;
+        .map(|info| state.limits.client(info.0.ip(), request.headers()));
+    async move {
+        if let Some(client) = client {
+            state.limits.check_ip(client).await?;
+        }
+        Ok(())
     }
-    Ok(next.run(request).await)
 }
 
 #[cfg(test)]
@@ -168,6 +199,16 @@ mod tests {
             let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(body["error"]["code"], "invalid_request", "{what}");
         }
+    }
+
+    #[test]
+    fn line_breaks_and_control_characters_are_escaped_for_logs() {
+        assert_eq!(escaped_for_log("/v1/me"), "/v1/me");
+        assert_eq!(escaped_for_log("/é/日本"), "/é/日本");
+        assert_eq!(
+            escaped_for_log("/a\u{85}b\u{2028}c\u{2029}d\ne\rf\u{1b}[31mg\u{7f}h\u{9b}i"),
+            "/a\\u{85}b\\u{2028}c\\u{2029}d\\u{a}e\\u{d}f\\u{1b}[31mg\\u{7f}h\\u{9b}i"
+        );
     }
 
     #[test]

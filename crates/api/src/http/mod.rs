@@ -13,6 +13,7 @@ use handlers::{
 };
 use middleware::{drop_unfit_request_id, error_envelope, limit_per_ip, request_span};
 
+pub(crate) mod clients;
 pub(crate) mod error;
 pub(crate) mod handlers;
 pub(crate) mod internal;
@@ -25,7 +26,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.max_body_bytes;
     // On the method handlers only, so a wrong method is a 405 and costs no quota.
     let per_ip = axum::middleware::from_fn_with_state(Arc::clone(&state), limit_per_ip);
-    Router::new()
+    let routes = Router::new()
         .route("/v1/wechat/login", post(login).route_layer(per_ip.clone()))
         .route(
             "/v1/wechat/user-info",
@@ -33,14 +34,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/v1/wechat/phone-number",
-            post(phone_number).route_layer(per_ip),
+            post(phone_number).route_layer(per_ip.clone()),
         )
+        // Every route that authenticates a bearer token or writes is limited too: a client
+        // must not try tokens, or cancel and log out, at the database's pace.
+        .route(
+            "/v1/me",
+            get(me).delete(cancel_account).route_layer(per_ip.clone()),
+        )
+        .route("/v1/logout", post(logout).route_layer(per_ip))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(prometheus_metrics))
         .route("/openapi.json", get(crate::http::openapi::serve))
-        .route("/v1/me", get(me).delete(cancel_account))
-        .route("/v1/logout", post(logout))
-        .merge(crate::http::internal::router(Arc::clone(&state)))
+        .merge(crate::http::internal::router(Arc::clone(&state)));
+    // With `[metrics] bind`, only the metrics listener serves them (`metrics_router`).
+    let routes = if state.metrics_apart {
+        routes
+    } else {
+        routes.route("/metrics", get(prometheus_metrics))
+    };
+    routes
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
@@ -66,5 +78,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         // Outermost: a client's id that is not a plain short token is replaced before it can
         // reach a log line, an error body or a response header.
         .layer(axum::middleware::from_fn(drop_unfit_request_id))
+        .with_state(state)
+}
+
+/// The metrics listener's routes (`[metrics] bind`): `GET /metrics` and nothing else, every
+/// other answer in the contract's error shape.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(prometheus_metrics))
+        .fallback(|| async { ApiError::not_found() })
+        .layer(axum::middleware::from_fn(error_envelope))
         .with_state(state)
 }

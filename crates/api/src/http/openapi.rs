@@ -1,17 +1,18 @@
 //! The OpenAPI 3 document of the whole HTTP API, generated from the handlers and the wire
 //! types; kept in full in `docs/openapi.json` and served at `/openapi.json` with the routes this
-//! server mounts: the internal routes only when service tokens are configured (without them they
+//! server mounts: the internal routes only when clients are configured (without them they
 //! answer 404, so listing them would be a false promise).
 
 use std::sync::{Arc, LazyLock};
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{handlers as http, internal, wire};
+use super::{clients, handlers as http, internal, wire};
 
 /// Every route with its method, in one list: the router test checks each exists, and the
 /// document test checks the document has exactly these.
@@ -35,6 +36,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
         "/internal/v1/users/{user_id}/identities/{appid}/{openid}",
     ),
     ("post", "/internal/v1/users/{into}/merge"),
+    ("post", "/internal/v1/users/{user_id}/split"),
     ("post", "/internal/v1/introspect"),
 ];
 
@@ -60,6 +62,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
         internal::revoke_sessions,
         internal::unlink_identity,
         internal::merge,
+        internal::split,
         internal::introspect,
     ),
     components(schemas(
@@ -80,27 +83,64 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
         wire::EventsPage,
         wire::RevokedSessions,
         wire::MergeRequest,
+        wire::SplitRequest,
+        wire::SplitResponse,
         wire::IntrospectRequest,
         wire::IntrospectResponse,
     )),
     modifiers(&Security, &FindUserQuery, &SignedTogether),
     tags(
         (name = "users", description = "What a mini program (or web page, or app) calls"),
-        (name = "internal", description = "Other teams' services, with a service token"),
+        (name = "internal", description = "Other teams' services: named clients, each route with its scope"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]
 struct ApiDoc;
 
+/// The security schemes, and each internal route's requirement: a client's token as Bearer, or
+/// its name and token as HTTP Basic, with the route's scope from the one table the middleware
+/// enforces (OpenAPI 3.1 lets the scopes of a non-OAuth scheme name roles).
 struct Security;
 
 impl Modify for Security {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::SecurityRequirement;
         let components = doc.components.get_or_insert_with(Default::default);
         let bearer =
             || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         components.add_security_scheme("bearer", bearer());
-        components.add_security_scheme("service_token", bearer());
+        components.add_security_scheme(SERVICE_TOKEN, bearer());
+        components.add_security_scheme(
+            CLIENT_BASIC,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "An [internal.clients.<name>] client: its name and token, each \
+                         form-urlencoded, as user and password (RFC 6749 §2.3.1)",
+                    ))
+                    .build(),
+            ),
+        );
+        for (method, path, scope) in clients::ROUTE_SCOPES {
+            let Some(item) = doc.paths.paths.get_mut(*path) else {
+                continue;
+            };
+            let operation = match *method {
+                Method::GET => item.get.as_mut(),
+                Method::POST => item.post.as_mut(),
+                Method::DELETE => item.delete.as_mut(),
+                Method::PUT => item.put.as_mut(),
+                Method::PATCH => item.patch.as_mut(),
+                _ => None,
+            };
+            if let Some(operation) = operation {
+                operation.security = Some(vec![
+                    SecurityRequirement::new(SERVICE_TOKEN, [scope.as_str()]),
+                    SecurityRequirement::new(CLIENT_BASIC, [scope.as_str()]),
+                ]);
+            }
+        }
     }
 }
 
@@ -197,10 +237,14 @@ const INTERNAL_SCHEMAS: &[&str] = &[
     "EventsPage",
     "RevokedSessions",
     "MergeRequest",
+    "SplitRequest",
+    "SplitResponse",
     "IntrospectRequest",
     "IntrospectResponse",
 ];
-const INTERNAL_SECURITY: &str = "service_token";
+const SERVICE_TOKEN: &str = "service_token";
+const CLIENT_BASIC: &str = "client_basic";
+const INTERNAL_SECURITY: &[&str] = &[SERVICE_TOKEN, CLIENT_BASIC];
 
 fn openapi(with_internal: bool) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
@@ -217,7 +261,9 @@ fn openapi(with_internal: bool) -> utoipa::openapi::OpenApi {
             components
                 .schemas
                 .retain(|name, _| !INTERNAL_SCHEMAS.contains(&name.as_str()));
-            components.security_schemes.remove(INTERNAL_SECURITY);
+            for scheme in INTERNAL_SECURITY {
+                components.security_schemes.remove(*scheme);
+            }
         }
     }
     doc
@@ -247,14 +293,19 @@ static SERVED: LazyLock<[serde_json::Value; 2]> = LazyLock::new(|| {
 /// the login's `appid` (any other is `unknown_app`; appids are public anyway: every OAuth URL and
 /// mini program package carries its own).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3 document of the routes this server mounts (the internal ones only with service tokens configured)", content_type = "application/json")))]
+    responses((status = 200, description = "The OpenAPI 3 document of the routes this server mounts (the internal ones only with clients configured)", content_type = "application/json")))]
 pub(crate) async fn serve(State(state): State<Arc<crate::state::AppState>>) -> Response {
     let [public, full] = &*SERVED;
-    let mut doc = if state.service_tokens.enabled() {
+    let mut doc = if state.clients.enabled() {
         full.clone()
     } else {
         public.clone()
     };
+    if state.metrics_apart
+        && let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut())
+    {
+        paths.remove("/metrics");
+    }
     let mut appids: Vec<&str> = state.apps.keys().map(|a| a.as_str()).collect();
     appids.sort_unstable();
     if let Some(appid) = doc
@@ -361,6 +412,9 @@ mod tests {
                 if op.get("security").is_some() {
                     expected.push("invalid_token");
                 }
+                if path.starts_with(INTERNAL_PREFIX) {
+                    expected.extend(["insufficient_scope", "rate_limited"]);
+                }
                 if !without_transactions.contains(&path.as_str()) {
                     expected.extend(["database_unavailable", "database_contention"]);
                 }
@@ -372,6 +426,36 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "undocumented errors: {missing:#?}");
+    }
+
+    /// Every internal route has its scope in the one table, the table names only routes, and
+    /// the document states each route's scope for both ways a client authenticates.
+    #[test]
+    fn each_internal_route_states_its_scope() {
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        let internal: Vec<&(&str, &str)> = ROUTES
+            .iter()
+            .filter(|(_, path)| path.starts_with(INTERNAL_PREFIX))
+            .collect();
+        for (method, path) in &internal {
+            let verb = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let scope = clients::scope_of(&verb, path)
+                .unwrap_or_else(|| panic!("{method} {path} has no scope in ROUTE_SCOPES"));
+            let security = &doc["paths"][*path][*method]["security"];
+            assert_eq!(
+                security,
+                &serde_json::json!([
+                    {"service_token": [scope.as_str()]},
+                    {"client_basic": [scope.as_str()]},
+                ]),
+                "{method} {path}"
+            );
+        }
+        assert_eq!(
+            internal.len(),
+            clients::ROUTE_SCOPES.len(),
+            "ROUTE_SCOPES names a route that is not in ROUTES"
+        );
     }
 
     #[test]
@@ -518,6 +602,7 @@ mod tests {
         assert!(
             !public_document().contains("/internal/")
                 && !public_document().contains("service_token")
+                && !public_document().contains("client_basic")
         );
     }
 }

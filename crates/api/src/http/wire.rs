@@ -62,6 +62,24 @@ pub struct UserInfoRequest {
     pub code: Option<String>,
 }
 
+/// `DELETE /v1/me`: proof that the person is there.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CancelRequest {
+    /// A fresh code of the WeChat user the token logged in as: `wx.login`'s code in a mini
+    /// program, a new OAuth authorisation's code otherwise. Without it the answer is 400
+    /// `reauthentication_required`.
+    // Read as optional, so that its absence gets its own answer; documented as required,
+    // since no request without it succeeds.
+    #[schema(
+        value_type = String,
+        required = true,
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[!-~]+$"
+    )]
+    pub code: Option<String>,
+}
+
 /// The outcome of user info.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserInfoResponse {
@@ -74,7 +92,7 @@ pub struct UserInfoResponse {
 }
 
 /// One (appid, openid) identity.
-#[derive(Debug, Serialize, ToSchema, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct Identity {
     /// The app.
     pub appid: String,
@@ -152,8 +170,11 @@ pub struct InternalUser {
     pub created_at: i64,
     /// Its identities (none once merged away).
     pub identities: Vec<Identity>,
-    /// Its verified phone number, if one was stored.
-    pub phone_number: Option<PhoneNumberResponse>,
+    /// Its verified phone number, `null` when none is stored; left out for a client without
+    /// the scope `users:phone`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<PhoneNumberResponse>)]
+    pub phone_number: Option<Option<PhoneNumberResponse>>,
 }
 
 /// One event of the feed.
@@ -162,7 +183,7 @@ pub struct FeedEvent {
     /// The event's position in the feed, increasing; pass the last one seen as `after`.
     pub id: i64,
     /// `user_created`, `identity_linked`, `unionid_linked`, `users_merged`, `user_deleted`,
-    /// `sessions_revoked` or `identity_unlinked`.
+    /// `sessions_revoked`, `identity_unlinked`, `unionid_released` or `user_split`.
     pub kind: &'static str,
     /// The user it happened to (for a merge, the surviving owner).
     pub user_id: String,
@@ -172,15 +193,16 @@ pub struct FeedEvent {
     pub openid: String,
     /// Unix seconds.
     pub at: i64,
-    /// For `users_merged`: the user merged away.
+    /// For `users_merged`: the user merged away; for `user_split`: the user split.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
-    /// For `users_merged`: the owner it was merged into.
+    /// For `users_merged`: the owner it was merged into; for `user_split`: the user the
+    /// identities went to (new, or restored).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub into: Option<String>,
     /// Facts of the event that are not fields of their own: `by` (`unionid`, `user` or
-    /// `support`), and for `users_merged` what the merge moved, for revocations and
-    /// cancellations how many sessions (and identities) they ended.
+    /// `support`, with its `actor`), and for `users_merged` and `user_split` what moved, for
+    /// revocations and cancellations how many sessions (and identities) they ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<EventDetail>,
 }
@@ -191,18 +213,30 @@ pub struct EventDetail {
     /// What caused the event: `unionid` (the linking rules), `user` (the user, e.g. cancelling
     /// their account) or `support` (the internal API or the command line).
     pub by: &'static str,
+    /// With `by: support`: who did it, the internal API client's name or `cli:` and the
+    /// operator's name (at most 64 printable characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 64)]
+    pub actor: Option<String>,
     /// `users_merged`: the merged user's phone number: `none` (it had none), `moved` (the owner
     /// had none), `replaced_owner` (it was verified later than the owner's and replaced it),
-    /// `kept_owner` (the owner's was verified later or at the same time and stays).
+    /// `kept_owner` (the owner's was verified later or at the same time and stays);
+    /// `user_split`: `none` (the user had none), `moved` (the identity that verified it moved,
+    /// and the number with it) or `stayed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<&'static str>,
     /// `users_merged`: how many live sessions of the merged user act as the owner from now on;
-    /// `sessions_revoked`, `identity_unlinked`, `user_deleted`: how many sessions were revoked.
+    /// `sessions_revoked`, `identity_unlinked`, `user_deleted`: how many sessions were revoked;
+    /// `user_split`: how many live sessions moved with the identities.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<u64>,
-    /// `user_deleted`: how many identities were released.
+    /// `user_deleted`: how many identities were released; `user_split`: how many moved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identities: Option<u64>,
+    /// `user_split`: the unionid: `none` (the user had none), `moved` (every identity
+    /// vouching for it moved, and it with them) or `stayed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<&'static str>,
 }
 
 /// `POST /internal/v1/users/{user_id}/revoke-sessions`
@@ -220,11 +254,40 @@ pub struct MergeRequest {
     pub from: String,
 }
 
-/// `POST /internal/v1/introspect` (RFC 7662)
+/// `POST /internal/v1/users/{user_id}/split`
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SplitRequest {
+    /// The identities of the path's user that move (at least one; one must stay).
+    #[schema(min_items = 1, max_items = 100)]
+    pub identities: Vec<Identity>,
+    /// A user that was merged into the path's user (directly or through a chain): the
+    /// identities go back to it, and it is restored. Without it they go to a new user.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub into: Option<String>,
+}
+
+/// The answer to a split: both users as `GET /internal/v1/users/{id}` shows them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SplitResponse {
+    /// The user the identities went to (new, or restored).
+    pub user: InternalUser,
+    /// The user that was split, with the identities that stayed.
+    pub remaining: InternalUser,
+}
+
+/// `POST /internal/v1/introspect` (RFC 7662 §2.1), as a form or as JSON.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct IntrospectRequest {
     /// A bearer token a client presented.
     pub token: String,
+    /// What the caller thinks the token is (`access_token`, …); wxlink looks every token up
+    /// the same way, so it changes nothing.
+    #[expect(
+        dead_code,
+        reason = "read by serde only: RFC 7662 lets a server ignore it"
+    )]
+    pub token_type_hint: Option<String>,
 }
 
 /// RFC 7662 §2.2: an inactive token answers `{"active": false}` and nothing else.
@@ -247,6 +310,13 @@ pub struct IntrospectResponse {
     /// Whether the user's unionid is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unionid_linked: Option<bool>,
+    /// `Bearer` (RFC 7662 §2.2, the `token_type` of RFC 6749 §7.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Bearer")]
+    pub token_type: Option<&'static str>,
+    /// Who issued the token: `wxlink`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
 }
 
 /// A page of the event feed.

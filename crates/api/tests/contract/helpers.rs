@@ -113,9 +113,26 @@ impl Api for TestApp {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Reply {
+        let authorization = token.map(|token| format!("Bearer {token}"));
+        self.call_authorized(method, path, authorization.as_deref(), content_type, body)
+            .await
+    }
+}
+
+impl TestApp {
+    /// Any request with any `Authorization` header (HTTP Basic, a wrong scheme), from a
+    /// loopback client as the real server would see it; the answer is read whole.
+    pub async fn call_authorized(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
         let mut request = Request::builder().method(method.clone()).uri(path);
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
         }
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);

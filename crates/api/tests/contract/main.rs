@@ -11,10 +11,13 @@
 #[macro_use]
 extern crate wxlink_tests;
 
+mod cancellation;
 mod console;
 mod errors;
 mod forgery;
 mod helpers;
 mod internal;
 mod linking;
+mod scopes;
 mod stale_key;
+mod support;

@@ -8,16 +8,27 @@ use mockall::predicate::eq;
 use super::*;
 use crate::error::StoreError;
 use crate::model::{EventKind, PhoneMerge};
-use crate::ports::{MockClock, MockStoreTx};
+use crate::ports::{MockClock, MockIdSource, MockStoreTx};
 use crate::service::tests::{
     MockStore, NOW, app, expect_merge_holds, expect_merge_holds_in, expect_session, expect_user,
     live_session, oid, other_app, token, uid, union, user,
 };
 
-fn accounts(tx: MockStoreTx) -> Accounts<MockStore, MockClock> {
+fn accounts(tx: MockStoreTx) -> Accounts<MockStore, MockClock, MockIdSource> {
     let mut clock = MockClock::new();
     clock.expect_now().return_const(NOW);
-    Accounts::new(MockStore(Mutex::new(tx)), clock)
+    let mut ids = MockIdSource::new();
+    ids.expect_new_user_id().returning(|| uid("u-new"));
+    Accounts::new(MockStore(Mutex::new(tx)), clock, ids)
+}
+
+/// The support agent of these tests.
+fn agent() -> ActorName {
+    ActorName::parse("crm").unwrap()
+}
+
+fn support() -> EventDetail {
+    EventDetail::support(&agent())
 }
 
 fn expect_identities(tx: &mut MockStoreTx, of: &str, list: &[(AppId, OpenId)]) {
@@ -41,7 +52,7 @@ fn expect_detailed_event(
                 && e.user_id == user
                 && e.other_user_id == other
                 && e.at == NOW
-                && e.detail == Some(detail)
+                && e.detail.as_ref() == Some(&detail)
         })
         .times(1)
         .returning(|_| Ok(()));
@@ -101,6 +112,14 @@ async fn cancelling_revokes_releases_erases_and_records_it() {
         .with(eq(uid("u-o")), eq(NOW))
         .times(1)
         .returning(|_, _| Ok(()));
+    // The unionid goes with the last identity vouching for it.
+    expect_detailed_event(
+        &mut tx,
+        EventKind::UnionidReleased,
+        "u-o",
+        None,
+        EventDetail::by(Actor::User),
+    );
     expect_detailed_event(
         &mut tx,
         EventKind::UserDeleted,
@@ -108,7 +127,10 @@ async fn cancelling_revokes_releases_erases_and_records_it() {
         None,
         EventDetail::by(Actor::User).sessions(3).identities(2),
     );
-    let done = accounts(tx).cancel(&token()).await.unwrap();
+    let done = accounts(tx)
+        .cancel(Presence::proven(&token()))
+        .await
+        .unwrap();
     assert_eq!(
         done,
         Cancelled {
@@ -127,7 +149,10 @@ async fn cancelling_with_a_dead_token_writes_nothing() {
     }] {
         let mut tx = MockStoreTx::new();
         expect_session(&mut tx, session);
-        let err = accounts(tx).cancel(&token()).await.unwrap_err();
+        let err = accounts(tx)
+            .cancel(Presence::proven(&token()))
+            .await
+            .unwrap_err();
         assert_eq!(err, DomainError::InvalidToken);
     }
 }
@@ -136,12 +161,18 @@ async fn cancelling_with_a_dead_token_writes_nothing() {
 async fn support_deletes_only_existing_unmerged_users() {
     let mut tx = MockStoreTx::new();
     no_such_user(&mut tx, "u-x");
-    let err = accounts(tx).delete_user(uid("u-x")).await.unwrap_err();
+    let err = accounts(tx)
+        .delete_user(uid("u-x"), agent())
+        .await
+        .unwrap_err();
     assert_eq!(err, DomainError::UserNotFound);
 
     let mut tx = MockStoreTx::new();
     expect_user(&mut tx, user("u-p", None, Some("u-o")));
-    let err = accounts(tx).delete_user(uid("u-p")).await.unwrap_err();
+    let err = accounts(tx)
+        .delete_user(uid("u-p"), agent())
+        .await
+        .unwrap_err();
     assert_eq!(err, DomainError::UserMerged(uid("u-o")));
 
     let mut tx = MockStoreTx::new();
@@ -159,9 +190,9 @@ async fn support_deletes_only_existing_unmerged_users() {
         EventKind::UserDeleted,
         "u-o",
         None,
-        EventDetail::by(Actor::Support).sessions(0).identities(1),
+        support().sessions(0).identities(1),
     );
-    accounts(tx).delete_user(uid("u-o")).await.unwrap();
+    accounts(tx).delete_user(uid("u-o"), agent()).await.unwrap();
 }
 
 // ---- revoke sessions ----
@@ -180,9 +211,12 @@ async fn revoking_sessions_counts_them_in_the_event() {
         EventKind::SessionsRevoked,
         "u-o",
         None,
-        EventDetail::by(Actor::Support).sessions(2),
+        support().sessions(2),
     );
-    assert_eq!(accounts(tx).revoke_sessions(uid("u-o")).await, Ok(2));
+    assert_eq!(
+        accounts(tx).revoke_sessions(uid("u-o"), agent()).await,
+        Ok(2)
+    );
 }
 
 #[tokio::test]
@@ -190,13 +224,13 @@ async fn revoking_sessions_of_unknown_or_merged_users_writes_nothing() {
     let mut tx = MockStoreTx::new();
     no_such_user(&mut tx, "u-x");
     assert_eq!(
-        accounts(tx).revoke_sessions(uid("u-x")).await,
+        accounts(tx).revoke_sessions(uid("u-x"), agent()).await,
         Err(DomainError::UserNotFound)
     );
     let mut tx = MockStoreTx::new();
     expect_user(&mut tx, user("u-p", None, Some("u-o")));
     assert_eq!(
-        accounts(tx).revoke_sessions(uid("u-p")).await,
+        accounts(tx).revoke_sessions(uid("u-p"), agent()).await,
         Err(DomainError::UserMerged(uid("u-o")))
     );
 }
@@ -225,12 +259,54 @@ async fn unlinking_revokes_the_identitys_sessions_and_detaches_it() {
             e.kind == EventKind::IdentityUnlinked
                 && e.appid == other_app()
                 && e.openid == oid("o2")
-                && e.detail == Some(EventDetail::by(Actor::Support).sessions(1))
+                && e.detail == Some(support().sessions(1))
         })
         .times(1)
         .returning(|_| Ok(()));
+    // o1 still vouches for the unionid: it stays.
+    tx.expect_vouchers()
+        .with(eq(uid("u-o")), eq(union("union-1")))
+        .times(1)
+        .returning(|_, _| Ok(1));
     accounts(tx)
-        .unlink_identity(uid("u-o"), other_app(), oid("o2"))
+        .unlink_identity(uid("u-o"), other_app(), oid("o2"), agent())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn unlinking_the_last_identity_vouching_for_the_unionid_releases_it() {
+    let mut tx = MockStoreTx::new();
+    expect_user(&mut tx, user("u-o", Some("union-1"), None));
+    expect_identities(
+        &mut tx,
+        "u-o",
+        &[(app(), oid("o1")), (other_app(), oid("o2"))],
+    );
+    tx.expect_revoke_identity_sessions()
+        .returning(|_, _, _| Ok(0));
+    tx.expect_delete_identity()
+        .with(eq(other_app()), eq(oid("o2")))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    expect_detailed_event(
+        &mut tx,
+        EventKind::IdentityUnlinked,
+        "u-o",
+        None,
+        support().sessions(0),
+    );
+    tx.expect_vouchers()
+        .with(eq(uid("u-o")), eq(union("union-1")))
+        .times(1)
+        .returning(|_, _| Ok(0));
+    tx.expect_release_unionid()
+        .with(eq(uid("u-o")), eq(NOW))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    expect_detailed_event(&mut tx, EventKind::UnionidReleased, "u-o", None, support());
+    accounts(tx)
+        .unlink_identity(uid("u-o"), other_app(), oid("o2"), agent())
         .await
         .unwrap();
 }
@@ -242,18 +318,20 @@ async fn unlinking_a_foreign_or_the_last_identity_writes_nothing() {
     expect_identities(&mut tx, "u-o", &[(app(), oid("o1"))]);
     let svc = accounts(tx);
     assert_eq!(
-        svc.unlink_identity(uid("u-o"), app(), oid("o9")).await,
+        svc.unlink_identity(uid("u-o"), app(), oid("o9"), agent())
+            .await,
         Err(DomainError::IdentityNotFound)
     );
     assert_eq!(
-        svc.unlink_identity(uid("u-o"), app(), oid("o1")).await,
+        svc.unlink_identity(uid("u-o"), app(), oid("o1"), agent())
+            .await,
         Err(DomainError::LastIdentity)
     );
     let mut tx = MockStoreTx::new();
     no_such_user(&mut tx, "u-x");
     assert_eq!(
         accounts(tx)
-            .unlink_identity(uid("u-x"), app(), oid("o1"))
+            .unlink_identity(uid("u-x"), app(), oid("o1"), agent())
             .await,
         Err(DomainError::UserNotFound)
     );
@@ -290,7 +368,11 @@ async fn a_support_merge_moves_identities_and_takes_the_unionid() {
         .times(1)
         .returning(|_, _, _| Ok(()));
     tx.expect_append_event()
-        .withf(|e| e.kind == EventKind::UnionidLinked && e.user_id == uid("u-into"))
+        .withf(|e| {
+            e.kind == EventKind::UnionidLinked
+                && e.user_id == uid("u-into")
+                && e.detail == Some(support())
+        })
         .times(1)
         .returning(|_| Ok(()));
     // The phone moves by the rule of a unionid merge.
@@ -305,12 +387,12 @@ async fn a_support_merge_moves_identities_and_takes_the_unionid() {
         EventKind::UsersMerged,
         "u-into",
         Some("u-from"),
-        EventDetail::by(Actor::Support)
-            .phone(PhoneMerge::Moved)
-            .sessions(2),
+        support().phone(PhoneMerge::Moved).sessions(2),
     );
     assert_eq!(
-        accounts(tx).merge(uid("u-into"), uid("u-from")).await,
+        accounts(tx)
+            .merge(uid("u-into"), uid("u-from"), agent())
+            .await,
         Ok(uid("u-into"))
     );
 }
@@ -333,12 +415,10 @@ async fn a_support_merge_keeps_the_survivors_unionid() {
         EventKind::UsersMerged,
         "u-into",
         Some("u-from"),
-        EventDetail::by(Actor::Support)
-            .phone(PhoneMerge::None)
-            .sessions(0),
+        support().phone(PhoneMerge::None).sessions(0),
     );
     accounts(tx)
-        .merge(uid("u-into"), uid("u-from"))
+        .merge(uid("u-into"), uid("u-from"), agent())
         .await
         .unwrap();
 }
@@ -347,7 +427,7 @@ async fn a_support_merge_keeps_the_survivors_unionid() {
 async fn support_merges_that_break_a_rule_write_nothing() {
     let svc = accounts(MockStoreTx::new());
     assert_eq!(
-        svc.merge(uid("u-a"), uid("u-a")).await,
+        svc.merge(uid("u-a"), uid("u-a"), agent()).await,
         Err(DomainError::SameUser)
     );
 
@@ -356,14 +436,18 @@ async fn support_merges_that_break_a_rule_write_nothing() {
     expect_user(&mut tx, user("u-from", Some("union-2"), None));
     expect_identities(&mut tx, "u-from", &[(app(), oid("o1"))]);
     assert_eq!(
-        accounts(tx).merge(uid("u-into"), uid("u-from")).await,
+        accounts(tx)
+            .merge(uid("u-into"), uid("u-from"), agent())
+            .await,
         Err(DomainError::UnionidConflict)
     );
 
     let mut tx = MockStoreTx::new();
     expect_user(&mut tx, user("u-into", None, Some("u-o")));
     assert_eq!(
-        accounts(tx).merge(uid("u-into"), uid("u-from")).await,
+        accounts(tx)
+            .merge(uid("u-into"), uid("u-from"), agent())
+            .await,
         Err(DomainError::UserMerged(uid("u-o")))
     );
 
@@ -371,7 +455,9 @@ async fn support_merges_that_break_a_rule_write_nothing() {
     expect_user(&mut tx, user("u-into", None, None));
     no_such_user(&mut tx, "u-from");
     assert_eq!(
-        accounts(tx).merge(uid("u-into"), uid("u-from")).await,
+        accounts(tx)
+            .merge(uid("u-into"), uid("u-from"), agent())
+            .await,
         Err(DomainError::UserNotFound)
     );
 }
@@ -414,6 +500,243 @@ async fn a_merge_preview_is_refused_as_the_merge_would_be() {
             .await,
         Err(DomainError::UnionidConflict)
     );
+}
+
+// ---- split ----
+
+/// `u-src` (holding union-1) with identities o1 (app) and o2 (other_app).
+fn expect_split_source(tx: &mut MockStoreTx) {
+    expect_user(tx, user("u-src", Some("union-1"), None));
+    expect_identities(tx, "u-src", &[(app(), oid("o1")), (other_app(), oid("o2"))]);
+    tx.expect_hold_user()
+        .with(eq(uid("u-src")))
+        .times(1)
+        .returning(|_| Ok(()));
+}
+
+fn expect_vouchers(tx: &mut MockStoreTx, user: &str, n: u64) {
+    tx.expect_vouchers()
+        .with(eq(uid(user)), eq(union("union-1")))
+        .times(1)
+        .returning(move |_, _| Ok(n));
+}
+
+fn expect_moved(tx: &mut MockStoreTx, to: &str, sessions: u64) {
+    let to = uid(to);
+    let to_sessions = to.clone();
+    tx.expect_split_sessions()
+        .withf(move |from, t, moved, now| {
+            *from == uid("u-src")
+                && *t == to_sessions
+                && moved == [(other_app(), oid("o2"))].as_slice()
+                && *now == NOW
+        })
+        .times(1)
+        .returning(move |_, _, _, _| Ok(sessions));
+    tx.expect_move_identity()
+        .with(eq(other_app()), eq(oid("o2")), eq(to), eq(NOW))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+}
+
+#[tokio::test]
+async fn a_split_onto_a_new_user_takes_the_sessions_unionid_and_phone_of_its_identities() {
+    let mut tx = MockStoreTx::new();
+    expect_split_source(&mut tx);
+    tx.expect_insert_user()
+        .withf(|u| u.id == uid("u-new") && u.unionid.is_none() && u.merged_into.is_none())
+        .times(1)
+        .returning(|_| Ok(()));
+    expect_detailed_event(&mut tx, EventKind::UserCreated, "u-new", None, support());
+    expect_moved(&mut tx, "u-new", 2);
+    expect_detailed_event(
+        &mut tx,
+        EventKind::IdentityUnlinked,
+        "u-src",
+        None,
+        support(),
+    );
+    expect_detailed_event(&mut tx, EventKind::IdentityLinked, "u-new", None, support());
+    // o2 was the only identity vouching for union-1: it moves, released first.
+    expect_vouchers(&mut tx, "u-new", 1);
+    expect_vouchers(&mut tx, "u-src", 0);
+    let mut order = mockall::Sequence::new();
+    tx.expect_release_unionid()
+        .with(eq(uid("u-src")), eq(NOW))
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _| Ok(()));
+    tx.expect_set_unionid()
+        .with(eq(uid("u-new")), eq(union("union-1")), eq(NOW))
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _| Ok(()));
+    expect_detailed_event(
+        &mut tx,
+        EventKind::UnionidReleased,
+        "u-src",
+        None,
+        support(),
+    );
+    expect_detailed_event(&mut tx, EventKind::UnionidLinked, "u-new", None, support());
+    // o2 verified the phone number: it moves too.
+    tx.expect_phone_verified_at()
+        .with(eq(uid("u-src")))
+        .returning(|_| Ok(Some(NOW - 5)));
+    tx.expect_phone_verified_by()
+        .with(eq(uid("u-src")))
+        .returning(|_| Ok(Some((other_app(), oid("o2")))));
+    tx.expect_move_phone_number()
+        .with(eq(uid("u-src")), eq(uid("u-new")), eq(NOW))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    expect_detailed_event(
+        &mut tx,
+        EventKind::UserSplit,
+        "u-new",
+        Some("u-src"),
+        support()
+            .identities(1)
+            .sessions(2)
+            .unionid(UnionidSplit::Moved)
+            .phone(PhoneMerge::Moved),
+    );
+    let split = accounts(tx)
+        .split(uid("u-src"), vec![(other_app(), oid("o2"))], None, agent())
+        .await
+        .unwrap();
+    assert_eq!(
+        split,
+        Split {
+            user: uid("u-new"),
+            remaining: uid("u-src")
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_split_into_a_merged_user_restores_it_and_leaves_what_stays_vouched() {
+    let mut tx = MockStoreTx::new();
+    expect_split_source(&mut tx);
+    expect_user(&mut tx, user("u-old", None, Some("u-src")));
+    tx.expect_restore_user()
+        .with(eq(uid("u-old")), eq(uid("u-src")), eq(NOW))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    expect_moved(&mut tx, "u-old", 0);
+    expect_detailed_event(
+        &mut tx,
+        EventKind::IdentityUnlinked,
+        "u-src",
+        None,
+        support(),
+    );
+    expect_detailed_event(&mut tx, EventKind::IdentityLinked, "u-old", None, support());
+    // o1 vouches for union-1 as well as o2: it stays, and o2 vouches for nothing now.
+    expect_vouchers(&mut tx, "u-old", 1);
+    expect_vouchers(&mut tx, "u-src", 1);
+    tx.expect_drop_vouches()
+        .with(eq(uid("u-old")), eq(NOW))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    // The phone number was verified through o1, which stays.
+    tx.expect_phone_verified_at()
+        .with(eq(uid("u-src")))
+        .returning(|_| Ok(Some(NOW - 5)));
+    tx.expect_phone_verified_by()
+        .with(eq(uid("u-src")))
+        .returning(|_| Ok(Some((app(), oid("o1")))));
+    expect_detailed_event(
+        &mut tx,
+        EventKind::UserSplit,
+        "u-old",
+        Some("u-src"),
+        support()
+            .identities(1)
+            .sessions(0)
+            .unionid(UnionidSplit::Stayed)
+            .phone(PhoneMerge::Stayed),
+    );
+    let split = accounts(tx)
+        .split(
+            uid("u-src"),
+            vec![(other_app(), oid("o2"))],
+            Some(uid("u-old")),
+            agent(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(split.user, uid("u-old"));
+}
+
+#[tokio::test]
+async fn splits_that_break_a_rule_write_nothing() {
+    let o2 = || vec![(other_app(), oid("o2"))];
+    // An identity the user does not have.
+    let mut tx = MockStoreTx::new();
+    expect_user(&mut tx, user("u-src", None, None));
+    expect_identities(&mut tx, "u-src", &[(app(), oid("o1")), (app(), oid("o3"))]);
+    assert_eq!(
+        accounts(tx).split(uid("u-src"), o2(), None, agent()).await,
+        Err(DomainError::IdentityNotFound)
+    );
+    // No identity would remain (listing one twice does not count twice).
+    let mut tx = MockStoreTx::new();
+    expect_user(&mut tx, user("u-src", None, None));
+    expect_identities(&mut tx, "u-src", &[(other_app(), oid("o2"))]);
+    let twice = [o2(), o2()].concat();
+    assert_eq!(
+        accounts(tx).split(uid("u-src"), twice, None, agent()).await,
+        Err(DomainError::LastIdentity)
+    );
+    // `into` was merged elsewhere, is not merged, or does not exist.
+    for into in [
+        Some(user("u-old", None, Some("u-other"))),
+        Some(user("u-old", None, None)),
+        None,
+    ] {
+        let mut tx = MockStoreTx::new();
+        expect_user(&mut tx, user("u-src", None, None));
+        expect_identities(
+            &mut tx,
+            "u-src",
+            &[(app(), oid("o1")), (other_app(), oid("o2"))],
+        );
+        tx.expect_hold_user().returning(|_| Ok(()));
+        tx.expect_user()
+            .with(eq(uid("u-old")))
+            .returning(move |_| Ok(into.clone()));
+        assert_eq!(
+            accounts(tx)
+                .split(uid("u-src"), o2(), Some(uid("u-old")), agent())
+                .await,
+            Err(DomainError::NotMergedHere)
+        );
+    }
+    // A merged-away user is not split: its owner is.
+    let mut tx = MockStoreTx::new();
+    expect_user(&mut tx, user("u-src", None, Some("u-o")));
+    assert_eq!(
+        accounts(tx).split(uid("u-src"), o2(), None, agent()).await,
+        Err(DomainError::UserMerged(uid("u-o")))
+    );
+}
+
+#[test]
+fn actor_names_are_short_and_printable() {
+    assert!(ActorName::parse("cli:alice").is_ok());
+    assert!(ActorName::parse("客服 小王").is_ok());
+    for bad in [
+        String::new(),
+        "a".repeat(ActorName::MAX_CHARS + 1),
+        "crm\nby: unionid".to_owned(),
+        "crm\u{85}x".to_owned(),
+        "crm\u{2028}x".to_owned(),
+        "crm\tx".to_owned(),
+        "crm\u{1b}[31m".to_owned(),
+    ] {
+        assert!(ActorName::parse(bad.clone()).is_err(), "{bad:?}");
+    }
 }
 
 // ---- introspection ----

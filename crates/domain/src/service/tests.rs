@@ -11,7 +11,8 @@ use super::*;
 use crate::error::{StoreError, UserDataError, WeChatError};
 use crate::ids::UnionId;
 use crate::model::{
-    Actor, DecryptBudget, EventDetail, EventKind, LoginOutcome, PhoneMerge, PhoneNumber, User,
+    Actor, DecryptBudget, EventDetail, EventKind, LoginOutcome, PhoneMerge, PhoneNumber,
+    Reservation, SpentBudget, User,
 };
 use crate::ports::{
     ExpectedWatermark, MockClock, MockIdSource, MockStoreTx, MockUserDataOpener,
@@ -169,6 +170,7 @@ fn expect_merge(
                 .times(1)
                 .returning(|_, _, _| Ok(()));
         }
+        PhoneMerge::Stayed => unreachable!("a merge never leaves the number"),
         PhoneMerge::KeptOwner => {
             tx.expect_clear_phone_number()
                 .with(eq(from_id.clone()), eq(NOW))
@@ -185,7 +187,7 @@ fn expect_merge(
                 && e.user_id == into_id
                 && e.other_user_id.as_ref() == Some(&from_id)
                 && e.at == NOW
-                && e.detail == Some(detail)
+                && e.detail.as_ref() == Some(&detail)
         })
         .times(1)
         .returning(|_| Ok(()));
@@ -223,6 +225,16 @@ fn expect_held(tx: &mut MockStoreTx, user: &str) {
 }
 
 fn expect_session_for(tx: &mut MockStoreTx, user: &str, openid: &str) {
+    expect_session_held_as(tx, user, user, openid);
+}
+
+/// The identity is held as `held`'s until the session is in, which goes to `user`.
+fn expect_session_held_as(tx: &mut MockStoreTx, held: &str, user: &str, openid: &str) {
+    let (held_user, held_openid) = (uid(held), oid(openid));
+    tx.expect_hold_identity()
+        .withf(move |_, o, u| *o == held_openid && *u == held_user)
+        .times(1)
+        .returning(|_, _, _| Ok(()));
     let (user, openid) = (uid(user), oid(openid));
     tx.expect_insert_session()
         .withf(move |s, _| {
@@ -300,6 +312,7 @@ async fn login_of_an_identity_whose_user_was_merged_acts_as_the_owner() {
 #[tokio::test]
 async fn login_with_a_new_unionid_creates_its_owner() {
     let mut tx = MockStoreTx::new();
+    expect_vouch(&mut tx, "o1", "un1");
     tx.expect_identity_owner().returning(|_, _| Ok(None));
     tx.expect_user_by_unionid()
         .with(eq(union("un1")))
@@ -324,6 +337,7 @@ async fn login_with_a_new_unionid_creates_its_owner() {
 #[tokio::test]
 async fn login_with_a_known_unionid_from_another_app_joins_its_owner() {
     let mut tx = MockStoreTx::new();
+    expect_vouch(&mut tx, "o2", "un1");
     tx.expect_identity_owner().returning(|_, _| Ok(None));
     tx.expect_user_by_unionid()
         .returning(|_| Ok(Some(user("u-o", Some("un1"), None))));
@@ -345,6 +359,7 @@ async fn login_with_a_known_unionid_from_another_app_joins_its_owner() {
 #[tokio::test]
 async fn login_with_unionid_links_a_provisional_user_nobody_else_owns() {
     let mut tx = MockStoreTx::new();
+    expect_vouch(&mut tx, "o1", "un1");
     tx.expect_identity_owner()
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, None));
@@ -367,9 +382,13 @@ async fn login_with_unionid_links_a_provisional_user_nobody_else_owns() {
 #[tokio::test]
 async fn login_with_unionid_merges_a_provisional_user_into_the_owner() {
     let mut tx = MockStoreTx::new();
+    expect_vouch(&mut tx, "o1", "un1");
     tx.expect_identity_owner()
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, None));
+    // The identity's user and the identity are held before the rules decide; the merge then
+    // holds both users in id order.
+    expect_held(&mut tx, "u-p");
     tx.expect_user_by_unionid()
         .returning(|_| Ok(Some(user("u-o", Some("un1"), None))));
     tx.expect_move_identities()
@@ -381,7 +400,8 @@ async fn login_with_unionid_merges_a_provisional_user_into_the_owner() {
         .times(1)
         .returning(|_, _, _| Ok(()));
     expect_merge(&mut tx, ("u-p", "u-o"), (None, None), 2, PhoneMerge::None);
-    expect_session_for(&mut tx, "u-o", "o1");
+    // Held as u-p's when it was read; the merge moves it to the owner with the session.
+    expect_session_held_as(&mut tx, "u-p", "u-o", "o1");
 
     let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());
     let out = svc.login(app(), code("c1")).await.unwrap();
@@ -395,6 +415,11 @@ async fn login_naming_another_unionid_than_the_users_is_refused_and_writes_nothi
     tx.expect_identity_owner()
         .returning(|_, _| Ok(Some(uid("u-a"))));
     expect_user(&mut tx, user("u-a", Some("un-a"), None));
+    // Holds take locks and change nothing.
+    expect_held(&mut tx, "u-a");
+    tx.expect_hold_identity()
+        .times(1)
+        .returning(|_, _, _| Ok(()));
 
     let svc = service(tx, wechat_answers("o1", "key-1", Some("un-b")), no_opener());
     let err = svc.login(app(), code("c1")).await.unwrap_err();
@@ -524,7 +549,7 @@ fn expect_reservation(tx: &mut MockStoreTx) {
                 && *budget == DecryptBudget::default()
         })
         .times(1)
-        .returning(|_, _, _, _, _| Ok(true));
+        .returning(|_, _, _, _, _| Ok(Reservation::Granted));
 }
 
 /// The attempt is given back, once.
@@ -538,6 +563,7 @@ fn expect_release(tx: &mut MockStoreTx) {
 #[tokio::test]
 async fn user_info_links_a_provisional_user_to_a_new_unionid() {
     let mut tx = reserving_tx(live_session("u-p", "o1"));
+    expect_vouch(&mut tx, "o1", "un1");
     expect_release(&mut tx);
     expect_user(&mut tx, user("u-p", None, None));
     tx.expect_user_by_unionid().returning(|_| Ok(None));
@@ -563,6 +589,7 @@ async fn user_info_links_a_provisional_user_to_a_new_unionid() {
 #[tokio::test]
 async fn user_info_merges_a_provisional_user_into_the_unionids_owner() {
     let mut tx = reserving_tx(live_session("u-p", "o1"));
+    expect_vouch(&mut tx, "o1", "un1");
     expect_release(&mut tx);
     expect_user(&mut tx, user("u-p", None, None));
     tx.expect_user_by_unionid()
@@ -587,6 +614,7 @@ async fn user_info_merges_a_provisional_user_into_the_unionids_owner() {
 /// at the given times; returns after checking the merge wrote what `expected` says.
 async fn merge_with_phones(phones: (Option<i64>, Option<i64>), expected: PhoneMerge) {
     let mut tx = reserving_tx(live_session("u-p", "o1"));
+    expect_vouch(&mut tx, "o1", "un1");
     expect_release(&mut tx);
     expect_user(&mut tx, user("u-p", None, None));
     tx.expect_user_by_unionid()
@@ -630,6 +658,7 @@ async fn a_merge_of_a_user_without_a_phone_leaves_the_owners_alone() {
 #[tokio::test]
 async fn user_info_for_an_already_linked_user_with_the_same_unionid_changes_nothing() {
     let mut tx = reserving_tx(live_session("u-o", "o1"));
+    expect_vouch(&mut tx, "o1", "un1");
     expect_release(&mut tx);
     expect_user(&mut tx, user("u-o", Some("un1"), None));
     let opener = opener_gives("key-1", Ok(opened("o1", Some("un1"))));
@@ -720,6 +749,7 @@ fn opener_expects_watermark(expected: ExpectedWatermark) -> MockUserDataOpener {
 async fn the_opener_checks_the_watermark_against_the_session_app_and_the_policy() {
     for max_age_secs in [Some(600), None] {
         let mut tx = reserving_tx(live_session("u-o", "o1"));
+        expect_vouch(&mut tx, "o1", "un1");
         expect_release(&mut tx);
         expect_user(&mut tx, user("u-o", Some("un1"), None));
         let opener = opener_expects_watermark(ExpectedWatermark {
@@ -741,19 +771,44 @@ async fn the_opener_checks_the_watermark_against_the_session_app_and_the_policy(
 
 #[tokio::test]
 async fn a_spent_budget_refuses_without_decrypting_or_asking_wechat() {
-    let mut tx = read_only_tx(live_session("u-p", "o1"));
-    tx.expect_reserve_decrypt_attempt()
-        .times(2)
-        .returning(|_, _, _, _, _| Ok(false));
-    // No expectation on the opener or on WeChat: a call to either fails the test.
-    let svc = service(tx, MockWeChatSessions::new(), no_opener());
-    for code in [None, Some("c2")] {
-        let err = svc
-            .submit_user_info(&token(), submission(code))
-            .await
-            .unwrap_err();
-        assert_eq!(err, DomainError::TooManyAttempts);
+    // The session's budget, then the identity's of the day (which starts again in 90 s).
+    for (reservation, spent) in [
+        (Reservation::SessionSpent, SpentBudget::Session),
+        (
+            Reservation::IdentitySpent { until: NOW + 90 },
+            SpentBudget::IdentityDay {
+                retry_after_secs: 90,
+            },
+        ),
+    ] {
+        let mut tx = read_only_tx(live_session("u-p", "o1"));
+        tx.expect_reserve_decrypt_attempt()
+            .times(2)
+            .returning(move |_, _, _, _, _| Ok(reservation));
+        // No expectation on the opener or on WeChat: a call to either fails the test.
+        let svc = service(tx, MockWeChatSessions::new(), no_opener());
+        for code in [None, Some("c2")] {
+            let err = svc
+                .submit_user_info(&token(), submission(code))
+                .await
+                .unwrap_err();
+            assert_eq!(err, DomainError::TooManyAttempts(spent));
+        }
     }
+}
+
+#[test]
+fn only_the_sessions_spent_budget_tells_the_client_to_log_in_again() {
+    let session = DomainError::TooManyAttempts(SpentBudget::Session).to_string();
+    assert!(session.contains("log in again"), "{session}");
+    let day = DomainError::TooManyAttempts(SpentBudget::IdentityDay {
+        retry_after_secs: 3600,
+    })
+    .to_string();
+    assert!(
+        day.contains("does not help") && day.contains("3600"),
+        "{day}"
+    );
 }
 
 #[tokio::test]
@@ -805,6 +860,7 @@ async fn user_info_with_an_unknown_expired_or_revoked_token_is_refused_before_an
 #[tokio::test]
 async fn a_refreshing_code_replaces_the_session_key_used_to_decrypt() {
     let mut tx = reserving_tx(live_session("u-p", "o1"));
+    expect_vouch(&mut tx, "o1", "un1");
     expect_release(&mut tx);
     expect_user(&mut tx, user("u-p", None, None));
     tx.expect_user_by_unionid().returning(|_| Ok(None));
@@ -851,6 +907,7 @@ async fn a_refreshing_code_refused_by_wechat_changes_nothing() {
 #[tokio::test]
 async fn a_refreshing_codes_unionid_counts_when_the_data_has_none() {
     let mut tx = reserving_tx(live_session("u-p", "o1"));
+    expect_vouch(&mut tx, "o1", "un-code");
     expect_release(&mut tx);
     expect_user(&mut tx, user("u-p", None, None));
     tx.expect_user_by_unionid()
@@ -914,6 +971,71 @@ async fn logout_revokes_a_live_token_and_refuses_a_dead_one() {
     expect_session(&mut tx, None);
     let svc = service(tx, MockWeChatSessions::new(), no_opener());
     assert_eq!(svc.logout(&token()).await, Err(DomainError::InvalidToken));
+}
+
+// ---- proof of presence ----
+
+#[tokio::test]
+async fn presence_needs_a_code_and_a_live_token_and_asks_wechat_nothing_without_them() {
+    // No code: refused before WeChat is asked (no expectation on it: a call fails the test).
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    let svc = service(tx, MockWeChatSessions::new(), no_opener());
+    let err = svc.prove_presence(&token(), None).await.unwrap_err();
+    assert_eq!(err, DomainError::ReauthenticationRequired);
+
+    // A dead token with a code: the token is refused first.
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, None);
+    let svc = service(tx, MockWeChatSessions::new(), no_opener());
+    let err = svc
+        .prove_presence(&token(), Some(code("c1")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::InvalidToken);
+}
+
+#[tokio::test]
+async fn presence_is_proven_only_by_a_code_of_the_sessions_own_identity() {
+    // Another person's code: refused, and the store is only read (a write fails the test).
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    let svc = service(tx, wechat_answers("o-other", "key-9", None), no_opener());
+    let err = svc
+        .prove_presence(&token(), Some(code("c-other")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::IdentityMismatch);
+
+    // The code is exchanged for the session's own app.
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    let mut wechat = MockWeChatSessions::new();
+    wechat
+        .expect_code2session()
+        .withf(|appid, code| *appid == app() && code.as_str() == "c1")
+        .times(1)
+        .returning(|_, _| {
+            Box::pin(std::future::ready(Ok(WeChatSession {
+                openid: oid("o1"),
+                session_key: Some(SessionKey::new("key-2")),
+                unionid: None,
+            })))
+        });
+    let svc = service(tx, wechat, no_opener());
+    svc.prove_presence(&token(), Some(code("c1")))
+        .await
+        .unwrap();
+
+    // WeChat's refusal of the code is the answer, as for a login.
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    let svc = service(tx, wechat_fails(WeChatError::InvalidCode), no_opener());
+    let err = svc
+        .prove_presence(&token(), Some(code("used")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::WeChat(WeChatError::InvalidCode));
 }
 
 /// A session whose stored session_key cannot be unsealed (its data key is missing).
@@ -1057,6 +1179,9 @@ async fn an_oauth_login_without_session_key_is_stored_without_one() {
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, None));
     expect_held(&mut tx, "u-p");
+    tx.expect_hold_identity()
+        .times(1)
+        .returning(|_, _, _| Ok(()));
     tx.expect_insert_session()
         .withf(|s, k| !s.has_session_key && k.is_none() && s.user_id == uid("u-p"))
         .times(1)
@@ -1081,9 +1206,11 @@ async fn a_phone_number_is_stored_on_the_user_the_token_acts_as() {
     expect_user(&mut tx, user("u-p", None, Some("u-o")));
     expect_user(&mut tx, user("u-o", Some("un1"), None));
     tx.expect_set_phone_number()
-        .withf(|u, p, at| *u == uid("u-o") && *p == phone() && *at == NOW)
+        .withf(|u, p, a, o, at| {
+            *u == uid("u-o") && *p == phone() && *a == app() && *o == oid("o1") && *at == NOW
+        })
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _, _| Ok(()));
     let mut wechat = MockWeChatSessions::new();
     wechat
         .expect_phone_number()
@@ -1133,4 +1260,13 @@ async fn phone_numbers_are_for_mini_program_logins() {
 #[test]
 fn debug_of_a_phone_number_shows_only_its_last_digits() {
     assert_eq!(format!("{:?}", phone()), "PhoneNumber(+86 …00)");
+}
+
+/// The identity (app, `openid`) vouches for `unionid` from now on.
+pub(crate) fn expect_vouch(tx: &mut MockStoreTx, openid: &str, unionid: &str) {
+    let (openid, unionid) = (oid(openid), union(unionid));
+    tx.expect_vouch()
+        .withf(move |_, o, u, at| *o == openid && *u == unionid && *at == NOW)
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
 }

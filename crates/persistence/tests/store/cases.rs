@@ -7,7 +7,7 @@ use std::time::Instant;
 use wxlink_crypto::{DataKey, Keyring};
 use wxlink_domain::{
     Actor, DecryptBudget, DomainError, Event, EventDetail, EventKind, IdentityStore, PhoneMerge,
-    PhoneNumber, Session, SessionKey, StoreError, StoreTx, TxMode, User,
+    PhoneNumber, Reservation, Session, SessionKey, StoreError, StoreTx, TxMode, User,
 };
 use wxlink_persistence::{
     Backend, MAX_ATTEMPTS, SESSION_PURGE_GRACE_SECS, Store, UserRecord, migrate, migrate_blocking,
@@ -15,7 +15,7 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
@@ -26,6 +26,7 @@ const MIGRATIONS: [&str; 10] = [
     "2026-12-01-000008_rate_limit_windows",
     "2026-12-01-000009_account_lifecycle",
     "2026-12-01-000010_decrypt_budgets",
+    "2026-12-07-100011_identity_vouchers",
 ];
 
 /// Run `work` in a write transaction and unwrap.
@@ -231,13 +232,15 @@ pub async fn first_decrypt_attempts_of_an_identity_at_once_are_all_granted(db: &
                 let (store, who) = (store.clone(), who.clone());
                 tokio::spawn(async move {
                     write(&store, move |tx| {
-                        Ok(tx.reserve_decrypt_attempt(
-                            &token(n).hash(),
-                            &app(1),
-                            &openid(&who),
-                            2_000,
-                            budget,
-                        )?)
+                        Ok(tx
+                            .reserve_decrypt_attempt(
+                                &token(n).hash(),
+                                &app(1),
+                                &openid(&who),
+                                2_000,
+                                budget,
+                            )?
+                            .is_granted())
                     })
                     .await
                 })
@@ -269,7 +272,7 @@ pub async fn decrypt_attempts_are_reserved_within_the_budget(db: &TestDb) {
         Ok(())
     })
     .await;
-    let reserve = |n: u32, now: i64| {
+    let reservation = |n: u32, now: i64| {
         let store = store.clone();
         async move {
             write(&store, move |tx| {
@@ -284,6 +287,10 @@ pub async fn decrypt_attempts_are_reserved_within_the_budget(db: &TestDb) {
             .await
         }
     };
+    let reserve = |n: u32, now: i64| {
+        let attempt = reservation(n, now);
+        async move { attempt.await.is_granted() }
+    };
     // Ten concurrent attempts on one session: exactly its budget gets through.
     let attempts: Vec<_> = (0..10).map(|_| tokio::spawn(reserve(1, 2_000))).collect();
     let mut granted = 0;
@@ -297,12 +304,22 @@ pub async fn decrypt_attempts_are_reserved_within_the_budget(db: &TestDb) {
     })
     .await;
     assert!(reserve(1, 2_000).await);
-    assert!(!reserve(1, 2_000).await);
+    assert_eq!(
+        reservation(1, 2_000).await,
+        Reservation::SessionSpent,
+        "the session's budget is spent"
+    );
     // Another session of the same identity has its own budget, up to the identity's (5 of
     // which session 1 holds 3).
     assert!(reserve(2, 2_000).await);
     assert!(reserve(2, 2_000).await);
-    assert!(!reserve(2, 2_000).await, "the identity's budget is spent");
+    assert_eq!(
+        reservation(2, 2_000).await,
+        Reservation::IdentitySpent {
+            until: 2_000 + 24 * 3600
+        },
+        "the identity's budget is spent until its day is over"
+    );
     assert!(!reserve(3, 2_000).await, "also for a new session");
     // A refusal by the identity changed nothing: session 3 still has its whole budget.
     let day_later = 2_000 + 24 * 3600;
@@ -680,7 +697,7 @@ pub async fn phone_numbers_move_between_users(db: &TestDb) {
     let verified = write(&store, move |tx| {
         tx.insert_user(&user("p", None, 1))?;
         tx.insert_user(&user("o", None, 1))?;
-        tx.set_phone_number(&user_id("p"), &set_a, 5)?;
+        tx.set_phone_number(&user_id("p"), &set_a, &app(1), &openid("o1"), 5)?;
         let before = (
             tx.phone_verified_at(&user_id("p"))?,
             tx.phone_verified_at(&user_id("o"))?,
@@ -690,7 +707,7 @@ pub async fn phone_numbers_move_between_users(db: &TestDb) {
             tx.phone_verified_at(&user_id("p"))?,
             tx.phone_verified_at(&user_id("o"))?,
         );
-        tx.set_phone_number(&user_id("p"), &set_b, 10)?;
+        tx.set_phone_number(&user_id("p"), &set_b, &app(1), &openid("o1"), 10)?;
         tx.clear_phone_number(&user_id("p"), 11)?;
         Ok((before, after))
     })

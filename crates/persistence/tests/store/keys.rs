@@ -171,7 +171,7 @@ pub async fn a_lookup_answers_without_a_phone_number_it_cannot_unseal(db: &TestD
     let stored = phone.clone();
     a.transact(TxMode::Write, move |tx| {
         tx.insert_user(&user("u", None, 1))?;
-        Ok(tx.set_phone_number(&user_id("u"), &stored, 2)?)
+        Ok(tx.set_phone_number(&user_id("u"), &stored, &app(1), &openid("o1"), 2)?)
     })
     .await
     .unwrap();

@@ -1,7 +1,8 @@
 //! What cancellation and support's repairs need from the store, on both backends.
 
 use wxlink_domain::{
-    Actor, DomainError, EventDetail, EventKind, IdentityStore, StoreError, StoreTx, TxMode,
+    Actor, ActorName, DomainError, EventDetail, EventKind, IdentityStore, PhoneMerge, StoreError,
+    StoreTx, TxMode, UnionidSplit,
 };
 
 use crate::support::*;
@@ -44,7 +45,7 @@ pub async fn a_tombstone_keeps_the_id_and_erases_the_person(db: &TestDb) {
         insert_new_session(tx, session(&token(3), "bystander", &app(1), "ob", "k3"))?;
         tx.move_identities(&user_id("prov"), &user_id("owner"), 2)?;
         tx.mark_merged(&user_id("prov"), &user_id("owner"), 2)?;
-        tx.set_phone_number(&user_id("owner"), &phone(), 2)?;
+        tx.set_phone_number(&user_id("owner"), &phone(), &app(1), &openid("o1"), 2)?;
         Ok(())
     })
     .await;
@@ -178,6 +179,137 @@ pub async fn support_repairs_move_unionids_merges_and_identities(db: &TestDb) {
     );
 }
 
+pub async fn identities_vouch_and_a_split_moves_them_with_sessions_and_phone(db: &TestDb) {
+    let store = db.store().await;
+    // b (union-b, vouched by ob) had a and c merged into it; a's identity oa came along.
+    write(&store, |tx| {
+        tx.insert_user(&user("b", Some("union-b"), 1))?;
+        tx.insert_user(&user("a", None, 1))?;
+        tx.insert_user(&user("c", None, 1))?;
+        tx.insert_identity(&app(1), &openid("ob"), &user_id("b"), 1)?;
+        tx.insert_identity(&app(2), &openid("oa"), &user_id("b"), 1)?;
+        tx.vouch(&app(1), &openid("ob"), &unionid("union-b"), 1)?;
+        tx.vouch(&app(2), &openid("oa"), &unionid("union-b"), 1)?;
+        // Vouching again for the same unionid changes nothing.
+        tx.vouch(&app(2), &openid("oa"), &unionid("union-b"), 2)?;
+        tx.mark_merged(&user_id("a"), &user_id("b"), 2)?;
+        tx.mark_merged(&user_id("c"), &user_id("b"), 2)?;
+        // Sessions of oa: issued to a before the merge, to b after it; one of ob issued to a
+        // (ob belonged to a once), and one of ob issued to b.
+        insert_new_session(tx, session(&token(1), "a", &app(2), "oa", "k1"))?;
+        insert_new_session(tx, session(&token(2), "b", &app(2), "oa", "k2"))?;
+        insert_new_session(tx, session(&token(3), "a", &app(1), "ob", "k3"))?;
+        insert_new_session(tx, session(&token(4), "b", &app(1), "ob", "k4"))?;
+        tx.set_phone_number(&user_id("b"), &phone(), &app(2), &openid("oa"), 2)?;
+        Ok(())
+    })
+    .await;
+    let (both, verifier) = write(&store, |tx| {
+        Ok((
+            tx.vouchers(&user_id("b"), &unionid("union-b"))?,
+            tx.phone_verified_by(&user_id("b"))?,
+        ))
+    })
+    .await;
+    assert_eq!(both, 2);
+    assert_eq!(verifier, Some((app(2), openid("oa"))));
+
+    // Split oa back to a: its sessions go with it, a's session through ob stays with b.
+    let live = write(&store, |tx| {
+        tx.restore_user(&user_id("a"), &user_id("b"), 3)?;
+        let live = tx.split_sessions(&user_id("b"), &user_id("a"), &[(app(2), openid("oa"))], 3)?;
+        tx.move_identity(&app(2), &openid("oa"), &user_id("a"), 3)?;
+        tx.move_phone_number(&user_id("b"), &user_id("a"), 3)?;
+        Ok(live)
+    })
+    .await;
+    assert_eq!(live, 2);
+    let seen = write(&store, |tx| {
+        Ok((
+            tx.user(&user_id("a"))?.unwrap().merged_into,
+            tx.user(&user_id("c"))?.unwrap().merged_into,
+            tx.identity_owner(&app(2), &openid("oa"))?,
+            [1, 2, 3, 4].map(|n| tx.session(&token(n).hash()).unwrap().unwrap().user_id),
+            tx.vouchers(&user_id("a"), &unionid("union-b"))?,
+            tx.vouchers(&user_id("b"), &unionid("union-b"))?,
+            tx.phone_verified_by(&user_id("a"))?,
+            tx.phone_verified_at(&user_id("b"))?,
+        ))
+    })
+    .await;
+    assert_eq!(seen.0, None, "a is restored");
+    assert_eq!(seen.1, Some(user_id("b")), "c stays merged");
+    assert_eq!(seen.2, Some(user_id("a")));
+    assert_eq!(
+        seen.3,
+        [user_id("a"), user_id("a"), user_id("b"), user_id("b")]
+    );
+    assert_eq!((seen.4, seen.5), (1, 1), "oa took its vouch along");
+    assert_eq!(
+        seen.6,
+        Some((app(2), openid("oa"))),
+        "the number and its verifier"
+    );
+    assert_eq!(seen.7, None);
+
+    // Dropping a's vouches, and restoring a user that is not merged there, as the rules ask.
+    write(&store, |tx| {
+        tx.drop_vouches(&user_id("a"), 4).map_err(Into::into)
+    })
+    .await;
+    let (dropped, refused) = write(&store, |tx| {
+        Ok((
+            tx.vouchers(&user_id("a"), &unionid("union-b"))?,
+            tx.restore_user(&user_id("a"), &user_id("b"), 4).is_err(),
+        ))
+    })
+    .await;
+    assert_eq!((dropped, refused), (0, true));
+}
+
+/// Data from before vouching: the identities of a user that holds a unionid count as vouching
+/// for it once the migration ran, those of a provisional user vouch for nothing.
+pub async fn the_migration_counts_existing_identities_as_vouching(db: &TestDb) {
+    drop(db.store().await);
+    // Back to the schema before the migration, with rows an older release wrote.
+    db.raw_execute(
+        "DELETE FROM __diesel_schema_migrations \
+         WHERE REPLACE(version, '-', '') = '20261207100011'",
+    )
+    .unwrap();
+    for statement in [
+        "ALTER TABLE users DROP COLUMN phone_openid",
+        "ALTER TABLE users DROP COLUMN phone_appid",
+        "ALTER TABLE identities DROP COLUMN unionid",
+        "INSERT INTO users (id, unionid, merged_into, created_at, updated_at) \
+         VALUES ('old', 'old-union', NULL, 1, 1), ('prov', NULL, NULL, 1, 1)",
+        &format!(
+            "INSERT INTO identities (appid, openid, user_id, created_at, updated_at) \
+             VALUES ('{a1}', 'o1', 'old', 1, 1), ('{a2}', 'o2', 'old', 1, 1), \
+             ('{a1}', 'op', 'prov', 1, 1)",
+            a1 = app(1),
+            a2 = app(2)
+        ),
+    ] {
+        db.raw_execute(statement)
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let store = db.store().await;
+    let (vouching, provisional) = write(&store, |tx| {
+        Ok((
+            tx.vouchers(&user_id("old"), &unionid("old-union"))?,
+            tx.identities(&user_id("prov"))?.len(),
+        ))
+    })
+    .await;
+    assert_eq!(vouching, 2);
+    assert_eq!(provisional, 1);
+    assert_eq!(
+        count(db, "identities", "user_id = 'prov' AND unionid IS NULL"),
+        1
+    );
+}
+
 pub async fn event_details_round_trip(db: &TestDb) {
     let store = db.store().await;
     write(&store, |tx| {
@@ -192,6 +324,9 @@ pub async fn event_details_round_trip(db: &TestDb) {
             detail: Some(EventDetail::by(Actor::User).sessions(1)),
         };
         tx.append_event(&event)?;
+        event.kind = EventKind::UserSplit;
+        event.detail = Some(split_detail());
+        tx.append_event(&event)?;
         event.kind = EventKind::SessionsRevoked;
         event.detail = None;
         tx.append_event(&event)?;
@@ -204,8 +339,17 @@ pub async fn event_details_round_trip(db: &TestDb) {
         events[0].1.detail,
         Some(EventDetail::by(Actor::User).sessions(1))
     );
-    assert_eq!(events[1].1.kind, EventKind::SessionsRevoked);
-    assert_eq!(events[1].1.detail, None);
+    assert_eq!(events[1].1.detail, Some(split_detail()));
+    assert_eq!(events[2].1.kind, EventKind::SessionsRevoked);
+    assert_eq!(events[2].1.detail, None);
+}
+
+fn split_detail() -> EventDetail {
+    EventDetail::support(&ActorName::parse("cli:alice").unwrap())
+        .identities(2)
+        .sessions(1)
+        .unionid(UnionidSplit::Moved)
+        .phone(PhoneMerge::Stayed)
 }
 
 fn phone() -> wxlink_domain::PhoneNumber {

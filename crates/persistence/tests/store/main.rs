@@ -77,6 +77,8 @@ on_both_backends!(
     flows::a_phone_number_attached_during_a_merge_is_kept,
     lifecycle::a_tombstone_keeps_the_id_and_erases_the_person,
     lifecycle::support_repairs_move_unionids_merges_and_identities,
+    lifecycle::identities_vouch_and_a_split_moves_them_with_sessions_and_phone,
+    lifecycle::the_migration_counts_existing_identities_as_vouching,
     lifecycle::event_details_round_trip,
     keys::keyring_check_refuses_what_cannot_open_the_database_and_follows_a_rotation,
     keys::a_node_behind_the_rotation_or_on_a_retired_key_refuses_to_start,
@@ -102,6 +104,40 @@ mod sqlite_only {
         let header = std::fs::read(&path).unwrap();
         // Bytes 18 and 19 of the header are the write and read versions: 2 means WAL.
         assert_eq!((header[18], header[19]), (2, 2), "the file is in WAL mode");
+    }
+
+    /// The database holds every identity: its file and SQLite's `-wal` and `-shm` beside it
+    /// are the owner's alone, as the data key file is, whatever the umask lets others read.
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fresh_database_and_its_wal_files_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        use wxlink_domain::{IdentityStore as _, TxMode};
+
+        let db = TestDb::sqlite();
+        let store = db.store().await;
+        store
+            .transact(TxMode::Write, |tx| {
+                Ok(tx.insert_user(&crate::support::user("u-mode", None, 1))?)
+            })
+            .await
+            .unwrap();
+        let path = db.sqlite_path().unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            let mode = std::fs::metadata(&file)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+                .permissions()
+                .mode();
+            assert_eq!(
+                mode & 0o777,
+                0o600,
+                "{} is {:o}",
+                file.display(),
+                mode & 0o777
+            );
+        }
+        drop(store);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

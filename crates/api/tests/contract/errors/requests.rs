@@ -11,6 +11,7 @@ on_both_backends!(
     malformed_requests_are_invalid_request,
     unknown_apps_routes_and_methods,
     floods_are_rate_limited,
+    token_routes_are_rate_limited_per_ip,
 );
 
 async fn malformed_requests_are_invalid_request(backend: Backend) {
@@ -261,6 +262,39 @@ async fn unknown_apps_routes_and_methods(backend: Backend) {
 
     let health = app.get("/healthz", None).await;
     assert_eq!(health.ok_json(200, "healthz"), json!({"status": "ok"}));
+}
+
+/// A client trying tokens (or cancelling and logging out in a loop) meets the per-IP limit on
+/// every route that authenticates a bearer token or writes: `GET` and `DELETE /v1/me` and
+/// logout, not only the routes that ask WeChat.
+async fn token_routes_are_rate_limited_per_ip(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        Options::default().extra_toml(
+            "[rate_limit]\nexempt_loopback = false\nper_ip_burst = 3\nper_ip_per_minute = 1\n",
+        ),
+    )
+    .await;
+    let guess = "guessed-token-0123456789-abcdefghijklmnopq";
+    // The burst of 3, one request on each route: each is counted, each is refused on its own.
+    assert_error(&app.me(guess).await, 401, "invalid_token", "GET /v1/me");
+    assert_error(&app.logout(guess).await, 401, "invalid_token", "logout");
+    let cancel = app.cancel_with(guess, None).await;
+    assert_error(&cancel, 401, "invalid_token", "DELETE /v1/me");
+    // Past the burst, every one of them is refused before the token is looked up.
+    for (reply, what) in [
+        (app.me(guess).await, "GET /v1/me"),
+        (app.logout(guess).await, "logout"),
+        (app.cancel_with(guess, None).await, "DELETE /v1/me"),
+    ] {
+        assert_error(&reply, 429, "rate_limited", what);
+        assert!(reply.header("retry-after").is_some(), "{what}: Retry-After");
+    }
+    // A wrong method costs nothing and is still a 405.
+    let put = app
+        .call(Method::PUT, "/v1/me", Some(guess), None, None)
+        .await;
+    assert_error(&put, 405, "method_not_allowed", "PUT /v1/me");
 }
 
 /// `[rate_limit]`: per client IP (loopback is exempt by default, so the test turns that off)

@@ -1,0 +1,3 @@
+ALTER TABLE users DROP COLUMN phone_openid;
+ALTER TABLE users DROP COLUMN phone_appid;
+ALTER TABLE identities DROP COLUMN unionid;

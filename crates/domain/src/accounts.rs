@@ -275,6 +275,47 @@ impl<S: IdentityStore, C: Clock, I: IdSource> Accounts<S, C, I> {
             .await
     }
 
+    /// What [`Accounts::split`] of the same identities would do now, computed by the same
+    /// rules and refused for the same reasons, in a read-only transaction: nothing changes.
+    pub async fn preview_split(
+        &self,
+        user: UserId,
+        identities: Vec<(AppId, OpenId)>,
+        into: Option<UserId>,
+    ) -> Result<SplitPlan, DomainError> {
+        self.store
+            .transact(TxMode::Read, move |tx| {
+                let checked = check_split(tx, &user, &identities)?;
+                if let Some(into) = &into {
+                    restorable(tx, into, &checked.source.id)?;
+                }
+                let unionid = match &checked.source.unionid {
+                    None => UnionidSplit::None,
+                    Some(unionid) => {
+                        let vouching = tx.vouching_identities(&checked.source.id, unionid)?;
+                        let count = |moving: bool| {
+                            let n = vouching
+                                .iter()
+                                .filter(|v| checked.moved.contains(v) == moving)
+                                .count();
+                            u64::try_from(n).unwrap_or(u64::MAX)
+                        };
+                        unionid_follows(count(true), count(false))
+                    }
+                };
+                let phone = split_phone_outcome(tx, &checked.source.id, &checked.moved)?;
+                Ok(SplitPlan {
+                    user: checked.source.id,
+                    into: into.clone(),
+                    identities: checked.moved,
+                    remaining: checked.remaining,
+                    unionid,
+                    phone,
+                })
+            })
+            .await
+    }
+
     /// What a bearer token stands for; `None` for a malformed, unknown, expired or revoked
     /// token (a deleted user's tokens are revoked).
     pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, DomainError> {
@@ -419,20 +460,15 @@ fn split(tx: &mut dyn StoreTx, request: SplitRequest<'_>) -> Result<Split, Domai
         actor,
         at,
     } = request;
-    let source = unmerged_user(tx, user)?;
-    let owned = tx.identities(&source.id)?;
-    let mut moved: Vec<(AppId, OpenId)> = moved.to_vec();
-    moved.sort();
-    moved.dedup();
-    let Some((appid, openid)) = moved.first().cloned() else {
-        return Err(DomainError::IdentityNotFound);
-    };
-    if moved.iter().any(|identity| !owned.contains(identity)) {
-        return Err(DomainError::IdentityNotFound);
-    }
-    if moved.len() >= owned.len() {
-        return Err(DomainError::LastIdentity);
-    }
+    let CheckedSplit {
+        source,
+        moved,
+        remaining: _,
+    } = check_split(tx, user, moved)?;
+    let (appid, openid) = moved
+        .first()
+        .cloned()
+        .ok_or(DomainError::IdentityNotFound)?;
     let origin = Origin {
         appid: &appid,
         openid: &openid,
@@ -442,12 +478,7 @@ fn split(tx: &mut dyn StoreTx, request: SplitRequest<'_>) -> Result<Split, Domai
     tx.hold_user(&source.id)?;
     let target = match into {
         Some(into) => {
-            // Merges keep chains one hop long, so a user merged into `user` through a chain
-            // points at it directly.
-            let restored = tx
-                .user(into)?
-                .filter(|u| u.merged_into.as_ref() == Some(&source.id))
-                .ok_or(DomainError::NotMergedHere)?;
+            let restored = restorable(tx, into, &source.id)?;
             tx.restore_user(&restored.id, &source.id, at)?;
             restored.id
         }
@@ -510,11 +541,16 @@ fn split_unionid(
     let Some(unionid) = &source.unionid else {
         return Ok(UnionidSplit::None);
     };
-    if tx.vouchers(target, unionid)? == 0 {
-        return Ok(UnionidSplit::Stayed);
-    }
-    if tx.vouchers(&source.id, unionid)? > 0 {
-        tx.drop_vouches(target, origin.at)?;
+    let moved = tx.vouchers(target, unionid)?;
+    let staying = if moved == 0 {
+        0
+    } else {
+        tx.vouchers(&source.id, unionid)?
+    };
+    if unionid_follows(moved, staying) == UnionidSplit::Stayed {
+        if moved > 0 {
+            tx.drop_vouches(target, origin.at)?;
+        }
         return Ok(UnionidSplit::Stayed);
     }
     // Released first: one user per unionid holds at every statement.
@@ -537,16 +573,95 @@ fn split_phone(
     moved: &[(AppId, OpenId)],
     at: UnixTime,
 ) -> Result<PhoneMerge, DomainError> {
+    let outcome = split_phone_outcome(tx, source, moved)?;
+    if outcome == PhoneMerge::Moved {
+        tx.move_phone_number(source, target, at)?;
+    }
+    Ok(outcome)
+}
+
+/// Where a split sends the phone number: with the identity that verified it. Reads only.
+fn split_phone_outcome(
+    tx: &mut dyn StoreTx,
+    source: &UserId,
+    moved: &[(AppId, OpenId)],
+) -> Result<PhoneMerge, DomainError> {
     if tx.phone_verified_at(source)?.is_none() {
         return Ok(PhoneMerge::None);
     }
-    match tx.phone_verified_by(source)? {
-        Some(verifier) if moved.contains(&verifier) => {
-            tx.move_phone_number(source, target, at)?;
-            Ok(PhoneMerge::Moved)
-        }
-        _ => Ok(PhoneMerge::Stayed),
+    Ok(match tx.phone_verified_by(source)? {
+        Some(verifier) if moved.contains(&verifier) => PhoneMerge::Moved,
+        _ => PhoneMerge::Stayed,
+    })
+}
+
+/// The rule of a split's unionid: it follows the identities vouching for it when none of
+/// them stays (counts of vouching identities that move and that stay).
+fn unionid_follows(moved: u64, staying: u64) -> UnionidSplit {
+    if moved > 0 && staying == 0 {
+        UnionidSplit::Moved
+    } else {
+        UnionidSplit::Stayed
     }
+}
+
+/// A split its rules allow, before anything moves.
+struct CheckedSplit {
+    source: User,
+    /// Sorted, without duplicates, never empty.
+    moved: Vec<(AppId, OpenId)>,
+    remaining: Vec<(AppId, OpenId)>,
+}
+
+/// The rules of a split, read-only: the user exists and is not merged, it has every listed
+/// identity, and one stays. [`Accounts::split`] and [`Accounts::preview_split`] start here.
+fn check_split(
+    tx: &mut dyn StoreTx,
+    user: &UserId,
+    moved: &[(AppId, OpenId)],
+) -> Result<CheckedSplit, DomainError> {
+    let source = unmerged_user(tx, user)?;
+    let owned = tx.identities(&source.id)?;
+    let mut moved: Vec<(AppId, OpenId)> = moved.to_vec();
+    moved.sort();
+    moved.dedup();
+    if moved.is_empty() || moved.iter().any(|identity| !owned.contains(identity)) {
+        return Err(DomainError::IdentityNotFound);
+    }
+    if moved.len() >= owned.len() {
+        return Err(DomainError::LastIdentity);
+    }
+    let remaining = owned.into_iter().filter(|i| !moved.contains(i)).collect();
+    Ok(CheckedSplit {
+        source,
+        moved,
+        remaining,
+    })
+}
+
+/// The user a split may restore: one merged into `source` (merges keep chains one hop long,
+/// so a user merged into it through a chain points at it directly).
+fn restorable(tx: &mut dyn StoreTx, into: &UserId, source: &UserId) -> Result<User, DomainError> {
+    tx.user(into)?
+        .filter(|u| u.merged_into.as_ref() == Some(source))
+        .ok_or(DomainError::NotMergedHere)
+}
+
+/// What a split does: [`Accounts::preview_split`] shows it, [`Accounts::split`] runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitPlan {
+    /// The user that is split.
+    pub user: UserId,
+    /// The user restored (`into`), or `None` for a new user.
+    pub into: Option<UserId>,
+    /// The identities that move, with the sessions they logged in through.
+    pub identities: Vec<(AppId, OpenId)>,
+    /// The identities that stay.
+    pub remaining: Vec<(AppId, OpenId)>,
+    /// What becomes of the unionid.
+    pub unionid: UnionidSplit,
+    /// What becomes of the phone number (`moved` with the identity that verified it).
+    pub phone: PhoneMerge,
 }
 
 /// The user support acts on: it must exist and not be merged into another.

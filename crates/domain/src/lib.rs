@@ -52,7 +52,7 @@ mod ports;
 mod secrets;
 mod service;
 
-pub use accounts::{Accounts, Cancelled, Introspection, MergePlan, Presence, Split};
+pub use accounts::{Accounts, Cancelled, Introspection, MergePlan, Presence, Split, SplitPlan};
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
 pub use model::{

@@ -160,6 +160,12 @@ pub trait StoreTx {
     ) -> Result<(), StoreError>;
     /// How many identities of `user` vouch for `unionid`.
     fn vouchers(&mut self, user: &UserId, unionid: &UnionId) -> Result<u64, StoreError>;
+    /// The identities of `user` that vouch for `unionid`, ordered by appid then openid.
+    fn vouching_identities(
+        &mut self,
+        user: &UserId,
+        unionid: &UnionId,
+    ) -> Result<Vec<(AppId, OpenId)>, StoreError>;
     /// Forget what the identities of `user` vouch for (they moved away from the unionid's
     /// holder; their next login with a unionid tells it again).
     fn drop_vouches(&mut self, user: &UserId, at: UnixTime) -> Result<(), StoreError>;

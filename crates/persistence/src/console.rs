@@ -94,6 +94,8 @@ pub struct ConsoleUser {
     pub live_sessions: Vec<((AppId, OpenId), u64)>,
     /// The users merged into this one.
     pub merged_from: Vec<UserId>,
+    /// Its identities that vouch for its unionid.
+    pub vouching: Vec<(AppId, OpenId)>,
 }
 
 type OperatorRow = (
@@ -620,7 +622,12 @@ impl Store {
                     ))
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
+            let vouching = match &record.user.unionid {
+                Some(unionid) => tx.vouching_identities(&id, unionid)?,
+                None => Vec::new(),
+            };
             Ok(Some(ConsoleUser {
+                vouching,
                 record,
                 deleted_at,
                 phone_verified_at: phone_verified_at.filter(|_| deleted_at.is_none()),

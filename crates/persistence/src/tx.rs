@@ -953,6 +953,23 @@ impl StoreTx for Tx<'_> {
         Ok(u64::try_from(self.db(count)?).unwrap_or(0))
     }
 
+    fn vouching_identities(
+        &mut self,
+        user: &UserId,
+        unionid: &UnionId,
+    ) -> Result<Vec<(AppId, OpenId)>, StoreError> {
+        let rows = identities::table
+            .filter(identities::user_id.eq(user.as_str()))
+            .filter(identities::unionid.eq(unionid.as_str()))
+            .order((identities::appid.asc(), identities::openid.asc()))
+            .select((identities::appid, identities::openid))
+            .load::<(String, String)>(self.conn);
+        self.db(rows)?
+            .into_iter()
+            .map(|(appid, openid)| Ok((parse_appid(appid)?, parse_openid(openid)?)))
+            .collect()
+    }
+
     fn drop_vouches(&mut self, user: &UserId, at: UnixTime) -> Result<(), StoreError> {
         self.writing()?;
         let updated = diesel::update(

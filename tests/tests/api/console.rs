@@ -330,12 +330,48 @@ async fn walk(app: &TestApp, agent: &Agent) {
     assert_eq!(app.me_ok(&provisional.token).await.user_id, linked.user_id);
     agent.screenshot("user").await;
 
+    // Split the merge back: the identity returns to the provisional user, with its session.
+    agent.click("Split").await;
+    agent.wait("#split-pick").await;
+    let identity = agent
+        .client
+        .find(Locator::XPath(&format!(
+            "//label[normalize-space()='{APP_A} · web-a']"
+        )))
+        .await
+        .expect("the identity's checkbox label");
+    identity.click().await.expect("tick the identity");
+    let into = agent.field("They go to").await;
+    into.select_by_value(&provisional.user_id)
+        .await
+        .expect("choose the user to restore");
+    agent.click("Preview").await;
+    agent.wait("#split-preview").await;
+    assert!(agent.page().await.contains(&format!(
+        "identity {APP_A} · web-a and its 1 live sessions go to {}",
+        provisional.user_id
+    )));
+    agent.screenshot("split-preview").await;
+    agent.click("Confirm").await;
+    agent.wait("#notice").await;
+    assert_eq!(
+        app.me_ok(&provisional.token).await.user_id,
+        provisional.user_id
+    );
+    agent.open(&format!("/users/{}", linked.user_id)).await;
+    agent.wait("#user-id").await;
+
     // Revoke sessions: the person's tokens stop working.
     agent.click("Revoke sessions").await;
     agent.wait("#confirm-form").await;
     agent.click("Confirm").await;
     agent.wait("#notice").await;
     assert_eq!(app.me(&linked.token).await.status, 401);
+    assert_eq!(
+        app.me(&provisional.token).await.status,
+        200,
+        "split away: not revoked"
+    );
 
     // A page of another origin posting the console's form with the agent's browser is refused.
     let victim = app.login(APP_B, "web-victim", Some("victim-union")).await;

@@ -143,6 +143,13 @@ const LABELS: &[(&str, &str, &str)] = &[
         "输入保留用户的 ID 以确认",
     ),
     ("back", "Back", "返回"),
+    (
+        "split_pick",
+        "Identities that leave this user",
+        "离开此用户的身份",
+    ),
+    ("split_into", "They go to", "迁往"),
+    ("new_user", "a new user", "新用户"),
     ("provisional", "provisional", "临时"),
     ("linked", "linked", "已关联 unionid"),
     ("merged", "merged into", "已合并至"),

@@ -109,6 +109,7 @@ impl Templates {
             ("merge.html", include_str!("templates/merge.html")),
             ("confirm.html", include_str!("templates/confirm.html")),
             ("message.html", include_str!("templates/message.html")),
+            ("split.html", include_str!("templates/split.html")),
         ] {
             // A template that does not parse is a bug the console's tests catch at once.
             if let Err(error) = env.add_template(name, source) {
@@ -140,6 +141,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
             get(revoke_page).post(revoke_sessions),
         )
         .route("/users/{id}/cancel", get(cancel_page).post(cancel_account))
+        .route("/users/{id}/split", get(split_page).post(split))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(same_origin_writes))
         .layer(axum::middleware::from_fn(security_headers))
@@ -708,6 +710,8 @@ fn notice(lang: Lang, done: Option<&str>) -> Option<&'static str> {
         "password" => "Password changed.",
         "merged" if zh => "已合并。",
         "merged" => "Merged.",
+        "split" if zh => "已拆分。",
+        "split" => "Split.",
         "unlinked" if zh => "已解绑。",
         "unlinked" => "Identity unlinked.",
         "revoked" if zh => "会话已撤销。",
@@ -943,6 +947,12 @@ fn event_detail(event: &Event) -> String {
     }
     if let Some(detail) = &event.detail {
         parts.push(format!("by: {}", detail.by.as_str()));
+        if let Some(actor) = &detail.actor {
+            parts.push(format!("actor: {}", actor.as_str()));
+        }
+        if let Some(unionid) = detail.unionid {
+            parts.push(format!("unionid: {}", unionid.as_str()));
+        }
         if let Some(phone) = detail.phone {
             parts.push(format!("phone: {}", phone.as_str()));
         }
@@ -970,7 +980,7 @@ fn user_view(state: &ConsoleState, signed: &Signed, user: &ConsoleUser) -> minij
                 .map_or(0, |(_, n)| *n);
             context! {
                 sessions => sessions,
-                vouches => if record.user.unionid.is_some() { signed.lang.t("yes") } else { signed.lang.t("no") }, ..identity_view(state, appid, openid)
+                vouches => if user.vouching.iter().any(|(a, o)| a == appid && o == openid) { signed.lang.t("yes") } else { signed.lang.t("no") }, ..identity_view(state, appid, openid)
             }
         })
         .collect();
@@ -1032,7 +1042,7 @@ async fn user_page(
             u => user_view(&state, &signed, &user),
             timeline => timeline,
             can_write => signed.may(SUPPORT_WRITE),
-            can_split => false,
+            can_split => user.record.identities.len() > 1,
             notice => notice(signed.lang, done.done.as_deref()), ..base(signed.lang, Some(&signed))
         },
     )
@@ -1505,6 +1515,198 @@ async fn cancel_account(
     tracing::info!(operator = %signed.operator.name, user = %id, "console: cancel account");
     match state.accounts.delete_user(id.clone(), signed.actor()).await {
         Ok(_) => Redirect::to(&format!("/users/{id}?done=cancelled")).into_response(),
+        Err(e) => refused(&state, &signed, e),
+    }
+}
+
+/// A split's form: `identity` (`APPID:OPENID`, repeated), `into` (empty: a new user) and,
+/// when posted, `csrf`.
+#[derive(Debug, Default)]
+struct SplitForm {
+    identities: Vec<String>,
+    into: String,
+    csrf: String,
+}
+
+impl SplitForm {
+    fn of(pairs: Vec<(String, String)>) -> Self {
+        let mut form = Self::default();
+        for (name, value) in pairs {
+            match name.as_str() {
+                "identity" => form.identities.push(value),
+                "into" => form.into = value.trim().to_owned(),
+                "csrf" => form.csrf = value,
+                _ => {}
+            }
+        }
+        form
+    }
+
+    /// The identities and the user to restore, parsed.
+    fn parse(
+        &self,
+        state: &ConsoleState,
+        signed: &Signed,
+    ) -> Result<(Vec<(AppId, OpenId)>, Option<UserId>), Response> {
+        let identities = self
+            .identities
+            .iter()
+            .map(|pair| {
+                let (appid, openid) = pair.split_once(':').unwrap_or((pair.as_str(), ""));
+                parse_identity(state, signed, appid, openid)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let into = match self.into.as_str() {
+            "" => None,
+            id => Some(parse_user(state, signed, id)?),
+        };
+        Ok((identities, into))
+    }
+}
+
+/// Where each fact goes, in words, from the domain's [`wxlink_domain::SplitPlan`].
+fn split_lines(lang: Lang, plan: &wxlink_domain::SplitPlan, user: &ConsoleUser) -> Vec<String> {
+    use wxlink_domain::UnionidSplit;
+    let zh = lang == Lang::Zh;
+    let target = plan
+        .into
+        .as_ref()
+        .map_or_else(|| lang.t("new_user").to_owned(), ToString::to_string);
+    let source = &plan.user;
+    let mut lines: Vec<String> = plan
+        .identities
+        .iter()
+        .map(|(appid, openid)| {
+            let sessions = user
+                .live_sessions
+                .iter()
+                .find(|((a, o), _)| a == appid && o == openid)
+                .map_or(0, |(_, n)| *n);
+            if zh {
+                format!("身份 {appid} · {openid} 及其 {sessions} 个有效会话迁往 {target}")
+            } else {
+                format!(
+                    "identity {appid} · {openid} and its {sessions} live sessions go to {target}"
+                )
+            }
+        })
+        .collect();
+    for (appid, openid) in &plan.remaining {
+        lines.push(if zh {
+            format!("身份 {appid} · {openid} 留在 {source}")
+        } else {
+            format!("identity {appid} · {openid} stays with {source}")
+        });
+    }
+    lines.push(match (plan.unionid, zh) {
+        (UnionidSplit::Moved, false) => format!("the unionid goes to {target}"),
+        (UnionidSplit::Moved, true) => format!("unionid 迁往 {target}"),
+        (UnionidSplit::Stayed, false) => format!("the unionid stays with {source}"),
+        (UnionidSplit::Stayed, true) => format!("unionid 留在 {source}"),
+        (UnionidSplit::None, false) => "no unionid".to_owned(),
+        (UnionidSplit::None, true) => "没有 unionid".to_owned(),
+    });
+    lines.push(match (plan.phone, zh) {
+        (PhoneMerge::Moved, false) => format!("the phone number goes to {target}"),
+        (PhoneMerge::Moved, true) => format!("手机号迁往 {target}"),
+        (PhoneMerge::None, false) => "no phone number".to_owned(),
+        (PhoneMerge::None, true) => "没有手机号".to_owned(),
+        (_, false) => format!("the phone number stays with {source}"),
+        (_, true) => format!("手机号留在 {source}"),
+    });
+    lines
+}
+
+async fn split_page(
+    State(state): State<Arc<ConsoleState>>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let (id, user) = match repair_target(&state, &signed, &id).await {
+        Ok(target) => target,
+        Err(refused) => return refused,
+    };
+    let form = SplitForm::of(pairs);
+    let (chosen, into) = match form.parse(&state, &signed) {
+        Ok(parsed) => parsed,
+        Err(refused) => return refused,
+    };
+    let (plan, error, status) = if chosen.is_empty() {
+        (None, None, StatusCode::OK)
+    } else {
+        match state
+            .accounts
+            .preview_split(id.clone(), chosen.clone(), into.clone())
+            .await
+        {
+            Ok(plan) => {
+                let view = context! {
+                    lines => split_lines(signed.lang, &plan, &user),
+                    identities => plan.identities.iter().map(|(a, o)| format!("{a}:{o}")).collect::<Vec<_>>(),
+                };
+                (Some(view), None, StatusCode::OK)
+            }
+            Err(e) => {
+                let e = ApiError::from(e);
+                (
+                    None,
+                    Some(format!("{}: {}", e.code.as_str(), e.message)),
+                    e.status(),
+                )
+            }
+        }
+    };
+    let identities: Vec<_> = user
+        .record
+        .identities
+        .iter()
+        .map(|(appid, openid)| {
+            context! {
+                checked => chosen.iter().any(|(a, o)| a == appid && o == openid),
+                ..identity_view(&state, appid, openid)
+            }
+        })
+        .collect();
+    render(
+        &state,
+        status,
+        "split.html",
+        context! {
+            user_id => id.to_string(),
+            identities => identities,
+            merged_from => user.merged_from.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            into => into.map(|u| u.to_string()).unwrap_or_default(),
+            plan => plan,
+            error => error,
+            ..base(signed.lang, Some(&signed))
+        },
+    )
+}
+
+async fn split(
+    State(state): State<Arc<ConsoleState>>,
+    signed: Signed,
+    Path(id): Path<String>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let form = SplitForm::of(pairs);
+    let checked = signed
+        .require(&state, SUPPORT_WRITE)
+        .and_then(|()| signed.check_csrf(&state, &form.csrf))
+        .and_then(|()| parse_user(&state, &signed, &id))
+        .and_then(|id| form.parse(&state, &signed).map(|parsed| (id, parsed)));
+    let (id, (identities, into)) = match checked {
+        Ok(checked) => checked,
+        Err(refused) => return refused,
+    };
+    tracing::info!(operator = %signed.operator.name, user = %id, "console: split");
+    match state
+        .accounts
+        .split(id, identities, into, signed.actor())
+        .await
+    {
+        Ok(split) => Redirect::to(&format!("/users/{}?done=split", split.user)).into_response(),
         Err(e) => refused(&state, &signed, e),
     }
 }

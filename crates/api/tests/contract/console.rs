@@ -663,6 +663,8 @@ async fn duplicates_by_phone_merge_with_a_preview_through_the_support_use_case(b
         "merged into it: {}",
         page.body
     );
+    // The event names the operator, as the internal API's name their client.
+    assert!(page.shows("actor: console:dora"), "{}", page.body);
     let gone = browser.get(&format!("/users/{provisional}")).await;
     assert!(gone.shows("merged into"), "{}", gone.body);
     assert!(
@@ -683,4 +685,47 @@ async fn duplicates_by_phone_merge_with_a_preview_through_the_support_use_case(b
         .await;
     assert_eq!(again.status, 409, "{}", again.body);
     assert!(again.shows("user_merged"), "{}", again.body);
+
+    // Undone: the provisional user's identity split back into it, with a preview first.
+    let identity = format!("{APP_A}:dup-a");
+    let preview = browser
+        .get(&format!(
+            "/users/{linked}/split?identity={APP_A}%3Adup-a&into={provisional}"
+        ))
+        .await;
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    assert!(
+        preview.shows(&format!(
+            "identity {APP_A} · dup-a and its 1 live sessions go to {provisional}"
+        )),
+        "{}",
+        preview.body
+    );
+    assert!(
+        preview.shows(&format!("the unionid stays with {linked}")),
+        "{}",
+        preview.body
+    );
+    let split = browser
+        .post(
+            &format!("/users/{linked}/split"),
+            &[
+                ("csrf", &csrf),
+                ("identity", &identity),
+                ("into", &provisional),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (split.status, split.location()),
+        (303, format!("/users/{provisional}?done=split").as_str()),
+        "{}",
+        split.body
+    );
+    let restored = browser.get(&format!("/users/{provisional}")).await;
+    assert!(
+        !restored.shows("merged into") && restored.shows("dup-a"),
+        "{}",
+        restored.body
+    );
 }

@@ -739,6 +739,83 @@ fn actor_names_are_short_and_printable() {
     }
 }
 
+#[tokio::test]
+async fn a_split_preview_says_where_each_fact_goes_and_writes_nothing() {
+    let mut tx = MockStoreTx::new();
+    expect_user(&mut tx, user("u-src", Some("union-1"), None));
+    expect_identities(
+        &mut tx,
+        "u-src",
+        &[(app(), oid("o1")), (other_app(), oid("o2"))],
+    );
+    expect_user(&mut tx, user("u-old", None, Some("u-src")));
+    tx.expect_vouching_identities()
+        .with(eq(uid("u-src")), eq(union("union-1")))
+        .times(1)
+        .returning(|_, _| Ok(vec![(other_app(), oid("o2"))]));
+    tx.expect_phone_verified_at()
+        .with(eq(uid("u-src")))
+        .returning(|_| Ok(Some(NOW - 10)));
+    tx.expect_phone_verified_by()
+        .with(eq(uid("u-src")))
+        .returning(|_| Ok(Some((app(), oid("o1")))));
+    // No write is expected: one would fail the test.
+    let plan = accounts(tx)
+        .preview_split(
+            uid("u-src"),
+            vec![(other_app(), oid("o2"))],
+            Some(uid("u-old")),
+        )
+        .await
+        .expect("a plan");
+    assert_eq!(plan.identities, vec![(other_app(), oid("o2"))]);
+    assert_eq!(plan.remaining, vec![(app(), oid("o1"))]);
+    assert_eq!(plan.into, Some(uid("u-old")));
+    // Every identity vouching for the unionid moves: so does the unionid; the phone number
+    // stays with the identity that verified it.
+    assert_eq!(plan.unionid, UnionidSplit::Moved);
+    assert_eq!(plan.phone, PhoneMerge::Stayed);
+}
+
+#[tokio::test]
+async fn a_split_preview_is_refused_as_the_split_would_be() {
+    let mut tx = MockStoreTx::new();
+    expect_user(&mut tx, user("u-src", Some("union-1"), None));
+    expect_identities(
+        &mut tx,
+        "u-src",
+        &[(app(), oid("o1")), (other_app(), oid("o2"))],
+    );
+    assert_eq!(
+        accounts(tx)
+            .preview_split(
+                uid("u-src"),
+                vec![(app(), oid("o1")), (other_app(), oid("o2"))],
+                None
+            )
+            .await,
+        Err(DomainError::LastIdentity)
+    );
+    let mut tx = MockStoreTx::new();
+    expect_user(&mut tx, user("u-src", Some("union-1"), None));
+    expect_identities(
+        &mut tx,
+        "u-src",
+        &[(app(), oid("o1")), (other_app(), oid("o2"))],
+    );
+    expect_user(&mut tx, user("u-stranger", None, None));
+    assert_eq!(
+        accounts(tx)
+            .preview_split(
+                uid("u-src"),
+                vec![(app(), oid("o1"))],
+                Some(uid("u-stranger"))
+            )
+            .await,
+        Err(DomainError::NotMergedHere)
+    );
+}
+
 // ---- introspection ----
 
 #[tokio::test]

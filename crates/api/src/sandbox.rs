@@ -47,7 +47,14 @@ pub async fn serve(config: Option<&Path>) -> Result<(), String> {
     }
     settings.wechat.api_base = sim.base_url();
     if settings.console.bind.is_none() {
-        settings.console.bind = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8081)));
+        // Beside the default 8080 on 8081; beside any other port (tests, several sandboxes)
+        // on a free one, printed below.
+        let port = if settings.server.bind.port() == 8080 {
+            8081
+        } else {
+            0
+        };
+        settings.console.bind = Some(std::net::SocketAddr::new(settings.server.bind.ip(), port));
     }
     for (appid, kind, _) in DEMO_APPS {
         settings.apps.insert(

@@ -39,6 +39,10 @@ pub mod operators;
 use i18n::Lang;
 use operators::{EVENTS_READ, Gate, SUPPORT_WRITE, USERS_PHONE, USERS_READ};
 
+/// A page that refuses the request (boxed: a response is large, and most requests are not
+/// refused).
+type Refusal = Box<Response>;
+
 /// The session cookie. `__Host-`: only ever set by this host, over a secure connection, for `/`.
 pub const SESSION_COOKIE: &str = "__Host-wxlink-console";
 
@@ -312,33 +316,33 @@ impl Signed {
     }
 
     /// The page refusing an operator without `scope`.
-    fn require(&self, state: &ConsoleState, scope: &str) -> Result<(), Response> {
+    fn require(&self, state: &ConsoleState, scope: &str) -> Result<(), Refusal> {
         if self.may(scope) {
             Ok(())
         } else {
-            Err(message(
+            Err(Box::new(message(
                 state,
                 self.lang,
                 Some(self),
                 StatusCode::FORBIDDEN,
                 &format!("insufficient scope: this needs {scope}"),
-            ))
+            )))
         }
     }
 
     /// The form's CSRF token must be this session's (compared in constant time).
-    fn check_csrf(&self, state: &ConsoleState, token: &str) -> Result<(), Response> {
+    fn check_csrf(&self, state: &ConsoleState, token: &str) -> Result<(), Refusal> {
         use subtle::ConstantTimeEq as _;
         if bool::from(self.csrf.as_bytes().ct_eq(token.as_bytes())) {
             Ok(())
         } else {
-            Err(message(
+            Err(Box::new(message(
                 state,
                 self.lang,
                 Some(self),
                 StatusCode::FORBIDDEN,
                 "refused: the form's CSRF token is missing or not this session's",
-            ))
+            )))
         }
     }
 }
@@ -599,7 +603,7 @@ async fn sign_out(
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
     if let Err(refused) = signed.check_csrf(&state, &form.csrf) {
-        return refused;
+        return *refused;
     }
     if let Err(e) = state.store.delete_operator_session(signed.token_hash).await {
         return store_failure(&state, signed.lang, &e.into());
@@ -639,7 +643,7 @@ async fn change_password(
     axum::Form(form): axum::Form<PasswordForm>,
 ) -> Response {
     if let Err(refused) = signed.check_csrf(&state, &form.csrf) {
-        return refused;
+        return *refused;
     }
     let again = |status: StatusCode, text: &str| {
         render(
@@ -735,7 +739,7 @@ async fn search(
     Query(query): Query<SearchQuery>,
 ) -> Response {
     if let Err(refused) = signed.require(&state, USERS_READ) {
-        return refused;
+        return *refused;
     }
     let q = query.q.trim().to_owned();
     let found = if q.is_empty() {
@@ -873,7 +877,7 @@ fn user_row(state: &ConsoleState, signed: &Signed, record: &UserRecord) -> minij
 
 async fn duplicates(State(state): State<Arc<ConsoleState>>, signed: Signed) -> Response {
     if let Err(refused) = signed.require(&state, USERS_READ) {
-        return refused;
+        return *refused;
     }
     let groups = match state.store.possible_duplicates(DUPLICATE_GROUPS).await {
         Ok(groups) => groups,
@@ -910,15 +914,15 @@ async fn duplicates(State(state): State<Arc<ConsoleState>>, signed: Signed) -> R
     )
 }
 
-fn parse_user(state: &ConsoleState, signed: &Signed, id: &str) -> Result<UserId, Response> {
+fn parse_user(state: &ConsoleState, signed: &Signed, id: &str) -> Result<UserId, Refusal> {
     UserId::parse(id.to_owned()).map_err(|e| {
-        message(
+        Box::new(message(
             state,
             signed.lang,
             Some(signed),
             StatusCode::BAD_REQUEST,
             &format!("user id: {e}"),
-        )
+        ))
     })
 }
 
@@ -926,17 +930,17 @@ async fn load_user(
     state: &ConsoleState,
     signed: &Signed,
     id: &UserId,
-) -> Result<ConsoleUser, Response> {
+) -> Result<ConsoleUser, Refusal> {
     match state.store.console_user(id, SystemClock.now()).await {
         Ok(Some(user)) => Ok(user),
-        Ok(None) => Err(message(
+        Ok(None) => Err(Box::new(message(
             state,
             signed.lang,
             Some(signed),
             StatusCode::NOT_FOUND,
             &format!("no user {id}"),
-        )),
-        Err(e) => Err(store_failure(state, signed.lang, &e.into())),
+        ))),
+        Err(e) => Err(Box::new(store_failure(state, signed.lang, &e.into()))),
     }
 }
 
@@ -1004,15 +1008,15 @@ async fn user_page(
     Query(done): Query<Done>,
 ) -> Response {
     if let Err(refused) = signed.require(&state, USERS_READ) {
-        return refused;
+        return *refused;
     }
     let id = match parse_user(&state, &signed, &id) {
         Ok(id) => id,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let user = match load_user(&state, &signed, &id).await {
         Ok(user) => user,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let timeline = if signed.may(EVENTS_READ) {
         match state.store.events_of_user(&id, TIMELINE_EVENTS).await {
@@ -1157,7 +1161,7 @@ async fn merge_preview(
         parse_user(state, signed, from),
     ) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
+        (Err(refused), _) | (_, Err(refused)) => return *refused,
     };
     let plan = match state
         .accounts
@@ -1179,7 +1183,7 @@ async fn merge_preview(
         load_user(state, signed, &from_id).await,
     ) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
+        (Err(refused), _) | (_, Err(refused)) => return *refused,
     };
     let view = context! {
         into => plan_side(state, signed, &plan.into, &into_user.record.identities, into_user.record.phone_number.as_ref()),
@@ -1195,7 +1199,7 @@ async fn merge_page(
     Query(query): Query<MergeQuery>,
 ) -> Response {
     if let Err(refused) = signed.require(&state, SUPPORT_WRITE) {
-        return refused;
+        return *refused;
     }
     merge_preview(
         &state,
@@ -1229,7 +1233,7 @@ async fn merge(
         .require(&state, SUPPORT_WRITE)
         .and_then(|()| signed.check_csrf(&state, &form.csrf))
     {
-        return refused;
+        return *refused;
     }
     if form.confirm.trim() != form.into.trim() {
         let text = if signed.lang == Lang::Zh {
@@ -1252,7 +1256,7 @@ async fn merge(
         parse_user(&state, &signed, form.from.trim()),
     ) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
+        (Err(refused), _) | (_, Err(refused)) => return *refused,
     };
     tracing::info!(operator = %signed.operator.name, %into, %from, "console: merge");
     match state.accounts.merge(into, from, signed.actor()).await {
@@ -1274,15 +1278,15 @@ fn parse_identity(
     signed: &Signed,
     appid: &str,
     openid: &str,
-) -> Result<(AppId, OpenId), Response> {
+) -> Result<(AppId, OpenId), Refusal> {
     let bad = |e: String| {
-        message(
+        Box::new(message(
             state,
             signed.lang,
             Some(signed),
             StatusCode::BAD_REQUEST,
             &e,
-        )
+        ))
     };
     let appid = AppId::parse(appid.to_owned()).map_err(|e| bad(format!("appid: {e}")))?;
     let openid = OpenId::parse(openid.to_owned()).map_err(|e| bad(format!("openid: {e}")))?;
@@ -1317,7 +1321,7 @@ async fn repair_target(
     state: &ConsoleState,
     signed: &Signed,
     id: &str,
-) -> Result<(UserId, ConsoleUser), Response> {
+) -> Result<(UserId, ConsoleUser), Refusal> {
     signed.require(state, SUPPORT_WRITE)?;
     let id = parse_user(state, signed, id)?;
     let user = load_user(state, signed, &id).await?;
@@ -1332,11 +1336,11 @@ async fn unlink_page(
 ) -> Response {
     let (id, user) = match repair_target(&state, &signed, &id).await {
         Ok(target) => target,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (appid, openid) = match parse_identity(&state, &signed, &query.appid, &query.openid) {
         Ok(identity) => identity,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let sessions = user
         .live_sessions
@@ -1392,7 +1396,7 @@ async fn unlink(
         .and_then(|id| parse_identity(&state, &signed, &form.appid, &form.openid).map(|i| (id, i)));
     let (id, (appid, openid)) = match checked {
         Ok(checked) => checked,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     tracing::info!(operator = %signed.operator.name, user = %id, %appid, "console: unlink");
     match state
@@ -1412,7 +1416,7 @@ async fn revoke_page(
 ) -> Response {
     let (id, user) = match repair_target(&state, &signed, &id).await {
         Ok(target) => target,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let sessions: u64 = user.live_sessions.iter().map(|(_, n)| n).sum();
     let lines = if signed.lang == Lang::Zh {
@@ -1449,7 +1453,7 @@ async fn revoke_sessions(
         .and_then(|()| parse_user(&state, &signed, &id));
     let id = match checked {
         Ok(id) => id,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     tracing::info!(operator = %signed.operator.name, user = %id, "console: revoke sessions");
     match state
@@ -1469,7 +1473,7 @@ async fn cancel_page(
 ) -> Response {
     let (id, user) = match repair_target(&state, &signed, &id).await {
         Ok(target) => target,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let sessions: u64 = user.live_sessions.iter().map(|(_, n)| n).sum();
     let identities = user.record.identities.len();
@@ -1510,7 +1514,7 @@ async fn cancel_account(
         .and_then(|()| parse_user(&state, &signed, &id));
     let id = match checked {
         Ok(id) => id,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     tracing::info!(operator = %signed.operator.name, user = %id, "console: cancel account");
     match state.accounts.delete_user(id.clone(), signed.actor()).await {
@@ -1518,6 +1522,9 @@ async fn cancel_account(
         Err(e) => refused(&state, &signed, e),
     }
 }
+
+/// The identities a split moves and the user it restores (`None`: a new user).
+type SplitChoice = (Vec<(AppId, OpenId)>, Option<UserId>);
 
 /// A split's form: `identity` (`APPID:OPENID`, repeated), `into` (empty: a new user) and,
 /// when posted, `csrf`.
@@ -1543,11 +1550,7 @@ impl SplitForm {
     }
 
     /// The identities and the user to restore, parsed.
-    fn parse(
-        &self,
-        state: &ConsoleState,
-        signed: &Signed,
-    ) -> Result<(Vec<(AppId, OpenId)>, Option<UserId>), Response> {
+    fn parse(&self, state: &ConsoleState, signed: &Signed) -> Result<SplitChoice, Refusal> {
         let identities = self
             .identities
             .iter()
@@ -1625,12 +1628,12 @@ async fn split_page(
 ) -> Response {
     let (id, user) = match repair_target(&state, &signed, &id).await {
         Ok(target) => target,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let form = SplitForm::of(pairs);
     let (chosen, into) = match form.parse(&state, &signed) {
         Ok(parsed) => parsed,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (plan, error, status) = if chosen.is_empty() {
         (None, None, StatusCode::OK)
@@ -1698,7 +1701,7 @@ async fn split(
         .and_then(|id| form.parse(&state, &signed).map(|parsed| (id, parsed)));
     let (id, (identities, into)) = match checked {
         Ok(checked) => checked,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     tracing::info!(operator = %signed.operator.name, user = %id, "console: split");
     match state

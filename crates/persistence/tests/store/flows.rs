@@ -381,6 +381,57 @@ pub async fn phone_numbers_are_stored_sealed_and_rotate(db: &TestDb) {
     assert_eq!(record.phone_number, Some(phone));
 }
 
+/// Support finds a user by phone number through the keyed hash beside the sealed number,
+/// under each key of the ring; a rotation rewrites the hashes under the new key.
+pub async fn phone_numbers_are_found_by_their_keyed_hash(db: &TestDb) {
+    let store = db.store().await;
+    let wechat = FakeWeChat::default();
+    let service = service(&store, &wechat);
+    wechat.will_answer(&app(1), "code-h", "open-h", "key-h", None);
+    let login = service.login(app(1), code("code-h")).await.unwrap();
+    service
+        .attach_phone_number(&login.token, code("13800138000"))
+        .await
+        .unwrap();
+    let found = |records: Vec<wxlink_persistence::UserRecord>| {
+        records.into_iter().map(|r| r.user.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        found(store.users_by_phone("13800138000").await.unwrap()),
+        vec![login.user_id.clone()]
+    );
+    assert!(
+        store
+            .users_by_phone("13800138001")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let rotated = db
+        .store_with(Keyring::new(key_b()).with_old_key(key_a()))
+        .await;
+    // Under the old key of the ring until the hashes are rewritten.
+    assert_eq!(
+        found(rotated.users_by_phone("13800138000").await.unwrap()).len(),
+        1
+    );
+    let only_b = db.store_with(Keyring::new(key_b())).await;
+    assert!(
+        only_b
+            .users_by_phone("13800138000")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(rotated.rehash_phone_numbers(10).await.unwrap(), 1);
+    assert_eq!(rotated.rehash_phone_numbers(10).await.unwrap(), 0);
+    assert_eq!(
+        found(only_b.users_by_phone("13800138000").await.unwrap()),
+        vec![login.user_id]
+    );
+}
+
 pub async fn logins_without_a_session_key_are_stored_without_one(db: &TestDb) {
     let store = db.store().await;
     let wechat = FakeWeChat::default();

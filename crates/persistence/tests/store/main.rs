@@ -73,6 +73,7 @@ on_both_backends!(
     flows::service_logs_in_links_and_merges,
     flows::service_refreshes_the_session_key,
     flows::phone_numbers_are_stored_sealed_and_rotate,
+    flows::phone_numbers_are_found_by_their_keyed_hash,
     flows::logins_without_a_session_key_are_stored_without_one,
     flows::a_phone_number_attached_during_a_merge_is_kept,
     lifecycle::a_tombstone_keeps_the_id_and_erases_the_person,

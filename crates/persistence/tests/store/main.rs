@@ -9,6 +9,7 @@
 )]
 
 mod cases;
+mod console;
 mod flows;
 mod keys;
 mod lifecycle;
@@ -74,6 +75,8 @@ on_both_backends!(
     flows::service_refreshes_the_session_key,
     flows::phone_numbers_are_stored_sealed_and_rotate,
     flows::phone_numbers_are_found_by_their_keyed_hash,
+    console::operator_sessions_end_when_idle_too_old_or_disabled,
+    console::failed_sign_ins_are_counted_across_nodes,
     flows::logins_without_a_session_key_are_stored_without_one,
     flows::a_phone_number_attached_during_a_merge_is_kept,
     lifecycle::a_tombstone_keeps_the_id_and_erases_the_person,

@@ -635,7 +635,11 @@ impl Settings {
                 return Err(invalid(key, "must be positive"));
             }
         }
-        if self.console.bind.is_some() && self.console.bind == Some(self.server.bind) {
+        // Port 0 twice is two free ports, not one address.
+        if self.console.bind.is_some()
+            && self.console.bind == Some(self.server.bind)
+            && self.server.bind.port() != 0
+        {
             return Err(invalid(
                 "console.bind",
                 "must differ from server.bind: the console has a listener of its own",

@@ -193,6 +193,29 @@ impl Store {
         .await
     }
 
+    /// Accept a TOTP code of time step `step` for the operator: `false` when a code of this
+    /// step or a later one was accepted before (a replayed code, RFC 6238 §5.2). Atomic, so
+    /// one code signs in once even on two nodes at once.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn accept_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.run(TxMode::Write, move |tx: &mut Tx<'_>| {
+            let updated = diesel::update(
+                operators::table.filter(operators::name.eq(&name)).filter(
+                    operators::totp_last_step
+                        .is_null()
+                        .or(operators::totp_last_step.lt(step)),
+                ),
+            )
+            .set(operators::totp_last_step.eq(Some(step)))
+            .execute(tx.conn);
+            Ok(tx.db(updated)? == 1)
+        })
+        .await
+    }
+
     /// Every operator, by name.
     ///
     /// # Errors

@@ -204,6 +204,8 @@ diesel::table! {
         scopes -> Text,
         /// The TOTP secret, sealed, associated data = the name.
         totp_secret -> Nullable<Binary>,
+        /// The last TOTP time step accepted (each code is accepted once).
+        totp_last_step -> Nullable<BigInt>,
         /// Unix seconds; set when disabled.
         disabled_at -> Nullable<BigInt>,
         /// Unix seconds.

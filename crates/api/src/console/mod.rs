@@ -550,13 +550,22 @@ async fn sign_in(
     })
     .await
     .unwrap_or(false);
-    let operator = operator.filter(|o| {
-        matches
-            && !o.disabled
-            && o.totp_secret
-                .as_ref()
-                .is_none_or(|secret| operators::check_totp(secret, &o.name, &form.code, now))
-    });
+    let operator = operator.filter(|o| matches && !o.disabled);
+    // The second factor: a code of the current time step, accepted once.
+    let operator = match operator {
+        Some(o) => match &o.totp_secret {
+            None => Some(o),
+            Some(secret) => match operators::totp_step(secret, &o.name, &form.code, now) {
+                None => None,
+                Some(step) => match state.store.accept_totp_step(&o.name, step).await {
+                    Ok(true) => Some(o),
+                    Ok(false) => None,
+                    Err(e) => return store_failure(&state, lang, &e.into()),
+                },
+            },
+        },
+        None => None,
+    };
     let Some(operator) = operator else {
         tracing::info!(operator = ?name, "console sign-in refused");
         return refuse(

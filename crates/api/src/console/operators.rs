@@ -207,13 +207,20 @@ pub fn totp_uri(secret: &[u8], name: &str) -> Result<String, String> {
     Ok(totp(secret, name)?.get_url())
 }
 
-/// Whether `code` is the current TOTP code (or the one of the step before or after, for
-/// clocks a little apart).
-pub fn check_totp(secret: &[u8], name: &str, code: &str, now: UnixTime) -> bool {
-    let Ok(now) = u64::try_from(now) else {
-        return false;
-    };
-    totp(secret, name).is_ok_and(|t| t.check(code.trim(), now))
+/// The time step whose TOTP code `code` is: the current one, or the one before or after (for
+/// clocks a little apart); `None` when it is none of them. The caller accepts each step once.
+pub fn totp_step(secret: &[u8], name: &str, code: &str, now: UnixTime) -> Option<i64> {
+    let totp = totp(secret, name).ok()?;
+    let code = code.trim();
+    let step = i64::try_from(totp.step).ok()?;
+    let current = now.div_euclid(step);
+    [current - 1, current, current + 1].into_iter().find(|s| {
+        u64::try_from(s * step).is_ok_and(|at| {
+            let expected = totp.generate(at);
+            use subtle::ConstantTimeEq as _;
+            bool::from(expected.as_bytes().ct_eq(code.as_bytes()))
+        })
+    })
 }
 
 /// The TOTP code at `now`, for the sandbox's and tests' operators.
@@ -380,8 +387,16 @@ mod tests {
         assert!(!verify_password("x", "not a hash"));
         let secret = new_totp_secret();
         let code = totp_code(&secret, "ann", 1_000_000).expect("code");
-        assert!(check_totp(&secret, "ann", &code, 1_000_000));
-        assert!(!check_totp(&secret, "ann", &code, 1_000_000 + 600));
+        assert_eq!(
+            totp_step(&secret, "ann", &code, 1_000_000),
+            Some(1_000_000 / 30)
+        );
+        assert_eq!(
+            totp_step(&secret, "ann", &code, 1_000_000 + 30),
+            Some(1_000_000 / 30),
+            "a step of clock skew"
+        );
+        assert_eq!(totp_step(&secret, "ann", &code, 1_000_000 + 600), None);
         assert!(
             totp_uri(&secret, "ann")
                 .expect("uri")

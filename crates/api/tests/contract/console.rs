@@ -367,6 +367,9 @@ async fn a_totp_operator_needs_the_current_code(backend: Backend) {
         "{}",
         with.body
     );
+    // A code is accepted once (RFC 6238 §5.2): someone who saw it cannot sign in with it.
+    let replayed = Browser::new(&app).sign_in("tess", password, &code).await;
+    assert_eq!(replayed.status, 401, "{}", replayed.body);
 }
 
 async fn forms_from_another_origin_or_without_the_csrf_token_change_nothing(backend: Backend) {

@@ -18,6 +18,8 @@ CREATE TABLE operators (
     scopes           TEXT NOT NULL,
     -- The TOTP secret, sealed with the data key, associated data = the name.
     totp_secret      BYTEA,
+    -- The last TOTP time step accepted: a code is accepted once (RFC 6238 §5.2).
+    totp_last_step   BIGINT,
     disabled_at      BIGINT,
     created_at       BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL

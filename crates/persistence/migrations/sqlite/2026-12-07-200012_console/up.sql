@@ -18,6 +18,8 @@ CREATE TABLE operators (
     scopes           TEXT NOT NULL,
     -- The TOTP secret, sealed with the data key, associated data = the name.
     totp_secret      BLOB,
+    -- The last TOTP time step accepted: a code is accepted once (RFC 6238 §5.2).
+    totp_last_step   INTEGER,
     disabled_at      INTEGER,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL

@@ -150,6 +150,21 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .layer(axum::middleware::from_fn(same_origin_writes))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        // Logged like the public API's requests: escaped path, request id.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(crate::http::middleware::request_span)
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
+                ),
+        )
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
+        .layer(axum::middleware::from_fn(
+            crate::http::middleware::drop_unfit_request_id,
+        ))
         .with_state(state)
 }
 

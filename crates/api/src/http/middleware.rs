@@ -47,7 +47,7 @@ fn escaped_for_log(text: &str) -> std::borrow::Cow<'_, str> {
 /// left out (it is not part of the API, and could carry anything), and the path is cut to
 /// [`MAX_LOGGED_PATH_BYTES`] and escaped ([`escaped_for_log`]). The request id needs no
 /// escaping: only a plain short token is kept ([`drop_unfit_request_id`]).
-pub(super) fn request_span(request: &Request) -> tracing::Span {
+pub(crate) fn request_span(request: &Request) -> tracing::Span {
     let request_id = request
         .headers()
         .get(REQUEST_ID)
@@ -77,7 +77,7 @@ fn request_id_is_fit(value: &[u8]) -> bool {
 }
 
 /// Removes a client's `x-request-id` unless it is fit, so that one is generated instead.
-pub(super) async fn drop_unfit_request_id(
+pub(crate) async fn drop_unfit_request_id(
     mut request: Request,
     next: axum::middleware::Next,
 ) -> Response {

@@ -17,7 +17,7 @@ pub(crate) mod clients;
 pub(crate) mod error;
 pub(crate) mod handlers;
 pub(crate) mod internal;
-mod middleware;
+pub(crate) mod middleware;
 pub(crate) mod openapi;
 pub(crate) mod wire;
 

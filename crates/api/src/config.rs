@@ -103,6 +103,9 @@ pub struct ConsoleSettings {
     /// Failed sign-ins in a row (per operator, per address) before each further attempt must
     /// wait, twice as long each time.
     pub slow_after_failures: u32,
+    /// The first wait after `slow_after_failures`; each further failure doubles it, up to
+    /// five minutes (or this, if longer).
+    pub slow_down_secs: u32,
     /// Failed sign-ins in a row that lock an operator until `wxlink operator reset-password`;
     /// an address locks for an hour after three times as many.
     pub lock_after_failures: u32,
@@ -115,6 +118,7 @@ impl Default for ConsoleSettings {
             idle_timeout_secs: 1800,
             max_session_secs: 12 * 3600,
             slow_after_failures: 3,
+            slow_down_secs: 1,
             lock_after_failures: 10,
         }
     }

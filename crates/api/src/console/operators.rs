@@ -28,6 +28,8 @@ pub fn all_scopes() -> String {
 pub struct SignInPolicy {
     /// Failures in a row under one key that go on at full speed.
     pub slow_after: i64,
+    /// The first wait after them, doubled by each further failure.
+    pub slow_down_secs: i64,
     /// Failures in a row that lock an operator until `wxlink operator reset-password`.
     pub lock_operator_after: i64,
     /// Failures in a row that lock an address for [`ADDRESS_LOCK_SECS`].
@@ -40,6 +42,7 @@ impl SignInPolicy {
         let lock = i64::from(settings.lock_after_failures);
         Self {
             slow_after: i64::from(settings.slow_after_failures),
+            slow_down_secs: i64::from(settings.slow_down_secs.max(1)),
             lock_operator_after: lock,
             lock_address_after: lock.saturating_mul(3),
         }
@@ -82,10 +85,12 @@ impl SignInPolicy {
             }
             if count.failures >= self.slow_after {
                 let doublings = u32::try_from(count.failures - self.slow_after).unwrap_or(u32::MAX);
-                let delay = 1_i64
-                    .checked_shl(doublings.min(20))
-                    .unwrap_or(MAX_DELAY_SECS)
-                    .min(MAX_DELAY_SECS);
+                let most = MAX_DELAY_SECS.max(self.slow_down_secs);
+                let delay = self
+                    .slow_down_secs
+                    .checked_mul(1_i64.checked_shl(doublings.min(20)).unwrap_or(most))
+                    .unwrap_or(most)
+                    .min(most);
                 let left = u64::try_from(delay.saturating_sub(since)).unwrap_or(0);
                 if left > 0 {
                     wait = wait.max(Some(left));
@@ -317,6 +322,7 @@ mod tests {
 
     const POLICY: SignInPolicy = SignInPolicy {
         slow_after: 3,
+        slow_down_secs: 1,
         lock_operator_after: 10,
         lock_address_after: 30,
     };

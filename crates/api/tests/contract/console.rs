@@ -587,7 +587,7 @@ async fn scopes_decide_what_an_operator_sees_and_does(backend: Backend) {
 }
 
 async fn duplicates_by_phone_merge_with_a_preview_through_the_support_use_case(backend: Backend) {
-    let app = TestApp::spawn(backend, Options::default()).await;
+    let app = TestApp::spawn(backend, wxlink_tests::internal_api::with_tokens()).await;
     let (provisional, linked) = two_accounts_of_one_person(&app, "dup", "13600005678").await;
     let browser = signed_in(&app, "dora").await;
 
@@ -727,6 +727,27 @@ async fn duplicates_by_phone_merge_with_a_preview_through_the_support_use_case(b
         (303, format!("/users/{provisional}?done=split").as_str()),
         "{}",
         split.body
+    );
+    // The feed shows the console's repairs as the internal API's, naming the operator.
+    let feed = wxlink_tests::internal_api::internal(&app, "/internal/v1/events?limit=1000")
+        .await
+        .ok_json(200, "the feed");
+    let events = feed["events"].as_array().expect("events");
+    let detail = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .unwrap_or_else(|| panic!("a {kind} event in {events:?}"))["detail"]
+            .clone()
+    };
+    assert_eq!(
+        detail("users_merged"),
+        serde_json::json!({"by": "support", "actor": "console:dora", "phone": "kept_owner", "sessions": 1})
+    );
+    assert_eq!(
+        detail("user_split"),
+        serde_json::json!({"by": "support", "actor": "console:dora", "identities": 1,
+                           "sessions": 1, "unionid": "stayed", "phone": "stayed"})
     );
     let restored = browser.get(&format!("/users/{provisional}")).await;
     assert!(

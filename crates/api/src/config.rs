@@ -639,6 +639,13 @@ impl Settings {
                 return Err(invalid(key, "must be positive"));
             }
         }
+        // Housekeeping deletes operator sessions idle for a day.
+        if self.console.idle_timeout_secs > 86_400 {
+            return Err(invalid(
+                "console.idle_timeout_secs",
+                "must be at most 86400 (a day)",
+            ));
+        }
         // Port 0 twice is two free ports, not one address.
         if self.console.bind.is_some()
             && self.console.bind == Some(self.server.bind)

@@ -7,7 +7,7 @@ use wxlink_domain::{
     AppId, OpenId, PhoneNumber, StoreError, StoreTx as _, TxMode, UnionId, UnixTime, User, UserId,
 };
 
-use crate::schema::{access_tokens, decrypt_budgets, sessions, users};
+use crate::schema::{access_tokens, decrypt_budgets, operator_sessions, sessions, users};
 use crate::store::Store;
 use crate::tx::{self, Tx};
 use secrecy::zeroize::Zeroizing;
@@ -43,7 +43,8 @@ impl Store {
 
     /// Delete the sessions that expired, or were revoked, more than
     /// [`SESSION_PURGE_GRACE_SECS`] before `now`; returns how many were deleted.
-    /// Also deletes the identities' budgets of failed decryptions whose day is over (the next
+    /// Also deletes the console's operator sessions idle for as long, and the identities'
+    /// budgets of failed decryptions whose day is over (the next
     /// attempt would start a new one), so that one outlives a cancelled person by a day at most.
     ///
     /// # Errors
@@ -61,6 +62,13 @@ impl Store {
                 )
                 .execute(tx.conn);
                 let deleted = tx.db(deleted)?;
+                // The console's operators: a session idle that long has ended anyway (the
+                // console's idle timeout is at most a day).
+                let operators = diesel::delete(
+                    operator_sessions::table.filter(operator_sessions::last_seen_at.lt(cutoff)),
+                )
+                .execute(tx.conn);
+                tx.db(operators)?;
                 let budgets = diesel::delete(decrypt_budgets::table.filter(
                     decrypt_budgets::window_since.le(now.saturating_sub(tx::IDENTITY_WINDOW_SECS)),
                 ))

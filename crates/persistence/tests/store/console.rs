@@ -100,6 +100,35 @@ pub async fn operator_sessions_end_when_idle_too_old_or_disabled(db: &TestDb) {
     );
     let reset = store.operator("ann").await.unwrap().unwrap();
     assert!(!reset.disabled && reset.password_expired && reset.password_hash == "new");
+
+    // Housekeeping deletes sessions idle for a day, whatever the console's timeout says.
+    let stale = [4u8; 32];
+    let fresh = [5u8; 32];
+    let day = wxlink_persistence::SESSION_PURGE_GRACE_SECS;
+    store
+        .create_operator_session(stale, "ann", T0)
+        .await
+        .unwrap();
+    store
+        .create_operator_session(fresh, "ann", T0 + day)
+        .await
+        .unwrap();
+    store.purge_expired_sessions(T0 + day + 10).await.unwrap();
+    let now = T0 + day + 11;
+    assert!(
+        store
+            .operator_session(stale, now, 0, 0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .operator_session(fresh, now, 0, 0)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// Refuse once a key has failed `limit` times.

@@ -20,7 +20,10 @@ use crate::helpers::{
     free_port, wxlink_command,
 };
 
-on_both_backends!(a_support_agent_works_through_the_console_in_a_real_browser);
+on_both_backends!(
+    a_support_agent_works_through_the_console_in_a_real_browser,
+    operators_are_added_listed_disabled_and_reset_at_the_command_line,
+);
 
 /// The whole walk may take this long before the test fails instead of hanging.
 const WALK_LIMIT: Duration = Duration::from_secs(180);
@@ -34,6 +37,83 @@ fn on_path(name: &str) -> Option<PathBuf> {
             .map(|dir| dir.join(name))
             .find(|path| path.is_file())
     })
+}
+
+/// `wxlink operator ARGS --config <the app's config> --json`: exit status and its JSON.
+fn try_wxlink_operator(app: &TestApp, args: &[&str]) -> (Option<i32>, Value) {
+    let mut cmd = wxlink_command();
+    cmd.arg("operator")
+        .args(args)
+        .arg("--config")
+        .arg(app.config_path())
+        .arg("--json")
+        .env("WXLINK_LOG", "warn")
+        .current_dir(app.dir());
+    let mut proc = Proc::spawn(cmd, "wxlink operator");
+    let status = proc.wait_exit(PROCESS_LIMIT);
+    let json = serde_json::from_str(proc.stdout().trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", proc.stdout()));
+    (status.code(), json)
+}
+
+async fn operators_are_added_listed_disabled_and_reset_at_the_command_line(backend: Backend) {
+    let app = TestApp::spawn(backend, Options::default()).await;
+    let added = wxlink_operator(
+        &app,
+        &["add", "olivia", "--scopes", "users:read,support:write"],
+    );
+    let password = added["one_time_password"].as_str().expect("a password");
+    assert!(password.len() >= 20, "{password}");
+    assert_eq!(added["totp_uri"], Value::Null);
+    let totp = wxlink_operator(&app, &["add", "otto", "--scopes", "users:read", "--totp"]);
+    assert!(
+        totp["totp_uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("otpauth://totp/"))
+    );
+    // The password is stored only as its Argon2id hash.
+    let stored = std::fs::read(app.dir().join("wxlink.db")).unwrap_or_default();
+    assert!(
+        !stored
+            .windows(password.len())
+            .any(|w| w == password.as_bytes())
+    );
+
+    let list = wxlink_operator(&app, &["list"]);
+    assert_eq!(
+        list["operators"],
+        json!([
+            {"name": "olivia", "scopes": ["users:read", "support:write"], "totp": false,
+             "disabled": false, "password_expired": true},
+            {"name": "otto", "scopes": ["users:read"], "totp": true,
+             "disabled": false, "password_expired": true},
+        ])
+    );
+    wxlink_operator(&app, &["disable", "olivia"]);
+    let reset = wxlink_operator(&app, &["reset-password", "olivia"]);
+    assert_ne!(reset["one_time_password"].as_str(), Some(password));
+    let list = wxlink_operator(&app, &["list"]);
+    assert_eq!(
+        list["operators"][0]["disabled"], false,
+        "a reset enables it again"
+    );
+
+    // Refusals: the contract's codes and the command line's exit statuses.
+    let (exit, json) = try_wxlink_operator(&app, &["add", "olivia", "--scopes", "users:read"]);
+    assert_eq!(
+        (exit, json["error"]["code"].as_str()),
+        (Some(2), Some("invalid_request"))
+    );
+    let (exit, json) = try_wxlink_operator(&app, &["add", "x", "--scopes", "users:write"]);
+    assert_eq!(
+        (exit, json["error"]["code"].as_str()),
+        (Some(2), Some("invalid_request"))
+    );
+    let (exit, json) = try_wxlink_operator(&app, &["disable", "nobody"]);
+    assert_eq!(
+        (exit, json["error"]["code"].as_str()),
+        (Some(4), Some("not_found"))
+    );
 }
 
 /// `wxlink operator ARGS --config <the app's config> --json`, which must succeed.

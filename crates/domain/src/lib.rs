@@ -35,6 +35,7 @@
 //! sessions, unlink an identity, merge two users by the same merge as rule 3) and token
 //! introspection; each is one transaction with its events.
 
+mod access;
 mod accounts;
 mod error;
 mod ids;
@@ -44,6 +45,7 @@ mod ports;
 mod secrets;
 mod service;
 
+pub use access::{AccessGrant, AccessTokens, IssuedAccess, RefreshTokenRow, VerifiedAccess};
 pub use accounts::{Accounts, Cancelled, Introspection};
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
@@ -58,4 +60,4 @@ pub use ports::{
 #[cfg(test)]
 pub use ports::{MockClock, MockIdSource, MockStoreTx, MockUserDataOpener, MockWeChatSessions};
 pub use secrets::{MalformedToken, SessionKey, SessionToken, TokenHash};
-pub use service::{CurrentUser, LoggedIn, Policy, Service, UserInfoLinked, UserInfoSubmission};
+pub use service::{CurrentUser, LoggedIn, Refreshed, Policy, Service, UserInfoLinked, UserInfoSubmission};

@@ -74,10 +74,54 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// `[internal]`
     pub internal: InternalSettings,
+    /// `[tokens]`
+    pub tokens: TokenSettings,
     /// `[webhooks.<name>]`
     pub webhooks: BTreeMap<String, WebhookSettings>,
     /// `[apps.<appid>]`
     pub apps: BTreeMap<String, AppSettings>,
+}
+
+/// `[tokens]`: what a login's `token` is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    /// `opaque` (a random session token, checked by wxlink) or `jwt` (a signed access token
+    /// that other services verify offline, with a refresh token).
+    pub format: TokenFormat,
+    /// The `iss` of signed tokens, and the base of the discovery document's URLs; required
+    /// with `jwt`.
+    pub issuer: String,
+    /// How long a signed access token lasts; a revoked session's token still verifies
+    /// elsewhere this long.
+    pub access_ttl_secs: u64,
+    /// How often a new signing key takes over.
+    pub key_rotation_secs: u64,
+    /// How long a new key is published before it signs, so every node and every verifier's
+    /// JWKS cache knows it first; nodes re-read the keys at least four times in this span.
+    pub key_publish_secs: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            format: TokenFormat::Opaque,
+            issuer: String::new(),
+            access_ttl_secs: 900,
+            key_rotation_secs: 7 * 24 * 3600,
+            key_publish_secs: 600,
+        }
+    }
+}
+
+/// `tokens.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenFormat {
+    /// Today's random bearer tokens.
+    Opaque,
+    /// Signed JWT access tokens with refresh tokens.
+    Jwt,
 }
 
 /// `[internal]`: the API for other teams' services.
@@ -471,6 +515,7 @@ impl Settings {
             }
             require_long_secret(format!("webhooks.{name}.secret"), &hook.secret)?;
         }
+        self.validate_tokens()?;
         for (index, token) in self.internal.tokens.iter().enumerate() {
             require_long_secret(format!("internal.tokens[{index}]"), token)?;
         }
@@ -524,6 +569,51 @@ impl Settings {
             session_ttl: Duration::from_secs(self.session.ttl_secs),
             purge_interval: Duration::from_secs(self.session.purge_interval_secs),
         })
+    }
+}
+
+impl Settings {
+    fn validate_tokens(&self) -> Result<(), ConfigError> {
+        let tokens = &self.tokens;
+        if tokens.format == TokenFormat::Opaque {
+            return Ok(());
+        }
+        let issuer = url::Url::parse(&tokens.issuer).map_err(|e| {
+            invalid(
+                "tokens.issuer",
+                format!("must be the service's https URL: {e}"),
+            )
+        })?;
+        if !matches!(issuer.scheme(), "https" | "http")
+            || issuer.query().is_some()
+            || issuer.fragment().is_some()
+        {
+            return Err(invalid(
+                "tokens.issuer",
+                "must be an http(s) URL without query or fragment (OpenID Connect Discovery §3)",
+            ));
+        }
+        for (key, value) in [
+            ("tokens.access_ttl_secs", tokens.access_ttl_secs),
+            ("tokens.key_rotation_secs", tokens.key_rotation_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        if tokens.access_ttl_secs > self.session.ttl_secs {
+            return Err(invalid(
+                "tokens.access_ttl_secs",
+                "must not exceed session.ttl_secs (the refresh token's lifetime)",
+            ));
+        }
+        if tokens.key_publish_secs >= tokens.key_rotation_secs {
+            return Err(invalid(
+                "tokens.key_publish_secs",
+                "must be shorter than tokens.key_rotation_secs",
+            ));
+        }
+        Ok(())
     }
 }
 

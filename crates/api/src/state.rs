@@ -38,4 +38,6 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Who may call the internal API.
     pub service_tokens: ServiceTokens,
+    /// With `[tokens] format = "jwt"`: the signing keys.
+    pub tokens: Option<Arc<crate::tokens::JwtTokens>>,
 }

@@ -18,6 +18,7 @@ pub(crate) mod handlers;
 pub(crate) mod internal;
 mod middleware;
 pub(crate) mod openapi;
+pub(crate) mod tokens;
 pub(crate) mod wire;
 
 /// Every route of the public API.
@@ -33,13 +34,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/v1/wechat/phone-number",
-            post(phone_number).route_layer(per_ip),
+            post(phone_number).route_layer(per_ip.clone()),
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
         .route("/openapi.json", get(crate::http::openapi::serve))
         .route("/v1/me", get(me).delete(cancel_account))
         .route("/v1/logout", post(logout))
+        .merge(tokens::router(&state, per_ip))
         .merge(crate::http::internal::router(Arc::clone(&state)))
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))

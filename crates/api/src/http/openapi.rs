@@ -252,11 +252,13 @@ fn to_json(doc: &utoipa::openapi::OpenApi) -> String {
 
 /// The full document as JSON text, internal routes included, stable from run to run (what
 /// `docs/openapi.json` holds).
+#[cfg(test)]
 pub fn document() -> String {
     to_json(&openapi(true, true))
 }
 
 /// The document of a server without service tokens: no internal routes.
+#[cfg(test)]
 pub fn public_document() -> String {
     to_json(&openapi(false, true))
 }

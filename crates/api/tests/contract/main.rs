@@ -16,4 +16,5 @@ mod forgery;
 mod helpers;
 mod internal;
 mod linking;
+mod signed_tokens;
 mod stale_key;

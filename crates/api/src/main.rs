@@ -197,9 +197,13 @@ async fn run(cli: Cli) -> Result<(), Failed> {
                 .reseal_access_tokens(500)
                 .await
                 .map_err(|e| e.to_string())?;
+            let signing = store
+                .reseal_signing_keys(500)
+                .await
+                .map_err(|e| e.to_string())?;
             println!(
-                "re-sealed {keys} session keys, {phones} phone numbers and {tokens} access tokens \
-                 under the current data key"
+                "re-sealed {keys} session keys, {phones} phone numbers, {tokens} access tokens \
+                 and {signing} JWT signing keys under the current data key"
             );
             let retired = store
                 .retire_unused_data_keys()

@@ -24,6 +24,40 @@ pub fn ensure(root: &Path, venv: &Path, python: &str) -> Result<PathBuf, String>
     ensure_with(&root.join(REQUIREMENTS), venv, python)
 }
 
+/// The wechatpy venv's python for a test binary (`target/bench/venv`, the benchmark's, made
+/// with `WXLINK_BENCH_PYTHON` or `python3`), or `None` after a loud SKIP line naming `test`
+/// when it cannot be made outside CI and outside `cargo xtask test` (which sets
+/// `WXLINK_REQUIRE_WECHATPY`); there it panics.
+pub fn for_test(test: &str) -> Option<PathBuf> {
+    use std::io::Write as _;
+    let python = std::env::var("WXLINK_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    // The test binary is target/<profile>/deps/<name>.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .expect("a test binary lives in target/<profile>/deps");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace root");
+    match ensure(root, &target.join("bench").join("venv"), &python) {
+        Ok(python) => Some(python),
+        Err(e)
+            if std::env::var_os("CI").is_none()
+                && std::env::var_os("WXLINK_REQUIRE_WECHATPY").is_none() =>
+        {
+            // Written to stderr directly: libtest captures `eprintln!` of a passing test.
+            let _ = writeln!(std::io::stderr(), "SKIP {test}: no Python venv: {e}");
+            None
+        }
+        Err(e) => panic!(
+            "CI and cargo xtask test must run {test} (WXLINK_REQUIRE_WECHATPY), but the venv \
+             cannot be made: {e}"
+        ),
+    }
+}
+
 /// The venv's python, after creating `venv` with `python` and installing `requirements`,
 /// unless it already holds exactly those.
 ///

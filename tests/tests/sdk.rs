@@ -5,7 +5,6 @@
 //! Without Python or PyPI the test skips with a loud line, except under CI (`CI` set), where it
 //! fails.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,33 +48,8 @@ fn sim_bin() -> PathBuf {
     path
 }
 
-/// The venv's python, or `None` (after a loud line) when it cannot be made outside CI and
-/// outside `cargo xtask test` (which sets `WXLINK_REQUIRE_WECHATPY`).
 fn venv_python() -> Option<PathBuf> {
-    let python = std::env::var("WXLINK_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let venv = profile_dir()
-        .parent()
-        .expect("target/<profile> has a parent")
-        .join("bench")
-        .join("venv");
-    match wxlink_tests::venv::ensure(&workspace_root(), &venv, &python) {
-        Ok(python) => Some(python),
-        Err(e)
-            if std::env::var_os("CI").is_none()
-                && std::env::var_os("WXLINK_REQUIRE_WECHATPY").is_none() =>
-        {
-            // Written to stderr directly: libtest captures `eprintln!` of a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP sdk::wechatpy_drives_the_simulator_binary: no wechatpy venv: {e}"
-            );
-            None
-        }
-        Err(e) => panic!(
-            "CI and cargo xtask test must run the wechatpy test (WXLINK_REQUIRE_WECHATPY), but \
-             the venv cannot be made: {e}"
-        ),
-    }
+    wxlink_tests::venv::for_test("sdk::wechatpy_drives_the_simulator_binary")
 }
 
 /// The simulator process (its guard kills it on drop) and the base URL it printed.

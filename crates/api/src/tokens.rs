@@ -68,9 +68,8 @@ impl std::fmt::Debug for LoadedKey {
 
 impl LoadedKey {
     fn from_record(record: &SigningKeyRecord) -> Result<Self, StoreError> {
-        let corrupt = |what: &str| {
-            StoreError::Corrupt(format!("signing key {}: {what}", record.kid))
-        };
+        let corrupt =
+            |what: &str| StoreError::Corrupt(format!("signing key {}: {what}", record.kid));
         if record.algorithm != ALGORITHM {
             return Err(corrupt("unknown algorithm"));
         }
@@ -144,8 +143,12 @@ fn due_key(
         return None; // a successor is being published already
     }
     let next_activation = activates_at.saturating_add(rotate_every);
-    (now >= next_activation.saturating_sub(publish_ahead))
-        .then(|| (generation + 1, next_activation.max(now.saturating_add(publish_ahead))))
+    (now >= next_activation.saturating_sub(publish_ahead)).then(|| {
+        (
+            generation + 1,
+            next_activation.max(now.saturating_add(publish_ahead)),
+        )
+    })
 }
 
 /// The keys of one moment, newest last.
@@ -302,7 +305,12 @@ impl JwtTokens {
     /// [`StoreError`] when the keys cannot be read, opened or stored.
     pub async fn rotate_now(&self, now: UnixTime) -> Result<bool, StoreError> {
         self.reload().await?;
-        let newest = self.signer.current().keys.last().map_or(0, |k| k.generation);
+        let newest = self
+            .signer
+            .current()
+            .keys
+            .last()
+            .map_or(0, |k| k.generation);
         self.add_key(newest + 1, now, now.saturating_add(self.publish_ahead))
             .await
     }
@@ -328,7 +336,10 @@ impl JwtTokens {
     ///
     /// # Errors
     /// [`StoreError`] when the keys cannot be read or opened.
-    pub async fn published_keys(&self, now: UnixTime) -> Result<Vec<serde_json::Value>, StoreError> {
+    pub async fn published_keys(
+        &self,
+        now: UnixTime,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
         self.reload().await?;
         Ok(self.signer.published_keys(now))
     }
@@ -403,7 +414,10 @@ mod tests {
         let (day, ahead) = (86_400, 600);
         assert_eq!(due_key(&[], 1_000, day, ahead), Some((1, 1_000)));
         // Not due until `ahead` before the rotation time.
-        assert_eq!(due_key(&[(1, 1_000)], 1_000 + day - ahead - 1, day, ahead), None);
+        assert_eq!(
+            due_key(&[(1, 1_000)], 1_000 + day - ahead - 1, day, ahead),
+            None
+        );
         assert_eq!(
             due_key(&[(1, 1_000)], 1_000 + day - ahead, day, ahead),
             Some((2, 1_000 + day))
@@ -458,8 +472,14 @@ mod tests {
         assert_eq!(signer.published_keys(1_500).len(), 2, "published ahead");
         // Both verify while valid, across the switch.
         for now in [2_000, 2_500, 2_000 + ttl - 2] {
-            assert!(signer.verify(before.expose_secret(), now).is_some(), "at {now}");
-            assert!(signer.verify(after.expose_secret(), now).is_some(), "at {now}");
+            assert!(
+                signer.verify(before.expose_secret(), now).is_some(),
+                "at {now}"
+            );
+            assert!(
+                signer.verify(after.expose_secret(), now).is_some(),
+                "at {now}"
+            );
         }
         assert_eq!(
             signer.verify(before.expose_secret(), 1_999 + ttl),

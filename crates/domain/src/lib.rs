@@ -60,4 +60,6 @@ pub use ports::{
 #[cfg(test)]
 pub use ports::{MockClock, MockIdSource, MockStoreTx, MockUserDataOpener, MockWeChatSessions};
 pub use secrets::{MalformedToken, SessionKey, SessionToken, TokenHash};
-pub use service::{CurrentUser, LoggedIn, Refreshed, Policy, Service, UserInfoLinked, UserInfoSubmission};
+pub use service::{
+    CurrentUser, LoggedIn, Policy, Refreshed, Service, UserInfoLinked, UserInfoSubmission,
+};

@@ -9,8 +9,7 @@ use wxlink_tests::internal_api::SERVICE_TOKEN;
 use wxlink_tests::options::ISSUER;
 
 use crate::helpers::{
-    APP_A, APP_B, Api, Backend, LoginResponse, Options, Reply, TestApp, assert_error,
-    unsigned_body,
+    APP_A, APP_B, Api, Backend, LoginResponse, Options, Reply, TestApp, assert_error, unsigned_body,
 };
 
 on_both_backends!(
@@ -146,13 +145,24 @@ async fn a_signed_token_verifies_against_the_jwks_and_works_until_its_session_is
     assert_eq!(active["active"], true, "{active}");
     assert_eq!(active["sub"], login.user_id.as_str());
     assert_eq!(active["client_id"], APP_B);
-    assert_eq!((active["iat"].as_i64(), active["exp"].as_i64()), (Some(iat), Some(iat + 900)));
+    assert_eq!(
+        (active["iat"].as_i64(), active["exp"].as_i64()),
+        (Some(iat), Some(iat + 900))
+    );
 
     // Logging out revokes the session: wxlink refuses the token at once, introspection says
     // so, and the refresh token is dead; an offline verifier still accepts it until `exp`.
     assert_eq!(app.logout(&login.token).await.status, 204);
-    assert_error(&app.me(&login.token).await, 401, "invalid_token", "revoked session's JWT");
-    assert_eq!(introspect(&app, &login.token).await, json!({"active": false}));
+    assert_error(
+        &app.me(&login.token).await,
+        401,
+        "invalid_token",
+        "revoked session's JWT",
+    );
+    assert_eq!(
+        introspect(&app, &login.token).await,
+        json!({"active": false})
+    );
     assert_error(
         &refresh(&app, refresh_token(&login)).await,
         401,
@@ -183,7 +193,11 @@ async fn a_forged_or_altered_token_is_refused_everywhere(backend: Backend) {
     );
     for (token, what) in [(&forged, "altered claims"), (&unsigned, "alg none")] {
         assert_error(&app.me(token).await, 401, "invalid_token", what);
-        assert_eq!(introspect(&app, token).await, json!({"active": false}), "{what}");
+        assert_eq!(
+            introspect(&app, token).await,
+            json!({"active": false}),
+            "{what}"
+        );
         assert_error(&app.logout(token).await, 401, "invalid_token", what);
         assert!(verify_offline(&app, token).await.is_err(), "{what}");
     }
@@ -200,7 +214,11 @@ async fn a_refresh_rotates_and_a_reused_refresh_token_revokes_the_session(backen
     assert_eq!(body["user_id"], login.user_id.as_str());
     assert_eq!(body["expires_in"], 900);
     assert_ne!(second, first);
-    assert_eq!(claims(&token)["sid"], claims(&login.token)["sid"], "same session");
+    assert_eq!(
+        claims(&token)["sid"],
+        claims(&login.token)["sid"],
+        "same session"
+    );
     assert_eq!(app.me_ok(&token).await.user_id, login.user_id);
     // The old access token stays valid (same live session) until it expires.
     assert_eq!(app.me_ok(&login.token).await.user_id, login.user_id);
@@ -209,8 +227,18 @@ async fn a_refresh_rotates_and_a_reused_refresh_token_revokes_the_session(backen
 
     // Someone replays the first refresh token (stolen earlier): refused, and the whole session
     // ends, so neither the thief nor the owner can go on with it.
-    assert_error(&refresh(&app, &first).await, 401, "invalid_token", "reused refresh token");
-    assert_error(&refresh(&app, &third).await, 401, "invalid_token", "after reuse");
+    assert_error(
+        &refresh(&app, &first).await,
+        401,
+        "invalid_token",
+        "reused refresh token",
+    );
+    assert_error(
+        &refresh(&app, &third).await,
+        401,
+        "invalid_token",
+        "after reuse",
+    );
     for access in [&login.token, &token] {
         assert_error(&app.me(access).await, 401, "invalid_token", "after reuse");
         assert_eq!(introspect(&app, access).await, json!({"active": false}));
@@ -251,7 +279,10 @@ async fn a_merged_users_refresh_carries_the_owner(backend: Backend) {
     let app = TestApp::spawn(backend, signed()).await;
     let provisional = app.login(APP_A, "mrg-a", Some("mrg-union")).await;
     let owner = app.login(APP_B, "mrg-b", Some("mrg-union")).await;
-    assert_eq!(claims(&provisional.token)["sub"], provisional.user_id.as_str());
+    assert_eq!(
+        claims(&provisional.token)["sub"],
+        provisional.user_id.as_str()
+    );
     let info = app.wx_user_info(APP_A, "mrg-a");
     let merged = app
         .user_info_ok(&provisional.token, &unsigned_body(&info))
@@ -261,9 +292,15 @@ async fn a_merged_users_refresh_carries_the_owner(backend: Backend) {
 
     // The old token still names the merged user, but acts as the owner on wxlink and in
     // introspection; the refreshed token names the owner.
-    assert_eq!(claims(&provisional.token)["sub"], provisional.user_id.as_str());
+    assert_eq!(
+        claims(&provisional.token)["sub"],
+        provisional.user_id.as_str()
+    );
     assert_eq!(app.me_ok(&provisional.token).await.user_id, owner.user_id);
-    assert_eq!(introspect(&app, &provisional.token).await["sub"], owner.user_id.as_str());
+    assert_eq!(
+        introspect(&app, &provisional.token).await["sub"],
+        owner.user_id.as_str()
+    );
     let (token, _, body) = refreshed(&refresh(&app, refresh_token(&provisional)).await);
     assert_eq!(body["user_id"], owner.user_id.as_str());
     assert_eq!(body["unionid_linked"], true);
@@ -277,11 +314,18 @@ async fn opaque_tokens_stay_as_they_were(backend: Backend) {
     assert_eq!(login.refresh_token, None);
     assert!(!login.token.contains('.'));
     assert_eq!(login.expires_in, 604_800);
-    for path in ["/.well-known/jwks.json", "/.well-known/openid-configuration"] {
+    for path in [
+        "/.well-known/jwks.json",
+        "/.well-known/openid-configuration",
+    ] {
         assert_error(&app.get(path, None).await, 404, "not_found", path);
     }
     let reply = app
-        .post_json("/v1/token/refresh", None, &json!({"refresh_token": login.token}))
+        .post_json(
+            "/v1/token/refresh",
+            None,
+            &json!({"refresh_token": login.token}),
+        )
         .await;
     assert_error(&reply, 404, "not_found", "refresh with opaque tokens");
 }

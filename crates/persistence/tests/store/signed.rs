@@ -40,7 +40,13 @@ pub async fn a_refresh_token_is_exchanged_once_and_goes_with_its_session(db: &Te
         .transact(TxMode::Read, move |tx| Ok(tx.refresh_token(&r)?))
         .await
         .unwrap();
-    assert_eq!(row, Some(RefreshTokenRow { session: s, used: false }));
+    assert_eq!(
+        row,
+        Some(RefreshTokenRow {
+            session: s,
+            used: false
+        })
+    );
 
     // Many exchanges at once: exactly one marks it used.
     let store = Arc::new(store);
@@ -49,18 +55,32 @@ pub async fn a_refresh_token_is_exchanged_once_and_goes_with_its_session(db: &Te
         let store = Arc::clone(&store);
         racers.spawn(async move {
             store
-                .transact(TxMode::Write, move |tx| Ok(tx.use_refresh_token(&r, 1_001)?))
+                .transact(
+                    TxMode::Write,
+                    move |tx| Ok(tx.use_refresh_token(&r, 1_001)?),
+                )
                 .await
                 .unwrap()
         });
     }
-    let won = racers.join_all().await.into_iter().filter(|won| *won).count();
+    let won = racers
+        .join_all()
+        .await
+        .into_iter()
+        .filter(|won| *won)
+        .count();
     assert_eq!(won, 1, "one exchange of one refresh token");
     let row = store
         .transact(TxMode::Read, move |tx| Ok(tx.refresh_token(&r)?))
         .await
         .unwrap();
-    assert_eq!(row, Some(RefreshTokenRow { session: s, used: true }));
+    assert_eq!(
+        row,
+        Some(RefreshTokenRow {
+            session: s,
+            used: true
+        })
+    );
 
     // Purging the (revoked) session takes its refresh tokens with it.
     store
@@ -100,7 +120,10 @@ pub async fn one_signing_key_per_generation_sealed_and_resealed(db: &TestDb) {
         keys.iter().map(|k| k.generation).collect::<Vec<_>>(),
         [1, 2]
     );
-    assert_eq!(keys[1].private_key.expose_secret(), b"private key of second");
+    assert_eq!(
+        keys[1].private_key.expose_secret(),
+        b"private key of second"
+    );
     assert_eq!(keys[1].activates_at, 1_002);
     drop(store);
 
@@ -119,6 +142,12 @@ pub async fn one_signing_key_per_generation_sealed_and_resealed(db: &TestDb) {
     drop(rotated);
     let only_b = db.store_with(Keyring::new(key_b())).await;
     let keys = only_b.signing_keys().await.unwrap();
-    assert_eq!(keys[0].private_key.expose_secret().len(), "private key of kid-of-node-0".len());
-    assert_eq!(keys[1].private_key.expose_secret(), b"private key of second");
+    assert_eq!(
+        keys[0].private_key.expose_secret().len(),
+        "private key of kid-of-node-0".len()
+    );
+    assert_eq!(
+        keys[1].private_key.expose_secret(),
+        b"private key of second"
+    );
 }

@@ -126,6 +126,9 @@ fn run(step: &str, cmd: &mut Command) -> Result {
 }
 
 fn test(tests_only: bool, cargo_args: &[String]) -> Result {
+    // The tidy tests read `cargo metadata --offline`, which needs every locked package, also
+    // those no build on this platform downloads (e.g. a backend crate behind a cfg).
+    run("cargo fetch", cargo().args(["fetch", "--locked"]))?;
     if !tests_only {
         run(
             "cargo fmt --check",

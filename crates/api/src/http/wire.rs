@@ -267,8 +267,8 @@ pub struct EventsPage {
 /// `POST /v1/token/refresh`
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshRequest {
-    /// The refresh token of the login or of the last refresh.
-    #[schema(min_length = 1, max_length = 4096)]
+    /// The refresh token of the login or of the last refresh; any other string is
+    /// `invalid_token`.
     pub refresh_token: String,
 }
 

@@ -288,7 +288,7 @@ describe('with signed access tokens (`[tokens] format = "jwt"`)', () => {
   function expireStoredToken(stub, fields) {
     const stored = stub.wx.getStorageSync('wxlink_session')
     // A changed signature: wxlink answers 401 `invalid_token`, exactly as for an expired token.
-    const spoil = (t) => t.slice(0, -2) + (t.endsWith('AA') ? 'BB' : 'AA')
+    const spoil = (t) => t.slice(0, -10) + (t[t.length - 10] === 'A' ? 'B' : 'A') + t.slice(-9)
     for (const field of fields) stored[field] = spoil(stored[field])
     stub.wx.setStorageSync('wxlink_session', stored)
   }

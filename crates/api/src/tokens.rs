@@ -520,4 +520,55 @@ mod tests {
         assert_eq!(signer.verify(&none, 100), None);
         assert_eq!(signer.verify("a.b.c", 100), None);
     }
+
+    /// The schedule end to end on one database: nodes that find the next key due at the same
+    /// moment add one key; each node signs with the new key from its activation on and
+    /// verifies the other's tokens (time injected, no waiting).
+    #[tokio::test]
+    async fn nodes_rotating_at_once_add_one_key_and_verify_each_others_tokens() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/keys.db", dir.path().display());
+        let target = wxlink_persistence::DatabaseTarget::parse(&url).expect("url");
+        let keyring = wxlink_crypto::Keyring::new(wxlink_crypto::DataKey::generate());
+        let store = Store::connect(wxlink_persistence::StoreConfig::new(target, keyring))
+            .await
+            .expect("store");
+        let settings = TokenSettings {
+            format: crate::config::TokenFormat::Jwt,
+            issuer: "https://id.example.com".to_owned(),
+            access_ttl_secs: 900,
+            key_rotation_secs: 86_400,
+            key_publish_secs: 600,
+        };
+        let a = JwtTokens::load(store.clone(), &settings, 0)
+            .await
+            .expect("node a");
+        let b = JwtTokens::load(store.clone(), &settings, 0)
+            .await
+            .expect("node b");
+        assert_eq!(
+            store.signing_keys().await.expect("keys").len(),
+            1,
+            "one first key"
+        );
+        assert!(!a.rotate_if_due(86_400 - 601).await.expect("not due"));
+
+        let due = 86_400 - 600;
+        let (added_a, added_b) = tokio::join!(a.rotate_if_due(due), b.rotate_if_due(due));
+        let added = [added_a.expect("a"), added_b.expect("b")];
+        assert_eq!(added.iter().filter(|x| **x).count(), 1, "{added:?}");
+        a.reload().await.expect("reload");
+        b.reload().await.expect("reload");
+        assert_eq!(b.published_keys(due).await.expect("jwks").len(), 2);
+
+        let old = b.signer().issue(&grant(86_399)).expect("signs").token;
+        let new = a.signer().issue(&grant(86_400)).expect("signs").token;
+        assert_ne!(kid_of(&old), kid_of(&new));
+        for signer in [a.signer(), b.signer()] {
+            assert!(signer.verify(old.expose_secret(), 86_400).is_some());
+            assert!(signer.verify(new.expose_secret(), 86_400).is_some());
+        }
+        // Once the first key's last token expired, it leaves the JWKS.
+        assert_eq!(a.published_keys(86_400 + 900).await.expect("jwks").len(), 1);
+    }
 }

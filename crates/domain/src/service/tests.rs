@@ -1140,8 +1140,8 @@ fn debug_of_a_phone_number_shows_only_its_last_digits() {
 /// A stand-in for the JOSE adapter: a "signed" token is `signed.<sid hex>.<sub>`, and verifies
 /// while `valid`.
 #[derive(Debug)]
-struct FakeSigner {
-    valid: bool,
+pub(crate) struct FakeSigner {
+    pub(crate) valid: bool,
 }
 
 impl crate::access::AccessTokens for FakeSigner {

@@ -1046,6 +1046,49 @@ mod tests {
     }
 
     #[test]
+    fn signed_tokens_need_an_issuer_and_consistent_lifetimes() {
+        let refused = |tokens: &str, key: &str| {
+            let file = format!("{APP}[tokens]\nformat = \"jwt\"\n{tokens}\n");
+            let err = load(&file, &[]).unwrap().validate().unwrap_err();
+            assert!(err.to_string().contains(key), "{tokens}: {err}");
+        };
+        refused("", "tokens.issuer");
+        refused("issuer = \"id.example.com\"", "tokens.issuer");
+        refused("issuer = \"https://id.example.com/?a=b\"", "tokens.issuer");
+        let issuer = "issuer = \"https://id.example.com\"";
+        refused(
+            &format!("{issuer}\naccess_ttl_secs = 0"),
+            "tokens.access_ttl_secs",
+        );
+        refused(
+            &format!("{issuer}\naccess_ttl_secs = 604801"),
+            "tokens.access_ttl_secs",
+        );
+        refused(
+            &format!("{issuer}\nkey_rotation_secs = 600\nkey_publish_secs = 600"),
+            "tokens.key_publish_secs",
+        );
+        let paseto = format!("{APP}[tokens]\nformat = \"paseto\"\n");
+        assert!(
+            load(&paseto, &[]).is_err(),
+            "an unknown format stops start-up"
+        );
+
+        let env = [
+            ("WXLINK__TOKENS__FORMAT", "jwt"),
+            ("WXLINK__TOKENS__ISSUER", "https://id.example.com"),
+        ];
+        let settings = load(APP, &env).unwrap();
+        settings.validate().unwrap();
+        assert_eq!(settings.tokens.format, TokenFormat::Jwt);
+        assert_eq!(settings.tokens.access_ttl_secs, 900);
+        // Opaque, the default, needs nothing.
+        let settings = load(APP, &[]).unwrap();
+        settings.validate().unwrap();
+        assert_eq!(settings.tokens.format, TokenFormat::Opaque);
+    }
+
+    #[test]
     fn debug_of_settings_shows_no_secret() {
         let settings = load(
             &format!(

@@ -28,4 +28,5 @@ mod oracle;
 mod reliability;
 mod sandbox;
 mod secrets;
+mod signed_tokens;
 mod startup;

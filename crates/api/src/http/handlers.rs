@@ -175,6 +175,7 @@ pub(crate) async fn login(
         token: out.token.expose_secret().to_owned(),
         token_type: "Bearer",
         expires_in: out.expires_in,
+        refresh_token: out.refresh_token.map(|t| t.expose_secret().to_owned()),
         user_id: out.user_id.to_string(),
         unionid_linked: out.unionid_linked,
         // Only a mini program can send encrypted user data; an OAuth login without unionid

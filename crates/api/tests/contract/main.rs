@@ -18,5 +18,6 @@ mod helpers;
 mod internal;
 mod linking;
 mod scopes;
+mod signed_tokens;
 mod stale_key;
 mod support;

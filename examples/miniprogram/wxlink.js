@@ -12,6 +12,10 @@
  *   const me = await auth.me()  // GET /v1/me
  *   await auth.cancelAccount()  // wx.login → DELETE /v1/me {code}: the account is gone for good
  *
+ * With wxlink's `[tokens] format = "jwt"` the login also answers a refresh token: when the access
+ * token expires (401 `invalid_token`) the client exchanges it at POST /v1/token/refresh instead of
+ * calling wx.login, and logs in again only when the refresh is refused.
+ *
  * Every failure is a WxlinkError: `.code` is the contract's error code (docs/contract.md) or one of
  * this client's own (`network_error`, `unexpected_response`, `wx_login_failed`,
  * `wx_user_info_failed`), `.status` the HTTP status (0 when no HTTP answer came).
@@ -83,10 +87,15 @@ function createWxlink(options) {
   const storageKey = options.storageKey || DEFAULT_STORAGE_KEY
   const timeoutMs = options.timeoutMs
 
-  /** {token, user_id, unionid_linked} or null */
+  /** {token, refresh_token?, user_id, unionid_linked} or null */
   let session = readStoredSession()
   /** the login in flight, shared by every caller (each wx.login rotates the session_key) */
   let loginInFlight = null
+  /**
+   * the refresh in flight, shared by every caller: a refresh token works once, and presenting it
+   * a second time makes wxlink revoke the whole session (reuse detection)
+   */
+  let refreshInFlight = null
 
   function readStoredSession() {
     try {
@@ -205,12 +214,10 @@ function createWxlink(options) {
       return await send(method, path, data, used)
     } catch (e) {
       if (!isInvalidToken(e) || !relogin || justLoggedIn) throw e
-      // Only the caller whose token is still current logs in again; the others reuse its token.
-      if (session && session.token === used) {
-        saveSession(null)
-        await login()
-      } else if (!session) {
-        await login()
+      // Only a caller whose token is still current renews it; the others reuse the new token
+      // (or wait for the renewal in flight).
+      if (!session || session.token === used || refreshInFlight || loginInFlight) {
+        await (refreshInFlight || loginInFlight || renewSession())
       }
       return send(method, path, data, session.token)
     }
@@ -219,8 +226,46 @@ function createWxlink(options) {
   async function doLogin() {
     const code = await wxLoginCode()
     const out = await send('POST', '/v1/wechat/login', { appid, code }, null)
-    saveSession({ token: out.token, user_id: out.user_id, unionid_linked: out.unionid_linked })
+    const next = { token: out.token, user_id: out.user_id, unionid_linked: out.unionid_linked }
+    if (out.refresh_token) next.refresh_token = out.refresh_token
+    saveSession(next)
     return out
+  }
+
+  /**
+   * A new access token for an expired one: POST /v1/token/refresh with the stored refresh token
+   * when there is one (no wx.login, so the session_key stays), else, or when wxlink refuses the
+   * refresh, a new login. Concurrent callers share one renewal.
+   */
+  function renewSession() {
+    if (refreshInFlight) return refreshInFlight
+    const refreshToken = session && session.refresh_token
+    if (!refreshToken) {
+      saveSession(null)
+      return login()
+    }
+    refreshInFlight = (async () => {
+      let out
+      try {
+        out = await send('POST', '/v1/token/refresh', { refresh_token: refreshToken }, null)
+      } catch (e) {
+        // Refused (expired, revoked, or already used): only a new login helps. Network
+        // failures and the like are the caller's to see.
+        if (!(e instanceof WxlinkError) || e.status !== 401) throw e
+        saveSession(null)
+        return login()
+      }
+      saveSession({
+        token: out.token,
+        refresh_token: out.refresh_token,
+        user_id: out.user_id,
+        unionid_linked: out.unionid_linked,
+      })
+      return out
+    })().finally(() => {
+      refreshInFlight = null
+    })
+    return refreshInFlight
   }
 
   /**
@@ -285,12 +330,11 @@ function createWxlink(options) {
         return await submitUserInfo(code)
       } catch (e) {
         if ((isInvalidToken(e) || isOutOfSessionAttempts(e)) && !reloggedIn) {
-          // The token is gone, or its session may decrypt no more: a new login (which may
-          // already bring the unionid) and fresh data.
+          // The token expired (a refresh renews it), or is gone, or its session may decrypt no
+          // more: a new login (which may already bring the unionid) and fresh data.
           reloggedIn = true
           code = undefined
-          saveSession(null)
-          const out = await login()
+          const out = isInvalidToken(e) ? await renewSession() : (saveSession(null), await login())
           if (out.unionid_linked) return { user_id: out.user_id, unionid_linked: true, merged: false }
           continue
         }
@@ -358,7 +402,7 @@ function createWxlink(options) {
     cancelAccount,
     phoneNumber,
     request,
-    /** the stored session `{token, user_id, unionid_linked}`, or null */
+    /** the stored session `{token, refresh_token?, user_id, unionid_linked}`, or null */
     getSession: () => (session ? Object.assign({}, session) : null),
   }
 }

@@ -143,6 +143,8 @@ pub struct LoginResponse {
     /// `!unionid_linked` for a mini program; never set when linked (an OAuth login cannot send
     /// encrypted data, so it is false there)
     pub needs_user_info: bool,
+    /// With `[tokens] format = "jwt"` only.
+    pub refresh_token: Option<String>,
 }
 
 impl LoginResponse {
@@ -150,18 +152,20 @@ impl LoginResponse {
     #[track_caller]
     pub fn parse(reply: &Reply) -> Self {
         let value = reply.ok_json(200, "login");
-        let o = exact_object(
-            &value,
-            &[
-                "token",
-                "token_type",
-                "expires_in",
-                "user_id",
-                "unionid_linked",
-                "needs_user_info",
-            ],
-            "login",
-        );
+        let mut fields = vec![
+            "token",
+            "token_type",
+            "expires_in",
+            "user_id",
+            "unionid_linked",
+            "needs_user_info",
+        ];
+        // Signed access tokens come with a refresh token, opaque ones never.
+        let signed = value["token"].as_str().is_some_and(|t| t.contains('.'));
+        if signed {
+            fields.push("refresh_token");
+        }
+        let o = exact_object(&value, &fields, "login");
         let login = Self {
             token: string_field(o, "token"),
             token_type: string_field(o, "token_type"),
@@ -171,6 +175,7 @@ impl LoginResponse {
             user_id: string_field(o, "user_id"),
             unionid_linked: bool_field(o, "unionid_linked"),
             needs_user_info: bool_field(o, "needs_user_info"),
+            refresh_token: signed.then(|| string_field(o, "refresh_token")),
         };
         assert_eq!(login.token_type, "Bearer", "{value}");
         assert!(

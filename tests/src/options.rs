@@ -17,6 +17,9 @@ pub const APP_C: &str = "wxc1b2c3d4e5f60003";
 /// Well-formed, never configured.
 pub const UNCONFIGURED_APP: &str = "wx0000000000000000";
 
+/// The `iss` of [`Options::signed_tokens`].
+pub const ISSUER: &str = "https://id.example.com";
+
 /// How a test wants its wxlink configured.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -120,6 +123,13 @@ impl Options {
     pub fn extra_toml(mut self, toml: &str) -> Self {
         self.extra_toml.push_str(toml);
         self
+    }
+
+    /// `[tokens] format = "jwt"` with [`ISSUER`]; `more` adds keys to that table.
+    pub fn signed_tokens(self, more: &str) -> Self {
+        self.extra_toml(&format!(
+            "[tokens]\nformat = \"jwt\"\nissuer = \"{ISSUER}\"\n{more}\n"
+        ))
     }
 
     /// Make `appid` (one of the apps) an app of `kind`, whose OAuth exchange carries the

@@ -1,10 +1,12 @@
 """`cargo xtask schemathesis`: schemathesis against `wxlink serve --sandbox`.
 
-Starts the sandbox on a free loopback port (with a client of the internal API that has every
-scope, so the internal routes are mounted and documented), logs a user in through the sandbox's
-simulator, and runs `st run /openapi.json --checks all` four times: anonymous, with the user's
-bearer token (every route but logout), with the client's token (the internal routes), and logout
-last (it revokes the token). Each run is bounded in examples and time. Exits non-zero on the first failing run.
+For each token format (`[tokens] format = "opaque"`, then `"jwt"`, whose routes are then mounted
+and documented too), starts the sandbox on a free loopback port (with a client of the internal API
+that has every scope, so the internal routes are mounted and documented), logs a user in through
+the sandbox's simulator, and runs `st run /openapi.json --checks all` four times: anonymous, with
+the user's bearer token (every route but logout), with the client's token (the internal routes),
+and logout last (it revokes the token). Each run is bounded in examples and time. Exits non-zero
+on the first failing run.
 """
 
 import argparse
@@ -33,13 +35,15 @@ def post_json(url, body):
 EVERY_SCOPE = ["users:read", "users:phone", "events:read", "tokens:introspect", "support:write"]
 
 
-def start_sandbox(wxlink, workdir, service_token):
+def start_sandbox(wxlink, workdir, service_token, token_format):
     env = dict(os.environ)
     env.update(
         {
             "WXLINK__SERVER__BIND": "127.0.0.1:0",
             "WXLINK__INTERNAL__CLIENTS__SCHEMATHESIS__TOKEN": service_token,
             "WXLINK__INTERNAL__CLIENTS__SCHEMATHESIS__SCOPES": " ".join(EVERY_SCOPE),
+            "WXLINK__TOKENS__FORMAT": token_format,
+            "WXLINK__TOKENS__ISSUER": "https://id.example.com",
             "WXLINK_LOG": "warn",
         }
     )
@@ -87,10 +91,16 @@ def main():
     parser.add_argument("--seconds", type=int, default=120, help="limit of each run")
     args = parser.parse_args()
 
+    for token_format in ["opaque", "jwt"]:
+        print(f"schemathesis: [tokens] format = {token_format}", flush=True)
+        against_sandbox(args, token_format)
+
+
+def against_sandbox(args, token_format):
     service_token = "st-" + secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="wxlink-st-") as tmp:
         workdir = pathlib.Path(tmp)
-        proc, base, sim = start_sandbox(args.wxlink, workdir, service_token)
+        proc, base, sim = start_sandbox(args.wxlink, workdir, service_token, token_format)
         try:
             token = user_token(base, sim)
             config = pathlib.Path(__file__).with_name("schemathesis.toml")

@@ -13,9 +13,10 @@ use wxlink_persistence::{DatabaseTarget, Store, StoreConfig};
 use wxlink_wechat_client::{AppSecret, WeChatClient};
 
 use crate::adapters::{CryptoOpener, RandomIds, SystemClock};
-use crate::config::{ConfigError, DataKeys, NewKeyFile, Settings};
+use crate::config::{ConfigError, DataKeys, NewKeyFile, Settings, TokenFormat};
 use crate::limits::{ConnectionCap, RateLimits};
 use crate::state::AppState;
+use crate::tokens::JwtTokens;
 use crate::wechat::access_tokens::AccessTokens;
 use crate::wechat::{AppCredentials, WeChatAdapter};
 
@@ -36,6 +37,9 @@ pub enum StartError {
          security.previous_data_keys (WXLINK__SECURITY__PREVIOUS_DATA_KEYS)"
     )]
     Keyring(String),
+    /// The JWT signing keys could not be read or made.
+    #[error("signing keys: {0}")]
+    SigningKeys(String),
     /// The WeChat client could not be built.
     #[error("wechat client: {0}")]
     WeChat(#[from] wxlink_wechat_client::Error),
@@ -218,7 +222,7 @@ impl Application {
             limits = limits.shared_through(store.clone());
         }
         let limits = Arc::new(limits);
-        let service = Service::new(
+        let mut service = Service::new(
             store.clone(),
             WeChatAdapter::new(client, credentials, tokens, Arc::clone(&limits)),
             CryptoOpener,
@@ -226,9 +230,23 @@ impl Application {
             RandomIds,
             policy,
         );
+        let mut accounts = wxlink_domain::Accounts::new(store.clone(), SystemClock, RandomIds);
+        let signed = match settings.tokens.format {
+            TokenFormat::Opaque => None,
+            TokenFormat::Jwt => {
+                use wxlink_domain::Clock as _;
+                let jwt = JwtTokens::load(store.clone(), &settings.tokens, SystemClock.now())
+                    .await
+                    .map_err(|e| StartError::SigningKeys(e.to_string()))?;
+                service = service.with_access_tokens(jwt.signer());
+                accounts = accounts.with_access_tokens(jwt.signer());
+                Some(jwt)
+            }
+        };
         let state = Arc::new(AppState {
             service,
-            accounts: wxlink_domain::Accounts::new(store.clone(), SystemClock, RandomIds),
+            accounts,
+            tokens: signed,
             store: store.clone(),
             apps: apps.iter().map(|a| (a.appid.clone(), a.kind)).collect(),
             max_body_bytes: settings.server.max_body_bytes,
@@ -337,6 +355,9 @@ impl Application {
                     tracing::error!(%error, "the metrics listener stopped");
                 }
             }));
+        }
+        if let Some(tokens) = &self.state.tokens {
+            background.push(tokio::spawn(crate::jobs::signing_keys(Arc::clone(tokens))));
         }
         for (name, hook) in self.webhooks {
             background.push(tokio::spawn(crate::jobs::webhooks::deliver(

@@ -32,8 +32,8 @@ pub enum ConfigError {
     DataKeyFile(String),
 }
 
-/// The issuer of wxlink's tokens, as introspection names it (`iss`). Not configurable yet:
-/// the one place to source it from when it becomes a setting.
+/// The issuer that introspection names (`iss`) when `[tokens] issuer` is not set (opaque
+/// tokens need none); with it, introspection and the signed tokens name the same issuer.
 pub const ISSUER: &str = "wxlink";
 
 /// The shortest webhook secret or service token accepted: guessing one must not be practical.
@@ -80,6 +80,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// `[internal]`
     pub internal: InternalSettings,
+    /// `[tokens]`
+    pub tokens: TokenSettings,
     /// `[webhooks.<name>]`
     pub webhooks: BTreeMap<String, WebhookSettings>,
     /// `[metrics]`
@@ -132,6 +134,48 @@ pub struct MetricsSettings {
     /// scraper); the public listener then has no `/metrics`. Unset: `/metrics` is served on
     /// the public listener.
     pub bind: Option<SocketAddr>,
+}
+
+/// `[tokens]`: what a login's `token` is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    /// `opaque` (a random session token, checked by wxlink) or `jwt` (a signed access token
+    /// that other services verify offline, with a refresh token).
+    pub format: TokenFormat,
+    /// The `iss` of signed tokens and of introspection answers, and the base of the discovery
+    /// document's URLs; required with `jwt` (without it introspection says [`ISSUER`]).
+    pub issuer: String,
+    /// How long a signed access token lasts; a revoked session's token still verifies
+    /// elsewhere this long.
+    pub access_ttl_secs: u64,
+    /// How often a new signing key takes over.
+    pub key_rotation_secs: u64,
+    /// How long a new key is published before it signs, so every node and every verifier's
+    /// JWKS cache knows it first; nodes re-read the keys at least four times in this span.
+    pub key_publish_secs: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            format: TokenFormat::Opaque,
+            issuer: String::new(),
+            access_ttl_secs: 900,
+            key_rotation_secs: 7 * 24 * 3600,
+            key_publish_secs: 600,
+        }
+    }
+}
+
+/// `tokens.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenFormat {
+    /// Today's random bearer tokens.
+    Opaque,
+    /// Signed JWT access tokens with refresh tokens.
+    Jwt,
 }
 
 /// `[internal]`: the API for other teams' services.
@@ -700,6 +744,7 @@ impl Settings {
             require_long_secret(format!("webhooks.{name}.secret"), &hook.secret)?;
         }
         let clients = self.internal.validated_clients()?;
+        self.validate_tokens()?;
         if self.apps.is_empty() {
             return Err(invalid(
                 "apps",
@@ -741,7 +786,11 @@ impl Settings {
         Ok(Validated {
             apps,
             clients,
-            issuer: ISSUER.to_owned(),
+            issuer: if self.tokens.issuer.is_empty() {
+                ISSUER.to_owned()
+            } else {
+                self.tokens.issuer.clone()
+            },
             database,
             data_keys,
             wechat,
@@ -752,6 +801,51 @@ impl Settings {
             session_ttl: Duration::from_secs(self.session.ttl_secs),
             purge_interval: Duration::from_secs(self.session.purge_interval_secs),
         })
+    }
+}
+
+impl Settings {
+    fn validate_tokens(&self) -> Result<(), ConfigError> {
+        let tokens = &self.tokens;
+        if tokens.format == TokenFormat::Opaque {
+            return Ok(());
+        }
+        let issuer = url::Url::parse(&tokens.issuer).map_err(|e| {
+            invalid(
+                "tokens.issuer",
+                format!("must be the service's https URL: {e}"),
+            )
+        })?;
+        if !matches!(issuer.scheme(), "https" | "http")
+            || issuer.query().is_some()
+            || issuer.fragment().is_some()
+        {
+            return Err(invalid(
+                "tokens.issuer",
+                "must be an http(s) URL without query or fragment (OpenID Connect Discovery §3)",
+            ));
+        }
+        for (key, value) in [
+            ("tokens.access_ttl_secs", tokens.access_ttl_secs),
+            ("tokens.key_rotation_secs", tokens.key_rotation_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        if tokens.access_ttl_secs > self.session.ttl_secs {
+            return Err(invalid(
+                "tokens.access_ttl_secs",
+                "must not exceed session.ttl_secs (the refresh token's lifetime)",
+            ));
+        }
+        if tokens.key_publish_secs >= tokens.key_rotation_secs {
+            return Err(invalid(
+                "tokens.key_publish_secs",
+                "must be shorter than tokens.key_rotation_secs",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -1291,6 +1385,49 @@ mod tests {
             "internal.clients.crm.token",
             "same token as internal.tokens[0]",
         );
+    }
+
+    #[test]
+    fn signed_tokens_need_an_issuer_and_consistent_lifetimes() {
+        let refused = |tokens: &str, key: &str| {
+            let file = format!("{APP}[tokens]\nformat = \"jwt\"\n{tokens}\n");
+            let err = load(&file, &[]).unwrap().validate().unwrap_err();
+            assert!(err.to_string().contains(key), "{tokens}: {err}");
+        };
+        refused("", "tokens.issuer");
+        refused("issuer = \"id.example.com\"", "tokens.issuer");
+        refused("issuer = \"https://id.example.com/?a=b\"", "tokens.issuer");
+        let issuer = "issuer = \"https://id.example.com\"";
+        refused(
+            &format!("{issuer}\naccess_ttl_secs = 0"),
+            "tokens.access_ttl_secs",
+        );
+        refused(
+            &format!("{issuer}\naccess_ttl_secs = 604801"),
+            "tokens.access_ttl_secs",
+        );
+        refused(
+            &format!("{issuer}\nkey_rotation_secs = 600\nkey_publish_secs = 600"),
+            "tokens.key_publish_secs",
+        );
+        let paseto = format!("{APP}[tokens]\nformat = \"paseto\"\n");
+        assert!(
+            load(&paseto, &[]).is_err(),
+            "an unknown format stops start-up"
+        );
+
+        let env = [
+            ("WXLINK__TOKENS__FORMAT", "jwt"),
+            ("WXLINK__TOKENS__ISSUER", "https://id.example.com"),
+        ];
+        let settings = load(APP, &env).unwrap();
+        settings.validate().unwrap();
+        assert_eq!(settings.tokens.format, TokenFormat::Jwt);
+        assert_eq!(settings.tokens.access_ttl_secs, 900);
+        // Opaque, the default, needs nothing.
+        let settings = load(APP, &[]).unwrap();
+        settings.validate().unwrap();
+        assert_eq!(settings.tokens.format, TokenFormat::Opaque);
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod metrics;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 mod state;
+pub mod tokens;
 mod wechat;
 
 pub use app::{Application, KeyCheck, StartError, StorePool, open_store};

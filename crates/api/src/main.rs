@@ -39,6 +39,14 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Add a new JWT signing key now (`[tokens] format = "jwt"`), e.g. after a suspected leak:
+    /// it is published at once and signs after `[tokens] key_publish_secs`; the old key stays
+    /// published until its last token expires. See docs/operations.md.
+    RotateSigningKey {
+        /// TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Support's repairs on one user, against the configured database: the same transactions and
     /// events as the internal API. Commands that change something ask first unless --yes.
     User {
@@ -219,9 +227,13 @@ async fn run(cli: Cli) -> Result<(), Failed> {
                 .reseal_access_tokens(500)
                 .await
                 .map_err(|e| e.to_string())?;
+            let signing = store
+                .reseal_signing_keys(500)
+                .await
+                .map_err(|e| e.to_string())?;
             println!(
-                "re-sealed {keys} session keys, {phones} phone numbers and {tokens} access tokens \
-                 under the current data key"
+                "re-sealed {keys} session keys, {phones} phone numbers, {tokens} access tokens \
+                 and {signing} JWT signing keys under the current data key"
             );
             let retired = store
                 .retire_unused_data_keys()
@@ -236,6 +248,40 @@ async fn run(cli: Cli) -> Result<(), Failed> {
                 );
             }
             Ok(())
+        }
+        Command::RotateSigningKey { config } => {
+            use wxlink_domain::Clock as _;
+            let settings = Settings::load(Some(&config)).map_err(|e| e.to_string())?;
+            let valid = settings.validate().map_err(|e| e.to_string())?;
+            if settings.tokens.format != wxlink_api::config::TokenFormat::Jwt {
+                return Err("[tokens] format is not \"jwt\": there is no signing key".into());
+            }
+            let store = wxlink_api::open_store(
+                valid.database,
+                valid.data_keys,
+                &key_file_beside(&config),
+                wxlink_api::StorePool {
+                    max_connections: 2,
+                    migrate_on_start: settings.database.migrate_on_start,
+                    key_check: wxlink_api::KeyCheck::Verify,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let now = wxlink_api::adapters::SystemClock.now();
+            let tokens = wxlink_api::tokens::JwtTokens::load(store, &settings.tokens, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            let added = tokens.rotate_now(now).await.map_err(|e| e.to_string())?;
+            if added {
+                println!(
+                    "added a signing key: published now, signing in {} s",
+                    settings.tokens.key_publish_secs
+                );
+                Ok(())
+            } else {
+                Err("another node added a signing key at the same moment; run it again".into())
+            }
         }
         Command::User {
             command,

@@ -43,4 +43,6 @@ pub struct AppState {
     /// Whether `/metrics` has a listener of its own (`[metrics] bind`), so the public one has
     /// none.
     pub metrics_apart: bool,
+    /// With `[tokens] format = "jwt"`: the signing keys.
+    pub tokens: Option<Arc<crate::tokens::JwtTokens>>,
 }

@@ -5,6 +5,9 @@
 //! Each use case is one store transaction, like the linking rules, and writes one event. They
 //! need no WeChat, so the command line runs them with just a store and a clock.
 
+use std::sync::Arc;
+
+use crate::access::{self, AccessTokens, Signer};
 use crate::error::DomainError;
 use crate::ids::{AppId, OpenId, UnionId, UserId};
 use crate::linking::{self, Origin};
@@ -21,9 +24,9 @@ pub struct Introspection {
     pub sub: UserId,
     /// The app of the login.
     pub client_id: AppId,
-    /// When the token was issued.
+    /// When the token was issued (a signed token's own `iat`).
     pub iat: UnixTime,
-    /// When it stops working.
+    /// When it stops working (a signed token's own `exp`, or its session's end if sooner).
     pub exp: UnixTime,
     /// Whether the user's unionid is known.
     pub unionid_linked: bool,
@@ -49,11 +52,9 @@ pub struct Presence {
 }
 
 impl Presence {
-    /// The session was proven: only the proof's maker calls this.
-    pub(crate) fn proven(token: &SessionToken) -> Self {
-        Self {
-            token_hash: token.hash(),
-        }
+    /// The session (by its hash) was proven: only the proof's maker calls this.
+    pub(crate) fn proven(token_hash: TokenHash) -> Self {
+        Self { token_hash }
     }
 }
 
@@ -72,12 +73,25 @@ pub struct Accounts<S, C, I> {
     store: S,
     clock: C,
     ids: I,
+    signer: Signer,
 }
 
 impl<S: IdentityStore, C: Clock, I: IdSource> Accounts<S, C, I> {
     /// Wire the use cases to their ports.
     pub fn new(store: S, clock: C, ids: I) -> Self {
-        Self { store, clock, ids }
+        Self {
+            store,
+            clock,
+            ids,
+            signer: None,
+        }
+    }
+
+    /// Accept signed access tokens (JWTs) too, as [`crate::Service::with_access_tokens`].
+    #[must_use]
+    pub fn with_access_tokens(mut self, signer: Arc<dyn AccessTokens>) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     /// The user cancels their own account (`DELETE /v1/me`), proven present with a fresh code.
@@ -317,13 +331,16 @@ impl<S: IdentityStore, C: Clock, I: IdSource> Accounts<S, C, I> {
     }
 
     /// What a bearer token stands for; `None` for a malformed, unknown, expired or revoked
-    /// token (a deleted user's tokens are revoked).
+    /// token (a deleted user's tokens are revoked). A signed access token is active while its
+    /// signature and lifetime hold and its session is live: exact, unlike offline checks.
     pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, DomainError> {
         let Ok(token) = SessionToken::parse(token) else {
             return Ok(None);
         };
         let now = self.clock.now();
-        let token_hash = token.hash();
+        let Some((token_hash, signed)) = access::session_of(&self.signer, &token, now) else {
+            return Ok(None);
+        };
         self.store
             .transact(TxMode::Read, move |tx| {
                 let session = match linking::live_session(tx, &token_hash, now) {
@@ -332,11 +349,15 @@ impl<S: IdentityStore, C: Clock, I: IdSource> Accounts<S, C, I> {
                     Err(e) => return Err(e),
                 };
                 let user = linking::resolve(tx, &session.user_id)?;
+                let (iat, exp) = match signed {
+                    Some(claims) => (claims.iat, claims.exp.min(session.expires_at)),
+                    None => (session.created_at, session.expires_at),
+                };
                 Ok(Some(Introspection {
                     sub: user.id,
                     client_id: session.appid,
-                    iat: session.created_at,
-                    exp: session.expires_at,
+                    iat,
+                    exp,
                     unionid_linked: user.unionid.is_some(),
                 }))
             })

@@ -43,6 +43,7 @@
 //!    identities (unlink, split, cancellation) releases the unionid with the last of them, and
 //!    a merge or split moves identities with what they vouch for.
 
+mod access;
 mod accounts;
 mod error;
 mod ids;
@@ -52,6 +53,7 @@ mod ports;
 mod secrets;
 mod service;
 
+pub use access::{AccessGrant, AccessTokens, IssuedAccess, RefreshTokenRow, VerifiedAccess};
 pub use accounts::{Accounts, Cancelled, Introspection, MergePlan, Presence, Split, SplitPlan};
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
 pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
@@ -66,4 +68,6 @@ pub use ports::{
 #[cfg(test)]
 pub use ports::{MockClock, MockIdSource, MockStoreTx, MockUserDataOpener, MockWeChatSessions};
 pub use secrets::{MalformedToken, SessionKey, SessionToken, TokenHash};
-pub use service::{CurrentUser, LoggedIn, Policy, Service, UserInfoLinked, UserInfoSubmission};
+pub use service::{
+    CurrentUser, LoggedIn, Policy, Refreshed, Service, UserInfoLinked, UserInfoSubmission,
+};

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use crate::access::RefreshTokenRow;
 use crate::error::{DomainError, StoreError, UserDataError, WeChatError};
 use crate::ids::{AppId, JsCode, OpenId, UnionId, UserId};
 use crate::model::{DecryptBudget, Event, PhoneNumber, Reservation, Session, UnixTime, User};
@@ -203,6 +204,18 @@ pub trait StoreTx {
         merged_into: &UserId,
         at: UnixTime,
     ) -> Result<(), StoreError>;
+    /// Store a new, unused refresh token (its hash) of `session`.
+    fn insert_refresh_token(
+        &mut self,
+        token: &TokenHash,
+        session: &TokenHash,
+        at: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// A refresh token by its hash, used or not.
+    fn refresh_token(&mut self, token: &TokenHash) -> Result<Option<RefreshTokenRow>, StoreError>;
+    /// Mark a refresh token used, only if it is not yet: `false` when it already was (a
+    /// guarded update, so of two concurrent exchanges exactly one gets `true`).
+    fn use_refresh_token(&mut self, token: &TokenHash, at: UnixTime) -> Result<bool, StoreError>;
 }
 
 /// Whether a transaction may write, and what its rules need from the store's isolation; lets

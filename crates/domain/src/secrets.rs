@@ -58,13 +58,16 @@ impl SessionToken {
         Self(SecretString::from(text.into()))
     }
 
-    /// Parse a token a client presented: 16 to 256 URL-safe characters.
+    /// Parse a token a client presented: an opaque token of 16 to 256 URL-safe characters, or
+    /// a signed access token (a JWT: three dot-separated URL-safe parts, at most 4096 bytes).
     pub fn parse(text: &str) -> Result<Self, MalformedToken> {
-        let ok = (16..=256).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok {
+        let url_safe = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        let opaque = (16..=256).contains(&text.len()) && text.bytes().all(url_safe);
+        let signed = (16..=4096).contains(&text.len())
+            && text.split('.').count() == 3
+            && text.split('.').all(|part| !part.is_empty())
+            && text.bytes().all(|b| url_safe(b) || b == b'.');
+        if opaque || signed {
             Ok(Self::new(text))
         } else {
             Err(MalformedToken)

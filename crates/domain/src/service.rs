@@ -1,5 +1,8 @@
 //! The use cases: login, submit user info, current user, logout.
 
+use std::sync::Arc;
+
+use crate::access::{self, AccessGrant, AccessTokens, Signer};
 use crate::accounts::Presence;
 use crate::error::{DomainError, UserDataError};
 use crate::ids::{AppId, JsCode, OpenId, UserId};
@@ -37,8 +40,10 @@ impl Default for Policy {
 /// A successful login.
 #[derive(Debug, Clone)]
 pub struct LoggedIn {
-    /// The new bearer token.
+    /// The new bearer token: an opaque session token, or a signed access token.
     pub token: SessionToken,
+    /// With signed access tokens: the refresh token that gets the next one.
+    pub refresh_token: Option<SessionToken>,
     /// Seconds until it expires.
     pub expires_in: u64,
     /// Who the user is.
@@ -69,6 +74,30 @@ pub struct UserInfoLinked {
     pub merged: bool,
 }
 
+/// A successful refresh: a new access token and the refresh token for the next one.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    /// The new signed access token.
+    pub token: SessionToken,
+    /// The new refresh token; the one presented no longer works.
+    pub refresh_token: SessionToken,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Who the user is now (after merges).
+    pub user_id: UserId,
+    /// Whether the user's unionid is known.
+    pub unionid_linked: bool,
+}
+
+/// What one refresh-token exchange found, decided inside its transaction.
+enum Exchange {
+    Granted(AccessGrant),
+    /// Unknown, or its session no longer works.
+    Refused,
+    /// Already used: the session was revoked in this transaction.
+    Reused,
+}
+
 /// The user behind a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrentUser {
@@ -89,6 +118,7 @@ pub struct Service<S, W, D, C, I> {
     clock: C,
     ids: I,
     policy: Policy,
+    signer: Signer,
 }
 
 impl<S, W, D, C, I> Service<S, W, D, C, I>
@@ -108,7 +138,16 @@ where
             clock,
             ids,
             policy,
+            signer: None,
         }
+    }
+
+    /// Issue signed access tokens (JWTs) with refresh tokens instead of opaque session tokens;
+    /// the session still lives `session_ttl_secs`, and so do its refresh tokens.
+    #[must_use]
+    pub fn with_access_tokens(mut self, signer: Arc<dyn AccessTokens>) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     /// Log a user in with a `wx.login` code: every user gets a session at once, linked by
@@ -117,9 +156,14 @@ where
         let wechat = self.wechat.code2session(&appid, &code).await?;
         let token = self.ids.new_token();
         let token_hash = token.hash();
+        // With signed access tokens the session token is never handed out (its hash is the
+        // session's id, `sid`); the client gets a refresh token instead.
+        let refresh = self.signer.as_ref().map(|_| self.ids.new_token());
+        let refresh_hash = refresh.as_ref().map(SessionToken::hash);
         let new_user_id = self.ids.new_user_id();
         let now = self.clock.now();
         let ttl = self.policy.session_ttl_secs;
+        let login_appid = appid.clone();
         // Every race of a login is a uniqueness violation or a guarded update (the rules of
         // `linking::login`), so it needs no serializable isolation.
         let (user_id, unionid_linked, outcome) = self
@@ -147,15 +191,83 @@ where
                     },
                     &wechat.session_key,
                 )?;
+                if let Some(refresh_hash) = &refresh_hash {
+                    tx.insert_refresh_token(refresh_hash, &token_hash, now)?;
+                }
                 Ok((user.id, user.unionid.is_some(), outcome))
             })
             .await?;
+        let (token, expires_in) = match &self.signer {
+            None => (token, ttl),
+            Some(signer) => {
+                let issued = signer.issue(&AccessGrant {
+                    sub: user_id.clone(),
+                    azp: login_appid,
+                    sid: token_hash,
+                    unionid_linked,
+                    iat: now,
+                })?;
+                (issued.token, issued.expires_in)
+            }
+        };
         Ok(LoggedIn {
             token,
-            expires_in: ttl,
+            refresh_token: refresh,
+            expires_in,
             user_id,
             unionid_linked,
             outcome,
+        })
+    }
+
+    /// Exchange a refresh token for a new access token and a new refresh token (rotation). The
+    /// presented one stops working; presenting one that was already used revokes its whole
+    /// session (RFC 9700 §4.14: a stolen token and its owner can no longer both go on), and
+    /// so does losing a race with another exchange of the same token.
+    pub async fn refresh(&self, presented: &SessionToken) -> Result<Refreshed, DomainError> {
+        let signer = self.signer.clone().ok_or(DomainError::InvalidToken)?;
+        if access::is_signed(presented) {
+            return Err(DomainError::InvalidToken);
+        }
+        let now = self.clock.now();
+        let presented_hash = presented.hash();
+        let next = self.ids.new_token();
+        let next_hash = next.hash();
+        let exchange = self
+            .store
+            .transact(TxMode::Write, move |tx| {
+                let Some(row) = tx.refresh_token(&presented_hash)? else {
+                    return Ok(Exchange::Refused);
+                };
+                let Some(session) = tx.session(&row.session)?.filter(|s| s.is_live(now)) else {
+                    return Ok(Exchange::Refused);
+                };
+                if row.used || !tx.use_refresh_token(&presented_hash, now)? {
+                    tx.revoke_session(&row.session, now)?;
+                    return Ok(Exchange::Reused);
+                }
+                tx.insert_refresh_token(&next_hash, &row.session, now)?;
+                let user = linking::resolve(tx, &session.user_id)?;
+                Ok(Exchange::Granted(AccessGrant {
+                    unionid_linked: user.unionid.is_some(),
+                    sub: user.id,
+                    azp: session.appid,
+                    sid: row.session,
+                    iat: now,
+                }))
+            })
+            .await?;
+        let grant = match exchange {
+            Exchange::Granted(grant) => grant,
+            Exchange::Refused | Exchange::Reused => return Err(DomainError::InvalidToken),
+        };
+        let issued = signer.issue(&grant)?;
+        Ok(Refreshed {
+            token: issued.token,
+            refresh_token: next,
+            expires_in: issued.expires_in,
+            user_id: grant.sub,
+            unionid_linked: grant.unionid_linked,
         })
     }
 
@@ -171,7 +283,7 @@ where
         submission: UserInfoSubmission,
     ) -> Result<UserInfoLinked, DomainError> {
         let now = self.clock.now();
-        let token_hash = token.hash();
+        let token_hash = access::session_hash(&self.signer, token, now)?;
         let session = self.live_session(token_hash, now).await?;
 
         // Only mini program logins have a session_key to decrypt with.
@@ -324,7 +436,7 @@ where
         code: JsCode,
     ) -> Result<PhoneNumber, DomainError> {
         let now = self.clock.now();
-        let token_hash = token.hash();
+        let token_hash = access::session_hash(&self.signer, token, now)?;
         let session = self.live_session(token_hash, now).await?;
         if !session.has_session_key {
             return Err(DomainError::UnsupportedForApp);
@@ -354,20 +466,23 @@ where
         token: &SessionToken,
         code: Option<JsCode>,
     ) -> Result<Presence, DomainError> {
-        let session = self.live_session(token.hash(), self.clock.now()).await?;
+        let now = self.clock.now();
+        // A signed token stands for its session (`sid`); an opaque one is hashed.
+        let token_hash = access::session_hash(&self.signer, token, now)?;
+        let session = self.live_session(token_hash, now).await?;
         let code = code.ok_or(DomainError::ReauthenticationRequired)?;
         // Asked of the session's app: a code of another app cannot name this identity.
         let fresh = self.wechat.code2session(&session.appid, &code).await?;
         if fresh.openid != session.openid {
             return Err(DomainError::IdentityMismatch);
         }
-        Ok(Presence::proven(token))
+        Ok(Presence::proven(token_hash))
     }
 
     /// The user behind a token, with their identities.
     pub async fn current_user(&self, token: &SessionToken) -> Result<CurrentUser, DomainError> {
         let now = self.clock.now();
-        let token_hash = token.hash();
+        let token_hash = access::session_hash(&self.signer, token, now)?;
         self.store
             .transact(TxMode::Read, move |tx| {
                 let session = linking::live_session(tx, &token_hash, now)?;
@@ -385,7 +500,7 @@ where
     /// Revoke a token.
     pub async fn logout(&self, token: &SessionToken) -> Result<(), DomainError> {
         let now = self.clock.now();
-        let token_hash = token.hash();
+        let token_hash = access::session_hash(&self.signer, token, now)?;
         self.store
             .transact(TxMode::Write, move |tx| {
                 linking::live_session(tx, &token_hash, now)?;

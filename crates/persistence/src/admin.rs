@@ -7,7 +7,9 @@ use wxlink_domain::{
     AppId, OpenId, PhoneNumber, StoreError, StoreTx as _, TxMode, UnionId, UnixTime, User, UserId,
 };
 
-use crate::schema::{access_tokens, decrypt_budgets, operator_sessions, sessions, users};
+use crate::schema::{
+    access_tokens, decrypt_budgets, operator_sessions, sessions, signing_keys, users,
+};
 use crate::store::Store;
 use crate::tx::{self, Tx};
 use secrecy::zeroize::Zeroizing;
@@ -112,6 +114,14 @@ impl Store {
     /// [`StoreError`] when the database fails; batches done before stay done.
     pub async fn reseal_access_tokens(&self, batch: u32) -> Result<u64, StoreError> {
         self.reseal(SealedColumn::AccessTokens, batch).await
+    }
+
+    /// Like [`Store::reseal_session_keys`], for the JWT signing keys.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails; batches done before stay done.
+    pub async fn reseal_signing_keys(&self, batch: u32) -> Result<u64, StoreError> {
+        self.reseal(SealedColumn::SigningKeys, batch).await
     }
 
     async fn reseal(&self, column: SealedColumn, batch: u32) -> Result<u64, StoreError> {
@@ -272,6 +282,7 @@ enum SealedColumn {
     SessionKeys,
     PhoneNumbers,
     AccessTokens,
+    SigningKeys,
 }
 
 impl SealedColumn {
@@ -321,6 +332,21 @@ impl SealedColumn {
                     .map(|(appid, sealed)| (appid.into_bytes(), sealed))
                     .collect())
             }
+            SealedColumn::SigningKeys => {
+                // Sealed with the kid as associated data, so the kid is the row key.
+                let after = String::from_utf8_lossy(after).into_owned();
+                let rows = signing_keys::table
+                    .filter(signing_keys::kid.gt(after))
+                    .order(signing_keys::kid.asc())
+                    .limit(batch)
+                    .select((signing_keys::kid, signing_keys::private_key))
+                    .load::<(String, Vec<u8>)>(tx.conn);
+                Ok(tx
+                    .db(rows)?
+                    .into_iter()
+                    .map(|(kid, sealed)| (kid.into_bytes(), sealed))
+                    .collect())
+            }
         }
     }
 
@@ -341,6 +367,12 @@ impl SealedColumn {
                 let appid = String::from_utf8_lossy(row_key).into_owned();
                 diesel::update(access_tokens::table.filter(access_tokens::appid.eq(appid)))
                     .set(access_tokens::token.eq(Some(sealed)))
+                    .execute(tx.conn)
+            }
+            SealedColumn::SigningKeys => {
+                let kid = String::from_utf8_lossy(row_key).into_owned();
+                diesel::update(signing_keys::table.filter(signing_keys::kid.eq(kid)))
+                    .set(signing_keys::private_key.eq(sealed))
                     .execute(tx.conn)
             }
         };

@@ -17,7 +17,7 @@ use wxlink_crypto::{DataKey, KeyId, Keyring};
 use wxlink_domain::{StoreError, TxMode, UnixTime};
 
 use crate::error::PersistenceError;
-use crate::schema::{access_tokens, data_keys, sessions, users};
+use crate::schema::{access_tokens, data_keys, sessions, signing_keys, users};
 use crate::store::Store;
 use crate::tx::Tx;
 
@@ -307,6 +307,11 @@ fn sealed_key_ids(tx: &mut Tx<'_>) -> Result<BTreeSet<String>, StoreError> {
         .distinct()
         .load::<Vec<u8>>(tx.conn);
     ids.extend(tx.db(tokens)?);
+    let signing = signing_keys::table
+        .select(sql::<Binary>("substr(private_key, 2, 4)"))
+        .distinct()
+        .load::<Vec<u8>>(tx.conn);
+    ids.extend(tx.db(signing)?);
     Ok(ids
         .into_iter()
         .filter_map(|bytes| <[u8; 4]>::try_from(bytes.as_slice()).ok())

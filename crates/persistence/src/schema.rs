@@ -101,6 +101,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Rotating refresh tokens (`[tokens] format = "jwt"`), hashed, one chain per session.
+    refresh_tokens (token_hash) {
+        /// SHA-256 of the refresh token (32 bytes).
+        token_hash -> Binary,
+        /// The session it refreshes (`sessions.token_hash`).
+        session_hash -> Binary,
+        /// Unix seconds.
+        created_at -> BigInt,
+        /// Unix seconds; set when exchanged (presenting it again is reuse).
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// The cluster's JWT signing keys; the generation guards rotation.
+    signing_keys (generation) {
+        /// 1, 2, …: exactly one key per generation.
+        generation -> BigInt,
+        /// The JWS `kid`.
+        kid -> Text,
+        /// The JWS `alg`.
+        algorithm -> Text,
+        /// PKCS#8 private key, sealed, associated data = kid.
+        private_key -> Binary,
+        /// The public key as a JWK, JSON text.
+        public_jwk -> Text,
+        /// Unix seconds.
+        created_at -> BigInt,
+        /// Unix seconds; signing starts here.
+        activates_at -> BigInt,
+    }
+}
+
 diesel::joinable!(identities -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -115,7 +149,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     decrypt_budgets,
     operators,
     operator_sessions,
-    sign_in_failures
+    sign_in_failures,
+    refresh_tokens,
+    signing_keys
 );
 
 diesel::table! {

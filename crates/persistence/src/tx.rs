@@ -5,14 +5,14 @@ use diesel::prelude::*;
 use secrecy::zeroize::Zeroizing;
 use wxlink_crypto::Keyring;
 use wxlink_domain::{
-    AppId, DecryptBudget, Event, OpenId, PhoneNumber, Reservation, Session, SessionKey, StoreError,
-    StoreTx, TokenHash, TxMode, UnionId, UnixTime, User, UserId,
+    AppId, DecryptBudget, Event, OpenId, PhoneNumber, RefreshTokenRow, Reservation, Session,
+    SessionKey, StoreError, StoreTx, TokenHash, TxMode, UnionId, UnixTime, User, UserId,
 };
 
 use crate::connection::DbConnection;
 use crate::error::{Failure, Retry};
 use crate::feed;
-use crate::schema::{decrypt_budgets, events, identities, sessions, users};
+use crate::schema::{decrypt_budgets, events, identities, refresh_tokens, sessions, users};
 
 /// How long an identity's count of failed decryptions lasts.
 pub(crate) const IDENTITY_WINDOW_SECS: i64 = 24 * 3600;
@@ -1116,6 +1116,53 @@ impl StoreTx for Tx<'_> {
         self.guarded(updated, user, || {
             format!("cannot restore user {user}: it is not merged into {merged_into}")
         })
+    }
+
+    fn insert_refresh_token(
+        &mut self,
+        token: &TokenHash,
+        session: &TokenHash,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.writing()?;
+        let inserted = diesel::insert_into(refresh_tokens::table)
+            .values((
+                refresh_tokens::token_hash.eq(token.as_bytes().as_slice()),
+                refresh_tokens::session_hash.eq(session.as_bytes().as_slice()),
+                refresh_tokens::created_at.eq(at),
+            ))
+            .execute(self.conn);
+        self.db(inserted).map(drop)
+    }
+
+    fn refresh_token(&mut self, token: &TokenHash) -> Result<Option<RefreshTokenRow>, StoreError> {
+        let row = refresh_tokens::table
+            .filter(refresh_tokens::token_hash.eq(token.as_bytes().as_slice()))
+            .select((refresh_tokens::session_hash, refresh_tokens::used_at))
+            .get_result::<(Vec<u8>, Option<i64>)>(self.conn)
+            .optional();
+        let Some((session, used_at)) = self.db(row)? else {
+            return Ok(None);
+        };
+        let session = <[u8; 32]>::try_from(session.as_slice()).map_err(|_| {
+            StoreError::Corrupt(format!("refresh token {token:?} names a malformed session"))
+        })?;
+        Ok(Some(RefreshTokenRow {
+            session: TokenHash::from_bytes(session),
+            used: used_at.is_some(),
+        }))
+    }
+
+    fn use_refresh_token(&mut self, token: &TokenHash, at: UnixTime) -> Result<bool, StoreError> {
+        self.writing()?;
+        let updated = diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::token_hash.eq(token.as_bytes().as_slice()))
+                .filter(refresh_tokens::used_at.is_null()),
+        )
+        .set(refresh_tokens::used_at.eq(at))
+        .execute(self.conn);
+        Ok(self.db(updated)? == 1)
     }
 
     fn append_event(&mut self, event: &Event) -> Result<(), StoreError> {

@@ -324,3 +324,87 @@ describe('wxlink mini program client against `wxlink serve --sandbox`', () => {
     await assert.rejects(unreachable.login(), { code: 'network_error', status: 0 })
   })
 })
+
+describe('with signed access tokens (`[tokens] format = "jwt"`)', () => {
+  let sandbox
+
+  before(async () => {
+    sandbox = await startSandbox({
+      env: { WXLINK__TOKENS__FORMAT: 'jwt', WXLINK__TOKENS__ISSUER: 'https://id.example.com' },
+    })
+  })
+
+  after(async () => {
+    if (sandbox) await sandbox.stop()
+  })
+
+  /** A user logged in on one phone; `restart` is the mini program started again later. */
+  async function loggedIn(who) {
+    const id = `${who}-${crypto.randomBytes(6).toString('hex')}`
+    const stub = createWxStub({ simUrl: sandbox.simUrl, appid: BOUND_APP, openid: id, unionid: `${id}-union` })
+    const client = createWxlink({ baseUrl: sandbox.baseUrl, appid: BOUND_APP, wx: stub.wx })
+    const login = await client.login()
+    assert.equal(login.token.split('.').length, 3, 'a JWT')
+    assert.ok(login.refresh_token, 'with a refresh token')
+    assert.equal(stub.wx.getStorageSync('wxlink_session').refresh_token, login.refresh_token)
+    const restart = () => createWxlink({ baseUrl: sandbox.baseUrl, appid: BOUND_APP, wx: stub.wx })
+    return { stub, login, restart }
+  }
+
+  /** What an access token that expired while the mini program slept looks like to wxlink. */
+  function expireStoredToken(stub, fields) {
+    const stored = stub.wx.getStorageSync('wxlink_session')
+    // A changed signature: wxlink answers 401 `invalid_token`, exactly as for an expired token.
+    const spoil = (t) => t.slice(0, -10) + (t[t.length - 10] === 'A' ? 'B' : 'A') + t.slice(-9)
+    for (const field of fields) stored[field] = spoil(stored[field])
+    stub.wx.setStorageSync('wxlink_session', stored)
+  }
+
+  it('refreshes an expired access token instead of calling wx.login', async () => {
+    const { stub, login, restart } = await loggedIn('rita')
+    expireStoredToken(stub, ['token'])
+    const client = restart()
+
+    const me = await client.me()
+    assert.equal(me.user_id, login.user_id)
+    assert.equal(stub.calls.login, 1, 'no second wx.login')
+    assert.equal(stub.requestsTo('/v1/token/refresh').length, 1)
+    const stored = stub.wx.getStorageSync('wxlink_session')
+    assert.notEqual(stored.refresh_token, login.refresh_token, 'the new refresh token is kept')
+    assert.notEqual(stored.token, login.token)
+
+    // The chain goes on: the next expiry refreshes with the new refresh token.
+    expireStoredToken(stub, ['token'])
+    assert.equal((await restart().me()).user_id, login.user_id)
+    assert.equal(stub.requestsTo('/v1/token/refresh').length, 2)
+    assert.equal(stub.calls.login, 1)
+  })
+
+  it('logs in again when the refresh is refused', async () => {
+    const { stub, login, restart } = await loggedIn('sam')
+    expireStoredToken(stub, ['token', 'refresh_token'])
+    const client = restart()
+
+    const me = await client.me()
+    assert.equal(me.user_id, login.user_id, 'the same person, by unionid')
+    const refreshes = stub.requestsTo('/v1/token/refresh')
+    assert.equal(refreshes.length, 1)
+    assert.equal(refreshes[0].status, 401)
+    assert.equal(stub.calls.login, 2, 'one new wx.login')
+  })
+
+  it('requests at once with an expired token share one refresh, so the session survives', async () => {
+    const { stub, login, restart } = await loggedIn('tess')
+    expireStoredToken(stub, ['token'])
+    const client = restart()
+
+    const answers = await Promise.all([client.me(), client.me(), client.me()])
+    for (const me of answers) assert.equal(me.user_id, login.user_id)
+    assert.equal(stub.requestsTo('/v1/token/refresh').length, 1, 'one refresh token, used once')
+    assert.equal(stub.calls.login, 1)
+    // Had two refreshes raced, wxlink would have revoked the session; it is alive.
+    expireStoredToken(stub, ['token'])
+    assert.equal((await restart().me()).user_id, login.user_id)
+    assert.equal(stub.calls.login, 1)
+  })
+})

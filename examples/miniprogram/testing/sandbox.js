@@ -28,7 +28,8 @@ function wxlinkBinary() {
 }
 
 /**
- * @param {{startTimeoutMs?: number}} [opts]
+ * @param {{startTimeoutMs?: number, env?: Record<string, string>}} [opts] `env`: more
+ *   `WXLINK__…` settings, e.g. `{ WXLINK__TOKENS__FORMAT: 'jwt' }`
  * @returns {Promise<{baseUrl: string, simUrl: string, stop: () => Promise<void>, logs: () => string}>}
  */
 async function startSandbox(opts) {
@@ -41,6 +42,7 @@ async function startSandbox(opts) {
   env.WXLINK__SERVER__BIND = '127.0.0.1:0'
   env.WXLINK_LOG = env.WXLINK_LOG || 'warn'
   env.NO_COLOR = '1'
+  Object.assign(env, (opts && opts.env) || {})
 
   const child = spawn(bin, ['serve', '--sandbox'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''

@@ -29,4 +29,5 @@ mod oracle;
 mod reliability;
 mod sandbox;
 mod secrets;
+mod signed_tokens;
 mod startup;

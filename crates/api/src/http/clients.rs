@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::{ALLOW, AUTHORIZATION};
+use axum::http::header::ALLOW;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
@@ -208,8 +208,7 @@ impl Clients {
 
     /// The client that the request's `Authorization` header authenticates.
     fn authenticate(&self, headers: &HeaderMap) -> Option<&Caller> {
-        let (scheme, credentials) = headers.get(AUTHORIZATION)?.to_str().ok()?.split_once(' ')?;
-        let credentials = credentials.trim();
+        let (scheme, credentials) = crate::http::handlers::authorization(headers)?;
         if scheme.eq_ignore_ascii_case("bearer") {
             return self.find(None, credentials);
         }
@@ -319,6 +318,8 @@ pub(crate) async fn require_client(
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header::AUTHORIZATION;
+
     use super::*;
 
     fn clients() -> Clients {

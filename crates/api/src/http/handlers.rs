@@ -89,6 +89,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
     }
 }
 
+/// The `Authorization` header's scheme and credentials (trimmed), if it has both: the one
+/// reading of the header for users' bearer tokens and for the internal API's clients.
+pub(crate) fn authorization(headers: &axum::http::HeaderMap) -> Option<(&str, &str)> {
+    let (scheme, credentials) = headers.get(AUTHORIZATION)?.to_str().ok()?.split_once(' ')?;
+    Some((scheme, credentials.trim()))
+}
+
 /// The bearer token of `Authorization: Bearer …`.
 pub(crate) struct Bearer(SessionToken);
 
@@ -96,17 +103,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::invalid_token("missing Authorization: Bearer token"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            return Err(ApiError::invalid_token(
+                "missing Authorization: Bearer token",
+            ));
+        }
+        let token = authorization(&parts.headers)
+            .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token))
             .ok_or_else(|| ApiError::invalid_token("Authorization must be `Bearer <token>`"))?;
         SessionToken::parse(token)
             .map(Bearer)
@@ -175,6 +178,7 @@ pub(crate) async fn login(
         token: out.token.expose_secret().to_owned(),
         token_type: "Bearer",
         expires_in: out.expires_in,
+        refresh_token: out.refresh_token.map(|t| t.expose_secret().to_owned()),
         user_id: out.user_id.to_string(),
         unionid_linked: out.unionid_linked,
         // Only a mini program can send encrypted user data; an OAuth login without unionid

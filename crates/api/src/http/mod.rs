@@ -19,6 +19,7 @@ pub(crate) mod handlers;
 pub(crate) mod internal;
 pub(crate) mod middleware;
 pub(crate) mod openapi;
+pub(crate) mod tokens;
 pub(crate) mod wire;
 
 /// Every route of the public API.
@@ -42,9 +43,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/me",
             get(me).delete(cancel_account).route_layer(per_ip.clone()),
         )
-        .route("/v1/logout", post(logout).route_layer(per_ip))
+        .route("/v1/logout", post(logout).route_layer(per_ip.clone()))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(crate::http::openapi::serve))
+        .merge(tokens::router(&state, per_ip))
         .merge(crate::http::internal::router(Arc::clone(&state)));
     // With `[metrics] bind`, only the metrics listener serves them (`metrics_router`).
     let routes = if state.metrics_apart {

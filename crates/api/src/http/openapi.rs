@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{clients, handlers as http, internal, wire};
+use super::{clients, handlers as http, internal, tokens, wire};
 
 /// Every route with its method, in one list: the router test checks each exists, and the
 /// document test checks the document has exactly these.
@@ -27,6 +27,9 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/me"),
     ("delete", "/v1/me"),
     ("post", "/v1/logout"),
+    ("post", "/v1/token/refresh"),
+    ("get", "/.well-known/jwks.json"),
+    ("get", "/.well-known/openid-configuration"),
     ("get", "/internal/v1/users/{user_id}"),
     ("get", "/internal/v1/users"),
     ("get", "/internal/v1/events"),
@@ -56,6 +59,9 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
         http::me,
         http::cancel_account,
         http::logout,
+        tokens::refresh,
+        tokens::jwks,
+        tokens::openid_configuration,
         internal::user_by_id,
         internal::find_user,
         internal::events,
@@ -87,6 +93,11 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
         wire::SplitResponse,
         wire::IntrospectRequest,
         wire::IntrospectResponse,
+        wire::RefreshRequest,
+        wire::RefreshResponse,
+        wire::Jwks,
+        wire::Jwk,
+        wire::OpenIdConfiguration,
     )),
     modifiers(&Security, &FindUserQuery, &SignedTogether),
     tags(
@@ -246,8 +257,19 @@ const SERVICE_TOKEN: &str = "service_token";
 const CLIENT_BASIC: &str = "client_basic";
 const INTERNAL_SECURITY: &[&str] = &[SERVICE_TOKEN, CLIENT_BASIC];
 
-fn openapi(with_internal: bool) -> utoipa::openapi::OpenApi {
+fn openapi(with_internal: bool, with_signed: bool) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    if !with_signed {
+        // Opaque tokens: the signed tokens' routes answer 404, so they are not listed.
+        doc.paths
+            .paths
+            .retain(|path, _| !tokens::PATHS.contains(&path.as_str()));
+        if let Some(components) = &mut doc.components {
+            components
+                .schemas
+                .retain(|name, _| !tokens::SCHEMAS.contains(&name.as_str()));
+        }
+    }
     // The version is the crate's, so the committed file changes with releases only.
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     if !with_internal {
@@ -276,17 +298,25 @@ fn to_json(doc: &utoipa::openapi::OpenApi) -> String {
 
 /// The full document as JSON text, internal routes included, stable from run to run (what
 /// `docs/openapi.json` holds).
+#[cfg(test)]
 pub fn document() -> String {
-    to_json(&openapi(true))
+    to_json(&openapi(true, true))
 }
 
 /// The document of a server without service tokens: no internal routes.
+#[cfg(test)]
 pub fn public_document() -> String {
-    to_json(&openapi(false))
+    to_json(&openapi(false, true))
 }
 
-static SERVED: LazyLock<[serde_json::Value; 2]> = LazyLock::new(|| {
-    [public_document(), document()].map(|text| serde_json::from_str(&text).unwrap_or_default())
+/// What a server serves: with or without the internal routes, and with or without the signed
+/// tokens' routes (`[tokens] format = "jwt"`).
+fn served_document(with_internal: bool, with_signed: bool) -> serde_json::Value {
+    serde_json::from_str(&to_json(&openapi(with_internal, with_signed))).unwrap_or_default()
+}
+
+static SERVED: LazyLock<[[serde_json::Value; 2]; 2]> = LazyLock::new(|| {
+    [false, true].map(|internal| [false, true].map(|signed| served_document(internal, signed)))
 });
 
 /// This document, with the routes this server mounts and its configured appids as the `enum` of
@@ -295,12 +325,9 @@ static SERVED: LazyLock<[serde_json::Value; 2]> = LazyLock::new(|| {
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3 document of the routes this server mounts (the internal ones only with clients configured)", content_type = "application/json")))]
 pub(crate) async fn serve(State(state): State<Arc<crate::state::AppState>>) -> Response {
-    let [public, full] = &*SERVED;
-    let mut doc = if state.clients.enabled() {
-        full.clone()
-    } else {
-        public.clone()
-    };
+    let internal = usize::from(state.clients.enabled());
+    let signed = usize::from(state.tokens.is_some());
+    let mut doc = SERVED[internal][signed].clone();
     if state.metrics_apart
         && let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut())
     {
@@ -393,7 +420,12 @@ mod tests {
     #[test]
     fn each_route_documents_the_errors_it_can_answer() {
         // These read no transaction: `/healthz` only pings (and says so), the others no store.
-        let without_transactions = ["/healthz", "/metrics", "/openapi.json"];
+        let without_transactions = [
+            "/healthz",
+            "/metrics",
+            "/openapi.json",
+            "/.well-known/openid-configuration",
+        ];
         let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
         let mut missing = Vec::new();
         for (path, ops) in doc["paths"].as_object().unwrap() {
@@ -548,15 +580,8 @@ mod tests {
                 appid.remove("enum"),
                 Some(serde_json::json!(["wx4f4bc4dec97d474b"]))
             );
-            let expected = if with_tokens {
-                document()
-            } else {
-                public_document()
-            };
-            assert_eq!(
-                served,
-                serde_json::from_str::<serde_json::Value>(&expected).unwrap()
-            );
+            // The default token format is opaque: no signed tokens' routes.
+            assert_eq!(served, served_document(with_tokens, false));
             let listed = paths(&served);
             for (method, path) in ROUTES {
                 let uri = path.replace("{user_id}", "u1");

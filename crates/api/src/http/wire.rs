@@ -20,13 +20,19 @@ pub struct LoginRequest {
 /// A successful login.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
-    /// The bearer token (43 URL-safe characters).
+    /// The bearer token: 43 URL-safe characters, or with `[tokens] format = "jwt"` a signed
+    /// access token (an ES256 JWT that services verify against `/.well-known/jwks.json`).
     pub token: String,
     /// Always `Bearer`.
     #[schema(example = "Bearer")]
     pub token_type: &'static str,
     /// Seconds until the token expires.
     pub expires_in: u64,
+    /// With `[tokens] format = "jwt"` only: exchange it at `POST /v1/token/refresh` for the
+    /// next access token (43 URL-safe characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub refresh_token: Option<String>,
     /// The person's stable id.
     pub user_id: String,
     /// Whether the user's unionid is known.
@@ -326,4 +332,76 @@ pub struct EventsPage {
     pub events: Vec<FeedEvent>,
     /// Pass as `after` for the next page.
     pub next_cursor: i64,
+}
+
+/// `POST /v1/token/refresh`
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    /// The refresh token of the login or of the last refresh; any other string is
+    /// `invalid_token`.
+    pub refresh_token: String,
+}
+
+/// A successful refresh: the presented refresh token no longer works.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefreshResponse {
+    /// The new signed access token.
+    pub token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The refresh token for the next refresh (43 URL-safe characters).
+    pub refresh_token: String,
+    /// Who the user is now (the unionid's owner after a merge).
+    pub user_id: String,
+    /// Whether the user's unionid is known.
+    pub unionid_linked: bool,
+}
+
+/// `GET /.well-known/jwks.json` (RFC 7517): the keys that verify wxlink's access tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Jwks {
+    /// The current key, a successor published before it signs, and retired keys until their
+    /// last token expires.
+    pub keys: Vec<Jwk>,
+}
+
+/// One public signing key (RFC 7517, RFC 7518 §6.2).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Jwk {
+    /// Always `EC`.
+    #[schema(example = "EC")]
+    pub kty: String,
+    /// Always `P-256`.
+    #[schema(example = "P-256")]
+    pub crv: String,
+    /// The x coordinate, base64url.
+    pub x: String,
+    /// The y coordinate, base64url.
+    pub y: String,
+    /// The key id: the tokens' header `kid` (its RFC 7638 thumbprint).
+    pub kid: String,
+    /// Always `ES256`.
+    #[schema(example = "ES256")]
+    pub alg: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    #[schema(example = "sig")]
+    pub use_: String,
+}
+
+/// `GET /.well-known/openid-configuration`: where a service finds the keys and introspection.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenIdConfiguration {
+    /// `tokens.issuer`: the tokens' `iss`.
+    pub issuer: String,
+    /// The JWK Set.
+    pub jwks_uri: String,
+    /// RFC 7662 token introspection, with a service token (the internal API's introspect
+    /// route).
+    pub introspection_endpoint: String,
+    /// Always `["ES256"]`.
+    pub token_signing_alg_values_supported: Vec<&'static str>,
 }

@@ -38,3 +38,19 @@ pub(crate) async fn housekeeping(state: Arc<AppState>, purge_every: Duration) {
         }
     }
 }
+
+/// Re-reads the signing keys and adds the next one when due, every
+/// [`JwtTokens::reload_interval`](crate::tokens::JwtTokens::reload_interval): often enough
+/// that a key another node added is known here before it signs. Failures are logged and
+/// retried at the next tick.
+pub(crate) async fn signing_keys(tokens: Arc<crate::tokens::JwtTokens>) {
+    let mut ticks = tokio::time::interval(tokens.reload_interval());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = wxlink_domain::Clock::now(&SystemClock);
+        if let Err(error) = tokens.rotate_if_due(now).await {
+            tracing::warn!(%error, "reading or rotating the JWT signing keys failed; will retry");
+        }
+    }
+}

@@ -19,5 +19,6 @@ mod helpers;
 mod internal;
 mod linking;
 mod scopes;
+mod signed_tokens;
 mod stale_key;
 mod support;

@@ -10,8 +10,8 @@ use crate::error::StoreError;
 use crate::model::{EventKind, PhoneMerge};
 use crate::ports::{MockClock, MockIdSource, MockStoreTx};
 use crate::service::tests::{
-    MockStore, NOW, app, expect_merge_holds, expect_merge_holds_in, expect_session, expect_user,
-    live_session, oid, other_app, token, uid, union, user,
+    FakeSigner, MockStore, NOW, app, expect_merge_holds, expect_merge_holds_in, expect_session,
+    expect_user, live_session, oid, other_app, token, uid, union, user,
 };
 
 fn accounts(tx: MockStoreTx) -> Accounts<MockStore, MockClock, MockIdSource> {
@@ -128,7 +128,7 @@ async fn cancelling_revokes_releases_erases_and_records_it() {
         EventDetail::by(Actor::User).sessions(3).identities(2),
     );
     let done = accounts(tx)
-        .cancel(Presence::proven(&token()))
+        .cancel(Presence::proven(token().hash()))
         .await
         .unwrap();
     assert_eq!(
@@ -150,7 +150,7 @@ async fn cancelling_with_a_dead_token_writes_nothing() {
         let mut tx = MockStoreTx::new();
         expect_session(&mut tx, session);
         let err = accounts(tx)
-            .cancel(Presence::proven(&token()))
+            .cancel(Presence::proven(token().hash()))
             .await
             .unwrap_err();
         assert_eq!(err, DomainError::InvalidToken);
@@ -857,6 +857,41 @@ async fn introspection_of_dead_or_malformed_tokens_is_inactive() {
     // A malformed token is not even looked up.
     let svc = accounts(MockStoreTx::new());
     assert_eq!(svc.introspect("not a token").await, Ok(None));
+}
+
+#[tokio::test]
+async fn introspection_of_a_signed_token_is_exact_about_its_session() {
+    let signed = format!("signed.{}.u-p", token().hash().to_hex());
+    let with_signer =
+        |tx, valid| accounts(tx).with_access_tokens(std::sync::Arc::new(FakeSigner { valid }));
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(live_session("u-p", "o1")));
+    expect_user(&mut tx, user("u-p", None, Some("u-o")));
+    expect_user(&mut tx, user("u-o", Some("union-1"), None));
+    assert_eq!(
+        with_signer(tx, true).introspect(&signed).await,
+        Ok(Some(Introspection {
+            sub: uid("u-o"),
+            client_id: app(),
+            // The token's own `iat`; its `exp` (NOW + 900) is cut to the session's end.
+            iat: NOW,
+            exp: NOW + 10,
+            unionid_linked: true,
+        }))
+    );
+    // A revoked session: inactive, though the signature holds.
+    let mut revoked = live_session("u-p", "o1");
+    revoked.revoked = true;
+    let mut tx = MockStoreTx::new();
+    expect_session(&mut tx, Some(revoked));
+    assert_eq!(with_signer(tx, true).introspect(&signed).await, Ok(None));
+    // A signature that does not hold: inactive without a lookup.
+    assert_eq!(
+        with_signer(MockStoreTx::new(), false)
+            .introspect(&signed)
+            .await,
+        Ok(None)
+    );
 }
 
 #[tokio::test]

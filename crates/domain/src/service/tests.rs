@@ -1270,3 +1270,191 @@ pub(crate) fn expect_vouch(tx: &mut MockStoreTx, openid: &str, unionid: &str) {
         .times(1)
         .returning(|_, _, _, _| Ok(()));
 }
+
+// ---- signed access tokens and refresh tokens ----
+
+/// A stand-in for the JOSE adapter: a "signed" token is `signed.<sid hex>.<sub>`, and verifies
+/// while `valid`.
+#[derive(Debug)]
+pub(crate) struct FakeSigner {
+    pub(crate) valid: bool,
+}
+
+impl crate::access::AccessTokens for FakeSigner {
+    fn issue(
+        &self,
+        grant: &crate::access::AccessGrant,
+    ) -> Result<crate::access::IssuedAccess, DomainError> {
+        Ok(crate::access::IssuedAccess {
+            token: SessionToken::new(format!("signed.{}.{}", grant.sid.to_hex(), grant.sub)),
+            expires_in: 900,
+        })
+    }
+
+    fn verify(&self, token: &str, _now: UnixTime) -> Option<crate::access::VerifiedAccess> {
+        let sid = TokenHash::from_hex(token.split('.').nth(1)?)?;
+        self.valid.then_some(crate::access::VerifiedAccess {
+            sid,
+            iat: NOW,
+            exp: NOW + 900,
+        })
+    }
+}
+
+fn signed_service(tx: MockStoreTx, valid: bool) -> TestService {
+    service(tx, MockWeChatSessions::new(), no_opener())
+        .with_access_tokens(std::sync::Arc::new(FakeSigner { valid }))
+}
+
+const REFRESH: &str = "refresh-presented-0123456789abcdefghijklmno";
+
+fn session_of(user: &str, revoked: bool) -> Session {
+    Session {
+        token_hash: token().hash(),
+        user_id: uid(user),
+        appid: app(),
+        openid: oid("o-1"),
+        has_session_key: true,
+        created_at: NOW - 10,
+        expires_at: NOW + 3600,
+        revoked,
+    }
+}
+
+fn expect_refresh_row(tx: &mut MockStoreTx, used: bool) {
+    let presented = SessionToken::new(REFRESH).hash();
+    tx.expect_refresh_token()
+        .with(eq(presented))
+        .times(1)
+        .returning(move |_| {
+            Ok(Some(crate::access::RefreshTokenRow {
+                session: token().hash(),
+                used,
+            }))
+        });
+}
+
+#[tokio::test]
+async fn a_refresh_uses_the_token_and_issues_for_whom_the_session_acts_as_now() {
+    let mut tx = MockStoreTx::new();
+    expect_refresh_row(&mut tx, false);
+    tx.expect_session()
+        .returning(|_| Ok(Some(session_of("u-merged", false))));
+    tx.expect_use_refresh_token()
+        .with(eq(SessionToken::new(REFRESH).hash()), eq(NOW))
+        .times(1)
+        .returning(|_, _| Ok(true));
+    // The next refresh token (the id source's token) joins the same session.
+    tx.expect_insert_refresh_token()
+        .with(eq(token().hash()), eq(token().hash()), eq(NOW))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    tx.expect_user().returning(|id| {
+        Ok(Some(if id.as_str() == "u-merged" {
+            user("u-merged", None, Some("u-owner"))
+        } else {
+            user("u-owner", Some("un-1"), None)
+        }))
+    });
+    let out = signed_service(tx, true)
+        .refresh(&SessionToken::new(REFRESH))
+        .await
+        .unwrap();
+    assert_eq!(out.user_id, uid("u-owner"));
+    assert!(out.unionid_linked);
+    assert_eq!(out.expires_in, 900);
+    assert_eq!(
+        out.token.expose_secret(),
+        format!("signed.{}.u-owner", token().hash().to_hex())
+    );
+}
+
+#[tokio::test]
+async fn a_used_refresh_token_revokes_its_session_and_issues_nothing() {
+    let mut tx = MockStoreTx::new();
+    expect_refresh_row(&mut tx, true);
+    tx.expect_session()
+        .returning(|_| Ok(Some(session_of("u-1", false))));
+    tx.expect_revoke_session()
+        .with(eq(token().hash()), eq(NOW))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let err = signed_service(tx, true)
+        .refresh(&SessionToken::new(REFRESH))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::InvalidToken);
+}
+
+#[tokio::test]
+async fn a_refresh_that_loses_the_race_for_its_token_revokes_the_session() {
+    let mut tx = MockStoreTx::new();
+    expect_refresh_row(&mut tx, false);
+    tx.expect_session()
+        .returning(|_| Ok(Some(session_of("u-1", false))));
+    tx.expect_use_refresh_token().returning(|_, _| Ok(false));
+    tx.expect_revoke_session().times(1).returning(|_, _| Ok(()));
+    let err = signed_service(tx, true)
+        .refresh(&SessionToken::new(REFRESH))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::InvalidToken);
+}
+
+#[tokio::test]
+async fn unknown_refresh_tokens_and_those_of_dead_sessions_write_nothing() {
+    let mut tx = MockStoreTx::new();
+    tx.expect_refresh_token().times(1).returning(|_| Ok(None));
+    let err = signed_service(tx, true)
+        .refresh(&SessionToken::new(REFRESH))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::InvalidToken);
+
+    let mut tx = MockStoreTx::new();
+    expect_refresh_row(&mut tx, false);
+    tx.expect_session()
+        .returning(|_| Ok(Some(session_of("u-1", true))));
+    let err = signed_service(tx, true)
+        .refresh(&SessionToken::new(REFRESH))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::InvalidToken);
+
+    // Opaque tokens have no refresh at all.
+    let err = service(MockStoreTx::new(), MockWeChatSessions::new(), no_opener())
+        .refresh(&SessionToken::new(REFRESH))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::InvalidToken);
+}
+
+#[tokio::test]
+async fn a_signed_token_acts_through_its_live_session_and_one_that_does_not_verify_reads_nothing() {
+    let signed = SessionToken::new(format!("signed.{}.u-1", token().hash().to_hex()));
+    let mut tx = MockStoreTx::new();
+    tx.expect_session()
+        .with(eq(token().hash()))
+        .returning(|_| Ok(Some(session_of("u-1", false))));
+    tx.expect_user()
+        .returning(|_| Ok(Some(user("u-1", None, None))));
+    tx.expect_identities().returning(|_| Ok(vec![]));
+    let me = signed_service(tx, true)
+        .current_user(&signed)
+        .await
+        .unwrap();
+    assert_eq!(me.user_id, uid("u-1"));
+
+    // Not verified: refused before any lookup (the mock expects none).
+    let err = signed_service(MockStoreTx::new(), false)
+        .current_user(&signed)
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::InvalidToken);
+    // Signed tokens are not accepted where they are not configured.
+    let err = service(MockStoreTx::new(), MockWeChatSessions::new(), no_opener())
+        .current_user(&signed)
+        .await
+        .unwrap_err();
+    assert_eq!(err, DomainError::InvalidToken);
+}

@@ -13,6 +13,7 @@ mod console;
 mod flows;
 mod keys;
 mod lifecycle;
+mod signed;
 mod support;
 
 /// Instantiate each case as `sqlite::NAME` and `postgres::NAME`.
@@ -84,6 +85,8 @@ on_both_backends!(
     lifecycle::identities_vouch_and_a_split_moves_them_with_sessions_and_phone,
     lifecycle::the_migration_counts_existing_identities_as_vouching,
     lifecycle::event_details_round_trip,
+    signed::a_refresh_token_is_exchanged_once_and_goes_with_its_session,
+    signed::one_signing_key_per_generation_sealed_and_resealed,
     keys::keyring_check_refuses_what_cannot_open_the_database_and_follows_a_rotation,
     keys::a_node_behind_the_rotation_or_on_a_retired_key_refuses_to_start,
     keys::keyring_check_derives_the_keys_of_an_older_database,

@@ -112,6 +112,7 @@ mod data_keys;
 mod error;
 mod feed;
 mod group;
+mod login;
 mod migrations;
 mod rate_limits;
 mod schema;

@@ -80,7 +80,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// Tokens of 32 random bytes (base64url, 43 characters) and random user ids, from the OS RNG.
+/// Tokens of 32 random bytes (base64url, 43 characters) from the OS RNG, and time-ordered user ids.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RandomIds;
 
@@ -91,8 +91,11 @@ impl IdSource for RandomIds {
         SessionToken::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
     }
 
+    /// UUIDv7: a user id is a name, not a secret, so its first 48 bits are the time. New
+    /// users' ids then land on the rightmost pages of the users' index instead of a random page
+    /// each, and the 74 random bits keep ids unguessable all the same.
     fn new_user_id(&self) -> UserId {
-        UserId::parse(uuid::Uuid::new_v4().simple().to_string())
+        UserId::parse(uuid::Uuid::now_v7().simple().to_string())
             .unwrap_or_else(|_| unreachable!("a simple uuid is 32 hex digits"))
     }
 }

@@ -110,7 +110,6 @@ impl WeChatClient {
                 pairs.append_pair(name, value);
             }
         }
-        let logged_url = redacted_url(&endpoint_url, &call.query);
         let body = call.body.as_ref().map(Value::to_string);
         let endpoint = call.endpoint;
 
@@ -119,7 +118,9 @@ impl WeChatClient {
         // Whether an earlier attempt may have reached WeChat (and spent a code).
         let mut reached_wechat = false;
         loop {
-            tracing::debug!(url = %logged_url, attempt, "calling wechat");
+            // The redacted URL is only built when debug logging is on (tracing evaluates an
+            // event's fields only when it is enabled).
+            tracing::debug!(url = %redacted_url(&endpoint_url, &call.query), attempt, "calling wechat");
             let remaining = deadline.saturating_duration_since(Instant::now());
             let error = match self
                 .attempt(call, url.clone(), body.clone(), remaining)

@@ -68,7 +68,8 @@ impl WeChatClient {
         let http = reqwest::Client::builder()
             .user_agent(concat!("wxlink-wechat-client/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.timeout())
-            .timeout(config.timeout())
+            // No timeout per request: `execute` bounds the whole call, retries included, with
+            // one timer.
             .build()
             .map_err(|e| Error::InvalidConfig(format!("cannot build the http client: {e}")))?;
         Ok(Self {
@@ -121,11 +122,7 @@ impl WeChatClient {
             // The redacted URL is only built when debug logging is on (tracing evaluates an
             // event's fields only when it is enabled).
             tracing::debug!(url = %redacted_url(&endpoint_url, &call.query), attempt, "calling wechat");
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let error = match self
-                .attempt(call, url.clone(), body.clone(), remaining)
-                .await
-            {
+            let error = match self.attempt(call, url.clone(), body.clone()).await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
@@ -166,13 +163,12 @@ impl WeChatClient {
         }
     }
 
-    /// One HTTP exchange, limited to `remaining` from connecting to the end of the body.
+    /// One HTTP exchange, from connecting to the end of the body; the call's deadline bounds it.
     async fn attempt(
         &self,
         call: &Call<'_>,
         url: Url,
         body: Option<String>,
-        remaining: Duration,
     ) -> Result<Value, Error> {
         let request = match body {
             Some(body) => self
@@ -183,11 +179,7 @@ impl WeChatClient {
                 .body(body),
             None => self.inner.http.get(url),
         };
-        let response = request
-            .timeout(remaining)
-            .send()
-            .await
-            .map_err(transport_error)?;
+        let response = request.send().await.map_err(transport_error)?;
         let status = response.status().as_u16();
         let body = read_capped(response, MAX_BODY_BYTES).await?;
         interpret(status, &body, &call.secrets, call.endpoint)

@@ -472,7 +472,7 @@ where
         let now = self.clock.now();
         // A signed token stands for its session (`sid`); an opaque one is hashed.
         let token_hash = access::session_hash(&self.signer, token, now)?;
-        let session = self.live_session(token_hash.clone(), now).await?;
+        let session = self.live_session(token_hash, now).await?;
         let code = code.ok_or(DomainError::ReauthenticationRequired)?;
         // Asked of the session's app: a code of another app cannot name this identity.
         let fresh = self.wechat.code2session(&session.appid, &code).await?;

@@ -13,7 +13,10 @@ use crate::tx::{parse_user_id, seal_key};
 #[diesel::declare_sql_function]
 extern "SQL" {
     /// See the migration that installs it.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per value of a login, as the SQL function takes them"
+    )]
     fn wxlink_login(
         appid: Text,
         openid: Text,

@@ -261,8 +261,17 @@ impl Inner {
                 Failure::Corrupt(message) => return Err(StoreError::Corrupt(message)),
                 Failure::Busy(message) | Failure::Unavailable(message) => {
                     tracing::debug!(database = %self.url, error = %self.scrub(message), "a statement failed; taking the transaction's path");
-                    // Maybe a connection the server closed: the pool must not hand it out.
-                    connection::discard(&mut conn);
+                    // A connection the server closed must not go back into the pool; any
+                    // other failure (a schema without the function) leaves it usable.
+                    if matches!(
+                        error,
+                        diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::ClosedConnection,
+                            _
+                        )
+                    ) {
+                        connection::discard(&mut conn);
+                    }
                     return Ok(None);
                 }
             }

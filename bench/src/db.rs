@@ -107,7 +107,12 @@ pub fn fresh_pg_database(admin_url: &str, name: &str) -> Result<String, String> 
     let base = admin_url
         .rsplit_once('/')
         .map_or(admin_url, |(base, _)| base);
-    Ok(format!("{base}/{name}"))
+    let url = format!("{base}/{name}");
+    // For counting statements; without the library loaded the count is just not reported.
+    if let Ok(mut db) = PgConnection::establish(&url) {
+        let _ = db.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    }
+    Ok(url)
 }
 
 /// What the PostgreSQL server has done so far, for per-login figures: commits and rollbacks
@@ -122,6 +127,9 @@ pub struct PgCounters {
     /// The postmaster and every backend, live or exited (exited ones count in the
     /// postmaster's children's time).
     pub server_cpu_us: u64,
+    /// Statements clients sent to this database (`pg_stat_statements`, top level: each is a
+    /// round trip, `BEGIN` and `COMMIT` included); `None` when the extension is not loaded.
+    pub statements: Option<u64>,
 }
 
 #[derive(QueryableByName)]
@@ -134,6 +142,23 @@ struct PgCountersRow {
     wal_bytes: i64,
     #[diesel(sql_type = diesel::sql_types::Integer)]
     backend: i32,
+}
+
+#[derive(QueryableByName)]
+struct StatementsRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    statements: i64,
+}
+
+/// Load `pg_stat_statements` into the server of `admin_url` (a restart of `cluster`), so that
+/// [`pg_counters`] can count the statements, and so the round trips, of a login.
+pub fn count_statements(cluster: &wxlink_tests::pg::Cluster) -> Result<(), String> {
+    let mut c = PgConnection::establish(&cluster.url()).map_err(|e| e.to_string())?;
+    c.batch_execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+        .map_err(|e| format!("shared_preload_libraries: {e}"))?;
+    drop(c);
+    cluster.stop()?;
+    cluster.start_server()
 }
 
 /// The counters of database `url` (its name is the URL's last segment) now.
@@ -151,7 +176,15 @@ pub fn pg_counters(url: &str) -> Result<PgCounters, String> {
     let postmaster = crate::procs::parent_pid(backend).ok_or("no postmaster pid")?;
     let server_cpu_us = crate::procs::tree_cpu_us(postmaster).ok_or("no postmaster CPU")?;
     let count = |v: i64| u64::try_from(v).unwrap_or(0);
+    let statements = diesel::sql_query(
+        "SELECT coalesce(sum(calls), 0)::bigint AS statements FROM pg_stat_statements \
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .get_result::<StatementsRow>(&mut c)
+    .ok()
+    .map(|row| count(row.statements));
     Ok(PgCounters {
+        statements,
         commits: count(row.commits),
         rollbacks: count(row.rollbacks),
         wal_bytes: count(row.wal_bytes),

@@ -158,6 +158,10 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
                 rollbacks: per(after.rollbacks, before.rollbacks),
                 wal_bytes: per(after.wal_bytes, before.wal_bytes),
                 server_cpu_us: per(after.server_cpu_us, before.server_cpu_us),
+                statements: after
+                    .statements
+                    .zip(before.statements)
+                    .map(|(a, b)| per(a, b)),
             })
         }
         _ => None,

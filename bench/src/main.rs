@@ -322,6 +322,14 @@ async fn run(args: Args) -> Result<(), String> {
         let cluster = tokio::task::spawn_blocking(wxlink_tests::pg::Cluster::start)
             .await
             .map_err(|e| e.to_string())??;
+        let cluster = tokio::task::spawn_blocking(move || {
+            if let Err(e) = db::count_statements(&cluster) {
+                log(format!("  statements per login not counted: {e}"));
+            }
+            cluster
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         ctx.pg_admin = Some(cluster.url());
         Some(cluster)
     } else {

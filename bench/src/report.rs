@@ -49,6 +49,8 @@ pub struct PgPerLogin {
     pub wal_bytes: f64,
     /// CPU of the postmaster and the backends.
     pub server_cpu_us: f64,
+    /// Statements sent (round trips), when `pg_stat_statements` counted them.
+    pub statements: Option<f64>,
 }
 
 /// A service's runs per database.
@@ -455,14 +457,15 @@ impl Report {
             }),
         );
         row(
-            "PostgreSQL per wxlink login: commits / rollbacks / WAL bytes / server CPU µs",
+            "PostgreSQL per wxlink login: statements (round trips) / commits / rollbacks / WAL bytes / server CPU µs",
             both(&|pg| {
                 self.wxlink
                     .get(pg)
                     .and_then(|r| r.postgres_per_login.as_ref())
                     .map_or("–".into(), |p| {
                         format!(
-                            "{:.2} / {:.3} / {} / {}",
+                            "{} / {:.2} / {:.3} / {} / {}",
+                            p.statements.map_or("–".into(), |s| format!("{s:.2}")),
                             p.commits,
                             p.rollbacks,
                             fmt_rate(p.wal_bytes),

@@ -1,7 +1,8 @@
 //! Prometheus metrics at `/metrics`: requests by route and status with latency histograms,
 //! WeChat calls by endpoint and errcode, logins by outcome, and the database pool.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -33,19 +34,73 @@ pub fn handle() -> &'static PrometheusHandle {
 /// Counts and times every request by its route pattern (never the raw path: ids would explode
 /// the label set).
 pub async fn track_requests(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    // A clone of the pattern's `Arc`, not of its text.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
     let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("wxlink_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("wxlink_http_request_duration_seconds", "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed().as_secs_f64();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    RequestSeries::with(route, method, status, |series| {
+        series.requests.increment(1);
+        series.duration.record(elapsed);
+    });
     response
+}
+
+/// An empty cache of series handles, once the recorder is installed: a handle resolved before
+/// would record nowhere, for good.
+fn with_recorder<T: Default>() -> T {
+    handle();
+    T::default()
+}
+
+/// The series one request updates, by route, method and status, resolved once each: resolving
+/// a series by its labels builds and hashes its key (two labels of allocated strings) at every
+/// request. Routes are the router's patterns, methods and statuses few: the set stays small,
+/// as Prometheus's own series do.
+struct RequestSeries {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+type SeriesByRoute = HashMap<Box<str>, Vec<((&'static str, u16), RequestSeries)>>;
+
+impl RequestSeries {
+    fn with(route: &str, method: &'static str, status: u16, update: impl FnOnce(&RequestSeries)) {
+        static SERIES: LazyLock<RwLock<SeriesByRoute>> = LazyLock::new(with_recorder);
+        let key = (method, status);
+        {
+            let known = SERIES.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some((_, series)) = known
+                .get(route)
+                .and_then(|of_route| of_route.iter().find(|(k, _)| *k == key))
+            {
+                update(series);
+                return;
+            }
+        }
+        let mut known = SERIES.write().unwrap_or_else(PoisonError::into_inner);
+        let of_route = known.entry(route.into()).or_default();
+        let index = match of_route.iter().position(|(k, _)| *k == key) {
+            Some(index) => index,
+            None => {
+                let (route, status) = (route.to_owned(), status.to_string());
+                of_route.push((
+                    key,
+                    RequestSeries {
+                        requests: metrics::counter!("wxlink_http_requests_total", "route" => route.clone(), "method" => method, "status" => status),
+                        duration: metrics::histogram!("wxlink_http_request_duration_seconds", "route" => route, "method" => method),
+                    },
+                ));
+                of_route.len() - 1
+            }
+        };
+        if let Some((_, series)) = of_route.get(index) {
+            update(series);
+        }
+    }
 }
 
 /// The method as a label: a client may send any token as a method, and each new label value is
@@ -89,7 +144,23 @@ pub fn wechat_call<T>(endpoint: &'static str, result: &Result<T, ClientError>) {
 /// Count one login by outcome: `new`, `provisional`, `linked`, `merged`, `returning`, or
 /// `refused`.
 pub fn login(outcome: &'static str) {
-    metrics::counter!("wxlink_logins_total", "outcome" => outcome).increment(1);
+    // Resolved once per outcome (see [`RequestSeries`]).
+    static LOGINS: LazyLock<RwLock<HashMap<&'static str, metrics::Counter>>> =
+        LazyLock::new(with_recorder);
+    if let Some(counter) = LOGINS
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(outcome)
+    {
+        counter.increment(1);
+        return;
+    }
+    LOGINS
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(outcome)
+        .or_insert_with(|| metrics::counter!("wxlink_logins_total", "outcome" => outcome))
+        .increment(1);
 }
 
 /// Count one client connection that wxlink closed for what the client did: `per_ip_cap` (its

@@ -26,6 +26,9 @@ const KEYED_HASH_CONTEXT: &[u8] = b"wxlink keyed hash v1\n";
 /// Compare keys by [`DataKey::id`].
 pub struct DataKey {
     bytes: SecretBox<[u8; KEY_LEN]>,
+    /// The key schedule, expanded once instead of at every seal and open; its round keys are
+    /// zeroed when it is dropped (the `aes` crate's `zeroize` feature).
+    cipher: Box<Aes256Gcm>,
     id: KeyId,
 }
 
@@ -114,16 +117,18 @@ impl DataKey {
         mac.finalize().into_bytes().into()
     }
 
-    pub(crate) fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(self.bytes.expose_secret().into())
+    pub(crate) fn cipher(&self) -> &Aes256Gcm {
+        &self.cipher
     }
 
     fn with_bytes(bytes: SecretBox<[u8; KEY_LEN]>) -> Self {
         let digest = Sha256::digest(bytes.expose_secret());
         let mut id = [0u8; 4];
         id.copy_from_slice(&digest[..4]);
+        let cipher = Box::new(Aes256Gcm::new(bytes.expose_secret().into()));
         Self {
             bytes,
+            cipher,
             id: KeyId(id),
         }
     }

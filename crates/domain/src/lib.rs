@@ -62,8 +62,8 @@ pub use model::{
     PhoneMerge, PhoneNumber, Reservation, Session, SpentBudget, UnionidSplit, UnixTime, User,
 };
 pub use ports::{
-    Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, OpenedUserData, StoreTx,
-    TxMode, UserDataOpener, WeChatSession, WeChatSessions,
+    Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, LoginRecord,
+    LoginRequest, OpenedUserData, StoreTx, TxMode, UserDataOpener, WeChatSession, WeChatSessions,
 };
 #[cfg(test)]
 pub use ports::{MockClock, MockIdSource, MockStoreTx, MockUserDataOpener, MockWeChatSessions};

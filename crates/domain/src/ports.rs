@@ -5,7 +5,9 @@ use std::future::Future;
 use crate::access::RefreshTokenRow;
 use crate::error::{DomainError, StoreError, UserDataError, WeChatError};
 use crate::ids::{AppId, JsCode, OpenId, UnionId, UserId};
-use crate::model::{DecryptBudget, Event, PhoneNumber, Reservation, Session, UnixTime, User};
+use crate::model::{
+    DecryptBudget, Event, LoginOutcome, PhoneNumber, Reservation, Session, UnixTime, User,
+};
 use crate::secrets::{SessionKey, SessionToken, TokenHash};
 
 /// The operations one store transaction offers. Synchronous: the store runs the whole
@@ -259,6 +261,52 @@ pub trait IdentityStore: Send + Sync + 'static {
     where
         T: Send + 'static,
         F: FnMut(&mut dyn StoreTx) -> Result<T, DomainError> + Send + 'static;
+
+    /// Decide a whole login in one step, by the same rules as the login's transaction (the
+    /// linking rules, then its session and refresh token), when this store has a cheaper way
+    /// to run them. `Ok(None)`: it did not decide (nothing of the login was written), and the
+    /// login runs its rules in a [`IdentityStore::transact`]ion. By default it never decides.
+    fn login_at_once(
+        &self,
+        login: &LoginRequest,
+    ) -> impl Future<Output = Result<Option<LoginRecord>, DomainError>> + Send {
+        let _ = login;
+        std::future::ready(Ok(None))
+    }
+}
+
+/// Everything a login writes, decided before its rules run: see
+/// [`IdentityStore::login_at_once`].
+#[derive(Debug, Clone)]
+pub struct LoginRequest {
+    /// The app logged in to.
+    pub appid: AppId,
+    /// The user's openid in it.
+    pub openid: OpenId,
+    /// The unionid WeChat told with the login, if any.
+    pub unionid: Option<UnionId>,
+    /// The id a new user gets, if the login makes one.
+    pub new_user_id: UserId,
+    /// When the login happens.
+    pub at: UnixTime,
+    /// The session to issue; its `user_id` is whoever the rules land on.
+    pub session: Session,
+    /// Its session_key, if it has one.
+    pub session_key: Option<SessionKey>,
+    /// With signed access tokens: the hash of the session's first refresh token.
+    pub refresh_token: Option<TokenHash>,
+}
+
+/// What a login decided: the user its session was issued to, whether that user holds a
+/// unionid, and how the rules got there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRecord {
+    /// The user the session acts as.
+    pub user_id: UserId,
+    /// Whether the user holds a unionid.
+    pub unionid_linked: bool,
+    /// Which rule decided.
+    pub outcome: LoginOutcome,
 }
 
 /// What WeChat gives for a login code: code2Session for mini programs, the OAuth exchange for

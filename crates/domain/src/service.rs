@@ -11,8 +11,8 @@ use crate::model::{
     DecryptBudget, LoginOutcome, PhoneNumber, Reservation, Session, SpentBudget, UnixTime,
 };
 use crate::ports::{
-    Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, TxMode, UserDataOpener,
-    WeChatSessions,
+    Clock, EncryptedUserData, ExpectedWatermark, IdSource, IdentityStore, LoginRecord,
+    LoginRequest, StoreTx, TxMode, UserDataOpener, WeChatSessions,
 };
 use crate::secrets::{SessionKey, SessionToken, TokenHash};
 
@@ -163,40 +163,43 @@ where
         let new_user_id = self.ids.new_user_id();
         let now = self.clock.now();
         let ttl = self.policy.session_ttl_secs;
-        let login_appid = appid.clone();
-        // Every race of a login is a uniqueness violation or a guarded update (the rules of
-        // `linking::login`), so it needs no serializable isolation.
-        let (user_id, unionid_linked, outcome) = self
-            .store
-            .transact(TxMode::WriteGuarded, move |tx| {
-                let origin = Origin {
-                    appid: &appid,
-                    openid: &wechat.openid,
-                    at: now,
-                };
-                // The rules hold the user and the identity the session goes to (users, then
-                // identities, the order of merges and splits) until the session is in.
-                let (user, outcome) =
-                    linking::login(tx, origin, wechat.unionid.as_ref(), &new_user_id)?;
-                tx.insert_session(
-                    &Session {
-                        token_hash,
-                        user_id: user.id.clone(),
-                        appid: appid.clone(),
-                        openid: wechat.openid.clone(),
-                        has_session_key: wechat.session_key.is_some(),
-                        created_at: now,
-                        expires_at: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
-                        revoked: false,
-                    },
-                    &wechat.session_key,
-                )?;
-                if let Some(refresh_hash) = &refresh_hash {
-                    tx.insert_refresh_token(refresh_hash, &token_hash, now)?;
-                }
-                Ok((user.id, user.unionid.is_some(), outcome))
-            })
-            .await?;
+        let request = LoginRequest {
+            session: Session {
+                token_hash,
+                user_id: new_user_id.clone(),
+                appid: appid.clone(),
+                openid: wechat.openid.clone(),
+                has_session_key: wechat.session_key.is_some(),
+                created_at: now,
+                expires_at: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
+                revoked: false,
+            },
+            appid,
+            openid: wechat.openid,
+            unionid: wechat.unionid,
+            new_user_id,
+            at: now,
+            session_key: wechat.session_key,
+            refresh_token: refresh_hash,
+        };
+        let login_appid = request.appid.clone();
+        let record = match self.store.login_at_once(&request).await? {
+            Some(record) => record,
+            None => {
+                // Every race of a login is a uniqueness violation or a guarded update (the
+                // rules of `linking::login`), so it needs no serializable isolation.
+                self.store
+                    .transact(TxMode::WriteGuarded, move |tx| {
+                        login_transaction(tx, &request)
+                    })
+                    .await?
+            }
+        };
+        let LoginRecord {
+            user_id,
+            unionid_linked,
+            outcome,
+        } = record;
         let (token, expires_in) = match &self.signer {
             None => (token, ttl),
             Some(signer) => {
@@ -532,6 +535,36 @@ where
             })
             .await
     }
+}
+
+/// The login's transaction: the rules land the login on a user, then its session (and refresh
+/// token) is issued to that user.
+fn login_transaction(
+    tx: &mut dyn StoreTx,
+    request: &LoginRequest,
+) -> Result<LoginRecord, DomainError> {
+    let origin = Origin {
+        appid: &request.appid,
+        openid: &request.openid,
+        at: request.at,
+    };
+    // The rules hold the user and the identity the session goes to (users, then identities,
+    // the order of merges and splits) until the session is in.
+    let (user, outcome) =
+        linking::login(tx, origin, request.unionid.as_ref(), &request.new_user_id)?;
+    let session = Session {
+        user_id: user.id.clone(),
+        ..request.session.clone()
+    };
+    tx.insert_session(&session, &request.session_key)?;
+    if let Some(refresh_hash) = &request.refresh_token {
+        tx.insert_refresh_token(refresh_hash, &session.token_hash, request.at)?;
+    }
+    Ok(LoginRecord {
+        unionid_linked: user.unionid.is_some(),
+        user_id: user.id,
+        outcome,
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@
 //! committed has a higher id and is placed no earlier, so it comes later in the feed.
 //!
 //! SQLite has one writer at a time, so events commit in id order and `seq` is a generated
-//! column equal to the id; placement is a no-op there and the feed's query is the same. Events
+//! column equal to the id; placement is a no-op there and the feed reads by the id. Events
 //! from before positions existed have their id as their position, so old cursors keep their
 //! meaning.
 
@@ -81,21 +81,32 @@ impl Store {
         };
         self.run(mode, move |tx: &mut Tx<'_>| {
             place(tx)?;
-            let rows = events::table
-                .filter(events::seq.gt(cursor))
-                .order(events::seq.asc())
-                .limit(limit)
-                .select((
-                    events::seq.assume_not_null(),
-                    events::kind,
-                    events::user_id,
-                    events::other_user_id,
-                    events::appid,
-                    events::openid,
-                    events::at,
-                    events::detail,
-                ))
-                .load::<EventRow>(tx.conn);
+            let columns = (
+                events::seq.assume_not_null(),
+                events::kind,
+                events::user_id,
+                events::other_user_id,
+                events::appid,
+                events::openid,
+                events::at,
+                events::detail,
+            );
+            let rows = match &*tx.conn {
+                // SQLite's position is the rowid (`seq` is generated from it): read by the
+                // rowid, which needs no index of its own.
+                DbConnection::Sqlite(_) => events::table
+                    .filter(events::id.gt(cursor))
+                    .order(events::id.asc())
+                    .limit(limit)
+                    .select(columns)
+                    .load::<EventRow>(tx.conn),
+                DbConnection::Pg(_) => events::table
+                    .filter(events::seq.gt(cursor))
+                    .order(events::seq.asc())
+                    .limit(limit)
+                    .select(columns)
+                    .load::<EventRow>(tx.conn),
+            };
             tx.db(rows)?.into_iter().map(event_from_row).collect()
         })
         .await

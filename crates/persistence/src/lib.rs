@@ -80,6 +80,15 @@
 //! for longer than one 5 s `busy_timeout`. Writes attempted in a [`TxMode::Read`] transaction
 //! are refused on both backends with [`StoreError::Corrupt`] (a bug in the caller).
 //!
+//! A login on PostgreSQL is one round trip ([`IdentityStore::login_at_once`]): the function
+//! `wxlink_login`, installed by a migration, runs the login's rules and writes its session,
+//! called as one prepared statement outside an explicit transaction (so one implicit
+//! `READ COMMITTED` transaction). It decides the same races the same way: a unique violation
+//! aborts it, a guarded update that matches a row no more raises a serialization failure, and
+//! the store runs it again as it reruns a transaction. What it does not decide (a merge, a
+//! unionid conflict, damage), and any other failure of the statement (a connection the server
+//! closed, a schema without the function), goes to the rules' transaction.
+//!
 //! Broken connections (a failed rollback, a transaction left open by a panic) are closed
 //! rather than returned to the pool, and one that PostgreSQL closed (a restart) fails at
 //! `BEGIN` and is replaced there, so after a PostgreSQL restart the store recovers by itself
@@ -98,6 +107,7 @@
 //! [`StoreError::Unavailable`]: wxlink_domain::StoreError::Unavailable
 //! [`IdentityStore`]: wxlink_domain::IdentityStore
 //! [`IdentityStore::transact`]: wxlink_domain::IdentityStore::transact
+//! [`IdentityStore::login_at_once`]: wxlink_domain::IdentityStore::login_at_once
 //! [`TxMode::Read`]: wxlink_domain::TxMode::Read
 //! [`TxMode::WriteGuarded`]: wxlink_domain::TxMode::WriteGuarded
 //! [`StoreError::Corrupt`]: wxlink_domain::StoreError::Corrupt
@@ -113,6 +123,7 @@ mod data_keys;
 mod error;
 mod feed;
 mod group;
+mod login;
 mod migrations;
 mod rate_limits;
 mod schema;

@@ -8,7 +8,9 @@ use diesel::r2d2::{Pool, PooledConnection};
 use rand::Rng as _;
 use tokio::sync::Semaphore;
 use wxlink_crypto::Keyring;
-use wxlink_domain::{DomainError, IdentityStore, StoreError, StoreTx, TxMode};
+use wxlink_domain::{
+    DomainError, IdentityStore, LoginRecord, LoginRequest, StoreError, StoreTx, TxMode,
+};
 
 use crate::config::StoreConfig;
 use crate::connection::{self, LogErrors, Manager, SQLITE_BUSY_TIMEOUT_MS};
@@ -198,7 +200,91 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Run `statement` on PostgreSQL as one statement outside an explicit transaction (it
+    /// commits by itself), on a blocking thread, running it again on conflicts as [`Store::run`]
+    /// runs a transaction again. `Ok(None)` on SQLite, and when the statement failed otherwise
+    /// (a connection the server closed, which is discarded; a schema without what it calls):
+    /// nothing of it stayed, and the caller takes its transaction's path, which handles those.
+    pub(crate) async fn run_statement<T, F>(&self, statement: F) -> Result<Option<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
+    {
+        if self.inner.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let inner = Arc::clone(&self.inner);
+        let deadline = Instant::now() + inner.connect_timeout;
+        let permit = inner.wait_for(&inner.permits, deadline).await?;
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            inner.run_statement_blocking(deadline, statement)
+        });
+        match task.await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, "a store statement's thread failed");
+                Err(StoreError::Unavailable(
+                    "the statement's thread failed".to_owned(),
+                ))
+            }
+        }
+    }
+}
+
 impl Inner {
+    fn run_statement_blocking<T, F>(
+        &self,
+        deadline: Instant,
+        mut statement: F,
+    ) -> Result<Option<T>, StoreError>
+    where
+        F: FnMut(&mut diesel::PgConnection) -> diesel::QueryResult<T>,
+    {
+        let mut conn = self.connection(deadline)?;
+        for attempt in 1..=MAX_ATTEMPTS {
+            if attempt > 1 {
+                std::thread::sleep(backoff(attempt - 1));
+            }
+            let connection::DbConnection::Pg(pg) = &mut *conn else {
+                return Ok(None);
+            };
+            let error = match statement(pg) {
+                Ok(value) => return Ok(Some(value)),
+                Err(e) => e,
+            };
+            match Failure::of(&error) {
+                Failure::Conflict(_) => {
+                    tracing::debug!(attempt, "statement conflicted; running it again");
+                }
+                Failure::Corrupt(message) => return Err(StoreError::Corrupt(message)),
+                Failure::Busy(message) | Failure::Unavailable(message) => {
+                    tracing::debug!(database = %self.url, error = %self.scrub(message), "a statement failed; taking the transaction's path");
+                    // A connection the server closed must not go back into the pool; any
+                    // other failure (a schema without the function) leaves it usable.
+                    if matches!(
+                        error,
+                        diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::ClosedConnection,
+                            _
+                        )
+                    ) {
+                        connection::discard(&mut conn);
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+        tracing::warn!(
+            attempts = MAX_ATTEMPTS,
+            "statement gave up after repeated conflicts"
+        );
+        Err(StoreError::Contention {
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
     /// A permit of `gate`, waiting at most until `deadline`.
     async fn wait_for(
         &self,
@@ -385,6 +471,13 @@ impl IdentityStore for Store {
         F: FnMut(&mut dyn StoreTx) -> Result<T, DomainError> + Send + 'static,
     {
         self.run(mode, move |tx: &mut Tx<'_>| work(tx))
+    }
+
+    fn login_at_once(
+        &self,
+        login: &LoginRequest,
+    ) -> impl Future<Output = Result<Option<LoginRecord>, DomainError>> + Send {
+        crate::login::login(self, login)
     }
 }
 

@@ -174,9 +174,13 @@ impl<'c> Tx<'c> {
     }
 
     fn seal_key(&self, token: &TokenHash, key: &SessionKey) -> Vec<u8> {
-        self.keyring
-            .seal_with_aad(key.expose_secret().as_bytes(), token.as_bytes())
+        seal_key(self.keyring, token, key)
     }
+}
+
+/// Seal a session_key, bound to its token hash (see [`open_key`]).
+pub(crate) fn seal_key(keyring: &Keyring, token: &TokenHash, key: &SessionKey) -> Vec<u8> {
+    keyring.seal_with_aad(key.expose_secret().as_bytes(), token.as_bytes())
 }
 
 /// Open a stored session_key; it is bound to its token hash, so a sealed key copied to another

@@ -68,7 +68,8 @@ impl WeChatClient {
         let http = reqwest::Client::builder()
             .user_agent(concat!("wxlink-wechat-client/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.timeout())
-            .timeout(config.timeout())
+            // No timeout per request: `execute` bounds the whole call, retries included, with
+            // one timer.
             .build()
             .map_err(|e| Error::InvalidConfig(format!("cannot build the http client: {e}")))?;
         Ok(Self {
@@ -82,8 +83,9 @@ impl WeChatClient {
     }
 
     /// Makes a call within the configured time budget, retrying as the endpoint allows, and
-    /// returns WeChat's JSON object once its errcode is 0 (or one the endpoint answers with).
-    pub(crate) async fn execute(&self, call: Call<'_>) -> Result<Value, Error> {
+    /// reads WeChat's JSON object into `T` once its errcode is 0 (or one the endpoint answers
+    /// with).
+    pub(crate) async fn execute<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, Error> {
         let deadline = Instant::now() + self.inner.config.timeout();
         let name = call.endpoint.name();
         let span = tracing::debug_span!("wechat", call = name, appid = call.appid.unwrap_or(""));
@@ -97,11 +99,11 @@ impl WeChatClient {
         }
     }
 
-    async fn execute_with_retries(
+    async fn execute_with_retries<T: DeserializeOwned>(
         &self,
         call: &Call<'_>,
         deadline: Instant,
-    ) -> Result<Value, Error> {
+    ) -> Result<T, Error> {
         let endpoint_url = self.endpoint(call.endpoint.path());
         let mut url = endpoint_url.clone();
         if !call.query.is_empty() {
@@ -110,7 +112,6 @@ impl WeChatClient {
                 pairs.append_pair(name, value);
             }
         }
-        let logged_url = redacted_url(&endpoint_url, &call.query);
         let body = call.body.as_ref().map(Value::to_string);
         let endpoint = call.endpoint;
 
@@ -119,12 +120,10 @@ impl WeChatClient {
         // Whether an earlier attempt may have reached WeChat (and spent a code).
         let mut reached_wechat = false;
         loop {
-            tracing::debug!(url = %logged_url, attempt, "calling wechat");
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let error = match self
-                .attempt(call, url.clone(), body.clone(), remaining)
-                .await
-            {
+            // The redacted URL is only built when debug logging is on (tracing evaluates an
+            // event's fields only when it is enabled).
+            tracing::debug!(url = %redacted_url(&endpoint_url, &call.query), attempt, "calling wechat");
+            let error = match self.attempt(call, url.clone(), body.clone()).await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
@@ -165,14 +164,13 @@ impl WeChatClient {
         }
     }
 
-    /// One HTTP exchange, limited to `remaining` from connecting to the end of the body.
-    async fn attempt(
+    /// One HTTP exchange, from connecting to the end of the body; the call's deadline bounds it.
+    async fn attempt<T: DeserializeOwned>(
         &self,
         call: &Call<'_>,
         url: Url,
         body: Option<String>,
-        remaining: Duration,
-    ) -> Result<Value, Error> {
+    ) -> Result<T, Error> {
         let request = match body {
             Some(body) => self
                 .inner
@@ -182,11 +180,7 @@ impl WeChatClient {
                 .body(body),
             None => self.inner.http.get(url),
         };
-        let response = request
-            .timeout(remaining)
-            .send()
-            .await
-            .map_err(transport_error)?;
+        let response = request.send().await.map_err(transport_error)?;
         let status = response.status().as_u16();
         let body = read_capped(response, MAX_BODY_BYTES).await?;
         interpret(status, &body, &call.secrets, call.endpoint)
@@ -238,35 +232,36 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<
 
 /// Reads WeChat's envelope: the body is JSON whatever the `Content-Type`, a missing `errcode`
 /// counts as 0, and a non-zero errcode is mapped by the endpoint even on a non-2xx status.
-fn interpret(
+fn interpret<T: DeserializeOwned>(
     status: u16,
     body: &[u8],
     secrets: &[&str],
     endpoint: Endpoint,
-) -> Result<Value, Error> {
+) -> Result<T, Error> {
     let success = (200..300).contains(&status);
     let http_error = || Error::Http {
         status,
         body: kept_body(body, secrets),
     };
-    let value: Value = match serde_json::from_slice(body) {
-        Ok(value) => value,
-        Err(_) if success => {
-            return Err(Error::NotJson {
-                status,
-                body: kept_body(body, secrets),
-            });
-        }
-        Err(_) => return Err(http_error()),
+    let envelope = match Envelope::read(body) {
+        Some(envelope) => envelope,
+        None => match serde_json::from_slice::<Value>(body) {
+            Err(_) if success => {
+                return Err(Error::NotJson {
+                    status,
+                    body: kept_body(body, secrets),
+                });
+            }
+            Err(_) => return Err(http_error()),
+            Ok(Value::Object(object)) => Envelope {
+                errcode: object.get("errcode").cloned(),
+                errmsg: object.get("errmsg").cloned(),
+            },
+            Ok(_) if success => return Err(unexpected("json that is not an object")),
+            Ok(_) => return Err(http_error()),
+        },
     };
-    let Some(object) = value.as_object() else {
-        return Err(if success {
-            unexpected("json that is not an object")
-        } else {
-            http_error()
-        });
-    };
-    let errcode = match object.get("errcode") {
+    let errcode = match &envelope.errcode {
         None | Some(Value::Null) => 0,
         Some(code) => match code.as_i64() {
             Some(code) => code,
@@ -275,8 +270,9 @@ fn interpret(
         },
     };
     if errcode != 0 && !endpoint.answers_with(errcode) {
-        let errmsg = object
-            .get("errmsg")
+        let errmsg = envelope
+            .errmsg
+            .as_ref()
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
@@ -286,12 +282,33 @@ fn interpret(
     if !success {
         return Err(http_error());
     }
-    Ok(value)
+    // Straight from the bytes into the call's raw shape: no `Value` tree in between.
+    serde_json::from_slice(body)
+        .map_err(|e| unexpected(&format!("json of an unexpected shape: {e}")))
 }
 
-/// Reads a successful answer into the call's raw shape.
-pub(crate) fn parse<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
-    T::deserialize(value).map_err(|e| unexpected(&format!("json of an unexpected shape: {e}")))
+/// The envelope of every answer: WeChat's `errcode` and `errmsg`, the rest skipped unread.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    errcode: Option<Value>,
+    #[serde(default)]
+    errmsg: Option<Value>,
+}
+
+impl Envelope {
+    /// The envelope of a JSON object; `None` for anything else, and for what a struct reads
+    /// differently from a map (a repeated key), which the caller then reads as a `Value`.
+    fn read(body: &[u8]) -> Option<Envelope> {
+        let object = body
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'{');
+        if !object {
+            return None;
+        }
+        serde_json::from_slice(body).ok()
+    }
 }
 
 pub(crate) fn unexpected(reason: &str) -> Error {
@@ -379,17 +396,37 @@ mod tests {
     #[test]
     fn missing_errcode_is_success() {
         let body = br#"{"openid":"o1","session_key":"k"}"#;
-        let value = interpret(200, body, &[], C2S).expect("a value");
+        let value = interpret::<Value>(200, body, &[], C2S).expect("a value");
         assert_eq!(value["openid"], "o1");
+    }
+
+    #[test]
+    fn answers_are_read_straight_into_their_shape_and_envelopes_as_before() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Shape {
+            openid: String,
+        }
+        let body = br#" {"openid":"o1","session_key":"k","errcode":0}"#;
+        let shape = interpret::<Shape>(200, body, &[], C2S).expect("a shape");
+        assert_eq!(shape.openid, "o1");
+        let error =
+            interpret::<Shape>(200, br#"{"session_key":"k"}"#, &[], C2S).expect_err("no openid");
+        assert!(matches!(error, Error::UnexpectedAnswer { .. }), "{error:?}");
+        // A repeated key is read as a JSON map reads it: the last one counts.
+        let body = br#"{"errcode":0,"errcode":40029,"errmsg":"invalid code"}"#;
+        let error = interpret::<Shape>(200, body, &[], C2S).expect_err("refused");
+        assert!(matches!(error, Error::InvalidCode), "{error:?}");
+        let error = interpret::<Shape>(200, b"not json", &[], C2S).expect_err("refused");
+        assert!(matches!(error, Error::NotJson { .. }), "{error:?}");
     }
 
     #[test]
     fn malformed_envelopes_are_unexpected() {
         for body in [&br#"[1,2]"#[..], br#"{"errcode":"x"}"#, br#"7"#] {
-            let error = interpret(200, body, &[], C2S).expect_err("refused");
+            let error = interpret::<Value>(200, body, &[], C2S).expect_err("refused");
             assert!(matches!(error, Error::UnexpectedAnswer { .. }), "{error:?}");
         }
-        let error = interpret(500, br#"[1]"#, &[], C2S).expect_err("refused");
+        let error = interpret::<Value>(500, br#"[1]"#, &[], C2S).expect_err("refused");
         assert!(
             matches!(error, Error::Http { status: 500, .. }),
             "{error:?}"
@@ -398,21 +435,21 @@ mod tests {
 
     #[test]
     fn non_2xx_with_errcode_maps_the_errcode() {
-        let error = interpret(500, br#"{"errcode":-1,"errmsg":"system error"}"#, &[], C2S)
+        let error = interpret::<Value>(500, br#"{"errcode":-1,"errmsg":"system error"}"#, &[], C2S)
             .expect_err("refused");
         assert!(matches!(error, Error::SystemBusy));
-        let error = interpret(200, br#"{"errcode":0,"errmsg":"ok"}"#, &[], C2S);
+        let error = interpret::<Value>(200, br#"{"errcode":0,"errmsg":"ok"}"#, &[], C2S);
         assert!(error.is_ok());
-        let error = interpret(503, br#"{"errcode":0,"errmsg":"ok"}"#, &[], C2S);
+        let error = interpret::<Value>(503, br#"{"errcode":0,"errmsg":"ok"}"#, &[], C2S);
         assert!(matches!(error, Err(Error::Http { status: 503, .. })));
     }
 
     #[test]
     fn checksession_answers_with_87009() {
         let body = br#"{"errcode":87009,"errmsg":"invalid signature"}"#;
-        let value = interpret(200, body, &[], Endpoint::CheckSession).expect("an answer");
+        let value = interpret::<Value>(200, body, &[], Endpoint::CheckSession).expect("an answer");
         assert_eq!(value["errcode"], 87009);
-        let error = interpret(200, body, &[], C2S).expect_err("an error elsewhere");
+        let error = interpret::<Value>(200, body, &[], C2S).expect_err("an error elsewhere");
         assert!(matches!(error, Error::Api { errcode: 87009, .. }));
     }
 

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::client::{Call, non_empty, parse, required};
+use crate::client::{Call, non_empty, required};
 use crate::endpoint::{Endpoint, INVALID_SIGNATURE};
 use crate::{AccessToken, AppSecret, Error, SessionKey, WeChatClient};
 
@@ -51,7 +51,7 @@ impl WeChatClient {
         secret: &AppSecret,
         js_code: &str,
     ) -> Result<Code2Session, Error> {
-        let value = self
+        let raw: RawCode2Session = self
             .execute(Call {
                 endpoint: Endpoint::Code2Session,
                 query: vec![
@@ -65,7 +65,6 @@ impl WeChatClient {
                 appid: Some(appid),
             })
             .await?;
-        let raw: RawCode2Session = parse(value)?;
         Ok(Code2Session {
             openid: required(raw.openid, "an openid")?,
             session_key: SessionKey::new(required(raw.session_key, "a session_key")?),
@@ -95,7 +94,7 @@ impl WeChatClient {
         session_key: &SessionKey,
     ) -> Result<bool, Error> {
         let signature = wxlink_crypto::check_session_signature(session_key.expose_secret());
-        let value = self
+        let value: serde_json::Value = self
             .execute(Call {
                 endpoint: Endpoint::CheckSession,
                 query: vec![

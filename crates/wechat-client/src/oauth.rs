@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::client::{Call, non_empty, parse, required, unexpected};
+use crate::client::{Call, non_empty, required, unexpected};
 use crate::endpoint::Endpoint;
 use crate::{AppSecret, Error, RefreshToken, UserAccessToken, WeChatClient};
 
@@ -108,7 +108,7 @@ impl WeChatClient {
         secret: &AppSecret,
         code: &str,
     ) -> Result<OAuthAccessToken, Error> {
-        let value = self
+        let raw: RawOAuthAccessToken = self
             .execute(Call {
                 endpoint: Endpoint::OAuthAccessToken,
                 query: vec![
@@ -122,7 +122,6 @@ impl WeChatClient {
                 appid: Some(appid),
             })
             .await?;
-        let raw: RawOAuthAccessToken = parse(value)?;
         Ok(OAuthAccessToken {
             access_token: UserAccessToken::new(required(raw.access_token, "an access_token")?),
             expires_in: raw
@@ -155,7 +154,7 @@ impl WeChatClient {
         access_token: &UserAccessToken,
         openid: &str,
     ) -> Result<SnsUserInfo, Error> {
-        let value = self
+        let mut info: SnsUserInfo = self
             .execute(Call {
                 endpoint: Endpoint::SnsUserInfo,
                 query: vec![
@@ -168,7 +167,6 @@ impl WeChatClient {
                 appid: None,
             })
             .await?;
-        let mut info: SnsUserInfo = parse(value)?;
         if info.openid.is_empty() {
             return Err(unexpected("errcode 0 without an openid"));
         }

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
-use crate::client::{Call, parse, unexpected};
+use crate::client::{Call, unexpected};
 use crate::endpoint::Endpoint;
 use crate::{AccessToken, Error, WeChatClient};
 
@@ -133,7 +133,7 @@ impl WeChatClient {
             Some(openid) => json!({ "code": code, "openid": openid }),
             None => json!({ "code": code }),
         };
-        let value = self
+        let raw: RawAnswer = self
             .execute(Call {
                 endpoint: Endpoint::PhoneNumber,
                 query: vec![("access_token", access_token.expose_secret())],
@@ -142,7 +142,6 @@ impl WeChatClient {
                 appid: None,
             })
             .await?;
-        let raw: RawAnswer = parse(value)?;
         let info = raw
             .phone_info
             .ok_or_else(|| unexpected("errcode 0 without phone_info"))?;

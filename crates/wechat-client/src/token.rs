@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::client::{Call, parse, required, unexpected};
+use crate::client::{Call, required, unexpected};
 use crate::endpoint::Endpoint;
 use crate::{AccessToken, AppSecret, Error, WeChatClient};
 
@@ -60,7 +60,7 @@ impl WeChatClient {
             "secret": secret.expose_secret(),
             "force_refresh": force_refresh,
         });
-        let value = self
+        let raw: RawStableToken = self
             .execute(Call {
                 endpoint: Endpoint::StableToken { force_refresh },
                 query: Vec::new(),
@@ -69,7 +69,6 @@ impl WeChatClient {
                 appid: Some(appid),
             })
             .await?;
-        let raw: RawStableToken = parse(value)?;
         Ok(StableToken {
             access_token: AccessToken::new(required(raw.access_token, "an access_token")?),
             expires_in: raw

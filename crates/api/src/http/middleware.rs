@@ -76,6 +76,23 @@ fn request_id_is_fit(value: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
+/// Generated request ids: random UUIDs (version 4) from the thread's CSPRNG, which the
+/// operating system seeds; tower-http's `MakeRequestUuid` asks the operating system for every
+/// id, a system call per request.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct MakeRequestId;
+
+impl tower_http::request_id::MakeRequestId for MakeRequestId {
+    fn make_request_id<B>(
+        &mut self,
+        _request: &axum::http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let value = HeaderValue::from_str(id.as_hyphenated().encode_lower(&mut [0; 36])).ok()?;
+        Some(tower_http::request_id::RequestId::new(value))
+    }
+}
+
 /// Removes a client's `x-request-id` unless it is fit, so that one is generated instead.
 pub(crate) async fn drop_unfit_request_id(
     mut request: Request,
@@ -172,6 +189,24 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
+
+    #[test]
+    fn generated_request_ids_are_distinct_random_uuids() {
+        use tower_http::request_id::MakeRequestId as _;
+        let request = Request::new(Body::empty());
+        let mut make = MakeRequestId;
+        let ids: std::collections::HashSet<String> = (0..64)
+            .map(|_| {
+                let id = make.make_request_id(&request).expect("an id");
+                let text = id.header_value().to_str().unwrap().to_owned();
+                let uuid = uuid::Uuid::parse_str(&text).expect("a UUID");
+                assert_eq!(uuid.get_version(), Some(uuid::Version::Random), "{text}");
+                assert_eq!(text.len(), 36, "{text}");
+                text
+            })
+            .collect();
+        assert_eq!(ids.len(), 64);
+    }
 
     /// axum's own extractors answer 415 for a wrong Content-Type and 422 for JSON of the wrong
     /// shape; under the one table both are `invalid_request`, which is 400.

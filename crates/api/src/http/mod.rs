@@ -75,7 +75,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
-            tower_http::request_id::MakeRequestUuid,
+            middleware::MakeRequestId,
         ))
         // Outermost: a client's id that is not a plain short token is replaced before it can
         // reach a log line, an error body or a response header.

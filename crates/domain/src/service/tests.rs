@@ -15,8 +15,8 @@ use crate::model::{
     Reservation, SpentBudget, User,
 };
 use crate::ports::{
-    ExpectedWatermark, MockClock, MockIdSource, MockStoreTx, MockUserDataOpener,
-    MockWeChatSessions, OpenedUserData, StoreTx, WeChatSession,
+    ExpectedWatermark, LoginRecord, LoginRequest, MockClock, MockIdSource, MockStoreTx,
+    MockUserDataOpener, MockWeChatSessions, OpenedUserData, StoreTx, WeChatSession,
 };
 use crate::secrets::SessionKey;
 
@@ -275,6 +275,120 @@ async fn login_without_unionid_creates_a_provisional_user() {
     assert_eq!(out.expires_in, TTL);
     assert_eq!(out.token.expose_secret(), TOKEN);
     assert_eq!(out.outcome, LoginOutcome::Provisional);
+}
+
+/// A store that decides every login at once (as the PostgreSQL adapter does), remembering
+/// what it was asked; any transaction would panic on the mock's missing expectations.
+struct DecidingStore {
+    tx: Mutex<MockStoreTx>,
+    asked: Mutex<Vec<LoginRequest>>,
+    decides: Option<LoginRecord>,
+}
+
+impl IdentityStore for DecidingStore {
+    fn transact<T, F>(
+        &self,
+        _mode: TxMode,
+        mut work: F,
+    ) -> impl Future<Output = Result<T, DomainError>> + Send
+    where
+        T: Send + 'static,
+        F: FnMut(&mut dyn StoreTx) -> Result<T, DomainError> + Send + 'static,
+    {
+        let mut tx = self.tx.lock().unwrap();
+        std::future::ready(work(&mut *tx))
+    }
+
+    fn login_at_once(
+        &self,
+        login: &LoginRequest,
+    ) -> impl Future<Output = Result<Option<LoginRecord>, DomainError>> + Send {
+        self.asked.lock().unwrap().push(login.clone());
+        std::future::ready(Ok(self.decides.clone()))
+    }
+}
+
+fn deciding_service(
+    store: DecidingStore,
+    unionid: Option<&str>,
+) -> Service<DecidingStore, MockWeChatSessions, MockUserDataOpener, MockClock, MockIdSource> {
+    let mut clock = MockClock::new();
+    clock.expect_now().return_const(NOW);
+    let mut ids = MockIdSource::new();
+    ids.expect_new_token()
+        .returning(|| SessionToken::new(TOKEN));
+    ids.expect_new_user_id().returning(|| uid("u-new"));
+    Service::new(
+        store,
+        wechat_answers("o1", "key-1", unionid),
+        no_opener(),
+        clock,
+        ids,
+        Policy {
+            session_ttl_secs: TTL,
+            ..Policy::default()
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_login_the_store_decides_at_once_runs_no_transaction_and_answers_its_decision() {
+    let decided = LoginRecord {
+        user_id: uid("u-owner"),
+        unionid_linked: true,
+        outcome: LoginOutcome::Linked,
+    };
+    let svc = deciding_service(
+        DecidingStore {
+            tx: Mutex::new(MockStoreTx::new()),
+            asked: Mutex::new(Vec::new()),
+            decides: Some(decided),
+        },
+        Some("un-1"),
+    );
+    let out = svc.login(app(), code("c1")).await.unwrap();
+    assert_eq!(
+        (out.user_id.clone(), out.unionid_linked, out.outcome),
+        (uid("u-owner"), true, LoginOutcome::Linked)
+    );
+    assert_eq!(out.token.expose_secret(), TOKEN);
+    assert_eq!(out.expires_in, TTL);
+    let asked = svc.store.asked.lock().unwrap();
+    let [login] = &asked[..] else {
+        panic!("asked {} times", asked.len())
+    };
+    assert_eq!(
+        (&login.appid, &login.openid, login.unionid.as_ref()),
+        (&app(), &oid("o1"), Some(&"un-1".parse().unwrap()))
+    );
+    assert_eq!(login.new_user_id, uid("u-new"));
+    assert_eq!(login.session_key, Some(SessionKey::new("key-1")));
+    assert_eq!(login.session.token_hash, token().hash());
+    assert_eq!(login.session.expires_at, NOW + TTL as i64);
+    assert!(login.session.has_session_key && !login.session.revoked);
+    assert_eq!(login.refresh_token, None);
+}
+
+#[tokio::test]
+async fn a_login_the_store_does_not_decide_runs_the_rules_in_a_transaction() {
+    let mut tx = MockStoreTx::new();
+    tx.expect_identity_owner()
+        .returning(|_, _| Ok(Some(uid("u-p"))));
+    expect_user(&mut tx, user("u-p", None, None));
+    expect_held(&mut tx, "u-p");
+    expect_session_for(&mut tx, "u-p", "o1");
+    let svc = deciding_service(
+        DecidingStore {
+            tx: Mutex::new(tx),
+            asked: Mutex::new(Vec::new()),
+            decides: None,
+        },
+        None,
+    );
+    let out = svc.login(app(), code("c1")).await.unwrap();
+    assert_eq!(out.user_id, uid("u-p"));
+    assert_eq!(out.outcome, LoginOutcome::Returning);
+    assert_eq!(svc.store.asked.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 13] = [
+const MIGRATIONS: [&str; 15] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
@@ -29,6 +29,8 @@ const MIGRATIONS: [&str; 13] = [
     "2026-12-07-000011_signed_access_tokens",
     "2026-12-07-100011_identity_vouchers",
     "2026-12-07-200012_console",
+    "2026-12-07-300012_login_in_one_statement",
+    "2026-12-07-300013_drop_unused_indexes",
 ];
 
 /// Run `work` in a write transaction and unwrap.

@@ -551,3 +551,96 @@ pub async fn a_phone_number_attached_during_a_merge_is_kept(db: &TestDb) {
         );
     }
 }
+
+/// Each kind of login, as the user sees it: provisional, new owner, linked to the owner,
+/// learning a unionid, returning, merged, a unionid conflict. On PostgreSQL a login is one
+/// statement (`wxlink_login`); the same logins again on a schema without it (a node whose
+/// database was not migrated) take the rules' transaction and land the same way.
+pub async fn every_kind_of_login_lands_by_the_rules(db: &TestDb) {
+    let store = db.store().await;
+    let wechat = FakeWeChat::default();
+    let service = service(&store, &wechat);
+    logins_of_every_kind(&service, &wechat, "one").await;
+    if db.pg_name().is_some() {
+        db.raw_execute("DROP FUNCTION wxlink_login").unwrap();
+        logins_of_every_kind(&service, &wechat, "two").await;
+    }
+}
+
+async fn logins_of_every_kind(service: &TestService, wechat: &FakeWeChat, round: &str) {
+    use wxlink_domain::LoginOutcome;
+    let (a, b) = (app(1), app(2));
+    let login = |app: &AppId, code_: &str| service.login(app.clone(), code(code_));
+    let oid = |name: &str| format!("{round}-{name}");
+    let union = oid("union");
+    let other_union = oid("other-union");
+
+    wechat.will_answer(&a, &oid("c1"), &oid("open-a"), "k", None);
+    let provisional = login(&a, &oid("c1")).await.unwrap();
+    assert_eq!(
+        (provisional.outcome, provisional.unionid_linked),
+        (LoginOutcome::Provisional, false)
+    );
+
+    wechat.will_answer(&a, &oid("c2"), &oid("open-a"), "k", None);
+    let again = login(&a, &oid("c2")).await.unwrap();
+    assert_eq!(again.outcome, LoginOutcome::Returning);
+    assert_eq!(again.user_id, provisional.user_id);
+
+    wechat.will_answer(&a, &oid("c3"), &oid("open-a"), "k", Some(&union));
+    let learned = login(&a, &oid("c3")).await.unwrap();
+    assert_eq!(
+        (learned.outcome, learned.unionid_linked),
+        (LoginOutcome::Linked, true)
+    );
+    assert_eq!(learned.user_id, provisional.user_id);
+
+    wechat.will_answer(&b, &oid("c4"), &oid("open-b"), "k", Some(&union));
+    let linked = login(&b, &oid("c4")).await.unwrap();
+    assert_eq!(
+        (linked.outcome, linked.unionid_linked),
+        (LoginOutcome::Linked, true)
+    );
+    assert_eq!(linked.user_id, provisional.user_id);
+
+    wechat.will_answer(&b, &oid("c5"), &oid("open-b"), "k", Some(&union));
+    let returning = login(&b, &oid("c5")).await.unwrap();
+    assert_eq!(
+        (returning.outcome, returning.unionid_linked),
+        (LoginOutcome::Returning, true)
+    );
+
+    wechat.will_answer(&a, &oid("c6"), &oid("open-c"), "k", Some(&other_union));
+    let owner = login(&a, &oid("c6")).await.unwrap();
+    assert_eq!(owner.outcome, LoginOutcome::NewUser);
+    assert_ne!(owner.user_id, provisional.user_id);
+
+    wechat.will_answer(&b, &oid("c7"), &oid("open-d"), "k", None);
+    let other = login(&b, &oid("c7")).await.unwrap();
+    wechat.will_answer(&b, &oid("c8"), &oid("open-d"), "k", Some(&other_union));
+    let merged = login(&b, &oid("c8")).await.unwrap();
+    assert_eq!(merged.outcome, LoginOutcome::Merged);
+    assert_eq!(merged.user_id, owner.user_id);
+    let me = service.current_user(&other.token).await.unwrap();
+    assert_eq!(
+        me.user_id, owner.user_id,
+        "the merged user's token acts as the owner"
+    );
+
+    wechat.will_answer(&a, &oid("c9"), &oid("open-a"), "k", Some(&other_union));
+    let conflict = login(&a, &oid("c9")).await;
+    assert!(
+        matches!(conflict, Err(DomainError::UnionidConflict)),
+        "{conflict:?}"
+    );
+
+    let me = service.current_user(&returning.token).await.unwrap();
+    assert_eq!(me.user_id, provisional.user_id);
+    assert_eq!(
+        me.identities,
+        vec![
+            (a.clone(), openid(&oid("open-a"))),
+            (b.clone(), openid(&oid("open-b")))
+        ]
+    );
+}

@@ -80,6 +80,7 @@ on_both_backends!(
     console::failed_sign_ins_are_counted_across_nodes,
     flows::logins_without_a_session_key_are_stored_without_one,
     flows::a_phone_number_attached_during_a_merge_is_kept,
+    flows::every_kind_of_login_lands_by_the_rules,
     lifecycle::a_tombstone_keeps_the_id_and_erases_the_person,
     lifecycle::support_repairs_move_unionids_merges_and_identities,
     lifecycle::identities_vouch_and_a_split_moves_them_with_sessions_and_phone,

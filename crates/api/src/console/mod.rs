@@ -346,6 +346,12 @@ impl Signed {
     }
 
     /// The form's CSRF token must be this session's (compared in constant time).
+    /// The gate of every repair: the operator may write, and the form is the console's own.
+    fn may_repair(&self, state: &ConsoleState, csrf: &str) -> Result<(), Refusal> {
+        self.require(state, SUPPORT_WRITE)
+            .and_then(|()| self.check_csrf(state, csrf))
+    }
+
     fn check_csrf(&self, state: &ConsoleState, token: &str) -> Result<(), Refusal> {
         use subtle::ConstantTimeEq as _;
         if bool::from(self.csrf.as_bytes().ct_eq(token.as_bytes())) {
@@ -1253,10 +1259,7 @@ async fn merge(
     signed: Signed,
     axum::Form(form): axum::Form<MergeForm>,
 ) -> Response {
-    if let Err(refused) = signed
-        .require(&state, SUPPORT_WRITE)
-        .and_then(|()| signed.check_csrf(&state, &form.csrf))
-    {
+    if let Err(refused) = signed.may_repair(&state, &form.csrf) {
         return *refused;
     }
     if form.confirm.trim() != form.into.trim() {
@@ -1414,8 +1417,7 @@ async fn unlink(
     axum::Form(form): axum::Form<IdentityForm>,
 ) -> Response {
     let checked = signed
-        .require(&state, SUPPORT_WRITE)
-        .and_then(|()| signed.check_csrf(&state, &form.csrf))
+        .may_repair(&state, &form.csrf)
         .and_then(|()| parse_user(&state, &signed, &id))
         .and_then(|id| parse_identity(&state, &signed, &form.appid, &form.openid).map(|i| (id, i)));
     let (id, (appid, openid)) = match checked {
@@ -1472,8 +1474,7 @@ async fn revoke_sessions(
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
     let checked = signed
-        .require(&state, SUPPORT_WRITE)
-        .and_then(|()| signed.check_csrf(&state, &form.csrf))
+        .may_repair(&state, &form.csrf)
         .and_then(|()| parse_user(&state, &signed, &id));
     let id = match checked {
         Ok(id) => id,
@@ -1533,8 +1534,7 @@ async fn cancel_account(
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
     let checked = signed
-        .require(&state, SUPPORT_WRITE)
-        .and_then(|()| signed.check_csrf(&state, &form.csrf))
+        .may_repair(&state, &form.csrf)
         .and_then(|()| parse_user(&state, &signed, &id));
     let id = match checked {
         Ok(id) => id,
@@ -1719,8 +1719,7 @@ async fn split(
 ) -> Response {
     let form = SplitForm::of(pairs);
     let checked = signed
-        .require(&state, SUPPORT_WRITE)
-        .and_then(|()| signed.check_csrf(&state, &form.csrf))
+        .may_repair(&state, &form.csrf)
         .and_then(|()| parse_user(&state, &signed, &id))
         .and_then(|id| form.parse(&state, &signed).map(|parsed| (id, parsed)));
     let (id, (identities, into)) = match checked {

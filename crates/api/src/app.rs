@@ -55,11 +55,11 @@ pub enum StartError {
 
 /// Open the configured database with this node's keyring, refusing keys that cannot open what
 /// the database holds (rather than failing request by request). With [`KeyCheck::Record`] this
-/// node's current key is recorded for the others (as seen now, by the system clock: this is
-/// the operator's commands' way in; a serving node records by its own clock); a key file made
-/// for this start is put in place before that (a database must never record a key that no file
-/// holds) and removed again when the database refuses it, so a refused node leaves no key file
-/// behind.
+/// node's current key is recorded for the others, at the system clock's time (the operator's
+/// commands open the store here; an [`Application`] records at its own clock's time); a key
+/// file made for this start is put in place before that (a database must never record a key
+/// that no file holds) and removed again when the database refuses it, so a refused node leaves
+/// no key file behind.
 ///
 /// # Errors
 /// [`StartError::Keyring`] for keys the database refuses; the database's and the key file's

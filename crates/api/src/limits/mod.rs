@@ -37,6 +37,8 @@ pub struct RateLimits {
     per_app: Option<DefaultKeyedRateLimiter<AppId>>,
     exempt_loopback: bool,
     trusted_proxies: Vec<IpNet>,
+    /// The per-node limiters' own monotonic clock: they refill by the nanosecond, which the
+    /// service's clock (whole seconds) cannot time.
     clock: DefaultClock,
     /// Hits per 60 s across the cluster: burst + per-minute rate, per IP and per app.
     caps: (u64, u64),

@@ -514,14 +514,15 @@ async fn an_address_that_keeps_failing_is_locked_for_every_operator(backend: Bac
         .sign_in("vic", &credentials.one_time_password, "")
         .await;
     assert_eq!(signed.status, 303, "{}", signed.body);
-    // The address's lock lasts an hour from its last failure: a minute before, still locked.
+    // The address's lock lasts an hour from its last failure: five minutes before, still
+    // locked.
     let hour = u64::try_from(operators::ADDRESS_LOCK_SECS).expect("positive");
-    app.advance_clock(Duration::from_secs(hour - 60));
+    app.advance_clock(Duration::from_secs(hour - 300));
     let early = attacker
         .sign_in("vic", &credentials.one_time_password, "")
         .await;
     assert_eq!(early.status, 429, "{}", early.body);
-    app.advance_clock(Duration::from_secs(60));
+    app.advance_clock(Duration::from_secs(300));
     let later = attacker
         .sign_in("vic", &credentials.one_time_password, "")
         .await;
@@ -534,7 +535,7 @@ async fn an_idle_session_ends_and_a_busy_one_ends_at_its_limit(backend: Backend)
     let app = TestApp::spawn(
         backend,
         Options::default()
-            .extra_toml("[console]\nidle_timeout_secs = 600\nmax_session_secs = 1800\n"),
+            .extra_toml("[console]\nidle_timeout_secs = 900\nmax_session_secs = 2100\n"),
     )
     .await;
     let browser = signed_in(&app, "ida").await;
@@ -546,16 +547,16 @@ async fn an_idle_session_ends_and_a_busy_one_ends_at_its_limit(backend: Backend)
             browser.get("/search").await
         }
     };
-    // A request every nine minutes keeps the session: 27 minutes after sign-in it still works…
+    // A request every ten minutes keeps the session: 30 minutes after sign-in it still works…
     for _ in 0..3 {
-        let page = page_after(540).await;
+        let page = page_after(600).await;
         assert_eq!(page.status, 200, "a busy session: {}", page.body);
     }
-    // … and at 36 minutes, past `max_session_secs`, it has ended, busy or not.
-    let ended = page_after(540).await;
+    // … and at 40 minutes, past `max_session_secs` (35), it has ended, busy or not.
+    let ended = page_after(600).await;
     assert_eq!((ended.status, ended.location()), (303, "/sign-in"));
 
-    // A new session left alone for nine minutes still works; left alone for eleven, it has ended.
+    // A new session left alone for ten minutes still works; left alone for 20, it has ended.
     let signed = browser.sign_in("ida", NEW_PASSWORD, "").await;
     assert_eq!(
         (signed.status, signed.location()),
@@ -563,8 +564,8 @@ async fn an_idle_session_ends_and_a_busy_one_ends_at_its_limit(backend: Backend)
         "{}",
         signed.body
     );
-    assert_eq!(page_after(540).await.status, 200);
-    let idle = page_after(660).await;
+    assert_eq!(page_after(600).await.status, 200);
+    let idle = page_after(1200).await;
     assert_eq!((idle.status, idle.location()), (303, "/sign-in"));
 }
 

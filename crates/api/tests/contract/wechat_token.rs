@@ -18,11 +18,11 @@ async fn wechats_access_token_is_renewed_in_its_last_minutes_and_not_before(back
         app.sim.stable_token_calls_for(APP_B)
     };
     assert_eq!(phone().await, 1, "the first call fetches a token");
-    // Six minutes before the token's end, it is still used.
-    app.advance_clock(Duration::from_secs(7200 - 360));
-    assert_eq!(phone().await, 1, "a token with six minutes left is kept");
+    // Ten minutes before the token's end, it is still used.
+    app.advance_clock(Duration::from_secs(7200 - 600));
+    assert_eq!(phone().await, 1, "a token with ten minutes left is kept");
     // In its last five minutes it is renewed, once.
-    app.advance_clock(Duration::from_secs(120));
+    app.advance_clock(Duration::from_secs(360));
     assert_eq!(phone().await, 2, "renewed in the last five minutes");
     assert_eq!(phone().await, 2, "renewed once");
     // Two hours on, the renewed one has run out too.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
-use wxlink_domain::{DecryptBudget, Policy, Service};
+use wxlink_domain::{Clock, DecryptBudget, IdSource, Policy, Service, UnixTime};
 use wxlink_persistence::{DatabaseTarget, Store, StoreConfig};
 use wxlink_wechat_client::{AppSecret, WeChatClient};
 
@@ -55,9 +55,11 @@ pub enum StartError {
 
 /// Open the configured database with this node's keyring, refusing keys that cannot open what
 /// the database holds (rather than failing request by request). With [`KeyCheck::Record`] this
-/// node's current key is recorded for the others; a key file made for this start is put in
-/// place before that (a database must never record a key that no file holds) and removed again
-/// when the database refuses it, so a refused node leaves no key file behind.
+/// node's current key is recorded for the others, at the system clock's time (the operator's
+/// commands open the store here; an [`Application`] records at its own clock's time); a key
+/// file made for this start is put in place before that (a database must never record a key
+/// that no file holds) and removed again when the database refuses it, so a refused node leaves
+/// no key file behind.
 ///
 /// # Errors
 /// [`StartError::Keyring`] for keys the database refuses; the database's and the key file's
@@ -68,7 +70,17 @@ pub async fn open_store(
     key_file: &Path,
     pool: StorePool,
 ) -> Result<Store, StartError> {
-    use wxlink_domain::Clock as _;
+    open_store_at(database, data_keys, key_file, pool, SystemClock.now()).await
+}
+
+/// [`open_store`], recording the key as seen at `now`.
+async fn open_store_at(
+    database: DatabaseTarget,
+    data_keys: DataKeys,
+    key_file: &Path,
+    pool: StorePool,
+    now: UnixTime,
+) -> Result<Store, StartError> {
     let (keyring, new_key_file) = data_keys.keyring(key_file)?;
     if new_key_file.is_some() && pool.key_check == KeyCheck::Verify {
         return Err(StartError::Keyring(format!(
@@ -85,7 +97,7 @@ pub async fn open_store(
     .await?;
     let kept = new_key_file.map(NewKeyFile::keep).transpose()?;
     let checked = match pool.key_check {
-        KeyCheck::Record => store.check_keyring(SystemClock.now()).await,
+        KeyCheck::Record => store.check_keyring(now).await,
         KeyCheck::Verify => store.verify_keyring().await,
     };
     let refused = match checked {
@@ -156,10 +168,64 @@ pub struct Application {
     console_connections: ConnectionCap,
 }
 
-impl Application {
+/// What an [`Application`] is built from: its settings, and the time and ids it uses (the
+/// system's, unless a test brings a clock it moves).
+#[derive(Debug)]
+pub struct ApplicationBuilder {
+    settings: Settings,
+    key_file: PathBuf,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+}
+
+impl ApplicationBuilder {
+    /// The clock every part of the service reads: use cases, sessions, tokens, leases, the
+    /// console. Tokio's timers that schedule background jobs stay on tokio's time.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Where new tokens and user ids come from.
+    #[must_use]
+    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
+    }
+
     /// Validate settings, open (and migrate) the database, bind the listener.
-    /// `key_file` is where the data key lives when the settings carry none.
+    ///
+    /// # Errors
+    /// [`StartError`]: what keeps the service from starting.
+    pub async fn build(self) -> Result<Application, StartError> {
+        Application::assemble(self.settings, self.key_file, self.clock, self.ids).await
+    }
+}
+
+impl Application {
+    /// Validate settings, open (and migrate) the database, bind the listener, with the system's
+    /// clock and ids. `key_file` is where the data key lives when the settings carry none.
     pub async fn build(settings: Settings, key_file: PathBuf) -> Result<Self, StartError> {
+        Self::builder(settings, key_file).build().await
+    }
+
+    /// An application with the system's clock and ids until told otherwise.
+    pub fn builder(settings: Settings, key_file: PathBuf) -> ApplicationBuilder {
+        ApplicationBuilder {
+            settings,
+            key_file,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+        }
+    }
+
+    async fn assemble(
+        settings: Settings,
+        key_file: PathBuf,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+    ) -> Result<Self, StartError> {
         let valid = settings.validate()?;
         let apps = &valid.apps;
         // Install the recorder before anything records.
@@ -174,7 +240,7 @@ impl Application {
                  (token, scopes) instead"
             );
         }
-        let store = open_store(
+        let store = open_store_at(
             valid.database,
             valid.data_keys,
             &key_file,
@@ -183,6 +249,7 @@ impl Application {
                 migrate_on_start: settings.database.migrate_on_start,
                 key_check: KeyCheck::Record,
             },
+            clock.now(),
         )
         .await?;
 
@@ -204,6 +271,7 @@ impl Application {
             store.clone(),
             apps.iter().map(|a| (a.appid.clone(), secret(a))).collect(),
             node.clone(),
+            Arc::clone(&clock),
         );
         let policy = Policy {
             session_ttl_secs: valid.session_ttl.as_secs(),
@@ -219,23 +287,23 @@ impl Application {
         let mut limits = RateLimits::new(&settings.rate_limit);
         if store.backend() == wxlink_persistence::Backend::Postgres {
             // Several nodes may share this database: count across them.
-            limits = limits.shared_through(store.clone());
+            limits = limits.shared_through(store.clone(), Arc::clone(&clock));
         }
         let limits = Arc::new(limits);
         let mut service = Service::new(
             store.clone(),
             WeChatAdapter::new(client, credentials, tokens, Arc::clone(&limits)),
             CryptoOpener,
-            SystemClock,
-            RandomIds,
+            Arc::clone(&clock),
+            Arc::clone(&ids),
             policy,
         );
-        let mut accounts = wxlink_domain::Accounts::new(store.clone(), SystemClock, RandomIds);
+        let mut accounts =
+            wxlink_domain::Accounts::new(store.clone(), Arc::clone(&clock), Arc::clone(&ids));
         let signed = match settings.tokens.format {
             TokenFormat::Opaque => None,
             TokenFormat::Jwt => {
-                use wxlink_domain::Clock as _;
-                let jwt = JwtTokens::load(store.clone(), &settings.tokens, SystemClock.now())
+                let jwt = JwtTokens::load(store.clone(), &settings.tokens, clock.now())
                     .await
                     .map_err(|e| StartError::SigningKeys(e.to_string()))?;
                 service = service.with_access_tokens(jwt.signer());
@@ -255,6 +323,7 @@ impl Application {
             clients: crate::http::clients::Clients::new(&valid.clients),
             issuer: valid.issuer,
             metrics_apart: settings.metrics.bind.is_some(),
+            clock: Arc::clone(&clock),
         });
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -264,10 +333,11 @@ impl Application {
         let listener = bind(settings.server.bind).await?;
         let console = crate::console::router(Arc::new(crate::console::ConsoleState::new(
             store.clone(),
-            wxlink_domain::Accounts::new(store.clone(), SystemClock, RandomIds),
+            wxlink_domain::Accounts::new(store.clone(), Arc::clone(&clock), ids),
             state.apps.clone(),
             Arc::clone(&state.limits),
             &settings.console,
+            Arc::clone(&clock),
         )));
         let console_listener = match settings.console.bind {
             Some(addr) => Some(bind(addr).await?),
@@ -324,6 +394,11 @@ impl Application {
         &self.state.store
     }
 
+    /// The clock the service reads, for what those tools record.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.state.clock
+    }
+
     /// The support console's address, when `[console] bind` is set.
     pub fn console_addr(&self) -> Option<std::io::Result<SocketAddr>> {
         self.console_listener.as_ref().map(TcpListener::local_addr)
@@ -357,7 +432,10 @@ impl Application {
             }));
         }
         if let Some(tokens) = &self.state.tokens {
-            background.push(tokio::spawn(crate::jobs::signing_keys(Arc::clone(tokens))));
+            background.push(tokio::spawn(crate::jobs::signing_keys(
+                Arc::clone(tokens),
+                Arc::clone(&self.state.clock),
+            )));
         }
         for (name, hook) in self.webhooks {
             background.push(tokio::spawn(crate::jobs::webhooks::deliver(
@@ -365,6 +443,7 @@ impl Application {
                 name,
                 hook,
                 self.node.clone(),
+                Arc::clone(&self.state.clock),
             )));
         }
         // One signal stops both listeners.

@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use wxlink_domain::{Accounts, ActorName, AppId, DomainError, OpenId, UserId};
 use wxlink_persistence::{PersistenceError, Store};
@@ -299,7 +300,8 @@ pub async fn run_user(
     if let Some(what) = action.destructive().filter(|_| !options.yes) {
         confirm(&what)?;
     }
-    let accounts: WxlinkAccounts = Accounts::new(store.clone(), SystemClock, RandomIds);
+    let accounts: WxlinkAccounts =
+        Accounts::new(store.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
     let output = execute(&store, &accounts, action, actor).await?;
     if options.json {
         println!("{}", output.json);

@@ -27,5 +27,5 @@ mod state;
 pub mod tokens;
 mod wechat;
 
-pub use app::{Application, KeyCheck, StartError, StorePool, open_store};
+pub use app::{Application, ApplicationBuilder, KeyCheck, StartError, StorePool, open_store};
 pub use http::error::ApiError;

@@ -95,9 +95,8 @@ pub const DEMO_OPERATOR: &str = "demo";
 /// sandbox's database outlives a run); returns that password.
 async fn demo_operator(app: &Application) -> Result<secrecy::zeroize::Zeroizing<String>, String> {
     use crate::console::operators;
-    use wxlink_domain::Clock as _;
     let store = app.store();
-    let now = crate::adapters::SystemClock.now();
+    let now = app.clock().now();
     let added =
         operators::add_operator(store, DEMO_OPERATOR, &operators::all_scopes(), false, now).await;
     match added {

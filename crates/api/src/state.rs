@@ -4,20 +4,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wxlink_domain::{Accounts, AppId, AppKind, Service};
+use wxlink_domain::{Accounts, AppId, AppKind, Clock, Service};
 use wxlink_persistence::Store;
 
-use crate::adapters::{CryptoOpener, RandomIds, SystemClock};
+use crate::adapters::CryptoOpener;
 use crate::http::clients::Clients;
 use crate::limits::RateLimits;
 use crate::wechat::WeChatAdapter;
 
 /// The use cases wired to their production adapters.
-pub type WxlinkService = Service<Store, WeChatAdapter, CryptoOpener, SystemClock, RandomIds>;
+pub type WxlinkService = Service<Store, WeChatAdapter, CryptoOpener>;
 
 /// The account life-cycle use cases (no WeChat needed): the HTTP API and the command line share
 /// them.
-pub type WxlinkAccounts = Accounts<Store, SystemClock, RandomIds>;
+pub type WxlinkAccounts = Accounts<Store>;
 
 /// Shared state of the HTTP layer.
 #[derive(Debug)]
@@ -45,4 +45,6 @@ pub struct AppState {
     pub metrics_apart: bool,
     /// With `[tokens] format = "jwt"`: the signing keys.
     pub tokens: Option<Arc<crate::tokens::JwtTokens>>,
+    /// The time every part of the service reads (the use cases hold the same clock).
+    pub clock: Arc<dyn Clock>,
 }

@@ -69,16 +69,16 @@ pub struct Split {
 
 /// The account life-cycle use cases over a store, a clock and a source of ids. Cheap to share.
 #[derive(Debug, Clone)]
-pub struct Accounts<S, C, I> {
-    store: S,
-    clock: C,
-    ids: I,
+pub struct Accounts<Store> {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
     signer: Signer,
 }
 
-impl<S: IdentityStore, C: Clock, I: IdSource> Accounts<S, C, I> {
+impl<Store: IdentityStore> Accounts<Store> {
     /// Wire the use cases to their ports.
-    pub fn new(store: S, clock: C, ids: I) -> Self {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>) -> Self {
         Self {
             store,
             clock,

@@ -399,16 +399,17 @@ pub trait UserDataOpener: Send + Sync + 'static {
     ) -> Result<OpenedUserData, UserDataError>;
 }
 
-/// The time.
+/// The time. The use cases hold it as an `Arc<dyn Clock>`, so a test moves the time the whole
+/// service reads.
 #[cfg_attr(test, mockall::automock)]
-pub trait Clock: Send + Sync + 'static {
+pub trait Clock: std::fmt::Debug + Send + Sync + 'static {
     /// Seconds since the Unix epoch.
     fn now(&self) -> UnixTime;
 }
 
-/// Fresh random tokens and user ids.
+/// Fresh random tokens and user ids; held as an `Arc<dyn IdSource>`, as the clock.
 #[cfg_attr(test, mockall::automock)]
-pub trait IdSource: Send + Sync + 'static {
+pub trait IdSource: std::fmt::Debug + Send + Sync + 'static {
     /// A new bearer token (at least 32 random bytes, URL-safe).
     fn new_token(&self) -> SessionToken;
     /// A new user id.

@@ -111,26 +111,31 @@ pub struct CurrentUser {
 
 /// The use cases over the ports. Cheap to share: hold it in an `Arc`.
 #[derive(Debug)]
-pub struct Service<S, W, D, C, I> {
-    store: S,
-    wechat: W,
-    opener: D,
-    clock: C,
-    ids: I,
+pub struct Service<Store, WeChat, Opener> {
+    store: Store,
+    wechat: WeChat,
+    opener: Opener,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
     policy: Policy,
     signer: Signer,
 }
 
-impl<S, W, D, C, I> Service<S, W, D, C, I>
+impl<Store, WeChat, Opener> Service<Store, WeChat, Opener>
 where
-    S: IdentityStore,
-    W: WeChatSessions,
-    D: UserDataOpener,
-    C: Clock,
-    I: IdSource,
+    Store: IdentityStore,
+    WeChat: WeChatSessions,
+    Opener: UserDataOpener,
 {
     /// Wire the use cases to their ports.
-    pub fn new(store: S, wechat: W, opener: D, clock: C, ids: I, policy: Policy) -> Self {
+    pub fn new(
+        store: Store,
+        wechat: WeChat,
+        opener: Opener,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+        policy: Policy,
+    ) -> Self {
         Self {
             store,
             wechat,

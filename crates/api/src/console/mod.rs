@@ -23,12 +23,11 @@ use rand::Rng as _;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use wxlink_domain::{
-    ActorName, AppId, AppKind, Clock as _, DomainError, Event, OpenId, PhoneMerge, PhoneNumber,
-    UnionId, UnixTime, UserId,
+    ActorName, AppId, AppKind, Clock, DomainError, Event, OpenId, PhoneMerge, PhoneNumber, UnionId,
+    UnixTime, UserId,
 };
 use wxlink_persistence::{ConsoleUser, Operator, Store, UserRecord};
 
-use crate::adapters::SystemClock;
 use crate::http::error::ApiError;
 use crate::limits::{ClientAddr, RateLimits, limit_key};
 use crate::state::WxlinkAccounts;
@@ -62,17 +61,20 @@ pub struct ConsoleState {
     max_session_secs: i64,
     sign_in: operators::SignInPolicy,
     templates: Templates,
+    /// The time sessions idle, expire and sign-ins are counted by.
+    clock: Arc<dyn Clock>,
 }
 
 impl ConsoleState {
-    /// Wire the console to the store, the use cases, the configured apps and the service's
-    /// rate limits (for the client address behind trusted proxies).
+    /// Wire the console to the store, the use cases, the configured apps, the service's rate
+    /// limits (for the client address behind trusted proxies) and its clock.
     pub fn new(
         store: Store,
         accounts: WxlinkAccounts,
         apps: HashMap<AppId, AppKind>,
         limits: Arc<RateLimits>,
         settings: &crate::config::ConsoleSettings,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
@@ -83,6 +85,7 @@ impl ConsoleState {
             max_session_secs: i64::try_from(settings.max_session_secs).unwrap_or(i64::MAX),
             sign_in: operators::SignInPolicy::of(settings),
             templates: Templates::new(),
+            clock,
         }
     }
 }
@@ -421,7 +424,7 @@ impl FromRequestParts<Arc<ConsoleState>> for Signed {
             return Err(to_sign_in());
         };
         let hash = token_hash(&token);
-        let now = SystemClock.now();
+        let now = state.clock.now();
         let operator = state
             .store
             .operator_session(
@@ -512,7 +515,7 @@ async fn sign_in(
     axum::Form(form): axum::Form<SignInForm>,
 ) -> Response {
     let lang = Lang::of(&headers);
-    let now = SystemClock.now();
+    let now = state.clock.now();
     let refuse = |status: StatusCode, text: &str, retry_after: Option<u64>| {
         let mut page = render(
             &state,
@@ -723,7 +726,7 @@ async fn change_password(
     };
     match state
         .store
-        .set_operator_password(&signed.operator.name, hashed, false, SystemClock.now())
+        .set_operator_password(&signed.operator.name, hashed, false, state.clock.now())
         .await
     {
         Ok(_) => Redirect::to("/search?done=password").into_response(),
@@ -961,7 +964,7 @@ async fn load_user(
     signed: &Signed,
     id: &UserId,
 ) -> Result<ConsoleUser, Refusal> {
-    match state.store.console_user(id, SystemClock.now()).await {
+    match state.store.console_user(id, state.clock.now()).await {
         Ok(Some(user)) => Ok(user),
         Ok(None) => Err(Box::new(message(
             state,

@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use wxlink_domain::{Clock as _, SessionToken};
+use wxlink_domain::SessionToken;
 
 use super::error::ApiError;
 use super::handlers::JsonBody;
 use super::wire::{ErrorBody, Jwk, Jwks, OpenIdConfiguration, RefreshRequest, RefreshResponse};
-use crate::adapters::SystemClock;
 use crate::state::AppState;
 use crate::tokens::JwtTokens;
 
@@ -97,7 +96,7 @@ pub(crate) async fn refresh(
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Result<Json<Jwks>, ApiError> {
     let tokens = signed(&state)?;
-    let keys = tokens.published_keys(SystemClock.now()).await?;
+    let keys = tokens.published_keys(state.clock.now()).await?;
     let keys = keys
         .into_iter()
         .filter_map(|jwk| serde_json::from_value::<Jwk>(jwk).ok())

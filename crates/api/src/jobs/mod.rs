@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::adapters::SystemClock;
+use wxlink_domain::Clock;
+
 use crate::state::AppState;
 
 pub(crate) mod webhooks;
@@ -31,8 +32,7 @@ pub(crate) async fn housekeeping(state: Arc<AppState>, purge_every: Duration) {
         state.limits.purge().await;
         if now >= next_purge {
             next_purge = now + purge_every;
-            let unix_now = wxlink_domain::Clock::now(&SystemClock);
-            if let Err(error) = state.store.purge_expired_sessions(unix_now).await {
+            if let Err(error) = state.store.purge_expired_sessions(state.clock.now()).await {
                 tracing::warn!(%error, "purging expired sessions failed; will retry");
             }
         }
@@ -43,13 +43,12 @@ pub(crate) async fn housekeeping(state: Arc<AppState>, purge_every: Duration) {
 /// [`JwtTokens::reload_interval`](crate::tokens::JwtTokens::reload_interval): often enough
 /// that a key another node added is known here before it signs. Failures are logged and
 /// retried at the next tick.
-pub(crate) async fn signing_keys(tokens: Arc<crate::tokens::JwtTokens>) {
+pub(crate) async fn signing_keys(tokens: Arc<crate::tokens::JwtTokens>, clock: Arc<dyn Clock>) {
     let mut ticks = tokio::time::interval(tokens.reload_interval());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let now = wxlink_domain::Clock::now(&SystemClock);
-        if let Err(error) = tokens.rotate_if_due(now).await {
+        if let Err(error) = tokens.rotate_if_due(clock.now()).await {
             tracing::warn!(%error, "reading or rotating the JWT signing keys failed; will retry");
         }
     }

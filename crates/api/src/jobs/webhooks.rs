@@ -8,6 +8,7 @@
 //! `GET /internal/v1/events`) and the headers `X-Wxlink-Timestamp: <unix seconds>` and
 //! `X-Wxlink-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -16,7 +17,6 @@ use sha2::Sha256;
 use wxlink_domain::Clock;
 use wxlink_persistence::Store;
 
-use crate::adapters::SystemClock;
 use crate::config::WebhookSettings;
 
 /// Events per POST.
@@ -36,8 +36,15 @@ pub fn signature(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Deliver webhook `name` forever (the task is aborted at shutdown).
-pub async fn deliver(store: Store, name: String, settings: WebhookSettings, node: String) {
+/// Deliver webhook `name` forever (the task is aborted at shutdown); `clock` times the leases
+/// and the signature's timestamp.
+pub async fn deliver(
+    store: Store,
+    name: String,
+    settings: WebhookSettings,
+    node: String,
+    clock: Arc<dyn Clock>,
+) {
     // A redirect is a failed delivery: following one would hand the signed events to a host
     // the operator did not configure.
     let http = match reqwest::Client::builder()
@@ -54,7 +61,7 @@ pub async fn deliver(store: Store, name: String, settings: WebhookSettings, node
     let idle = Duration::from_millis(settings.poll_ms.max(10));
     let mut backoff = idle;
     loop {
-        let wait = match deliver_once(&store, &http, &name, &settings, &node).await {
+        let wait = match deliver_once(&store, &http, &name, &settings, &node, &*clock).await {
             Ok(true) => {
                 backoff = idle;
                 Duration::ZERO
@@ -78,8 +85,9 @@ async fn deliver_once(
     name: &str,
     settings: &WebhookSettings,
     node: &str,
+    clock: &dyn Clock,
 ) -> Result<bool, String> {
-    let now = SystemClock.now();
+    let now = clock.now();
     let Some(cursor) = store
         .lease_webhook(name, node, now, LEASE_SECS)
         .await
@@ -100,7 +108,7 @@ async fn deliver_once(
         .collect();
     let body =
         serde_json::to_vec(&serde_json::json!({ "events": events })).map_err(|e| e.to_string())?;
-    let timestamp = SystemClock.now();
+    let timestamp = clock.now();
     let response = http
         .post(&settings.url)
         .header("content-type", "application/json")

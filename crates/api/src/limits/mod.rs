@@ -14,12 +14,13 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
-use wxlink_domain::AppId;
+use wxlink_domain::{AppId, UnixTime};
 
 use crate::config::RateLimitSettings;
 use crate::http::error::ApiError;
@@ -36,11 +37,14 @@ pub struct RateLimits {
     per_app: Option<DefaultKeyedRateLimiter<AppId>>,
     exempt_loopback: bool,
     trusted_proxies: Vec<IpNet>,
+    /// The per-node limiters' own monotonic clock: they refill by the nanosecond, which the
+    /// service's clock (whole seconds) cannot time.
     clock: DefaultClock,
     /// Hits per 60 s across the cluster: burst + per-minute rate, per IP and per app.
     caps: (u64, u64),
-    /// The cluster-wide counts, on PostgreSQL (one SQLite node needs none).
-    shared: Option<SharedWindows>,
+    /// The cluster-wide counts, on PostgreSQL (one SQLite node needs none), with the clock
+    /// their fixed windows are counted by.
+    shared: Option<(SharedWindows, Arc<dyn wxlink_domain::Clock>)>,
 }
 
 /// Who sent a request, as far as the limits are concerned.
@@ -166,24 +170,36 @@ impl RateLimits {
         }
     }
 
-    /// Also count across the cluster, through the shared table of `store`.
+    /// Also count across the cluster, through the shared table of `store`, in windows of
+    /// `clock`'s time.
     #[must_use]
-    pub fn shared_through(mut self, store: wxlink_persistence::Store) -> Self {
-        self.shared = Some(SharedWindows::new(store));
+    pub fn shared_through(
+        mut self,
+        store: wxlink_persistence::Store,
+        clock: Arc<dyn wxlink_domain::Clock>,
+    ) -> Self {
+        self.shared = Some((SharedWindows::new(store), clock));
         self
+    }
+
+    /// The cluster-wide counts, if any, and the time to count them at.
+    fn shared(&self) -> Option<(&SharedWindows, UnixTime)> {
+        self.shared
+            .as_ref()
+            .map(|(windows, clock)| (windows, clock.now()))
     }
 
     /// Publish this node's counts and read the cluster's (every second in the background).
     pub async fn sync(&self) {
-        if let Some(shared) = &self.shared {
-            shared.sync(unix_now()).await;
+        if let Some((shared, now)) = self.shared() {
+            shared.sync(now).await;
         }
     }
 
     /// Delete shared windows that no longer count.
     pub async fn purge(&self) {
-        if let Some(shared) = &self.shared {
-            shared.purge(unix_now()).await;
+        if let Some((shared, now)) = self.shared() {
+            shared.purge(now).await;
         }
     }
 
@@ -210,9 +226,9 @@ impl RateLimits {
         limiter
             .check_key(&key)
             .map_err(|not_until| self.refused(not_until.wait_time_from(self.clock.now())))?;
-        if let Some(shared) = &self.shared {
+        if let Some((shared, now)) = self.shared() {
             shared
-                .hit(&key.to_string(), self.caps.0, unix_now())
+                .hit(&key.to_string(), self.caps.0, now)
                 .await
                 .map_err(|wait| ApiError::rate_limited(wait.0))?;
         }
@@ -227,10 +243,8 @@ impl RateLimits {
         limiter
             .check_key(app)
             .map_err(|not_until| retry_after(not_until.wait_time_from(self.clock.now())))?;
-        if let Some(shared) = &self.shared {
-            shared
-                .hit(&format!("app:{app}"), self.caps.1, unix_now())
-                .await?;
+        if let Some((shared, now)) = self.shared() {
+            shared.hit(&format!("app:{app}"), self.caps.1, now).await?;
         }
         Ok(())
     }
@@ -255,10 +269,6 @@ impl RateLimits {
 fn cap(per_minute: u32, burst: u32) -> u64 {
     let burst = if burst == 0 { per_minute } else { burst };
     u64::from(per_minute) + u64::from(burst)
-}
-
-fn unix_now() -> wxlink_domain::UnixTime {
-    wxlink_domain::Clock::now(&crate::adapters::SystemClock)
 }
 
 /// Whole seconds until a refused key may try again (at least 1).

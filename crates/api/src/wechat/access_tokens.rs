@@ -18,8 +18,6 @@ use wxlink_domain::{AppId, Clock, DomainError, StoreError, WeChatError};
 use wxlink_persistence::{SharedAccessToken, Store};
 use wxlink_wechat_client::{AccessToken, AppSecret, Error as ClientError, WeChatClient};
 
-use crate::adapters::SystemClock;
-
 /// Refresh this long before expiry: stable_token hands out the next token in the last five
 /// minutes of the current one, while both work.
 const REFRESH_AHEAD_SECS: i64 = 300;
@@ -45,6 +43,8 @@ struct Inner {
     /// One refresh at a time per app within this node; the lease does it across nodes.
     refreshing: Mutex<HashMap<AppId, Arc<tokio::sync::Mutex<()>>>>,
     wait_limit: Duration,
+    /// The time tokens expire by (WeChat's `expires_in` counts from when it answered).
+    clock: Arc<dyn Clock>,
 }
 
 impl AccessTokens {
@@ -54,6 +54,7 @@ impl AccessTokens {
         store: Store,
         secrets: HashMap<AppId, AppSecret>,
         node: String,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         let wait_limit = client.config().timeout() * 2;
         Self {
@@ -65,6 +66,7 @@ impl AccessTokens {
                 local: Mutex::new(HashMap::new()),
                 refreshing: Mutex::new(HashMap::new()),
                 wait_limit,
+                clock,
             }),
         }
     }
@@ -109,7 +111,7 @@ impl AccessTokens {
         };
         if let Some(t) = self
             .local(appid)
-            .filter(|t| fresh_enough(t, SystemClock.now()))
+            .filter(|t| fresh_enough(t, inner.clock.now()))
         {
             return Ok(t.token);
         }
@@ -119,7 +121,7 @@ impl AccessTokens {
         let _turn = gate.lock().await;
         if let Some(t) = self
             .local(appid)
-            .filter(|t| fresh_enough(t, SystemClock.now()))
+            .filter(|t| fresh_enough(t, inner.clock.now()))
         {
             return Ok(t.token);
         }
@@ -127,7 +129,7 @@ impl AccessTokens {
         let holder = format!("{}/{}", inner.node, uuid::Uuid::new_v4().simple());
         let deadline = tokio::time::Instant::now() + inner.wait_limit;
         loop {
-            let now = SystemClock.now();
+            let now = inner.clock.now();
             let shared = inner
                 .store
                 .shared_access_token(appid)
@@ -175,7 +177,7 @@ impl AccessTokens {
         .await
         .map_err(|e| upstream(appid, e))?;
         let token = SecretString::from(fetched.access_token.expose_secret().to_owned());
-        let now = SystemClock.now();
+        let now = inner.clock.now();
         let expires_at = now + i64::try_from(fetched.expires_in).unwrap_or(i64::MAX / 2);
         let stored = inner
             .store
@@ -283,7 +285,13 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         let appid = AppId::parse("wx0123456789abcdef".to_owned()).unwrap_or_else(|e| panic!("{e}"));
         let secrets = HashMap::from([(appid.clone(), AppSecret::new("secret"))]);
-        let tokens = AccessTokens::new(client, store, secrets, "test-node".into());
+        let tokens = AccessTokens::new(
+            client,
+            store,
+            secrets,
+            "test-node".into(),
+            Arc::new(crate::adapters::SystemClock),
+        );
         let error = tokens
             .with_token(&appid, |_| async { Ok::<(), ClientError>(()) })
             .await

@@ -1,10 +1,12 @@
 //! The support console's HTTP, driven as a browser would (a cookie jar, forms, the headers a
 //! browser sends): sign-in, the session cookie, CSRF and origin checks, failed sign-ins that
-//! slow down and lock, scopes, and repairs with a preview that run the support use cases.
+//! slow down and lock, sessions that end when idle or old and waits that pass (the clock
+//! moved, not waited for), scopes, and repairs with a preview that run the support use cases.
 //! The real browser's walk through it is `tests/tests/console_browser.rs`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -18,6 +20,7 @@ on_both_backends!(
     no_page_works_without_a_signed_in_operator,
     an_operator_changes_the_one_time_password_then_signs_out,
     a_totp_operator_needs_the_current_code,
+    an_idle_session_ends_and_a_busy_one_ends_at_its_limit,
     forms_from_another_origin_or_without_the_csrf_token_change_nothing,
     failed_sign_ins_slow_down,
     a_locked_operator_cannot_sign_in_until_its_password_is_reset,
@@ -204,7 +207,7 @@ impl<'a> Browser<'a> {
 }
 
 async fn operator(app: &TestApp, name: &str, scopes: &str, totp: bool) -> operators::Credentials {
-    operators::add_operator(app.store(), name, scopes, totp, wxlink_tests::now_unix())
+    operators::add_operator(app.store(), name, scopes, totp, app.now())
         .await
         .unwrap_or_else(|e| panic!("add operator {name}: {e}"))
 }
@@ -354,8 +357,7 @@ async fn a_totp_operator_needs_the_current_code(backend: Backend) {
     let without = browser.sign_in("tess", password, "").await;
     assert_eq!(without.status, 401);
     let wrong = browser.sign_in("tess", password, "000000").await;
-    let now = wxlink_tests::now_unix();
-    let code = operators::totp_code(secret, "tess", now).expect("a code");
+    let code = operators::totp_code(secret, "tess", app.now()).expect("a code");
     // 000000 may be the current code once in a million: then the test says nothing of it.
     if code != "000000" {
         assert_eq!(wrong.status, 401);
@@ -442,6 +444,17 @@ async fn failed_sign_ins_slow_down(backend: Backend) {
         .expect("Retry-After");
     assert!(retry > 3000, "{retry}");
     assert!(browser.cookie().is_none());
+    // Once the wait has passed, the right password signs in.
+    app.advance_clock(Duration::from_secs(retry));
+    let signed = browser
+        .sign_in("sam", &credentials.one_time_password, "")
+        .await;
+    assert_eq!(
+        (signed.status, signed.location()),
+        (303, "/password"),
+        "{}",
+        signed.body
+    );
 }
 
 async fn a_locked_operator_cannot_sign_in_until_its_password_is_reset(backend: Backend) {
@@ -470,7 +483,7 @@ async fn a_locked_operator_cannot_sign_in_until_its_password_is_reset(backend: B
     let hash = operators::hash_password(&password).expect("hash");
     assert!(
         app.store()
-            .set_operator_password("lee", hash, true, wxlink_tests::now_unix())
+            .set_operator_password("lee", hash, true, app.now())
             .await
             .expect("reset")
     );
@@ -501,6 +514,59 @@ async fn an_address_that_keeps_failing_is_locked_for_every_operator(backend: Bac
         .sign_in("vic", &credentials.one_time_password, "")
         .await;
     assert_eq!(signed.status, 303, "{}", signed.body);
+    // The address's lock lasts an hour from its last failure: five minutes before, still
+    // locked.
+    let hour = u64::try_from(operators::ADDRESS_LOCK_SECS).expect("positive");
+    app.advance_clock(Duration::from_secs(hour - 300));
+    let early = attacker
+        .sign_in("vic", &credentials.one_time_password, "")
+        .await;
+    assert_eq!(early.status, 429, "{}", early.body);
+    app.advance_clock(Duration::from_secs(300));
+    let later = attacker
+        .sign_in("vic", &credentials.one_time_password, "")
+        .await;
+    assert_eq!(later.status, 303, "{}", later.body);
+}
+
+/// An operator's session ends after `idle_timeout_secs` without a request, and
+/// `max_session_secs` after its sign-in however busy the operator is.
+async fn an_idle_session_ends_and_a_busy_one_ends_at_its_limit(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        Options::default()
+            .extra_toml("[console]\nidle_timeout_secs = 900\nmax_session_secs = 2100\n"),
+    )
+    .await;
+    let browser = signed_in(&app, "ida").await;
+    let page_after = |idle: u64| {
+        let browser = &browser;
+        let app = &app;
+        async move {
+            app.advance_clock(Duration::from_secs(idle));
+            browser.get("/search").await
+        }
+    };
+    // A request every ten minutes keeps the session: 30 minutes after sign-in it still works…
+    for _ in 0..3 {
+        let page = page_after(600).await;
+        assert_eq!(page.status, 200, "a busy session: {}", page.body);
+    }
+    // … and at 40 minutes, past `max_session_secs` (35), it has ended, busy or not.
+    let ended = page_after(600).await;
+    assert_eq!((ended.status, ended.location()), (303, "/sign-in"));
+
+    // A new session left alone for ten minutes still works; left alone for 20, it has ended.
+    let signed = browser.sign_in("ida", NEW_PASSWORD, "").await;
+    assert_eq!(
+        (signed.status, signed.location()),
+        (303, "/search"),
+        "{}",
+        signed.body
+    );
+    assert_eq!(page_after(600).await.status, 200);
+    let idle = page_after(1200).await;
+    assert_eq!((idle.status, idle.location()), (303, "/sign-in"));
 }
 
 /// Person A logged in on the unbound app (a provisional user) and on the bound one (a linked

@@ -73,7 +73,9 @@ impl TestApp {
         // The caller's WXLINK__ variables must not change what the test configured.
         let settings = Settings::load_with_env(Some(&config), Some(Default::default()))
             .unwrap_or_else(|e| panic!("the test's configuration is refused: {e}"));
-        let app = Application::build(settings, dir.path().join("wxlink.key"))
+        let app = Application::builder(settings, dir.path().join("wxlink.key"))
+            .clock(std::sync::Arc::new(WorldClock(sim.clone())))
+            .build()
             .await
             .unwrap_or_else(|e| panic!("wxlink does not start on {}: {e}", backend.name()));
         Self {
@@ -163,6 +165,31 @@ impl TestApp {
             body: String::from_utf8_lossy(&body).into_owned(),
             elapsed: started.elapsed(),
         }
+    }
+}
+
+/// wxlink's clock in these tests is the simulator's: one time for the whole world, the wall
+/// clock until a test moves it ([`TestApp::advance_clock`]), so what WeChat stamps (codes,
+/// watermarks, access tokens) and what wxlink checks it against stay in step.
+#[derive(Debug)]
+struct WorldClock(wxlink_wechat_sim::Sim);
+
+impl wxlink_domain::Clock for WorldClock {
+    fn now(&self) -> wxlink_domain::UnixTime {
+        self.0.now_unix()
+    }
+}
+
+impl TestApp {
+    /// Let `by` pass for wxlink and WeChat at once, instead of waiting for it: sessions, tokens,
+    /// codes and the console's sessions age by that much.
+    pub fn advance_clock(&self, by: Duration) {
+        self.sim.advance_clock(by);
+    }
+
+    /// The time as wxlink sees it.
+    pub fn now(&self) -> i64 {
+        self.sim.now_unix()
     }
 }
 

@@ -22,3 +22,4 @@ mod scopes;
 mod signed_tokens;
 mod stale_key;
 mod support;
+mod wechat_token;

@@ -2,6 +2,8 @@
 //! `/.well-known/jwks.json`, that wxlink accepts only while their session is live, and rotating
 //! refresh tokens whose reuse revokes the session.
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -16,6 +18,7 @@ on_both_backends!(
     a_signed_token_verifies_against_the_jwks_and_works_until_its_session_is_revoked,
     a_forged_or_altered_token_is_refused_everywhere,
     a_refresh_rotates_and_a_reused_refresh_token_revokes_the_session,
+    an_access_token_expires_and_refreshes_renew_it_until_the_session_ends,
     two_refreshes_of_one_token_at_once_let_exactly_one_win,
     a_merged_users_refresh_carries_the_owner,
     opaque_tokens_stay_as_they_were,
@@ -257,6 +260,53 @@ async fn a_refresh_rotates_and_a_reused_refresh_token_revokes_the_session(backen
         .await;
     assert_error(&reply, 400, "invalid_request", "no refresh_token");
     refreshed(&refresh(&app, refresh_token(&other)).await);
+}
+
+/// An access token works for `access_ttl_secs` (900 s); refreshes give new ones as long as the
+/// session lives (`[session] ttl_secs`), and none after. The clock is moved to either side of
+/// each end (five minutes before, then past it) instead of waiting.
+async fn an_access_token_expires_and_refreshes_renew_it_until_the_session_ends(backend: Backend) {
+    let app = TestApp::spawn(backend, signed().ttl_secs(3600)).await;
+    let login = app.login(APP_A, "exp-a", None).await;
+    assert_eq!(login.expires_in, 900);
+    let minutes = |n: u64| Duration::from_secs(60 * n);
+
+    app.advance_clock(minutes(10));
+    assert_eq!(app.me_ok(&login.token).await.user_id, login.user_id);
+    app.advance_clock(minutes(5));
+    assert_error(
+        &app.me(&login.token).await,
+        401,
+        "invalid_token",
+        "an expired access token",
+    );
+    assert_eq!(
+        introspect(&app, &login.token).await,
+        json!({"active": false})
+    );
+
+    // The session lives on: its refresh token gives a working access token.
+    let (token, next, _) = refreshed(&refresh(&app, refresh_token(&login)).await);
+    assert_eq!(app.me_ok(&token).await.user_id, login.user_id);
+
+    // Five minutes before the session's end (60 minutes after the login) a refresh works…
+    app.advance_clock(minutes(40));
+    let (last, after_end, _) = refreshed(&refresh(&app, &next).await);
+    assert_eq!(app.me_ok(&last).await.user_id, login.user_id);
+    // … and after it, neither the access token (whose own `exp` is still ahead) nor a refresh.
+    app.advance_clock(minutes(5));
+    assert_error(
+        &app.me(&last).await,
+        401,
+        "invalid_token",
+        "the access token of an ended session",
+    );
+    assert_error(
+        &refresh(&app, &after_end).await,
+        401,
+        "invalid_token",
+        "a refresh token of an ended session",
+    );
 }
 
 async fn two_refreshes_of_one_token_at_once_let_exactly_one_win(backend: Backend) {

@@ -1,7 +1,7 @@
 //! Every life-cycle rule and refusal against a mock transaction; a write the mock does not
 //! expect fails the test, so "a refused request writes nothing" is checked by expecting none.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use mockall::predicate::eq;
 
@@ -14,12 +14,12 @@ use crate::service::tests::{
     expect_user, live_session, oid, other_app, token, uid, union, user,
 };
 
-fn accounts(tx: MockStoreTx) -> Accounts<MockStore, MockClock, MockIdSource> {
+fn accounts(tx: MockStoreTx) -> Accounts<MockStore> {
     let mut clock = MockClock::new();
     clock.expect_now().return_const(NOW);
     let mut ids = MockIdSource::new();
     ids.expect_new_user_id().returning(|| uid("u-new"));
-    Accounts::new(MockStore(Mutex::new(tx)), clock, ids)
+    Accounts::new(MockStore(Mutex::new(tx)), Arc::new(clock), Arc::new(ids))
 }
 
 /// The support agent of these tests.
@@ -862,8 +862,7 @@ async fn introspection_of_dead_or_malformed_tokens_is_inactive() {
 #[tokio::test]
 async fn introspection_of_a_signed_token_is_exact_about_its_session() {
     let signed = format!("signed.{}.u-p", token().hash().to_hex());
-    let with_signer =
-        |tx, valid| accounts(tx).with_access_tokens(std::sync::Arc::new(FakeSigner { valid }));
+    let with_signer = |tx, valid| accounts(tx).with_access_tokens(Arc::new(FakeSigner { valid }));
     let mut tx = MockStoreTx::new();
     expect_session(&mut tx, Some(live_session("u-p", "o1")));
     expect_user(&mut tx, user("u-p", None, Some("u-o")));

@@ -3,7 +3,7 @@
 //! checked by simply not expecting writes.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use mockall::predicate::eq;
 
@@ -42,8 +42,7 @@ impl IdentityStore for MockStore {
     }
 }
 
-type TestService =
-    Service<MockStore, MockWeChatSessions, MockUserDataOpener, MockClock, MockIdSource>;
+type TestService = Service<MockStore, MockWeChatSessions, MockUserDataOpener>;
 
 fn service(tx: MockStoreTx, wechat: MockWeChatSessions, opener: MockUserDataOpener) -> TestService {
     let mut clock = MockClock::new();
@@ -56,8 +55,8 @@ fn service(tx: MockStoreTx, wechat: MockWeChatSessions, opener: MockUserDataOpen
         MockStore(Mutex::new(tx)),
         wechat,
         opener,
-        clock,
-        ids,
+        Arc::new(clock),
+        Arc::new(ids),
         Policy {
             session_ttl_secs: TTL,
             max_watermark_age_secs: Some(600),
@@ -311,7 +310,7 @@ impl IdentityStore for DecidingStore {
 fn deciding_service(
     store: DecidingStore,
     unionid: Option<&str>,
-) -> Service<DecidingStore, MockWeChatSessions, MockUserDataOpener, MockClock, MockIdSource> {
+) -> Service<DecidingStore, MockWeChatSessions, MockUserDataOpener> {
     let mut clock = MockClock::new();
     clock.expect_now().return_const(NOW);
     let mut ids = MockIdSource::new();
@@ -322,8 +321,8 @@ fn deciding_service(
         store,
         wechat_answers("o1", "key-1", unionid),
         no_opener(),
-        clock,
-        ids,
+        Arc::new(clock),
+        Arc::new(ids),
         Policy {
             session_ttl_secs: TTL,
             ..Policy::default()
@@ -1417,7 +1416,7 @@ impl crate::access::AccessTokens for FakeSigner {
 
 fn signed_service(tx: MockStoreTx, valid: bool) -> TestService {
     service(tx, MockWeChatSessions::new(), no_opener())
-        .with_access_tokens(std::sync::Arc::new(FakeSigner { valid }))
+        .with_access_tokens(Arc::new(FakeSigner { valid }))
 }
 
 const REFRESH: &str = "refresh-presented-0123456789abcdefghijklmno";

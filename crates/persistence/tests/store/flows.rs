@@ -112,6 +112,7 @@ impl UserDataOpener for FakeOpener {
     }
 }
 
+#[derive(Debug)]
 struct FixedClock;
 
 impl Clock for FixedClock {
@@ -120,7 +121,7 @@ impl Clock for FixedClock {
     }
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Counter(AtomicU64);
 
 impl IdSource for Counter {
@@ -135,15 +136,15 @@ impl IdSource for Counter {
     }
 }
 
-type TestService = Service<Store, FakeWeChat, FakeOpener, FixedClock, Counter>;
+type TestService = Service<Store, FakeWeChat, FakeOpener>;
 
 fn service(store: &Store, wechat: &FakeWeChat) -> TestService {
     Service::new(
         store.clone(),
         wechat.clone(),
         FakeOpener,
-        FixedClock,
-        Counter::default(),
+        Arc::new(FixedClock),
+        Arc::new(Counter::default()),
         Policy::default(),
     )
 }

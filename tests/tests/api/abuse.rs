@@ -8,7 +8,6 @@ use reqwest::Method;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wxlink_wechat_sim::{CHECK_SESSION_PATH, PHONE_NUMBER_PATH};
 
 use crate::helpers::*;
 
@@ -20,7 +19,6 @@ on_both_backends!(
     unfit_request_ids_are_replaced,
     a_trusted_proxy_forwards_the_client_and_spoofing_does_not_help,
     a_junk_forwarded_header_does_not_make_a_client_the_exempt_proxy,
-    failed_user_info_and_phone_calls_count_toward_the_app_limit,
 );
 
 /// How long a test waits for the server to close a connection it must close.
@@ -475,45 +473,6 @@ async fn a_junk_forwarded_header_does_not_make_a_client_the_exempt_proxy(backend
         "invalid_request",
         "a well-named client is served meanwhile",
     );
-}
-
-/// The per-app limit protects the app's WeChat quota: failed user-info requests (each asks
-/// checksession) and phone-number requests count toward it, and a refused call never reaches
-/// WeChat.
-async fn failed_user_info_and_phone_calls_count_toward_the_app_limit(backend: Backend) {
-    let app = TestApp::spawn(
-        backend,
-        Options::default().extra_toml("[rate_limit]\nper_app_burst = 3\nper_app_per_minute = 1\n"),
-    )
-    .await;
-    let login = app.login(APP_B, "quota-ann", None).await; // 1: code2session
-    let garbage = json!({
-        "encrypted_data": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        "iv": "AAAAAAAAAAAAAAAAAAAAAA==",
-    });
-    for _ in 0..4 {
-        let reply = app.user_info(&login.token, &garbage).await;
-        assert_eq!(reply.status, 422, "undecryptable data: {}", reply.body);
-    }
-    assert_eq!(
-        app.sim.calls().total(CHECK_SESSION_PATH),
-        2,
-        "only the app's remaining budget of 2 calls asked checksession"
-    );
-    let code = app.wx_phone_code(APP_B, "quota-ann", "13812345678", Some("86"));
-    let reply = app.phone_number(&login.token, &code).await;
-    assert_error(
-        &reply,
-        429,
-        "rate_limited",
-        "phone number over the app's limit",
-    );
-    assert!(reply.header("retry-after").is_some());
-    assert_eq!(app.sim.calls().total(PHONE_NUMBER_PATH), 0);
-    let wx = app.wx_login(APP_B, "quota-bob", None);
-    let reply = app.login_with_code(APP_B, &wx.code).await;
-    assert_error(&reply, 429, "rate_limited", "login over the app's limit");
-    assert_eq!(app.sim.code2session_calls(), 1);
 }
 
 /// Two nodes on one PostgreSQL: a client alternating between them meets one per-IP limit and

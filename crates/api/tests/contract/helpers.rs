@@ -2,6 +2,7 @@
 //! dir, or a fresh PostgreSQL database) and data key; typed request helpers that answer with the
 //! black-box tests' [`Reply`], so that a test reads the same at both levels.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,8 @@ const MAX_ANSWER_BYTES: usize = 1 << 22;
 pub struct TestApp {
     /// The simulated WeChat wxlink talks to.
     pub sim: SimHandle,
+    /// App secrets by appid.
+    pub secrets: BTreeMap<String, String>,
     /// Which backend this is.
     pub backend: Backend,
     router: axum::Router,
@@ -78,6 +81,7 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("wxlink does not start on {}: {e}", backend.name()));
         Self {
             sim,
+            secrets,
             backend,
             router: app.router(),
             console: app.console_router(),
@@ -95,6 +99,12 @@ impl TestApp {
     /// What the database holds now, read directly (not through wxlink).
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::load(&self.database)
+    }
+
+    /// Everything the database holds, as bytes to search (see
+    /// [`wxlink_tests::snapshot::stored_bytes`]).
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        wxlink_tests::snapshot::stored_bytes(&self.database)
     }
 }
 

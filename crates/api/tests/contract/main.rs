@@ -11,6 +11,7 @@
 #[macro_use]
 extern crate wxlink_tests;
 
+mod app_kinds;
 mod cancellation;
 mod console;
 mod errors;
@@ -18,7 +19,10 @@ mod forgery;
 mod helpers;
 mod internal;
 mod linking;
+mod openapi;
+mod oracle;
 mod scopes;
+mod secrets;
 mod signed_tokens;
 mod stale_key;
 mod support;

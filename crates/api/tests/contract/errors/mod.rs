@@ -2,6 +2,7 @@
 //! and body shape (those that need a real server are in `tests/tests/api/errors/`).
 
 mod requests;
+mod upstream;
 mod user_data;
 
 use serde_json::Value;

@@ -12,7 +12,7 @@ use wxlink_tests::internal_api::{
 };
 
 use crate::helpers::{
-    APP_A, APP_B, Api, Backend, LoginResponse, Options, PROCESS_LIMIT, Proc, Reply, Snapshot,
+    APP_A, APP_B, Api, Backend, LoginResponse, PROCESS_LIMIT, Proc, Reply, Snapshot,
     TestApp, assert_error, forged_body, identities, send, unsigned_body, wxlink_command,
 };
 

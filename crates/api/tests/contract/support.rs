@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{APP_A, APP_B, Api, Backend, TestApp, assert_error, unsigned_body};
-use wxlink_tests::answers::{LoginResponse, Reply};
+use wxlink_tests::answers::LoginResponse;
 use wxlink_tests::internal_api::{
     SERVICE_TOKEN, events, internal, internal_delete, internal_post, merged_person, with_tokens,
 };
@@ -37,7 +37,7 @@ async fn wrong_merge(app: &TestApp, tag: &str) -> (LoginResponse, LoginResponse)
     app.phone_number(&a.token, &code)
         .await
         .ok_json(200, "A's phone number");
-    let merged = post(
+    let merged = internal_post(
         app,
         &format!("/internal/v1/users/{}/merge", b.user_id),
         &json!({ "from": a.user_id }),
@@ -73,7 +73,7 @@ async fn a_wrong_merge_split_back_out_leaves_each_person_their_own(backend: Back
     let app = TestApp::spawn(backend, with_tokens()).await;
     let (a, b) = wrong_merge(&app, "sp").await;
 
-    let split = post(
+    let split = internal_post(
         &app,
         &format!("/internal/v1/users/{}/split", b.user_id),
         &json!({"identities": [{"appid": APP_B, "openid": "sp-a"}], "into": a.user_id}),
@@ -194,7 +194,7 @@ async fn splits_that_break_a_rule_change_nothing(backend: Backend) {
         assert_error(&reply, status, code, &body.to_string());
     }
     // The merged-away user is not split: its owner is.
-    let merged_away = post(
+    let merged_away = internal_post(
         &app,
         &format!("/internal/v1/users/{}/split", a.user_id),
         &json!({"identities": [{"appid": APP_B, "openid": "no-a"}]}),

@@ -214,12 +214,6 @@ impl TestApp {
         self.start_process().await;
     }
 
-    /// Everything the database holds, as bytes to search (see
-    /// [`wxlink_tests::snapshot::stored_bytes`]).
-    pub fn stored_bytes(&self) -> Vec<u8> {
-        wxlink_tests::snapshot::stored_bytes(&self.database)
-    }
-
     /// SIGKILL the process (no graceful shutdown) and start a new one on the same database,
     /// data key file and config (on a new port).
     pub async fn kill_and_restart(&mut self) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{Method, Request};
+use axum::http::{HeaderValue, Method, Request};
 use tower::ServiceExt as _;
 use wxlink_api::Application;
 use wxlink_api::config::Settings;
@@ -140,9 +140,27 @@ impl TestApp {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Reply {
+        let headers: Vec<(&str, HeaderValue)> = authorization
+            .map(|a| ("authorization", HeaderValue::from_str(a).expect("a header value")))
+            .into_iter()
+            .collect();
+        self.call_with_headers(method, path, &headers, content_type, body)
+            .await
+    }
+
+    /// Any request with these headers (`x-forwarded-for` as a proxy sends it, bytes that are
+    /// not ASCII), from a loopback client as the real server would see it.
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, HeaderValue)],
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
         let mut request = Request::builder().method(method.clone()).uri(path);
-        if let Some(authorization) = authorization {
-            request = request.header("authorization", authorization);
+        for (name, value) in headers {
+            request = request.header(*name, value.clone());
         }
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);

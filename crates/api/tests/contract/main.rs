@@ -21,6 +21,7 @@ mod internal;
 mod linking;
 mod openapi;
 mod oracle;
+mod proxies;
 mod scopes;
 mod secrets;
 mod signed_tokens;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -33,12 +34,12 @@ const MAX_ANSWER_BYTES: usize = 1 << 22;
 #[derive(Debug)]
 pub struct TestApp {
     /// The simulated WeChat wxlink talks to.
-    pub sim: SimHandle,
+    pub sim: Arc<SimHandle>,
     /// App secrets by appid.
     pub secrets: BTreeMap<String, String>,
     /// Which backend this is.
     pub backend: Backend,
-    router: axum::Router,
+    client: Client,
     /// The support console's routes.
     pub console: axum::Router,
     // Holds the store (and a port-0 listener that is never served) for the router.
@@ -79,11 +80,15 @@ impl TestApp {
         let app = Application::build(settings, dir.path().join("wxlink.key"))
             .await
             .unwrap_or_else(|e| panic!("wxlink does not start on {}: {e}", backend.name()));
+        let sim = Arc::new(sim);
         Self {
+            client: Client {
+                router: app.router(),
+                sim: Arc::clone(&sim),
+            },
             sim,
             secrets,
             backend,
-            router: app.router(),
             console: app.console_router(),
             _app: app,
             database,
@@ -113,8 +118,6 @@ impl Api for TestApp {
         &self.sim
     }
 
-    /// Any request, from a loopback client as the real server would see it; the answer is
-    /// read whole.
     async fn call(
         &self,
         method: Method,
@@ -123,8 +126,8 @@ impl Api for TestApp {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Reply {
-        let authorization = token.map(|token| format!("Bearer {token}"));
-        self.call_authorized(method, path, authorization.as_deref(), content_type, body)
+        self.client
+            .call(method, path, token, content_type, body)
             .await
     }
 }
@@ -148,6 +151,35 @@ impl TestApp {
             .await
     }
 
+    /// Any request with these headers (`x-forwarded-for` as a proxy sends it, bytes that are
+    /// not ASCII), from a loopback client as the real server would see it.
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, HeaderValue)],
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        self.client
+            .call_with_headers(method, path, headers, content_type, body)
+            .await
+    }
+
+    /// A client of this wxlink that a spawned task can own, for requests sent at once.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+}
+
+/// The router and the simulator as a task can own them: the same requests as [`TestApp`]'s.
+#[derive(Debug, Clone)]
+pub struct Client {
+    router: axum::Router,
+    sim: Arc<SimHandle>,
+}
+
+impl Client {
     /// Any request with these headers (`x-forwarded-for` as a proxy sends it, bytes that are
     /// not ASCII), from a loopback client as the real server would see it.
     pub async fn call_with_headers(
@@ -191,6 +223,34 @@ impl TestApp {
             body: String::from_utf8_lossy(&body).into_owned(),
             elapsed: started.elapsed(),
         }
+    }
+}
+
+
+impl Api for Client {
+    fn sim(&self) -> &SimHandle {
+        &self.sim
+    }
+
+    /// Any request, from a loopback client as the real server would see it; the answer is
+    /// read whole.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let headers: Vec<(&str, HeaderValue)> = token
+            .map(|token| {
+                let bearer = format!("Bearer {token}");
+                ("authorization", HeaderValue::from_str(&bearer).expect("a header value"))
+            })
+            .into_iter()
+            .collect();
+        self.call_with_headers(method, path, &headers, content_type, body)
+            .await
     }
 }
 

@@ -13,6 +13,7 @@ extern crate wxlink_tests;
 
 mod app_kinds;
 mod cancellation;
+mod concurrency;
 mod console;
 mod errors;
 mod forgery;

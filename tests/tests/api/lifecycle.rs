@@ -12,8 +12,8 @@ use wxlink_tests::internal_api::{
 };
 
 use crate::helpers::{
-    APP_A, APP_B, Api, Backend, LoginResponse, PROCESS_LIMIT, Proc, Reply, Snapshot,
-    TestApp, assert_error, forged_body, identities, send, unsigned_body, wxlink_command,
+    APP_A, APP_B, Api, Backend, LoginResponse, PROCESS_LIMIT, Proc, Reply, Snapshot, TestApp,
+    assert_error, forged_body, identities, send, unsigned_body, wxlink_command,
 };
 
 on_both_backends!(

@@ -144,7 +144,12 @@ impl TestApp {
         body: Option<Vec<u8>>,
     ) -> Reply {
         let headers: Vec<(&str, HeaderValue)> = authorization
-            .map(|a| ("authorization", HeaderValue::from_str(a).expect("a header value")))
+            .map(|a| {
+                (
+                    "authorization",
+                    HeaderValue::from_str(a).expect("a header value"),
+                )
+            })
             .into_iter()
             .collect();
         self.call_with_headers(method, path, &headers, content_type, body)
@@ -226,7 +231,6 @@ impl Client {
     }
 }
 
-
 impl Api for Client {
     fn sim(&self) -> &SimHandle {
         &self.sim
@@ -245,7 +249,10 @@ impl Api for Client {
         let headers: Vec<(&str, HeaderValue)> = token
             .map(|token| {
                 let bearer = format!("Bearer {token}");
-                ("authorization", HeaderValue::from_str(&bearer).expect("a header value"))
+                (
+                    "authorization",
+                    HeaderValue::from_str(&bearer).expect("a header value"),
+                )
             })
             .into_iter()
             .collect();

@@ -255,7 +255,6 @@ async fn padding_oracle_forgery_gives_up_and_merges_nobody(backend: Backend) {
     );
 }
 
-
 /// The request id cut out of a body, so the rest can be compared byte for byte.
 fn without_request_id(reply: &Reply) -> String {
     let id = reply.header("x-request-id").expect("an x-request-id");

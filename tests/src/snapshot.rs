@@ -445,3 +445,22 @@ impl Snapshot {
         }
     }
 }
+
+/// Everything `database` holds, as bytes to search for what must not be stored in clear: the
+/// SQLite files as they are on disk (with the WAL and journal), or every PostgreSQL table as
+/// text.
+pub fn stored_bytes(database: &crate::database::TestDatabase) -> Vec<u8> {
+    let Some(path) = database.sqlite_path() else {
+        return crate::database::dump(database.url()).into_bytes();
+    };
+    let mut all = Vec::new();
+    for suffix in ["", "-wal", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        if let Ok(bytes) = std::fs::read(&file) {
+            all.extend(bytes);
+        }
+    }
+    assert!(!all.is_empty(), "no SQLite files at {}", path.display());
+    all
+}

@@ -1,5 +1,7 @@
 //! User data as `wx.getUserInfo` gives it, and forged data for refusal tests.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use wxlink_wechat_sim::UserInfo;
 
@@ -26,6 +28,15 @@ pub fn forged_body(session_key: &str, plaintext: &[u8]) -> Value {
     let encrypted = wxlink_crypto::encrypt(session_key, FORGED_IV, plaintext)
         .expect("encrypt forged user data");
     json!({"encrypted_data": encrypted, "iv": FORGED_IV})
+}
+
+/// A single AES block (base64) whose plaintext under `session_key` and `iv` is `plain`, with no
+/// padding of its own: the first block of WeChat's encryption of 16 bytes. Sent alone, its
+/// padding is whatever `plain` ends with.
+pub fn raw_block(session_key: &str, iv: &str, plain: &[u8; 16]) -> String {
+    let encrypted = wxlink_crypto::encrypt(session_key, iv, plain).expect("encrypt");
+    let bytes = STANDARD.decode(encrypted).expect("base64");
+    STANDARD.encode(&bytes[..16])
 }
 
 /// The JSON `wx.getUserInfo` encrypts.

@@ -1,5 +1,7 @@
-//! Slow and junk clients, bounded metrics labels and request ids, rate limits behind proxies and
-//! on every WeChat call: each test performs the attack, bounded in requests and time.
+//! Slow and junk clients, bounded metrics labels and request ids, one limit for several nodes:
+//! each test performs the attack, bounded in requests and time. (Rate limits behind proxies and
+//! on every WeChat call need no process: `crates/api/tests/contract/proxies.rs` and
+//! `errors/requests.rs`.)
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -8,7 +10,6 @@ use reqwest::Method;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wxlink_wechat_sim::{CHECK_SESSION_PATH, PHONE_NUMBER_PATH};
 
 use crate::helpers::*;
 
@@ -18,9 +19,6 @@ on_both_backends!(
     the_connection_cap_holds_new_clients_until_a_slot_frees,
     junk_methods_and_paths_do_not_grow_the_metrics_labels,
     unfit_request_ids_are_replaced,
-    a_trusted_proxy_forwards_the_client_and_spoofing_does_not_help,
-    a_junk_forwarded_header_does_not_make_a_client_the_exempt_proxy,
-    failed_user_info_and_phone_calls_count_toward_the_app_limit,
 );
 
 /// How long a test waits for the server to close a connection it must close.
@@ -334,186 +332,6 @@ async fn unfit_request_ids_are_replaced(backend: Backend) {
         !app.stderr().contains(&long),
         "the long id reached the logs"
     );
-}
-
-/// Behind a trusted loopback proxy the client is the right-most forwarded address: entries the
-/// client adds on the left change nothing, and neither a forwarded loopback address nor a
-/// request without the header is exempt.
-async fn a_trusted_proxy_forwards_the_client_and_spoofing_does_not_help(backend: Backend) {
-    let app = TestApp::spawn(
-        backend,
-        Options::default().extra_toml(
-            "[rate_limit]\ntrusted_proxies = [\"127.0.0.1/32\"]\nper_ip_burst = 2\nper_ip_per_minute = 1\n",
-        ),
-    )
-    .await;
-    let attempt = |forwarded: Option<&'static str>| {
-        let mut request = app
-            .client
-            .post(format!("{}/v1/wechat/login", app.address))
-            .header("content-type", "application/json")
-            .body("{}");
-        if let Some(xff) = forwarded {
-            request = request.header("x-forwarded-for", xff);
-        }
-        send(request, "login through the proxy")
-    };
-    for _ in 0..2 {
-        assert_error(
-            &attempt(Some("203.0.113.1")).await,
-            400,
-            "invalid_request",
-            "within the burst",
-        );
-    }
-    assert_error(
-        &attempt(Some("203.0.113.1")).await,
-        429,
-        "rate_limited",
-        "third request of one forwarded client",
-    );
-    assert_error(
-        &attempt(Some("198.51.100.9, 10.1.2.3, 203.0.113.1")).await,
-        429,
-        "rate_limited",
-        "spoofed entries on the left",
-    );
-    assert_error(
-        &attempt(Some("203.0.113.2")).await,
-        400,
-        "invalid_request",
-        "another forwarded client",
-    );
-    for _ in 0..2 {
-        attempt(Some("127.0.0.1")).await;
-    }
-    assert_error(
-        &attempt(Some("127.0.0.1")).await,
-        429,
-        "rate_limited",
-        "a forwarded loopback address is not exempt",
-    );
-    // IPv6 clients are one client per /64.
-    for _ in 0..2 {
-        attempt(Some("2001:db8:7:7::1")).await;
-    }
-    assert_error(
-        &attempt(Some("2001:db8:7:7:ffff::2")).await,
-        429,
-        "rate_limited",
-        "another address of the same IPv6 /64",
-    );
-    // A request through the proxy without the header is not exempt as loopback either.
-    for _ in 0..2 {
-        attempt(None).await;
-    }
-    assert_error(
-        &attempt(None).await,
-        429,
-        "rate_limited",
-        "no header from a trusted proxy",
-    );
-}
-
-/// nginx's `$proxy_add_x_forwarded_for` appends the real address to whatever the client sent,
-/// in the same header value: a byte that is not ASCII on the left must not hide it, and a
-/// malformed entry where the client should be, or no header, is limited in a bucket of its own
-/// rather than exempt as the loopback proxy.
-async fn a_junk_forwarded_header_does_not_make_a_client_the_exempt_proxy(backend: Backend) {
-    let app = TestApp::spawn(
-        backend,
-        Options::default().extra_toml(
-            "[rate_limit]\ntrusted_proxies = [\"127.0.0.1/32\"]\nper_ip_burst = 2\nper_ip_per_minute = 1\n",
-        ),
-    )
-    .await;
-    let attempt = |forwarded: &'static [u8]| {
-        let request = app
-            .client
-            .post(format!("{}/v1/wechat/login", app.address))
-            .header("content-type", "application/json")
-            .header(
-                "x-forwarded-for",
-                reqwest::header::HeaderValue::from_bytes(forwarded).expect("a header value"),
-            )
-            .body("{}");
-        send(request, "login through the proxy with a junk header")
-    };
-    for _ in 0..2 {
-        assert_error(
-            &attempt(b"1.2.3.4\xff, 203.0.113.1").await,
-            400,
-            "invalid_request",
-            "within the burst",
-        );
-    }
-    assert_error(
-        &attempt(b"6.6.6.6\xfe, 203.0.113.1").await,
-        429,
-        "rate_limited",
-        "a byte that is not ASCII left of the client's entry",
-    );
-    for _ in 0..2 {
-        assert_error(
-            &attempt(b"203.0.113.9, bogus").await,
-            400,
-            "invalid_request",
-            "within the unnamed bucket's burst",
-        );
-    }
-    for junk in [&b"203.0.113.9, bogus"[..], b"203.0.113.9\xff", b"[::1"] {
-        assert_error(
-            &attempt(junk).await,
-            429,
-            "rate_limited",
-            "a malformed right-most entry shares the unnamed bucket",
-        );
-    }
-    assert_error(
-        &attempt(b"203.0.113.2").await,
-        400,
-        "invalid_request",
-        "a well-named client is served meanwhile",
-    );
-}
-
-/// The per-app limit protects the app's WeChat quota: failed user-info requests (each asks
-/// checksession) and phone-number requests count toward it, and a refused call never reaches
-/// WeChat.
-async fn failed_user_info_and_phone_calls_count_toward_the_app_limit(backend: Backend) {
-    let app = TestApp::spawn(
-        backend,
-        Options::default().extra_toml("[rate_limit]\nper_app_burst = 3\nper_app_per_minute = 1\n"),
-    )
-    .await;
-    let login = app.login(APP_B, "quota-ann", None).await; // 1: code2session
-    let garbage = json!({
-        "encrypted_data": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        "iv": "AAAAAAAAAAAAAAAAAAAAAA==",
-    });
-    for _ in 0..4 {
-        let reply = app.user_info(&login.token, &garbage).await;
-        assert_eq!(reply.status, 422, "undecryptable data: {}", reply.body);
-    }
-    assert_eq!(
-        app.sim.calls().total(CHECK_SESSION_PATH),
-        2,
-        "only the app's remaining budget of 2 calls asked checksession"
-    );
-    let code = app.wx_phone_code(APP_B, "quota-ann", "13812345678", Some("86"));
-    let reply = app.phone_number(&login.token, &code).await;
-    assert_error(
-        &reply,
-        429,
-        "rate_limited",
-        "phone number over the app's limit",
-    );
-    assert!(reply.header("retry-after").is_some());
-    assert_eq!(app.sim.calls().total(PHONE_NUMBER_PATH), 0);
-    let wx = app.wx_login(APP_B, "quota-bob", None);
-    let reply = app.login_with_code(APP_B, &wx.code).await;
-    assert_error(&reply, 429, "rate_limited", "login over the app's limit");
-    assert_eq!(app.sim.code2session_calls(), 1);
 }
 
 /// Two nodes on one PostgreSQL: a client alternating between them meets one per-IP limit and

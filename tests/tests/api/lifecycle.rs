@@ -1,21 +1,22 @@
-//! The rest of an account's life: cancellation (`DELETE /v1/me`), support's repairs through the
-//! internal API (revoke sessions, unlink an identity, merge two users), token introspection,
-//! the events they leave, and the races that must end in one consistent state.
+//! The rest of an account's life where a process is the point: cancellations, merges and splits
+//! racing on two nodes that must end in one consistent state, the `wxlink user` command line,
+//! and the webhooks that carry the events. Cancellation, support's repairs and introspection
+//! on one node are in `crates/api/tests/contract/` (`cancellation.rs`, `support.rs`,
+//! `internal.rs`).
 
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::helpers::{
-    APP_A, APP_B, Api, Backend, LoginResponse, Options, PROCESS_LIMIT, Proc, Reply, Snapshot,
-    TestApp, assert_error, forged_body, identities, send, unsigned_body, wxlink_command,
+use wxlink_tests::internal_api::{
+    SERVICE_TOKEN, events, internal, internal_post, merged_person, with_tokens,
 };
 
-const SERVICE_TOKEN: &str = "svc-token-for-the-support-team-0123456789";
+use crate::helpers::{
+    APP_A, APP_B, Api, Backend, LoginResponse, PROCESS_LIMIT, Proc, Reply, Snapshot, TestApp,
+    assert_error, forged_body, identities, send, unsigned_body, wxlink_command,
+};
 
 on_both_backends!(
-    a_cancelled_account_is_gone_and_the_person_comes_back_as_a_new_user,
-    support_revokes_sessions_unlinks_identities_and_merges_users,
-    introspection_tells_whom_a_token_stands_for,
     a_cancellation_racing_logins_on_two_nodes_leaves_no_live_token_on_the_tombstone,
     a_support_merge_racing_a_unionid_merge_ends_in_one_consistent_state,
     a_split_racing_a_login_of_a_moved_identity_gives_the_session_to_where_the_identity_went,
@@ -24,414 +25,6 @@ on_both_backends!(
     the_command_line_gives_a_locked_out_identity_its_budget_back,
     webhooks_carry_the_life_cycle_events_with_their_detail,
 );
-
-fn with_tokens() -> Options {
-    Options::default().extra_toml(&format!("[internal]\ntokens = [\"{SERVICE_TOKEN}\"]\n"))
-}
-
-async fn internal_get(app: &TestApp, path: &str) -> Reply {
-    app.get(path, Some(SERVICE_TOKEN)).await
-}
-
-async fn internal_post(app: &TestApp, path: &str, body: &Value) -> Reply {
-    app.post_json(path, Some(SERVICE_TOKEN), body).await
-}
-
-async fn internal_delete(app: &TestApp, path: &str) -> Reply {
-    app.call(
-        reqwest::Method::DELETE,
-        path,
-        Some(SERVICE_TOKEN),
-        None,
-        None,
-    )
-    .await
-}
-
-async fn introspect(app: &TestApp, token: &str) -> Value {
-    internal_post(app, "/internal/v1/introspect", &json!({ "token": token }))
-        .await
-        .ok_json(200, "introspect")
-}
-
-/// Every event of the feed (the tests make far fewer than a page).
-async fn events(app: &TestApp) -> Vec<Value> {
-    let page = internal_get(app, "/internal/v1/events?limit=1000")
-        .await
-        .ok_json(200, "the event feed");
-    page["events"].as_array().expect("an events array").clone()
-}
-
-/// A provisional user on APP_A merged (by its unionid) into the owner on APP_B.
-async fn merged_person(app: &TestApp, person: &str) -> (LoginResponse, LoginResponse) {
-    let union = format!("{person}-union");
-    let provisional = app.login(APP_A, &format!("{person}-a"), Some(&union)).await;
-    let owner = app.login(APP_B, &format!("{person}-b"), Some(&union)).await;
-    let info = app.wx_user_info(APP_A, &format!("{person}-a"));
-    let merged = app
-        .user_info_ok(&provisional.token, &unsigned_body(&info))
-        .await;
-    assert!(merged.merged, "the provisional user merges into the owner");
-    (provisional, owner)
-}
-
-async fn a_cancelled_account_is_gone_and_the_person_comes_back_as_a_new_user(backend: Backend) {
-    let app = TestApp::spawn(backend, with_tokens()).await;
-    let (provisional, owner) = merged_person(&app, "gone").await;
-    let second = app.login(APP_B, "gone-b", Some("gone-union")).await;
-
-    let cancelled = app.cancel(&owner.token, APP_B, "gone-b").await;
-    assert_eq!(cancelled.status, 204, "{}", cancelled.body);
-
-    // Every token of the person stops working, the merged user's too.
-    for token in [&owner.token, &second.token, &provisional.token] {
-        assert_error(
-            &app.me(token).await,
-            401,
-            "invalid_token",
-            "a cancelled token",
-        );
-        assert_eq!(introspect(&app, token).await, json!({"active": false}));
-    }
-    assert_error(
-        &app.cancel(&owner.token, APP_B, "gone-b").await,
-        401,
-        "invalid_token",
-        "cancelling twice",
-    );
-    // The old ids and identities answer 404, like ids that never existed.
-    for path in [
-        format!("/internal/v1/users/{}", owner.user_id),
-        format!("/internal/v1/users/{}", provisional.user_id),
-        "/internal/v1/users?unionid=gone-union".to_owned(),
-        format!("/internal/v1/users?appid={APP_B}&openid=gone-b"),
-        format!("/internal/v1/users?appid={APP_A}&openid=gone-a"),
-    ] {
-        assert_error(
-            &internal_get(&app, &path).await,
-            404,
-            "not_found",
-            &format!("{path} after the cancellation"),
-        );
-    }
-    let snapshot = app.snapshot();
-    snapshot.assert_consistent("after a cancellation");
-    let tombstone = snapshot
-        .user(&owner.user_id)
-        .expect("the tombstone keeps the id");
-    assert!(tombstone.deleted_at.is_some() && tombstone.unionid.is_none());
-    assert!(
-        snapshot
-            .user(&provisional.user_id)
-            .expect("the merged user's tombstone")
-            .deleted_at
-            .is_some()
-    );
-    assert!(
-        snapshot
-            .identities
-            .iter()
-            .all(|i| !i.openid.starts_with("gone-")),
-        "every identity is released"
-    );
-
-    // The feed tells downstream teams, with who did it.
-    let feed = events(&app).await;
-    let deleted: Vec<&Value> = feed
-        .iter()
-        .filter(|e| e["kind"] == "user_deleted")
-        .collect();
-    assert_eq!(deleted.len(), 1, "{feed:?}");
-    assert_eq!(deleted[0]["user_id"], owner.user_id.as_str());
-    assert_eq!(
-        deleted[0]["detail"],
-        json!({"by": "user", "sessions": 3, "identities": 2})
-    );
-    let released = feed
-        .iter()
-        .filter(|e| e["kind"] == "identity_unlinked" && e["user_id"] == owner.user_id.as_str())
-        .count();
-    assert_eq!(released, 2);
-
-    // The same WeChat user logs in as somebody new.
-    let again = app.login(APP_B, "gone-b", Some("gone-union")).await;
-    assert_ne!(again.user_id, owner.user_id);
-    assert_ne!(again.user_id, provisional.user_id);
-    assert!(again.unionid_linked);
-    let again_a = app.login(APP_A, "gone-a", None).await;
-    assert_ne!(again_a.user_id, provisional.user_id);
-    app.snapshot().assert_consistent("after coming back");
-}
-
-async fn support_revokes_sessions_unlinks_identities_and_merges_users(backend: Backend) {
-    let app = TestApp::spawn(backend, with_tokens()).await;
-    let (provisional, owner) = merged_person(&app, "sup").await;
-    let x = owner.user_id.clone();
-
-    // Revoke sessions: a stolen token.
-    let another = app.login(APP_B, "sup-b", Some("sup-union")).await;
-    let revoked = internal_post(
-        &app,
-        &format!("/internal/v1/users/{x}/revoke-sessions"),
-        &json!({}),
-    )
-    .await
-    .ok_json(200, "revoke sessions");
-    assert_eq!(
-        revoked,
-        json!({"revoked": 3}),
-        "own two and the merged user's"
-    );
-    for token in [&owner.token, &another.token, &provisional.token] {
-        assert_error(
-            &app.me(token).await,
-            401,
-            "invalid_token",
-            "a revoked token",
-        );
-    }
-    assert_error(
-        &internal_post(
-            &app,
-            "/internal/v1/users/u-nobody/revoke-sessions",
-            &json!({}),
-        )
-        .await,
-        404,
-        "not_found",
-        "revoking an unknown user's sessions",
-    );
-    assert_error(
-        &internal_post(
-            &app,
-            &format!("/internal/v1/users/{}/revoke-sessions", provisional.user_id),
-            &json!({}),
-        )
-        .await,
-        409,
-        "user_merged",
-        "revoking a merged user's sessions",
-    );
-
-    // Unlink: the identity on APP_A was linked by mistake.
-    let on_a = app.login(APP_A, "sup-a", None).await;
-    assert_eq!(on_a.user_id, x);
-    let on_b = app.login(APP_B, "sup-b", Some("sup-union")).await;
-    let unlink_a = format!("/internal/v1/users/{x}/identities/{APP_A}/sup-a");
-    let reply = internal_delete(&app, &unlink_a).await;
-    assert_eq!(reply.status, 204, "{}", reply.body);
-    assert_error(
-        &app.me(&on_a.token).await,
-        401,
-        "invalid_token",
-        "the unlinked login",
-    );
-    assert_eq!(app.me_ok(&on_b.token).await.identities.len(), 1);
-    assert_error(
-        &internal_delete(&app, &unlink_a).await,
-        404,
-        "not_found",
-        "unlinking twice",
-    );
-    assert_error(
-        &internal_delete(
-            &app,
-            &format!("/internal/v1/users/{x}/identities/{APP_B}/sup-b"),
-        )
-        .await,
-        409,
-        "last_identity",
-        "unlinking the only identity",
-    );
-    assert_error(
-        &internal_delete(
-            &app,
-            &format!("/internal/v1/users/{x}/identities/not-an-app/x"),
-        )
-        .await,
-        404,
-        "not_found",
-        "a malformed appid",
-    );
-    assert_error(
-        &internal_delete(
-            &app,
-            &format!("/internal/v1/users/bad%20id/identities/{APP_B}/sup-b"),
-        )
-        .await,
-        400,
-        "invalid_request",
-        "a malformed user id",
-    );
-    let newcomer = app.login(APP_A, "sup-a", None).await;
-    assert_ne!(
-        newcomer.user_id, x,
-        "the next login makes a new provisional user"
-    );
-
-    // Merge: support puts the newcomer back where it belongs.
-    let merge = format!("/internal/v1/users/{x}/merge");
-    let before = app.snapshot();
-    for (body, status, code) in [
-        (json!({"from": x}), 409, "same_user"),
-        (json!({"from": "u-nobody"}), 404, "not_found"),
-        (json!({}), 400, "invalid_request"),
-        (json!({"from": provisional.user_id}), 409, "user_merged"),
-    ] {
-        assert_error(
-            &internal_post(&app, &merge, &body).await,
-            status,
-            code,
-            &format!("merge {body}"),
-        );
-    }
-    assert_eq!(
-        before.users,
-        app.snapshot().users,
-        "refused merges change nothing"
-    );
-    let merged = internal_post(&app, &merge, &json!({"from": newcomer.user_id}))
-        .await
-        .ok_json(200, "support merge");
-    assert_eq!(merged["user_id"], x.as_str());
-    assert_eq!(merged["merged_into"], Value::Null);
-    assert_eq!(
-        merged["identities"],
-        json!([{"appid": APP_A, "openid": "sup-a"}, {"appid": APP_B, "openid": "sup-b"}])
-    );
-    assert_eq!(app.me_ok(&newcomer.token).await.user_id, x);
-
-    // Two unionids cannot be one person; a unionid moves to a user without one.
-    let other = app.login(APP_B, "sup-other", Some("sup-other-union")).await;
-    assert_error(
-        &internal_post(&app, &merge, &json!({"from": other.user_id})).await,
-        409,
-        "unionid_conflict",
-        "merging two unionids",
-    );
-    let plain = app.login(APP_A, "sup-plain", None).await;
-    let took = internal_post(
-        &app,
-        &format!("/internal/v1/users/{}/merge", plain.user_id),
-        &json!({"from": other.user_id}),
-    )
-    .await
-    .ok_json(200, "a merge that moves the unionid");
-    assert_eq!(took["unionid"], "sup-other-union");
-    let owner_now = internal_get(&app, "/internal/v1/users?unionid=sup-other-union")
-        .await
-        .ok_json(200, "the unionid's owner");
-    assert_eq!(owner_now["user_id"], plain.user_id.as_str());
-    assert_eq!(app.me_ok(&other.token).await.user_id, plain.user_id);
-
-    let feed = events(&app).await;
-    let kinds_with = |kind: &str| -> Vec<Value> {
-        feed.iter()
-            .filter(|e| e["kind"] == kind)
-            .map(|e| e["detail"].clone())
-            .collect()
-    };
-    assert_eq!(
-        kinds_with("sessions_revoked"),
-        vec![json!({"by": "support", "actor": "legacy-1", "sessions": 3})]
-    );
-    assert_eq!(
-        kinds_with("identity_unlinked"),
-        vec![json!({"by": "support", "actor": "legacy-1", "sessions": 1})]
-    );
-    assert_eq!(
-        kinds_with("users_merged"),
-        vec![
-            json!({"by": "unionid", "phone": "none", "sessions": 1}),
-            json!({"by": "support", "actor": "legacy-1", "phone": "none", "sessions": 1}),
-            json!({"by": "support", "actor": "legacy-1", "phone": "none", "sessions": 1})
-        ]
-    );
-    app.snapshot().assert_consistent("after support's repairs");
-}
-
-async fn introspection_tells_whom_a_token_stands_for(backend: Backend) {
-    let app = TestApp::spawn(backend, with_tokens()).await;
-    let provisional = app.login(APP_A, "intro-a", Some("intro-union")).await;
-    let active = introspect(&app, &provisional.token).await;
-    let fields = crate::helpers::exact_object(
-        &active,
-        &[
-            "active",
-            "sub",
-            "client_id",
-            "iat",
-            "exp",
-            "unionid_linked",
-            "token_type",
-            "iss",
-        ],
-        "an active token",
-    );
-    assert_eq!(fields["token_type"], "Bearer");
-    assert_eq!(fields["iss"], "wxlink");
-    assert_eq!(fields["active"], true);
-    assert_eq!(fields["sub"], provisional.user_id.as_str());
-    assert_eq!(fields["client_id"], APP_A);
-    assert_eq!(fields["unionid_linked"], false);
-    let (iat, exp) = (
-        fields["iat"].as_i64().expect("iat is a number"),
-        fields["exp"].as_i64().expect("exp is a number"),
-    );
-    assert_eq!(
-        u64::try_from(exp - iat).expect("exp after iat"),
-        provisional.expires_in,
-        "iat and exp are the token's lifetime"
-    );
-
-    // After the merge the token stands for the owner.
-    let owner = app.login(APP_B, "intro-b", Some("intro-union")).await;
-    let info = app.wx_user_info(APP_A, "intro-a");
-    app.user_info_ok(&provisional.token, &unsigned_body(&info))
-        .await;
-    let after = introspect(&app, &provisional.token).await;
-    assert_eq!(after["sub"], owner.user_id.as_str());
-    assert_eq!(after["unionid_linked"], true);
-
-    let logged_out = app.logout(&owner.token).await;
-    assert_eq!(logged_out.status, 204);
-    for token in [
-        owner.token.as_str(),
-        "a-well-formed-token-nobody-was-given-0123456789",
-        "not a token!",
-        "",
-    ] {
-        assert_eq!(
-            introspect(&app, token).await,
-            json!({"active": false}),
-            "{token:?}"
-        );
-    }
-    for (body, what) in [
-        (json!({}), "no token field"),
-        (json!({"token": 7}), "a number"),
-    ] {
-        assert_error(
-            &internal_post(&app, "/internal/v1/introspect", &body).await,
-            400,
-            "invalid_request",
-            what,
-        );
-    }
-    let no_service = app
-        .post_json(
-            "/internal/v1/introspect",
-            Some(&provisional.token),
-            &json!({"token": provisional.token}),
-        )
-        .await;
-    assert_error(
-        &no_service,
-        401,
-        "invalid_token",
-        "a user's token as service token",
-    );
-}
 
 /// Logins of one person on two nodes while the person cancels: afterwards no live token acts
 /// as the tombstone and no identity is attached to it; each login's token is either revoked or
@@ -604,7 +197,7 @@ async fn a_support_merge_racing_a_unionid_merge_ends_in_one_consistent_state(bac
                 identities(&[(APP_A, &open_a), (APP_B, &open_b)])
             );
         }
-        let found = internal_get(&app, &format!("/internal/v1/users?unionid={union}"))
+        let found = internal(&app, &format!("/internal/v1/users?unionid={union}"))
             .await
             .ok_json(200, "the unionid's owner");
         assert_eq!(&found["user_id"], survivor.as_str());
@@ -773,7 +366,7 @@ async fn a_split_racing_a_merge_of_the_same_user_ends_in_one_order(backend: Back
             }
         };
         let union = format!("{tag}-u");
-        let holder = internal_get(&app, &format!("/internal/v1/users?unionid={union}"))
+        let holder = internal(&app, &format!("/internal/v1/users?unionid={union}"))
             .await
             .ok_json(200, "the unionid's holder");
         let a_now = app.me_ok(&a.token).await;
@@ -899,7 +492,7 @@ async fn the_command_line_repairs_users_by_the_same_rules_and_asks_first(backend
 
     // show --json is what the internal API shows.
     let shown = json_of(&wxlink_user(&app, &["show", x, "--json"], None));
-    let by_api = internal_get(&app, &format!("/internal/v1/users/{x}"))
+    let by_api = internal(&app, &format!("/internal/v1/users/{x}"))
         .await
         .ok_json(200, "the same user over HTTP");
     assert_eq!(shown, by_api);
@@ -1080,7 +673,7 @@ async fn the_command_line_repairs_users_by_the_same_rules_and_asks_first(backend
         json!({"deleted": x, "sessions": 0, "identities": 1})
     );
     assert_error(
-        &internal_get(&app, &format!("/internal/v1/users/{x}")).await,
+        &internal(&app, &format!("/internal/v1/users/{x}")).await,
         404,
         "not_found",
         "a deleted user",

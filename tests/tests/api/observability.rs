@@ -1,4 +1,5 @@
-//! What operators see: Prometheus metrics, request ids, the logged configuration.
+//! What operators see: Prometheus metrics, request ids, the logged configuration. (The served
+//! OpenAPI document is tested in-process in `crates/api/tests/contract/openapi.rs`.)
 
 use crate::helpers::{
     APP_A, APP_B, Api, Backend, Options, TestApp, assert_error, assert_no_secrets_in_logs,
@@ -9,7 +10,6 @@ on_both_backends!(
     metrics_count_requests_logins_wechat_calls_and_the_pool,
     request_ids_tie_answers_to_log_lines,
     start_up_logs_the_effective_configuration_without_secrets,
-    the_served_openapi_document_is_the_committed_one,
     webhook_credentials_stay_out_of_the_logs,
     a_client_cannot_forge_a_log_line_through_the_path,
     metrics_on_a_listener_of_their_own_leave_the_public_one,
@@ -113,61 +113,6 @@ async fn start_up_logs_the_effective_configuration_without_secrets(backend: Back
         assert!(!logs.contains(secret.as_str()), "an app secret was logged");
     }
     assert!(logs.contains("max_body_bytes"), "{logs}");
-}
-
-async fn the_served_openapi_document_is_the_committed_one(backend: Backend) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
-    let committed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("docs/openapi.json exists"))
-            .expect("docs/openapi.json is JSON");
-
-    // With service tokens and signed access tokens every route is mounted: the served
-    // document is the committed one.
-    let token = "svc-token-for-the-docs-0123456789";
-    let options = Options::default()
-        .extra_toml(&format!("[internal]\ntokens = [\"{token}\"]\n"))
-        .signed_tokens("");
-    let app = TestApp::spawn(backend.clone(), options).await;
-    let mut served = app.get("/openapi.json", None).await.ok_json(200, "openapi");
-    // The configured appids are the login's `enum`; the rest is the committed document.
-    let appid = served
-        .pointer_mut("/components/schemas/LoginRequest/properties/appid")
-        .and_then(|v| v.as_object_mut())
-        .expect("the login's appid is documented");
-    let mut configured: Vec<&str> = app.secrets.keys().map(String::as_str).collect();
-    configured.sort_unstable();
-    assert_eq!(appid.remove("enum"), Some(serde_json::json!(configured)));
-    assert_eq!(served, committed);
-
-    // Without them the internal routes and the signed tokens' routes answer 404, and the
-    // document does not list them.
-    let app = TestApp::spawn(backend, Options::default()).await;
-    let served = app.get("/openapi.json", None).await.ok_json(200, "openapi");
-    assert_eq!(served["openapi"], "3.1.0");
-    let listed = |doc: &serde_json::Value| -> Vec<String> {
-        doc["paths"]
-            .as_object()
-            .expect("paths")
-            .keys()
-            .cloned()
-            .collect()
-    };
-    let public: Vec<String> = listed(&committed)
-        .into_iter()
-        .filter(|p| !p.starts_with("/internal/"))
-        .filter(|p| !p.starts_with("/.well-known/") && p != "/v1/token/refresh")
-        .collect();
-    assert_eq!(listed(&served), public);
-    let reply = app.get("/internal/v1/events", Some(token)).await;
-    assert_eq!(reply.status, 404, "{}", reply.body);
-    for path in [
-        "/v1/wechat/login",
-        "/v1/wechat/user-info",
-        "/v1/me",
-        "/v1/logout",
-    ] {
-        assert!(served["paths"][path].is_object(), "{path} is documented");
-    }
 }
 
 /// A webhook receiver's URL may carry its credentials (`user:password@`, a token as the user,

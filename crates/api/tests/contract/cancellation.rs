@@ -1,7 +1,8 @@
 //! Cancelling an account (`DELETE /v1/me`) needs the person, not just their token: a fresh
 //! code of the WeChat user the token logged in as.
 
-use serde_json::json;
+use serde_json::{Value, json};
+use wxlink_tests::internal_api::{events, internal, introspect, merged_person, with_tokens};
 use wxlink_wechat_sim::{AppKind, OAuthScope, UnionidPolicy};
 
 use crate::helpers::{
@@ -16,6 +17,7 @@ on_both_backends!(
     the_code_of_the_tokens_own_identity_cancels_the_account,
     an_oauth_login_is_cancelled_only_with_a_fresh_oauth_code_of_its_user,
     the_proof_spends_the_apps_wechat_call_limit,
+    a_cancelled_account_is_gone_and_the_person_comes_back_as_a_new_user,
 );
 
 /// Nothing a refused cancellation could have written: users, identities, sessions, events.
@@ -177,4 +179,92 @@ async fn the_proof_spends_the_apps_wechat_call_limit(backend: Backend) {
     assert!(reply.header("retry-after").is_some(), "Retry-After");
     assert_eq!(app.sim.code2session_calls(), calls, "WeChat was not asked");
     assert_unchanged(&before, &app.snapshot(), "a refused exchange");
+}
+
+async fn a_cancelled_account_is_gone_and_the_person_comes_back_as_a_new_user(backend: Backend) {
+    let app = TestApp::spawn(backend, with_tokens()).await;
+    let (provisional, owner) = merged_person(&app, "gone").await;
+    let second = app.login(APP_B, "gone-b", Some("gone-union")).await;
+
+    let cancelled = app.cancel(&owner.token, APP_B, "gone-b").await;
+    assert_eq!(cancelled.status, 204, "{}", cancelled.body);
+
+    // Every token of the person stops working, the merged user's too.
+    for token in [&owner.token, &second.token, &provisional.token] {
+        assert_error(
+            &app.me(token).await,
+            401,
+            "invalid_token",
+            "a cancelled token",
+        );
+        assert_eq!(introspect(&app, token).await, json!({"active": false}));
+    }
+    assert_error(
+        &app.cancel(&owner.token, APP_B, "gone-b").await,
+        401,
+        "invalid_token",
+        "cancelling twice",
+    );
+    // The old ids and identities answer 404, like ids that never existed.
+    for path in [
+        format!("/internal/v1/users/{}", owner.user_id),
+        format!("/internal/v1/users/{}", provisional.user_id),
+        "/internal/v1/users?unionid=gone-union".to_owned(),
+        format!("/internal/v1/users?appid={APP_B}&openid=gone-b"),
+        format!("/internal/v1/users?appid={APP_A}&openid=gone-a"),
+    ] {
+        assert_error(
+            &internal(&app, &path).await,
+            404,
+            "not_found",
+            &format!("{path} after the cancellation"),
+        );
+    }
+    let snapshot = app.snapshot();
+    snapshot.assert_consistent("after a cancellation");
+    let tombstone = snapshot
+        .user(&owner.user_id)
+        .expect("the tombstone keeps the id");
+    assert!(tombstone.deleted_at.is_some() && tombstone.unionid.is_none());
+    assert!(
+        snapshot
+            .user(&provisional.user_id)
+            .expect("the merged user's tombstone")
+            .deleted_at
+            .is_some()
+    );
+    assert!(
+        snapshot
+            .identities
+            .iter()
+            .all(|i| !i.openid.starts_with("gone-")),
+        "every identity is released"
+    );
+
+    // The feed tells downstream teams, with who did it.
+    let feed = events(&app).await;
+    let deleted: Vec<&Value> = feed
+        .iter()
+        .filter(|e| e["kind"] == "user_deleted")
+        .collect();
+    assert_eq!(deleted.len(), 1, "{feed:?}");
+    assert_eq!(deleted[0]["user_id"], owner.user_id.as_str());
+    assert_eq!(
+        deleted[0]["detail"],
+        json!({"by": "user", "sessions": 3, "identities": 2})
+    );
+    let released = feed
+        .iter()
+        .filter(|e| e["kind"] == "identity_unlinked" && e["user_id"] == owner.user_id.as_str())
+        .count();
+    assert_eq!(released, 2);
+
+    // The same WeChat user logs in as somebody new.
+    let again = app.login(APP_B, "gone-b", Some("gone-union")).await;
+    assert_ne!(again.user_id, owner.user_id);
+    assert_ne!(again.user_id, provisional.user_id);
+    assert!(again.unionid_linked);
+    let again_a = app.login(APP_A, "gone-a", None).await;
+    assert_ne!(again_a.user_id, provisional.user_id);
+    app.snapshot().assert_consistent("after coming back");
 }

@@ -2,12 +2,14 @@
 //! dir, or a fresh PostgreSQL database) and data key; typed request helpers that answer with the
 //! black-box tests' [`Reply`], so that a test reads the same at both levels.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{Method, Request};
+use axum::http::{HeaderValue, Method, Request};
 use tower::ServiceExt as _;
 use wxlink_api::Application;
 use wxlink_api::config::Settings;
@@ -32,10 +34,12 @@ const MAX_ANSWER_BYTES: usize = 1 << 22;
 #[derive(Debug)]
 pub struct TestApp {
     /// The simulated WeChat wxlink talks to.
-    pub sim: SimHandle,
+    pub sim: Arc<SimHandle>,
+    /// App secrets by appid.
+    pub secrets: BTreeMap<String, String>,
     /// Which backend this is.
     pub backend: Backend,
-    router: axum::Router,
+    client: Client,
     /// The support console's routes.
     pub console: axum::Router,
     // Holds the store (and a port-0 listener that is never served) for the router.
@@ -78,10 +82,15 @@ impl TestApp {
             .build()
             .await
             .unwrap_or_else(|e| panic!("wxlink does not start on {}: {e}", backend.name()));
+        let sim = Arc::new(sim);
         Self {
+            client: Client {
+                router: app.router(),
+                sim: Arc::clone(&sim),
+            },
             sim,
+            secrets,
             backend,
-            router: app.router(),
             console: app.console_router(),
             _app: app,
             database,
@@ -98,6 +107,12 @@ impl TestApp {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::load(&self.database)
     }
+
+    /// Everything the database holds, as bytes to search (see
+    /// [`wxlink_tests::snapshot::stored_bytes`]).
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        wxlink_tests::snapshot::stored_bytes(&self.database)
+    }
 }
 
 impl Api for TestApp {
@@ -105,8 +120,6 @@ impl Api for TestApp {
         &self.sim
     }
 
-    /// Any request, from a loopback client as the real server would see it; the answer is
-    /// read whole.
     async fn call(
         &self,
         method: Method,
@@ -115,8 +128,8 @@ impl Api for TestApp {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Reply {
-        let authorization = token.map(|token| format!("Bearer {token}"));
-        self.call_authorized(method, path, authorization.as_deref(), content_type, body)
+        self.client
+            .call(method, path, token, content_type, body)
             .await
     }
 }
@@ -132,9 +145,61 @@ impl TestApp {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Reply {
+        let headers: Vec<(&str, HeaderValue)> = authorization
+            .map(|a| {
+                (
+                    "authorization",
+                    HeaderValue::from_str(a).expect("a header value"),
+                )
+            })
+            .into_iter()
+            .collect();
+        self.call_with_headers(method, path, &headers, content_type, body)
+            .await
+    }
+
+    /// Any request with these headers (`x-forwarded-for` as a proxy sends it, bytes that are
+    /// not ASCII), from a loopback client as the real server would see it.
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, HeaderValue)],
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        self.client
+            .call_with_headers(method, path, headers, content_type, body)
+            .await
+    }
+
+    /// A client of this wxlink that a spawned task can own, for requests sent at once.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+}
+
+/// The router and the simulator as a task can own them: the same requests as [`TestApp`]'s.
+#[derive(Debug, Clone)]
+pub struct Client {
+    router: axum::Router,
+    sim: Arc<SimHandle>,
+}
+
+impl Client {
+    /// Any request with these headers (`x-forwarded-for` as a proxy sends it, bytes that are
+    /// not ASCII), from a loopback client as the real server would see it.
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, HeaderValue)],
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
         let mut request = Request::builder().method(method.clone()).uri(path);
-        if let Some(authorization) = authorization {
-            request = request.header("authorization", authorization);
+        for (name, value) in headers {
+            request = request.header(*name, value.clone());
         }
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
@@ -190,6 +255,36 @@ impl TestApp {
     /// The time as wxlink sees it.
     pub fn now(&self) -> i64 {
         self.sim.now_unix()
+    }
+}
+
+impl Api for Client {
+    fn sim(&self) -> &SimHandle {
+        &self.sim
+    }
+
+    /// Any request, from a loopback client as the real server would see it; the answer is
+    /// read whole.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let headers: Vec<(&str, HeaderValue)> = token
+            .map(|token| {
+                let bearer = format!("Bearer {token}");
+                (
+                    "authorization",
+                    HeaderValue::from_str(&bearer).expect("a header value"),
+                )
+            })
+            .into_iter()
+            .collect();
+        self.call_with_headers(method, path, &headers, content_type, body)
+            .await
     }
 }
 

@@ -3,14 +3,19 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{APP_A, APP_B, Api, Backend, Options, TestApp, assert_error};
-use wxlink_tests::internal_api::{SERVICE_TOKEN, internal, merge_someone, with_tokens};
+use crate::helpers::{
+    APP_A, APP_B, Api, Backend, Options, TestApp, assert_error, exact_object, unsigned_body,
+};
+use wxlink_tests::internal_api::{
+    SERVICE_TOKEN, internal, internal_post, introspect, merge_someone, with_tokens,
+};
 
 on_both_backends!(
     the_internal_api_is_off_without_tokens_and_needs_one_with_them,
     users_are_found_by_id_identity_and_unionid,
     the_event_feed_pages_through_creations_links_and_merges,
     a_merge_moves_the_phone_number_and_the_event_says_so,
+    introspection_tells_whom_a_token_stands_for,
 );
 
 async fn the_internal_api_is_off_without_tokens_and_needs_one_with_them(backend: Backend) {
@@ -178,4 +183,87 @@ async fn a_merge_moves_the_phone_number_and_the_event_says_so(backend: Backend) 
     );
     // The merged user's session acts as the owner, as the detail says.
     assert_eq!(app.me_ok(&provisional.token).await.user_id, owner.user_id);
+}
+
+async fn introspection_tells_whom_a_token_stands_for(backend: Backend) {
+    let app = TestApp::spawn(backend, with_tokens()).await;
+    let provisional = app.login(APP_A, "intro-a", Some("intro-union")).await;
+    let active = introspect(&app, &provisional.token).await;
+    let fields = exact_object(
+        &active,
+        &[
+            "active",
+            "sub",
+            "client_id",
+            "iat",
+            "exp",
+            "unionid_linked",
+            "token_type",
+            "iss",
+        ],
+        "an active token",
+    );
+    assert_eq!(fields["token_type"], "Bearer");
+    assert_eq!(fields["iss"], "wxlink");
+    assert_eq!(fields["active"], true);
+    assert_eq!(fields["sub"], provisional.user_id.as_str());
+    assert_eq!(fields["client_id"], APP_A);
+    assert_eq!(fields["unionid_linked"], false);
+    let (iat, exp) = (
+        fields["iat"].as_i64().expect("iat is a number"),
+        fields["exp"].as_i64().expect("exp is a number"),
+    );
+    assert_eq!(
+        u64::try_from(exp - iat).expect("exp after iat"),
+        provisional.expires_in,
+        "iat and exp are the token's lifetime"
+    );
+
+    // After the merge the token stands for the owner.
+    let owner = app.login(APP_B, "intro-b", Some("intro-union")).await;
+    let info = app.wx_user_info(APP_A, "intro-a");
+    app.user_info_ok(&provisional.token, &unsigned_body(&info))
+        .await;
+    let after = introspect(&app, &provisional.token).await;
+    assert_eq!(after["sub"], owner.user_id.as_str());
+    assert_eq!(after["unionid_linked"], true);
+
+    let logged_out = app.logout(&owner.token).await;
+    assert_eq!(logged_out.status, 204);
+    for token in [
+        owner.token.as_str(),
+        "a-well-formed-token-nobody-was-given-0123456789",
+        "not a token!",
+        "",
+    ] {
+        assert_eq!(
+            introspect(&app, token).await,
+            json!({"active": false}),
+            "{token:?}"
+        );
+    }
+    for (body, what) in [
+        (json!({}), "no token field"),
+        (json!({"token": 7}), "a number"),
+    ] {
+        assert_error(
+            &internal_post(&app, "/internal/v1/introspect", &body).await,
+            400,
+            "invalid_request",
+            what,
+        );
+    }
+    let no_service = app
+        .post_json(
+            "/internal/v1/introspect",
+            Some(&provisional.token),
+            &json!({"token": provisional.token}),
+        )
+        .await;
+    assert_error(
+        &no_service,
+        401,
+        "invalid_token",
+        "a user's token as service token",
+    );
 }

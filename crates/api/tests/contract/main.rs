@@ -11,14 +11,20 @@
 #[macro_use]
 extern crate wxlink_tests;
 
+mod app_kinds;
 mod cancellation;
+mod concurrency;
 mod console;
 mod errors;
 mod forgery;
 mod helpers;
 mod internal;
 mod linking;
+mod openapi;
+mod oracle;
+mod proxies;
 mod scopes;
+mod secrets;
 mod signed_tokens;
 mod stale_key;
 mod support;

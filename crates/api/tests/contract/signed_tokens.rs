@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use wxlink_tests::internal_api::SERVICE_TOKEN;
+use wxlink_tests::internal_api::{introspect, with_tokens};
 use wxlink_tests::options::ISSUER;
 
 use crate::helpers::{
@@ -25,9 +25,7 @@ on_both_backends!(
 );
 
 fn signed() -> Options {
-    Options::default()
-        .signed_tokens("")
-        .extra_toml(&format!("[internal]\ntokens = [\"{SERVICE_TOKEN}\"]\n"))
+    with_tokens().signed_tokens("")
 }
 
 fn claims(token: &str) -> Value {
@@ -56,16 +54,6 @@ async fn verify_offline(app: &TestApp, token: &str) -> Result<Value, String> {
     jsonwebtoken::decode::<Value>(token, &key, &validation)
         .map(|data| data.claims)
         .map_err(|e| e.to_string())
-}
-
-async fn introspect(app: &TestApp, token: &str) -> Value {
-    app.post_json(
-        "/internal/v1/introspect",
-        Some(SERVICE_TOKEN),
-        &json!({ "token": token }),
-    )
-    .await
-    .ok_json(200, "introspect")
 }
 
 async fn refresh(app: &TestApp, refresh_token: &str) -> Reply {

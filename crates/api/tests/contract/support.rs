@@ -4,18 +4,17 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{APP_A, APP_B, Api, Backend, TestApp, assert_error, unsigned_body};
-use wxlink_tests::answers::{LoginResponse, Reply};
-use wxlink_tests::internal_api::{SERVICE_TOKEN, internal, with_tokens};
+use wxlink_tests::answers::LoginResponse;
+use wxlink_tests::internal_api::{
+    SERVICE_TOKEN, events, internal, internal_delete, internal_post, merged_person, with_tokens,
+};
 
 on_both_backends!(
     a_wrong_merge_split_back_out_leaves_each_person_their_own,
     a_wrong_merge_undone_by_an_unlink_releases_the_unionid,
     splits_that_break_a_rule_change_nothing,
+    support_revokes_sessions_unlinks_identities_and_merges_users,
 );
-
-async fn post(app: &TestApp, path: &str, body: &Value) -> Reply {
-    app.post_json(path, Some(SERVICE_TOKEN), body).await
-}
 
 async fn user(app: &TestApp, id: &str) -> Value {
     internal(app, &format!("/internal/v1/users/{id}"))
@@ -38,7 +37,7 @@ async fn wrong_merge(app: &TestApp, tag: &str) -> (LoginResponse, LoginResponse)
     app.phone_number(&a.token, &code)
         .await
         .ok_json(200, "A's phone number");
-    let merged = post(
+    let merged = internal_post(
         app,
         &format!("/internal/v1/users/{}/merge", b.user_id),
         &json!({ "from": a.user_id }),
@@ -74,7 +73,7 @@ async fn a_wrong_merge_split_back_out_leaves_each_person_their_own(backend: Back
     let app = TestApp::spawn(backend, with_tokens()).await;
     let (a, b) = wrong_merge(&app, "sp").await;
 
-    let split = post(
+    let split = internal_post(
         &app,
         &format!("/internal/v1/users/{}/split", b.user_id),
         &json!({"identities": [{"appid": APP_B, "openid": "sp-a"}], "into": a.user_id}),
@@ -191,11 +190,11 @@ async fn splits_that_break_a_rule_change_nothing(backend: Backend) {
         ),
     ];
     for (body, status, code) in cases {
-        let reply = post(&app, &split, &body).await;
+        let reply = internal_post(&app, &split, &body).await;
         assert_error(&reply, status, code, &body.to_string());
     }
     // The merged-away user is not split: its owner is.
-    let merged_away = post(
+    let merged_away = internal_post(
         &app,
         &format!("/internal/v1/users/{}/split", a.user_id),
         &json!({"identities": [{"appid": APP_B, "openid": "no-a"}]}),
@@ -210,4 +209,191 @@ async fn splits_that_break_a_rule_change_nothing(backend: Backend) {
     let after = (user(&app, &a.user_id).await, user(&app, &b.user_id).await);
     assert_eq!(before, after, "nothing changed");
     app.snapshot().assert_consistent("after refused splits");
+}
+
+async fn support_revokes_sessions_unlinks_identities_and_merges_users(backend: Backend) {
+    let app = TestApp::spawn(backend, with_tokens()).await;
+    let (provisional, owner) = merged_person(&app, "sup").await;
+    let x = owner.user_id.clone();
+
+    // Revoke sessions: a stolen token.
+    let another = app.login(APP_B, "sup-b", Some("sup-union")).await;
+    let revoked = internal_post(
+        &app,
+        &format!("/internal/v1/users/{x}/revoke-sessions"),
+        &json!({}),
+    )
+    .await
+    .ok_json(200, "revoke sessions");
+    assert_eq!(
+        revoked,
+        json!({"revoked": 3}),
+        "own two and the merged user's"
+    );
+    for token in [&owner.token, &another.token, &provisional.token] {
+        assert_error(
+            &app.me(token).await,
+            401,
+            "invalid_token",
+            "a revoked token",
+        );
+    }
+    assert_error(
+        &internal_post(
+            &app,
+            "/internal/v1/users/u-nobody/revoke-sessions",
+            &json!({}),
+        )
+        .await,
+        404,
+        "not_found",
+        "revoking an unknown user's sessions",
+    );
+    assert_error(
+        &internal_post(
+            &app,
+            &format!("/internal/v1/users/{}/revoke-sessions", provisional.user_id),
+            &json!({}),
+        )
+        .await,
+        409,
+        "user_merged",
+        "revoking a merged user's sessions",
+    );
+
+    // Unlink: the identity on APP_A was linked by mistake.
+    let on_a = app.login(APP_A, "sup-a", None).await;
+    assert_eq!(on_a.user_id, x);
+    let on_b = app.login(APP_B, "sup-b", Some("sup-union")).await;
+    let unlink_a = format!("/internal/v1/users/{x}/identities/{APP_A}/sup-a");
+    let reply = internal_delete(&app, &unlink_a).await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert_error(
+        &app.me(&on_a.token).await,
+        401,
+        "invalid_token",
+        "the unlinked login",
+    );
+    assert_eq!(app.me_ok(&on_b.token).await.identities.len(), 1);
+    assert_error(
+        &internal_delete(&app, &unlink_a).await,
+        404,
+        "not_found",
+        "unlinking twice",
+    );
+    assert_error(
+        &internal_delete(
+            &app,
+            &format!("/internal/v1/users/{x}/identities/{APP_B}/sup-b"),
+        )
+        .await,
+        409,
+        "last_identity",
+        "unlinking the only identity",
+    );
+    assert_error(
+        &internal_delete(
+            &app,
+            &format!("/internal/v1/users/{x}/identities/not-an-app/x"),
+        )
+        .await,
+        404,
+        "not_found",
+        "a malformed appid",
+    );
+    assert_error(
+        &internal_delete(
+            &app,
+            &format!("/internal/v1/users/bad%20id/identities/{APP_B}/sup-b"),
+        )
+        .await,
+        400,
+        "invalid_request",
+        "a malformed user id",
+    );
+    let newcomer = app.login(APP_A, "sup-a", None).await;
+    assert_ne!(
+        newcomer.user_id, x,
+        "the next login makes a new provisional user"
+    );
+
+    // Merge: support puts the newcomer back where it belongs.
+    let merge = format!("/internal/v1/users/{x}/merge");
+    let before = app.snapshot();
+    for (body, status, code) in [
+        (json!({"from": x}), 409, "same_user"),
+        (json!({"from": "u-nobody"}), 404, "not_found"),
+        (json!({}), 400, "invalid_request"),
+        (json!({"from": provisional.user_id}), 409, "user_merged"),
+    ] {
+        assert_error(
+            &internal_post(&app, &merge, &body).await,
+            status,
+            code,
+            &format!("merge {body}"),
+        );
+    }
+    assert_eq!(
+        before.users,
+        app.snapshot().users,
+        "refused merges change nothing"
+    );
+    let merged = internal_post(&app, &merge, &json!({"from": newcomer.user_id}))
+        .await
+        .ok_json(200, "support merge");
+    assert_eq!(merged["user_id"], x.as_str());
+    assert_eq!(merged["merged_into"], Value::Null);
+    assert_eq!(
+        merged["identities"],
+        json!([{"appid": APP_A, "openid": "sup-a"}, {"appid": APP_B, "openid": "sup-b"}])
+    );
+    assert_eq!(app.me_ok(&newcomer.token).await.user_id, x);
+
+    // Two unionids cannot be one person; a unionid moves to a user without one.
+    let other = app.login(APP_B, "sup-other", Some("sup-other-union")).await;
+    assert_error(
+        &internal_post(&app, &merge, &json!({"from": other.user_id})).await,
+        409,
+        "unionid_conflict",
+        "merging two unionids",
+    );
+    let plain = app.login(APP_A, "sup-plain", None).await;
+    let took = internal_post(
+        &app,
+        &format!("/internal/v1/users/{}/merge", plain.user_id),
+        &json!({"from": other.user_id}),
+    )
+    .await
+    .ok_json(200, "a merge that moves the unionid");
+    assert_eq!(took["unionid"], "sup-other-union");
+    let owner_now = internal(&app, "/internal/v1/users?unionid=sup-other-union")
+        .await
+        .ok_json(200, "the unionid's owner");
+    assert_eq!(owner_now["user_id"], plain.user_id.as_str());
+    assert_eq!(app.me_ok(&other.token).await.user_id, plain.user_id);
+
+    let feed = events(&app).await;
+    let kinds_with = |kind: &str| -> Vec<Value> {
+        feed.iter()
+            .filter(|e| e["kind"] == kind)
+            .map(|e| e["detail"].clone())
+            .collect()
+    };
+    assert_eq!(
+        kinds_with("sessions_revoked"),
+        vec![json!({"by": "support", "actor": "legacy-1", "sessions": 3})]
+    );
+    assert_eq!(
+        kinds_with("identity_unlinked"),
+        vec![json!({"by": "support", "actor": "legacy-1", "sessions": 1})]
+    );
+    assert_eq!(
+        kinds_with("users_merged"),
+        vec![
+            json!({"by": "unionid", "phone": "none", "sessions": 1}),
+            json!({"by": "support", "actor": "legacy-1", "phone": "none", "sessions": 1}),
+            json!({"by": "support", "actor": "legacy-1", "phone": "none", "sessions": 1})
+        ]
+    );
+    app.snapshot().assert_consistent("after support's repairs");
 }

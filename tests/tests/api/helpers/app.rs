@@ -214,31 +214,6 @@ impl TestApp {
         self.start_process().await;
     }
 
-    /// Everything the database holds, as bytes to search: the SQLite files as they are on
-    /// disk, or every PostgreSQL table as text.
-    pub fn stored_bytes(&self) -> Vec<u8> {
-        match &self.backend {
-            Backend::Sqlite => {
-                let mut all = Vec::new();
-                for suffix in ["", "-wal", "-journal"] {
-                    let path = self.dir.path().join(format!("wxlink.db{suffix}"));
-                    if let Ok(bytes) = std::fs::read(&path) {
-                        all.extend(bytes);
-                    }
-                }
-                assert!(
-                    !all.is_empty(),
-                    "no SQLite files in {}",
-                    self.dir().display()
-                );
-                all
-            }
-            Backend::Postgres { .. } => {
-                wxlink_tests::database::dump(self.database.url()).into_bytes()
-            }
-        }
-    }
-
     /// SIGKILL the process (no graceful shutdown) and start a new one on the same database,
     /// data key file and config (on a new port).
     pub async fn kill_and_restart(&mut self) {

@@ -15,7 +15,6 @@ pub use process::*;
 pub use wxlink_tests::answers::*;
 pub use wxlink_tests::client::Api;
 pub use wxlink_tests::database::*;
-pub use wxlink_tests::now_unix;
 pub use wxlink_tests::options::{APP_A, APP_B, APP_C, Options};
 pub use wxlink_tests::snapshot::*;
 pub use wxlink_tests::user_data::*;

@@ -3,6 +3,7 @@
 
 mod requests;
 mod tokens;
+mod upstream;
 mod user_data;
 
 use serde_json::Value;

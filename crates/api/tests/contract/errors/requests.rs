@@ -1,8 +1,9 @@
 //! Requests wxlink refuses before doing anything: malformed bodies, unknown apps, routes and
-//! methods, floods.
+//! methods, floods, and calls past the app's WeChat quota.
 
 use axum::http::Method;
 use serde_json::{Value, json};
+use wxlink_wechat_sim::{CHECK_SESSION_PATH, PHONE_NUMBER_PATH};
 
 use super::json_bytes;
 use crate::helpers::*;
@@ -12,6 +13,7 @@ on_both_backends!(
     unknown_apps_routes_and_methods,
     floods_are_rate_limited,
     token_routes_are_rate_limited_per_ip,
+    failed_user_info_and_phone_calls_count_toward_the_app_limit,
 );
 
 async fn malformed_requests_are_invalid_request(backend: Backend) {
@@ -354,4 +356,43 @@ async fn floods_are_rate_limited(backend: Backend) {
     assert!(reply.header("retry-after").is_some());
     // Another app is not affected.
     app.login(APP_A, "app-flood-a", None).await;
+}
+
+/// The per-app limit protects the app's WeChat quota: failed user-info requests (each asks
+/// checksession) and phone-number requests count toward it, and a refused call never reaches
+/// WeChat.
+async fn failed_user_info_and_phone_calls_count_toward_the_app_limit(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        Options::default().extra_toml("[rate_limit]\nper_app_burst = 3\nper_app_per_minute = 1\n"),
+    )
+    .await;
+    let login = app.login(APP_B, "quota-ann", None).await; // 1: code2session
+    let garbage = json!({
+        "encrypted_data": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        "iv": "AAAAAAAAAAAAAAAAAAAAAA==",
+    });
+    for _ in 0..4 {
+        let reply = app.user_info(&login.token, &garbage).await;
+        assert_eq!(reply.status, 422, "undecryptable data: {}", reply.body);
+    }
+    assert_eq!(
+        app.sim.calls().total(CHECK_SESSION_PATH),
+        2,
+        "only the app's remaining budget of 2 calls asked checksession"
+    );
+    let code = app.wx_phone_code(APP_B, "quota-ann", "13812345678", Some("86"));
+    let reply = app.phone_number(&login.token, &code).await;
+    assert_error(
+        &reply,
+        429,
+        "rate_limited",
+        "phone number over the app's limit",
+    );
+    assert!(reply.header("retry-after").is_some());
+    assert_eq!(app.sim.calls().total(PHONE_NUMBER_PATH), 0);
+    let wx = app.wx_login(APP_B, "quota-bob", None);
+    let reply = app.login_with_code(APP_B, &wx.code).await;
+    assert_error(&reply, 429, "rate_limited", "login over the app's limit");
+    assert_eq!(app.sim.code2session_calls(), 1);
 }

@@ -103,7 +103,7 @@ fn parse<T>(
 
 /// A user by id; a merged-away user answers with `merged_into` set.
 #[utoipa::path(get, path = "/internal/v1/users/{user_id}", tag = "internal",
-    params(("user_id" = String, Path, description = "wxlink's user id", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(("user_id" = String, Path, description = "wxlink's user id")),
     responses(
         (status = 200, body = InternalUser),
         (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
@@ -248,7 +248,7 @@ pub(crate) async fn events(
 
 /// Revoke every live session of a user and of the users merged into it (a stolen token).
 #[utoipa::path(post, path = "/internal/v1/users/{user_id}/revoke-sessions", tag = "internal",
-    params(("user_id" = String, Path, description = "wxlink's user id", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(("user_id" = String, Path, description = "wxlink's user id")),
     responses(
         (status = 200, body = RevokedSessions),
         (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
@@ -278,9 +278,9 @@ pub(crate) async fn revoke_sessions(
 #[utoipa::path(delete, path = "/internal/v1/users/{user_id}/identities/{appid}/{openid}",
     tag = "internal",
     params(
-        ("user_id" = String, Path, description = "wxlink's user id", pattern = "^[A-Za-z0-9_-]{1,64}$"),
-        ("appid" = String, Path, description = "the identity's app", pattern = "^wx[0-9A-Za-z]{16}$"),
-        ("openid" = String, Path, description = "the identity's openid", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+        ("user_id" = String, Path, description = "wxlink's user id"),
+        ("appid" = String, Path, description = "the identity's app"),
+        ("openid" = String, Path, description = "the identity's openid")),
     responses(
         (status = 204, description = "Unlinked"),
         (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
@@ -310,7 +310,7 @@ pub(crate) async fn unlink_identity(
 
 /// Merge `from` into the path's user by the rules of a unionid merge.
 #[utoipa::path(post, path = "/internal/v1/users/{into}/merge", tag = "internal",
-    params(("into" = String, Path, description = "the user that stays", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(("into" = String, Path, description = "the user that stays")),
     request_body = MergeRequest,
     responses(
         (status = 200, body = InternalUser),
@@ -342,7 +342,7 @@ pub(crate) async fn merge(
 /// logged in through, the phone number the identity that verified it, the unionid the
 /// identities vouching for it.
 #[utoipa::path(post, path = "/internal/v1/users/{user_id}/split", tag = "internal",
-    params(("user_id" = String, Path, description = "the user to split", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(("user_id" = String, Path, description = "the user to split")),
     request_body = SplitRequest,
     responses(
         (status = 200, body = SplitResponse),

@@ -9,11 +9,10 @@ use utoipa::ToSchema;
 pub struct LoginRequest {
     /// The app the code comes from (`[apps.<appid>]`); a server lists its configured appids in
     /// the `enum` of its `/openapi.json`.
-    #[schema(example = "wx4f4bc4dec97d474b", pattern = "^wx[0-9A-Za-z]{16}$")]
+    #[schema(example = "wx4f4bc4dec97d474b")]
     pub appid: String,
     /// `wx.login`'s code (mini programs) or the OAuth code (official accounts, mobile apps,
     /// websites): 1 to 256 printable ASCII characters without spaces.
-    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     pub code: String,
 }
 
@@ -64,7 +63,6 @@ pub struct UserInfoRequest {
     /// `signature` = hex sha1(raw_data + session_key), with `raw_data`.
     pub signature: Option<String>,
     /// A fresh `wx.login` code: wxlink refreshes the session_key with it first.
-    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     pub code: Option<String>,
 }
 
@@ -76,13 +74,7 @@ pub struct CancelRequest {
     /// `reauthentication_required`.
     // Read as optional, so that its absence gets its own answer; documented as required,
     // since no request without it succeeds.
-    #[schema(
-        value_type = String,
-        required = true,
-        min_length = 1,
-        max_length = 256,
-        pattern = "^[!-~]+$"
-    )]
+    #[schema(value_type = String, required = true)]
     pub code: Option<String>,
 }
 
@@ -122,7 +114,6 @@ pub struct MeResponse {
 pub struct PhoneNumberRequest {
     /// The code of the `getPhoneNumber` button: 1 to 256 printable ASCII characters without
     /// spaces.
-    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     pub code: String,
 }
 
@@ -256,7 +247,6 @@ pub struct RevokedSessions {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MergeRequest {
     /// The user merged away into the path's user.
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub from: String,
 }
 
@@ -269,7 +259,6 @@ pub struct SplitRequest {
     /// A user that was merged into the path's user (directly or through a chain): the
     /// identities go back to it, and it is restored. Without it they go to a new user.
     #[serde(default)]
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub into: Option<String>,
 }
 

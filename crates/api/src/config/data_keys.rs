@@ -29,12 +29,12 @@ impl DataKeys {
         security: &SecuritySettings,
         backend: Backend,
     ) -> Result<Self, ConfigError> {
-        let parse = |key: &str, value: &SecretString| {
+        let decode = |key: &str, value: &SecretString| {
             wxlink_crypto::DataKey::from_base64(value.expose_secret())
                 .map_err(|e| invalid(key, e.to_string()))
         };
         let current = match &security.data_key {
-            Some(key) => Some(parse("security.data_key", key)?),
+            Some(key) => Some(decode("security.data_key", key)?),
             // A key file of its own per node would split a cluster's keyring.
             None if backend == Backend::Postgres => {
                 return Err(invalid(
@@ -50,7 +50,7 @@ impl DataKeys {
             .previous_data_keys
             .iter()
             .enumerate()
-            .map(|(i, old)| parse(&format!("security.previous_data_keys[{i}]"), old))
+            .map(|(i, old)| decode(&format!("security.previous_data_keys[{i}]"), old))
             .collect::<Result<_, _>>()?;
         Ok(Self { current, previous })
     }

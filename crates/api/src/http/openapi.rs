@@ -53,7 +53,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     paths(
         http::healthz,
         http::prometheus_metrics,
-        serve,
+        openapi_document,
         http::login,
         http::user_info,
         http::phone_number,
@@ -428,7 +428,7 @@ static SERVED: LazyLock<[[serde_json::Value; 2]; 2]> = LazyLock::new(|| {
 /// mini program package carries its own).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3 document of the routes this server mounts (the internal ones only with clients configured)", content_type = "application/json")))]
-pub(crate) async fn serve(State(state): State<Arc<crate::state::AppState>>) -> Response {
+pub(crate) async fn openapi_document(State(state): State<Arc<crate::state::AppState>>) -> Response {
     let internal = usize::from(state.clients.enabled());
     let signed = usize::from(state.tokens.is_some());
     let mut doc = SERVED[internal][signed].clone();

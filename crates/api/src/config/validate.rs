@@ -72,7 +72,8 @@ impl InternalSettings {
                 return Err(invalid(
                     key,
                     format!(
-                        "a client name has 1 to {MAX_CLIENT_NAME_CHARS} characters of a-z, 0-9,                          `_` and `-`"
+                        "a client name has 1 to {MAX_CLIENT_NAME_CHARS} characters of a-z, 0-9, \
+                         `_` and `-`"
                     ),
                 ));
             }

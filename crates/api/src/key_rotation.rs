@@ -3,8 +3,31 @@
 
 use std::path::Path;
 
-use crate::config::{Settings, TokenFormat};
+use wxlink_persistence::Store;
+
+use crate::config::{Settings, TokenFormat, Validated};
 use crate::{KeyCheck, StorePool, open_store};
+
+/// The configured database, with a small pool: an operator's command runs one thing at a time.
+async fn open(
+    settings: &Settings,
+    valid: Validated,
+    key_file: &Path,
+    key_check: KeyCheck,
+) -> Result<Store, String> {
+    open_store(
+        valid.database,
+        valid.data_keys,
+        key_file,
+        StorePool {
+            max_connections: 2,
+            migrate_on_start: settings.database.migrate_on_start,
+            key_check,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
 
 /// Re-seal every sealed value (session keys, phone numbers, access tokens, JWT signing keys)
 /// under the current data key, rehash phone numbers, and retire the data keys nothing is sealed
@@ -18,18 +41,7 @@ pub async fn rotate_data_key(config: &Path, key_file: &Path) -> Result<(), Strin
     if !valid.data_keys.configured() && !key_file.exists() {
         return Err("no data key was configured: nothing to rotate".into());
     }
-    let store = open_store(
-        valid.database,
-        valid.data_keys,
-        key_file,
-        StorePool {
-            max_connections: 2,
-            migrate_on_start: settings.database.migrate_on_start,
-            key_check: KeyCheck::Record,
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let store = open(&settings, valid, key_file, KeyCheck::Record).await?;
     let keys = store
         .reseal_session_keys(500)
         .await
@@ -81,18 +93,7 @@ pub async fn rotate_signing_key(config: &Path, key_file: &Path) -> Result<(), St
     if settings.tokens.format != TokenFormat::Jwt {
         return Err("[tokens] format is not \"jwt\": there is no signing key".into());
     }
-    let store = open_store(
-        valid.database,
-        valid.data_keys,
-        key_file,
-        StorePool {
-            max_connections: 2,
-            migrate_on_start: settings.database.migrate_on_start,
-            key_check: KeyCheck::Verify,
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let store = open(&settings, valid, key_file, KeyCheck::Verify).await?;
     let now = crate::adapters::SystemClock.now();
     let tokens = crate::tokens::JwtTokens::load(store, &settings.tokens, now)
         .await

@@ -29,11 +29,11 @@ use wxlink_wechat_client::{
     AppSecret, ClientConfig, Code2Session, Error, SessionKey, WeChatClient,
 };
 
+use fake::{FakeServer, Reply};
+
 const APPID: &str = "wx4f4bc4dec97d474b";
 const SECRET: &str = "very-secret-app-secret-0123456789";
 const CODE: &str = "js-code+with/special=chars";
-
-use fake::{FakeServer, Reply};
 
 fn config(base_url: &str) -> wxlink_wechat_client::ClientConfigBuilder {
     ClientConfig::builder()

@@ -635,11 +635,7 @@ async fn show(store: &Store, id: &UserId) -> Result<Output, UserError> {
         .map_err(|e| refused(id, DomainError::Store(e)))?
         .ok_or_else(|| refused(id, DomainError::UserNotFound))?;
     // The operator of the database sees everything the internal API can show.
-    let operator = crate::http::clients::Caller {
-        name: "cli".to_owned(),
-        scopes: crate::http::clients::Scope::ALL.into_iter().collect(),
-    };
-    let user = crate::http::internal::internal_user(record, &operator);
+    let user = crate::http::wire::InternalUser::new(record, true);
     let mut text = format!(
         "user {}\n  unionid: {}\n  merged into: {}\n  created at: {}",
         user.user_id,

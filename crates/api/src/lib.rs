@@ -19,10 +19,12 @@ pub mod config;
 pub mod console;
 mod http;
 mod jobs;
+pub mod key_rotation;
 mod limits;
 mod metrics;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+mod serve;
 mod state;
 pub mod tokens;
 mod wechat;

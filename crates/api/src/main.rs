@@ -192,97 +192,16 @@ async fn run(cli: Cli) -> Result<(), Failed> {
             }
             Ok(app.run_until_stopped().await.map_err(|e| e.to_string())?)
         }
-        Command::RotateDataKey { config } => {
-            let settings = Settings::load(Some(&config)).map_err(|e| e.to_string())?;
-            let valid = settings.validate().map_err(|e| e.to_string())?;
-            let key_file = key_file_beside(&config);
-            if !valid.data_keys.configured() && !key_file.exists() {
-                return Err("no data key was configured: nothing to rotate".into());
-            }
-            let store = wxlink_api::open_store(
-                valid.database,
-                valid.data_keys,
-                &key_file,
-                wxlink_api::StorePool {
-                    max_connections: 2,
-                    migrate_on_start: settings.database.migrate_on_start,
-                    key_check: wxlink_api::KeyCheck::Record,
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            let keys = store
-                .reseal_session_keys(500)
-                .await
-                .map_err(|e| e.to_string())?;
-            let phones = store
-                .reseal_phone_numbers(500)
-                .await
-                .map_err(|e| e.to_string())?;
-            store
-                .rehash_phone_numbers(500)
-                .await
-                .map_err(|e| e.to_string())?;
-            let tokens = store
-                .reseal_access_tokens(500)
-                .await
-                .map_err(|e| e.to_string())?;
-            let signing = store
-                .reseal_signing_keys(500)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!(
-                "re-sealed {keys} session keys, {phones} phone numbers, {tokens} access tokens \
-                 and {signing} JWT signing keys under the current data key"
-            );
-            let retired = store
-                .retire_unused_data_keys()
-                .await
-                .map_err(|e| e.to_string())?;
-            if retired.is_empty() {
-                println!("no data key retired");
-            } else {
-                println!(
-                    "retired data keys {}: no value is sealed under them, nodes may drop them",
-                    retired.join(", ")
-                );
-            }
-            Ok(())
-        }
-        Command::RotateSigningKey { config } => {
-            use wxlink_domain::Clock as _;
-            let settings = Settings::load(Some(&config)).map_err(|e| e.to_string())?;
-            let valid = settings.validate().map_err(|e| e.to_string())?;
-            if settings.tokens.format != wxlink_api::config::TokenFormat::Jwt {
-                return Err("[tokens] format is not \"jwt\": there is no signing key".into());
-            }
-            let store = wxlink_api::open_store(
-                valid.database,
-                valid.data_keys,
-                &key_file_beside(&config),
-                wxlink_api::StorePool {
-                    max_connections: 2,
-                    migrate_on_start: settings.database.migrate_on_start,
-                    key_check: wxlink_api::KeyCheck::Verify,
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            let now = wxlink_api::adapters::SystemClock.now();
-            let tokens = wxlink_api::tokens::JwtTokens::load(store, &settings.tokens, now)
-                .await
-                .map_err(|e| e.to_string())?;
-            let added = tokens.rotate_now(now).await.map_err(|e| e.to_string())?;
-            if added {
-                println!(
-                    "added a signing key: published now, signing in {} s",
-                    settings.tokens.key_publish_secs
-                );
-                Ok(())
-            } else {
-                Err("another node added a signing key at the same moment; run it again".into())
-            }
-        }
+        Command::RotateDataKey { config } => Ok(wxlink_api::key_rotation::rotate_data_key(
+            &config,
+            &key_file_beside(&config),
+        )
+        .await?),
+        Command::RotateSigningKey { config } => Ok(wxlink_api::key_rotation::rotate_signing_key(
+            &config,
+            &key_file_beside(&config),
+        )
+        .await?),
         Command::User {
             command,
             config,

@@ -30,12 +30,72 @@ pub enum IdError {
     },
 }
 
+/// The characters an identifier is written in, said three ways that must agree: the parser's
+/// test of a byte, the regex character class a JSON Schema publishes, and the words of an error.
+#[derive(Debug, Clone, Copy)]
+pub struct Alphabet {
+    /// Whether a byte is one of its characters (all of them are ASCII).
+    pub contains: fn(u8) -> bool,
+    /// The same characters as a regex character class.
+    pub class: &'static str,
+    /// The same characters in words.
+    pub described: &'static str,
+}
+
+impl Alphabet {
+    /// URL-safe base64's characters: openids, unionids and user ids.
+    pub const URL_SAFE: Alphabet = Alphabet {
+        contains: |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_',
+        class: "[A-Za-z0-9_-]",
+        described: "letters, digits, - and _",
+    };
+
+    /// ASCII letters and digits: the part of an appid after `wx`.
+    pub const ALPHANUMERIC: Alphabet = Alphabet {
+        contains: |b| b.is_ascii_alphanumeric(),
+        class: "[0-9A-Za-z]",
+        described: "letters or digits",
+    };
+
+    /// Printable ASCII without the space: login codes.
+    pub const PRINTABLE: Alphabet = Alphabet {
+        contains: |b| b.is_ascii_graphic(),
+        class: "[!-~]",
+        described: "printable ASCII without spaces",
+    };
+}
+
+/// An identifier's grammar as a JSON Schema states it: an anchored `pattern` (ECMA-262, in the
+/// part every regex dialect reads alike) and the length in characters. Made from the constants
+/// the identifier's parser checks, so the HTTP API's published schemas cannot drift from what
+/// the parsers accept; a property test of the api crate holds `/openapi.json` to the parsers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grammar {
+    /// The anchored regular expression.
+    pub pattern: String,
+    /// The fewest characters.
+    pub min_length: usize,
+    /// The most characters.
+    pub max_length: usize,
+}
+
+impl Grammar {
+    /// 1 to `max` characters of `alphabet`.
+    fn of(alphabet: Alphabet, max: usize) -> Self {
+        Self {
+            pattern: format!("^{}+$", alphabet.class),
+            min_length: 1,
+            max_length: max,
+        }
+    }
+}
+
+/// Refuse a value that is not 1 to `max` characters of `alphabet`.
 fn check_token_chars(
     kind: &'static str,
     value: &str,
     max: usize,
-    allowed: fn(u8) -> bool,
-    expected: &'static str,
+    alphabet: Alphabet,
 ) -> Result<(), IdError> {
     if value.is_empty() {
         return Err(IdError::Empty { kind });
@@ -43,14 +103,13 @@ fn check_token_chars(
     if value.len() > max {
         return Err(IdError::TooLong { kind, max });
     }
-    if !value.bytes().all(allowed) {
-        return Err(IdError::Malformed { kind, expected });
+    if !value.bytes().all(alphabet.contains) {
+        return Err(IdError::Malformed {
+            kind,
+            expected: alphabet.described,
+        });
     }
     Ok(())
-}
-
-fn url_safe(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
 macro_rules! string_id {
@@ -122,12 +181,20 @@ string_id!(
 );
 
 impl AppId {
+    /// What every appid starts with.
+    pub const PREFIX: &str = "wx";
+    /// How many characters of [`Alphabet::ALPHANUMERIC`] follow the prefix.
+    pub const SUFFIX_LEN: usize = 16;
+
     /// Parse an appid: `wx` followed by exactly 16 ASCII letters or digits.
     pub fn parse(value: String) -> Result<Self, IdError> {
         const EXPECTED: &str = "\"wx\" followed by 16 letters or digits";
-        let ok = value.len() == 18
-            && value.starts_with("wx")
-            && value.bytes().skip(2).all(|b| b.is_ascii_alphanumeric());
+        let ok = value.len() == Self::PREFIX.len() + Self::SUFFIX_LEN
+            && value.starts_with(Self::PREFIX)
+            && value
+                .bytes()
+                .skip(Self::PREFIX.len())
+                .all(Alphabet::ALPHANUMERIC.contains);
         if value.is_empty() {
             Err(IdError::Empty { kind: "appid" })
         } else if ok {
@@ -139,6 +206,21 @@ impl AppId {
             })
         }
     }
+
+    /// The grammar [`AppId::parse`] checks.
+    pub fn grammar() -> Grammar {
+        let len = Self::PREFIX.len() + Self::SUFFIX_LEN;
+        Grammar {
+            pattern: format!(
+                "^{}{}{{{}}}$",
+                Self::PREFIX,
+                Alphabet::ALPHANUMERIC.class,
+                Self::SUFFIX_LEN
+            ),
+            min_length: len,
+            max_length: len,
+        }
+    }
 }
 
 impl OpenId {
@@ -147,14 +229,13 @@ impl OpenId {
 
     /// Parse an openid: 1 to 128 characters of `A-Z a-z 0-9 - _`.
     pub fn parse(value: String) -> Result<Self, IdError> {
-        check_token_chars(
-            "openid",
-            &value,
-            Self::MAX_LEN,
-            url_safe,
-            "letters, digits, - and _",
-        )?;
+        check_token_chars("openid", &value, Self::MAX_LEN, Alphabet::URL_SAFE)?;
         Ok(Self(value))
+    }
+
+    /// The grammar [`OpenId::parse`] checks.
+    pub fn grammar() -> Grammar {
+        Grammar::of(Alphabet::URL_SAFE, Self::MAX_LEN)
     }
 }
 
@@ -164,22 +245,29 @@ impl UnionId {
 
     /// Parse a unionid: 1 to 128 characters of `A-Z a-z 0-9 - _`.
     pub fn parse(value: String) -> Result<Self, IdError> {
-        check_token_chars(
-            "unionid",
-            &value,
-            Self::MAX_LEN,
-            url_safe,
-            "letters, digits, - and _",
-        )?;
+        check_token_chars("unionid", &value, Self::MAX_LEN, Alphabet::URL_SAFE)?;
         Ok(Self(value))
+    }
+
+    /// The grammar [`UnionId::parse`] checks.
+    pub fn grammar() -> Grammar {
+        Grammar::of(Alphabet::URL_SAFE, Self::MAX_LEN)
     }
 }
 
 impl UserId {
+    /// Longest user id accepted; wxlink's own are 32 characters.
+    pub const MAX_LEN: usize = 64;
+
     /// Parse a user id: 1 to 64 characters of `A-Z a-z 0-9 - _`.
     pub fn parse(value: String) -> Result<Self, IdError> {
-        check_token_chars("user_id", &value, 64, url_safe, "letters, digits, - and _")?;
+        check_token_chars("user_id", &value, Self::MAX_LEN, Alphabet::URL_SAFE)?;
         Ok(Self(value))
+    }
+
+    /// The grammar [`UserId::parse`] checks.
+    pub fn grammar() -> Grammar {
+        Grammar::of(Alphabet::URL_SAFE, Self::MAX_LEN)
     }
 }
 
@@ -189,14 +277,13 @@ impl JsCode {
 
     /// Parse a login code: 1 to 256 printable ASCII characters without spaces.
     pub fn parse(value: String) -> Result<Self, IdError> {
-        check_token_chars(
-            "code",
-            &value,
-            Self::MAX_LEN,
-            |b| b.is_ascii_graphic(),
-            "printable ASCII without spaces",
-        )?;
+        check_token_chars("code", &value, Self::MAX_LEN, Alphabet::PRINTABLE)?;
         Ok(Self(value))
+    }
+
+    /// The grammar [`JsCode::parse`] checks.
+    pub fn grammar() -> Grammar {
+        Grammar::of(Alphabet::PRINTABLE, Self::MAX_LEN)
     }
 }
 

@@ -56,7 +56,7 @@ mod service;
 pub use access::{AccessGrant, AccessTokens, IssuedAccess, RefreshTokenRow, VerifiedAccess};
 pub use accounts::{Accounts, Cancelled, Introspection, MergePlan, Presence, Split, SplitPlan};
 pub use error::{DomainError, StoreError, UserDataError, WeChatError};
-pub use ids::{AppId, IdError, JsCode, OpenId, UnionId, UserId};
+pub use ids::{Alphabet, AppId, Grammar, IdError, JsCode, OpenId, UnionId, UserId};
 pub use model::{
     Actor, ActorName, AppKind, DecryptBudget, Event, EventDetail, EventKind, LoginOutcome,
     PhoneMerge, PhoneNumber, Reservation, Session, SpentBudget, UnionidSplit, UnixTime, User,

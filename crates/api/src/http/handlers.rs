@@ -268,11 +268,7 @@ pub(crate) async fn phone_number(
 ) -> Result<Json<PhoneNumberResponse>, ApiError> {
     let code = parse_code(req.code)?;
     let phone = state.service.attach_phone_number(&token, code).await?;
-    Ok(Json(PhoneNumberResponse {
-        phone_number: phone.phone_number,
-        pure_phone_number: phone.pure_phone_number,
-        country_code: phone.country_code,
-    }))
+    Ok(Json(PhoneNumberResponse::from(phone)))
 }
 
 /// The user behind the token, with the identities of its apps.
@@ -289,14 +285,7 @@ pub(crate) async fn me(
     Ok(Json(MeResponse {
         user_id: me.user_id.to_string(),
         unionid_linked: me.unionid_linked,
-        identities: me
-            .identities
-            .iter()
-            .map(|(appid, openid)| Identity {
-                appid: appid.to_string(),
-                openid: openid.to_string(),
-            })
-            .collect(),
+        identities: me.identities.iter().map(Identity::from).collect(),
     }))
 }
 

@@ -12,19 +12,15 @@ use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
-use wxlink_domain::{
-    ActorName, AppId, DomainError, Event, EventKind, OpenId, PhoneMerge, UnionId, UnionidSplit,
-    UserId,
-};
+use wxlink_domain::{ActorName, AppId, DomainError, OpenId, UnionId, UserId};
 use wxlink_persistence::{MAX_EVENTS_PAGE, UserRecord};
 
 use crate::http::clients::{Caller, Scope};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::handlers::{FormOrJson, JsonBody};
 use crate::http::wire::{
-    ErrorBody, EventDetail, EventsPage, FeedEvent, Identity, InternalUser, IntrospectRequest,
-    IntrospectResponse, MergeRequest, PhoneNumberResponse, RevokedSessions, SplitRequest,
-    SplitResponse,
+    ErrorBody, EventsPage, FeedEvent, InternalUser, IntrospectRequest, IntrospectResponse,
+    MergeRequest, RevokedSessions, SplitRequest, SplitResponse,
 };
 use crate::state::AppState;
 
@@ -64,46 +60,31 @@ fn actor(caller: &Caller) -> Result<ActorName, ApiError> {
 
 /// A user as `caller` may see it: the phone number only with `users:phone`.
 pub(crate) fn internal_user(record: UserRecord, caller: &Caller) -> InternalUser {
-    InternalUser {
-        user_id: record.user.id.to_string(),
-        unionid: record.user.unionid.as_ref().map(UnionId::to_string),
-        merged_into: record.user.merged_into.as_ref().map(UserId::to_string),
-        created_at: record.user.created_at,
-        identities: record
-            .identities
-            .iter()
-            .map(|(appid, openid)| Identity {
-                appid: appid.to_string(),
-                openid: openid.to_string(),
-            })
-            .collect(),
-        phone_number: caller.may(Scope::UsersPhone).then(|| {
-            record.phone_number.map(|p| PhoneNumberResponse {
-                phone_number: p.phone_number,
-                pure_phone_number: p.pure_phone_number,
-                country_code: p.country_code,
-            })
-        }),
-    }
+    InternalUser::new(record, caller.may(Scope::UsersPhone))
 }
 
-fn found(record: Option<UserRecord>, caller: &Caller) -> Result<Json<InternalUser>, ApiError> {
+/// The answer for a looked-up user: the user as `caller` may see it, or 404 `not_found`.
+fn user_or_not_found(
+    record: Option<UserRecord>,
+    caller: &Caller,
+) -> Result<Json<InternalUser>, ApiError> {
     record
         .map(|r| Json(internal_user(r, caller)))
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such user"))
 }
 
-fn parse<T>(
-    what: &str,
+/// An identifier from the request, by its parser; 400 `invalid_request` naming `field`.
+fn parse_id<T>(
+    field: &str,
     value: String,
-    parse: fn(String) -> Result<T, wxlink_domain::IdError>,
+    parser: fn(String) -> Result<T, wxlink_domain::IdError>,
 ) -> Result<T, ApiError> {
-    parse(value).map_err(|e| ApiError::invalid_request(format!("{what}: {e}")))
+    parser(value).map_err(|e| ApiError::invalid_request(format!("{field}: {e}")))
 }
 
 /// A user by id; a merged-away user answers with `merged_into` set.
 #[utoipa::path(get, path = "/internal/v1/users/{user_id}", tag = "internal",
-    params(("user_id" = String, Path, description = "wxlink's user id", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(("user_id" = String, Path, description = "wxlink's user id")),
     responses(
         (status = 200, body = InternalUser),
         (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
@@ -117,8 +98,8 @@ pub(crate) async fn user_by_id(
     Extension(caller): Extension<Caller>,
     Path(user_id): Path<String>,
 ) -> Result<Json<InternalUser>, ApiError> {
-    let id = parse("user_id", user_id, UserId::parse)?;
-    found(state.store.user_by_id(&id).await?, &caller)
+    let id = parse_id("user_id", user_id, UserId::parse)?;
+    user_or_not_found(state.store.user_by_id(&id).await?, &caller)
 }
 
 /// Documented in `openapi.rs` as one object parameter: OpenAPI cannot say "either unionid, or
@@ -154,17 +135,17 @@ pub(crate) async fn find_user(
             appid: None,
             openid: None,
         } => {
-            let unionid = parse("unionid", unionid, UnionId::parse)?;
-            found(state.store.user_by_unionid(&unionid).await?, &caller)
+            let unionid = parse_id("unionid", unionid, UnionId::parse)?;
+            user_or_not_found(state.store.user_by_unionid(&unionid).await?, &caller)
         }
         FindUser {
             appid: Some(appid),
             openid: Some(openid),
             unionid: None,
         } => {
-            let appid = parse("appid", appid, AppId::parse)?;
-            let openid = parse("openid", openid, OpenId::parse)?;
-            found(
+            let appid = parse_id("appid", appid, AppId::parse)?;
+            let openid = parse_id("openid", openid, OpenId::parse)?;
+            user_or_not_found(
                 state.store.user_by_identity(&appid, &openid).await?,
                 &caller,
             )
@@ -185,35 +166,6 @@ pub(crate) struct EventsQuery {
     /// At most this many events (default 100; 0 is served as 1, more than 1000 as 1000).
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4_294_967_295_i64, nullable = false)]
     limit: Option<u32>,
-}
-
-/// One event as the feed shows it; a merge also names `from` and `into`.
-pub(crate) fn feed_event(id: i64, event: &Event) -> FeedEvent {
-    let merge = match (event.kind, &event.other_user_id) {
-        (EventKind::UsersMerged | EventKind::UserSplit, Some(from)) => {
-            Some((from.to_string(), event.user_id.to_string()))
-        }
-        _ => None,
-    };
-    let (from, into) = merge.unzip();
-    FeedEvent {
-        id,
-        kind: event.kind.as_str(),
-        user_id: event.user_id.to_string(),
-        appid: event.appid.to_string(),
-        openid: event.openid.to_string(),
-        at: event.at,
-        from,
-        into,
-        detail: event.detail.as_ref().map(|d| EventDetail {
-            by: d.by.as_str(),
-            actor: d.actor.as_ref().map(ToString::to_string),
-            phone: d.phone.map(PhoneMerge::as_str),
-            sessions: d.sessions,
-            identities: d.identities,
-            unionid: d.unionid.map(UnionidSplit::as_str),
-        }),
-    }
 }
 
 /// The durable event feed: creations, links and merges, oldest first.
@@ -239,7 +191,7 @@ pub(crate) async fn events(
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_EVENTS_PAGE);
     let page = state.store.events_after(query.after, limit).await?;
     let next_cursor = page.last().map_or(query.after, |(id, _)| *id);
-    let events = page.iter().map(|(id, e)| feed_event(*id, e)).collect();
+    let events = page.iter().map(|(id, e)| FeedEvent::new(*id, e)).collect();
     Ok(Json(EventsPage {
         events,
         next_cursor,
@@ -248,7 +200,7 @@ pub(crate) async fn events(
 
 /// Revoke every live session of a user and of the users merged into it (a stolen token).
 #[utoipa::path(post, path = "/internal/v1/users/{user_id}/revoke-sessions", tag = "internal",
-    params(("user_id" = String, Path, description = "wxlink's user id", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(("user_id" = String, Path, description = "wxlink's user id")),
     responses(
         (status = 200, body = RevokedSessions),
         (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
@@ -263,7 +215,7 @@ pub(crate) async fn revoke_sessions(
     Extension(caller): Extension<Caller>,
     Path(user_id): Path<String>,
 ) -> Result<Json<RevokedSessions>, ApiError> {
-    let id = parse("user_id", user_id, UserId::parse)?;
+    let id = parse_id("user_id", user_id, UserId::parse)?;
     let revoked = state
         .accounts
         .revoke_sessions(id.clone(), actor(&caller)?)
@@ -278,9 +230,9 @@ pub(crate) async fn revoke_sessions(
 #[utoipa::path(delete, path = "/internal/v1/users/{user_id}/identities/{appid}/{openid}",
     tag = "internal",
     params(
-        ("user_id" = String, Path, description = "wxlink's user id", pattern = "^[A-Za-z0-9_-]{1,64}$"),
-        ("appid" = String, Path, description = "the identity's app", pattern = "^wx[0-9A-Za-z]{16}$"),
-        ("openid" = String, Path, description = "the identity's openid", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+        ("user_id" = String, Path, description = "wxlink's user id"),
+        ("appid" = String, Path, description = "the identity's app"),
+        ("openid" = String, Path, description = "the identity's openid")),
     responses(
         (status = 204, description = "Unlinked"),
         (status = 400, description = "`invalid_request` (a malformed user id)", body = ErrorBody),
@@ -295,7 +247,7 @@ pub(crate) async fn unlink_identity(
     Extension(caller): Extension<Caller>,
     Path((user_id, appid, openid)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let id = parse("user_id", user_id, UserId::parse)?;
+    let id = parse_id("user_id", user_id, UserId::parse)?;
     // An id that cannot exist is not found, like one that does not.
     let (Ok(appid), Ok(openid)) = (AppId::parse(appid), OpenId::parse(openid)) else {
         return Err(wxlink_domain::DomainError::IdentityNotFound.into());
@@ -310,7 +262,7 @@ pub(crate) async fn unlink_identity(
 
 /// Merge `from` into the path's user by the rules of a unionid merge.
 #[utoipa::path(post, path = "/internal/v1/users/{into}/merge", tag = "internal",
-    params(("into" = String, Path, description = "the user that stays", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(("into" = String, Path, description = "the user that stays")),
     request_body = MergeRequest,
     responses(
         (status = 200, body = InternalUser),
@@ -327,14 +279,14 @@ pub(crate) async fn merge(
     Path(into): Path<String>,
     JsonBody(body): JsonBody<MergeRequest>,
 ) -> Result<Json<InternalUser>, ApiError> {
-    let into = parse("into", into, UserId::parse)?;
-    let from = parse("from", body.from, UserId::parse)?;
+    let into = parse_id("into", into, UserId::parse)?;
+    let from = parse_id("from", body.from, UserId::parse)?;
     let survivor = state
         .accounts
         .merge(into, from.clone(), actor(&caller)?)
         .await?;
     tracing::info!(user_id = %survivor, from = %from, "support merged users");
-    found(state.store.user_by_id(&survivor).await?, &caller)
+    user_or_not_found(state.store.user_by_id(&survivor).await?, &caller)
 }
 
 /// Undo a merge: the listed identities move to a new user, or with `into` back to a user that
@@ -342,7 +294,7 @@ pub(crate) async fn merge(
 /// logged in through, the phone number the identity that verified it, the unionid the
 /// identities vouching for it.
 #[utoipa::path(post, path = "/internal/v1/users/{user_id}/split", tag = "internal",
-    params(("user_id" = String, Path, description = "the user to split", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(("user_id" = String, Path, description = "the user to split")),
     request_body = SplitRequest,
     responses(
         (status = 200, body = SplitResponse),
@@ -359,7 +311,7 @@ pub(crate) async fn split(
     Path(user_id): Path<String>,
     JsonBody(body): JsonBody<SplitRequest>,
 ) -> Result<Json<SplitResponse>, ApiError> {
-    let id = parse("user_id", user_id, UserId::parse)?;
+    let id = parse_id("user_id", user_id, UserId::parse)?;
     if body.identities.is_empty() {
         return Err(ApiError::invalid_request("identities: list at least one"));
     }
@@ -379,15 +331,15 @@ pub(crate) async fn split(
         .collect::<Result<Vec<_>, _>>()?;
     let into = body
         .into
-        .map(|into| parse("into", into, UserId::parse))
+        .map(|into| parse_id("into", into, UserId::parse))
         .transpose()?;
     let split = state
         .accounts
         .split(id, identities, into, actor(&caller)?)
         .await?;
     tracing::info!(user_id = %split.user, from = %split.remaining, "support split a user");
-    let user = found(state.store.user_by_id(&split.user).await?, &caller)?.0;
-    let remaining = found(state.store.user_by_id(&split.remaining).await?, &caller)?.0;
+    let user = user_or_not_found(state.store.user_by_id(&split.user).await?, &caller)?.0;
+    let remaining = user_or_not_found(state.store.user_by_id(&split.remaining).await?, &caller)?.0;
     Ok(Json(SplitResponse { user, remaining }))
 }
 

@@ -45,7 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/logout", post(logout).route_layer(per_ip.clone()))
         .route("/healthz", get(healthz))
-        .route("/openapi.json", get(crate::http::openapi::serve))
+        .route("/openapi.json", get(crate::http::openapi::openapi_document))
         .merge(tokens::router(&state, per_ip))
         .merge(crate::http::internal::router(Arc::clone(&state)));
     // With `[metrics] bind`, only the metrics listener serves them (`metrics_router`).

@@ -11,6 +11,7 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use wxlink_domain::{AppId, Grammar, JsCode, OpenId, UnionId, UserId};
 
 use super::{clients, handlers as http, internal, tokens, wire};
 
@@ -52,7 +53,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     paths(
         http::healthz,
         http::prometheus_metrics,
-        serve,
+        openapi_document,
         http::login,
         http::user_info,
         http::phone_number,
@@ -99,7 +100,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
         wire::Jwk,
         wire::OpenIdConfiguration,
     )),
-    modifiers(&Security, &FindUserQuery, &SignedTogether),
+    modifiers(&IdGrammars, &Security, &FindUserQuery, &SignedTogether),
     tags(
         (name = "users", description = "What a mini program (or web page, or app) calls"),
         (name = "internal", description = "Other teams' services: named clients, each route with its scope"),
@@ -107,6 +108,110 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     )
 )]
 struct ApiDoc;
+
+/// Which identifier a field or parameter holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Id {
+    App,
+    Open,
+    Union,
+    User,
+    Code,
+}
+
+impl Id {
+    /// The grammar its parser checks, from the domain: the one home of each identifier's rules.
+    fn grammar(self) -> Grammar {
+        match self {
+            Id::App => AppId::grammar(),
+            Id::Open => OpenId::grammar(),
+            Id::Union => UnionId::grammar(),
+            Id::User => UserId::grammar(),
+            Id::Code => JsCode::grammar(),
+        }
+    }
+
+    /// Its JSON Schema.
+    fn schema(self) -> serde_json::Value {
+        let grammar = self.grammar();
+        serde_json::json!({
+            "type": "string",
+            "pattern": grammar.pattern,
+            "minLength": grammar.min_length,
+            "maxLength": grammar.max_length,
+        })
+    }
+}
+
+/// The identifiers of the request bodies: schema, property, identifier.
+const ID_PROPERTIES: &[(&str, &str, Id)] = &[
+    ("LoginRequest", "appid", Id::App),
+    ("LoginRequest", "code", Id::Code),
+    ("UserInfoRequest", "code", Id::Code),
+    ("CancelRequest", "code", Id::Code),
+    ("PhoneNumberRequest", "code", Id::Code),
+    ("MergeRequest", "from", Id::User),
+    ("SplitRequest", "into", Id::User),
+];
+
+/// The identifiers of the paths, by parameter name: every route names them alike.
+const ID_PATH_PARAMETERS: &[(&str, Id)] = &[
+    ("user_id", Id::User),
+    ("into", Id::User),
+    ("appid", Id::App),
+    ("openid", Id::Open),
+];
+
+/// Each identifier's `pattern` and lengths, from the domain's grammar: utoipa's attributes take
+/// only literals, which would restate it.
+struct IdGrammars;
+
+impl Modify for IdGrammars {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{RefOr, Schema};
+        let state = |schema: &mut RefOr<Schema>, id: Id| {
+            if let RefOr::T(Schema::Object(object)) = schema {
+                let grammar = id.grammar();
+                object.pattern = Some(grammar.pattern);
+                object.min_length = Some(grammar.min_length);
+                object.max_length = Some(grammar.max_length);
+            }
+        };
+        if let Some(components) = doc.components.as_mut() {
+            for (schema, property, id) in ID_PROPERTIES {
+                if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(*schema)
+                    && let Some(field) = object.properties.get_mut(*property)
+                {
+                    state(field, *id);
+                }
+            }
+        }
+        for item in doc.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    let id = ID_PATH_PARAMETERS
+                        .iter()
+                        .find(|(name, _)| *name == parameter.name)
+                        .map(|(_, id)| *id);
+                    if parameter.parameter_in == ParameterIn::Path
+                        && let Some(id) = id
+                        && let Some(schema) = parameter.schema.as_mut()
+                    {
+                        state(schema, id);
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// The security schemes, and each internal route's requirement: a client's token as Bearer, or
 /// its name and token as HTTP Basic, with the route's scope from the one table the middleware
@@ -162,14 +267,13 @@ struct FindUserQuery;
 impl Modify for FindUserQuery {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::path::{ParameterBuilder, ParameterIn, ParameterStyle};
-        let id = |max: u32| serde_json::json!({"type": "string", "pattern": format!("^[A-Za-z0-9_-]{{1,{max}}}$")});
         let schema = serde_json::json!({
             "oneOf": [
                 {
                     "type": "object",
                     "description": "The user owning this unionid.",
                     "required": ["unionid"],
-                    "properties": {"unionid": id(128)},
+                    "properties": {"unionid": Id::Union.schema()},
                     "additionalProperties": false,
                 },
                 {
@@ -177,8 +281,8 @@ impl Modify for FindUserQuery {
                     "description": "The user of this (appid, openid) identity.",
                     "required": ["appid", "openid"],
                     "properties": {
-                        "appid": {"type": "string", "pattern": "^wx[0-9A-Za-z]{16}$"},
-                        "openid": id(128),
+                        "appid": Id::App.schema(),
+                        "openid": Id::Open.schema(),
                     },
                     "additionalProperties": false,
                 },
@@ -324,7 +428,7 @@ static SERVED: LazyLock<[[serde_json::Value; 2]; 2]> = LazyLock::new(|| {
 /// mini program package carries its own).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3 document of the routes this server mounts (the internal ones only with clients configured)", content_type = "application/json")))]
-pub(crate) async fn serve(State(state): State<Arc<crate::state::AppState>>) -> Response {
+pub(crate) async fn openapi_document(State(state): State<Arc<crate::state::AppState>>) -> Response {
     let internal = usize::from(state.clients.enabled());
     let signed = usize::from(state.tokens.is_some());
     let mut doc = SERVED[internal][signed].clone();
@@ -366,6 +470,187 @@ mod tests {
             }
             panic!("docs/openapi.json was stale: regenerated it (locally); commit it");
         }
+    }
+
+    /// Every `pattern` in the document, with the name of the property or parameter it is on,
+    /// where it is, and its lengths.
+    fn patterns(doc: &serde_json::Value) -> Vec<(String, String, String, usize, usize)> {
+        fn walk(
+            value: &serde_json::Value,
+            at: &str,
+            field: &str,
+            out: &mut Vec<(String, String, String, usize, usize)>,
+        ) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(pattern) = map.get("pattern").and_then(|p| p.as_str()) {
+                        let length = |key: &str| {
+                            map.get(key)
+                                .and_then(serde_json::Value::as_u64)
+                                .and_then(|n| usize::try_from(n).ok())
+                        };
+                        out.push((
+                            field.to_owned(),
+                            at.to_owned(),
+                            pattern.to_owned(),
+                            length("minLength").unwrap_or(0),
+                            length("maxLength").unwrap_or(usize::MAX),
+                        ));
+                    }
+                    // A parameter's schema is the parameter's; a property's is the property's.
+                    let named = map.get("name").and_then(|n| n.as_str());
+                    for (key, child) in map {
+                        let at = format!("{at}/{key}");
+                        match (key.as_str(), named) {
+                            ("schema", Some(name)) => walk(child, &at, name, out),
+                            ("properties", _) => {
+                                for (name, property) in child.as_object().into_iter().flatten() {
+                                    walk(property, &format!("{at}/{name}"), name, out);
+                                }
+                            }
+                            _ => walk(child, &at, field, out),
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        walk(item, &format!("{at}/{i}"), field, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(doc, "", "", &mut out);
+        out
+    }
+
+    /// What the domain's parser of an identifier says of `value`.
+    fn parses(id: Id, value: &str) -> bool {
+        let value = value.to_owned();
+        match id {
+            Id::App => AppId::parse(value).is_ok(),
+            Id::Open => OpenId::parse(value).is_ok(),
+            Id::Union => UnionId::parse(value).is_ok(),
+            Id::User => UserId::parse(value).is_ok(),
+            Id::Code => JsCode::parse(value).is_ok(),
+        }
+    }
+
+    /// Strings near a published pattern: made from it, made from it and then edited once (a
+    /// character in, out or replaced, repeated up to around `max` characters, or all gone),
+    /// and random ones.
+    fn near(pattern: &str, max: usize) -> proptest::strategy::BoxedStrategy<String> {
+        use proptest::prelude::*;
+        let body = pattern
+            .strip_prefix('^')
+            .and_then(|p| p.strip_suffix('$'))
+            .unwrap_or_else(|| panic!("{pattern} is not anchored"));
+        let valid = || proptest::string::string_regex(body).unwrap();
+        // Each alphabet's neighbours, the other alphabets' characters, and beyond ASCII.
+        let other = proptest::sample::select(vec![
+            '-', '_', '+', '/', '=', ' ', '!', '~', '\u{7f}', '`', '@', '[', ':', '.', '\0', '\n',
+            'w', 'x', '0', 'Z', '\u{e9}', '\u{4e2d}', '\u{2028}',
+        ]);
+        let around_max = max.saturating_sub(1)..=max.saturating_add(2).min(1024);
+        let edited = (
+            valid(),
+            any::<proptest::sample::Index>(),
+            other,
+            0..5_u8,
+            around_max,
+        )
+            .prop_map(|(text, at, c, edit, len)| {
+                let mut chars: Vec<char> = text.chars().collect();
+                let i = at.index(chars.len() + 1);
+                let last = chars.len().saturating_sub(1);
+                match edit {
+                    0 => chars.insert(i, c),
+                    1 if !chars.is_empty() => {
+                        chars.remove(i.min(last));
+                    }
+                    2 if !chars.is_empty() => chars[i.min(last)] = c,
+                    3 => {
+                        let fill = chars.last().copied().unwrap_or(c);
+                        chars.resize(len, fill);
+                    }
+                    _ => chars.clear(),
+                }
+                chars.into_iter().collect::<String>()
+            });
+        prop_oneof![
+            3 => valid(),
+            6 => edited,
+            1 => any::<String>(),
+            1 => "[\\x00-\\x7f]{0,40}",
+        ]
+        .boxed()
+    }
+
+    /// Every identifier's `pattern` and lengths in `/openapi.json` accept exactly what the
+    /// domain's parser of that identifier accepts, and no other field has a pattern that no
+    /// parser is held to.
+    #[test]
+    fn published_id_patterns_accept_exactly_what_the_parsers_accept() {
+        use proptest::test_runner::{Config, TestRunner};
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        let found = patterns(&doc);
+        let mut checked = 0;
+        for (field, at, pattern, min, max) in &found {
+            let id = match field.as_str() {
+                "appid" => Id::App,
+                "openid" => Id::Open,
+                "unionid" => Id::Union,
+                "user_id" | "into" | "from" => Id::User,
+                "code" => Id::Code,
+                // Base64, checked by decoding: no identifier.
+                "encrypted_data" | "iv" => continue,
+                other => panic!("{at}: a pattern on `{other}` that no parser is held to"),
+            };
+            let published = regex::Regex::new(pattern).unwrap();
+            let mut runner = TestRunner::new(Config {
+                cases: 512,
+                failure_persistence: None,
+                ..Config::default()
+            });
+            runner
+                .run(&near(pattern, *max), |value| {
+                    let length = value.chars().count();
+                    let accepted = published.is_match(&value) && (*min..=*max).contains(&length);
+                    proptest::prop_assert_eq!(
+                        accepted,
+                        parses(id, &value),
+                        "{} ({} {}..={}) on {:?}",
+                        at,
+                        pattern,
+                        min,
+                        max,
+                        value
+                    );
+                    Ok(())
+                })
+                .unwrap_or_else(|e| panic!("{e}"));
+            checked += 1;
+        }
+        // Each body's identifier and each path's parameter states its grammar.
+        for (schema, property, _) in ID_PROPERTIES {
+            assert!(
+                found.iter().any(|(field, at, ..)| field == property
+                    && at.starts_with(&format!("/components/schemas/{schema}/"))),
+                "{schema}.{property} has no pattern"
+            );
+        }
+        for (method, path) in ROUTES {
+            for name in path.split('{').skip(1).filter_map(|p| p.split_once('}')) {
+                let (name, _) = name;
+                assert!(
+                    found.iter().any(|(field, at, ..)| field == name
+                        && at.starts_with(&format!("/paths/{path}/{method}/parameters/"))),
+                    "{method} {path}: {{{name}}} has no pattern"
+                );
+            }
+        }
+        assert!(checked >= ID_PROPERTIES.len(), "{found:#?}");
     }
 
     /// Each error response names its codes in backticks; each must be a code of the one table

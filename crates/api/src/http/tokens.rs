@@ -55,7 +55,8 @@ where
         )
 }
 
-fn signed(state: &AppState) -> Result<&Arc<JwtTokens>, ApiError> {
+/// The signed tokens' keys and issuer; 404 `not_found` when the server issues opaque tokens.
+fn jwt_tokens(state: &AppState) -> Result<&Arc<JwtTokens>, ApiError> {
     state.tokens.as_ref().ok_or_else(ApiError::not_found)
 }
 
@@ -73,7 +74,7 @@ pub(crate) async fn refresh(
     State(state): State<Arc<AppState>>,
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> Result<Json<RefreshResponse>, ApiError> {
-    signed(&state)?;
+    jwt_tokens(&state)?;
     let presented = SessionToken::parse(&req.refresh_token)
         .map_err(|_| ApiError::invalid_token("refresh_token is not a refresh token"))?;
     let out = state.service.refresh(&presented).await?;
@@ -95,7 +96,7 @@ pub(crate) async fn refresh(
         (status = 404, description = "`not_found`: the server issues opaque tokens", body = ErrorBody),
         (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
 pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Result<Json<Jwks>, ApiError> {
-    let tokens = signed(&state)?;
+    let tokens = jwt_tokens(&state)?;
     let keys = tokens.published_keys(state.clock.now()).await?;
     let keys = keys
         .into_iter()
@@ -113,7 +114,7 @@ pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Result<Json<Jwks
 pub(crate) async fn openid_configuration(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<OpenIdConfiguration>, ApiError> {
-    let tokens = signed(&state)?;
+    let tokens = jwt_tokens(&state)?;
     let base = tokens.issuer().trim_end_matches('/');
     Ok(Json(OpenIdConfiguration {
         issuer: tokens.issuer().to_owned(),

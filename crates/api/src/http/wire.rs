@@ -1,19 +1,21 @@
 //! The JSON bodies of the API, as types: the handlers build them, serde writes them, and the
-//! OpenAPI document (`/openapi.json`) is generated from the same types.
+//! OpenAPI document (`/openapi.json`) is generated from the same types. How a domain value
+//! becomes a body is beside the body's type, once, for every route that answers with it.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use wxlink_domain::{AppId, Event, EventKind, OpenId, PhoneMerge, PhoneNumber, UnionidSplit};
+use wxlink_persistence::UserRecord;
 
 /// `POST /v1/wechat/login`
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// The app the code comes from (`[apps.<appid>]`); a server lists its configured appids in
     /// the `enum` of its `/openapi.json`.
-    #[schema(example = "wx4f4bc4dec97d474b", pattern = "^wx[0-9A-Za-z]{16}$")]
+    #[schema(example = "wx4f4bc4dec97d474b")]
     pub appid: String,
     /// `wx.login`'s code (mini programs) or the OAuth code (official accounts, mobile apps,
     /// websites): 1 to 256 printable ASCII characters without spaces.
-    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     pub code: String,
 }
 
@@ -64,7 +66,6 @@ pub struct UserInfoRequest {
     /// `signature` = hex sha1(raw_data + session_key), with `raw_data`.
     pub signature: Option<String>,
     /// A fresh `wx.login` code: wxlink refreshes the session_key with it first.
-    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     pub code: Option<String>,
 }
 
@@ -76,13 +77,7 @@ pub struct CancelRequest {
     /// `reauthentication_required`.
     // Read as optional, so that its absence gets its own answer; documented as required,
     // since no request without it succeeds.
-    #[schema(
-        value_type = String,
-        required = true,
-        min_length = 1,
-        max_length = 256,
-        pattern = "^[!-~]+$"
-    )]
+    #[schema(value_type = String, required = true)]
     pub code: Option<String>,
 }
 
@@ -106,6 +101,15 @@ pub struct Identity {
     pub openid: String,
 }
 
+impl From<&(AppId, OpenId)> for Identity {
+    fn from((appid, openid): &(AppId, OpenId)) -> Self {
+        Self {
+            appid: appid.to_string(),
+            openid: openid.to_string(),
+        }
+    }
+}
+
 /// `GET /v1/me`
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeResponse {
@@ -122,7 +126,6 @@ pub struct MeResponse {
 pub struct PhoneNumberRequest {
     /// The code of the `getPhoneNumber` button: 1 to 256 printable ASCII characters without
     /// spaces.
-    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     pub code: String,
 }
 
@@ -135,6 +138,16 @@ pub struct PhoneNumberResponse {
     pub pure_phone_number: String,
     /// E.g. `86`.
     pub country_code: String,
+}
+
+impl From<PhoneNumber> for PhoneNumberResponse {
+    fn from(phone: PhoneNumber) -> Self {
+        Self {
+            phone_number: phone.phone_number,
+            pure_phone_number: phone.pure_phone_number,
+            country_code: phone.country_code,
+        }
+    }
 }
 
 /// `GET /healthz`
@@ -183,6 +196,20 @@ pub struct InternalUser {
     pub phone_number: Option<Option<PhoneNumberResponse>>,
 }
 
+impl InternalUser {
+    /// A stored user; its phone number only when `with_phone` (else the field is left out).
+    pub(crate) fn new(record: UserRecord, with_phone: bool) -> Self {
+        Self {
+            user_id: record.user.id.to_string(),
+            unionid: record.user.unionid.as_ref().map(ToString::to_string),
+            merged_into: record.user.merged_into.as_ref().map(ToString::to_string),
+            created_at: record.user.created_at,
+            identities: record.identities.iter().map(Identity::from).collect(),
+            phone_number: with_phone.then(|| record.phone_number.map(PhoneNumberResponse::from)),
+        }
+    }
+}
+
 /// One event of the feed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FeedEvent {
@@ -211,6 +238,37 @@ pub struct FeedEvent {
     /// revocations and cancellations how many sessions (and identities) they ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<EventDetail>,
+}
+
+impl FeedEvent {
+    /// The event at position `id` of the feed; a merge or a split also names `from` and `into`.
+    pub(crate) fn new(id: i64, event: &Event) -> Self {
+        let moved = match (event.kind, &event.other_user_id) {
+            (EventKind::UsersMerged | EventKind::UserSplit, Some(from)) => {
+                Some((from.to_string(), event.user_id.to_string()))
+            }
+            _ => None,
+        };
+        let (from, into) = moved.unzip();
+        Self {
+            id,
+            kind: event.kind.as_str(),
+            user_id: event.user_id.to_string(),
+            appid: event.appid.to_string(),
+            openid: event.openid.to_string(),
+            at: event.at,
+            from,
+            into,
+            detail: event.detail.as_ref().map(|d| EventDetail {
+                by: d.by.as_str(),
+                actor: d.actor.as_ref().map(ToString::to_string),
+                phone: d.phone.map(PhoneMerge::as_str),
+                sessions: d.sessions,
+                identities: d.identities,
+                unionid: d.unionid.map(UnionidSplit::as_str),
+            }),
+        }
+    }
 }
 
 /// An event's `detail`: a JSON object that may gain fields.
@@ -256,7 +314,6 @@ pub struct RevokedSessions {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MergeRequest {
     /// The user merged away into the path's user.
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub from: String,
 }
 
@@ -269,7 +326,6 @@ pub struct SplitRequest {
     /// A user that was merged into the path's user (directly or through a chain): the
     /// identities go back to it, and it is restored. Without it they go to a new user.
     #[serde(default)]
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub into: Option<String>,
 }
 

@@ -104,7 +104,7 @@ async fn deliver_once(
     };
     let events: Vec<_> = page
         .iter()
-        .map(|(id, e)| crate::http::internal::feed_event(*id, e))
+        .map(|(id, e)| crate::http::wire::FeedEvent::new(*id, e))
         .collect();
     let body =
         serde_json::to_vec(&serde_json::json!({ "events": events })).map_err(|e| e.to_string())?;

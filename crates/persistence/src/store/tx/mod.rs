@@ -7,7 +7,8 @@ use wxlink_crypto::Keyring;
 use wxlink_domain::{AppId, OpenId, SessionKey, StoreError, TokenHash, TxMode, UnixTime, UserId};
 
 use crate::store::connection::DbConnection;
-use crate::store::error::{Failure, Retry};
+use crate::store::error::Failure;
+use crate::store::retry::Retry;
 use crate::store::schema::users;
 
 mod queries;
@@ -59,7 +60,7 @@ impl<'c> Tx<'c> {
     pub(crate) fn failure(&mut self, error: &diesel::result::Error) -> StoreError {
         match Failure::of(error) {
             Failure::Conflict(_) => {
-                self.conflict.get_or_insert(Retry::Clash);
+                self.conflict.get_or_insert(Retry::Conflict);
                 StoreError::Conflict
             }
             // A writer met SQLite's lock: contention, so run it again.
@@ -88,7 +89,7 @@ impl<'c> Tx<'c> {
                 .optional();
             match self.db(exists) {
                 Ok(Some(_)) => {
-                    self.conflict.get_or_insert(Retry::Clash);
+                    self.conflict.get_or_insert(Retry::Conflict);
                     return StoreError::Conflict;
                 }
                 Ok(None) => {}

@@ -119,8 +119,9 @@ mod store;
 
 pub use cluster::access_tokens::SharedAccessToken;
 pub use cluster::admin::{SESSION_PURGE_GRACE_SECS, UserRecord};
-pub use cluster::console::{ConsoleUser, NewOperator, Operator, SignInFailures};
+pub use cluster::console::ConsoleUser;
 pub use cluster::feed::MAX_EVENTS_PAGE;
+pub use cluster::operators::{NewOperator, Operator, SignInFailures};
 pub use cluster::rate_limits::WindowHits;
 pub use cluster::signing_keys::SigningKeyRecord;
 pub use store::Store;

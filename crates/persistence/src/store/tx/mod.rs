@@ -1,31 +1,29 @@
-//! The domain's [`StoreTx`] over one open transaction, written once for both backends: the
-//! attempt and its conflicts (here), its queries (`queries`), how rows are read back
-//! (`rows`), and what is sealed at rest (`sealing`).
+//! The domain's [`StoreTx`](wxlink_domain::StoreTx) over one open transaction, written once
+//! for both backends: the attempt and its conflicts (here), its queries (`queries`), the
+//! budgets of failed decryptions (`budgets`), how rows are read back (`rows`), and what is
+//! sealed at rest (`sealing`).
 
 use diesel::prelude::*;
 use wxlink_crypto::Keyring;
-use wxlink_domain::{AppId, OpenId, SessionKey, StoreError, TokenHash, TxMode, UnixTime, UserId};
+use wxlink_domain::{SessionKey, StoreError, TokenHash, TxMode, UnixTime, UserId};
 
 use crate::store::connection::DbConnection;
 use crate::store::error::Failure;
 use crate::store::retry::Retry;
 use crate::store::schema::users;
 
+mod budgets;
 mod queries;
 mod rows;
 mod sealing;
 
+pub(crate) use budgets::IDENTITY_WINDOW_SECS;
 pub(crate) use rows::{parse_appid, parse_openid, parse_user_id, token_hash};
 pub(crate) use sealing::{
     open_key, open_phone, phone_digits_hash, phone_hash, seal_key, seal_phone,
 };
 
 use rows::StoredPhone;
-
-/// How long an identity's count of failed decryptions lasts.
-pub(crate) const IDENTITY_WINDOW_SECS: i64 = 24 * 3600;
-/// The purpose of [`wxlink_crypto::DataKey::keyed_hash`] for `decrypt_budgets`.
-const DECRYPT_BUDGET_CONTEXT: &str = "decrypt budget";
 
 /// One attempt of one transaction. Remembers whether any statement met a conflict, because
 /// after that the transaction is doomed (PostgreSQL aborts it) whatever `work` makes of the
@@ -162,7 +160,7 @@ impl<'c> Tx<'c> {
 
     /// PostgreSQL: run this transaction under READ COMMITTED instead of SERIALIZABLE; only for
     /// transactions of single-row conditional updates, and before their first statement.
-    fn read_committed(&mut self) -> Result<(), StoreError> {
+    pub(super) fn read_committed(&mut self) -> Result<(), StoreError> {
         if let DbConnection::Pg(conn) = &mut *self.conn {
             let weaker = diesel::sql_query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 .execute(conn)
@@ -170,15 +168,6 @@ impl<'c> Tx<'c> {
             self.db(weaker)?;
         }
         Ok(())
-    }
-
-    /// The key of an identity's row in `decrypt_budgets`: a keyed hash, so that the rows,
-    /// which outlive the identity, hold no openid.
-    pub(crate) fn identity_hash(&self, appid: &AppId, openid: &OpenId) -> [u8; 32] {
-        let identity = format!("{appid}\n{openid}");
-        self.keyring
-            .current_key()
-            .keyed_hash(DECRYPT_BUDGET_CONTEXT, identity.as_bytes())
     }
 
     fn seal_key(&self, token: &TokenHash, key: &SessionKey) -> Vec<u8> {

@@ -7,13 +7,10 @@ use wxlink_domain::{
 };
 
 use super::rows::{PhoneRow, SessionRow, USER_COLUMNS, UserRow, user_from_row};
-use super::{
-    IDENTITY_WINDOW_SECS, Tx, open_key, open_phone, parse_appid, parse_openid, parse_user_id,
-    token_hash,
-};
+use super::{Tx, open_key, open_phone, parse_appid, parse_openid, parse_user_id, token_hash};
 use crate::cluster::feed;
 use crate::store::connection::DbConnection;
-use crate::store::schema::{decrypt_budgets, events, identities, refresh_tokens, sessions, users};
+use crate::store::schema::{events, identities, refresh_tokens, sessions, users};
 
 impl StoreTx for Tx<'_> {
     fn identity_owner(
@@ -294,85 +291,7 @@ impl StoreTx for Tx<'_> {
         now: UnixTime,
         budget: DecryptBudget,
     ) -> Result<Reservation, StoreError> {
-        self.writing()?;
-        // Every user-info of one person counts on one decrypt_budgets row. Under SERIALIZABLE,
-        // PostgreSQL fails all but one of the concurrent updates of a row, and the retries pile
-        // up into contention; each statement below is a single-row conditional update, atomic
-        // under READ COMMITTED too (a waiting update re-checks its condition on the row it
-        // gets). The reservation is the first and only work of its transaction.
-        self.read_committed()?;
-        let session = sessions::token_hash.eq(token.as_bytes().as_slice());
-        // The conditional updates are the reservation: a row that is spent is not counted, and
-        // each is one atomic step on every node.
-        let reserved = diesel::update(
-            sessions::table
-                .filter(session)
-                .filter(sessions::failed_decrypts.lt(i64::from(budget.per_session))),
-        )
-        .set(sessions::failed_decrypts.eq(sessions::failed_decrypts + 1))
-        .execute(self.conn);
-        if self.db(reserved)? == 0 {
-            return Ok(Reservation::SessionSpent);
-        }
-        let hash = self.identity_hash(appid, openid);
-        let identity = decrypt_budgets::identity_hash.eq(hash.as_slice());
-        let window_over =
-            diesel::update(decrypt_budgets::table.filter(identity).filter(
-                decrypt_budgets::window_since.le(now.saturating_sub(IDENTITY_WINDOW_SECS)),
-            ))
-            .set((
-                decrypt_budgets::failed_decrypts.eq(0),
-                decrypt_budgets::window_since.eq(now),
-            ))
-            .execute(self.conn);
-        self.db(window_over)?;
-        let cap = i64::from(budget.per_identity_per_day);
-        let reserve_identity = |tx: &mut Self| {
-            let reserved = diesel::update(
-                decrypt_budgets::table
-                    .filter(identity)
-                    .filter(decrypt_budgets::failed_decrypts.lt(cap)),
-            )
-            .set(decrypt_budgets::failed_decrypts.eq(decrypt_budgets::failed_decrypts + 1))
-            .execute(tx.conn);
-            tx.db(reserved).map(|rows| rows > 0)
-        };
-        if reserve_identity(self)? {
-            return Ok(Reservation::Granted);
-        }
-        let exists = decrypt_budgets::table
-            .filter(identity)
-            .select(decrypt_budgets::window_since)
-            .get_result::<i64>(self.conn)
-            .optional();
-        let Some(window_since) = self.db(exists)? else {
-            // The identity's first attempt: a concurrent first insert violates the key, a
-            // conflict, and the rerun counts on the row that one made.
-            let inserted = diesel::insert_into(decrypt_budgets::table)
-                .values((
-                    decrypt_budgets::identity_hash.eq(hash.as_slice()),
-                    decrypt_budgets::failed_decrypts.eq(1),
-                    decrypt_budgets::window_since.eq(now),
-                ))
-                .execute(self.conn);
-            self.db(inserted)?;
-            return Ok(Reservation::Granted);
-        };
-        // Under READ COMMITTED the row may have been committed by a concurrent first attempt
-        // after the update above looked for it and before this statement saw it: ask once
-        // more, now that it is visible, before calling the budget spent.
-        if reserve_identity(self)? {
-            return Ok(Reservation::Granted);
-        }
-        // The identity's budget is spent: give the session's attempt back, so that a refusal
-        // changes nothing.
-        let undone = diesel::update(sessions::table.filter(session))
-            .set(sessions::failed_decrypts.eq(sessions::failed_decrypts - 1))
-            .execute(self.conn);
-        self.db(undone)?;
-        Ok(Reservation::IdentitySpent {
-            until: window_since.saturating_add(IDENTITY_WINDOW_SECS),
-        })
+        self.reserve_budgets(token, appid, openid, now, budget)
     }
 
     fn release_decrypt_attempt(
@@ -381,26 +300,7 @@ impl StoreTx for Tx<'_> {
         appid: &AppId,
         openid: &OpenId,
     ) -> Result<(), StoreError> {
-        self.writing()?;
-        self.read_committed()?;
-        let released = diesel::update(
-            sessions::table
-                .filter(sessions::token_hash.eq(token.as_bytes().as_slice()))
-                .filter(sessions::failed_decrypts.gt(0)),
-        )
-        .set(sessions::failed_decrypts.eq(sessions::failed_decrypts - 1))
-        .execute(self.conn);
-        self.db(released)?;
-        let hash = self.identity_hash(appid, openid);
-        let released = diesel::update(
-            decrypt_budgets::table
-                .filter(decrypt_budgets::identity_hash.eq(hash.as_slice()))
-                .filter(decrypt_budgets::failed_decrypts.gt(0)),
-        )
-        .set(decrypt_budgets::failed_decrypts.eq(decrypt_budgets::failed_decrypts - 1))
-        .execute(self.conn);
-        self.db(released)?;
-        Ok(())
+        self.release_budgets(token, appid, openid)
     }
 
     fn revoke_session(&mut self, token: &TokenHash, at: UnixTime) -> Result<(), StoreError> {

@@ -168,7 +168,8 @@ impl Store {
     }
 
     /// Run `work` in one transaction of `mode` on a blocking thread, retrying on conflicts.
-    /// The single place where transactions begin, commit, roll back and retry.
+    /// Every transaction of the store enters here: SQLite's writes go on to the writer thread
+    /// (`group`), which commits them in groups; the rest run on a pooled connection here.
     pub(crate) async fn run<T, E, F>(&self, mode: TxMode, work: F) -> Result<T, E>
     where
         T: Send + 'static,

@@ -1,5 +1,5 @@
 //! When a transaction runs again, how long it waits first, and what it says when it gives up:
-//! one policy for the pooled transactions ([`Store::run`](super::Store)), PostgreSQL's
+//! one policy for the pooled transactions (`Store::run`), PostgreSQL's
 //! one-statement login and SQLite's write groups (`group`).
 
 use std::time::{Duration, Instant};

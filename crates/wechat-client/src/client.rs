@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng as _;
+use backon::{BackoffBuilder as _, ExponentialBuilder};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -115,7 +115,7 @@ impl WeChatClient {
         let body = call.body.as_ref().map(Value::to_string);
         let endpoint = call.endpoint;
 
-        let max_retries = self.inner.config.max_retries();
+        let mut delays = backoff(&self.inner.config);
         let mut attempt: u32 = 0;
         // Whether an earlier attempt may have reached WeChat (and spent a code).
         let mut reached_wechat = false;
@@ -149,11 +149,14 @@ impl WeChatClient {
                 _ => (false, true),
             };
             reached_wechat |= reached;
-            if !may_retry || attempt >= max_retries {
-                log_failure(endpoint, &error, attempt);
-                return Err(error);
-            }
-            let delay = self.backoff(attempt);
+            let delay = match delays.next() {
+                Some(delay) if may_retry => delay,
+                // Not retried, or `max_retries` reached.
+                _ => {
+                    log_failure(endpoint, &error, attempt);
+                    return Err(error);
+                }
+            };
             if Instant::now() + delay >= deadline {
                 tracing::warn!(error = %error, attempt, "no time left to retry");
                 return Err(error);
@@ -194,19 +197,20 @@ impl WeChatClient {
         }
         url
     }
+}
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let config = &self.inner.config;
-        let nominal = config
-            .backoff_base()
-            .saturating_mul(2_u32.saturating_pow(attempt));
-        if config.jitter() && !nominal.is_zero() {
-            // "Equal jitter": between half and all of the nominal delay.
-            let half = nominal / 2;
-            half + rand::rng().random_range(Duration::ZERO..=nominal - half)
-        } else {
-            nominal
-        }
+/// The waits before a call's retries, `max_retries` of them: `backoff_base`, doubling with each
+/// retry; with jitter, "equal jitter": between half and all of that.
+fn backoff(config: &ClientConfig) -> impl Iterator<Item = Duration> + use<> {
+    let doubling = ExponentialBuilder::new()
+        .without_max_delay()
+        .with_max_times(config.max_retries() as usize);
+    let base = config.backoff_base();
+    if config.jitter() {
+        // backon's jitter adds up to one delay more: from half the nominal delay to all of it.
+        doubling.with_min_delay(base / 2).with_jitter().build()
+    } else {
+        doubling.with_min_delay(base).build()
     }
 }
 
@@ -392,6 +396,42 @@ mod tests {
     use super::*;
 
     const C2S: Endpoint = Endpoint::Code2Session;
+
+    fn config(max_retries: u32, jitter: bool) -> ClientConfig {
+        ClientConfig::builder()
+            .max_retries(max_retries)
+            .backoff_base(Duration::from_millis(50))
+            .jitter(jitter)
+            .build()
+            .expect("a valid configuration")
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_base_for_max_retries() {
+        let exact: Vec<_> = backoff(&config(3, false)).collect();
+        let expected = [50, 100, 200].map(Duration::from_millis);
+        // backon computes in f32 seconds: a few nanoseconds either way are its rounding.
+        let rounding = Duration::from_micros(1);
+        assert_eq!(exact.len(), expected.len());
+        for (delay, nominal) in exact.iter().zip(expected) {
+            assert!(
+                delay.abs_diff(nominal) < rounding,
+                "{delay:?} is not {nominal:?}"
+            );
+        }
+        let jittered: Vec<_> = backoff(&config(10, true)).collect();
+        assert_eq!(jittered.len(), 10);
+        let mut nominal = Duration::from_millis(50);
+        for delay in jittered {
+            assert!(
+                delay + rounding >= nominal / 2 && delay <= nominal + rounding,
+                "{delay:?} outside [{:?}, {nominal:?}]",
+                nominal / 2
+            );
+            nominal *= 2;
+        }
+        assert_eq!(backoff(&config(0, true)).count(), 0);
+    }
 
     #[test]
     fn missing_errcode_is_success() {

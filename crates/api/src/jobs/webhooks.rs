@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder as _, ExponentialBuilder};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
@@ -59,22 +60,32 @@ pub async fn deliver(
         }
     };
     let idle = Duration::from_millis(settings.poll_ms.max(10));
-    let mut backoff = idle;
+    let mut failures = failure_backoff(idle);
     loop {
         let wait = match deliver_once(&store, &http, &name, &settings, &node, &*clock).await {
             Ok(true) => {
-                backoff = idle;
+                failures = failure_backoff(idle);
                 Duration::ZERO
             }
             Ok(false) => idle,
             Err(why) => {
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                let backoff = failures.next().unwrap_or(MAX_BACKOFF);
                 tracing::warn!(webhook = %name, error = %why, retry_in = ?backoff, "webhook delivery failed");
                 backoff
             }
         };
         tokio::time::sleep(wait).await;
     }
+}
+
+/// The waits after failed deliveries in a row: twice the poll interval, doubling, at most
+/// [`MAX_BACKOFF`]; a delivery that succeeds starts them again.
+fn failure_backoff(idle: Duration) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::new()
+        .with_min_delay((idle * 2).min(MAX_BACKOFF))
+        .with_max_delay(MAX_BACKOFF)
+        .without_max_times()
+        .build()
 }
 
 /// One round: take the lease, POST the next batch, advance the cursor. `Ok(true)` if events
@@ -145,5 +156,24 @@ mod tests {
         assert_ne!(a, signature(&secret, 1_700_000_000, b"{\"events\":[1]}"));
         let other = SecretString::from("other".to_owned());
         assert_ne!(a, signature(&other, 1_700_000_000, b"{\"events\":[]}"));
+    }
+    #[test]
+    fn failed_deliveries_back_off_from_twice_the_poll_interval_to_a_minute() {
+        let waits: Vec<_> = failure_backoff(Duration::from_millis(20))
+            .take(14)
+            .collect();
+        // backon computes in f32 seconds: a few nanoseconds either way are its rounding.
+        let near = |a: Duration, b: Duration| a.abs_diff(b) < Duration::from_micros(1);
+        assert!(near(waits[0], Duration::from_millis(40)), "{:?}", waits[0]);
+        assert!(near(waits[1], Duration::from_millis(80)), "{:?}", waits[1]);
+        assert!(
+            near(waits[10], Duration::from_millis(40_960)),
+            "{:?}",
+            waits[10]
+        );
+        assert_eq!(waits[11], MAX_BACKOFF);
+        assert_eq!(waits[13], MAX_BACKOFF);
+        let slow = failure_backoff(Duration::from_secs(45)).next();
+        assert_eq!(slow, Some(MAX_BACKOFF));
     }
 }

@@ -18,11 +18,11 @@ use tokio::sync::{mpsc, oneshot};
 use wxlink_crypto::Keyring;
 use wxlink_domain::{StoreError, TxMode};
 
-use crate::connection::{self, DbConnection, Manager};
-use crate::error::{Failure, Retryable};
-use crate::store::{MAX_ATTEMPTS, SQLITE_BUSY_BUDGET, backoff};
-use crate::tx::Tx;
-use crate::url::Target;
+use crate::store::connection::{self, DbConnection, Manager};
+use crate::store::error::{self, Failure};
+use crate::store::retry::{self, MAX_ATTEMPTS, Retry, Retryable, Work};
+use crate::store::tx::Tx;
+use crate::store::url::Target;
 
 /// Most write transactions in one SQLite transaction: one per client of the benchmark's 64,
 /// and a bound on how long one group holds the answers of its first members.
@@ -37,15 +37,15 @@ const QUEUE_LENGTH: usize = 1024;
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// One queued write transaction, type-erased for the queue.
-trait Job: Send {
+trait QueuedWrite: Send {
     /// Run the work once on `conn`, inside the group's transaction.
-    fn attempt(&mut self, conn: &mut DbConnection, keyring: &Keyring) -> Step;
+    fn attempt(&mut self, conn: &mut DbConnection, keyring: &Keyring) -> AttemptEnd;
     /// Send the answer: the work's own outcome, or `failure` when its writes did not stay.
     fn answer(self: Box<Self>, failure: Option<StoreError>);
 }
 
-/// How one attempt of a job ended.
-enum Step {
+/// How one attempt of a write ended.
+enum AttemptEnd {
     /// The work succeeded; its answer waits for the `COMMIT`.
     Done,
     /// A rule said no (or a statement failed): its writes are rolled back, its error stands.
@@ -54,31 +54,31 @@ enum Step {
     Conflict,
 }
 
-struct Queued<T, E, F> {
+struct WorkAndReply<T, E, F> {
     work: F,
     outcome: Option<Result<T, E>>,
     reply: oneshot::Sender<Result<T, E>>,
 }
 
-impl<T, E, F> Job for Queued<T, E, F>
+impl<T, E, F> QueuedWrite for WorkAndReply<T, E, F>
 where
     T: Send,
     E: From<StoreError> + Retryable + Send,
     F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send,
 {
-    fn attempt(&mut self, conn: &mut DbConnection, keyring: &Keyring) -> Step {
+    fn attempt(&mut self, conn: &mut DbConnection, keyring: &Keyring) -> AttemptEnd {
         let mut tx = Tx::new(conn, keyring, TxMode::Write);
         let outcome = (self.work)(&mut tx);
         match (outcome, tx.conflict()) {
             (Ok(value), None) => {
                 self.outcome = Some(Ok(value));
-                Step::Done
+                AttemptEnd::Done
             }
             (Err(error), None) if !error.is_conflict() => {
                 self.outcome = Some(Err(error));
-                Step::Refused
+                AttemptEnd::Refused
             }
-            _ => Step::Conflict,
+            _ => AttemptEnd::Conflict,
         }
     }
 
@@ -95,7 +95,7 @@ where
 
 /// The handle to the writer thread; dropping the last one stops both threads.
 pub(crate) struct Writer {
-    queue: mpsc::Sender<Box<dyn Job>>,
+    queue: mpsc::Sender<Box<dyn QueuedWrite>>,
 }
 
 impl Writer {
@@ -106,10 +106,10 @@ impl Writer {
         target: Target,
         connect_timeout: Duration,
     ) -> std::io::Result<Writer> {
-        let (queue, jobs) = mpsc::channel(QUEUE_LENGTH);
+        let (queue, writes) = mpsc::channel(QUEUE_LENGTH);
         let url = target.display_url();
         let checkpoints = target.clone();
-        let group = Group {
+        let group = GroupCommitter {
             pool,
             keyring,
             target,
@@ -118,7 +118,7 @@ impl Writer {
         };
         std::thread::Builder::new()
             .name("wxlink-sqlite-writer".to_owned())
-            .spawn(move || group.serve(jobs))?;
+            .spawn(move || group.serve(writes))?;
         let alive = mpsc::Sender::downgrade(&queue);
         std::thread::Builder::new()
             .name("wxlink-sqlite-checkpoint".to_owned())
@@ -134,17 +134,15 @@ impl Writer {
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(Queued {
+        let write: Box<dyn QueuedWrite> = Box::new(WorkAndReply {
             work,
             outcome: None,
             reply,
         });
-        match tokio::time::timeout_at(deadline.into(), self.queue.send(job)).await {
+        match tokio::time::timeout_at(deadline.into(), self.queue.send(write)).await {
             Ok(Ok(())) => {}
             Ok(Err(_closed)) => {
-                return Err(
-                    StoreError::Unavailable("the store is shutting down".to_owned()).into(),
-                );
+                return Err(error::shutting_down().into());
             }
             Err(_elapsed) => {
                 tracing::warn!("the SQLite writer's queue stayed full");
@@ -156,13 +154,13 @@ impl Writer {
         }
         answer.await.unwrap_or_else(|_| {
             tracing::error!("the SQLite writer dropped a transaction unanswered");
-            Err(StoreError::Unavailable("the transaction's thread failed".to_owned()).into())
+            Err(error::thread_failed("transaction").into())
         })
     }
 }
 
-/// What the writer thread needs.
-struct Group {
+/// The writer thread: takes the queued writes a group at a time and commits each group.
+struct GroupCommitter {
     pool: Pool<Manager>,
     keyring: Arc<Keyring>,
     target: Target,
@@ -170,13 +168,13 @@ struct Group {
     connect_timeout: Duration,
 }
 
-impl Group {
-    fn serve(self, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
-        while let Some(first) = jobs.blocking_recv() {
+impl GroupCommitter {
+    fn serve(self, mut writes: mpsc::Receiver<Box<dyn QueuedWrite>>) {
+        while let Some(first) = writes.blocking_recv() {
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
-                match jobs.try_recv() {
-                    Ok(job) => group.push(job),
+                match writes.try_recv() {
+                    Ok(write) => group.push(write),
                     Err(_) => break,
                 }
             }
@@ -184,33 +182,31 @@ impl Group {
         }
     }
 
-    /// Run `group` in one transaction and answer every job.
-    fn commit(&self, group: Vec<Box<dyn Job>>) {
+    /// Run `group` in one transaction and answer every write.
+    fn commit(&self, group: Vec<Box<dyn QueuedWrite>>) {
         let mut conn = match self.begin() {
             Ok(conn) => conn,
             Err(error) => return fail_all(group, &error),
         };
-        let mut done: Vec<Box<dyn Job>> = Vec::with_capacity(group.len());
-        let mut jobs = group.into_iter();
-        while let Some(mut job) = jobs.next() {
-            match self.run_job(&mut conn, job.as_mut()) {
-                Ok(Some(Step::Done)) => done.push(job),
-                Ok(Some(_)) => job.answer(None),
-                Ok(None) => job.answer(Some(StoreError::Contention {
-                    attempts: MAX_ATTEMPTS,
-                })),
+        let mut done: Vec<Box<dyn QueuedWrite>> = Vec::with_capacity(group.len());
+        let mut writes = group.into_iter();
+        while let Some(mut write) = writes.next() {
+            match self.run_write(&mut conn, write.as_mut()) {
+                Ok(Some(AttemptEnd::Done)) => done.push(write),
+                Ok(Some(_)) => write.answer(None),
+                Ok(None) => write.answer(Some(Work::Transaction.gave_up())),
                 Err(error) => {
                     // The transaction is unusable: nothing of the group stays.
                     tracing::warn!(database = %self.url, error = %error, "group transaction failed");
                     self.roll_back(&mut conn);
-                    job.answer(Some(error.clone()));
-                    done.extend(jobs);
+                    write.answer(Some(error.clone()));
+                    done.extend(writes);
                     return fail_all(done, &error);
                 }
             }
         }
         match connection::commit(&mut conn) {
-            Ok(()) => done.into_iter().for_each(|job| job.answer(None)),
+            Ok(()) => done.into_iter().for_each(|write| write.answer(None)),
             Err(e) => {
                 // diesel has tried to roll back already.
                 let error = self.store_error(&e);
@@ -224,69 +220,56 @@ impl Group {
     /// the write lock) for one busy budget, as `Store::run` does for a single writer.
     fn begin(&self) -> Result<PooledConnection<Manager>, StoreError> {
         let started = Instant::now();
-        let mut conn = self.pool.get_timeout(self.connect_timeout).map_err(|e| {
-            tracing::warn!(database = %self.url, error = %e, "no database connection");
-            StoreError::Unavailable(format!("no connection to {}: {e}", self.url))
-        })?;
-        let mut retry = 0;
+        let mut conn = self
+            .pool
+            .get_timeout(self.connect_timeout)
+            .map_err(|e| error::no_connection(&self.url, e))?;
+        let mut delays = retry::backoff();
         loop {
             let Err(e) = connection::begin(&mut conn, TxMode::Write) else {
                 return Ok(conn);
             };
-            retry += 1;
             match Failure::of(&e) {
-                Failure::Busy(_) | Failure::Conflict(_)
-                    if started.elapsed() < SQLITE_BUSY_BUDGET =>
-                {
-                    std::thread::sleep(backoff(retry));
+                Failure::Busy(_) | Failure::Conflict(_) if !retry::busy_budget_spent(started) => {
+                    retry::wait(&mut delays);
                 }
                 Failure::Busy(_) | Failure::Conflict(_) => {
-                    tracing::warn!(database = %self.url, "SQLite's write lock stayed taken");
-                    return Err(StoreError::Unavailable(format!(
-                        "database is locked: SQLite's write lock stayed taken for {:?}",
-                        started.elapsed()
-                    )));
+                    return Err(retry::write_lock_stayed_taken(&self.url, started));
                 }
                 _ => return Err(self.store_error(&e)),
             }
         }
     }
 
-    /// Run one job in a savepoint until it is done or refused (`Some`), or has conflicted
+    /// Run one write in a savepoint until it is done or refused (`Some`), or has conflicted
     /// [`MAX_ATTEMPTS`] times (`None`). `Err` when the savepoint itself failed.
-    fn run_job(
+    fn run_write(
         &self,
         conn: &mut DbConnection,
-        job: &mut dyn Job,
-    ) -> Result<Option<Step>, StoreError> {
+        write: &mut dyn QueuedWrite,
+    ) -> Result<Option<AttemptEnd>, StoreError> {
         for attempt in 1..=MAX_ATTEMPTS {
-            self.sql(conn, "SAVEPOINT job")?;
-            let step = catch_unwind(AssertUnwindSafe(|| job.attempt(conn, &self.keyring)));
-            match step {
-                Ok(Step::Done) => {
-                    self.sql(conn, "RELEASE job")?;
-                    return Ok(Some(Step::Done));
+            self.sql(conn, "SAVEPOINT queued_write")?;
+            let ended = catch_unwind(AssertUnwindSafe(|| write.attempt(conn, &self.keyring)));
+            match ended {
+                Ok(AttemptEnd::Done) => {
+                    self.sql(conn, "RELEASE queued_write")?;
+                    return Ok(Some(AttemptEnd::Done));
                 }
-                Ok(step) => {
-                    self.sql(conn, "ROLLBACK TO job; RELEASE job")?;
-                    if let Step::Refused = step {
-                        return Ok(Some(Step::Refused));
+                Ok(ended) => {
+                    self.sql(conn, "ROLLBACK TO queued_write; RELEASE queued_write")?;
+                    if let AttemptEnd::Refused = ended {
+                        return Ok(Some(AttemptEnd::Refused));
                     }
-                    tracing::debug!(attempt, "transaction conflicted; running it again");
+                    Work::Transaction.runs_again(attempt, Retry::Conflict);
                 }
                 Err(_panic) => {
                     tracing::error!("a store transaction panicked");
-                    self.sql(conn, "ROLLBACK TO job; RELEASE job")?;
-                    return Err(StoreError::Unavailable(
-                        "the transaction's thread failed".to_owned(),
-                    ));
+                    self.sql(conn, "ROLLBACK TO queued_write; RELEASE queued_write")?;
+                    return Err(error::thread_failed("transaction"));
                 }
             }
         }
-        tracing::warn!(
-            attempts = MAX_ATTEMPTS,
-            "transaction gave up after repeated conflicts"
-        );
         Ok(None)
     }
 
@@ -310,16 +293,16 @@ impl Group {
     }
 }
 
-fn fail_all(jobs: Vec<Box<dyn Job>>, error: &StoreError) {
-    for job in jobs {
-        job.answer(Some(error.clone()));
+fn fail_all(writes: Vec<Box<dyn QueuedWrite>>, error: &StoreError) {
+    for write in writes {
+        write.answer(Some(error.clone()));
     }
 }
 
 /// Checkpoint the WAL in the background (connections run with `wal_autocheckpoint = 0`),
 /// until the store is dropped. `PASSIVE` takes no lock that a writer or reader waits for.
 /// The thread keeps a connection of its own, so busy readers cannot starve it of one.
-fn checkpoint_until_dropped(target: &Target, alive: &mpsc::WeakSender<Box<dyn Job>>) {
+fn checkpoint_until_dropped(target: &Target, alive: &mpsc::WeakSender<Box<dyn QueuedWrite>>) {
     let mut conn: Option<DbConnection> = None;
     loop {
         std::thread::sleep(CHECKPOINT_EVERY);

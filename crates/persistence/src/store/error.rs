@@ -11,9 +11,9 @@
 use std::path::PathBuf;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use wxlink_domain::{DomainError, StoreError};
+use wxlink_domain::StoreError;
 
-use crate::url::ACCEPTED_FORMS;
+use crate::store::url::ACCEPTED_FORMS;
 
 /// Why the store could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -68,32 +68,20 @@ pub enum PersistenceError {
     },
 }
 
-/// Errors a transaction treats as "run it again": a uniqueness violation, a serialization
-/// failure or deadlock, or SQLite's busy answer for a writer.
-pub(crate) trait Retryable {
-    /// Whether this error asks for the transaction to be run again.
-    fn is_conflict(&self) -> bool;
+/// The answer when no pooled connection to `url` freed up in time.
+pub(crate) fn no_connection(url: &str, error: impl std::fmt::Display) -> StoreError {
+    tracing::warn!(database = %url, %error, "no database connection");
+    StoreError::Unavailable(format!("no connection to {url}: {error}"))
 }
 
-impl Retryable for StoreError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, StoreError::Conflict)
-    }
+/// The answer when the thread that ran `what` (a "transaction", a "statement") failed.
+pub(crate) fn thread_failed(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("the {what}'s thread failed"))
 }
 
-impl Retryable for DomainError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, DomainError::Store(StoreError::Conflict))
-    }
-}
-
-/// Why a transaction is run again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Retry {
-    /// A uniqueness violation, serialization failure or deadlock, or the work said so.
-    Clash,
-    /// SQLite's write lock was taken (after `busy_timeout`, or at once for a stale snapshot).
-    Busy,
+/// The answer to work that arrives while the store is being dropped.
+pub(crate) fn shutting_down() -> StoreError {
+    StoreError::Unavailable("the store is shutting down".to_owned())
 }
 
 /// What a diesel error means for a transaction.

@@ -1,37 +1,37 @@
-//! The store: a connection pool, a bound on blocking work, and transactions that retry.
+//! The store's core: a connection pool, a bound on blocking work, and transactions that retry
+//! (here); how a transaction's statements run (`tx`), when and how often it runs again
+//! (`retry`), SQLite's write groups (`group`), connections (`connection`), errors (`error`),
+//! migrations and the schema, the settings and URLs, and the one-statement login (`login`).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::r2d2::{Pool, PooledConnection};
-use rand::Rng as _;
 use tokio::sync::Semaphore;
 use wxlink_crypto::Keyring;
 use wxlink_domain::{
     DomainError, IdentityStore, LoginRecord, LoginRequest, StoreError, StoreTx, TxMode,
 };
 
-use crate::config::StoreConfig;
-use crate::connection::{self, LogErrors, Manager, SQLITE_BUSY_TIMEOUT_MS};
-use crate::error::{Failure, PersistenceError, Retry, Retryable};
-use crate::group::Writer;
-use crate::migrations;
-use crate::tx::Tx;
-use crate::url::{Backend, Target};
+use self::config::StoreConfig;
+use self::connection::{LogErrors, Manager};
+use self::error::{Failure, PersistenceError};
+use self::group::Writer;
+use self::retry::{MAX_ATTEMPTS, Retry, Retryable, Work};
+use self::tx::Tx;
+use self::url::{Backend, Target};
 
-/// How many times a transaction runs before the store answers `Contention`.
-pub const MAX_ATTEMPTS: u32 = 12;
-
-/// Backoff before attempt n+1 is drawn from [cap/2, cap] with cap = 2 ms · 2ⁿ⁻¹, at most
-/// 100 ms: enough to let the winner of a race commit, short enough for a login.
-const BACKOFF_BASE: Duration = Duration::from_millis(2);
-const BACKOFF_MAX: Duration = Duration::from_millis(100);
-
-/// How long a writer keeps retrying SQLite's busy answers: one `busy_timeout`, which SQLite
-/// itself already waited before the first one.
-pub(crate) const SQLITE_BUSY_BUDGET: Duration =
-    Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS as u64);
+pub(crate) mod config;
+pub(crate) mod connection;
+pub(crate) mod error;
+mod group;
+mod login;
+pub(crate) mod migrations;
+pub(crate) mod retry;
+pub(crate) mod schema;
+pub(crate) mod tx;
+pub(crate) mod url;
 
 /// The diesel store for SQLite and PostgreSQL. Cheap to clone: clones share one pool.
 ///
@@ -48,7 +48,7 @@ pub(crate) struct Inner {
     /// threads, the rest wait here, on the async side.
     permits: Arc<Semaphore>,
     /// SQLite has one write lock: its writes go to one writer thread, which commits them in
-    /// groups (see [`crate::group`]). `None` on PostgreSQL, whose writers run concurrently.
+    /// groups (see [`group`]). `None` on PostgreSQL, whose writers run concurrently.
     writer: Option<Writer>,
     pub(crate) keyring: Arc<Keyring>,
     connect_timeout: Duration,
@@ -168,7 +168,8 @@ impl Store {
     }
 
     /// Run `work` in one transaction of `mode` on a blocking thread, retrying on conflicts.
-    /// The single place where transactions begin, commit, roll back and retry.
+    /// Every transaction of the store enters here: SQLite's writes go on to the writer thread
+    /// (`group`), which commits them in groups; the rest run on a pooled connection here.
     pub(crate) async fn run<T, E, F>(&self, mode: TxMode, work: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -194,7 +195,7 @@ impl Store {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::error!(error = %e, "a store transaction's thread failed");
-                Err(StoreError::Unavailable("the transaction's thread failed".to_owned()).into())
+                Err(error::thread_failed("transaction").into())
             }
         }
     }
@@ -225,9 +226,7 @@ impl Store {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::error!(error = %e, "a store statement's thread failed");
-                Err(StoreError::Unavailable(
-                    "the statement's thread failed".to_owned(),
-                ))
+                Err(error::thread_failed("statement"))
             }
         }
     }
@@ -243,9 +242,10 @@ impl Inner {
         F: FnMut(&mut diesel::PgConnection) -> diesel::QueryResult<T>,
     {
         let mut conn = self.connection(deadline)?;
+        let mut delays = retry::backoff();
         for attempt in 1..=MAX_ATTEMPTS {
             if attempt > 1 {
-                std::thread::sleep(backoff(attempt - 1));
+                retry::wait(&mut delays);
             }
             let connection::DbConnection::Pg(pg) = &mut *conn else {
                 return Ok(None);
@@ -255,9 +255,7 @@ impl Inner {
                 Err(e) => e,
             };
             match Failure::of(&error) {
-                Failure::Conflict(_) => {
-                    tracing::debug!(attempt, "statement conflicted; running it again");
-                }
+                Failure::Conflict(_) => Work::Statement.runs_again(attempt, Retry::Conflict),
                 Failure::Corrupt(message) => return Err(StoreError::Corrupt(message)),
                 Failure::Busy(message) | Failure::Unavailable(message) => {
                     tracing::debug!(database = %self.url, error = %self.scrub(message), "a statement failed; taking the transaction's path");
@@ -276,13 +274,7 @@ impl Inner {
                 }
             }
         }
-        tracing::warn!(
-            attempts = MAX_ATTEMPTS,
-            "statement gave up after repeated conflicts"
-        );
-        Err(StoreError::Contention {
-            attempts: MAX_ATTEMPTS,
-        })
+        Err(Work::Statement.gave_up())
     }
 
     /// A permit of `gate`, waiting at most until `deadline`.
@@ -293,9 +285,7 @@ impl Inner {
     ) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
         match tokio::time::timeout_at(deadline.into(), Arc::clone(gate).acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_closed)) => Err(StoreError::Unavailable(
-                "the store is shutting down".to_owned(),
-            )),
+            Ok(Err(_closed)) => Err(error::shutting_down()),
             Err(_elapsed) => {
                 tracing::warn!(database = %self.url, "every database connection stayed busy");
                 Err(StoreError::Unavailable(format!(
@@ -311,10 +301,9 @@ impl Inner {
         let wait = deadline
             .saturating_duration_since(Instant::now())
             .max(std::time::Duration::from_millis(1));
-        self.pool.get_timeout(wait).map_err(|e| {
-            tracing::warn!(database = %self.url, error = %e, "no database connection");
-            StoreError::Unavailable(format!("no connection to {}: {e}", self.url))
-        })
+        self.pool
+            .get_timeout(wait)
+            .map_err(|e| error::no_connection(&self.url, e))
     }
 
     fn run_blocking<T, E, F>(&self, mode: TxMode, deadline: Instant, mut work: F) -> Result<T, E>
@@ -324,9 +313,10 @@ impl Inner {
     {
         let started = Instant::now();
         let mut conn = self.connection(deadline)?;
+        let mut delays = retry::backoff();
         for attempt in 1..=MAX_ATTEMPTS {
             if attempt > 1 {
-                std::thread::sleep(backoff(attempt - 1));
+                retry::wait(&mut delays);
                 if connection::is_broken(&mut conn) {
                     // Returned to the pool, r2d2 sees it is broken and closes it.
                     conn = self.connection(Instant::now() + self.connect_timeout)?;
@@ -359,31 +349,17 @@ impl Inner {
                                 )
                                 .into());
                             }
-                            conflict.unwrap_or(Retry::Clash)
+                            conflict.unwrap_or(Retry::Conflict)
                         }
                     }
                 }
             };
-            // SQLite already waited busy_timeout before saying busy; retrying that for long
-            // would hold the caller far beyond any request deadline.
-            if retry == Retry::Busy && started.elapsed() >= SQLITE_BUSY_BUDGET {
-                tracing::warn!(database = %self.url, "SQLite's write lock stayed taken");
-                return Err(StoreError::Unavailable(format!(
-                    "database is locked: SQLite's write lock stayed taken for {:?}",
-                    started.elapsed()
-                ))
-                .into());
+            if retry == Retry::Busy && retry::busy_budget_spent(started) {
+                return Err(retry::write_lock_stayed_taken(&self.url, started).into());
             }
-            tracing::debug!(attempt, ?retry, "transaction conflicted; running it again");
+            Work::Transaction.runs_again(attempt, retry);
         }
-        tracing::warn!(
-            attempts = MAX_ATTEMPTS,
-            "transaction gave up after repeated conflicts"
-        );
-        Err(StoreError::Contention {
-            attempts: MAX_ATTEMPTS,
-        }
-        .into())
+        Err(Work::Transaction.gave_up().into())
     }
 
     /// BEGIN on `conn`; a pooled connection whose server went away (a PostgreSQL restart
@@ -425,7 +401,7 @@ impl Inner {
         error: &diesel::result::Error,
     ) -> Result<Retry, StoreError> {
         match Failure::of(error) {
-            Failure::Conflict(_) => Ok(Retry::Clash),
+            Failure::Conflict(_) => Ok(Retry::Conflict),
             Failure::Busy(_) if mode.writes() => Ok(Retry::Busy),
             Failure::Busy(m) | Failure::Unavailable(m) => {
                 Err(StoreError::Unavailable(self.scrub(m)))
@@ -450,16 +426,6 @@ impl Inner {
     }
 }
 
-/// Exponential backoff with jitter, so racing transactions spread out instead of colliding
-/// again in lockstep.
-pub(crate) fn backoff(retry: u32) -> Duration {
-    let cap = BACKOFF_BASE
-        .saturating_mul(1 << retry.min(16))
-        .min(BACKOFF_MAX);
-    let micros = u64::try_from(cap.as_micros()).unwrap_or(u64::MAX);
-    Duration::from_micros(rand::rng().random_range(micros / 2..=micros))
-}
-
 impl IdentityStore for Store {
     fn transact<T, F>(
         &self,
@@ -477,21 +443,6 @@ impl IdentityStore for Store {
         &self,
         login: &LoginRequest,
     ) -> impl Future<Output = Result<Option<LoginRecord>, DomainError>> + Send {
-        crate::login::login(self, login)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for retry in 1..=MAX_ATTEMPTS {
-            let d = backoff(retry);
-            assert!(d <= BACKOFF_MAX, "{d:?}");
-            assert!(d >= BACKOFF_BASE / 2, "{d:?}");
-        }
-        assert!(backoff(1) <= Duration::from_millis(4));
+        login::login(self, login)
     }
 }

@@ -10,7 +10,7 @@ use wxlink_tests::options::Options;
 use wxlink_wechat_sim::SimHandle;
 
 use super::process::{Proc, free_port, http_client, wait_until_ready, wxlink_command};
-use super::{Backend, POLL, Reply};
+use super::{Backend, Reply};
 
 /// One running wxlink with everything it needs; the process is killed on drop and the
 /// database dropped after it.
@@ -45,7 +45,7 @@ impl TestApp {
         let secrets = options.new_secrets();
         let sim = options.simulator(&secrets).await;
         let dir = tempfile::tempdir().expect("create a temp dir");
-        let database = backend.fresh_database(dir.path());
+        let database = backend.database();
         // PostgreSQL needs the data key configured (every node the same); it is also written
         // where SQLite keeps it, for the tests that read the key.
         let data_keys = matches!(backend, Backend::Postgres { .. }).then(|| {
@@ -220,16 +220,21 @@ impl TestApp {
         match &self.backend {
             Backend::Sqlite => {
                 let mut all = Vec::new();
+                let file = self
+                    .database
+                    .sqlite_path()
+                    .expect("a SQLite database")
+                    .display()
+                    .to_string();
                 for suffix in ["", "-wal", "-journal"] {
-                    let path = self.dir.path().join(format!("wxlink.db{suffix}"));
+                    let path = format!("{file}{suffix}");
                     if let Ok(bytes) = std::fs::read(&path) {
                         all.extend(bytes);
                     }
                 }
                 assert!(
                     !all.is_empty(),
-                    "no SQLite files in {}",
-                    self.dir().display()
+                    "no SQLite files at {file}"
                 );
                 all
             }
@@ -266,17 +271,14 @@ impl TestApp {
 
     /// Poll (bounded) until the stderr contains `needle`.
     pub async fn wait_for_stderr(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.stderr().contains(needle) {
-                return true;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        self.stderr().contains(needle)
+        wxlink_tests::eventually(Duration::from_secs(5), async || {
+            self.stderr().contains(needle).then_some(())
+        })
+        .await
+        .is_ok()
     }
 
-    /// The temp dir holding the config, the data key file and the SQLite database.
+    /// The temp dir holding the config and the data key file.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -114,33 +114,17 @@
 
 #![deny(missing_docs)]
 
-mod access_tokens;
-mod admin;
-mod config;
-mod connection;
-mod console;
-mod data_keys;
-mod error;
-mod feed;
-mod group;
-mod login;
-mod migrations;
-mod rate_limits;
-mod schema;
-mod signing_keys;
+mod cluster;
 mod store;
-mod tx;
-mod url;
-mod webhooks;
 
-pub use access_tokens::SharedAccessToken;
-pub use admin::{SESSION_PURGE_GRACE_SECS, UserRecord};
-pub use config::StoreConfig;
-pub use console::{ConsoleUser, NewOperator, Operator, SignInFailures};
-pub use error::PersistenceError;
-pub use feed::MAX_EVENTS_PAGE;
-pub use migrations::{migrate, migrate_blocking};
-pub use rate_limits::WindowHits;
-pub use signing_keys::SigningKeyRecord;
+pub use cluster::access_tokens::SharedAccessToken;
+pub use cluster::admin::{SESSION_PURGE_GRACE_SECS, UserRecord};
+pub use cluster::console::{ConsoleUser, NewOperator, Operator, SignInFailures};
+pub use cluster::feed::MAX_EVENTS_PAGE;
+pub use cluster::rate_limits::WindowHits;
+pub use cluster::signing_keys::SigningKeyRecord;
+pub use store::config::StoreConfig;
+pub use store::error::PersistenceError;
+pub use store::migrations::{migrate, migrate_blocking};
+pub use store::url::{Backend, DatabaseTarget, redact_url};
 pub use store::{MAX_ATTEMPTS, Store};
-pub use url::{Backend, DatabaseTarget, redact_url};

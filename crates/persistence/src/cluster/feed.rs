@@ -32,11 +32,11 @@ use wxlink_domain::{
     Actor, ActorName, Event, EventDetail, EventKind, PhoneMerge, StoreError, TxMode, UnionidSplit,
 };
 
-use crate::connection::DbConnection;
-use crate::schema::events;
 use crate::store::Store;
-use crate::tx::{self, Tx};
-use crate::url::Backend;
+use crate::store::connection::DbConnection;
+use crate::store::schema::events;
+use crate::store::tx::{self, Tx};
+use crate::store::url::Backend;
 
 /// The most events one [`Store::events_after`] call returns.
 pub const MAX_EVENTS_PAGE: u32 = 1000;

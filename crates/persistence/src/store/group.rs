@@ -18,11 +18,11 @@ use tokio::sync::{mpsc, oneshot};
 use wxlink_crypto::Keyring;
 use wxlink_domain::{StoreError, TxMode};
 
-use crate::connection::{self, DbConnection, Manager};
-use crate::error::{Failure, Retryable};
+use crate::store::connection::{self, DbConnection, Manager};
+use crate::store::error::{Failure, Retryable};
+use crate::store::tx::Tx;
+use crate::store::url::Target;
 use crate::store::{MAX_ATTEMPTS, SQLITE_BUSY_BUDGET, backoff};
-use crate::tx::Tx;
-use crate::url::Target;
 
 /// Most write transactions in one SQLite transaction: one per client of the benchmark's 64,
 /// and a bound on how long one group holds the answers of its first members.

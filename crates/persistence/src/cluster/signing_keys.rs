@@ -9,9 +9,9 @@ use diesel::prelude::*;
 use secrecy::SecretSlice;
 use wxlink_domain::{StoreError, TxMode, UnixTime};
 
-use crate::schema::signing_keys;
 use crate::store::Store;
-use crate::tx::Tx;
+use crate::store::schema::signing_keys;
+use crate::store::tx::Tx;
 
 /// A signing key as stored, its private half opened.
 #[derive(Debug, Clone)]

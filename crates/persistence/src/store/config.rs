@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wxlink_crypto::Keyring;
 
-use crate::url::DatabaseTarget;
+use crate::store::url::DatabaseTarget;
 
 /// Settings for [`Store::connect`](crate::Store::connect).
 ///

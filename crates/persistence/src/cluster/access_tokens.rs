@@ -9,9 +9,9 @@ use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
 use wxlink_domain::{AppId, StoreError, TxMode, UnixTime};
 
-use crate::schema::access_tokens;
 use crate::store::Store;
-use crate::tx::Tx;
+use crate::store::schema::access_tokens;
+use crate::store::tx::Tx;
 
 /// An app's current access token, as the cluster shares it.
 #[derive(Debug, Clone)]

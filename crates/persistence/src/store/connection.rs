@@ -7,7 +7,7 @@ use diesel::r2d2::R2D2Connection;
 use diesel::{Connection, PgConnection, SqliteConnection};
 use wxlink_domain::TxMode;
 
-use crate::url::{Target, connection_uri};
+use crate::store::url::{Target, connection_uri};
 
 /// How long a SQLite statement waits for another connection's write lock before it gives up
 /// with `SQLITE_BUSY`.

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::PersistenceError;
+use crate::store::error::PersistenceError;
 
 /// Which database a [`Store`](crate::Store) talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use wxlink_domain::{DomainError, StoreError};
 
-use crate::url::ACCEPTED_FORMS;
+use crate::store::url::ACCEPTED_FORMS;
 
 /// Why the store could not be set up.
 #[derive(Debug, thiserror::Error)]

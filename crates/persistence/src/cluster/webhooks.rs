@@ -7,9 +7,9 @@
 use diesel::prelude::*;
 use wxlink_domain::{StoreError, TxMode, UnixTime};
 
-use crate::schema::webhook_cursors;
 use crate::store::Store;
-use crate::tx::Tx;
+use crate::store::schema::webhook_cursors;
+use crate::store::tx::Tx;
 
 impl Store {
     /// Take (or keep) the delivery lease of webhook `name` until `now + lease_secs`; returns

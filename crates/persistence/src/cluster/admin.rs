@@ -7,11 +7,11 @@ use wxlink_domain::{
     AppId, OpenId, PhoneNumber, StoreError, StoreTx as _, TxMode, UnionId, UnixTime, User, UserId,
 };
 
-use crate::schema::{
+use crate::store::Store;
+use crate::store::schema::{
     access_tokens, decrypt_budgets, operator_sessions, sessions, signing_keys, users,
 };
-use crate::store::Store;
-use crate::tx::{self, Tx};
+use crate::store::tx::{self, Tx};
 use secrecy::zeroize::Zeroizing;
 
 /// Sessions are deleted this long after they expired or were revoked, so a token that just

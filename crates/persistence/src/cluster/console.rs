@@ -9,12 +9,12 @@ use wxlink_domain::{
     AppId, Event, OpenId, PhoneNumber, StoreError, StoreTx as _, TxMode, UnionId, UnixTime, UserId,
 };
 
-use crate::admin::UserRecord;
-use crate::schema::{
+use crate::cluster::admin::UserRecord;
+use crate::store::Store;
+use crate::store::schema::{
     events, identities, operator_sessions, operators, sessions, sign_in_failures, users,
 };
-use crate::store::Store;
-use crate::tx::{self, Tx};
+use crate::store::tx::{self, Tx};
 
 /// An operator as stored; the TOTP secret is opened.
 #[derive(Clone, PartialEq, Eq)]
@@ -612,7 +612,7 @@ impl Store {
                 merged_into: merged_into.map(tx::parse_user_id).transpose()?,
                 created_at,
             };
-            let Some(record) = crate::admin::with_identities(tx, Some(user))? else {
+            let Some(record) = crate::cluster::admin::with_identities(tx, Some(user))? else {
                 return Ok(None);
             };
             let merged_from = users::table
@@ -691,10 +691,10 @@ impl Store {
                     events::at,
                     events::detail,
                 ))
-                .load::<crate::feed::EventRow>(tx.conn);
+                .load::<crate::cluster::feed::EventRow>(tx.conn);
             tx.db(rows)?
                 .into_iter()
-                .map(crate::feed::event_from_row)
+                .map(crate::cluster::feed::event_from_row)
                 .collect()
         })
         .await
@@ -781,7 +781,7 @@ fn records(tx: &mut Tx<'_>, ids: Vec<String>) -> Result<Vec<UserRecord>, StoreEr
     for id in ids {
         let id = tx::parse_user_id(id)?;
         let user = tx.user(&id)?;
-        if let Some(record) = crate::admin::with_identities(tx, user)? {
+        if let Some(record) = crate::cluster::admin::with_identities(tx, user)? {
             out.push(record);
         }
     }

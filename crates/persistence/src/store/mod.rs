@@ -1,4 +1,7 @@
-//! The store: a connection pool, a bound on blocking work, and transactions that retry.
+//! The store's core: a connection pool, a bound on blocking work, and transactions that retry
+//! (here); how a transaction's statements run (`tx`), SQLite's write groups (`group`),
+//! connections (`connection`), errors (`error`), migrations and the schema, the settings and
+//! URLs, and the one-statement login (`login`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,13 +15,22 @@ use wxlink_domain::{
     DomainError, IdentityStore, LoginRecord, LoginRequest, StoreError, StoreTx, TxMode,
 };
 
-use crate::config::StoreConfig;
-use crate::connection::{self, LogErrors, Manager, SQLITE_BUSY_TIMEOUT_MS};
-use crate::error::{Failure, PersistenceError, Retry, Retryable};
-use crate::group::Writer;
-use crate::migrations;
-use crate::tx::Tx;
-use crate::url::{Backend, Target};
+use self::config::StoreConfig;
+use self::connection::{LogErrors, Manager, SQLITE_BUSY_TIMEOUT_MS};
+use self::error::{Failure, PersistenceError, Retry, Retryable};
+use self::group::Writer;
+use self::tx::Tx;
+use self::url::{Backend, Target};
+
+pub(crate) mod config;
+pub(crate) mod connection;
+pub(crate) mod error;
+mod group;
+mod login;
+pub(crate) mod migrations;
+pub(crate) mod schema;
+pub(crate) mod tx;
+pub(crate) mod url;
 
 /// How many times a transaction runs before the store answers `Contention`.
 pub const MAX_ATTEMPTS: u32 = 12;
@@ -48,7 +60,7 @@ pub(crate) struct Inner {
     /// threads, the rest wait here, on the async side.
     permits: Arc<Semaphore>,
     /// SQLite has one write lock: its writes go to one writer thread, which commits them in
-    /// groups (see [`crate::group`]). `None` on PostgreSQL, whose writers run concurrently.
+    /// groups (see [`group`]). `None` on PostgreSQL, whose writers run concurrently.
     writer: Option<Writer>,
     pub(crate) keyring: Arc<Keyring>,
     connect_timeout: Duration,
@@ -477,7 +489,7 @@ impl IdentityStore for Store {
         &self,
         login: &LoginRequest,
     ) -> impl Future<Output = Result<Option<LoginRecord>, DomainError>> + Send {
-        crate::login::login(self, login)
+        login::login(self, login)
     }
 }
 

@@ -8,7 +8,7 @@ use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use wxlink_domain::{DomainError, LoginOutcome, LoginRecord, LoginRequest, StoreError};
 
 use crate::store::Store;
-use crate::tx::{parse_user_id, seal_key};
+use crate::store::tx::{parse_user_id, seal_key};
 
 #[diesel::declare_sql_function]
 extern "SQL" {

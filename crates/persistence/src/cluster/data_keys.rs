@@ -16,10 +16,10 @@ use diesel::sql_types::Binary;
 use wxlink_crypto::{DataKey, KeyId, Keyring};
 use wxlink_domain::{StoreError, TxMode, UnixTime};
 
-use crate::error::PersistenceError;
-use crate::schema::{access_tokens, data_keys, sessions, signing_keys, users};
 use crate::store::Store;
-use crate::tx::Tx;
+use crate::store::error::PersistenceError;
+use crate::store::schema::{access_tokens, data_keys, sessions, signing_keys, users};
+use crate::store::tx::Tx;
 
 const IN_USE: &str = "in_use";
 const RETIRED: &str = "retired";

@@ -5,9 +5,9 @@
 use diesel::prelude::*;
 use wxlink_domain::{StoreError, TxMode, UnixTime};
 
-use crate::schema::rate_limit_windows as windows;
 use crate::store::Store;
-use crate::tx::Tx;
+use crate::store::schema::rate_limit_windows as windows;
+use crate::store::tx::Tx;
 
 /// Hits of one key in one fixed window.
 #[derive(Debug, Clone, PartialEq, Eq)]

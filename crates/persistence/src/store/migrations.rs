@@ -6,9 +6,9 @@ use diesel::migration::{Migration, MigrationSource};
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::connection::DbConnection;
-use crate::error::PersistenceError;
-use crate::url::{DatabaseTarget, Target};
+use crate::store::connection::DbConnection;
+use crate::store::error::PersistenceError;
+use crate::store::url::{DatabaseTarget, Target};
 
 pub(crate) const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub(crate) const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");

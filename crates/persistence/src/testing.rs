@@ -9,9 +9,9 @@ use diesel::sql_types::Text;
 use diesel::{PgConnection, SqliteConnection};
 use wxlink_domain::TxMode;
 
-use crate::connection::{self, DbConnection};
-use crate::schema::{events, identities, sessions, users};
-use crate::url::DatabaseTarget;
+use crate::store::connection::{self, DbConnection};
+use crate::store::schema::{events, identities, sessions, users};
+use crate::store::url::DatabaseTarget;
 
 /// A connection to the PostgreSQL server `admin_url` names, for `CREATE`/`DROP DATABASE`.
 fn admin(admin_url: &str) -> Result<PgConnection, String> {

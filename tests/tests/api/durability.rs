@@ -1,7 +1,7 @@
 //! An acknowledged login survives the process being killed (SIGKILL, no shutdown), and
 //! SIGTERM lets in-flight requests finish.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use wxlink_wechat_sim::{Fault, FaultTarget};

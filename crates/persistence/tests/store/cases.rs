@@ -639,7 +639,7 @@ pub async fn concurrent_followers_see_one_order(backend: TestBackend) {
 /// follower's or webhook's cursor means the same place after the upgrade, and new events come
 /// after them.
 pub async fn events_from_before_positions_keep_their_ids_as_positions(backend: TestBackend) {
-    let db = &backend.database();
+    let db = &backend.empty_database();
     use diesel::{Connection as _, PgConnection, RunQueryDsl as _, SqliteConnection};
     use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
     const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -288,11 +288,6 @@ impl TestApp {
         &self.config_path
     }
 
-    /// The `[database] url` every process of this app uses.
-    pub fn database_url(&self) -> &str {
-        self.database.url()
-    }
-
     /// The app's database.
     pub fn database(&self) -> &TestDatabase {
         &self.database

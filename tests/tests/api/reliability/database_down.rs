@@ -92,6 +92,7 @@ async fn database_outage_is_503_and_recovers_without_restart() {
         .await
         .expect("the start task")
         .expect("start PostgreSQL again");
+    let up_at = Instant::now();
     let healthy_at = wxlink_tests::eventually(RECOVERY_WITHIN, async || {
         let reply = app.get("/healthz", None).await;
         if reply.status == 200 {

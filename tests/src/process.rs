@@ -330,6 +330,7 @@ mod tests {
         let log = dir.path().join("child.log");
         let mut cmd = Command::new("sh");
         // A worker in the background, as gunicorn's are: stopping the leader alone leaves it.
+        // (`sleep 60` only keeps it alive; the test waits for its pid, not for time.)
         cmd.args(["-c", "sleep 60 & echo worker $!; wait"]);
         let mut child = Proc::spawn_group_logged(&mut cmd, "sh", &log).expect("starts");
         let worker = crate::eventually_blocking(Duration::from_secs(10), || {

@@ -173,6 +173,8 @@ async fn answer(
         .expect("lock")
         .pop_front()
         .unwrap_or_else(|| fake.default.clone());
+    // A slow WeChat, as the test asked for: the delay is what the client's budget is tested
+    // against, not synchronisation.
     tokio::time::sleep(reply.delay).await;
     // Echo the request into error pages, as some proxies do, to prove bodies are redacted.
     let body = reply
@@ -494,6 +496,7 @@ async fn slow_body_server() -> (String, Arc<AtomicUsize>) {
                     if stream.write_all(&[*byte]).await.is_err() {
                         return;
                     }
+                    // The trickle is the behaviour under test, not synchronisation.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             });

@@ -113,8 +113,13 @@ pub struct TestDatabase {
 #[derive(Debug)]
 enum Place {
     /// Held for its `Drop`, which removes the file.
-    Sqlite { _dir: tempfile::TempDir },
-    Postgres { admin_url: String, name: String },
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl TestDatabase {

@@ -335,7 +335,8 @@ mod tests {
         let mut child = Proc::spawn_group_logged(&mut cmd, "sh", &log).expect("starts");
         let worker = crate::eventually_blocking(Duration::from_secs(10), || {
             let tail = child.log_tail();
-            tail.strip_prefix("worker ").map(|pid| pid.trim().to_owned())
+            tail.strip_prefix("worker ")
+                .map(|pid| pid.trim().to_owned())
         })
         .expect("a worker pid in the log");
         child.check_running().expect("running");

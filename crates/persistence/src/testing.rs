@@ -45,7 +45,10 @@ pub fn create_postgres_database(
 ) -> Result<(), String> {
     let name = checked_name(name)?;
     let sql = match template {
-        Some(template) => format!("CREATE DATABASE {name} TEMPLATE {}", checked_name(template)?),
+        Some(template) => format!(
+            "CREATE DATABASE {name} TEMPLATE {}",
+            checked_name(template)?
+        ),
         None => format!("CREATE DATABASE {name}"),
     };
     admin(admin_url)?
@@ -58,7 +61,10 @@ pub fn create_postgres_database(
 /// # Errors
 /// When the server cannot be reached or refuses.
 pub fn drop_postgres_database(admin_url: &str, name: &str) -> Result<(), String> {
-    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", checked_name(name)?);
+    let sql = format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        checked_name(name)?
+    );
     admin(admin_url)?
         .batch_execute(&sql)
         .map_err(|e| format!("{sql}: {e}"))

@@ -16,8 +16,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    APP_A, APP_B, Api, Backend, Options, PROCESS_LIMIT, Proc, TestApp, clean_command,
-    free_port, wxlink_command,
+    APP_A, APP_B, Api, Backend, Options, PROCESS_LIMIT, Proc, TestApp, clean_command, free_port,
+    wxlink_command,
 };
 
 on_both_backends!(

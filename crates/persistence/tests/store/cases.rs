@@ -990,7 +990,8 @@ pub async fn racing_guarded_merges_of_one_user_merge_it_once(backend: TestBacken
     .await;
     // Both read the user before either writes, on PostgreSQL; SQLite's one writer runs them in
     // turn (a barrier there would wait for ever).
-    let both_read = (db.target().backend() == Backend::Postgres).then(|| Arc::new(std::sync::Barrier::new(2)));
+    let both_read =
+        (db.target().backend() == Backend::Postgres).then(|| Arc::new(std::sync::Barrier::new(2)));
     let mut tasks = Vec::new();
     for owner in ["owner-1", "owner-2"] {
         let store = store.clone();

@@ -35,7 +35,9 @@ fn id(key: &DataKey) -> String {
     key.id().to_string()
 }
 
-pub async fn keyring_check_refuses_what_cannot_open_the_database_and_follows_a_rotation(backend: TestBackend) {
+pub async fn keyring_check_refuses_what_cannot_open_the_database_and_follows_a_rotation(
+    backend: TestBackend,
+) {
     let db = &backend.database();
     let a = db.store_with(keyring_a()).await;
     a.check_keyring(NOW).await.unwrap();

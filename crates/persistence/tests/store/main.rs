@@ -18,12 +18,12 @@ mod lifecycle;
 mod signed;
 mod support;
 
+use cases::*;
 use console::*;
 use flows::*;
 use keys::*;
 use lifecycle::*;
 use signed::*;
-use cases::*;
 
 wxlink_tests::on_both_backends!(
     ping_and_backend,
@@ -230,7 +230,10 @@ mod postgres_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_feed_hands_out_a_late_commit_after_its_cursor() {
-        let test = concat!(module_path!(), "::the_feed_hands_out_a_late_commit_after_its_cursor");
+        let test = concat!(
+            module_path!(),
+            "::the_feed_hands_out_a_late_commit_after_its_cursor"
+        );
         let Some(backend) = TestBackend::postgres(test) else {
             return;
         };
@@ -286,7 +289,10 @@ mod postgres_only {
     /// A restart closes every connection; the pool must notice and reconnect by itself.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_pool_recovers_when_connections_are_killed() {
-        let test = concat!(module_path!(), "::the_pool_recovers_when_connections_are_killed");
+        let test = concat!(
+            module_path!(),
+            "::the_pool_recovers_when_connections_are_killed"
+        );
         let Some(backend) = TestBackend::postgres(test) else {
             return;
         };

@@ -232,10 +232,7 @@ impl TestApp {
                         all.extend(bytes);
                     }
                 }
-                assert!(
-                    !all.is_empty(),
-                    "no SQLite files at {file}"
-                );
+                assert!(!all.is_empty(), "no SQLite files at {file}");
                 all
             }
             Backend::Postgres { .. } => {

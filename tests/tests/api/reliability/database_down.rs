@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use wxlink_wechat_sim::UnionidPolicy;
 
 use super::{Attempt, Load, Tally, ms, private_cluster, summary};
-use crate::helpers::{
-    APP_A, APP_B, Api, Backend, LoginResponse, Options, TestApp, assert_error,
-};
+use crate::helpers::{APP_A, APP_B, Api, Backend, LoginResponse, Options, TestApp, assert_error};
 
 const CLIENTS: usize = 8;
 /// Each 503 must come within this (the store's connect timeout is about 3 s).

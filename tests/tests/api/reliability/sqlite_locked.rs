@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use wxlink_persistence::testing::HeldTransaction;
 use tokio::task::JoinSet;
+use wxlink_persistence::testing::HeldTransaction;
 
 use super::ms;
 use crate::helpers::{

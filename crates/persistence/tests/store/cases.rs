@@ -1154,7 +1154,7 @@ pub async fn session_keys_are_sealed_at_rest(backend: TestBackend) {
     if let Some(path) = db.sqlite_path() {
         // Move everything from the WAL into the file, then search both.
         db.raw_execute("PRAGMA wal_checkpoint(TRUNCATE)").ok();
-        let mut bytes = std::fs::read(&path).unwrap();
+        let mut bytes = std::fs::read(path).unwrap();
         bytes.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
         assert!(
             contains(&bytes, t1.hash().as_bytes()),

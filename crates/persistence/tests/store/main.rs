@@ -15,6 +15,7 @@ mod console;
 mod flows;
 mod keys;
 mod lifecycle;
+mod seeding;
 mod signed;
 mod support;
 
@@ -23,6 +24,7 @@ use console::*;
 use flows::*;
 use keys::*;
 use lifecycle::*;
+use seeding::*;
 use signed::*;
 
 wxlink_tests::on_both_backends!(
@@ -76,6 +78,7 @@ wxlink_tests::on_both_backends!(
     nodes_starting_at_once_with_different_keys_cannot_both_start,
     a_lookup_answers_without_a_phone_number_it_cannot_unseal,
     an_operators_check_records_nothing,
+    seeded_users_are_found_as_the_store_writes_them,
 );
 
 /// What only SQLite has: a file, WAL, a directory to create.

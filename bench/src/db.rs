@@ -303,57 +303,22 @@ pub fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// Inserts users `from..to` (half with a unionid) and one identity each in `appid`, in
-/// multi-row INSERTs of `batch` rows, in one transaction, into wxlink's tables.
+/// Inserts users `from..to` (half with a unionid) and one identity each in `appid`, through the
+/// store's seeding support (`wxlink_persistence::testing::seed_users`: no SQL here), then
+/// settles the database so that the measurement starts from a quiet one.
 pub fn seed_users(db: &Db, appid: &str, from: u64, to: u64, now: i64) -> Result<Duration, String> {
-    const BATCH: u64 = 1000;
     let started = Instant::now();
-    let mut conn = db.connect()?;
-    // A bulk load of rows consistent by construction: no per-row foreign-key checks, and (SQLite)
-    // a page cache that holds the indexes being appended to.
-    match db {
-        Db::Sqlite(_) => conn.batch("PRAGMA foreign_keys = OFF; PRAGMA cache_size = -262144"),
-        Db::Postgres(_) => Ok(()),
-    }
-    .map_err(|e| format!("seed settings: {e}"))?;
-    conn.begin().map_err(|e| format!("begin: {e}"))?;
-    if matches!(db, Db::Postgres(_)) {
-        conn.batch("SET LOCAL session_replication_role = replica")
-            .map_err(|e| format!("seed settings: {e}"))?;
-    }
-    let mut start = from;
-    while start < to {
-        let end = (start + BATCH).min(to);
-        let mut users = String::with_capacity(100 * BATCH as usize);
-        let mut identities = String::with_capacity(100 * BATCH as usize);
-        users.push_str("INSERT INTO users (id, unionid, created_at, updated_at) VALUES ");
-        identities.push_str(
-            "INSERT INTO identities (appid, openid, user_id, created_at, updated_at) VALUES ",
-        );
-        for i in start..end {
-            let (user_id, openid, unionid) = seeded_user(i);
-            let sep = if i == start { "" } else { "," };
-            let unionid = unionid.map_or_else(|| "NULL".to_owned(), |u| format!("'{u}'"));
-            users.push_str(&format!("{sep}('{user_id}',{unionid},{now},{now})"));
-            identities.push_str(&format!(
-                "{sep}('{appid}','{openid}','{user_id}',{now},{now})"
-            ));
+    let target =
+        wxlink_persistence::DatabaseTarget::parse(&db.wxlink_url()).map_err(|e| e.to_string())?;
+    let users = (from..to).map(|i| {
+        let (id, openid, unionid) = seeded_user(i);
+        wxlink_persistence::testing::SeedUser {
+            id,
+            openid,
+            unionid,
         }
-        conn.batch(&users)
-            .map_err(|e| format!("seeding users {start}..{end}: {e}"))?;
-        conn.batch(&identities)
-            .map_err(|e| format!("seeding identities {start}..{end}: {e}"))?;
-        start = end;
-    }
-    conn.batch("COMMIT").map_err(|e| format!("commit: {e}"))?;
-    // Start the measurement from a settled database: the load checkpointed (SQLite: the WAL
-    // folded into the file; PostgreSQL: dirty pages written) and, on PostgreSQL, fresh
-    // statistics, as autovacuum would gather them soon after a bulk load.
-    match db {
-        Db::Sqlite(_) => conn.batch("PRAGMA wal_checkpoint(TRUNCATE)"),
-        Db::Postgres(_) => conn.batch("ANALYZE users; ANALYZE identities; CHECKPOINT"),
-    }
-    .map_err(|e| format!("settling after the load: {e}"))?;
+    });
+    wxlink_persistence::testing::seed_users(&target, appid, users, now)?;
     Ok(started.elapsed())
 }
 
@@ -391,36 +356,19 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("seed.db");
         let db = Db::Sqlite(path.to_string_lossy().into_owned());
-        let mut conn = db.connect().expect("connect");
-        conn.batch(
-            "CREATE TABLE users (id TEXT PRIMARY KEY, unionid TEXT UNIQUE, merged_into TEXT, \
-             created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL); \
-             CREATE TABLE identities (appid TEXT, openid TEXT, user_id TEXT NOT NULL \
-             REFERENCES users (id), created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, \
-             PRIMARY KEY (appid, openid));",
-        )
-        .expect("schema");
+        let target = wxlink_persistence::DatabaseTarget::parse(&db.wxlink_url()).expect("a URL");
+        wxlink_persistence::migrate_blocking(&target).expect("migrate");
         seed_users(&db, "wxbench00000000001", 0, 2_500, 1_700_000_000).expect("seed");
         seed_users(&db, "wxbench00000000001", 2_500, 3_000, 1_700_000_000).expect("seed more");
-        let Conn::Sqlite(c) = &mut conn else {
-            unreachable!("an SQLite database")
-        };
-        let count = |c: &mut SqliteConnection, table: &str| {
-            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
-                "(SELECT count(*) FROM {table})"
-            )))
-            .get_result::<i64>(c)
-            .expect("count")
-        };
-        assert_eq!(count(c, "users"), 3_000);
-        assert_eq!(count(c, "identities"), 3_000);
+        let rows = wxlink_persistence::testing::read_rows(&target).expect("read the rows");
+        assert_eq!(rows.users.len(), 3_000);
+        assert_eq!(rows.identities.len(), 3_000);
         assert!(
             seed_users(&db, "wxbench00000000001", 0, 1, 1_700_000_000).is_err(),
             "seeding a user twice breaks the primary key"
         );
         let run = commit_floor(&db, 1, Duration::from_secs(5), 50).expect("floor");
         assert_eq!(run.commits, 50);
-        drop(conn);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

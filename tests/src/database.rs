@@ -1,18 +1,41 @@
-//! The two backends a test runs on, and a PostgreSQL database of a test's own.
+//! The databases tests run on (the `database` feature): the two backends, and a database of a
+//! test's own, dropped with it.
+//!
+//! As crates.io's `TestDatabase` does, each test process migrates one template database per
+//! backend, once, under a lock; every test then gets a copy of it (PostgreSQL:
+//! `CREATE DATABASE … TEMPLATE …`; SQLite: the migrated file copied), which costs far less than
+//! running every migration again. Tests of migrations and start-up take an empty one instead.
+//! The SQL all this needs lives in `wxlink_persistence::testing`.
+//!
+//! PostgreSQL runs on the server `WXLINK_TEST_DATABASE_URL` names; without it the PostgreSQL
+//! half of a test is skipped, unless `WXLINK_REQUIRE_POSTGRES=1` (as `cargo xtask test` sets),
+//! which fails it instead, so that no suite passes by doing nothing.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
-use diesel::sql_types::Text;
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use wxlink_persistence::DatabaseTarget;
+use wxlink_persistence::testing;
 
 use crate::unique;
 
+/// The variable naming the PostgreSQL server tests create their databases on.
+pub const DATABASE_URL_VAR: &str = "WXLINK_TEST_DATABASE_URL";
+/// With this set to `1`, a PostgreSQL test without a server fails instead of being skipped.
+pub const REQUIRE_POSTGRES_VAR: &str = "WXLINK_REQUIRE_POSTGRES";
+
+/// Names of the per-process templates; `{prefix}{pid}_…`, so a later process can tell the
+/// templates of processes that are gone.
+const PG_TEMPLATE_PREFIX: &str = "wxlink_tpl_";
+const SQLITE_TEMPLATE_PREFIX: &str = "wxlink-template-";
+
 /// The database a scenario runs on.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
-    /// A SQLite file in the test's temp dir.
+    /// A SQLite file in a temp dir of its own.
     Sqlite,
-    /// A fresh database on the server `admin_url` points at, dropped at the end.
+    /// A database of its own on the server `admin_url` points at, dropped at the end.
     Postgres {
         /// `postgres://…/postgres` from `WXLINK_TEST_DATABASE_URL`.
         admin_url: String,
@@ -21,35 +44,52 @@ pub enum Backend {
 
 impl Backend {
     /// The PostgreSQL backend, or `None` (with a skip line) when `WXLINK_TEST_DATABASE_URL` is
-    /// absent. Under `WXLINK_REQUIRE_POSTGRES=1` an absent URL fails the test instead.
+    /// unset or blank. Under `WXLINK_REQUIRE_POSTGRES=1` that fails the test `test` instead.
     pub fn postgres(test: &str) -> Option<Self> {
-        match std::env::var("WXLINK_TEST_DATABASE_URL") {
+        match std::env::var(DATABASE_URL_VAR) {
             Ok(url) if !url.trim().is_empty() => Some(Self::Postgres {
                 admin_url: url.trim().to_owned(),
             }),
-            _ if std::env::var("WXLINK_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => panic!(
-                "WXLINK_REQUIRE_POSTGRES=1 but WXLINK_TEST_DATABASE_URL is not set: \
+            _ if std::env::var(REQUIRE_POSTGRES_VAR).is_ok_and(|v| v == "1") => panic!(
+                "{REQUIRE_POSTGRES_VAR}=1 but {DATABASE_URL_VAR} is not set: \
                  cannot run {test} on PostgreSQL"
             ),
             _ => {
-                eprintln!("skipped: {test} on PostgreSQL (set WXLINK_TEST_DATABASE_URL to run it)");
+                eprintln!("skipped: {test} on PostgreSQL (set {DATABASE_URL_VAR} to run it)");
                 None
             }
         }
     }
 
-    /// A fresh database of this backend for one test app: a SQLite file in `dir`, or a new
-    /// PostgreSQL database, dropped with the returned value.
-    pub fn fresh_database(&self, dir: &Path) -> TestDatabase {
+    /// A database of this backend with every migration applied: a copy of this process's
+    /// template.
+    pub fn database(&self) -> TestDatabase {
         match self {
             Self::Sqlite => {
-                let path = dir.join("wxlink.db");
-                TestDatabase::Sqlite {
-                    url: format!("sqlite://{}", path.display()),
-                    path,
-                }
+                let database = TestDatabase::sqlite();
+                let template = sqlite_template();
+                std::fs::copy(template, &database.path).unwrap_or_else(|e| {
+                    panic!(
+                        "copy {} to {}: {e}",
+                        template.display(),
+                        database.path.display()
+                    )
+                });
+                database
             }
-            Self::Postgres { admin_url } => TestDatabase::Postgres(PgDatabase::create(admin_url)),
+            Self::Postgres { admin_url } => {
+                let template = pg_template(admin_url);
+                TestDatabase::postgres(admin_url, Some(&template))
+            }
+        }
+    }
+
+    /// An empty database of this backend, for tests of migrations and start-up. The SQLite
+    /// file does not exist yet: whoever opens it first creates it.
+    pub fn empty_database(&self) -> TestDatabase {
+        match self {
+            Self::Sqlite => TestDatabase::sqlite(),
+            Self::Postgres { admin_url } => TestDatabase::postgres(admin_url, None),
         }
     }
 
@@ -62,96 +102,170 @@ impl Backend {
     }
 }
 
-/// A test app's own database. It knows where it is, so no test parses its URL back.
+/// A test's own database. It knows where it is, so no test parses its URL back.
 #[derive(Debug)]
-pub enum TestDatabase {
-    /// A SQLite file (`sqlite://` + its absolute path).
+pub struct TestDatabase {
+    url: String,
+    path: PathBuf,
+    place: Place,
+}
+
+#[derive(Debug)]
+enum Place {
+    /// Held for its `Drop`, which removes the file.
     Sqlite {
-        /// The file.
-        path: PathBuf,
-        /// Its URL.
-        url: String,
+        _dir: tempfile::TempDir,
     },
-    /// A database of its own on the PostgreSQL server.
-    Postgres(PgDatabase),
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl TestDatabase {
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir for the database");
+        let path = dir.path().join("wxlink.db");
+        Self {
+            url: format!("sqlite://{}", path.display()),
+            path,
+            place: Place::Sqlite { _dir: dir },
+        }
+    }
+
+    fn postgres(admin_url: &str, template: Option<&str>) -> Self {
+        let name = format!("wxlink_t_{}", unique());
+        testing::create_postgres_database(admin_url, &name, template)
+            .unwrap_or_else(|e| panic!("a test database: {e}"));
+        Self {
+            url: crate::pg::with_database(admin_url, &name),
+            path: PathBuf::new(),
+            place: Place::Postgres {
+                admin_url: admin_url.to_owned(),
+                name,
+            },
+        }
+    }
+
     /// The URL wxlink is configured with.
     pub fn url(&self) -> &str {
-        match self {
-            Self::Sqlite { url, .. } => url,
-            Self::Postgres(db) => &db.url,
-        }
+        &self.url
+    }
+
+    /// The URL parsed as the store takes it.
+    pub fn target(&self) -> DatabaseTarget {
+        DatabaseTarget::parse(&self.url).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The SQLite file, when it is one.
     pub fn sqlite_path(&self) -> Option<&Path> {
-        match self {
-            Self::Sqlite { path, .. } => Some(path),
-            Self::Postgres(_) => None,
+        match self.place {
+            Place::Sqlite { .. } => Some(&self.path),
+            Place::Postgres { .. } => None,
+        }
+    }
+
+    /// The PostgreSQL database's name, when it is one.
+    pub fn pg_name(&self) -> Option<&str> {
+        match &self.place {
+            Place::Sqlite { .. } => None,
+            Place::Postgres { name, .. } => Some(name),
         }
     }
 }
 
-/// A database of its own on the PostgreSQL server, dropped (`WITH (FORCE)`) on drop.
-#[derive(Debug)]
-pub struct PgDatabase {
-    admin_url: String,
-    name: String,
-    /// The new database's URL.
-    pub url: String,
-}
-
-impl PgDatabase {
-    /// Create a database with a unique name on the server `admin_url` points at.
-    pub fn create(admin_url: &str) -> Self {
-        let name = format!("wxlink_bb_{}", unique());
-        let mut conn = PgConnection::establish(admin_url)
-            .unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}"));
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-        Self {
-            admin_url: admin_url.to_owned(),
-            url: crate::pg::with_database(admin_url, &name),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
+impl Drop for TestDatabase {
     fn drop(&mut self) {
-        if let Ok(mut conn) = PgConnection::establish(&self.admin_url) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn);
+        if let Place::Postgres { admin_url, name } = &self.place
+            && let Err(e) = testing::drop_postgres_database(admin_url, name)
+        {
+            eprintln!("could not drop the test database {name}: {e}");
         }
     }
 }
 
-/// Every table of the database at `url` as text, one row per line.
-pub fn dump(url: &str) -> String {
-    let mut conn =
-        PgConnection::establish(url).unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
-    let tables: String = diesel::select(diesel::dsl::sql::<Text>(
-        "(SELECT coalesce(string_agg(quote_ident(table_name), ','), '') \
-          FROM information_schema.tables \
-          WHERE table_schema = 'public' AND table_type = 'BASE TABLE')",
-    ))
-    .get_result(&mut conn)
-    .expect("list the tables");
-    let mut all = String::new();
-    for table in tables.split(',').filter(|t| !t.is_empty()) {
-        let rows: String = diesel::select(diesel::dsl::sql::<Text>(&format!(
-            "(SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM {table} t)"
-        )))
-        .get_result(&mut conn)
-        .unwrap_or_else(|e| panic!("dump {table}: {e}"));
-        all.push_str(&rows);
-        all.push('\n');
+/// This process's migrated SQLite file, made on first use. It stays (statics are not dropped)
+/// until a later process removes it (see [`is_gone`]).
+fn sqlite_template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let temp = std::env::temp_dir();
+        remove_stale_sqlite_templates(&temp);
+        let dir = temp.join(format!(
+            "{SQLITE_TEMPLATE_PREFIX}{}_{}",
+            std::process::id(),
+            unique()
+        ));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let path = dir.join("wxlink.db");
+        let target = DatabaseTarget::parse(&format!("sqlite://{}", path.display()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        wxlink_persistence::migrate_blocking(&target)
+            .unwrap_or_else(|e| panic!("migrate the SQLite template: {e}"));
+        testing::checkpoint_sqlite(&target).unwrap_or_else(|e| panic!("{e}"));
+        path
+    })
+}
+
+/// This process's migrated template on the server of `admin_url`, made on first use under a
+/// lock (tests run on many threads). It stays until a later process drops it.
+fn pg_template(admin_url: &str) -> String {
+    static TEMPLATES: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+    let mut templates = TEMPLATES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(name) = templates.get(admin_url) {
+        return name.clone();
     }
-    all
+    remove_stale_pg_templates(admin_url);
+    let name = format!("{PG_TEMPLATE_PREFIX}{}_{}", std::process::id(), unique());
+    testing::create_postgres_database(admin_url, &name, None)
+        .unwrap_or_else(|e| panic!("the template database: {e}"));
+    let target = DatabaseTarget::parse(&crate::pg::with_database(admin_url, &name))
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Err(e) = wxlink_persistence::migrate_blocking(&target) {
+        let _ = testing::drop_postgres_database(admin_url, &name);
+        panic!("migrate the template database: {e}");
+    }
+    templates.insert(admin_url.to_owned(), name.clone());
+    name
+}
+
+/// Whether the process that made a template named `{prefix}{pid}_…` is gone.
+fn is_gone(name: &str, prefix: &str) -> bool {
+    let Some(pid) = name
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.split('_').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    // Where there is no /proc to ask, nothing is removed.
+    Path::new("/proc/self").exists()
+        && pid != std::process::id()
+        && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn remove_stale_pg_templates(admin_url: &str) {
+    let Ok(names) = testing::postgres_databases(admin_url, PG_TEMPLATE_PREFIX) else {
+        return;
+    };
+    for name in names.iter().filter(|n| is_gone(n, PG_TEMPLATE_PREFIX)) {
+        let _ = testing::drop_postgres_database(admin_url, name);
+    }
+}
+
+fn remove_stale_sqlite_templates(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_gone(&name, SQLITE_TEMPLATE_PREFIX) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Every table of the PostgreSQL database at `url` as text, one row per line.
+pub fn dump(url: &str) -> String {
+    testing::dump_postgres(url).unwrap_or_else(|e| panic!("{e}"))
 }

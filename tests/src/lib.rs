@@ -16,7 +16,9 @@
 /// Turns `async fn name(backend: Backend)` scenarios of the calling module into one test per
 /// backend: `sqlite::name` and `postgres::name`. Attributes before a name (e.g. `#[ignore]`)
 /// go to both tests. The PostgreSQL ones need `WXLINK_TEST_DATABASE_URL` (see
-/// [`database::Backend::postgres`]); the calling crate needs tokio.
+/// [`database::Backend::postgres`]); the calling crate needs tokio. The persistence tests, the
+/// contract tests and the black-box tests all use this one.
+#[cfg(feature = "database")]
 #[macro_export]
 macro_rules! on_both_backends {
     ($($(#[$meta:meta])* $name:ident),+ $(,)?) => {
@@ -49,7 +51,7 @@ pub mod answers;
 #[cfg(feature = "service")]
 pub mod client;
 pub mod config;
-#[cfg(feature = "service")]
+#[cfg(feature = "database")]
 pub mod database;
 #[cfg(feature = "service")]
 pub mod internal_api;
@@ -57,15 +59,20 @@ pub mod internal_api;
 pub mod options;
 pub mod pg;
 pub mod process;
-#[cfg(feature = "service")]
+#[cfg(feature = "database")]
 pub mod snapshot;
 #[cfg(feature = "service")]
 pub mod user_data;
 pub mod venv;
+pub mod wait;
+
+#[cfg(feature = "async")]
+pub use wait::eventually;
+pub use wait::{TimedOut, eventually_blocking};
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Runs a command to completion within `limit`, killing it after.
 ///
@@ -76,18 +83,14 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration, what: &str) -> Result<(),
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("{what}: cannot start: {e}"))?;
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => return Err(format!("{what} failed ({status})")),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{what} took longer than {limit:?}"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => return Err(format!("{what}: {e}")),
+    match eventually_blocking(limit, || child.try_wait().transpose()) {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(format!("{what} failed ({status})")),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!("{what} took longer than {limit:?}"))
         }
     }
 }

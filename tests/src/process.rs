@@ -12,9 +12,6 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How often bounded waits look again.
-const POLL: Duration = Duration::from_millis(20);
-
 /// A child process whose stdout and stderr are collected by threads, killed on drop; or, from
 /// [`Proc::spawn_group_logged`], a process group logging to a file, stopped as a group on drop.
 #[derive(Debug)]
@@ -145,13 +142,9 @@ impl Proc {
         }
         let group = format!("-{}", self.child.id());
         signal_group("TERM", &group);
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if self.try_exit().is_some() {
-                signal_group("KILL", &group);
-                return;
-            }
-            std::thread::sleep(POLL);
+        if crate::eventually_blocking(grace, || self.try_exit()).is_ok() {
+            signal_group("KILL", &group);
+            return;
         }
         signal_group("KILL", &group);
         let _ = self.child.kill();
@@ -190,22 +183,16 @@ impl Proc {
 
     /// Wait (bounded) for the process to exit on its own, then for its output to be read.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.try_exit() {
-                self.join_drains();
-                return status;
-            }
-            if Instant::now() >= deadline {
-                self.kill();
-                panic!(
-                    "{} did not exit within {limit:?}; stderr:\n{}",
-                    self.label,
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(POLL);
+        if let Ok(status) = crate::eventually_blocking(limit, || self.try_exit()) {
+            self.join_drains();
+            return status;
         }
+        self.kill();
+        panic!(
+            "{} did not exit within {limit:?}; stderr:\n{}",
+            self.label,
+            self.stderr()
+        );
     }
 
     /// SIGKILL, reap, and read the rest of its output.
@@ -343,16 +330,15 @@ mod tests {
         let log = dir.path().join("child.log");
         let mut cmd = Command::new("sh");
         // A worker in the background, as gunicorn's are: stopping the leader alone leaves it.
+        // (`sleep 60` only keeps it alive; the test waits for its pid, not for time.)
         cmd.args(["-c", "sleep 60 & echo worker $!; wait"]);
         let mut child = Proc::spawn_group_logged(&mut cmd, "sh", &log).expect("starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let worker = loop {
-            if let Some(pid) = child.log_tail().strip_prefix("worker ") {
-                break pid.trim().to_owned();
-            }
-            assert!(Instant::now() < deadline, "no worker pid in the log");
-            std::thread::sleep(POLL);
-        };
+        let worker = crate::eventually_blocking(Duration::from_secs(10), || {
+            let tail = child.log_tail();
+            tail.strip_prefix("worker ")
+                .map(|pid| pid.trim().to_owned())
+        })
+        .expect("a worker pid in the log");
         child.check_running().expect("running");
         child.stop(Duration::from_secs(3));
         let err = child.check_running().expect_err("stopped");
@@ -360,14 +346,8 @@ mod tests {
             err.contains("sh exited") && err.contains(&format!("worker {worker}")),
             "{err}"
         );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !dead(&worker) {
-            assert!(
-                Instant::now() < deadline,
-                "worker {worker} outlived its group"
-            );
-            std::thread::sleep(POLL);
-        }
+        crate::eventually_blocking(Duration::from_secs(5), || dead(&worker).then_some(()))
+            .unwrap_or_else(|e| panic!("worker {worker} outlived its group: it {e}"));
     }
 
     #[test]

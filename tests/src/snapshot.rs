@@ -4,92 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use diesel::sql_types::{BigInt, Nullable, Text};
-use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, SqliteConnection};
-
-/// A row of `users`.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
-pub struct UserRow {
-    /// `users.id`
-    #[diesel(sql_type = Text)]
-    pub id: String,
-    /// `users.unionid`
-    #[diesel(sql_type = Nullable<Text>)]
-    pub unionid: Option<String>,
-    /// `users.merged_into`
-    #[diesel(sql_type = Nullable<Text>)]
-    pub merged_into: Option<String>,
-    /// `users.deleted_at`: set on the tombstone of a cancelled account.
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub deleted_at: Option<i64>,
-}
-
-/// A row of `identities`.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
-pub struct IdentityRow {
-    /// `identities.appid`
-    #[diesel(sql_type = Text)]
-    pub appid: String,
-    /// `identities.openid`
-    #[diesel(sql_type = Text)]
-    pub openid: String,
-    /// `identities.user_id`
-    #[diesel(sql_type = Text)]
-    pub user_id: String,
-    /// `identities.unionid`: the unionid the identity vouches for.
-    #[diesel(sql_type = Nullable<Text>)]
-    pub unionid: Option<String>,
-}
-
-/// A row of `sessions` (without the token hash and the sealed key).
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
-pub struct SessionRow {
-    /// `sessions.user_id`
-    #[diesel(sql_type = Text)]
-    pub user_id: String,
-    /// `sessions.appid`
-    #[diesel(sql_type = Text)]
-    pub appid: String,
-    /// `sessions.openid`
-    #[diesel(sql_type = Text)]
-    pub openid: String,
-    /// `sessions.expires_at`
-    #[diesel(sql_type = BigInt)]
-    pub expires_at: i64,
-    /// `sessions.revoked_at`
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub revoked_at: Option<i64>,
-}
-
-/// A row of `events`.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
-pub struct EventRow {
-    /// `events.kind`
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    /// `events.user_id`
-    #[diesel(sql_type = Text)]
-    pub user_id: String,
-    /// `events.other_user_id`
-    #[diesel(sql_type = Nullable<Text>)]
-    pub other_user_id: Option<String>,
-    /// `events.appid`
-    #[diesel(sql_type = Text)]
-    pub appid: String,
-    /// `events.openid`
-    #[diesel(sql_type = Text)]
-    pub openid: String,
-    /// `events.detail`
-    #[diesel(sql_type = Nullable<Text>)]
-    pub detail: Option<String>,
-}
+pub use wxlink_persistence::testing::{EventRow, IdentityRow, SessionRow, UserRow};
 
 /// Every user, identity, session and event of one database.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    /// `users`
+    /// `users`, by id
     pub users: Vec<UserRow>,
-    /// `identities`
+    /// `identities`, by (appid, openid)
     pub identities: Vec<IdentityRow>,
     /// `sessions`
     pub sessions: Vec<SessionRow>,
@@ -97,53 +19,17 @@ pub struct Snapshot {
     pub events: Vec<EventRow>,
 }
 
-macro_rules! read_all {
-    ($conn:expr) => {
-        Snapshot {
-            users: diesel::sql_query("SELECT id, unionid, merged_into, deleted_at FROM users ORDER BY id")
-                .load::<UserRow>($conn)
-                .expect("read users"),
-            identities: diesel::sql_query(
-                "SELECT appid, openid, user_id, unionid FROM identities ORDER BY appid, openid",
-            )
-            .load::<IdentityRow>($conn)
-            .expect("read identities"),
-            sessions: diesel::sql_query(
-                "SELECT user_id, appid, openid, expires_at, revoked_at FROM sessions",
-            )
-                .load::<SessionRow>($conn)
-                .expect("read sessions"),
-            events: diesel::sql_query(
-                "SELECT kind, user_id, other_user_id, appid, openid, detail FROM events ORDER BY id",
-            )
-            .load::<EventRow>($conn)
-            .expect("read events"),
-        }
-    };
-}
-
 impl Snapshot {
     /// Read everything from a test's database, in one read transaction so that the tables
     /// agree with each other.
     pub fn load(database: &crate::database::TestDatabase) -> Self {
-        let url = database.url();
-        if let Some(path) = database.sqlite_path() {
-            let path = path.to_string_lossy();
-            let mut conn =
-                SqliteConnection::establish(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-            diesel::sql_query("PRAGMA busy_timeout = 5000")
-                .execute(&mut conn)
-                .expect("set busy_timeout");
-            conn.transaction(|conn| Ok::<_, diesel::result::Error>(read_all!(conn)))
-                .expect("read the SQLite database")
-        } else {
-            let mut conn =
-                PgConnection::establish(url).unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-            conn.build_transaction()
-                .repeatable_read()
-                .read_only()
-                .run(|conn| Ok::<_, diesel::result::Error>(read_all!(conn)))
-                .expect("read the PostgreSQL database")
+        let rows = wxlink_persistence::testing::read_rows(&database.target())
+            .unwrap_or_else(|e| panic!("read the database: {e}"));
+        Self {
+            users: rows.users,
+            identities: rows.identities,
+            sessions: rows.sessions,
+            events: rows.events,
         }
     }
 

@@ -116,6 +116,8 @@
 
 mod cluster;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use cluster::access_tokens::SharedAccessToken;
 pub use cluster::admin::{SESSION_PURGE_GRACE_SECS, UserRecord};

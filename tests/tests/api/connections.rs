@@ -37,22 +37,12 @@ async fn connect_from(app: &TestApp, source: [u8; 4], recv_buffer: Option<u32>) 
 /// Poll (bounded) until `/metrics` has the sample `line`: the server counts a closed connection
 /// just after the client may see it closed.
 async fn metrics_show(app: &TestApp, line: &str) -> bool {
-    let deadline = tokio::time::Instant::now() + CUT_WITHIN;
-    loop {
-        if app
-            .get("/metrics", None)
-            .await
-            .body
-            .lines()
-            .any(|l| l == line)
-        {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    wxlink_tests::eventually(CUT_WITHIN, async || {
+        let metrics = app.get("/metrics", None).await.body;
+        metrics.lines().any(|l| l == line).then_some(())
+    })
+    .await
+    .is_ok()
 }
 
 /// A client sends pipelined requests for the 47 KB OpenAPI document with a tiny receive window

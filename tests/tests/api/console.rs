@@ -10,14 +10,14 @@
 //! docs/operations.md to `docs/console/`.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    APP_A, APP_B, Api, Backend, Options, POLL, PROCESS_LIMIT, Proc, TestApp, clean_command,
-    free_port, wxlink_command,
+    APP_A, APP_B, Api, Backend, Options, PROCESS_LIMIT, Proc, TestApp, clean_command, free_port,
+    wxlink_command,
 };
 
 on_both_backends!(
@@ -72,7 +72,7 @@ async fn operators_are_added_listed_disabled_and_reset_at_the_command_line(backe
             .is_some_and(|u| u.starts_with("otpauth://totp/"))
     );
     // The password is stored only as its Argon2id hash.
-    let stored = std::fs::read(app.dir().join("wxlink.db")).unwrap_or_default();
+    let stored = app.stored_bytes();
     assert!(
         !stored
             .windows(password.len())
@@ -143,14 +143,13 @@ fn start_chromedriver(driver: &std::path::Path) -> (Proc, u16) {
     let mut cmd = clean_command(driver);
     cmd.arg(format!("--port={port}"));
     let mut proc = Proc::spawn(cmd, "chromedriver");
-    let deadline = Instant::now() + PROCESS_LIMIT;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    wxlink_tests::eventually_blocking(PROCESS_LIMIT, || {
         if let Err(why) = proc.check_running() {
             panic!("chromedriver exited: {why}");
         }
-        assert!(Instant::now() < deadline, "chromedriver does not listen");
-        std::thread::sleep(POLL);
-    }
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .expect("chromedriver listens");
     (proc, port)
 }
 

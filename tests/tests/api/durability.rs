@@ -1,13 +1,13 @@
 //! An acknowledged login survives the process being killed (SIGKILL, no shutdown), and
 //! SIGTERM lets in-flight requests finish.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use wxlink_wechat_sim::{Fault, FaultTarget};
 
 use crate::helpers::{
-    APP_A, APP_B, Api, Backend, LoginResponse, Options, POLL, TestApp, send, signed_body,
+    APP_A, APP_B, Api, Backend, LoginResponse, Options, TestApp, send, signed_body,
 };
 
 on_both_backends!(
@@ -70,11 +70,11 @@ async fn sigterm_lets_in_flight_requests_finish(backend: Backend) {
         .post(format!("{}/v1/wechat/login", app.address))
         .json(&json!({"appid": APP_B, "code": wx.code}));
     let in_flight = tokio::spawn(async move { send(request, "in-flight login").await });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.sim.code2session_calls() == 0 {
-        assert!(Instant::now() < deadline, "the login never reached WeChat");
-        tokio::time::sleep(POLL).await;
-    }
+    wxlink_tests::eventually(Duration::from_secs(10), async || {
+        (app.sim.code2session_calls() > 0).then_some(())
+    })
+    .await
+    .expect("the login reaches WeChat");
     app.terminate();
 
     let reply = in_flight.await.expect("the login task");

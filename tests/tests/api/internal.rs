@@ -2,12 +2,14 @@
 //! lookups and the feed are in `crates/api/tests/contract/`).
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
 use crate::helpers::{APP_A, APP_B, Api, Backend, TestApp};
+use wxlink_tests::eventually;
 use wxlink_tests::internal_api::{internal, merge_someone, with_tokens};
 
 on_both_backends!(
@@ -113,10 +115,10 @@ async fn a_webhook_redirect_is_a_failed_delivery_never_followed(backend: Backend
     merge_someone(&app).await;
 
     // Bounded poll until the redirects were retried (backoff 20, 40, 80 ms, …).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while *posts.lock().expect("receiver lock") < 3 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let _ = eventually(Duration::from_secs(20), async || {
+        (*posts.lock().expect("receiver lock") >= 3).then_some(())
+    })
+    .await;
     let tries = *posts.lock().expect("receiver lock");
     assert!(
         tries >= 3,
@@ -174,10 +176,10 @@ async fn follow(app: &TestApp, cursor: &mut i64) -> Vec<Value> {
 
 /// Poll (bounded) until the receiver acknowledged `ids`, and return what it acknowledged.
 async fn acknowledged_until(received: &Received, ids: &[i64]) -> Vec<i64> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while acknowledged(received, 0) != ids && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let _ = eventually(Duration::from_secs(20), async || {
+        (acknowledged(received, 0) == ids).then_some(())
+    })
+    .await;
     acknowledged(received, 0)
 }
 
@@ -185,23 +187,19 @@ async fn acknowledged_until(received: &Received, ids: &[i64]) -> Vec<i64> {
 /// reads past them and the webhook delivers them; then it commits. The follower and the
 /// receiver still get its event, once, in the feed's order: nobody re-reads a window.
 async fn a_late_commit_reaches_the_follower_and_the_webhook_once_in_feed_order(backend: Backend) {
-    use diesel::Connection as _;
-    use diesel::connection::SimpleConnection as _;
-
     let (url, received) = receiver(0).await;
     let options = with_tokens().extra_toml(&format!(
         "[webhooks.crm]\nurl = \"{url}\"\nsecret = \"whsec-late-0123456789\"\npoll_ms = 20\n"
     ));
     let app = TestApp::spawn(backend, options).await;
     let first = app.login(APP_A, "late-a", None).await;
-    let mut held = diesel::PgConnection::establish(app.database_url()).expect("a raw connection");
-    held.batch_execute("BEGIN").expect("begin");
-    held.batch_execute(&format!(
-        "INSERT INTO events (kind, user_id, appid, openid, at) \
-         VALUES ('identity_linked', '{}', '{APP_A}', 'late-held', 1)",
-        first.user_id
-    ))
-    .expect("the held event");
+    let held = wxlink_persistence::testing::HeldTransaction::late_event(
+        &app.database().target(),
+        &first.user_id,
+        APP_A,
+        "late-held",
+    )
+    .unwrap_or_else(|e| panic!("the held event: {e}"));
     app.login(APP_A, "late-b", None).await;
     app.login(APP_B, "late-c", None).await;
 
@@ -221,7 +219,7 @@ async fn a_late_commit_reaches_the_follower_and_the_webhook_once_in_feed_order(b
         "the webhook delivered them too"
     );
 
-    held.batch_execute("COMMIT").expect("commit");
+    held.commit().expect("commit the held event");
     seen.extend(follow(&app, &mut cursor).await);
     let whole = internal(&app, "/internal/v1/events?limit=100")
         .await
@@ -267,10 +265,10 @@ async fn webhooks_deliver_every_event_signed_in_order_despite_failures(backend: 
 
     // Bounded poll until the receiver has acknowledged every event.
     let delivered = || acknowledged(&received, 3);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while delivered().last() != expected.last() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let _ = eventually(Duration::from_secs(20), async || {
+        (delivered().last() == expected.last()).then_some(())
+    })
+    .await;
     assert_eq!(
         delivered(),
         expected,

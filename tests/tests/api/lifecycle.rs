@@ -758,10 +758,10 @@ async fn webhooks_carry_the_life_cycle_events_with_their_detail(backend: Backend
         events.dedup();
         events
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while delivered().len() < feed.len() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let _ = wxlink_tests::eventually(std::time::Duration::from_secs(20), async || {
+        (delivered().len() >= feed.len()).then_some(())
+    })
+    .await;
     assert_eq!(
         delivered(),
         feed,

@@ -1,5 +1,5 @@
-//! `TestApp`: one in-process wxlink with its own simulator, database (a SQLite file in a temp
-//! dir, or a fresh PostgreSQL database) and data key; typed request helpers that answer with the
+//! `TestApp`: one in-process wxlink with its own simulator, database (the one harness's: a copy
+//! of a migrated SQLite file, or of a migrated PostgreSQL template) and data key; typed request helpers that answer with the
 //! black-box tests' [`Reply`], so that a test reads the same at both levels.
 
 use std::collections::BTreeMap;
@@ -55,7 +55,7 @@ impl TestApp {
         let secrets = options.new_secrets();
         let sim = options.simulator(&secrets).await;
         let dir = tempfile::tempdir().expect("create a temp dir");
-        let database = backend.fresh_database(dir.path());
+        let database = backend.database();
         let api_base = options
             .wechat_api_base
             .clone()

@@ -56,15 +56,17 @@ where
         .expect("read transaction")
 }
 
-pub async fn ping_and_backend(db: &TestDb) {
+pub async fn ping_and_backend(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
-    assert_eq!(store.backend(), db.backend);
+    assert_eq!(store.backend(), db.target().backend());
     store.ping().await.unwrap();
     let debug = format!("{store:?}");
     assert!(debug.contains("Store"), "{debug}");
 }
 
-pub async fn migrations_apply_once_and_report_names(db: &TestDb) {
+pub async fn migrations_apply_once_and_report_names(backend: TestBackend) {
+    let db = &backend.empty_database();
     assert_eq!(migrate(&db.target()).await.unwrap(), MIGRATIONS);
     assert_eq!(migrate(&db.target()).await.unwrap(), Vec::<String>::new());
     let target = db.target();
@@ -75,7 +77,8 @@ pub async fn migrations_apply_once_and_report_names(db: &TestDb) {
     store.ping().await.unwrap();
 }
 
-pub async fn users_and_unionids(db: &TestDb) {
+pub async fn users_and_unionids(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     write(&store, |tx| {
         tx.insert_user(&user("provisional", None, 10))?;
@@ -143,7 +146,8 @@ pub async fn users_and_unionids(db: &TestDb) {
     );
 }
 
-pub async fn identities_are_ordered_and_move(db: &TestDb) {
+pub async fn identities_are_ordered_and_move(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     write(&store, |tx| {
         tx.insert_user(&user("from", None, 1))?;
@@ -211,7 +215,8 @@ pub async fn identities_are_ordered_and_move(db: &TestDb) {
 /// The first attempts of an identity arrive at once, each on its own session: every one is
 /// counted and granted (the budget is far from spent), none refused because another created
 /// the identity's row meanwhile.
-pub async fn first_decrypt_attempts_of_an_identity_at_once_are_all_granted(db: &TestDb) {
+pub async fn first_decrypt_attempts_of_an_identity_at_once_are_all_granted(backend: TestBackend) {
+    let db = &backend.database();
     const SESSIONS: u32 = 8;
     let store = db.store().await;
     let budget = DecryptBudget {
@@ -261,7 +266,8 @@ pub async fn first_decrypt_attempts_of_an_identity_at_once_are_all_granted(db: &
     }
 }
 
-pub async fn decrypt_attempts_are_reserved_within_the_budget(db: &TestDb) {
+pub async fn decrypt_attempts_are_reserved_within_the_budget(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let budget = DecryptBudget {
         per_session: 3,
@@ -380,7 +386,8 @@ pub async fn decrypt_attempts_are_reserved_within_the_budget(db: &TestDb) {
     );
 }
 
-pub async fn sessions_round_trip(db: &TestDb) {
+pub async fn sessions_round_trip(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let t1 = token(1);
     let s1 = session(&t1, "u1", &app(1), "o1", "tiihtNczf5v6AKRyjwEUhQ==");
@@ -453,7 +460,8 @@ fn event(kind: EventKind, user: &str, other: Option<&str>, at: i64) -> Event {
     }
 }
 
-pub async fn events_feed_pages_in_order(db: &TestDb) {
+pub async fn events_feed_pages_in_order(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let events = vec![
         event(EventKind::UserCreated, "p", None, 1),
@@ -496,7 +504,8 @@ pub async fn events_feed_pages_in_order(db: &TestDb) {
 /// exactly once. Also for a transaction that took its transaction id before the later ones but
 /// its event id after them. PostgreSQL only: SQLite has one writer, so nothing commits around
 /// a held transaction.
-pub async fn the_feed_hands_out_a_late_commit_after_its_cursor(db: &TestDb) {
+pub async fn the_feed_hands_out_a_late_commit_after_its_cursor(backend: TestBackend) {
+    let db = &backend.database();
     use diesel::connection::SimpleConnection as _;
     use diesel::{Connection as _, PgConnection};
 
@@ -537,7 +546,7 @@ pub async fn the_feed_hands_out_a_late_commit_after_its_cursor(db: &TestDb) {
                     VALUES ('identity_linked', 'u0', 'wx00000000000000a1', 'o1', 100)";
 
     for takes_xid_first in [false, true] {
-        let mut held = PgConnection::establish(&db.url).unwrap();
+        let mut held = PgConnection::establish(db.url()).unwrap();
         held.batch_execute("BEGIN").unwrap();
         if takes_xid_first {
             held.batch_execute("SELECT pg_current_xact_id()").unwrap();
@@ -569,7 +578,8 @@ pub async fn the_feed_hands_out_a_late_commit_after_its_cursor(db: &TestDb) {
 
 /// Followers reading while logins commit on several connections each get every event once,
 /// all in the same order: concurrent placements never hand out one position twice or skip one.
-pub async fn concurrent_followers_see_one_order(db: &TestDb) {
+pub async fn concurrent_followers_see_one_order(backend: TestBackend) {
+    let db = &backend.database();
     const WRITERS: u32 = 3;
     const EACH: u32 = 10;
     let store = db.store().await;
@@ -628,7 +638,8 @@ pub async fn concurrent_followers_see_one_order(db: &TestDb) {
 /// Events written before feed positions existed keep their id as their position, so a
 /// follower's or webhook's cursor means the same place after the upgrade, and new events come
 /// after them.
-pub async fn events_from_before_positions_keep_their_ids_as_positions(db: &TestDb) {
+pub async fn events_from_before_positions_keep_their_ids_as_positions(backend: TestBackend) {
+    let db = &backend.empty_database();
     use diesel::{Connection as _, PgConnection, RunQueryDsl as _, SqliteConnection};
     use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
     const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -653,7 +664,7 @@ pub async fn events_from_before_positions_keep_their_ids_as_positions(db: &TestD
             }
         }
         None => {
-            let mut conn = PgConnection::establish(&db.url).unwrap();
+            let mut conn = PgConnection::establish(db.url()).unwrap();
             for _ in 0..4 {
                 conn.run_next_migration(POSTGRES).unwrap();
             }
@@ -689,7 +700,8 @@ pub async fn events_from_before_positions_keep_their_ids_as_positions(db: &TestD
 
 /// A merge's phone number moves to the owner, re-sealed under the owner's id with its
 /// verification time; a cleared one is gone; live sessions are counted.
-pub async fn phone_numbers_move_between_users(db: &TestDb) {
+pub async fn phone_numbers_move_between_users(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let number = |n: &str| PhoneNumber {
         phone_number: n.to_owned(),
@@ -753,7 +765,8 @@ pub async fn phone_numbers_move_between_users(db: &TestDb) {
     assert_eq!(live, (1, 0), "revoked and expired sessions do not count");
 }
 
-pub async fn events_are_append_only(db: &TestDb) {
+pub async fn events_are_append_only(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     write(&store, |tx| {
         tx.insert_user(&user("p", None, 1))?;
@@ -765,7 +778,7 @@ pub async fn events_are_append_only(db: &TestDb) {
     assert_eq!(store.events_after(0, 10).await.unwrap().len(), 1);
     drop(store);
     assert!(db.raw_execute("UPDATE events SET kind = 'x'").is_err());
-    if db.backend == Backend::Postgres {
+    if db.target().backend() == Backend::Postgres {
         assert!(db.raw_execute("UPDATE events SET seq = seq + 1").is_err());
         assert!(db.raw_execute("UPDATE events SET seq = NULL").is_err());
     }
@@ -802,7 +815,8 @@ where
     );
 }
 
-pub async fn constraint_violations_are_conflicts(db: &TestDb) {
+pub async fn constraint_violations_are_conflicts(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let t = token(1);
     let s = session(&t, "owner", &app(1), "o1", "key");
@@ -873,7 +887,8 @@ pub async fn constraint_violations_are_conflicts(db: &TestDb) {
     assert!(late.is_some());
 }
 
-pub async fn rule_errors_roll_back_everything(db: &TestDb) {
+pub async fn rule_errors_roll_back_everything(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let runs = Arc::new(AtomicU32::new(0));
     let counter = Arc::clone(&runs);
@@ -912,7 +927,8 @@ pub async fn rule_errors_roll_back_everything(db: &TestDb) {
 
 /// Concurrent writes, a third of them refused by their rule after writing: on SQLite they
 /// share group transactions, and each refused one must roll back alone.
-pub async fn refused_writes_among_concurrent_ones_roll_back_alone(db: &TestDb) {
+pub async fn refused_writes_among_concurrent_ones_roll_back_alone(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let mut tasks = Vec::new();
     for i in 0..48u32 {
@@ -961,7 +977,8 @@ pub async fn refused_writes_among_concurrent_ones_roll_back_alone(db: &TestDb) {
 /// Two merges of one provisional user into two owners race in `WriteGuarded` transactions
 /// (PostgreSQL: `READ COMMITTED`): the guarded update makes the loser a conflict, and its
 /// rerun sees the merge, so exactly one merge happens.
-pub async fn racing_guarded_merges_of_one_user_merge_it_once(db: &TestDb) {
+pub async fn racing_guarded_merges_of_one_user_merge_it_once(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     write(&store, |tx| {
         tx.insert_user(&user("prov", None, 1))?;
@@ -973,7 +990,8 @@ pub async fn racing_guarded_merges_of_one_user_merge_it_once(db: &TestDb) {
     .await;
     // Both read the user before either writes, on PostgreSQL; SQLite's one writer runs them in
     // turn (a barrier there would wait for ever).
-    let both_read = (db.backend == Backend::Postgres).then(|| Arc::new(std::sync::Barrier::new(2)));
+    let both_read =
+        (db.target().backend() == Backend::Postgres).then(|| Arc::new(std::sync::Barrier::new(2)));
     let mut tasks = Vec::new();
     for owner in ["owner-1", "owner-2"] {
         let store = store.clone();
@@ -1018,7 +1036,8 @@ pub async fn racing_guarded_merges_of_one_user_merge_it_once(db: &TestDb) {
     );
 }
 
-pub async fn read_transactions_refuse_writes(db: &TestDb) {
+pub async fn read_transactions_refuse_writes(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let outcome = store
         .transact(TxMode::Read, |tx| Ok(tx.insert_user(&user("r", None, 1))?))
@@ -1030,26 +1049,31 @@ pub async fn read_transactions_refuse_writes(db: &TestDb) {
 }
 
 /// 32 logins race for one unionid: exactly one user owns it and gets all 32 identities.
-pub async fn concurrent_logins_link_one_user(db: &TestDb) {
+pub async fn concurrent_logins_link_one_user(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let started = Instant::now();
     let runs = Arc::new(AtomicU32::new(0));
+    // On PostgreSQL the first two racers both read "no owner" before either writes, so they
+    // certainly collide (one insert meets the other's unique unionid and reruns). SQLite's one
+    // writer runs them in turn (a barrier there would wait for ever).
+    let pg = db.target().backend() == Backend::Postgres;
+    let both_read = pg.then(|| Arc::new((std::sync::Barrier::new(2), AtomicU32::new(0))));
     let mut tasks = Vec::new();
     for i in 0..32u32 {
         let store = store.clone();
         let runs = Arc::clone(&runs);
-        let mut first_run = true;
+        let mut first_run = both_read.clone();
         tasks.push(tokio::spawn(async move {
             store
                 .transact(TxMode::Write, move |tx| {
                     runs.fetch_add(1, Ordering::SeqCst);
                     let union = unionid("shared-union");
                     let found = tx.user_by_unionid(&union)?;
-                    if first_run {
-                        // Widen the window between read and write so the racers really
-                        // overlap (on PostgreSQL; SQLite's writers take turns anyway).
-                        first_run = false;
-                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    if let Some(gate) = first_run.take()
+                        && gate.1.fetch_add(1, Ordering::SeqCst) < 2
+                    {
+                        gate.0.wait();
                     }
                     let owner = match found {
                         Some(owner) => owner,
@@ -1084,7 +1108,7 @@ pub async fn concurrent_logins_link_one_user(db: &TestDb) {
     assert_eq!(record.user.id, owners[0]);
     assert_eq!(record.identities.len(), 32);
     let runs = runs.load(Ordering::SeqCst);
-    if db.backend == Backend::Postgres {
+    if db.target().backend() == Backend::Postgres {
         assert!(
             runs > 32,
             "the racers conflicted and were retried ({runs} runs)"
@@ -1092,13 +1116,14 @@ pub async fn concurrent_logins_link_one_user(db: &TestDb) {
     }
     eprintln!(
         "{:?}: 32 racing logins took {:?} and {} runs of the work",
-        db.backend,
+        db.target().backend(),
         started.elapsed(),
         runs
     );
 }
 
-pub async fn session_keys_are_sealed_at_rest(db: &TestDb) {
+pub async fn session_keys_are_sealed_at_rest(backend: TestBackend) {
+    let db = &backend.database();
     const KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
     let store = db.store().await;
     let t1 = token(1);
@@ -1129,7 +1154,7 @@ pub async fn session_keys_are_sealed_at_rest(db: &TestDb) {
     if let Some(path) = db.sqlite_path() {
         // Move everything from the WAL into the file, then search both.
         db.raw_execute("PRAGMA wal_checkpoint(TRUNCATE)").ok();
-        let mut bytes = std::fs::read(&path).unwrap();
+        let mut bytes = std::fs::read(path).unwrap();
         bytes.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
         assert!(
             contains(&bytes, t1.hash().as_bytes()),
@@ -1163,7 +1188,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-pub async fn purge_deletes_only_old_sessions(db: &TestDb) {
+pub async fn purge_deletes_only_old_sessions(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let now = 10_000_000;
     let old = now - SESSION_PURGE_GRACE_SECS - 10;
@@ -1201,7 +1227,8 @@ pub async fn purge_deletes_only_old_sessions(db: &TestDb) {
     assert_eq!(store.purge_expired_sessions(now).await.unwrap(), 0);
 }
 
-pub async fn reseal_rotates_the_data_key(db: &TestDb) {
+pub async fn reseal_rotates_the_data_key(backend: TestBackend) {
+    let db = &backend.database();
     let keys: Vec<String> = (0..5).map(|n| format!("session-key-{n}")).collect();
     {
         let store_a = db.store().await;
@@ -1264,7 +1291,8 @@ pub async fn reseal_rotates_the_data_key(db: &TestDb) {
     );
 }
 
-pub async fn user_lookups(db: &TestDb) {
+pub async fn user_lookups(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     write(&store, |tx| {
         tx.insert_user(&user("owner", Some("union-l"), 1))?;
@@ -1308,7 +1336,8 @@ pub async fn user_lookups(db: &TestDb) {
 
 /// With every connection busy, a caller waits at most `connect_timeout`, then hears
 /// `Unavailable`, instead of queueing without bound.
-pub async fn a_saturated_store_answers_unavailable_in_bounded_time(db: &TestDb) {
+pub async fn a_saturated_store_answers_unavailable_in_bounded_time(backend: TestBackend) {
+    let db = &backend.database();
     let store = wxlink_persistence::Store::connect(
         db.config(keyring_a())
             .max_connections(1)
@@ -1349,7 +1378,8 @@ pub async fn a_saturated_store_answers_unavailable_in_bounded_time(db: &TestDb) 
     store.ping().await.unwrap();
 }
 
-pub async fn access_token_lease_is_exclusive_and_tokens_are_shared(db: &TestDb) {
+pub async fn access_token_lease_is_exclusive_and_tokens_are_shared(backend: TestBackend) {
+    let db = &backend.database();
     use secrecy::{ExposeSecret, SecretString};
     let store = db.store().await;
     let a = app(1);
@@ -1428,7 +1458,8 @@ pub async fn access_token_lease_is_exclusive_and_tokens_are_shared(db: &TestDb) 
 
 /// A node whose stable_token call outlasted its lease stores nothing: the node that took the
 /// lease over stored a newer token, which the late store would overwrite.
-pub async fn a_late_store_after_the_lease_lapsed_changes_nothing(db: &TestDb) {
+pub async fn a_late_store_after_the_lease_lapsed_changes_nothing(backend: TestBackend) {
+    let db = &backend.database();
     use secrecy::{ExposeSecret, SecretString};
     let store = db.store().await;
     let a = app(1);
@@ -1469,7 +1500,8 @@ pub async fn a_late_store_after_the_lease_lapsed_changes_nothing(db: &TestDb) {
 /// same second (both fetched within one second, both 7,200 s): the successor must survive.
 /// Invalidating it instead costs the cluster an extra stable_token call and every caller a
 /// retry.
-pub async fn invalidating_a_rejected_token_spares_its_successor(db: &TestDb) {
+pub async fn invalidating_a_rejected_token_spares_its_successor(backend: TestBackend) {
+    let db = &backend.database();
     use secrecy::{ExposeSecret, SecretString};
     let store = db.store().await;
     let a = app(1);
@@ -1520,7 +1552,8 @@ pub async fn invalidating_a_rejected_token_spares_its_successor(db: &TestDb) {
     }
 }
 
-pub async fn rate_limit_hits_add_up_across_nodes(db: &TestDb) {
+pub async fn rate_limit_hits_add_up_across_nodes(backend: TestBackend) {
+    let db = &backend.database();
     use wxlink_persistence::WindowHits;
     let hits = |key: &str, window_start: i64, hits: i64| WindowHits {
         key: key.to_owned(),
@@ -1582,7 +1615,8 @@ pub async fn rate_limit_hits_add_up_across_nodes(db: &TestDb) {
     assert_eq!(left, vec![hits("ip:a", 60, 0), hits("ip:a", 120, 5)]);
 }
 
-pub async fn webhook_cursors_lease_and_advance(db: &TestDb) {
+pub async fn webhook_cursors_lease_and_advance(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     assert_eq!(
         store.lease_webhook("crm", "node-1", 100, 30).await.unwrap(),

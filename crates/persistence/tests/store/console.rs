@@ -4,7 +4,7 @@
 use wxlink_domain::UnixTime;
 use wxlink_persistence::{NewOperator, SignInFailures};
 
-use crate::support::TestDb;
+use crate::support::{TestBackend, TestDbExt as _};
 
 const T0: UnixTime = 1_700_000_000;
 
@@ -17,7 +17,8 @@ fn operator(name: &str) -> NewOperator {
     }
 }
 
-pub async fn operator_sessions_end_when_idle_too_old_or_disabled(db: &TestDb) {
+pub async fn operator_sessions_end_when_idle_too_old_or_disabled(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     assert!(store.add_operator(operator("ann"), T0).await.unwrap());
     assert!(
@@ -142,7 +143,8 @@ fn at_most(limit: i64) -> impl Fn(&[SignInFailures]) -> Result<(), ()> + Send + 
     }
 }
 
-pub async fn failed_sign_ins_are_counted_across_nodes(db: &TestDb) {
+pub async fn failed_sign_ins_are_counted_across_nodes(backend: TestBackend) {
+    let db = &backend.database();
     const LIMIT: i64 = 3;
     const ATTEMPTS: usize = 12;
     // Two nodes on one database, attempting at once.

@@ -170,7 +170,8 @@ async fn stored_key(store: &Store, token: &SessionToken) -> SessionKey {
         .expect("a mini program session has a key")
 }
 
-pub async fn service_logs_in_links_and_merges(db: &TestDb) {
+pub async fn service_logs_in_links_and_merges(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let wechat = FakeWeChat::default();
     let service = service(&store, &wechat);
@@ -269,7 +270,8 @@ pub async fn service_logs_in_links_and_merges(db: &TestDb) {
     assert_eq!(store.events_after(0, 100).await.unwrap().len(), before);
 }
 
-pub async fn service_refreshes_the_session_key(db: &TestDb) {
+pub async fn service_refreshes_the_session_key(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let wechat = FakeWeChat::default();
     let service = service(&store, &wechat);
@@ -356,7 +358,8 @@ pub async fn service_refreshes_the_session_key(db: &TestDb) {
     );
 }
 
-pub async fn phone_numbers_are_stored_sealed_and_rotate(db: &TestDb) {
+pub async fn phone_numbers_are_stored_sealed_and_rotate(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let wechat = FakeWeChat::default();
     let service = service(&store, &wechat);
@@ -384,7 +387,8 @@ pub async fn phone_numbers_are_stored_sealed_and_rotate(db: &TestDb) {
 
 /// Support finds a user by phone number through the keyed hash beside the sealed number,
 /// under each key of the ring; a rotation rewrites the hashes under the new key.
-pub async fn phone_numbers_are_found_by_their_keyed_hash(db: &TestDb) {
+pub async fn phone_numbers_are_found_by_their_keyed_hash(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let wechat = FakeWeChat::default();
     let service = service(&store, &wechat);
@@ -433,7 +437,8 @@ pub async fn phone_numbers_are_found_by_their_keyed_hash(db: &TestDb) {
     );
 }
 
-pub async fn logins_without_a_session_key_are_stored_without_one(db: &TestDb) {
+pub async fn logins_without_a_session_key_are_stored_without_one(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let wechat = FakeWeChat::default();
     wechat.codes.lock().unwrap().insert(
@@ -480,7 +485,8 @@ const PHONE_RACE_ROUNDS: usize = 20;
 /// number being attached: to the merged user, or to the owner while the merged user has an
 /// older one. Whichever commits first, the owner ends with the number attached last and the
 /// merged user with none.
-pub async fn a_phone_number_attached_during_a_merge_is_kept(db: &TestDb) {
+pub async fn a_phone_number_attached_during_a_merge_is_kept(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let wechat = FakeWeChat::default();
     let service = Arc::new(service(&store, &wechat));
@@ -557,7 +563,8 @@ pub async fn a_phone_number_attached_during_a_merge_is_kept(db: &TestDb) {
 /// learning a unionid, returning, merged, a unionid conflict. On PostgreSQL a login is one
 /// statement (`wxlink_login`); the same logins again on a schema without it (a node whose
 /// database was not migrated) take the rules' transaction and land the same way.
-pub async fn every_kind_of_login_lands_by_the_rules(db: &TestDb) {
+pub async fn every_kind_of_login_lands_by_the_rules(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let wechat = FakeWeChat::default();
     let service = service(&store, &wechat);

@@ -36,8 +36,9 @@ fn id(key: &DataKey) -> String {
 }
 
 pub async fn keyring_check_refuses_what_cannot_open_the_database_and_follows_a_rotation(
-    db: &TestDb,
+    backend: TestBackend,
 ) {
+    let db = &backend.database();
     let a = db.store_with(keyring_a()).await;
     a.check_keyring(NOW).await.unwrap();
     login_sealed_under(&a, 1).await;
@@ -83,7 +84,8 @@ pub async fn keyring_check_refuses_what_cannot_open_the_database_and_follows_a_r
     assert!(refused(&a).await.contains(&id(&key_b())));
 }
 
-pub async fn a_node_behind_the_rotation_or_on_a_retired_key_refuses_to_start(db: &TestDb) {
+pub async fn a_node_behind_the_rotation_or_on_a_retired_key_refuses_to_start(backend: TestBackend) {
+    let db = &backend.database();
     let a_then_b = db
         .store_with(Keyring::new(key_a()).with_old_key(key_b()))
         .await;
@@ -127,7 +129,8 @@ pub async fn a_node_behind_the_rotation_or_on_a_retired_key_refuses_to_start(db:
         .unwrap();
 }
 
-pub async fn keyring_check_derives_the_keys_of_an_older_database(db: &TestDb) {
+pub async fn keyring_check_derives_the_keys_of_an_older_database(backend: TestBackend) {
+    let db = &backend.database();
     // Values sealed before the check existed: only their headers tell the key.
     let a = db.store_with(keyring_a()).await;
     login_sealed_under(&a, 1).await;
@@ -151,7 +154,8 @@ pub async fn keyring_check_derives_the_keys_of_an_older_database(db: &TestDb) {
     );
 }
 
-pub async fn nodes_starting_at_once_with_different_keys_cannot_both_start(db: &TestDb) {
+pub async fn nodes_starting_at_once_with_different_keys_cannot_both_start(backend: TestBackend) {
+    let db = &backend.database();
     let a = db.store_with(keyring_a()).await;
     let b = db.store_with(Keyring::new(key_b())).await;
     let (checked_a, checked_b) = tokio::join!(a.check_keyring(NOW), b.check_keyring(NOW));
@@ -161,7 +165,8 @@ pub async fn nodes_starting_at_once_with_different_keys_cannot_both_start(db: &T
     );
 }
 
-pub async fn a_lookup_answers_without_a_phone_number_it_cannot_unseal(db: &TestDb) {
+pub async fn a_lookup_answers_without_a_phone_number_it_cannot_unseal(backend: TestBackend) {
+    let db = &backend.database();
     let a = db.store_with(keyring_a()).await;
     let phone = PhoneNumber {
         phone_number: "13800138000".into(),
@@ -188,7 +193,8 @@ pub async fn a_lookup_answers_without_a_phone_number_it_cannot_unseal(db: &TestD
 /// An operator's command checks the keys without recording anything: with a key the cluster
 /// never had as current it is refused and the cluster's current key stays; with the current
 /// key it passes; a serving node's check afterwards sees nothing changed.
-pub async fn an_operators_check_records_nothing(db: &TestDb) {
+pub async fn an_operators_check_records_nothing(backend: TestBackend) {
+    let db = &backend.database();
     let a = db.store_with(keyring_a()).await;
     a.check_keyring(NOW).await.unwrap();
     login_sealed_under(&a, 1).await;

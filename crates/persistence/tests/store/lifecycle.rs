@@ -31,7 +31,8 @@ fn count(db: &TestDb, table: &str, condition: &str) -> usize {
     .unwrap()
 }
 
-pub async fn a_tombstone_keeps_the_id_and_erases_the_person(db: &TestDb) {
+pub async fn a_tombstone_keeps_the_id_and_erases_the_person(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     write(&store, |tx| {
         tx.insert_user(&user("owner", Some("gone-union"), 1))?;
@@ -107,7 +108,8 @@ pub async fn a_tombstone_keeps_the_id_and_erases_the_person(db: &TestDb) {
     );
 }
 
-pub async fn support_repairs_move_unionids_merges_and_identities(db: &TestDb) {
+pub async fn support_repairs_move_unionids_merges_and_identities(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     write(&store, |tx| {
         tx.insert_user(&user("a", Some("union-a"), 1))?;
@@ -179,7 +181,8 @@ pub async fn support_repairs_move_unionids_merges_and_identities(db: &TestDb) {
     );
 }
 
-pub async fn identities_vouch_and_a_split_moves_them_with_sessions_and_phone(db: &TestDb) {
+pub async fn identities_vouch_and_a_split_moves_them_with_sessions_and_phone(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     // b (union-b, vouched by ob) had a and c merged into it; a's identity oa came along.
     write(&store, |tx| {
@@ -269,7 +272,8 @@ pub async fn identities_vouch_and_a_split_moves_them_with_sessions_and_phone(db:
 
 /// Data from before vouching: the identities of a user that holds a unionid count as vouching
 /// for it once the migration ran, those of a provisional user vouch for nothing.
-pub async fn the_migration_counts_existing_identities_as_vouching(db: &TestDb) {
+pub async fn the_migration_counts_existing_identities_as_vouching(backend: TestBackend) {
+    let db = &backend.database();
     drop(db.store().await);
     // Back to the schema before the migration, with rows an older release wrote.
     db.raw_execute(
@@ -310,7 +314,8 @@ pub async fn the_migration_counts_existing_identities_as_vouching(db: &TestDb) {
     );
 }
 
-pub async fn event_details_round_trip(db: &TestDb) {
+pub async fn event_details_round_trip(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     write(&store, |tx| {
         tx.insert_user(&user("d", None, 1))?;

@@ -1,6 +1,8 @@
-//! The store's test suite: every case is written once (in `cases` and `flows`) and run on
-//! SQLite (a fresh file per test) and PostgreSQL (a fresh database per test on the server
-//! named by `WXLINK_TEST_DATABASE_URL`; skipped without it unless `WXLINK_REQUIRE_POSTGRES=1`).
+//! The store's test suite: every case is written once (in `cases`, `flows` and the others) and
+//! run on SQLite and PostgreSQL by the one harness (`wxlink_tests::on_both_backends!`): a
+//! database of its own per test, cloned from one migrated per test process; PostgreSQL on the
+//! server named by `WXLINK_TEST_DATABASE_URL`, skipped without it unless
+//! `WXLINK_REQUIRE_POSTGRES=1`.
 
 // Clippy exempts `#[test]` functions from `unwrap_used`, not the shared cases they call.
 #![expect(
@@ -13,101 +15,86 @@ mod console;
 mod flows;
 mod keys;
 mod lifecycle;
+mod seeding;
 mod signed;
 mod support;
 
-/// Instantiate each case as `sqlite::NAME` and `postgres::NAME`.
-macro_rules! on_both_backends {
-    ($($module:ident :: $case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let db = crate::support::TestDb::sqlite();
-                    crate::$module::$case(&db).await;
-                }
-            )*
-        }
+use cases::*;
+use console::*;
+use flows::*;
+use keys::*;
+use lifecycle::*;
+use seeding::*;
+use signed::*;
 
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(db) = crate::support::TestDb::postgres() else {
-                        return;
-                    };
-                    crate::$module::$case(&db).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
-    cases::ping_and_backend,
-    cases::migrations_apply_once_and_report_names,
-    cases::users_and_unionids,
-    cases::identities_are_ordered_and_move,
-    cases::sessions_round_trip,
-    cases::decrypt_attempts_are_reserved_within_the_budget,
-    cases::first_decrypt_attempts_of_an_identity_at_once_are_all_granted,
-    cases::events_feed_pages_in_order,
-    cases::events_are_append_only,
-    cases::phone_numbers_move_between_users,
-    cases::concurrent_followers_see_one_order,
-    cases::events_from_before_positions_keep_their_ids_as_positions,
-    cases::constraint_violations_are_conflicts,
-    cases::rule_errors_roll_back_everything,
-    cases::refused_writes_among_concurrent_ones_roll_back_alone,
-    cases::racing_guarded_merges_of_one_user_merge_it_once,
-    cases::read_transactions_refuse_writes,
-    cases::concurrent_logins_link_one_user,
-    cases::session_keys_are_sealed_at_rest,
-    cases::purge_deletes_only_old_sessions,
-    cases::reseal_rotates_the_data_key,
-    cases::user_lookups,
-    cases::access_token_lease_is_exclusive_and_tokens_are_shared,
-    cases::a_late_store_after_the_lease_lapsed_changes_nothing,
-    cases::invalidating_a_rejected_token_spares_its_successor,
-    cases::webhook_cursors_lease_and_advance,
-    cases::rate_limit_hits_add_up_across_nodes,
-    cases::a_saturated_store_answers_unavailable_in_bounded_time,
-    flows::service_logs_in_links_and_merges,
-    flows::service_refreshes_the_session_key,
-    flows::phone_numbers_are_stored_sealed_and_rotate,
-    flows::phone_numbers_are_found_by_their_keyed_hash,
-    console::operator_sessions_end_when_idle_too_old_or_disabled,
-    console::failed_sign_ins_are_counted_across_nodes,
-    flows::logins_without_a_session_key_are_stored_without_one,
-    flows::a_phone_number_attached_during_a_merge_is_kept,
-    flows::every_kind_of_login_lands_by_the_rules,
-    lifecycle::a_tombstone_keeps_the_id_and_erases_the_person,
-    lifecycle::support_repairs_move_unionids_merges_and_identities,
-    lifecycle::identities_vouch_and_a_split_moves_them_with_sessions_and_phone,
-    lifecycle::the_migration_counts_existing_identities_as_vouching,
-    lifecycle::event_details_round_trip,
-    signed::a_refresh_token_is_exchanged_once_and_goes_with_its_session,
-    signed::one_signing_key_per_generation_sealed_and_resealed,
-    keys::keyring_check_refuses_what_cannot_open_the_database_and_follows_a_rotation,
-    keys::a_node_behind_the_rotation_or_on_a_retired_key_refuses_to_start,
-    keys::keyring_check_derives_the_keys_of_an_older_database,
-    keys::nodes_starting_at_once_with_different_keys_cannot_both_start,
-    keys::a_lookup_answers_without_a_phone_number_it_cannot_unseal,
-    keys::an_operators_check_records_nothing,
+wxlink_tests::on_both_backends!(
+    ping_and_backend,
+    migrations_apply_once_and_report_names,
+    users_and_unionids,
+    identities_are_ordered_and_move,
+    sessions_round_trip,
+    decrypt_attempts_are_reserved_within_the_budget,
+    first_decrypt_attempts_of_an_identity_at_once_are_all_granted,
+    events_feed_pages_in_order,
+    events_are_append_only,
+    phone_numbers_move_between_users,
+    concurrent_followers_see_one_order,
+    events_from_before_positions_keep_their_ids_as_positions,
+    constraint_violations_are_conflicts,
+    rule_errors_roll_back_everything,
+    refused_writes_among_concurrent_ones_roll_back_alone,
+    racing_guarded_merges_of_one_user_merge_it_once,
+    read_transactions_refuse_writes,
+    concurrent_logins_link_one_user,
+    session_keys_are_sealed_at_rest,
+    purge_deletes_only_old_sessions,
+    reseal_rotates_the_data_key,
+    user_lookups,
+    access_token_lease_is_exclusive_and_tokens_are_shared,
+    a_late_store_after_the_lease_lapsed_changes_nothing,
+    invalidating_a_rejected_token_spares_its_successor,
+    webhook_cursors_lease_and_advance,
+    rate_limit_hits_add_up_across_nodes,
+    a_saturated_store_answers_unavailable_in_bounded_time,
+    service_logs_in_links_and_merges,
+    service_refreshes_the_session_key,
+    phone_numbers_are_stored_sealed_and_rotate,
+    phone_numbers_are_found_by_their_keyed_hash,
+    operator_sessions_end_when_idle_too_old_or_disabled,
+    failed_sign_ins_are_counted_across_nodes,
+    logins_without_a_session_key_are_stored_without_one,
+    a_phone_number_attached_during_a_merge_is_kept,
+    every_kind_of_login_lands_by_the_rules,
+    a_tombstone_keeps_the_id_and_erases_the_person,
+    support_repairs_move_unionids_merges_and_identities,
+    identities_vouch_and_a_split_moves_them_with_sessions_and_phone,
+    the_migration_counts_existing_identities_as_vouching,
+    event_details_round_trip,
+    a_refresh_token_is_exchanged_once_and_goes_with_its_session,
+    one_signing_key_per_generation_sealed_and_resealed,
+    keyring_check_refuses_what_cannot_open_the_database_and_follows_a_rotation,
+    a_node_behind_the_rotation_or_on_a_retired_key_refuses_to_start,
+    keyring_check_derives_the_keys_of_an_older_database,
+    nodes_starting_at_once_with_different_keys_cannot_both_start,
+    a_lookup_answers_without_a_phone_number_it_cannot_unseal,
+    an_operators_check_records_nothing,
+    seeded_users_are_found_as_the_store_writes_them,
 );
 
 /// What only SQLite has: a file, WAL, a directory to create.
 mod sqlite_only {
     use wxlink_persistence::{DatabaseTarget, PersistenceError, Store, StoreConfig};
 
-    use crate::support::{TestDb, keyring_a};
+    use crate::support::{TestBackend, TestDbExt as _, keyring_a};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn file_is_in_wal_mode_in_a_created_directory() {
-        let db = TestDb::sqlite();
-        let path = db.sqlite_path().unwrap();
-        assert!(!path.parent().unwrap().exists());
-        let store = db.store().await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/dir/wxlink.db");
+        let target = DatabaseTarget::parse(&format!("sqlite://{}", path.display())).unwrap();
+        let store = Store::connect(StoreConfig::new(target, keyring_a()))
+            .await
+            .unwrap();
         store.ping().await.unwrap();
         let header = std::fs::read(&path).unwrap();
         // Bytes 18 and 19 of the header are the write and read versions: 2 means WAL.
@@ -122,7 +109,8 @@ mod sqlite_only {
         use std::os::unix::fs::PermissionsExt as _;
         use wxlink_domain::{IdentityStore as _, TxMode};
 
-        let db = TestDb::sqlite();
+        // Empty: the store creates the file.
+        let db = TestBackend::Sqlite.empty_database();
         let store = db.store().await;
         store
             .transact(TxMode::Write, |tx| {
@@ -169,9 +157,9 @@ mod sqlite_only {
         use diesel::{Connection as _, SqliteConnection};
         use wxlink_domain::{DomainError, IdentityStore, StoreError, TxMode};
 
-        let db = TestDb::sqlite();
+        let db = TestBackend::Sqlite.database();
         let store = db.store().await;
-        let path = db.sqlite_path().unwrap();
+        let path = db.sqlite_path().unwrap().to_owned();
         let (locked_tx, locked) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel::<()>();
         let holder = std::thread::spawn(move || {
@@ -226,7 +214,7 @@ mod sqlite_only {
             assert!(text.contains("sqlite://"), "{text}");
             assert!(!text.contains("hunter2"), "{text}");
         }
-        let db = TestDb::sqlite();
+        let db = TestBackend::Sqlite.database();
         let err = Store::connect(db.config(keyring_a()).max_connections(0))
             .await
             .unwrap_err();
@@ -241,14 +229,18 @@ mod postgres_only {
     use wxlink_domain::{DomainError, IdentityStore, StoreError, TxMode};
     use wxlink_persistence::{DatabaseTarget, PersistenceError, Store, StoreConfig};
 
-    use crate::support::{TestDb, keyring_a, user, user_id};
+    use crate::support::{TestBackend, TestDbExt as _, keyring_a, user, user_id};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_feed_hands_out_a_late_commit_after_its_cursor() {
-        let Some(db) = crate::support::TestDb::postgres() else {
+        let test = concat!(
+            module_path!(),
+            "::the_feed_hands_out_a_late_commit_after_its_cursor"
+        );
+        let Some(backend) = TestBackend::postgres(test) else {
             return;
         };
-        crate::cases::the_feed_hands_out_a_late_commit_after_its_cursor(&db).await;
+        crate::cases::the_feed_hands_out_a_late_commit_after_its_cursor(backend).await;
     }
 
     /// A loopback port nothing listens on.
@@ -300,9 +292,14 @@ mod postgres_only {
     /// A restart closes every connection; the pool must notice and reconnect by itself.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_pool_recovers_when_connections_are_killed() {
-        let Some(db) = TestDb::postgres() else {
+        let test = concat!(
+            module_path!(),
+            "::the_pool_recovers_when_connections_are_killed"
+        );
+        let Some(backend) = TestBackend::postgres(test) else {
             return;
         };
+        let db = backend.database();
         let store = db.store().await;
         store
             .transact(TxMode::Write, |tx| {

@@ -22,7 +22,8 @@ fn key(generation: i64, kid: &str) -> SigningKeyRecord {
     }
 }
 
-pub async fn a_refresh_token_is_exchanged_once_and_goes_with_its_session(db: &TestDb) {
+pub async fn a_refresh_token_is_exchanged_once_and_goes_with_its_session(backend: TestBackend) {
+    let db = &backend.database();
     let store = db.store().await;
     let (session_token, refresh) = (token(1), token(2));
     let (s, r) = (session_token.hash(), refresh.hash());
@@ -98,7 +99,8 @@ pub async fn a_refresh_token_is_exchanged_once_and_goes_with_its_session(db: &Te
     assert_eq!(row, None);
 }
 
-pub async fn one_signing_key_per_generation_sealed_and_resealed(db: &TestDb) {
+pub async fn one_signing_key_per_generation_sealed_and_resealed(backend: TestBackend) {
+    let db = &backend.database();
     let store = Arc::new(db.store().await);
     assert!(store.signing_keys().await.unwrap().is_empty());
     // Two nodes rotating at once: one key of generation 1.

@@ -1,7 +1,7 @@
-//! One database per test: a fresh SQLite file, or a fresh PostgreSQL database created on the
-//! server named by `WXLINK_TEST_DATABASE_URL` and dropped when the test ends.
-
-use std::path::PathBuf;
+//! The persistence suite's side of the one test harness (`wxlink_tests::database`: a database
+//! per test, cloned from one migrated per process, on SQLite or PostgreSQL): the store on a
+//! test database, the keys it seals with, raw reads and writes behind the store's back (SQL
+//! stays in this crate), and small builders for the cases.
 
 use diesel::prelude::*;
 use diesel::sql_types::Binary;
@@ -10,7 +10,8 @@ use wxlink_crypto::{DataKey, Keyring};
 use wxlink_domain::{
     AppId, OpenId, Session, SessionKey, SessionToken, StoreError, StoreTx, UnionId, User, UserId,
 };
-use wxlink_persistence::{Backend, DatabaseTarget, Store, StoreConfig};
+use wxlink_persistence::{Store, StoreConfig};
+pub use wxlink_tests::database::{Backend as TestBackend, TestDatabase as TestDb};
 
 /// The data key most tests seal with.
 pub fn key_a() -> DataKey {
@@ -27,109 +28,36 @@ pub fn keyring_a() -> Keyring {
     Keyring::new(key_a())
 }
 
-pub struct TestDb {
-    pub url: String,
-    pub backend: Backend,
-    guard: Guard,
-}
-
-enum Guard {
-    /// Held for its `Drop`, which removes the directory.
-    Sqlite {
-        _dir: tempfile::TempDir,
-    },
-    Postgres {
-        admin_url: String,
-        name: String,
-    },
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Guard::Postgres { admin_url, name } = self {
-            let dropped = PgConnection::establish(admin_url)
-                .map_err(|e| e.to_string())
-                .and_then(|mut admin| {
-                    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut admin)
-                        .map_err(|e| e.to_string())
-                });
-            if let Err(e) = dropped {
-                eprintln!("could not drop test database {name}: {e}");
-            }
-        }
-    }
-}
-
-impl TestDb {
-    /// A fresh SQLite file in a directory that does not exist yet (the store creates it).
-    pub fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let path = dir.path().join("nested/dir/wxlink.db");
-        TestDb {
-            url: format!("sqlite://{}", path.display()),
-            backend: Backend::Sqlite,
-            guard: Guard::Sqlite { _dir: dir },
-        }
-    }
-
-    /// A fresh PostgreSQL database, or `None` (after saying so) when no server is configured.
-    /// With `WXLINK_REQUIRE_POSTGRES=1` a missing server fails the test instead.
-    pub fn postgres() -> Option<TestDb> {
-        let Ok(admin_url) = std::env::var("WXLINK_TEST_DATABASE_URL") else {
-            if std::env::var("WXLINK_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                panic!("WXLINK_REQUIRE_POSTGRES=1 but WXLINK_TEST_DATABASE_URL is not set");
-            }
-            eprintln!("skipped: PostgreSQL test (set WXLINK_TEST_DATABASE_URL to run it)");
-            return None;
-        };
-        let name = format!("wxlink_t_{:016x}", rand::random::<u64>());
-        let mut admin = PgConnection::establish(&admin_url)
-            .unwrap_or_else(|e| panic!("cannot connect to WXLINK_TEST_DATABASE_URL: {e}"));
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .expect("create the test database");
-        Some(TestDb {
-            url: wxlink_tests::pg::with_database(&admin_url, &name),
-            backend: Backend::Postgres,
-            guard: Guard::Postgres { admin_url, name },
-        })
-    }
-
-    pub fn target(&self) -> DatabaseTarget {
-        DatabaseTarget::parse(&self.url).unwrap()
-    }
-
-    pub fn config(&self, keyring: Keyring) -> StoreConfig {
-        StoreConfig::new(self.target(), keyring).max_connections(8)
-    }
+/// The store on a test database, and what a case reads or writes behind its back.
+pub trait TestDbExt {
+    /// The store's settings for this database: `keyring`, 8 connections.
+    fn config(&self, keyring: Keyring) -> StoreConfig;
 
     /// A store sealing with `key_a`, migrations applied.
-    pub async fn store(&self) -> Store {
+    async fn store(&self) -> Store {
         self.store_with(keyring_a()).await
     }
 
-    pub async fn store_with(&self, keyring: Keyring) -> Store {
+    /// A store sealing with `keyring`, migrations applied.
+    async fn store_with(&self, keyring: Keyring) -> Store {
         Store::connect(self.config(keyring))
             .await
             .expect("connect the store")
     }
 
-    /// The SQLite file, when this is SQLite.
-    pub fn sqlite_path(&self) -> Option<PathBuf> {
-        self.target().sqlite_path().map(PathBuf::from)
-    }
-
-    /// The PostgreSQL database name, when this is PostgreSQL.
-    pub fn pg_name(&self) -> Option<&str> {
-        match &self.guard {
-            Guard::Postgres { name, .. } => Some(name),
-            Guard::Sqlite { .. } => None,
-        }
-    }
-
     /// Run SQL on a connection of our own, outside the store.
-    pub fn raw_execute(&self, sql: &str) -> Result<usize, String> {
+    fn raw_execute(&self, sql: &str) -> Result<usize, String>;
+
+    /// Every session row's stored bytes, read outside the store.
+    fn raw_sessions(&self) -> Vec<RawSession>;
+}
+
+impl TestDbExt for TestDb {
+    fn config(&self, keyring: Keyring) -> StoreConfig {
+        StoreConfig::new(self.target(), keyring).max_connections(8)
+    }
+
+    fn raw_execute(&self, sql: &str) -> Result<usize, String> {
         let result = match self.sqlite_path() {
             Some(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
@@ -140,15 +68,14 @@ impl TestDb {
                 diesel::sql_query(sql).execute(&mut conn)
             }
             None => {
-                let mut conn = PgConnection::establish(&self.url).map_err(|e| e.to_string())?;
+                let mut conn = PgConnection::establish(self.url()).map_err(|e| e.to_string())?;
                 diesel::sql_query(sql).execute(&mut conn)
             }
         };
         result.map_err(|e| e.to_string())
     }
 
-    /// Every session row's stored bytes, read outside the store.
-    pub fn raw_sessions(&self) -> Vec<RawSession> {
+    fn raw_sessions(&self) -> Vec<RawSession> {
         let sql = "SELECT token_hash, session_key FROM sessions ORDER BY token_hash";
         match self.sqlite_path() {
             Some(path) => {
@@ -156,7 +83,7 @@ impl TestDb {
                 diesel::sql_query(sql).load(&mut conn).unwrap()
             }
             None => {
-                let mut conn = PgConnection::establish(&self.url).unwrap();
+                let mut conn = PgConnection::establish(self.url()).unwrap();
                 diesel::sql_query(sql).load(&mut conn).unwrap()
             }
         }

@@ -45,6 +45,7 @@ async fn slow_body_server() -> (String, Arc<AtomicUsize>) {
                     if stream.write_all(&[*byte]).await.is_err() {
                         return;
                     }
+                    // The trickle is the behaviour under test, not synchronisation.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             });

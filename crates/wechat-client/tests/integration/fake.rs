@@ -155,6 +155,8 @@ async fn answer(
         .expect("lock")
         .pop_front()
         .unwrap_or_else(|| fake.default.clone());
+    // A slow WeChat, as the test asked for: the delay is what the client's budget is tested
+    // against, not synchronisation.
     tokio::time::sleep(reply.delay).await;
     // Echo the request into error pages, as some proxies do, to prove bodies are redacted.
     let body = reply

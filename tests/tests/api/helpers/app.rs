@@ -10,7 +10,7 @@ use wxlink_tests::options::Options;
 use wxlink_wechat_sim::SimHandle;
 
 use super::process::{Proc, free_port, http_client, wait_until_ready, wxlink_command};
-use super::{Backend, POLL, Reply};
+use super::{Backend, Reply};
 
 /// One running wxlink with everything it needs; the process is killed on drop and the
 /// database dropped after it.
@@ -45,7 +45,7 @@ impl TestApp {
         let secrets = options.new_secrets();
         let sim = options.simulator(&secrets).await;
         let dir = tempfile::tempdir().expect("create a temp dir");
-        let database = backend.fresh_database(dir.path());
+        let database = backend.database();
         // PostgreSQL needs the data key configured (every node the same); it is also written
         // where SQLite keeps it, for the tests that read the key.
         let data_keys = matches!(backend, Backend::Postgres { .. }).then(|| {
@@ -214,6 +214,11 @@ impl TestApp {
         self.start_process().await;
     }
 
+    /// Everything the database holds, as bytes to search ([`wxlink_tests::snapshot::stored_bytes`]).
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        wxlink_tests::snapshot::stored_bytes(&self.database)
+    }
+
     /// SIGKILL the process (no graceful shutdown) and start a new one on the same database,
     /// data key file and config (on a new port).
     pub async fn kill_and_restart(&mut self) {
@@ -241,17 +246,14 @@ impl TestApp {
 
     /// Poll (bounded) until the stderr contains `needle`.
     pub async fn wait_for_stderr(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.stderr().contains(needle) {
-                return true;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        self.stderr().contains(needle)
+        wxlink_tests::eventually(Duration::from_secs(5), async || {
+            self.stderr().contains(needle).then_some(())
+        })
+        .await
+        .is_ok()
     }
 
-    /// The temp dir holding the config, the data key file and the SQLite database.
+    /// The temp dir holding the config and the data key file.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -259,11 +261,6 @@ impl TestApp {
     /// The configuration file of the main process (for `wxlink user … --config`).
     pub fn config_path(&self) -> &Path {
         &self.config_path
-    }
-
-    /// The `[database] url` every process of this app uses.
-    pub fn database_url(&self) -> &str {
-        self.database.url()
     }
 
     /// The app's database.

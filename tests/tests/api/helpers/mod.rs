@@ -23,5 +23,3 @@ use std::time::Duration;
 
 /// How long a process may take to answer `/healthz` or to exit.
 pub const PROCESS_LIMIT: Duration = Duration::from_secs(20);
-/// How often bounded polls look again.
-pub const POLL: Duration = Duration::from_millis(20);

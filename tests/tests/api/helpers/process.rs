@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use wxlink_tests::config::toml_str;
 pub use wxlink_tests::process::{Proc, free_port};
 
-use super::{POLL, PROCESS_LIMIT};
+use super::PROCESS_LIMIT;
 
 /// The `wxlink` binary: `WXLINK_BIN`, else the one beside this test's profile.
 pub fn wxlink_bin() -> PathBuf {
@@ -81,14 +81,13 @@ pub async fn wait_until_ready(
     base: &str,
     port: u16,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + PROCESS_LIMIT;
-    loop {
+    let ready = wxlink_tests::eventually(PROCESS_LIMIT, async || {
         if let Some(status) = proc.try_exit() {
             proc.join_drains();
-            return Err(format!(
+            return Some(Err(format!(
                 "wxlink exited ({status}) before it was ready; stderr:\n{}",
                 proc.stderr()
-            ));
+            )));
         }
         let healthy = client
             .get(format!("{base}/healthz"))
@@ -96,15 +95,13 @@ pub async fn wait_until_ready(
             .send()
             .await
             .is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
-        if healthy && listens_on(proc.id(), port) != Some(false) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "wxlink did not answer /healthz within {PROCESS_LIMIT:?}; stderr:\n{}",
-                proc.stderr()
-            ));
-        }
-        tokio::time::sleep(POLL).await;
-    }
+        (healthy && listens_on(proc.id(), port) != Some(false)).then_some(Ok(()))
+    })
+    .await;
+    ready.unwrap_or_else(|_| {
+        Err(format!(
+            "wxlink did not answer /healthz within {PROCESS_LIMIT:?}; stderr:\n{}",
+            proc.stderr()
+        ))
+    })
 }

@@ -215,20 +215,9 @@ async fn data_key_rotation_across_two_nodes() {
 
 /// Replace every stored session_key with `sealed`, behind wxlink's back.
 fn overwrite_session_keys(database: &wxlink_tests::database::TestDatabase, sealed: &[u8]) {
-    use diesel::sql_types::Binary;
-    use diesel::{Connection as _, PgConnection, RunQueryDsl as _, SqliteConnection};
-    let updated = match database.sqlite_path() {
-        Some(path) => diesel::sql_query("UPDATE sessions SET session_key = ?")
-            .bind::<Binary, _>(sealed)
-            .execute(
-                &mut SqliteConnection::establish(&path.to_string_lossy())
-                    .expect("open the SQLite file"),
-            ),
-        None => diesel::sql_query("UPDATE sessions SET session_key = $1")
-            .bind::<Binary, _>(sealed)
-            .execute(&mut PgConnection::establish(database.url()).expect("connect to PostgreSQL")),
-    };
-    assert_eq!(updated.expect("overwrite the session keys"), 1);
+    let updated = wxlink_persistence::testing::overwrite_session_keys(&database.target(), sealed)
+        .expect("overwrite the session keys");
+    assert_eq!(updated, 1);
 }
 
 async fn a_session_key_that_cannot_be_opened_breaks_only_what_needs_it(backend: Backend) {

@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use wxlink_tests::pg::Cluster;
 use wxlink_wechat_sim::Sim;
 
-use crate::helpers::{POLL, Reply, TestApp, assert_error_shape, error_code, try_send};
+use crate::helpers::{Reply, TestApp, assert_error_shape, error_code, try_send};
 
 /// `"<status> <code>"` of an answer, e.g. `200` or `503 database_contention`.
 fn outcome(reply: &Reply) -> String {
@@ -197,18 +197,13 @@ impl Load {
     /// Poll (bounded by `limit`) until `done` holds for the attempts so far; fails the test
     /// otherwise.
     async fn wait_until(&self, what: &str, limit: Duration, done: impl Fn(&[Attempt]) -> bool) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let attempts = self.attempts();
-            if done(&attempts) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within {limit:?}; outcomes so far: {:?}",
-                summary(&attempts)
+        let waited =
+            wxlink_tests::eventually(limit, async || done(&self.attempts()).then_some(())).await;
+        if let Err(e) = waited {
+            panic!(
+                "{what}: {e}; outcomes so far: {:?}",
+                summary(&self.attempts())
             );
-            tokio::time::sleep(POLL).await;
         }
     }
 

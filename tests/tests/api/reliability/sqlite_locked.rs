@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use tokio::task::JoinSet;
+use wxlink_persistence::testing::HeldTransaction;
 
 use super::ms;
 use crate::helpers::{
@@ -21,41 +21,6 @@ use crate::helpers::{
 /// Each 503 must come within this.
 const UNAVAILABLE_WITHIN: Duration = Duration::from_secs(15);
 
-/// Holds the write lock of a SQLite file from this process until dropped (rolled back).
-struct WriteLock {
-    conn: SqliteConnection,
-}
-
-impl WriteLock {
-    fn take(path: &str) -> Self {
-        let mut conn =
-            SqliteConnection::establish(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        for sql in [
-            "PRAGMA busy_timeout = 5000",
-            "BEGIN IMMEDIATE",
-            // A write, so the lock is a writer's with changes pending.
-            "UPDATE users SET updated_at = updated_at",
-        ] {
-            diesel::sql_query(sql)
-                .execute(&mut conn)
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        }
-        Self { conn }
-    }
-
-    fn release(mut self) {
-        diesel::sql_query("ROLLBACK")
-            .execute(&mut self.conn)
-            .expect("ROLLBACK");
-    }
-}
-
-impl std::fmt::Debug for WriteLock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WriteLock")
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_write_lock_held_elsewhere_is_503_and_recovers() {
     let app = TestApp::spawn(Backend::Sqlite, Options::default()).await;
@@ -64,13 +29,8 @@ async fn sqlite_write_lock_held_elsewhere_is_503_and_recovers() {
     let before = app.me_ok(&owner.token).await;
     let info = signed_body(&app.wx_user_info(APP_A, "lock-in-a"));
 
-    let path = app
-        .database()
-        .sqlite_path()
-        .expect("a SQLite database")
-        .to_string_lossy()
-        .into_owned();
-    let lock = WriteLock::take(&path);
+    let lock = HeldTransaction::sqlite_write_lock(&app.database().target())
+        .unwrap_or_else(|e| panic!("hold the write lock: {e}"));
     let locked_at = Instant::now();
 
     // Everything at once while the lock is held: new and returning logins, a merge, a
@@ -138,7 +98,7 @@ async fn sqlite_write_lock_held_elsewhere_is_503_and_recovers() {
         assert!(db.identity_rows(appid, openid).is_empty(), "{openid}");
     }
     assert!(db.merged_users().is_empty());
-    lock.release();
+    lock.release().expect("release the write lock");
     eprintln!(
         "sqlite locked: writes answered 503 database_unavailable, the slowest after {} ms \
          (lock held {} ms); /v1/me and /healthz answered 200",

@@ -29,6 +29,7 @@ use wxlink_domain::{
 use wxlink_persistence::{SigningKeyRecord, Store};
 
 use crate::config::TokenSettings;
+use crate::http::wire::Jwk;
 
 /// The JWS algorithm of every key.
 const ALGORITHM: &str = "ES256";
@@ -53,7 +54,7 @@ struct LoadedKey {
     activates_at: UnixTime,
     encoding: EncodingKey,
     decoding: DecodingKey,
-    jwk: serde_json::Value,
+    jwk: Jwk,
 }
 
 impl std::fmt::Debug for LoadedKey {
@@ -73,12 +74,17 @@ impl LoadedKey {
         if record.algorithm != ALGORITHM {
             return Err(corrupt("unknown algorithm"));
         }
-        let jwk: serde_json::Value =
+        // Typed, so a key the JWKS could not publish is refused here, not left out later.
+        let jwk: Jwk =
             serde_json::from_str(&record.public_jwk).map_err(|_| corrupt("public JWK"))?;
-        let (Some(x), Some(y)) = (jwk["x"].as_str(), jwk["y"].as_str()) else {
-            return Err(corrupt("public JWK lacks x or y"));
-        };
-        let decoding = DecodingKey::from_ec_components(x, y).map_err(|_| corrupt("public key"))?;
+        if (jwk.kty.as_str(), jwk.crv.as_str(), jwk.alg.as_str(), jwk.use_.as_str())
+            != ("EC", "P-256", ALGORITHM, "sig")
+            || jwk.kid != record.kid
+        {
+            return Err(corrupt("public JWK is not this ES256 key"));
+        }
+        let decoding = DecodingKey::from_ec_components(&jwk.x, &jwk.y)
+            .map_err(|_| corrupt("public key"))?;
         Ok(Self {
             generation: record.generation,
             kid: record.kid.clone(),
@@ -112,16 +118,23 @@ fn generate_key(
     // RFC 7638: the thumbprint hashes the required members in lexicographic order.
     let thumbprint = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
     let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint.as_bytes()));
-    let jwk = serde_json::json!({
-        "kty": "EC", "crv": "P-256", "x": x, "y": y,
-        "kid": kid, "alg": ALGORITHM, "use": "sig",
-    });
+    let jwk = Jwk {
+        kty: "EC".to_owned(),
+        crv: "P-256".to_owned(),
+        x,
+        y,
+        kid: kid.clone(),
+        alg: ALGORITHM.to_owned(),
+        use_: "sig".to_owned(),
+    };
+    let public_jwk =
+        serde_json::to_string(&jwk).map_err(|_| failed("the public JWK does not serialize"))?;
     Ok(SigningKeyRecord {
         generation,
         kid,
         algorithm: ALGORITHM.to_owned(),
         private_key: SecretSlice::from(pkcs8.as_ref().to_vec()),
-        public_jwk: jwk.to_string(),
+        public_jwk,
         created_at: now,
         activates_at,
     })
@@ -201,7 +214,7 @@ impl JwtSigner {
     }
 
     /// The public keys a verifier needs at `now` (RFC 7517 JWK Set members).
-    fn published_keys(&self, now: UnixTime) -> Vec<serde_json::Value> {
+    fn published_keys(&self, now: UnixTime) -> Vec<Jwk> {
         let set = self.current();
         (0..set.keys.len())
             .filter(|&i| set.published(i, now, self.access_ttl))
@@ -331,17 +344,12 @@ impl JwtTokens {
         Ok(added)
     }
 
-    /// The public keys a verifier needs at `now` (RFC 7517 JWK Set members), as the store
-    /// holds them now: a key another node added is published at once.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the keys cannot be read or opened.
-    pub async fn published_keys(
-        &self,
-        now: UnixTime,
-    ) -> Result<Vec<serde_json::Value>, StoreError> {
-        self.reload().await?;
-        Ok(self.signer.published_keys(now))
+    /// The public keys a verifier needs at `now` (RFC 7517 JWK Set members), as this node
+    /// holds them: the background job re-reads the store every [`Self::reload_interval`], well
+    /// within `key_publish_secs`, so a successor is published everywhere before it signs. Served
+    /// from memory: the unauthenticated route must cost no database round trip.
+    pub fn published_keys(&self, now: UnixTime) -> Vec<Jwk> {
+        self.signer.published_keys(now)
     }
 }
 
@@ -559,7 +567,7 @@ mod tests {
         assert_eq!(added.iter().filter(|x| **x).count(), 1, "{added:?}");
         a.reload().await.expect("reload");
         b.reload().await.expect("reload");
-        assert_eq!(b.published_keys(due).await.expect("jwks").len(), 2);
+        assert_eq!(b.published_keys(due).len(), 2);
 
         let old = b.signer().issue(&grant(86_399)).expect("signs").token;
         let new = a.signer().issue(&grant(86_400)).expect("signs").token;
@@ -569,6 +577,6 @@ mod tests {
             assert!(signer.verify(new.expose_secret(), 86_400).is_some());
         }
         // Once the first key's last token expired, it leaves the JWKS.
-        assert_eq!(a.published_keys(86_400 + 900).await.expect("jwks").len(), 1);
+        assert_eq!(a.published_keys(86_400 + 900).len(), 1);
     }
 }

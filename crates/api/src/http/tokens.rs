@@ -10,7 +10,7 @@ use wxlink_domain::SessionToken;
 
 use super::error::ApiError;
 use super::handlers::JsonBody;
-use super::wire::{ErrorBody, Jwk, Jwks, OpenIdConfiguration, RefreshRequest, RefreshResponse};
+use super::wire::{ErrorBody, Jwks, OpenIdConfiguration, RefreshRequest, RefreshResponse};
 use crate::state::AppState;
 use crate::tokens::JwtTokens;
 
@@ -93,16 +93,12 @@ pub(crate) async fn refresh(
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations",
     responses(
         (status = 200, body = Jwks, content_type = "application/json"),
-        (status = 404, description = "`not_found`: the server issues opaque tokens", body = ErrorBody),
-        (status = 503, description = "`database_unavailable`, `database_contention`", body = ErrorBody)))]
+        (status = 404, description = "`not_found`: the server issues opaque tokens", body = ErrorBody)))]
 pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Result<Json<Jwks>, ApiError> {
     let tokens = jwt_tokens(&state)?;
-    let keys = tokens.published_keys(state.clock.now()).await?;
-    let keys = keys
-        .into_iter()
-        .filter_map(|jwk| serde_json::from_value::<Jwk>(jwk).ok())
-        .collect();
-    Ok(Json(Jwks { keys }))
+    Ok(Json(Jwks {
+        keys: tokens.published_keys(state.clock.now()),
+    }))
 }
 
 /// Where the keys and introspection are (OpenID Connect Discovery 1.0 §3, the parts a

@@ -425,7 +425,7 @@ pub struct Jwks {
 }
 
 /// One public signing key (RFC 7517, RFC 7518 §6.2).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Jwk {
     /// Always `EC`.
     #[schema(example = "EC")]

@@ -710,6 +710,7 @@ mod tests {
             "/metrics",
             "/openapi.json",
             "/.well-known/openid-configuration",
+            "/.well-known/jwks.json",
         ];
         let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
         let mut missing = Vec::new();

@@ -196,6 +196,11 @@ async fn a_slow_body_gets_408_request_timeout(backend: Backend) {
 
 /// With `max_connections = 20`, 20 idle keep-alive connections leave the 21st client waiting
 /// (in the kernel's backlog, unanswered); when one of them closes, the 21st is served.
+///
+/// Ordering, not a clock, tells served from waiting: the test client's pooled connection and 19
+/// of ours fill the 20 slots (each answered before the next is opened); the 21st asks first,
+/// then every held connection makes a round trip, and only then is the 21st's socket looked
+/// at. A server without the cap would have answered it among those; a slow one only later.
 async fn the_connection_cap_holds_new_clients_until_a_slot_frees(backend: Backend) {
     let app = TestApp::spawn(
         backend,
@@ -203,42 +208,40 @@ async fn the_connection_cap_holds_new_clients_until_a_slot_frees(backend: Backen
     )
     .await;
     let addr = socket_addr(&app);
-    // The test client's pooled connection (from the readiness probe) may hold one slot, so
-    // connect until a client is left waiting: that must happen at the 20th or 21st connection.
-    let mut held = Vec::new();
-    let mut waiting = None;
-    for _ in 0..25 {
+    // The test client keeps one idle keep-alive connection (its requests are one at a time):
+    // the first slot.
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+    let open_and_ask = async || {
         let mut stream = TcpStream::connect(&addr)
             .await
             .expect("the kernel's backlog takes the connection");
         stream.write_all(HEALTH).await.expect("send a request");
-        let mut buf = [0u8; 1];
-        match tokio::time::timeout(Duration::from_millis(500), stream.peek(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => {
-                assert!(
-                    read_health_answer(&mut stream)
-                        .await
-                        .starts_with("HTTP/1.1 200")
-                );
-                held.push(stream);
-            }
-            _ => {
-                waiting = Some(stream);
-                break;
-            }
-        }
+        stream
+    };
+    let mut held = Vec::new();
+    for _ in 0..19 {
+        let mut stream = open_and_ask().await;
+        let answer = read_health_answer(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        held.push(stream);
     }
-    let mut waiting = waiting.unwrap_or_else(|| {
-        panic!(
-            "{} connections were served at once with a cap of 20",
-            held.len()
-        )
-    });
+    let waiting = open_and_ask().await;
+    for stream in &mut held {
+        stream.write_all(HEALTH).await.expect("send a request");
+        let again = read_health_answer(stream).await;
+        assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    }
+    // Straight from the kernel: is any answer there yet?
+    let waiting = waiting.into_std().expect("the socket");
+    let mut buf = [0u8; 1];
+    let unanswered = waiting
+        .peek(&mut buf)
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock);
     assert!(
-        (19..=20).contains(&held.len()),
-        "{} connections were served before one had to wait, with a cap of 20",
-        held.len()
+        unanswered,
+        "the 21st connection was answered while 20 were open, with a cap of 20"
     );
+    let mut waiting = TcpStream::from_std(waiting).expect("the socket");
     // A freed slot serves the waiting client.
     drop(held.pop());
     let answer = read_health_answer(&mut waiting).await;

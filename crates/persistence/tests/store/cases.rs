@@ -1335,7 +1335,9 @@ pub async fn user_lookups(backend: TestBackend) {
 }
 
 /// With every connection busy, a caller waits at most `connect_timeout`, then hears
-/// `Unavailable`, instead of queueing without bound.
+/// `Unavailable`, instead of queueing without bound. Ordering, not the clock, shows it: the
+/// only connection stays held until the caller has its answer, so any answer came from the
+/// timeout cutting the wait.
 pub async fn a_saturated_store_answers_unavailable_in_bounded_time(backend: TestBackend) {
     let db = &backend.database();
     let store = wxlink_persistence::Store::connect(
@@ -1351,8 +1353,9 @@ pub async fn a_saturated_store_answers_unavailable_in_bounded_time(backend: Test
     let holder = tokio::spawn(async move {
         busy.transact(TxMode::Read, move |_tx| {
             holding.send(()).unwrap();
-            // Hold the only connection until the waiter has given up.
-            let _ = released.recv_timeout(std::time::Duration::from_secs(10));
+            // Held until the waiter has its answer. The bound is only the test's give-up: a
+            // waiter whose wait is not cut gets the connection then, and fails below.
+            let _ = released.recv_timeout(GIVE_UP);
             Ok(())
         })
         .await
@@ -1360,18 +1363,13 @@ pub async fn a_saturated_store_answers_unavailable_in_bounded_time(backend: Test
     tokio::task::spawn_blocking(move || held.recv().unwrap())
         .await
         .unwrap();
-    let started = Instant::now();
     let outcome = store
         .transact(TxMode::Read, |tx| Ok(tx.user(&user_id("u"))?))
         .await;
     assert!(
         matches!(outcome, Err(DomainError::Store(StoreError::Unavailable(_)))),
-        "{outcome:?}"
-    );
-    assert!(
-        started.elapsed() < std::time::Duration::from_millis(2_000),
-        "{:?}",
-        started.elapsed()
+        "the waiter should hear Unavailable while the only connection is held, got {outcome:?} \
+         (Ok: it waited until the holder gave up after {GIVE_UP:?})"
     );
     release.send(()).unwrap();
     holder.await.unwrap().unwrap();

@@ -13,6 +13,11 @@ use wxlink_domain::{
 use wxlink_persistence::{Store, StoreConfig};
 pub use wxlink_tests::database::{Backend as TestBackend, TestDatabase as TestDb};
 
+/// How long a test keeps a fault in place (a held connection, a closed port) before it gives up
+/// on an answer: far past any budget under test, so only a wait nothing cuts reaches it. A
+/// give-up, not a promise: tests assert the answer, never how fast it came.
+pub const GIVE_UP: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The data key most tests seal with.
 pub fn key_a() -> DataKey {
     DataKey::from_bytes([0xA1; 32])

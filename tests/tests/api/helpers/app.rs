@@ -352,10 +352,15 @@ pub async fn send(request: reqwest::RequestBuilder, what: &str) -> Reply {
 /// `Err` describing it, for tests where the server may be gone.
 pub async fn try_send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
     let started = Instant::now();
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("no answer: {e}"))?;
+    let response = request.send().await.map_err(|e| {
+        // The client's timeout is the tests' give-up: say so, reqwest's text does not.
+        let why = if e.is_timeout() {
+            " (gave up waiting)"
+        } else {
+            ""
+        };
+        format!("no answer{why}: {e}")
+    })?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response

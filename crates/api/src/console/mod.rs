@@ -1346,6 +1346,31 @@ fn confirm_page(state: &ConsoleState, signed: &Signed, page: Confirmation<'_>) -
     )
 }
 
+/// A repair's post needs `support:write`, the console's own form and a valid user id.
+fn repair_subject(
+    state: &ConsoleState,
+    signed: &Signed,
+    csrf: &str,
+    id: &str,
+) -> Result<UserId, Refusal> {
+    signed.may_repair(state, csrf)?;
+    parse_user(state, signed, id)
+}
+
+/// A repair ends on the user's page saying what was `done`, or on the domain's refusal.
+fn repaired<T>(
+    state: &ConsoleState,
+    signed: &Signed,
+    outcome: Result<T, DomainError>,
+    id: &UserId,
+    done: &str,
+) -> Response {
+    match outcome {
+        Ok(_) => Redirect::to(&format!("/users/{id}?done={done}")).into_response(),
+        Err(e) => refused(state, signed, e),
+    }
+}
+
 /// A repair's confirmation page needs `support:write`, a valid user id and the user.
 async fn repair_target(
     state: &ConsoleState,
@@ -1419,23 +1444,18 @@ async fn unlink(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<IdentityForm>,
 ) -> Response {
-    let checked = signed
-        .may_repair(&state, &form.csrf)
-        .and_then(|()| parse_user(&state, &signed, &id))
+    let checked = repair_subject(&state, &signed, &form.csrf, &id)
         .and_then(|id| parse_identity(&state, &signed, &form.appid, &form.openid).map(|i| (id, i)));
     let (id, (appid, openid)) = match checked {
         Ok(checked) => checked,
         Err(refused) => return *refused,
     };
     tracing::info!(operator = %signed.operator.name, user = %id, %appid, "console: unlink");
-    match state
+    let outcome = state
         .accounts
         .unlink_identity(id.clone(), appid, openid, signed.actor())
-        .await
-    {
-        Ok(()) => Redirect::to(&format!("/users/{id}?done=unlinked")).into_response(),
-        Err(e) => refused(&state, &signed, e),
-    }
+        .await;
+    repaired(&state, &signed, outcome, &id, "unlinked")
 }
 
 async fn revoke_page(
@@ -1476,22 +1496,16 @@ async fn revoke_sessions(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
-    let checked = signed
-        .may_repair(&state, &form.csrf)
-        .and_then(|()| parse_user(&state, &signed, &id));
-    let id = match checked {
+    let id = match repair_subject(&state, &signed, &form.csrf, &id) {
         Ok(id) => id,
         Err(refused) => return *refused,
     };
     tracing::info!(operator = %signed.operator.name, user = %id, "console: revoke sessions");
-    match state
+    let outcome = state
         .accounts
         .revoke_sessions(id.clone(), signed.actor())
-        .await
-    {
-        Ok(_) => Redirect::to(&format!("/users/{id}?done=revoked")).into_response(),
-        Err(e) => refused(&state, &signed, e),
-    }
+        .await;
+    repaired(&state, &signed, outcome, &id, "revoked")
 }
 
 async fn cancel_page(
@@ -1536,18 +1550,13 @@ async fn cancel_account(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
-    let checked = signed
-        .may_repair(&state, &form.csrf)
-        .and_then(|()| parse_user(&state, &signed, &id));
-    let id = match checked {
+    let id = match repair_subject(&state, &signed, &form.csrf, &id) {
         Ok(id) => id,
         Err(refused) => return *refused,
     };
     tracing::info!(operator = %signed.operator.name, user = %id, "console: cancel account");
-    match state.accounts.delete_user(id.clone(), signed.actor()).await {
-        Ok(_) => Redirect::to(&format!("/users/{id}?done=cancelled")).into_response(),
-        Err(e) => refused(&state, &signed, e),
-    }
+    let outcome = state.accounts.delete_user(id.clone(), signed.actor()).await;
+    repaired(&state, &signed, outcome, &id, "cancelled")
 }
 
 /// The identities a split moves and the user it restores (`None`: a new user).
@@ -1721,9 +1730,7 @@ async fn split(
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Response {
     let form = SplitForm::of(pairs);
-    let checked = signed
-        .may_repair(&state, &form.csrf)
-        .and_then(|()| parse_user(&state, &signed, &id))
+    let checked = repair_subject(&state, &signed, &form.csrf, &id)
         .and_then(|id| form.parse(&state, &signed).map(|parsed| (id, parsed)));
     let (id, (identities, into)) = match checked {
         Ok(checked) => checked,

@@ -50,6 +50,32 @@ const PLACEMENT_LOCK_WAIT_MS: u32 = 5_000;
 /// The advisory lock key of placement ("wxfeed" in ASCII).
 const PLACEMENT_LOCK: i64 = 0x7778_6665_6564;
 
+/// The columns an [`EventRow`] reads, after the event's `position` (the feed's `seq`, or the
+/// console's `id`).
+pub(crate) fn event_columns<P>(
+    position: P,
+) -> (
+    P,
+    events::kind,
+    events::user_id,
+    events::other_user_id,
+    events::appid,
+    events::openid,
+    events::at,
+    events::detail,
+) {
+    (
+        position,
+        events::kind,
+        events::user_id,
+        events::other_user_id,
+        events::appid,
+        events::openid,
+        events::at,
+        events::detail,
+    )
+}
+
 pub(crate) type EventRow = (
     i64,
     String,
@@ -81,16 +107,7 @@ impl Store {
         };
         self.run(mode, move |tx: &mut Tx<'_>| {
             place(tx)?;
-            let columns = (
-                events::seq.assume_not_null(),
-                events::kind,
-                events::user_id,
-                events::other_user_id,
-                events::appid,
-                events::openid,
-                events::at,
-                events::detail,
-            );
+            let columns = event_columns(events::seq.assume_not_null());
             let rows = match &*tx.conn {
                 // SQLite's position is the rowid (`seq` is generated from it): read by the
                 // rowid, which needs no index of its own.

@@ -75,6 +75,14 @@ fn expect_live_sessions(tx: &mut MockStoreTx, user: &str, n: u64) {
         .returning(move |_, _| Ok(n));
 }
 
+/// The merges' two users: `u-into` without a unionid, `u-from` with `union-1` and `o2` of
+/// the other app.
+fn expect_merge_pair(tx: &mut MockStoreTx) {
+    expect_user(tx, user("u-into", None, None));
+    expect_user(tx, user("u-from", Some("union-1"), None));
+    expect_identities(tx, "u-from", &[(other_app(), oid("o2"))]);
+}
+
 fn no_such_user(tx: &mut MockStoreTx, id: &str) {
     tx.expect_user().with(eq(uid(id))).returning(|_| Ok(None));
 }
@@ -342,9 +350,7 @@ async fn unlinking_a_foreign_or_the_last_identity_writes_nothing() {
 #[tokio::test]
 async fn a_support_merge_moves_identities_and_takes_the_unionid() {
     let mut tx = MockStoreTx::new();
-    expect_user(&mut tx, user("u-into", None, None));
-    expect_user(&mut tx, user("u-from", Some("union-1"), None));
-    expect_identities(&mut tx, "u-from", &[(other_app(), oid("o2"))]);
+    expect_merge_pair(&mut tx);
     // Both users are held, in id order, before the unionid moves: its writes lock them too,
     // and a racing unionid merge locks them in id order.
     let mut order = mockall::Sequence::new();
@@ -465,9 +471,7 @@ async fn support_merges_that_break_a_rule_write_nothing() {
 #[tokio::test]
 async fn a_merge_preview_says_what_the_merge_would_move_and_writes_nothing() {
     let mut tx = MockStoreTx::new();
-    expect_user(&mut tx, user("u-into", None, None));
-    expect_user(&mut tx, user("u-from", Some("union-1"), None));
-    expect_identities(&mut tx, "u-from", &[(other_app(), oid("o2"))]);
+    expect_merge_pair(&mut tx);
     expect_phones(&mut tx, Some(NOW - 10), None);
     expect_live_sessions(&mut tx, "u-from", 2);
     // No write is expected: one would fail the test.

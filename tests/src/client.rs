@@ -114,6 +114,18 @@ pub trait Api: Sync {
         async move { UserInfoResponse::parse(&self.user_info(token, body).await) }
     }
 
+    /// The mini program sends what `wx.getUserInfo` gives it (signed) for `appid`/`openid`;
+    /// it must succeed.
+    fn share_user_info(
+        &self,
+        token: &str,
+        appid: &str,
+        openid: &str,
+    ) -> impl Future<Output = UserInfoResponse> + Send {
+        let body = crate::user_data::signed_body(&self.wx_user_info(appid, openid));
+        async move { self.user_info_ok(token, &body).await }
+    }
+
     /// What the `getPhoneNumber` button gives the mini program: a single-use phone code.
     fn wx_phone_code(
         &self,

@@ -96,14 +96,13 @@ async fn user_info_links_a_provisional_user(backend: Backend) {
     );
 
     // wx.getUserInfo's data carries the unionId: the provisional user becomes its owner.
-    let info = app.wx_user_info(APP_A, "carol-in-a");
     let linked = UserInfoResponse {
         user_id: login.user_id.clone(),
         unionid_linked: true,
         merged: false,
     };
     assert_eq!(
-        app.user_info_ok(&login.token, &signed_body(&info)).await,
+        app.share_user_info(&login.token, APP_A, "carol-in-a").await,
         linked
     );
     let me = app.me_ok(&login.token).await;
@@ -112,9 +111,8 @@ async fn user_info_links_a_provisional_user(backend: Backend) {
     assert_eq!(me.identities, identities(&[(APP_A, "carol-in-a")]));
 
     // Sending it again changes nothing.
-    let info = app.wx_user_info(APP_A, "carol-in-a");
     assert_eq!(
-        app.user_info_ok(&login.token, &signed_body(&info)).await,
+        app.share_user_info(&login.token, APP_A, "carol-in-a").await,
         linked
     );
 
@@ -142,10 +140,8 @@ async fn provisional_user_merges_into_the_unionid_owner(backend: Backend) {
     assert_ne!(provisional.user_id, owner.user_id);
 
     // A's user data names the unionid: P is merged into O.
-    let info = app.wx_user_info(APP_A, "dan-in-a");
     assert_eq!(
-        app.user_info_ok(&provisional.token, &signed_body(&info))
-            .await,
+        app.share_user_info(&provisional.token, APP_A, "dan-in-a").await,
         UserInfoResponse {
             user_id: owner.user_id.clone(),
             unionid_linked: true,
@@ -163,10 +159,8 @@ async fn provisional_user_merges_into_the_unionid_owner(backend: Backend) {
     }
 
     // Submitting data again through P's token is no second merge.
-    let info = app.wx_user_info(APP_A, "dan-in-a");
     assert_eq!(
-        app.user_info_ok(&provisional.token, &signed_body(&info))
-            .await,
+        app.share_user_info(&provisional.token, APP_A, "dan-in-a").await,
         UserInfoResponse {
             user_id: owner.user_id.clone(),
             unionid_linked: true,
@@ -198,9 +192,8 @@ async fn first_provisional_user_to_link_owns_the_unionid(backend: Backend) {
     assert_ne!(on_a.user_id, on_c.user_id);
 
     // The first to send user data becomes the unionid's owner …
-    let info = app.wx_user_info(APP_C, "eve-in-c");
     assert_eq!(
-        app.user_info_ok(&on_c.token, &signed_body(&info)).await,
+        app.share_user_info(&on_c.token, APP_C, "eve-in-c").await,
         UserInfoResponse {
             user_id: on_c.user_id.clone(),
             unionid_linked: true,
@@ -208,9 +201,8 @@ async fn first_provisional_user_to_link_owns_the_unionid(backend: Backend) {
         }
     );
     // … and the second is merged into it.
-    let info = app.wx_user_info(APP_A, "eve-in-a");
     assert_eq!(
-        app.user_info_ok(&on_a.token, &signed_body(&info)).await,
+        app.share_user_info(&on_a.token, APP_A, "eve-in-a").await,
         UserInfoResponse {
             user_id: on_c.user_id.clone(),
             unionid_linked: true,

@@ -68,35 +68,28 @@ async fn a_trusted_proxy_forwards_the_client_and_spoofing_does_not_help(backend:
         "invalid_request",
         "another forwarded client",
     );
-    for _ in 0..2 {
-        attempt(Some("127.0.0.1")).await;
+    // Each client spends its burst, then is limited: (spends it, then asks, why).
+    let clients = [
+        (
+            Some("127.0.0.1"),
+            Some("127.0.0.1"),
+            "a forwarded loopback address is not exempt",
+        ),
+        // IPv6 clients are one client per /64.
+        (
+            Some("2001:db8:7:7::1"),
+            Some("2001:db8:7:7:ffff::2"),
+            "another address of the same IPv6 /64",
+        ),
+        // A request through the proxy without the header is not exempt as loopback either.
+        (None, None, "no header from a trusted proxy"),
+    ];
+    for (spends, then, why) in clients {
+        for _ in 0..2 {
+            attempt(spends).await;
+        }
+        assert_error(&attempt(then).await, 429, "rate_limited", why);
     }
-    assert_error(
-        &attempt(Some("127.0.0.1")).await,
-        429,
-        "rate_limited",
-        "a forwarded loopback address is not exempt",
-    );
-    // IPv6 clients are one client per /64.
-    for _ in 0..2 {
-        attempt(Some("2001:db8:7:7::1")).await;
-    }
-    assert_error(
-        &attempt(Some("2001:db8:7:7:ffff::2")).await,
-        429,
-        "rate_limited",
-        "another address of the same IPv6 /64",
-    );
-    // A request through the proxy without the header is not exempt as loopback either.
-    for _ in 0..2 {
-        attempt(None).await;
-    }
-    assert_error(
-        &attempt(None).await,
-        429,
-        "rate_limited",
-        "no header from a trusted proxy",
-    );
 }
 
 /// nginx's `$proxy_add_x_forwarded_for` appends the real address to whatever the client sent,

@@ -154,6 +154,13 @@ pub trait Api: Sync {
         self.get("/v1/me", Some(token))
     }
 
+    /// `GET /v1/me`, which must refuse the token as `invalid_token` (`why`: the case).
+    fn me_refused(&self, token: &str, why: &str) -> impl Future<Output = ()> + Send {
+        async move {
+            crate::answers::assert_error(&self.me(token).await, 401, "invalid_token", why);
+        }
+    }
+
     /// `GET /v1/me`, which must succeed.
     fn me_ok(&self, token: &str) -> impl Future<Output = Me> + Send {
         async move { Me::parse(&self.me(token).await) }

@@ -77,14 +77,18 @@ impl LoadedKey {
         // Typed, so a key the JWKS could not publish is refused here, not left out later.
         let jwk: Jwk =
             serde_json::from_str(&record.public_jwk).map_err(|_| corrupt("public JWK"))?;
-        if (jwk.kty.as_str(), jwk.crv.as_str(), jwk.alg.as_str(), jwk.use_.as_str())
-            != ("EC", "P-256", ALGORITHM, "sig")
+        if (
+            jwk.kty.as_str(),
+            jwk.crv.as_str(),
+            jwk.alg.as_str(),
+            jwk.use_.as_str(),
+        ) != ("EC", "P-256", ALGORITHM, "sig")
             || jwk.kid != record.kid
         {
             return Err(corrupt("public JWK is not this ES256 key"));
         }
-        let decoding = DecodingKey::from_ec_components(&jwk.x, &jwk.y)
-            .map_err(|_| corrupt("public key"))?;
+        let decoding =
+            DecodingKey::from_ec_components(&jwk.x, &jwk.y).map_err(|_| corrupt("public key"))?;
         Ok(Self {
             generation: record.generation,
             kid: record.kid.clone(),

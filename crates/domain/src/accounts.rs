@@ -666,10 +666,7 @@ fn unmerged_user(tx: &mut dyn StoreTx, id: &UserId) -> Result<User, DomainError>
 /// The unmerged user support acts on, and the identity its events name: support's changes
 /// have no app request behind them, so they name the user's first identity (every unmerged
 /// user has one: the last cannot be unlinked).
-fn support_target(
-    tx: &mut dyn StoreTx,
-    id: &UserId,
-) -> Result<(User, AppId, OpenId), DomainError> {
+fn support_target(tx: &mut dyn StoreTx, id: &UserId) -> Result<(User, AppId, OpenId), DomainError> {
     let user = unmerged_user(tx, id)?;
     let (appid, openid) = tx.identities(&user.id)?.into_iter().next().ok_or_else(|| {
         crate::error::StoreError::Corrupt(format!("user {} has no identity", user.id))

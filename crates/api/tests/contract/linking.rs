@@ -137,17 +137,25 @@ async fn provisional_user_merges_into_the_unionid_owner(backend: Backend) {
 
     // A's user data names the unionid: P is merged into O.
     assert_eq!(
-        app.share_user_info(&provisional.token, APP_A, "dan-in-a").await,
+        app.share_user_info(&provisional.token, APP_A, "dan-in-a")
+            .await,
         linked_to(&owner.user_id, true)
     );
 
     // P's token acts as O, with both identities; so does O's.
     let both = identities(&[(APP_A, "dan-in-a"), (APP_B, "dan-in-b")]);
-    assert_act_as(&app, [&provisional.token, &owner.token], &owner.user_id, &both).await;
+    assert_act_as(
+        &app,
+        [&provisional.token, &owner.token],
+        &owner.user_id,
+        &both,
+    )
+    .await;
 
     // Submitting data again through P's token is no second merge.
     assert_eq!(
-        app.share_user_info(&provisional.token, APP_A, "dan-in-a").await,
+        app.share_user_info(&provisional.token, APP_A, "dan-in-a")
+            .await,
         linked_to(&owner.user_id, false)
     );
 

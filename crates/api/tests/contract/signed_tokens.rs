@@ -257,7 +257,8 @@ async fn an_access_token_expires_and_refreshes_renew_it_until_the_session_ends(b
     app.advance_clock(minutes(10));
     assert_eq!(app.me_ok(&login.token).await.user_id, login.user_id);
     app.advance_clock(minutes(5));
-    app.me_refused(&login.token, "an expired access token").await;
+    app.me_refused(&login.token, "an expired access token")
+        .await;
     assert_eq!(
         introspect(&app, &login.token).await,
         json!({"active": false})
@@ -273,7 +274,8 @@ async fn an_access_token_expires_and_refreshes_renew_it_until_the_session_ends(b
     assert_eq!(app.me_ok(&last).await.user_id, login.user_id);
     // … and after it, neither the access token (whose own `exp` is still ahead) nor a refresh.
     app.advance_clock(minutes(5));
-    app.me_refused(&last, "the access token of an ended session").await;
+    app.me_refused(&last, "the access token of an ended session")
+        .await;
     assert_error(
         &refresh(&app, &after_end).await,
         401,

@@ -346,10 +346,7 @@ mod against_the_simulator {
             .oauth2_access_token(OA, &AppSecret::new("wrong"), "whatever")
             .await
             .expect_err("bad secret");
-        assert!(
-            matches!(error, Error::InvalidCredential { errcode: 40125, .. }),
-            "{error:?}"
-        );
+        assert_bad_secret(&error);
     }
 
     #[tokio::test]

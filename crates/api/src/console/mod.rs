@@ -1371,6 +1371,30 @@ fn repaired<T>(
     }
 }
 
+/// A repair that needs nothing but its user: checked, logged (`what`), done, and back on the
+/// user's page saying it is `done`.
+async fn repair_user<T, F, Fut>(
+    state: &ConsoleState,
+    signed: &Signed,
+    csrf: &str,
+    id: &str,
+    what: &str,
+    done: &str,
+    act: F,
+) -> Response
+where
+    F: FnOnce(UserId, ActorName) -> Fut,
+    Fut: std::future::Future<Output = Result<T, DomainError>>,
+{
+    let id = match repair_subject(state, signed, csrf, id) {
+        Ok(id) => id,
+        Err(refused) => return *refused,
+    };
+    tracing::info!(operator = %signed.operator.name, user = %id, "console: {what}");
+    let outcome = act(id.clone(), signed.actor()).await;
+    repaired(state, signed, outcome, &id, done)
+}
+
 /// A repair's confirmation page needs `support:write`, a valid user id and the user.
 async fn repair_target(
     state: &ConsoleState,
@@ -1496,16 +1520,17 @@ async fn revoke_sessions(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
-    let id = match repair_subject(&state, &signed, &form.csrf, &id) {
-        Ok(id) => id,
-        Err(refused) => return *refused,
-    };
-    tracing::info!(operator = %signed.operator.name, user = %id, "console: revoke sessions");
-    let outcome = state
-        .accounts
-        .revoke_sessions(id.clone(), signed.actor())
-        .await;
-    repaired(&state, &signed, outcome, &id, "revoked")
+    let accounts = &state.accounts;
+    repair_user(
+        &state,
+        &signed,
+        &form.csrf,
+        &id,
+        "revoke sessions",
+        "revoked",
+        |id, actor| accounts.revoke_sessions(id, actor),
+    )
+    .await
 }
 
 async fn cancel_page(
@@ -1550,13 +1575,17 @@ async fn cancel_account(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
-    let id = match repair_subject(&state, &signed, &form.csrf, &id) {
-        Ok(id) => id,
-        Err(refused) => return *refused,
-    };
-    tracing::info!(operator = %signed.operator.name, user = %id, "console: cancel account");
-    let outcome = state.accounts.delete_user(id.clone(), signed.actor()).await;
-    repaired(&state, &signed, outcome, &id, "cancelled")
+    let accounts = &state.accounts;
+    repair_user(
+        &state,
+        &signed,
+        &form.csrf,
+        &id,
+        "cancel account",
+        "cancelled",
+        |id, actor| accounts.delete_user(id, actor),
+    )
+    .await
 }
 
 /// The identities a split moves and the user it restores (`None`: a new user).

@@ -230,7 +230,7 @@ impl Store {
                 )
                 .order(events::id.desc())
                 .limit(i64::from(limit))
-                .select(crate::cluster::feed::event_columns(events::id))
+                .select(crate::cluster::feed::event_columns!(events::id))
                 .load::<crate::cluster::feed::EventRow>(tx.conn);
             tx.db(rows)?
                 .into_iter()

@@ -16,14 +16,7 @@ on_both_backends!(
 );
 
 async fn unionid_at_login_links_two_apps(backend: Backend) {
-    let app = TestApp::spawn(
-        backend,
-        Options::default().apps(&[
-            (APP_B, UnionidPolicy::Always),
-            (APP_C, UnionidPolicy::Always),
-        ]),
-    )
-    .await;
+    let app = bound_b_and_c(backend).await;
 
     let on_b = app.login(APP_B, "alice-in-b", Some("alice-union")).await;
     assert!(on_b.unionid_linked, "{on_b:?}");
@@ -199,14 +192,7 @@ async fn first_provisional_user_to_link_owns_the_unionid(backend: Backend) {
 /// Rule 1 with rule 3: a known identity whose user is provisional logs in, and this time
 /// WeChat tells a unionid that another user owns.
 async fn login_that_tells_the_unionid_merges_a_provisional_identity(backend: Backend) {
-    let app = TestApp::spawn(
-        backend,
-        Options::default().apps(&[
-            (APP_B, UnionidPolicy::Always),
-            (APP_C, UnionidPolicy::Always),
-        ]),
-    )
-    .await;
+    let app = bound_b_and_c(backend).await;
     // The WeChat user has no unionid yet: a provisional user on bound app B.
     let provisional = app.login(APP_B, "ray-in-b", None).await;
     assert!(provisional.needs_user_info);
@@ -253,4 +239,16 @@ async fn assert_act_as(
         assert!(me.unionid_linked, "{token}");
         assert_eq!(me.identities, identities, "{token}");
     }
+}
+
+/// wxlink with two bound apps, B and C.
+async fn bound_b_and_c(backend: Backend) -> TestApp {
+    TestApp::spawn(
+        backend,
+        Options::default().apps(&[
+            (APP_B, UnionidPolicy::Always),
+            (APP_C, UnionidPolicy::Always),
+        ]),
+    )
+    .await
 }

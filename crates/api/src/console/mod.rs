@@ -1331,6 +1331,29 @@ struct Confirmation<'a> {
     fields: Vec<(&'static str, String)>,
 }
 
+/// The confirmation page of a repair that posts nothing but the form's CSRF token, to
+/// `/users/{id}/{path}`; `heading` is the i18n key.
+fn confirm_user_repair(
+    state: &ConsoleState,
+    signed: &Signed,
+    id: &UserId,
+    heading: &str,
+    path: &str,
+    lines: Vec<String>,
+) -> Response {
+    confirm_page(
+        state,
+        signed,
+        Confirmation {
+            heading: signed.lang.t(heading),
+            user: id,
+            lines,
+            action: format!("/users/{id}/{path}"),
+            fields: Vec::new(),
+        },
+    )
+}
+
 fn confirm_page(state: &ConsoleState, signed: &Signed, page: Confirmation<'_>) -> Response {
     render(
         state,
@@ -1501,17 +1524,7 @@ async fn revoke_page(
             "{sessions} live sessions of user {id} (and of the users merged into it) are revoked"
         )]
     };
-    confirm_page(
-        &state,
-        &signed,
-        Confirmation {
-            heading: signed.lang.t("revoke"),
-            user: &id,
-            lines,
-            action: format!("/users/{id}/revoke-sessions"),
-            fields: Vec::new(),
-        },
-    )
+    confirm_user_repair(&state, &signed, &id, "revoke", "revoke-sessions", lines)
 }
 
 async fn revoke_sessions(
@@ -1556,17 +1569,7 @@ async fn cancel_page(
                 .to_owned(),
         ]
     };
-    confirm_page(
-        &state,
-        &signed,
-        Confirmation {
-            heading: signed.lang.t("cancel"),
-            user: &id,
-            lines,
-            action: format!("/users/{id}/cancel"),
-            fields: Vec::new(),
-        },
-    )
+    confirm_user_repair(&state, &signed, &id, "cancel", "cancel", lines)
 }
 
 async fn cancel_account(

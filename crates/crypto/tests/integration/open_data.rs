@@ -104,7 +104,7 @@ fn official_plaintext() -> Vec<u8> {
         official::IV,
         official::ENCRYPTED_DATA,
     )
-    .unwrap()
+    .expect("the official vector decrypts")
 }
 
 #[test]

@@ -87,6 +87,19 @@ fn no_such_user(tx: &mut MockStoreTx, id: &str) {
     tx.expect_user().with(eq(uid(id))).returning(|_| Ok(None));
 }
 
+/// Support's refusals of the user it names, expecting no write: an unknown user (`u-x`),
+/// and one merged into another (`u-p` into `u-o`).
+fn unknown_and_merged() -> [(MockStoreTx, UserId, DomainError); 2] {
+    let mut unknown = MockStoreTx::new();
+    no_such_user(&mut unknown, "u-x");
+    let mut merged = MockStoreTx::new();
+    expect_user(&mut merged, user("u-p", None, Some("u-o")));
+    [
+        (unknown, uid("u-x"), DomainError::UserNotFound),
+        (merged, uid("u-p"), DomainError::UserMerged(uid("u-o"))),
+    ]
+}
+
 // ---- cancellation ----
 
 #[tokio::test]
@@ -167,21 +180,10 @@ async fn cancelling_with_a_dead_token_writes_nothing() {
 
 #[tokio::test]
 async fn support_deletes_only_existing_unmerged_users() {
-    let mut tx = MockStoreTx::new();
-    no_such_user(&mut tx, "u-x");
-    let err = accounts(tx)
-        .delete_user(uid("u-x"), agent())
-        .await
-        .unwrap_err();
-    assert_eq!(err, DomainError::UserNotFound);
-
-    let mut tx = MockStoreTx::new();
-    expect_user(&mut tx, user("u-p", None, Some("u-o")));
-    let err = accounts(tx)
-        .delete_user(uid("u-p"), agent())
-        .await
-        .unwrap_err();
-    assert_eq!(err, DomainError::UserMerged(uid("u-o")));
+    for (tx, id, refused) in unknown_and_merged() {
+        let err = accounts(tx).delete_user(id, agent()).await.unwrap_err();
+        assert_eq!(err, refused);
+    }
 
     let mut tx = MockStoreTx::new();
     expect_user(&mut tx, user("u-o", None, None));
@@ -229,18 +231,12 @@ async fn revoking_sessions_counts_them_in_the_event() {
 
 #[tokio::test]
 async fn revoking_sessions_of_unknown_or_merged_users_writes_nothing() {
-    let mut tx = MockStoreTx::new();
-    no_such_user(&mut tx, "u-x");
-    assert_eq!(
-        accounts(tx).revoke_sessions(uid("u-x"), agent()).await,
-        Err(DomainError::UserNotFound)
-    );
-    let mut tx = MockStoreTx::new();
-    expect_user(&mut tx, user("u-p", None, Some("u-o")));
-    assert_eq!(
-        accounts(tx).revoke_sessions(uid("u-p"), agent()).await,
-        Err(DomainError::UserMerged(uid("u-o")))
-    );
+    for (tx, id, refused) in unknown_and_merged() {
+        assert_eq!(
+            accounts(tx).revoke_sessions(id, agent()).await,
+            Err(refused)
+        );
+    }
 }
 
 // ---- unlink ----

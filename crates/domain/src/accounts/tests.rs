@@ -331,14 +331,14 @@ async fn unlinking_a_foreign_or_the_last_identity_writes_nothing() {
             .await,
         Err(DomainError::LastIdentity)
     );
-    let mut tx = MockStoreTx::new();
-    no_such_user(&mut tx, "u-x");
-    assert_eq!(
-        accounts(tx)
-            .unlink_identity(uid("u-x"), app(), oid("o1"), agent())
-            .await,
-        Err(DomainError::UserNotFound)
-    );
+    for (tx, id, refused) in unknown_and_merged() {
+        assert_eq!(
+            accounts(tx)
+                .unlink_identity(id, app(), oid("o1"), agent())
+                .await,
+            Err(refused)
+        );
+    }
 }
 
 // ---- merge ----

@@ -87,6 +87,12 @@ fn no_such_user(tx: &mut MockStoreTx, id: &str) {
     tx.expect_user().with(eq(uid(id))).returning(|_| Ok(None));
 }
 
+/// A split records the identity leaving `u-src` and joining `to`, naming support.
+fn expect_identity_moved(tx: &mut MockStoreTx, to: &str) {
+    expect_detailed_event(tx, EventKind::IdentityUnlinked, "u-src", None, support());
+    expect_detailed_event(tx, EventKind::IdentityLinked, to, None, support());
+}
+
 /// Support's refusals of the user it names, expecting no write: an unknown user (`u-x`),
 /// and one merged into another (`u-p` into `u-o`).
 fn unknown_and_merged() -> [(MockStoreTx, UserId, DomainError); 2] {
@@ -549,14 +555,7 @@ async fn a_split_onto_a_new_user_takes_the_sessions_unionid_and_phone_of_its_ide
         .returning(|_| Ok(()));
     expect_detailed_event(&mut tx, EventKind::UserCreated, "u-new", None, support());
     expect_moved(&mut tx, "u-new", 2);
-    expect_detailed_event(
-        &mut tx,
-        EventKind::IdentityUnlinked,
-        "u-src",
-        None,
-        support(),
-    );
-    expect_detailed_event(&mut tx, EventKind::IdentityLinked, "u-new", None, support());
+    expect_identity_moved(&mut tx, "u-new");
     // o2 was the only identity vouching for union-1: it moves, released first.
     expect_vouchers(&mut tx, "u-new", 1);
     expect_vouchers(&mut tx, "u-src", 0);
@@ -624,14 +623,7 @@ async fn a_split_into_a_merged_user_restores_it_and_leaves_what_stays_vouched() 
         .times(1)
         .returning(|_, _, _| Ok(()));
     expect_moved(&mut tx, "u-old", 0);
-    expect_detailed_event(
-        &mut tx,
-        EventKind::IdentityUnlinked,
-        "u-src",
-        None,
-        support(),
-    );
-    expect_detailed_event(&mut tx, EventKind::IdentityLinked, "u-old", None, support());
+    expect_identity_moved(&mut tx, "u-old");
     // o1 vouches for union-1 as well as o2: it stays, and o2 vouches for nothing now.
     expect_vouchers(&mut tx, "u-old", 1);
     expect_vouchers(&mut tx, "u-src", 1);

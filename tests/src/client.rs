@@ -114,6 +114,18 @@ pub trait Api: Sync {
         async move { UserInfoResponse::parse(&self.user_info(token, body).await) }
     }
 
+    /// The mini program sends what `wx.getUserInfo` gives it (signed) for `appid`/`openid`;
+    /// it must succeed.
+    fn share_user_info(
+        &self,
+        token: &str,
+        appid: &str,
+        openid: &str,
+    ) -> impl Future<Output = UserInfoResponse> + Send {
+        let body = crate::user_data::signed_body(&self.wx_user_info(appid, openid));
+        async move { self.user_info_ok(token, &body).await }
+    }
+
     /// What the `getPhoneNumber` button gives the mini program: a single-use phone code.
     fn wx_phone_code(
         &self,
@@ -140,6 +152,13 @@ pub trait Api: Sync {
     /// `GET /v1/me`
     fn me(&self, token: &str) -> impl Future<Output = Reply> + Send {
         self.get("/v1/me", Some(token))
+    }
+
+    /// `GET /v1/me`, which must refuse the token as `invalid_token` (`why`: the case).
+    fn me_refused(&self, token: &str, why: &str) -> impl Future<Output = ()> + Send {
+        async move {
+            crate::answers::assert_error(&self.me(token).await, 401, "invalid_token", why);
+        }
     }
 
     /// `GET /v1/me`, which must succeed.

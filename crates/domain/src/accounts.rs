@@ -100,13 +100,8 @@ impl<Store: IdentityStore> Accounts<Store> {
         let token_hash = presence.token_hash;
         self.store
             .transact(TxMode::Write, move |tx| {
-                let session = linking::live_session(tx, &token_hash, now)?;
-                let user = linking::resolve(tx, &session.user_id)?;
-                let origin = Origin {
-                    appid: &session.appid,
-                    openid: &session.openid,
-                    at: now,
-                };
+                let (session, user) = linking::session_user(tx, &token_hash, now)?;
+                let origin = Origin::of_session(&session, now);
                 cancel(tx, origin, &user, &EventDetail::by(Actor::User))
             })
             .await
@@ -121,13 +116,8 @@ impl<Store: IdentityStore> Accounts<Store> {
         let now = self.clock.now();
         self.store
             .transact(TxMode::Write, move |tx| {
-                let user = unmerged_user(tx, &user)?;
-                let (appid, openid) = first_identity(tx, &user.id)?;
-                let origin = Origin {
-                    appid: &appid,
-                    openid: &openid,
-                    at: now,
-                };
+                let (user, appid, openid) = support_target(tx, &user)?;
+                let origin = Origin::new(&appid, &openid, now);
                 cancel(tx, origin, &user, &EventDetail::support(&actor))
             })
             .await
@@ -142,13 +132,8 @@ impl<Store: IdentityStore> Accounts<Store> {
         let now = self.clock.now();
         self.store
             .transact(TxMode::Write, move |tx| {
-                let user = unmerged_user(tx, &user)?;
-                let (appid, openid) = first_identity(tx, &user.id)?;
-                let origin = Origin {
-                    appid: &appid,
-                    openid: &openid,
-                    at: now,
-                };
+                let (user, appid, openid) = support_target(tx, &user)?;
+                let origin = Origin::new(&appid, &openid, now);
                 let revoked = tx.revoke_user_sessions(&user.id, now)?;
                 let mut event = origin.event(EventKind::SessionsRevoked, &user.id, None);
                 event.detail = Some(EventDetail::support(&actor).sessions(revoked));
@@ -182,11 +167,7 @@ impl<Store: IdentityStore> Accounts<Store> {
                 }
                 let revoked = tx.revoke_identity_sessions(&appid, &openid, now)?;
                 tx.delete_identity(&appid, &openid)?;
-                let origin = Origin {
-                    appid: &appid,
-                    openid: &openid,
-                    at: now,
-                };
+                let origin = Origin::new(&appid, &openid, now);
                 let mut event = origin.event(EventKind::IdentityUnlinked, &user.id, None);
                 event.detail = Some(EventDetail::support(&actor).sessions(revoked));
                 tx.append_event(&event)?;
@@ -210,11 +191,7 @@ impl<Store: IdentityStore> Accounts<Store> {
             .transact(TxMode::Write, move |tx| {
                 let plan = check_merge(tx, &into, &from)?;
                 let (appid, openid) = plan.first_identity;
-                let origin = Origin {
-                    appid: &appid,
-                    openid: &openid,
-                    at: now,
-                };
+                let origin = Origin::new(&appid, &openid, now);
                 // Held before the unionid moves: its writes lock the users too, and in another
                 // order than a racing unionid merge would.
                 let held = linking::hold_pair(tx, &plan.from.id, &plan.into.id)?;
@@ -436,11 +413,7 @@ fn cancel(
 ) -> Result<Cancelled, DomainError> {
     let sessions = tx.revoke_user_sessions(&user.id, origin.at)?;
     for (appid, openid) in tx.identities(&user.id)? {
-        let released = Origin {
-            appid: &appid,
-            openid: &openid,
-            at: origin.at,
-        };
+        let released = Origin::new(&appid, &openid, origin.at);
         let mut event = released.event(EventKind::IdentityUnlinked, &user.id, None);
         event.detail = Some(detail.clone());
         tx.append_event(&event)?;
@@ -490,11 +463,7 @@ fn split(tx: &mut dyn StoreTx, request: SplitRequest<'_>) -> Result<Split, Domai
         .first()
         .cloned()
         .ok_or(DomainError::IdentityNotFound)?;
-    let origin = Origin {
-        appid: &appid,
-        openid: &openid,
-        at,
-    };
+    let origin = Origin::new(&appid, &openid, at);
     // Users before identities, as merges and logins hold them.
     tx.hold_user(&source.id)?;
     let target = match into {
@@ -694,12 +663,15 @@ fn unmerged_user(tx: &mut dyn StoreTx, id: &UserId) -> Result<User, DomainError>
     }
 }
 
-/// Support's changes have no app request behind them; their events name the user's first
-/// identity (every unmerged user has one: the last cannot be unlinked).
-fn first_identity(tx: &mut dyn StoreTx, user: &UserId) -> Result<(AppId, OpenId), DomainError> {
-    tx.identities(user)?.into_iter().next().ok_or_else(|| {
-        crate::error::StoreError::Corrupt(format!("user {user} has no identity")).into()
-    })
+/// The unmerged user support acts on, and the identity its events name: support's changes
+/// have no app request behind them, so they name the user's first identity (every unmerged
+/// user has one: the last cannot be unlinked).
+fn support_target(tx: &mut dyn StoreTx, id: &UserId) -> Result<(User, AppId, OpenId), DomainError> {
+    let user = unmerged_user(tx, id)?;
+    let (appid, openid) = tx.identities(&user.id)?.into_iter().next().ok_or_else(|| {
+        crate::error::StoreError::Corrupt(format!("user {} has no identity", user.id))
+    })?;
+    Ok((user, appid, openid))
 }
 
 #[cfg(test)]

@@ -21,7 +21,16 @@ pub(crate) struct Origin<'a> {
     pub at: UnixTime,
 }
 
-impl Origin<'_> {
+impl<'a> Origin<'a> {
+    pub(crate) fn new(appid: &'a AppId, openid: &'a OpenId, at: UnixTime) -> Self {
+        Self { appid, openid, at }
+    }
+
+    /// A session's changes come from the identity it logged in through.
+    pub(crate) fn of_session(session: &'a Session, at: UnixTime) -> Self {
+        Self::new(&session.appid, &session.openid, at)
+    }
+
     pub(crate) fn event(&self, kind: EventKind, user: &UserId, other: Option<&UserId>) -> Event {
         Event {
             kind,
@@ -44,6 +53,17 @@ pub(crate) fn live_session(
     tx.session(token)?
         .filter(|s| s.is_live(now))
         .ok_or(DomainError::InvalidToken)
+}
+
+/// The live session of a token and the user it acts as now.
+pub(crate) fn session_user(
+    tx: &mut dyn StoreTx,
+    token: &TokenHash,
+    now: UnixTime,
+) -> Result<(Session, User), DomainError> {
+    let session = live_session(tx, token, now)?;
+    let user = resolve(tx, &session.user_id)?;
+    Ok((session, user))
 }
 
 /// The user `id` acts as now: itself, or the owner it was merged into.

@@ -291,13 +291,7 @@ where
         submission: UserInfoSubmission,
     ) -> Result<UserInfoLinked, DomainError> {
         let now = self.clock.now();
-        let token_hash = access::session_hash(&self.signer, token, now)?;
-        let session = self.live_session(token_hash, now).await?;
-
-        // Only mini program logins have a session_key to decrypt with.
-        if !session.has_session_key {
-            return Err(DomainError::UnsupportedForApp);
-        }
+        let (token_hash, session) = self.mini_program_session(token, now).await?;
         self.reserve_decrypt_attempt(&session, now).await?;
         let (key, code_unionid) = match &submission.code {
             Some(code) => {
@@ -342,13 +336,8 @@ where
         let linked = self
             .store
             .transact(TxMode::Write, move |tx| {
-                let session = linking::live_session(tx, &token_hash, now)?;
-                let user = linking::resolve(tx, &session.user_id)?;
-                let origin = Origin {
-                    appid: &session.appid,
-                    openid: &session.openid,
-                    at: now,
-                };
+                let (session, user) = linking::session_user(tx, &token_hash, now)?;
+                let origin = Origin::of_session(&session, now);
                 let (user, merged) = match &unionid {
                     Some(unionid) => {
                         let learned = linking::learn_unionid(tx, origin, user, unionid)?;
@@ -444,11 +433,7 @@ where
         code: JsCode,
     ) -> Result<PhoneNumber, DomainError> {
         let now = self.clock.now();
-        let token_hash = access::session_hash(&self.signer, token, now)?;
-        let session = self.live_session(token_hash, now).await?;
-        if !session.has_session_key {
-            return Err(DomainError::UnsupportedForApp);
-        }
+        let (token_hash, session) = self.mini_program_session(token, now).await?;
         let phone = self
             .wechat
             .phone_number(&session.appid, &session.openid, &code)
@@ -456,8 +441,7 @@ where
         let stored = phone.clone();
         self.store
             .transact(TxMode::Write, move |tx| {
-                let session = linking::live_session(tx, &token_hash, now)?;
-                let user = linking::resolve(tx, &session.user_id)?;
+                let (session, user) = linking::session_user(tx, &token_hash, now)?;
                 tx.set_phone_number(&user.id, &stored, &session.appid, &session.openid, now)?;
                 Ok(())
             })
@@ -493,8 +477,7 @@ where
         let token_hash = access::session_hash(&self.signer, token, now)?;
         self.store
             .transact(TxMode::Read, move |tx| {
-                let session = linking::live_session(tx, &token_hash, now)?;
-                let user = linking::resolve(tx, &session.user_id)?;
+                let (_, user) = linking::session_user(tx, &token_hash, now)?;
                 let identities = tx.identities(&user.id)?;
                 Ok(CurrentUser {
                     unionid_linked: user.unionid.is_some(),
@@ -529,6 +512,21 @@ where
             .await
     }
 
+    /// The live session of a token that logged in to a mini program: only those have a
+    /// session_key, to decrypt with or to ask WeChat with.
+    async fn mini_program_session(
+        &self,
+        token: &SessionToken,
+        now: UnixTime,
+    ) -> Result<(TokenHash, Session), DomainError> {
+        let token_hash = access::session_hash(&self.signer, token, now)?;
+        let session = self.live_session(token_hash, now).await?;
+        if !session.has_session_key {
+            return Err(DomainError::UnsupportedForApp);
+        }
+        Ok((token_hash, session))
+    }
+
     async fn live_session(
         &self,
         token_hash: TokenHash,
@@ -548,11 +546,7 @@ fn login_transaction(
     tx: &mut dyn StoreTx,
     request: &LoginRequest,
 ) -> Result<LoginRecord, DomainError> {
-    let origin = Origin {
-        appid: &request.appid,
-        openid: &request.openid,
-        at: request.at,
-    };
+    let origin = Origin::new(&request.appid, &request.openid, request.at);
     // The rules hold the user and the identity the session goes to (users, then identities,
     // the order of merges and splits) until the session is in.
     let (user, outcome) =

@@ -495,24 +495,23 @@ fn load_seed(
             })
             .collect();
         let first = &batch[0].id;
-        // Multi-row inserts are per backend in diesel (the one connection type has none).
+        // Multi-row inserts are per backend in diesel (the one connection type has none): the
+        // same statements, typed once for each backend's connection.
+        macro_rules! insert_batch {
+            ($c:expr) => {
+                diesel::insert_into(users::table)
+                    .values(&user_rows)
+                    .execute($c)
+                    .and_then(|_| {
+                        diesel::insert_into(identities::table)
+                            .values(&identity_rows)
+                            .execute($c)
+                    })
+            };
+        }
         let inserted = match &mut *conn {
-            DbConnection::Sqlite(c) => diesel::insert_into(users::table)
-                .values(&user_rows)
-                .execute(c)
-                .and_then(|_| {
-                    diesel::insert_into(identities::table)
-                        .values(&identity_rows)
-                        .execute(c)
-                }),
-            DbConnection::Pg(c) => diesel::insert_into(users::table)
-                .values(&user_rows)
-                .execute(c)
-                .and_then(|_| {
-                    diesel::insert_into(identities::table)
-                        .values(&identity_rows)
-                        .execute(c)
-                }),
+            DbConnection::Sqlite(c) => insert_batch!(c),
+            DbConnection::Pg(c) => insert_batch!(c),
         };
         inserted.map_err(|e| format!("seeding users from {first}: {e}"))?;
     }

@@ -1331,6 +1331,29 @@ struct Confirmation<'a> {
     fields: Vec<(&'static str, String)>,
 }
 
+/// The confirmation page of a repair that posts nothing but the form's CSRF token, to
+/// `/users/{id}/{path}`; `heading` is the i18n key.
+fn confirm_user_repair(
+    state: &ConsoleState,
+    signed: &Signed,
+    id: &UserId,
+    heading: &str,
+    path: &str,
+    lines: Vec<String>,
+) -> Response {
+    confirm_page(
+        state,
+        signed,
+        Confirmation {
+            heading: signed.lang.t(heading),
+            user: id,
+            lines,
+            action: format!("/users/{id}/{path}"),
+            fields: Vec::new(),
+        },
+    )
+}
+
 fn confirm_page(state: &ConsoleState, signed: &Signed, page: Confirmation<'_>) -> Response {
     render(
         state,
@@ -1344,6 +1367,55 @@ fn confirm_page(state: &ConsoleState, signed: &Signed, page: Confirmation<'_>) -
             fields => page.fields.into_iter().map(|(name, value)| context! { name => name, value => value }).collect::<Vec<_>>(), ..base(signed.lang, Some(signed))
         },
     )
+}
+
+/// A repair's post needs `support:write`, the console's own form and a valid user id.
+fn repair_subject(
+    state: &ConsoleState,
+    signed: &Signed,
+    csrf: &str,
+    id: &str,
+) -> Result<UserId, Refusal> {
+    signed.may_repair(state, csrf)?;
+    parse_user(state, signed, id)
+}
+
+/// A repair ends on the user's page saying what was `done`, or on the domain's refusal.
+fn repaired<T>(
+    state: &ConsoleState,
+    signed: &Signed,
+    outcome: Result<T, DomainError>,
+    id: &UserId,
+    done: &str,
+) -> Response {
+    match outcome {
+        Ok(_) => Redirect::to(&format!("/users/{id}?done={done}")).into_response(),
+        Err(e) => refused(state, signed, e),
+    }
+}
+
+/// A repair that needs nothing but its user: checked, logged (`what`), done, and back on the
+/// user's page saying it is `done`.
+async fn repair_user<T, F, Fut>(
+    state: &ConsoleState,
+    signed: &Signed,
+    csrf: &str,
+    id: &str,
+    what: &str,
+    done: &str,
+    act: F,
+) -> Response
+where
+    F: FnOnce(UserId, ActorName) -> Fut,
+    Fut: std::future::Future<Output = Result<T, DomainError>>,
+{
+    let id = match repair_subject(state, signed, csrf, id) {
+        Ok(id) => id,
+        Err(refused) => return *refused,
+    };
+    tracing::info!(operator = %signed.operator.name, user = %id, "console: {what}");
+    let outcome = act(id.clone(), signed.actor()).await;
+    repaired(state, signed, outcome, &id, done)
 }
 
 /// A repair's confirmation page needs `support:write`, a valid user id and the user.
@@ -1419,23 +1491,18 @@ async fn unlink(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<IdentityForm>,
 ) -> Response {
-    let checked = signed
-        .may_repair(&state, &form.csrf)
-        .and_then(|()| parse_user(&state, &signed, &id))
+    let checked = repair_subject(&state, &signed, &form.csrf, &id)
         .and_then(|id| parse_identity(&state, &signed, &form.appid, &form.openid).map(|i| (id, i)));
     let (id, (appid, openid)) = match checked {
         Ok(checked) => checked,
         Err(refused) => return *refused,
     };
     tracing::info!(operator = %signed.operator.name, user = %id, %appid, "console: unlink");
-    match state
+    let outcome = state
         .accounts
         .unlink_identity(id.clone(), appid, openid, signed.actor())
-        .await
-    {
-        Ok(()) => Redirect::to(&format!("/users/{id}?done=unlinked")).into_response(),
-        Err(e) => refused(&state, &signed, e),
-    }
+        .await;
+    repaired(&state, &signed, outcome, &id, "unlinked")
 }
 
 async fn revoke_page(
@@ -1457,17 +1524,7 @@ async fn revoke_page(
             "{sessions} live sessions of user {id} (and of the users merged into it) are revoked"
         )]
     };
-    confirm_page(
-        &state,
-        &signed,
-        Confirmation {
-            heading: signed.lang.t("revoke"),
-            user: &id,
-            lines,
-            action: format!("/users/{id}/revoke-sessions"),
-            fields: Vec::new(),
-        },
-    )
+    confirm_user_repair(&state, &signed, &id, "revoke", "revoke-sessions", lines)
 }
 
 async fn revoke_sessions(
@@ -1476,22 +1533,17 @@ async fn revoke_sessions(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
-    let checked = signed
-        .may_repair(&state, &form.csrf)
-        .and_then(|()| parse_user(&state, &signed, &id));
-    let id = match checked {
-        Ok(id) => id,
-        Err(refused) => return *refused,
-    };
-    tracing::info!(operator = %signed.operator.name, user = %id, "console: revoke sessions");
-    match state
-        .accounts
-        .revoke_sessions(id.clone(), signed.actor())
-        .await
-    {
-        Ok(_) => Redirect::to(&format!("/users/{id}?done=revoked")).into_response(),
-        Err(e) => refused(&state, &signed, e),
-    }
+    let accounts = &state.accounts;
+    repair_user(
+        &state,
+        &signed,
+        &form.csrf,
+        &id,
+        "revoke sessions",
+        "revoked",
+        |id, actor| accounts.revoke_sessions(id, actor),
+    )
+    .await
 }
 
 async fn cancel_page(
@@ -1517,17 +1569,7 @@ async fn cancel_page(
                 .to_owned(),
         ]
     };
-    confirm_page(
-        &state,
-        &signed,
-        Confirmation {
-            heading: signed.lang.t("cancel"),
-            user: &id,
-            lines,
-            action: format!("/users/{id}/cancel"),
-            fields: Vec::new(),
-        },
-    )
+    confirm_user_repair(&state, &signed, &id, "cancel", "cancel", lines)
 }
 
 async fn cancel_account(
@@ -1536,18 +1578,17 @@ async fn cancel_account(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
-    let checked = signed
-        .may_repair(&state, &form.csrf)
-        .and_then(|()| parse_user(&state, &signed, &id));
-    let id = match checked {
-        Ok(id) => id,
-        Err(refused) => return *refused,
-    };
-    tracing::info!(operator = %signed.operator.name, user = %id, "console: cancel account");
-    match state.accounts.delete_user(id.clone(), signed.actor()).await {
-        Ok(_) => Redirect::to(&format!("/users/{id}?done=cancelled")).into_response(),
-        Err(e) => refused(&state, &signed, e),
-    }
+    let accounts = &state.accounts;
+    repair_user(
+        &state,
+        &signed,
+        &form.csrf,
+        &id,
+        "cancel account",
+        "cancelled",
+        |id, actor| accounts.delete_user(id, actor),
+    )
+    .await
 }
 
 /// The identities a split moves and the user it restores (`None`: a new user).
@@ -1721,9 +1762,7 @@ async fn split(
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Response {
     let form = SplitForm::of(pairs);
-    let checked = signed
-        .may_repair(&state, &form.csrf)
-        .and_then(|()| parse_user(&state, &signed, &id))
+    let checked = repair_subject(&state, &signed, &form.csrf, &id)
         .and_then(|id| form.parse(&state, &signed).map(|parsed| (id, parsed)));
     let (id, (identities, into)) = match checked {
         Ok(checked) => checked,

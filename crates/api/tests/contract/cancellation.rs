@@ -149,12 +149,7 @@ async fn an_oauth_login_is_cancelled_only_with_a_fresh_oauth_code_of_its_user(ba
         .cancel_with(&login.token, Some(&json!({ "code": authorise("oa-kim") })))
         .await;
     assert_eq!(reply.status, 204, "{}", reply.body);
-    assert_error(
-        &app.me(&login.token).await,
-        401,
-        "invalid_token",
-        "after cancelling",
-    );
+    app.me_refused(&login.token, "after cancelling").await;
 }
 
 /// The exchange is a call to WeChat made for a client: it counts against the app's limit, and

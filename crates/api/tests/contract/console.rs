@@ -710,17 +710,13 @@ async fn duplicates_by_phone_merge_with_a_preview_through_the_support_use_case(b
             .shows("merged into")
     );
 
-    let merged = browser
-        .post(
-            "/merge",
-            &[
-                ("csrf", &csrf),
-                ("into", &linked),
-                ("from", &provisional),
-                ("confirm", &linked),
-            ],
-        )
-        .await;
+    let merge_form = [
+        ("csrf", csrf.as_str()),
+        ("into", &linked),
+        ("from", &provisional),
+        ("confirm", &linked),
+    ];
+    let merged = browser.post("/merge", &merge_form).await;
     assert_eq!(
         (merged.status, merged.location()),
         (303, format!("/users/{linked}?done=merged").as_str()),
@@ -744,17 +740,7 @@ async fn duplicates_by_phone_merge_with_a_preview_through_the_support_use_case(b
         "no longer a duplicate"
     );
     // The same refusal as the internal API for a second merge.
-    let again = browser
-        .post(
-            "/merge",
-            &[
-                ("csrf", &csrf),
-                ("into", &linked),
-                ("from", &provisional),
-                ("confirm", &linked),
-            ],
-        )
-        .await;
+    let again = browser.post("/merge", &merge_form).await;
     assert_eq!(again.status, 409, "{}", again.body);
     assert!(again.shows("user_merged"), "{}", again.body);
 

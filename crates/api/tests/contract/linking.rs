@@ -16,14 +16,7 @@ on_both_backends!(
 );
 
 async fn unionid_at_login_links_two_apps(backend: Backend) {
-    let app = TestApp::spawn(
-        backend,
-        Options::default().apps(&[
-            (APP_B, UnionidPolicy::Always),
-            (APP_C, UnionidPolicy::Always),
-        ]),
-    )
-    .await;
+    let app = bound_b_and_c(backend).await;
 
     let on_b = app.login(APP_B, "alice-in-b", Some("alice-union")).await;
     assert!(on_b.unionid_linked, "{on_b:?}");
@@ -96,14 +89,9 @@ async fn user_info_links_a_provisional_user(backend: Backend) {
     );
 
     // wx.getUserInfo's data carries the unionId: the provisional user becomes its owner.
-    let info = app.wx_user_info(APP_A, "carol-in-a");
-    let linked = UserInfoResponse {
-        user_id: login.user_id.clone(),
-        unionid_linked: true,
-        merged: false,
-    };
+    let linked = linked_to(&login.user_id, false);
     assert_eq!(
-        app.user_info_ok(&login.token, &signed_body(&info)).await,
+        app.share_user_info(&login.token, APP_A, "carol-in-a").await,
         linked
     );
     let me = app.me_ok(&login.token).await;
@@ -112,9 +100,8 @@ async fn user_info_links_a_provisional_user(backend: Backend) {
     assert_eq!(me.identities, identities(&[(APP_A, "carol-in-a")]));
 
     // Sending it again changes nothing.
-    let info = app.wx_user_info(APP_A, "carol-in-a");
     assert_eq!(
-        app.user_info_ok(&login.token, &signed_body(&info)).await,
+        app.share_user_info(&login.token, APP_A, "carol-in-a").await,
         linked
     );
 
@@ -142,36 +129,27 @@ async fn provisional_user_merges_into_the_unionid_owner(backend: Backend) {
     assert_ne!(provisional.user_id, owner.user_id);
 
     // A's user data names the unionid: P is merged into O.
-    let info = app.wx_user_info(APP_A, "dan-in-a");
     assert_eq!(
-        app.user_info_ok(&provisional.token, &signed_body(&info))
+        app.share_user_info(&provisional.token, APP_A, "dan-in-a")
             .await,
-        UserInfoResponse {
-            user_id: owner.user_id.clone(),
-            unionid_linked: true,
-            merged: true
-        }
+        linked_to(&owner.user_id, true)
     );
 
     // P's token acts as O, with both identities; so does O's.
     let both = identities(&[(APP_A, "dan-in-a"), (APP_B, "dan-in-b")]);
-    for token in [&provisional.token, &owner.token] {
-        let me = app.me_ok(token).await;
-        assert_eq!(me.user_id, owner.user_id);
-        assert!(me.unionid_linked);
-        assert_eq!(me.identities, both);
-    }
+    assert_act_as(
+        &app,
+        [&provisional.token, &owner.token],
+        &owner.user_id,
+        &both,
+    )
+    .await;
 
     // Submitting data again through P's token is no second merge.
-    let info = app.wx_user_info(APP_A, "dan-in-a");
     assert_eq!(
-        app.user_info_ok(&provisional.token, &signed_body(&info))
+        app.share_user_info(&provisional.token, APP_A, "dan-in-a")
             .await,
-        UserInfoResponse {
-            user_id: owner.user_id.clone(),
-            unionid_linked: true,
-            merged: false
-        }
+        linked_to(&owner.user_id, false)
     );
 
     // A later login on A lands on O.
@@ -198,44 +176,23 @@ async fn first_provisional_user_to_link_owns_the_unionid(backend: Backend) {
     assert_ne!(on_a.user_id, on_c.user_id);
 
     // The first to send user data becomes the unionid's owner …
-    let info = app.wx_user_info(APP_C, "eve-in-c");
     assert_eq!(
-        app.user_info_ok(&on_c.token, &signed_body(&info)).await,
-        UserInfoResponse {
-            user_id: on_c.user_id.clone(),
-            unionid_linked: true,
-            merged: false
-        }
+        app.share_user_info(&on_c.token, APP_C, "eve-in-c").await,
+        linked_to(&on_c.user_id, false)
     );
     // … and the second is merged into it.
-    let info = app.wx_user_info(APP_A, "eve-in-a");
     assert_eq!(
-        app.user_info_ok(&on_a.token, &signed_body(&info)).await,
-        UserInfoResponse {
-            user_id: on_c.user_id.clone(),
-            unionid_linked: true,
-            merged: true
-        }
+        app.share_user_info(&on_a.token, APP_A, "eve-in-a").await,
+        linked_to(&on_c.user_id, true)
     );
     let both = identities(&[(APP_A, "eve-in-a"), (APP_C, "eve-in-c")]);
-    for token in [&on_a.token, &on_c.token] {
-        let me = app.me_ok(token).await;
-        assert_eq!(me.user_id, on_c.user_id);
-        assert_eq!(me.identities, both);
-    }
+    assert_act_as(&app, [&on_a.token, &on_c.token], &on_c.user_id, &both).await;
 }
 
 /// Rule 1 with rule 3: a known identity whose user is provisional logs in, and this time
 /// WeChat tells a unionid that another user owns.
 async fn login_that_tells_the_unionid_merges_a_provisional_identity(backend: Backend) {
-    let app = TestApp::spawn(
-        backend,
-        Options::default().apps(&[
-            (APP_B, UnionidPolicy::Always),
-            (APP_C, UnionidPolicy::Always),
-        ]),
-    )
-    .await;
+    let app = bound_b_and_c(backend).await;
     // The WeChat user has no unionid yet: a provisional user on bound app B.
     let provisional = app.login(APP_B, "ray-in-b", None).await;
     assert!(provisional.needs_user_info);
@@ -257,4 +214,41 @@ async fn login_that_tells_the_unionid_merges_a_provisional_identity(backend: Bac
         assert_eq!(me.user_id, owner.user_id);
         assert_eq!(me.identities, both);
     }
+}
+
+/// What sending user data answers when it linked the unionid to `user` (`merged`: the
+/// session's user was merged into it).
+fn linked_to(user: &str, merged: bool) -> UserInfoResponse {
+    UserInfoResponse {
+        user_id: user.to_owned(),
+        unionid_linked: true,
+        merged,
+    }
+}
+
+/// Each of `tokens` acts as the linked `user`, with `identities`.
+async fn assert_act_as(
+    app: &TestApp,
+    tokens: [&str; 2],
+    user: &str,
+    identities: &[(String, String)],
+) {
+    for token in tokens {
+        let me = app.me_ok(token).await;
+        assert_eq!(me.user_id, user, "{token}");
+        assert!(me.unionid_linked, "{token}");
+        assert_eq!(me.identities, identities, "{token}");
+    }
+}
+
+/// wxlink with two bound apps, B and C.
+async fn bound_b_and_c(backend: Backend) -> TestApp {
+    TestApp::spawn(
+        backend,
+        Options::default().apps(&[
+            (APP_B, UnionidPolicy::Always),
+            (APP_C, UnionidPolicy::Always),
+        ]),
+    )
+    .await
 }

@@ -23,17 +23,22 @@ async fn login_through_the_proxy(app: &TestApp, headers: &[(&str, HeaderValue)])
     .await
 }
 
-/// Behind a trusted loopback proxy the client is the right-most forwarded address: entries the
-/// client adds on the left change nothing, and neither a forwarded loopback address nor a
-/// request without the header is exempt.
-async fn a_trusted_proxy_forwards_the_client_and_spoofing_does_not_help(backend: Backend) {
-    let app = TestApp::spawn(
+/// wxlink behind a trusted loopback proxy, with a burst of 2 per client address.
+async fn behind_a_loopback_proxy(backend: Backend) -> TestApp {
+    TestApp::spawn(
         backend,
         Options::default().extra_toml(
             "[rate_limit]\ntrusted_proxies = [\"127.0.0.1/32\"]\nper_ip_burst = 2\nper_ip_per_minute = 1\n",
         ),
     )
-    .await;
+    .await
+}
+
+/// Behind a trusted loopback proxy the client is the right-most forwarded address: entries the
+/// client adds on the left change nothing, and neither a forwarded loopback address nor a
+/// request without the header is exempt.
+async fn a_trusted_proxy_forwards_the_client_and_spoofing_does_not_help(backend: Backend) {
+    let app = behind_a_loopback_proxy(backend).await;
     let app = &app;
     let attempt = |forwarded: Option<&'static str>| {
         let headers: Vec<(&str, HeaderValue)> = forwarded
@@ -68,35 +73,28 @@ async fn a_trusted_proxy_forwards_the_client_and_spoofing_does_not_help(backend:
         "invalid_request",
         "another forwarded client",
     );
-    for _ in 0..2 {
-        attempt(Some("127.0.0.1")).await;
+    // Each client spends its burst, then is limited: (spends it, then asks, why).
+    let clients = [
+        (
+            Some("127.0.0.1"),
+            Some("127.0.0.1"),
+            "a forwarded loopback address is not exempt",
+        ),
+        // IPv6 clients are one client per /64.
+        (
+            Some("2001:db8:7:7::1"),
+            Some("2001:db8:7:7:ffff::2"),
+            "another address of the same IPv6 /64",
+        ),
+        // A request through the proxy without the header is not exempt as loopback either.
+        (None, None, "no header from a trusted proxy"),
+    ];
+    for (spends, then, why) in clients {
+        for _ in 0..2 {
+            attempt(spends).await;
+        }
+        assert_error(&attempt(then).await, 429, "rate_limited", why);
     }
-    assert_error(
-        &attempt(Some("127.0.0.1")).await,
-        429,
-        "rate_limited",
-        "a forwarded loopback address is not exempt",
-    );
-    // IPv6 clients are one client per /64.
-    for _ in 0..2 {
-        attempt(Some("2001:db8:7:7::1")).await;
-    }
-    assert_error(
-        &attempt(Some("2001:db8:7:7:ffff::2")).await,
-        429,
-        "rate_limited",
-        "another address of the same IPv6 /64",
-    );
-    // A request through the proxy without the header is not exempt as loopback either.
-    for _ in 0..2 {
-        attempt(None).await;
-    }
-    assert_error(
-        &attempt(None).await,
-        429,
-        "rate_limited",
-        "no header from a trusted proxy",
-    );
 }
 
 /// nginx's `$proxy_add_x_forwarded_for` appends the real address to whatever the client sent,
@@ -104,13 +102,7 @@ async fn a_trusted_proxy_forwards_the_client_and_spoofing_does_not_help(backend:
 /// malformed entry where the client should be, or no header, is limited in a bucket of its own
 /// rather than exempt as the loopback proxy.
 async fn a_junk_forwarded_header_does_not_make_a_client_the_exempt_proxy(backend: Backend) {
-    let app = TestApp::spawn(
-        backend,
-        Options::default().extra_toml(
-            "[rate_limit]\ntrusted_proxies = [\"127.0.0.1/32\"]\nper_ip_burst = 2\nper_ip_per_minute = 1\n",
-        ),
-    )
-    .await;
+    let app = behind_a_loopback_proxy(backend).await;
     let app = &app;
     let attempt = |forwarded: &'static [u8]| {
         let xff = HeaderValue::from_bytes(forwarded).expect("a header value");

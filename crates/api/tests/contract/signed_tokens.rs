@@ -144,12 +144,7 @@ async fn a_signed_token_verifies_against_the_jwks_and_works_until_its_session_is
     // Logging out revokes the session: wxlink refuses the token at once, introspection says
     // so, and the refresh token is dead; an offline verifier still accepts it until `exp`.
     assert_eq!(app.logout(&login.token).await.status, 204);
-    assert_error(
-        &app.me(&login.token).await,
-        401,
-        "invalid_token",
-        "revoked session's JWT",
-    );
+    app.me_refused(&login.token, "revoked session's JWT").await;
     assert_eq!(
         introspect(&app, &login.token).await,
         json!({"active": false})
@@ -262,12 +257,8 @@ async fn an_access_token_expires_and_refreshes_renew_it_until_the_session_ends(b
     app.advance_clock(minutes(10));
     assert_eq!(app.me_ok(&login.token).await.user_id, login.user_id);
     app.advance_clock(minutes(5));
-    assert_error(
-        &app.me(&login.token).await,
-        401,
-        "invalid_token",
-        "an expired access token",
-    );
+    app.me_refused(&login.token, "an expired access token")
+        .await;
     assert_eq!(
         introspect(&app, &login.token).await,
         json!({"active": false})
@@ -283,12 +274,8 @@ async fn an_access_token_expires_and_refreshes_renew_it_until_the_session_ends(b
     assert_eq!(app.me_ok(&last).await.user_id, login.user_id);
     // … and after it, neither the access token (whose own `exp` is still ahead) nor a refresh.
     app.advance_clock(minutes(5));
-    assert_error(
-        &app.me(&last).await,
-        401,
-        "invalid_token",
-        "the access token of an ended session",
-    );
+    app.me_refused(&last, "the access token of an ended session")
+        .await;
     assert_error(
         &refresh(&app, &after_end).await,
         401,

@@ -75,8 +75,35 @@ fn expect_live_sessions(tx: &mut MockStoreTx, user: &str, n: u64) {
         .returning(move |_, _| Ok(n));
 }
 
+/// The merges' two users: `u-into` without a unionid, `u-from` with `union-1` and `o2` of
+/// the other app.
+fn expect_merge_pair(tx: &mut MockStoreTx) {
+    expect_user(tx, user("u-into", None, None));
+    expect_user(tx, user("u-from", Some("union-1"), None));
+    expect_identities(tx, "u-from", &[(other_app(), oid("o2"))]);
+}
+
 fn no_such_user(tx: &mut MockStoreTx, id: &str) {
     tx.expect_user().with(eq(uid(id))).returning(|_| Ok(None));
+}
+
+/// A split records the identity leaving `u-src` and joining `to`, naming support.
+fn expect_identity_moved(tx: &mut MockStoreTx, to: &str) {
+    expect_detailed_event(tx, EventKind::IdentityUnlinked, "u-src", None, support());
+    expect_detailed_event(tx, EventKind::IdentityLinked, to, None, support());
+}
+
+/// Support's refusals of the user it names, expecting no write: an unknown user (`u-x`),
+/// and one merged into another (`u-p` into `u-o`).
+fn unknown_and_merged() -> [(MockStoreTx, UserId, DomainError); 2] {
+    let mut unknown = MockStoreTx::new();
+    no_such_user(&mut unknown, "u-x");
+    let mut merged = MockStoreTx::new();
+    expect_user(&mut merged, user("u-p", None, Some("u-o")));
+    [
+        (unknown, uid("u-x"), DomainError::UserNotFound),
+        (merged, uid("u-p"), DomainError::UserMerged(uid("u-o"))),
+    ]
 }
 
 // ---- cancellation ----
@@ -159,21 +186,10 @@ async fn cancelling_with_a_dead_token_writes_nothing() {
 
 #[tokio::test]
 async fn support_deletes_only_existing_unmerged_users() {
-    let mut tx = MockStoreTx::new();
-    no_such_user(&mut tx, "u-x");
-    let err = accounts(tx)
-        .delete_user(uid("u-x"), agent())
-        .await
-        .unwrap_err();
-    assert_eq!(err, DomainError::UserNotFound);
-
-    let mut tx = MockStoreTx::new();
-    expect_user(&mut tx, user("u-p", None, Some("u-o")));
-    let err = accounts(tx)
-        .delete_user(uid("u-p"), agent())
-        .await
-        .unwrap_err();
-    assert_eq!(err, DomainError::UserMerged(uid("u-o")));
+    for (tx, id, refused) in unknown_and_merged() {
+        let err = accounts(tx).delete_user(id, agent()).await.unwrap_err();
+        assert_eq!(err, refused);
+    }
 
     let mut tx = MockStoreTx::new();
     expect_user(&mut tx, user("u-o", None, None));
@@ -221,18 +237,12 @@ async fn revoking_sessions_counts_them_in_the_event() {
 
 #[tokio::test]
 async fn revoking_sessions_of_unknown_or_merged_users_writes_nothing() {
-    let mut tx = MockStoreTx::new();
-    no_such_user(&mut tx, "u-x");
-    assert_eq!(
-        accounts(tx).revoke_sessions(uid("u-x"), agent()).await,
-        Err(DomainError::UserNotFound)
-    );
-    let mut tx = MockStoreTx::new();
-    expect_user(&mut tx, user("u-p", None, Some("u-o")));
-    assert_eq!(
-        accounts(tx).revoke_sessions(uid("u-p"), agent()).await,
-        Err(DomainError::UserMerged(uid("u-o")))
-    );
+    for (tx, id, refused) in unknown_and_merged() {
+        assert_eq!(
+            accounts(tx).revoke_sessions(id, agent()).await,
+            Err(refused)
+        );
+    }
 }
 
 // ---- unlink ----
@@ -327,14 +337,14 @@ async fn unlinking_a_foreign_or_the_last_identity_writes_nothing() {
             .await,
         Err(DomainError::LastIdentity)
     );
-    let mut tx = MockStoreTx::new();
-    no_such_user(&mut tx, "u-x");
-    assert_eq!(
-        accounts(tx)
-            .unlink_identity(uid("u-x"), app(), oid("o1"), agent())
-            .await,
-        Err(DomainError::UserNotFound)
-    );
+    for (tx, id, refused) in unknown_and_merged() {
+        assert_eq!(
+            accounts(tx)
+                .unlink_identity(id, app(), oid("o1"), agent())
+                .await,
+            Err(refused)
+        );
+    }
 }
 
 // ---- merge ----
@@ -342,9 +352,7 @@ async fn unlinking_a_foreign_or_the_last_identity_writes_nothing() {
 #[tokio::test]
 async fn a_support_merge_moves_identities_and_takes_the_unionid() {
     let mut tx = MockStoreTx::new();
-    expect_user(&mut tx, user("u-into", None, None));
-    expect_user(&mut tx, user("u-from", Some("union-1"), None));
-    expect_identities(&mut tx, "u-from", &[(other_app(), oid("o2"))]);
+    expect_merge_pair(&mut tx);
     // Both users are held, in id order, before the unionid moves: its writes lock them too,
     // and a racing unionid merge locks them in id order.
     let mut order = mockall::Sequence::new();
@@ -465,9 +473,7 @@ async fn support_merges_that_break_a_rule_write_nothing() {
 #[tokio::test]
 async fn a_merge_preview_says_what_the_merge_would_move_and_writes_nothing() {
     let mut tx = MockStoreTx::new();
-    expect_user(&mut tx, user("u-into", None, None));
-    expect_user(&mut tx, user("u-from", Some("union-1"), None));
-    expect_identities(&mut tx, "u-from", &[(other_app(), oid("o2"))]);
+    expect_merge_pair(&mut tx);
     expect_phones(&mut tx, Some(NOW - 10), None);
     expect_live_sessions(&mut tx, "u-from", 2);
     // No write is expected: one would fail the test.
@@ -549,14 +555,7 @@ async fn a_split_onto_a_new_user_takes_the_sessions_unionid_and_phone_of_its_ide
         .returning(|_| Ok(()));
     expect_detailed_event(&mut tx, EventKind::UserCreated, "u-new", None, support());
     expect_moved(&mut tx, "u-new", 2);
-    expect_detailed_event(
-        &mut tx,
-        EventKind::IdentityUnlinked,
-        "u-src",
-        None,
-        support(),
-    );
-    expect_detailed_event(&mut tx, EventKind::IdentityLinked, "u-new", None, support());
+    expect_identity_moved(&mut tx, "u-new");
     // o2 was the only identity vouching for union-1: it moves, released first.
     expect_vouchers(&mut tx, "u-new", 1);
     expect_vouchers(&mut tx, "u-src", 0);
@@ -624,14 +623,7 @@ async fn a_split_into_a_merged_user_restores_it_and_leaves_what_stays_vouched() 
         .times(1)
         .returning(|_, _, _| Ok(()));
     expect_moved(&mut tx, "u-old", 0);
-    expect_detailed_event(
-        &mut tx,
-        EventKind::IdentityUnlinked,
-        "u-src",
-        None,
-        support(),
-    );
-    expect_detailed_event(&mut tx, EventKind::IdentityLinked, "u-old", None, support());
+    expect_identity_moved(&mut tx, "u-old");
     // o1 vouches for union-1 as well as o2: it stays, and o2 vouches for nothing now.
     expect_vouchers(&mut tx, "u-old", 1);
     expect_vouchers(&mut tx, "u-src", 1);

@@ -110,6 +110,17 @@ fn wechat_answers(openid: &str, key: &str, unionid: Option<&str>) -> MockWeChatS
     wechat
 }
 
+/// A login on `appid` whose code WeChat answers for `openid` (telling `unionid`), against `tx`.
+async fn login_as(
+    tx: MockStoreTx,
+    appid: AppId,
+    openid: &str,
+    unionid: Option<&str>,
+) -> Result<LoggedIn, DomainError> {
+    let svc = service(tx, wechat_answers(openid, "key-1", unionid), no_opener());
+    svc.login(appid, code("c1")).await
+}
+
 fn wechat_fails(error: WeChatError) -> MockWeChatSessions {
     let mut wechat = MockWeChatSessions::new();
     wechat
@@ -223,6 +234,13 @@ fn expect_held(tx: &mut MockStoreTx, user: &str) {
         .returning(|_| Ok(()));
 }
 
+/// A login lands on the existing `user`: it is held, then the identity until the session
+/// is in.
+fn expect_lands_on(tx: &mut MockStoreTx, user: &str, openid: &str) {
+    expect_held(tx, user);
+    expect_session_for(tx, user, openid);
+}
+
 fn expect_session_for(tx: &mut MockStoreTx, user: &str, openid: &str) {
     expect_session_held_as(tx, user, user, openid);
 }
@@ -267,8 +285,7 @@ async fn login_without_unionid_creates_a_provisional_user() {
     expect_event(&mut tx, EventKind::IdentityLinked, "u-new", None);
     expect_session_for(&mut tx, "u-new", "o1");
 
-    let svc = service(tx, wechat_answers("o1", "key-1", None), no_opener());
-    let out = svc.login(app(), code("c1")).await.unwrap();
+    let out = login_as(tx, app(), "o1", None).await.unwrap();
     assert_eq!(out.user_id, uid("u-new"));
     assert!(!out.unionid_linked);
     assert_eq!(out.expires_in, TTL);
@@ -374,8 +391,7 @@ async fn a_login_the_store_does_not_decide_runs_the_rules_in_a_transaction() {
     tx.expect_identity_owner()
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, None));
-    expect_held(&mut tx, "u-p");
-    expect_session_for(&mut tx, "u-p", "o1");
+    expect_lands_on(&mut tx, "u-p", "o1");
     let svc = deciding_service(
         DecidingStore {
             tx: Mutex::new(tx),
@@ -396,14 +412,13 @@ async fn login_of_a_known_identity_lands_on_its_user_and_creates_nothing() {
     tx.expect_identity_owner()
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, None));
-    expect_held(&mut tx, "u-p");
-    expect_session_for(&mut tx, "u-p", "o1");
+    expect_lands_on(&mut tx, "u-p", "o1");
 
-    let svc = service(tx, wechat_answers("o1", "key-1", None), no_opener());
-    let out = svc.login(app(), code("c1")).await.unwrap();
-    assert_eq!(out.user_id, uid("u-p"));
-    assert!(!out.unionid_linked);
-    assert_eq!(out.outcome, LoginOutcome::Returning);
+    let out = login_as(tx, app(), "o1", None).await.unwrap();
+    assert_eq!(
+        (out.user_id, out.unionid_linked, out.outcome),
+        (uid("u-p"), false, LoginOutcome::Returning)
+    );
 }
 
 #[tokio::test]
@@ -413,11 +428,9 @@ async fn login_of_an_identity_whose_user_was_merged_acts_as_the_owner() {
         .returning(|_, _| Ok(Some(uid("u-p"))));
     expect_user(&mut tx, user("u-p", None, Some("u-o")));
     expect_user(&mut tx, user("u-o", Some("un1"), None));
-    expect_held(&mut tx, "u-o");
-    expect_session_for(&mut tx, "u-o", "o1");
+    expect_lands_on(&mut tx, "u-o", "o1");
 
-    let svc = service(tx, wechat_answers("o1", "key-1", None), no_opener());
-    let out = svc.login(app(), code("c1")).await.unwrap();
+    let out = login_as(tx, app(), "o1", None).await.unwrap();
     assert_eq!(out.user_id, uid("u-o"));
     assert!(out.unionid_linked);
 }
@@ -441,8 +454,7 @@ async fn login_with_a_new_unionid_creates_its_owner() {
     expect_event(&mut tx, EventKind::IdentityLinked, "u-new", None);
     expect_session_for(&mut tx, "u-new", "o1");
 
-    let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());
-    let out = svc.login(app(), code("c1")).await.unwrap();
+    let out = login_as(tx, app(), "o1", Some("un1")).await.unwrap();
     assert!(out.unionid_linked);
     assert_eq!(out.outcome, LoginOutcome::NewUser);
 }
@@ -459,14 +471,13 @@ async fn login_with_a_known_unionid_from_another_app_joins_its_owner() {
         .times(1)
         .returning(|_, _, _, _| Ok(()));
     expect_event(&mut tx, EventKind::IdentityLinked, "u-o", None);
-    expect_held(&mut tx, "u-o");
-    expect_session_for(&mut tx, "u-o", "o2");
+    expect_lands_on(&mut tx, "u-o", "o2");
 
-    let svc = service(tx, wechat_answers("o2", "key-1", Some("un1")), no_opener());
-    let out = svc.login(other_app(), code("c1")).await.unwrap();
-    assert_eq!(out.user_id, uid("u-o"));
-    assert!(out.unionid_linked);
-    assert_eq!(out.outcome, LoginOutcome::Linked);
+    let out = login_as(tx, other_app(), "o2", Some("un1")).await.unwrap();
+    assert_eq!(
+        (out.user_id, out.unionid_linked, out.outcome),
+        (uid("u-o"), true, LoginOutcome::Linked)
+    );
 }
 
 #[tokio::test]
@@ -482,14 +493,13 @@ async fn login_with_unionid_links_a_provisional_user_nobody_else_owns() {
         .times(1)
         .returning(|_, _, _| Ok(()));
     expect_event(&mut tx, EventKind::UnionidLinked, "u-p", None);
-    expect_held(&mut tx, "u-p");
-    expect_session_for(&mut tx, "u-p", "o1");
+    expect_lands_on(&mut tx, "u-p", "o1");
 
-    let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());
-    let out = svc.login(app(), code("c1")).await.unwrap();
-    assert_eq!(out.user_id, uid("u-p"));
-    assert!(out.unionid_linked);
-    assert_eq!(out.outcome, LoginOutcome::Linked);
+    let out = login_as(tx, app(), "o1", Some("un1")).await.unwrap();
+    assert_eq!(
+        (out.user_id, out.unionid_linked, out.outcome),
+        (uid("u-p"), true, LoginOutcome::Linked)
+    );
 }
 
 #[tokio::test]
@@ -516,8 +526,7 @@ async fn login_with_unionid_merges_a_provisional_user_into_the_owner() {
     // Held as u-p's when it was read; the merge moves it to the owner with the session.
     expect_session_held_as(&mut tx, "u-p", "u-o", "o1");
 
-    let svc = service(tx, wechat_answers("o1", "key-1", Some("un1")), no_opener());
-    let out = svc.login(app(), code("c1")).await.unwrap();
+    let out = login_as(tx, app(), "o1", Some("un1")).await.unwrap();
     assert_eq!(out.user_id, uid("u-o"));
     assert_eq!(out.outcome, LoginOutcome::Merged);
 }
@@ -534,8 +543,7 @@ async fn login_naming_another_unionid_than_the_users_is_refused_and_writes_nothi
         .times(1)
         .returning(|_, _, _| Ok(()));
 
-    let svc = service(tx, wechat_answers("o1", "key-1", Some("un-b")), no_opener());
-    let err = svc.login(app(), code("c1")).await.unwrap_err();
+    let err = login_as(tx, app(), "o1", Some("un-b")).await.unwrap_err();
     assert_eq!(err, DomainError::UnionidConflict);
 }
 
@@ -561,8 +569,7 @@ async fn store_failures_surface_as_store_errors() {
     let mut tx = MockStoreTx::new();
     tx.expect_identity_owner()
         .returning(|_, _| Err(StoreError::Unavailable("connection refused".into())));
-    let svc = service(tx, wechat_answers("o1", "key-1", None), no_opener());
-    let err = svc.login(app(), code("c1")).await.unwrap_err();
+    let err = login_as(tx, app(), "o1", None).await.unwrap_err();
     assert!(matches!(
         err,
         DomainError::Store(StoreError::Unavailable(_))
@@ -576,8 +583,7 @@ async fn a_merge_loop_in_stored_data_is_reported_not_followed_forever() {
         .returning(|_, _| Ok(Some(uid("u-a"))));
     expect_user(&mut tx, user("u-a", None, Some("u-b")));
     expect_user(&mut tx, user("u-b", None, Some("u-a")));
-    let svc = service(tx, wechat_answers("o1", "key-1", None), no_opener());
-    let err = svc.login(app(), code("c1")).await.unwrap_err();
+    let err = login_as(tx, app(), "o1", None).await.unwrap_err();
     assert!(matches!(err, DomainError::Store(StoreError::Corrupt(_))));
 }
 

@@ -230,16 +230,7 @@ impl Store {
                 )
                 .order(events::id.desc())
                 .limit(i64::from(limit))
-                .select((
-                    events::id,
-                    events::kind,
-                    events::user_id,
-                    events::other_user_id,
-                    events::appid,
-                    events::openid,
-                    events::at,
-                    events::detail,
-                ))
+                .select(crate::cluster::feed::event_columns!(events::id))
                 .load::<crate::cluster::feed::EventRow>(tx.conn);
             tx.db(rows)?
                 .into_iter()

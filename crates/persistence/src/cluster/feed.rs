@@ -50,6 +50,24 @@ const PLACEMENT_LOCK_WAIT_MS: u32 = 5_000;
 /// The advisory lock key of placement ("wxfeed" in ASCII).
 const PLACEMENT_LOCK: i64 = 0x7778_6665_6564;
 
+/// The columns an [`EventRow`] reads, after the event's `position` (the feed's `seq`, or the
+/// console's `id`). A macro: the tuple's type would list the columns a second time.
+macro_rules! event_columns {
+    ($position:expr) => {
+        (
+            $position,
+            crate::store::schema::events::kind,
+            crate::store::schema::events::user_id,
+            crate::store::schema::events::other_user_id,
+            crate::store::schema::events::appid,
+            crate::store::schema::events::openid,
+            crate::store::schema::events::at,
+            crate::store::schema::events::detail,
+        )
+    };
+}
+pub(crate) use event_columns;
+
 pub(crate) type EventRow = (
     i64,
     String,
@@ -81,16 +99,7 @@ impl Store {
         };
         self.run(mode, move |tx: &mut Tx<'_>| {
             place(tx)?;
-            let columns = (
-                events::seq.assume_not_null(),
-                events::kind,
-                events::user_id,
-                events::other_user_id,
-                events::appid,
-                events::openid,
-                events::at,
-                events::detail,
-            );
+            let columns = event_columns!(events::seq.assume_not_null());
             let rows = match &*tx.conn {
                 // SQLite's position is the rowid (`seq` is generated from it): read by the
                 // rowid, which needs no index of its own.

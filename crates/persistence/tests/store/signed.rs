@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretSlice};
 use wxlink_crypto::Keyring;
-use wxlink_domain::{IdentityStore, RefreshTokenRow, TxMode};
+use wxlink_domain::{IdentityStore, RefreshTokenRow, TokenHash, TxMode};
 use wxlink_persistence::SigningKeyRecord;
 
 use crate::support::*;
@@ -20,6 +20,20 @@ fn key(generation: i64, kid: &str) -> SigningKeyRecord {
         created_at: 1_000,
         activates_at: 1_000 + generation,
     }
+}
+
+/// The refresh token `r` is stored for session `s`, `used` or not.
+async fn assert_refresh_token(
+    store: &wxlink_persistence::Store,
+    r: TokenHash,
+    s: TokenHash,
+    used: bool,
+) {
+    let row = store
+        .transact(TxMode::Read, move |tx| Ok(tx.refresh_token(&r)?))
+        .await
+        .unwrap();
+    assert_eq!(row, Some(RefreshTokenRow { session: s, used }));
 }
 
 pub async fn a_refresh_token_is_exchanged_once_and_goes_with_its_session(backend: TestBackend) {
@@ -37,17 +51,7 @@ pub async fn a_refresh_token_is_exchanged_once_and_goes_with_its_session(backend
         })
         .await
         .unwrap();
-    let row = store
-        .transact(TxMode::Read, move |tx| Ok(tx.refresh_token(&r)?))
-        .await
-        .unwrap();
-    assert_eq!(
-        row,
-        Some(RefreshTokenRow {
-            session: s,
-            used: false
-        })
-    );
+    assert_refresh_token(&store, r, s, false).await;
 
     // Many exchanges at once: exactly one marks it used.
     let store = Arc::new(store);
@@ -71,17 +75,7 @@ pub async fn a_refresh_token_is_exchanged_once_and_goes_with_its_session(backend
         .filter(|won| *won)
         .count();
     assert_eq!(won, 1, "one exchange of one refresh token");
-    let row = store
-        .transact(TxMode::Read, move |tx| Ok(tx.refresh_token(&r)?))
-        .await
-        .unwrap();
-    assert_eq!(
-        row,
-        Some(RefreshTokenRow {
-            session: s,
-            used: true
-        })
-    );
+    assert_refresh_token(&store, r, s, true).await;
 
     // Purging the (revoked) session takes its refresh tokens with it.
     store

@@ -1,15 +1,11 @@
 //! Against the simulator: the happy path and WeChat's real rules end to end.
 
 use super::*;
-use wxlink_wechat_sim::{Fault, FaultTarget, Simulator, UnionidPolicy};
+use wxlink_wechat_sim::{Fault, FaultTarget, UnionidPolicy};
 
 #[tokio::test]
 async fn login_then_code_reuse_then_consumed_by_retry() {
-    let sim = Simulator::builder()
-        .app(APPID, SECRET, UnionidPolicy::Always)
-        .start()
-        .await
-        .expect("simulator");
+    let sim = simulator(UnionidPolicy::Always).await;
     let client = client(&sim.base_url());
     let secret = AppSecret::new(SECRET);
 
@@ -53,19 +49,12 @@ async fn login_then_code_reuse_then_consumed_by_retry() {
         .code2session(APPID, &AppSecret::new("wrong-secret"), &login.code)
         .await
         .expect_err("bad secret");
-    assert!(
-        matches!(error, Error::InvalidCredential { errcode: 40125, .. }),
-        "{error:?}"
-    );
+    assert_bad_secret(&error);
 }
 
 #[tokio::test]
 async fn unbound_app_gets_no_unionid() {
-    let sim = Simulator::builder()
-        .app(APPID, SECRET, UnionidPolicy::Never)
-        .start()
-        .await
-        .expect("simulator");
+    let sim = simulator(UnionidPolicy::Never).await;
     let login = sim.login(APPID, "o-1", Some("u-1")).expect("login");
     let session = client(&sim.base_url())
         .code2session(APPID, &AppSecret::new(SECRET), &login.code)

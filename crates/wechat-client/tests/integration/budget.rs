@@ -8,13 +8,7 @@ async fn slow_answer_beyond_the_budget_times_out() {
         Reply::text(r#"{"session_key":"k","openid":"o"}"#).delayed(Duration::from_secs(10)),
     )
     .await;
-    let client = WeChatClient::new(
-        config(&fake.base_url)
-            .timeout(Duration::from_millis(300))
-            .build()
-            .expect("config"),
-    )
-    .expect("client");
+    let client = client_with(config(&fake.base_url).timeout(Duration::from_millis(300)));
     let started = Instant::now();
     let error = expect_error(&client).await;
     let elapsed = started.elapsed();
@@ -27,43 +21,27 @@ async fn slow_answer_beyond_the_budget_times_out() {
 
 /// Serves raw HTTP over TCP: headers and the start of a body, then nothing for a long time.
 async fn slow_body_server() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = [0_u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let head =
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 60\r\n\r\n";
-                let _ = stream.write_all(head.as_bytes()).await;
-                // One byte every 200 ms: the body would take 12 s.
-                for byte in br#"{"openid":"o","session_key":"k"}"#.iter().cycle().take(60) {
-                    if stream.write_all(&[*byte]).await.is_err() {
-                        return;
-                    }
-                    // The trickle is the behaviour under test, not synchronisation.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            });
+    tcp_server(|mut stream| async move {
+        let mut buf = [0_u8; 4096];
+        let _ = stream.read(&mut buf).await;
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 60\r\n\r\n";
+        let _ = stream.write_all(head.as_bytes()).await;
+        // One byte every 200 ms: the body would take 12 s.
+        for byte in br#"{"openid":"o","session_key":"k"}"#.iter().cycle().take(60) {
+            if stream.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            // The trickle is the behaviour under test, not synchronisation.
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    });
-    (format!("http://{addr}"), accepted)
+    })
+    .await
 }
 
 #[tokio::test]
 async fn slowly_trickling_body_times_out() {
     let (base_url, accepted) = slow_body_server().await;
-    let client = WeChatClient::new(
-        config(&base_url)
-            .timeout(Duration::from_millis(500))
-            .build()
-            .expect("config"),
-    )
-    .expect("client");
+    let client = client_with(config(&base_url).timeout(Duration::from_millis(500)));
     let error = expect_error(&client).await;
     // The body never ends: only the budget ends the call.
     assert!(matches!(error, Error::Timeout), "{error:?}");

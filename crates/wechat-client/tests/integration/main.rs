@@ -43,7 +43,48 @@ fn config(base_url: &str) -> wxlink_wechat_client::ClientConfigBuilder {
 }
 
 fn client(base_url: &str) -> WeChatClient {
-    WeChatClient::new(config(base_url).build().expect("config")).expect("client")
+    client_with(config(base_url))
+}
+
+fn client_with(config: wxlink_wechat_client::ClientConfigBuilder) -> WeChatClient {
+    WeChatClient::new(config.build().expect("config")).expect("client")
+}
+
+/// The simulator with these tests' app, `APPID`, under `policy`.
+async fn simulator(policy: wxlink_wechat_sim::UnionidPolicy) -> wxlink_wechat_sim::SimHandle {
+    wxlink_wechat_sim::Simulator::builder()
+        .app(APPID, SECRET, policy)
+        .start()
+        .await
+        .expect("simulator")
+}
+
+/// A wrong app secret is a configuration error, 40125.
+fn assert_bad_secret(error: &Error) {
+    assert!(
+        matches!(error, Error::InvalidCredential { errcode: 40125, .. }),
+        "{error:?}"
+    );
+}
+
+/// A raw TCP server on loopback that hands each connection to `serve`; it counts the
+/// connections.
+async fn tcp_server<F, Fut>(serve: F) -> (String, Arc<AtomicUsize>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve(stream));
+        }
+    });
+    (format!("http://{addr}"), accepted)
 }
 
 async fn call(client: &WeChatClient) -> Result<Code2Session, Error> {
@@ -82,19 +123,11 @@ fn assert_none_of(error: &Error, secrets: &[&str]) {
 /// A server that reads each request and closes the connection without answering; it counts
 /// the connections.
 async fn closing_server() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0_u8; 4096];
-            let _ = stream.read(&mut buf).await;
-            drop(stream);
-        }
-    });
-    (format!("http://{addr}"), accepted)
+    tcp_server(|mut stream| async move {
+        let mut buf = [0_u8; 4096];
+        let _ = stream.read(&mut buf).await;
+    })
+    .await
 }
 
 async fn expect_error(client: &WeChatClient) -> Error {

@@ -3,7 +3,7 @@
 use super::*;
 use wxlink_wechat_client::{AccessToken, PhoneInfo};
 use wxlink_wechat_sim::{
-    CHECK_SESSION_PATH, Fault, FaultTarget, PHONE_NUMBER_PATH, SimHandle, Simulator, UnionidPolicy,
+    CHECK_SESSION_PATH, Fault, FaultTarget, PHONE_NUMBER_PATH, SimHandle, UnionidPolicy,
 };
 
 const TOKEN: &str = "APP-ACCESS-TOKEN-0123456789abcdef";
@@ -173,11 +173,7 @@ mod against_the_simulator {
     use super::*;
 
     async fn sim_and_token() -> (SimHandle, WeChatClient, AccessToken) {
-        let sim = Simulator::builder()
-            .app(APPID, SECRET, UnionidPolicy::Always)
-            .start()
-            .await
-            .expect("simulator");
+        let sim = simulator(UnionidPolicy::Always).await;
         let client = client(&sim.base_url());
         let token = client
             .stable_token(APPID, &AppSecret::new(SECRET), false)

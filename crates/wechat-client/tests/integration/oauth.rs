@@ -3,7 +3,7 @@
 use super::*;
 use wxlink_wechat_client::{OAuthAccessToken, RefreshToken, SnsUserInfo, UserAccessToken};
 use wxlink_wechat_sim::{
-    AppKind, AppRegistration, Fault, FaultTarget, OAuthScope, Simulator, UnionidPolicy,
+    AppKind, AppRegistration, Fault, FaultTarget, OAuthScope, SimHandle, Simulator, UnionidPolicy,
 };
 
 const OAUTH_CODE: &str = "oauth-code+with/special=chars";
@@ -256,7 +256,7 @@ mod against_the_simulator {
     const OA: &str = "wx_official_account";
     const OA_SECRET: &str = "official-account-secret";
 
-    async fn sim(unionid_in_exchange: bool) -> wxlink_wechat_sim::SimHandle {
+    async fn sim(unionid_in_exchange: bool) -> SimHandle {
         Simulator::builder()
             .app_with(
                 AppRegistration::new(OA, OA_SECRET, UnionidPolicy::Always)
@@ -268,18 +268,27 @@ mod against_the_simulator {
             .expect("simulator")
     }
 
+    /// `o-oa` consents to `scope` (WeChat knowing its `unionid` or not): the grant's code.
+    fn consent(sim: &SimHandle, unionid: Option<&str>, scope: OAuthScope) -> String {
+        sim.oauth_authorize(OA, Some("o-oa"), unionid, scope)
+            .expect("consent")
+            .code
+    }
+
+    /// The exchange of a consent's code, which must succeed.
+    async fn exchange_ok(client: &WeChatClient, code: &str) -> OAuthAccessToken {
+        client
+            .oauth2_access_token(OA, &AppSecret::new(OA_SECRET), code)
+            .await
+            .expect("a grant")
+    }
+
     #[tokio::test]
     async fn userinfo_fills_in_a_unionid_the_exchange_lacks() {
         let sim = sim(false).await;
         let client = client(&sim.base_url());
-        let secret = AppSecret::new(OA_SECRET);
-        let grant = sim
-            .oauth_authorize(OA, Some("o-oa"), Some("u-1"), OAuthScope::SnsapiUserinfo)
-            .expect("consent");
-        let token = client
-            .oauth2_access_token(OA, &secret, &grant.code)
-            .await
-            .expect("a grant");
+        let code = consent(&sim, Some("u-1"), OAuthScope::SnsapiUserinfo);
+        let token = exchange_ok(&client, &code).await;
         assert_eq!(token.openid, "o-oa");
         assert_eq!(token.scope, "snsapi_userinfo");
         assert_eq!(token.unionid, None);
@@ -292,7 +301,7 @@ mod against_the_simulator {
         assert_eq!(info.unionid.as_deref(), Some("u-1"));
 
         let error = client
-            .oauth2_access_token(OA, &secret, &grant.code)
+            .oauth2_access_token(OA, &AppSecret::new(OA_SECRET), &code)
             .await
             .expect_err("reused");
         assert!(matches!(error, Error::CodeUsed), "{error:?}");
@@ -308,14 +317,8 @@ mod against_the_simulator {
     async fn base_scope_and_expired_user_tokens() {
         let sim = sim(true).await;
         let client = client(&sim.base_url());
-        let secret = AppSecret::new(OA_SECRET);
-        let grant = sim
-            .oauth_authorize(OA, Some("o-oa"), Some("u-1"), OAuthScope::SnsapiBase)
-            .expect("consent");
-        let token = client
-            .oauth2_access_token(OA, &secret, &grant.code)
-            .await
-            .expect("a grant");
+        let code = consent(&sim, Some("u-1"), OAuthScope::SnsapiBase);
+        let token = exchange_ok(&client, &code).await;
         assert_eq!(token.unionid, None);
         let error = client
             .sns_userinfo(&token.access_token, "o-oa")
@@ -323,13 +326,8 @@ mod against_the_simulator {
             .expect_err("base scope");
         assert!(matches!(error, Error::ScopeUnauthorized), "{error:?}");
 
-        let grant = sim
-            .oauth_authorize(OA, Some("o-oa"), None, OAuthScope::SnsapiUserinfo)
-            .expect("consent");
-        let token = client
-            .oauth2_access_token(OA, &secret, &grant.code)
-            .await
-            .expect("a grant");
+        let code = consent(&sim, None, OAuthScope::SnsapiUserinfo);
+        let token = exchange_ok(&client, &code).await;
         assert_eq!(token.unionid.as_deref(), Some("u-1"));
         sim.advance_clock(Duration::from_secs(7200));
         let error = client
@@ -346,27 +344,21 @@ mod against_the_simulator {
             .oauth2_access_token(OA, &AppSecret::new("wrong"), "whatever")
             .await
             .expect_err("bad secret");
-        assert!(
-            matches!(error, Error::InvalidCredential { errcode: 40125, .. }),
-            "{error:?}"
-        );
+        assert_bad_secret(&error);
     }
 
     #[tokio::test]
     async fn system_busy_that_spent_the_code_is_not_retried() {
         let sim = sim(true).await;
         let client = client(&sim.base_url());
-        let secret = AppSecret::new(OA_SECRET);
-        let grant = sim
-            .oauth_authorize(OA, Some("o-oa"), None, OAuthScope::SnsapiUserinfo)
-            .expect("consent");
+        let code = consent(&sim, None, OAuthScope::SnsapiUserinfo);
         sim.queue_faults(
-            FaultTarget::code(&grant.code),
+            FaultTarget::code(&code),
             [Fault::SystemBusy { consume_code: true }],
         )
         .expect("fault");
         let error = client
-            .oauth2_access_token(OA, &secret, &grant.code)
+            .oauth2_access_token(OA, &AppSecret::new(OA_SECRET), &code)
             .await
             .expect_err("busy");
         assert!(matches!(error, Error::SystemBusy), "{error:?}");
@@ -378,13 +370,8 @@ mod against_the_simulator {
         );
 
         // userinfo is retried through -1.
-        let grant = sim
-            .oauth_authorize(OA, Some("o-oa"), None, OAuthScope::SnsapiUserinfo)
-            .expect("consent");
-        let token = client
-            .oauth2_access_token(OA, &secret, &grant.code)
-            .await
-            .expect("a grant");
+        let code = consent(&sim, None, OAuthScope::SnsapiUserinfo);
+        let token = exchange_ok(&client, &code).await;
         sim.queue_faults(
             FaultTarget::app(OA).at_path(wxlink_wechat_sim::SNS_USERINFO_PATH),
             [Fault::SystemBusy {

@@ -45,13 +45,7 @@ async fn system_busy_then_code_used_is_code_consumed_by_retry() {
 async fn system_busy_forever_is_system_busy_after_max_retries_plus_one_calls() {
     for max_retries in [0, 1, 2, 3] {
         let fake = FakeServer::always(Reply::errcode(-1, "system error")).await;
-        let client = WeChatClient::new(
-            config(&fake.base_url)
-                .max_retries(max_retries)
-                .build()
-                .expect("config"),
-        )
-        .expect("client");
+        let client = client_with(config(&fake.base_url).max_retries(max_retries));
         let error = expect_error(&client).await;
         assert!(matches!(error, Error::SystemBusy), "{error:?}");
         assert_eq!(error.errcode(), Some(-1));
@@ -62,15 +56,12 @@ async fn system_busy_forever_is_system_busy_after_max_retries_plus_one_calls() {
 #[tokio::test]
 async fn no_retry_when_the_backoff_would_exceed_the_budget() {
     let fake = FakeServer::always(Reply::errcode(-1, "system error")).await;
-    let client = WeChatClient::new(
+    let client = client_with(
         config(&fake.base_url)
             .timeout(Duration::from_millis(300))
             .backoff_base(Duration::from_secs(1))
-            .jitter(false)
-            .build()
-            .expect("config"),
-    )
-    .expect("client");
+            .jitter(false),
+    );
     let error = expect_error(&client).await;
     assert!(matches!(error, Error::SystemBusy), "{error:?}");
     assert_eq!(fake.calls(), 1);
@@ -82,15 +73,12 @@ async fn retries_never_outlast_the_budget() {
     let fake =
         FakeServer::always(Reply::errcode(-1, "system error").delayed(Duration::from_millis(150)))
             .await;
-    let client = WeChatClient::new(
+    let client = client_with(
         config(&fake.base_url)
             .timeout(Duration::from_millis(400))
             .max_retries(5)
-            .backoff_base(Duration::from_millis(10))
-            .build()
-            .expect("config"),
-    )
-    .expect("client");
+            .backoff_base(Duration::from_millis(10)),
+    );
     let error = expect_error(&client).await;
     assert!(
         matches!(error, Error::Timeout | Error::SystemBusy),

@@ -92,15 +92,21 @@ mod tests {
         })
     }
 
-    #[test]
-    fn a_follower_of_a_bound_account_has_a_unionid() {
-        let (mut state, token) = state(UnionidPolicy::Always);
+    /// `o1` follows the account (with unionid `u1`, if the account tells it): its info.
+    fn follow(state: &mut State, token: &Option<String>) -> Value {
         state
             .set_following("wxoa", "o1", true, Some("u1"))
             .expect("follow");
-        let Answer::Json(answer) = info(&state, &token, "o1") else {
+        let Answer::Json(answer) = info(state, token, "o1") else {
             panic!("not json")
         };
+        answer
+    }
+
+    #[test]
+    fn a_follower_of_a_bound_account_has_a_unionid() {
+        let (mut state, token) = state(UnionidPolicy::Always);
+        let answer = follow(&mut state, &token);
         assert_eq!(answer["subscribe"], 1);
         assert_eq!(answer["openid"], "o1");
         assert_eq!(answer["unionid"], "u1");
@@ -119,12 +125,7 @@ mod tests {
     #[test]
     fn unbound_accounts_and_mini_programs() {
         let (mut state, token) = state(UnionidPolicy::Never);
-        state
-            .set_following("wxoa", "o1", true, Some("u1"))
-            .expect("follow");
-        let Answer::Json(answer) = info(&state, &token, "o1") else {
-            panic!("not json")
-        };
+        let answer = follow(&mut state, &token);
         assert_eq!(answer["subscribe"], 1);
         assert!(answer.get("unionid").is_none());
         let mut mini = state_with_app(UnionidPolicy::Always);

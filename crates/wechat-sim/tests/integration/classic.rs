@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use serde_json::json;
 use wxlink_wechat_sim::{
-    AppKind, AppRegistration, CGI_USER_INFO_PATH, CHECK_SESSION_PATH, GET_ACCESS_TOKEN_PATH,
-    PHONE_NUMBER_PATH, SimHandle, Simulator, UnionidPolicy,
+    AppKind, AppRegistration, CGI_USER_INFO_PATH, GET_ACCESS_TOKEN_PATH, PHONE_NUMBER_PATH,
+    SimHandle, Simulator, UnionidPolicy,
 };
 
-use super::{APPID, Exchange, SECRET, control, sim_with_app, wechat_get, wechat_post};
+use super::{
+    APPID, Exchange, SECRET, check_session, control, sim_with_app, wechat_get, wechat_post,
+};
 
 const OA: &str = "wx_oa_classic";
 const OA_SECRET: &str = "oa-secret";
@@ -33,21 +35,6 @@ async fn classic_token(sim: &SimHandle, appid: &str, secret: &str) -> String {
     assert!(answer.content_type.starts_with("application/json"));
     assert_eq!(answer.errcode(), None, "{:?}", answer.body);
     answer.str("access_token").expect("a token").to_owned()
-}
-
-async fn check_session(sim: &SimHandle, token: &str, openid: &str, key: &str) -> Exchange {
-    let signature = wxlink_crypto::check_session_signature(key);
-    wechat_get(
-        &sim.base_url(),
-        CHECK_SESSION_PATH,
-        &[
-            ("access_token", token),
-            ("openid", openid),
-            ("signature", &signature),
-            ("sig_method", "hmac_sha256"),
-        ],
-    )
-    .await
 }
 
 async fn user_info(sim: &SimHandle, token: &str, openid: &str) -> Exchange {
@@ -85,7 +72,7 @@ async fn classic_token_works_at_checksession_and_phone_number() {
     let token = answer.str("access_token").expect("a token").to_owned();
 
     let login = sim.login(APPID, "o-c", None).expect("login");
-    let answer = check_session(&sim, &token, "o-c", &login.session_key).await;
+    let answer = check_session(&sim, &token, "o-c", &login.session_key, "hmac_sha256").await;
     assert_eq!(answer.errcode(), Some(0), "{:?}", answer.body);
 
     let phone = sim
@@ -110,24 +97,24 @@ async fn a_new_classic_token_replaces_the_old_one_after_five_minutes() {
     let first = classic_token(&sim, APPID, SECRET).await;
     let second = classic_token(&sim, APPID, SECRET).await;
     assert_ne!(first, second, "every call issues a new token");
-    let answer = check_session(&sim, &first, "o-r", &login.session_key).await;
+    let answer = check_session(&sim, &first, "o-r", &login.session_key, "hmac_sha256").await;
     assert_eq!(
         answer.errcode(),
         Some(0),
         "the old token works five more minutes"
     );
     sim.advance_clock(Duration::from_secs(301));
-    let answer = check_session(&sim, &first, "o-r", &login.session_key).await;
+    let answer = check_session(&sim, &first, "o-r", &login.session_key, "hmac_sha256").await;
     assert_eq!(answer.errcode(), Some(40001), "{:?}", answer.body);
     assert!(
         answer.errmsg().contains("not latest"),
         "{}",
         answer.errmsg()
     );
-    let answer = check_session(&sim, &second, "o-r", &login.session_key).await;
+    let answer = check_session(&sim, &second, "o-r", &login.session_key, "hmac_sha256").await;
     assert_eq!(answer.errcode(), Some(0));
     sim.advance_clock(Duration::from_secs(7200));
-    let answer = check_session(&sim, &second, "o-r", &login.session_key).await;
+    let answer = check_session(&sim, &second, "o-r", &login.session_key, "hmac_sha256").await;
     assert_eq!(answer.errcode(), Some(42001), "{:?}", answer.body);
 }
 

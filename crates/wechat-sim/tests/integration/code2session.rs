@@ -145,19 +145,17 @@ async fn checks_credentials_grant_type_and_code() {
     let foreign = code2session_at(&base, "wxother", "s2", &login.code).await;
     assert_eq!(foreign.errcode(), Some(40029), "a code belongs to its app");
 
-    let client = reqwest::Client::new();
-    let no_grant = client
-        .get(format!(
-            "{base}/sns/jscode2session?appid={APPID}&secret={SECRET}&js_code={}",
-            login.code
-        ))
-        .send()
-        .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("body");
-    assert!(no_grant.contains("40002"), "{no_grant}");
+    let no_grant = wechat_get(
+        &base,
+        CODE2SESSION_PATH,
+        &[
+            ("appid", APPID),
+            ("secret", SECRET),
+            ("js_code", &login.code),
+        ],
+    )
+    .await;
+    assert_eq!(no_grant.errcode(), Some(40002), "{:?}", no_grant.body);
 
     // The failed calls did not burn the code.
     assert!(
@@ -169,16 +167,8 @@ async fn checks_credentials_grant_type_and_code() {
 
     // Malformed queries get an errcode, never a crash.
     for query in ["%zz%ff", "appid", "&&&", "appid=%FF%FE"] {
-        let text = client
-            .get(format!("{base}/sns/jscode2session?{query}"))
-            .send()
-            .await
-            .expect("answer")
-            .text()
-            .await
-            .expect("body");
-        let body: Value = serde_json::from_str(&text).expect("json");
-        assert!(body.get("errcode").is_some(), "{query}: {text}");
+        let answer = wechat_get(&base, &format!("{CODE2SESSION_PATH}?{query}"), &[]).await;
+        assert!(answer.errcode().is_some(), "{query}: {:?}", answer.body);
     }
     let huge = "a".repeat(5_000);
     let answer = code2session_at(&base, &huge, &huge, &huge).await;

@@ -71,24 +71,33 @@ async fn code2session_at(base_url: &str, appid: &str, secret: &str, code: &str) 
         .send()
         .await
         .expect("an answer");
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let text = response.text().await.expect("a body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Exchange {
-        status,
-        content_type,
-        body,
-    }
+    exchange_of(response).await
 }
 
 async fn code2session(sim: &SimHandle, code: &str) -> Exchange {
     code2session_at(&sim.base_url(), APPID, SECRET, code).await
+}
+
+/// `checkSessionKey` for `openid`, signed with `key` by `method`.
+async fn check_session(
+    sim: &SimHandle,
+    token: &str,
+    openid: &str,
+    key: &str,
+    method: &str,
+) -> Exchange {
+    let signature = wxlink_crypto::check_session_signature(key);
+    wechat_get(
+        &sim.base_url(),
+        wxlink_wechat_sim::CHECK_SESSION_PATH,
+        &[
+            ("access_token", token),
+            ("openid", openid),
+            ("signature", &signature),
+            ("sig_method", method),
+        ],
+    )
+    .await
 }
 
 async fn exchange_of(response: reqwest::Response) -> Exchange {

@@ -10,7 +10,9 @@ use wxlink_wechat_sim::{
     STABLE_TOKEN_PATH, SimError, SimHandle, UnionidPolicy,
 };
 
-use super::{APPID, Exchange, SECRET, control, sim_with_app, wechat_get, wechat_post};
+use super::{
+    APPID, Exchange, SECRET, check_session, control, sim_with_app, wechat_get, wechat_post,
+};
 
 async fn app_token(sim: &SimHandle, appid: &str, secret: &str) -> String {
     let body = json!({"grant_type": "client_credential", "appid": appid, "secret": secret});
@@ -24,27 +26,6 @@ async fn phone_number(sim: &SimHandle, token: &str, body: Value) -> Exchange {
         PHONE_NUMBER_PATH,
         &[("access_token", token)],
         body.to_string(),
-    )
-    .await
-}
-
-async fn check_session(
-    sim: &SimHandle,
-    token: &str,
-    openid: &str,
-    key: &str,
-    method: &str,
-) -> Exchange {
-    let signature = wxlink_crypto::check_session_signature(key);
-    wechat_get(
-        &sim.base_url(),
-        CHECK_SESSION_PATH,
-        &[
-            ("access_token", token),
-            ("openid", openid),
-            ("signature", &signature),
-            ("sig_method", method),
-        ],
     )
     .await
 }

@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::services::start_sim;
 use crate::stats::minimum;
-use crate::{APPID, Ctx, unix_now};
+use crate::{APPID, Ctx};
+use wxlink_tests::now_unix;
 
 /// One user's encrypted data as a mini program submits it, and what checks it.
 #[derive(Debug, Clone, Serialize)]
@@ -321,7 +322,7 @@ pub async fn section(ctx: &Ctx) -> Result<DecryptFigures, String> {
     let ciphertext_bytes = wxlink_crypto::decode_base64(&sample.encrypted_data)
         .map_err(|e| e.to_string())?
         .len();
-    let now = unix_now();
+    let now = now_unix();
     let plan = ctx.plan;
     let rust_sample = sample.clone();
     let rust = tokio::task::spawn_blocking(move || {

@@ -438,14 +438,6 @@ fn ensure_venv(ctx: &Ctx) -> Result<PathBuf, String> {
     wxlink_tests::venv::ensure(&ctx.root, &ctx.out.join("venv"), &ctx.python)
 }
 
-/// Seconds since the Unix epoch.
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

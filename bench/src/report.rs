@@ -172,7 +172,7 @@ impl Report {
                 cpus: std::thread::available_parallelism().map_or(1, usize::from),
                 load_average_before,
                 load_average_after: None,
-                started_unix: crate::unix_now(),
+                started_unix: wxlink_tests::now_unix(),
                 duration_s: 0.0,
                 clients: crate::CLIENTS,
                 peer_server: String::new(),

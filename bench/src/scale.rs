@@ -10,7 +10,8 @@ use crate::login::login_request;
 use crate::report::{self, ScaleResult};
 use crate::services::{Service, clean_env, start_service, start_sim};
 use crate::stats::LoadSummary;
-use crate::{APPID, Ctx, DbKind, log, unix_now};
+use crate::{APPID, Ctx, DbKind, log};
+use wxlink_tests::now_unix;
 
 /// The scale section on `kind`.
 pub async fn section(ctx: &Ctx, kind: DbKind) -> Result<ScaleResult, String> {
@@ -28,7 +29,7 @@ pub async fn section(ctx: &Ctx, kind: DbKind) -> Result<ScaleResult, String> {
     clean_env(&mut migrate);
     wxlink_tests::run_bounded(&mut migrate, Duration::from_secs(60), "wxlink migrate")?;
 
-    let now = unix_now();
+    let now = now_unix();
     let mut points = Vec::new();
     let mut seeded = 0;
     for target in [ctx.plan.scale_small, ctx.plan.scale_large] {

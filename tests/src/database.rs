@@ -28,6 +28,8 @@ pub const REQUIRE_POSTGRES_VAR: &str = "WXLINK_REQUIRE_POSTGRES";
 /// Names of the per-process templates; `{prefix}{pid}_…`, so a later process can tell the
 /// templates of processes that are gone.
 const PG_TEMPLATE_PREFIX: &str = "wxlink_tpl_";
+/// Each test's own PostgreSQL database: `{prefix}{owner}_{unique}`.
+const PG_DATABASE_PREFIX: &str = "wxlink_t_";
 const SQLITE_TEMPLATE_PREFIX: &str = "wxlink-template-";
 
 /// The database a scenario runs on.
@@ -134,7 +136,7 @@ impl TestDatabase {
     }
 
     fn postgres(admin_url: &str, template: Option<&str>) -> Self {
-        let name = format!("wxlink_t_{}", unique());
+        let name = format!("{PG_DATABASE_PREFIX}{}_{}", owner(), unique());
         testing::create_postgres_database(admin_url, &name, template)
             .unwrap_or_else(|e| panic!("a test database: {e}"));
         Self {
@@ -191,11 +193,7 @@ fn sqlite_template() -> &'static Path {
     TEMPLATE.get_or_init(|| {
         let temp = std::env::temp_dir();
         remove_stale_sqlite_templates(&temp);
-        let dir = temp.join(format!(
-            "{SQLITE_TEMPLATE_PREFIX}{}_{}",
-            std::process::id(),
-            unique()
-        ));
+        let dir = temp.join(format!("{SQLITE_TEMPLATE_PREFIX}{}_{}", owner(), unique()));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         let path = dir.join("wxlink.db");
         let target = DatabaseTarget::parse(&format!("sqlite://{}", path.display()))
@@ -216,7 +214,7 @@ fn pg_template(admin_url: &str) -> String {
         return name.clone();
     }
     remove_stale_pg_templates(admin_url);
-    let name = format!("{PG_TEMPLATE_PREFIX}{}_{}", std::process::id(), unique());
+    let name = format!("{PG_TEMPLATE_PREFIX}{}_{}", owner(), unique());
     testing::create_postgres_database(admin_url, &name, None)
         .unwrap_or_else(|e| panic!("the template database: {e}"));
     let target = DatabaseTarget::parse(&crate::pg::with_database(admin_url, &name))
@@ -229,27 +227,53 @@ fn pg_template(admin_url: &str) -> String {
     name
 }
 
-/// Whether the process that made a template named `{prefix}{pid}_…` is gone.
+/// Who made a template or database: this machine's PID namespace and this process,
+/// `{namespace}_{pid}`. A PostgreSQL server may be shared by processes of other namespaces
+/// (containers, hosts), whose pids say nothing here: their names are never swept.
+fn owner() -> String {
+    format!("{}_{}", pid_namespace(), std::process::id())
+}
+
+/// The inode of this process's PID namespace (`/proc/self/ns/pid` reads `pid:[N]`), or 0
+/// where there is no /proc.
+fn pid_namespace() -> u64 {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|link| {
+            let link = link.to_string_lossy().into_owned();
+            link.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Whether the process that made a template or database named `{prefix}{namespace}_{pid}_…`
+/// is gone: it was made in this PID namespace by a process that no longer runs.
 fn is_gone(name: &str, prefix: &str) -> bool {
-    let Some(pid) = name
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.split('_').next())
-        .and_then(|pid| pid.parse::<u32>().ok())
-    else {
+    let mut parts = name.strip_prefix(prefix).unwrap_or_default().split('_');
+    let (Some(Ok(namespace)), Some(Ok(pid))) = (
+        parts.next().map(str::parse::<u64>),
+        parts.next().map(str::parse::<u32>),
+    ) else {
         return false;
     };
+    let here = pid_namespace();
     // Where there is no /proc to ask, nothing is removed.
-    Path::new("/proc/self").exists()
+    here != 0
+        && namespace == here
         && pid != std::process::id()
         && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Templates and test databases whose process is gone (a run killed before its databases were
+/// dropped leaves them behind).
 fn remove_stale_pg_templates(admin_url: &str) {
-    let Ok(names) = testing::postgres_databases(admin_url, PG_TEMPLATE_PREFIX) else {
-        return;
-    };
-    for name in names.iter().filter(|n| is_gone(n, PG_TEMPLATE_PREFIX)) {
-        let _ = testing::drop_postgres_database(admin_url, name);
+    for prefix in [PG_TEMPLATE_PREFIX, PG_DATABASE_PREFIX] {
+        let Ok(names) = testing::postgres_databases(admin_url, prefix) else {
+            return;
+        };
+        for name in names.iter().filter(|n| is_gone(n, prefix)) {
+            let _ = testing::drop_postgres_database(admin_url, name);
+        }
     }
 }
 

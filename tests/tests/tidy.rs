@@ -374,7 +374,7 @@ fn string_literals(source: &str) -> Vec<String> {
     found
 }
 
-/// SQL a string literal would hold: statements as wxlink writes them, in capitals.
+/// SQL a string literal would hold: a statement's opening words, in any case.
 fn looks_like_sql(text: &str) -> Option<&'static str> {
     const STATEMENTS: &[(&str, &str)] = &[
         ("SELECT ", " FROM "),
@@ -389,7 +389,11 @@ fn looks_like_sql(text: &str) -> Option<&'static str> {
         ("ALTER TABLE", ""),
         ("BEGIN IMMEDIATE", ""),
         ("PRAGMA ", ""),
+        ("TRUNCATE ", ""),
+        ("SAVEPOINT ", ""),
+        ("VACUUM", ""),
     ];
+    let text = text.to_ascii_uppercase();
     STATEMENTS.iter().find_map(|(head, then)| {
         let at = text.find(head)?;
         (then.is_empty() || text[at..].contains(then)).then_some(*head)
@@ -455,10 +459,11 @@ fn the_sql_search_sees_literals_and_skips_comments() {
         let r = r#"UPDATE users SET x = "1""#;
         let c = '"'; let l: &'a str = "select nothing";
         let u = "Update the settings";
+        let w = "delete from sessions where id = 1";
     "###;
     let literals = string_literals(source);
     let sql: Vec<_> = literals.iter().filter_map(|l| looks_like_sql(l)).collect();
-    assert_eq!(sql, ["SELECT ", "UPDATE "], "{literals:?}");
+    assert_eq!(sql, ["SELECT ", "UPDATE ", "DELETE FROM "], "{literals:?}");
 }
 
 #[test]

@@ -101,7 +101,8 @@ pub async fn rotate_signing_key(config: &Path, key_file: &Path) -> Result<(), St
     let added = tokens.rotate_now(now).await.map_err(|e| e.to_string())?;
     if added {
         println!(
-            "added a signing key: published now, signing in {} s",
+            "added a signing key: published by every node within {} s, signing in {} s",
+            tokens.reload_interval().as_secs(),
             settings.tokens.key_publish_secs
         );
         Ok(())

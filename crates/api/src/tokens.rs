@@ -31,6 +31,20 @@ use wxlink_persistence::{SigningKeyRecord, Store};
 use crate::config::TokenSettings;
 use crate::http::wire::Jwk;
 
+/// A signing key's public half as the store keeps it (`signing_keys.public_jwk`, RFC 7517):
+/// its own type, so the stored form does not follow the API's wire type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredJwk {
+    pub(crate) kty: String,
+    pub(crate) crv: String,
+    pub(crate) x: String,
+    pub(crate) y: String,
+    pub(crate) kid: String,
+    pub(crate) alg: String,
+    #[serde(rename = "use")]
+    pub(crate) use_: String,
+}
+
 /// The JWS algorithm of every key.
 const ALGORITHM: &str = "ES256";
 
@@ -54,7 +68,7 @@ struct LoadedKey {
     activates_at: UnixTime,
     encoding: EncodingKey,
     decoding: DecodingKey,
-    jwk: Jwk,
+    jwk: StoredJwk,
 }
 
 impl std::fmt::Debug for LoadedKey {
@@ -75,7 +89,7 @@ impl LoadedKey {
             return Err(corrupt("unknown algorithm"));
         }
         // Typed, so a key the JWKS could not publish is refused here, not left out later.
-        let jwk: Jwk =
+        let jwk: StoredJwk =
             serde_json::from_str(&record.public_jwk).map_err(|_| corrupt("public JWK"))?;
         if (
             jwk.kty.as_str(),
@@ -122,7 +136,7 @@ fn generate_key(
     // RFC 7638: the thumbprint hashes the required members in lexicographic order.
     let thumbprint = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
     let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint.as_bytes()));
-    let jwk = Jwk {
+    let jwk = StoredJwk {
         kty: "EC".to_owned(),
         crv: "P-256".to_owned(),
         x,
@@ -222,7 +236,7 @@ impl JwtSigner {
         let set = self.current();
         (0..set.keys.len())
             .filter(|&i| set.published(i, now, self.access_ttl))
-            .filter_map(|i| set.keys.get(i).map(|k| k.jwk.clone()))
+            .filter_map(|i| set.keys.get(i).map(|k| Jwk::from(&k.jwk)))
             .collect()
     }
 }

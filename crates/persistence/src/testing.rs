@@ -1,4 +1,4 @@
-//! Test support, behind the cargo feature `testing` (which only `wxlink-tests` turns on):
+//! Test support, behind the cargo feature `testing` (which only `wxlink-tests` and `bench` turn on):
 //! what tests need of a database beyond the store's API — creating and cloning the databases
 //! they run on, reading every row to check the invariants, and the faults a test injects behind
 //! wxlink's back. It lives here so that no SQL lives outside this crate; wxlink never calls it.

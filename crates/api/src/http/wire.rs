@@ -425,7 +425,7 @@ pub struct Jwks {
 }
 
 /// One public signing key (RFC 7517, RFC 7518 §6.2).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Jwk {
     /// Always `EC`.
     #[schema(example = "EC")]
@@ -446,6 +446,20 @@ pub struct Jwk {
     #[serde(rename = "use")]
     #[schema(example = "sig")]
     pub use_: String,
+}
+
+impl From<&crate::tokens::StoredJwk> for Jwk {
+    fn from(stored: &crate::tokens::StoredJwk) -> Self {
+        Self {
+            kty: stored.kty.clone(),
+            crv: stored.crv.clone(),
+            x: stored.x.clone(),
+            y: stored.y.clone(),
+            kid: stored.kid.clone(),
+            alg: stored.alg.clone(),
+            use_: stored.use_.clone(),
+        }
+    }
 }
 
 /// `GET /.well-known/openid-configuration`: where a service finds the keys and introspection.

@@ -178,7 +178,7 @@ impl AccessTokens {
         .map_err(|e| upstream(appid, e))?;
         let token = SecretString::from(fetched.access_token.expose_secret().to_owned());
         let now = inner.clock.now();
-        let expires_at = now + i64::try_from(fetched.expires_in).unwrap_or(i64::MAX / 2);
+        let expires_at = now.saturating_add(i64::try_from(fetched.expires_in).unwrap_or(i64::MAX));
         let stored = inner
             .store
             .store_access_token(appid, holder, &token, expires_at, now)

@@ -5,7 +5,7 @@ use wxlink_wechat_sim::UserInfoRequest;
 
 use crate::helpers::{
     APP_A, APP_B, Api, Backend, Options, TestApp, assert_error_shape, error_code, forged_body,
-    identities, now_unix, signed_body, unsigned_body, user_plaintext,
+    identities, signed_body, unsigned_body, user_plaintext,
 };
 
 on_both_backends!(
@@ -61,7 +61,7 @@ async fn forged_user_data_is_refused_and_changes_nothing(backend: Backend) {
             "forged: watermark 700 s old",
             forged_body(
                 &wx.session_key,
-                &user_plaintext("hana-in-a", Some("hana-union"), APP_A, now_unix() - 700),
+                &user_plaintext("hana-in-a", Some("hana-union"), APP_A, app.now() - 700),
             ),
             422,
             &["watermark_expired"],
@@ -70,7 +70,7 @@ async fn forged_user_data_is_refused_and_changes_nothing(backend: Backend) {
             "forged: another app's watermark",
             forged_body(
                 &wx.session_key,
-                &user_plaintext("hana-in-a", Some("hana-union"), APP_B, now_unix()),
+                &user_plaintext("hana-in-a", Some("hana-union"), APP_B, app.now()),
             ),
             422,
             &["watermark_mismatch"],
@@ -79,7 +79,7 @@ async fn forged_user_data_is_refused_and_changes_nothing(backend: Backend) {
             "forged: someone else's openId under this session's key",
             forged_body(
                 &wx.session_key,
-                &user_plaintext("ivan-in-a", Some("ivan-union"), APP_A, now_unix()),
+                &user_plaintext("ivan-in-a", Some("ivan-union"), APP_A, app.now()),
             ),
             403,
             &["identity_mismatch"],

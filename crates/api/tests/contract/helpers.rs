@@ -19,7 +19,7 @@ use wxlink_wechat_sim::SimHandle;
 pub use wxlink_tests::answers::*;
 pub use wxlink_tests::client::Api;
 pub use wxlink_tests::database::Backend;
-pub use wxlink_tests::now_unix;
+
 pub use wxlink_tests::options::{APP_A, APP_B, APP_C, Options, UNCONFIGURED_APP};
 pub use wxlink_tests::snapshot::Snapshot;
 pub use wxlink_tests::user_data::*;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     APP_A, APP_B, Api, Backend, FORGED_IV, Options, Reply, TestApp, assert_error, forged_body,
-    identities, now_unix, raw_block, unsigned_body, user_plaintext,
+    identities, raw_block, unsigned_body, user_plaintext,
 };
 
 on_both_backends!(
@@ -206,7 +206,7 @@ async fn padding_oracle_forgery_gives_up_and_merges_nobody(backend: Backend) {
     let plaintext = json!({
         "openId": "mallory",
         "unionId": "victim-union",
-        "watermark": {"appid": APP_A, "timestamp": now_unix()},
+        "watermark": {"appid": APP_A, "timestamp": app.now()},
     })
     .to_string();
     let mut oracle = Oracle {
@@ -264,7 +264,7 @@ fn without_request_id(reply: &Reply) -> String {
 async fn every_failure_to_open_user_data_gets_one_answer(backend: Backend) {
     let app = TestApp::spawn(backend, Options::default()).await;
     let iv = FORGED_IV;
-    let watermark = json!({"appid": APP_A, "timestamp": now_unix()});
+    let watermark = json!({"appid": APP_A, "timestamp": app.now()});
     let mut answers = Vec::new();
     // Once without and once with `raw_data` + `signature` (a session each, for the budget):
     // the signature is checked only after every field was read, so it cannot tell a malformed
@@ -408,7 +408,7 @@ async fn data_stamped_in_the_future_is_refused(backend: Backend) {
         let (wx, login) = app
             .login_full(APP_A, "mallory", Some("mallory-union"))
             .await;
-        let years_ahead = now_unix() + 5 * 365 * 24 * 3600;
+        let years_ahead = app.now() + 5 * 365 * 24 * 3600;
         let body = forged_body(
             &wx.session_key,
             &user_plaintext("mallory", Some("mallory-union"), APP_A, years_ahead),

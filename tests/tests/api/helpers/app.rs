@@ -10,7 +10,7 @@ use wxlink_tests::options::Options;
 use wxlink_wechat_sim::SimHandle;
 
 use super::process::{Proc, free_port, http_client, wait_until_ready, wxlink_command};
-use super::{Backend, Reply};
+use super::{Backend, PROCESS_LIMIT, Reply};
 
 /// One running wxlink with everything it needs; the process is killed on drop and the
 /// database dropped after it.
@@ -246,7 +246,7 @@ impl TestApp {
 
     /// Poll (bounded) until the stderr contains `needle`.
     pub async fn wait_for_stderr(&self, needle: &str) -> bool {
-        wxlink_tests::eventually(Duration::from_secs(5), async || {
+        wxlink_tests::eventually(PROCESS_LIMIT, async || {
             self.stderr().contains(needle).then_some(())
         })
         .await

@@ -182,10 +182,10 @@ async fn database_outage_is_503_and_recovers_without_restart() {
 
 /// docs/operations.md: "When the database does not answer, requests get 503
 /// `database_unavailable` within the connect timeout (about 3 s)". With more requests than
-/// `[database] max_connections` (8 here), a request first waits up to the connect timeout for
-/// one of the store's permits and then up to the connect timeout again for a pooled
-/// connection: every one of them still gets its 503, none hangs or fails otherwise. The server
-/// stays down throughout; how long the slowest 503 took is printed, for the bench to measure.
+/// `[database] max_connections` (8 here), a request waits for one of the store's permits and a
+/// pooled connection under one deadline, the connect timeout: every one of them still gets its
+/// 503, none hangs or fails otherwise. The server stays down throughout, so an answer at all
+/// shows the deadline cut the wait; how long the slowest 503 took is printed, not asserted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_is_503_when_requests_outnumber_connections() {
     let test = concat!(

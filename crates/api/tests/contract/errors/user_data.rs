@@ -68,7 +68,7 @@ async fn undecryptable_data_is_decrypt_failed(backend: Backend) {
             "JSON without openId",
             forged_body(
                 &wx.session_key,
-                json!({"unionId": "vera-union", "watermark": {"appid": APP_A, "timestamp": now_unix()}})
+                json!({"unionId": "vera-union", "watermark": {"appid": APP_A, "timestamp": app.now()}})
                     .to_string()
                     .as_bytes(),
             ),
@@ -101,7 +101,7 @@ async fn another_unionid_is_unionid_conflict(backend: Backend) {
     assert!(before.unionid_linked);
     let forged = forged_body(
         &wx.session_key,
-        &user_plaintext("wendy-in-b", Some("not-wendy-union"), APP_B, now_unix()),
+        &user_plaintext("wendy-in-b", Some("not-wendy-union"), APP_B, app.now()),
     );
     let reply = app.user_info(&login.token, &forged).await;
     assert_error(
@@ -139,7 +139,7 @@ async fn another_unionid_is_unionid_conflict(backend: Backend) {
     let relogin = app.wx_login(APP_B, "yuki-in-b", Some("yuki-union"));
     let mut body = forged_body(
         &relogin.session_key,
-        &user_plaintext("yuki-in-b", Some("fake-union"), APP_B, now_unix()),
+        &user_plaintext("yuki-in-b", Some("fake-union"), APP_B, app.now()),
     );
     body["code"] = json!(relogin.code);
     let reply = app.user_info(&login.token, &body).await;
@@ -149,7 +149,7 @@ async fn another_unionid_is_unionid_conflict(backend: Backend) {
     // The refused refresh did not store the new key: honest data under it needs a code.
     let honest = forged_body(
         &relogin.session_key,
-        &user_plaintext("yuki-in-b", Some("yuki-union"), APP_B, now_unix()),
+        &user_plaintext("yuki-in-b", Some("yuki-union"), APP_B, app.now()),
     );
     let reply = app.user_info(&login.token, &honest).await;
     assert_error(

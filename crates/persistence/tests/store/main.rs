@@ -49,6 +49,7 @@ on_both_backends!(
     cases::users_and_unionids,
     cases::identities_are_ordered_and_move,
     cases::sessions_round_trip,
+    cases::sessions_are_found_by_their_id_and_secret,
     cases::decrypt_attempts_are_reserved_within_the_budget,
     cases::first_decrypt_attempts_of_an_identity_at_once_are_all_granted,
     cases::events_feed_pages_in_order,

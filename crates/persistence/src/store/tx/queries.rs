@@ -223,8 +223,13 @@ impl StoreTx for Tx<'_> {
     }
 
     fn session(&mut self, token: &TokenHash) -> Result<Option<Session>, StoreError> {
-        let row = sessions::table
-            .filter(sessions::token_hash.eq(token.as_bytes().as_slice()))
+        // Found by its selector (an issued token's time-ordered session id), the rest compared
+        // in constant time (`TokenHash::matches`): the index walk does not time the secret.
+        let (mut low, mut high) = ([0x00u8; 32], [0xffu8; 32]);
+        low[..16].copy_from_slice(&token.selector());
+        high[..16].copy_from_slice(&token.selector());
+        let rows = sessions::table
+            .filter(sessions::token_hash.between(low.as_slice(), high.as_slice()))
             .select((
                 sessions::token_hash,
                 sessions::user_id,
@@ -235,15 +240,22 @@ impl StoreTx for Tx<'_> {
                 sessions::expires_at,
                 sessions::revoked_at,
             ))
-            .get_result::<SessionRow>(self.conn)
-            .optional();
-        let Some((hash, user_id, appid, openid, has_key, created_at, expires_at, revoked_at)) =
-            self.db(row)?
+            .load::<SessionRow>(self.conn);
+        let mut found = None;
+        // Every row of the selector is compared (there is one but for a 74-bit coincidence).
+        for row in self.db(rows)? {
+            let stored = token_hash(&row.0)?;
+            if token.matches(&stored) {
+                found = Some((stored, row));
+            }
+        }
+        let Some((stored, (_, user_id, appid, openid, has_key, created_at, expires_at, revoked_at))) =
+            found
         else {
             return Ok(None);
         };
         Ok(Some(Session {
-            token_hash: token_hash(&hash)?,
+            token_hash: stored,
             has_session_key: has_key,
             user_id: parse_user_id(user_id)?,
             appid: parse_appid(appid)?,

@@ -59,7 +59,12 @@ async fn unionid_at_login_links_two_apps(backend: Backend) {
     // (the rest of another token) opens nothing.
     let forged = format!("{}{}", &on_b.token[..22], &on_c.token[22..]);
     let refused = app.me(&forged).await;
-    assert_error(&refused, 401, "invalid_token", "a session id with another secret");
+    assert_error(
+        &refused,
+        401,
+        "invalid_token",
+        "a session id with another secret",
+    );
 
     // Logging in again on an app gives a new token for the same user and no new identity.
     let again = app.login(APP_B, "alice-in-b", None).await;

@@ -7,8 +7,7 @@ use std::time::Instant;
 use wxlink_crypto::{DataKey, Keyring};
 use wxlink_domain::{
     Actor, DecryptBudget, DomainError, Event, EventDetail, EventKind, IdentityStore, PhoneMerge,
-    PhoneNumber, Reservation, Session, SessionKey, SessionToken, StoreError, StoreTx, TxMode,
-    User,
+    PhoneNumber, Reservation, Session, SessionKey, SessionToken, StoreError, StoreTx, TxMode, User,
 };
 use wxlink_persistence::{
     Backend, MAX_ATTEMPTS, SESSION_PURGE_GRACE_SECS, Store, UserRecord, migrate, migrate_blocking,

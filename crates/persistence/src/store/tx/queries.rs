@@ -249,8 +249,10 @@ impl StoreTx for Tx<'_> {
                 found = Some((stored, row));
             }
         }
-        let Some((stored, (_, user_id, appid, openid, has_key, created_at, expires_at, revoked_at))) =
-            found
+        let Some((
+            stored,
+            (_, user_id, appid, openid, has_key, created_at, expires_at, revoked_at),
+        )) = found
         else {
             return Ok(None);
         };
@@ -650,7 +652,19 @@ impl StoreTx for Tx<'_> {
     ) -> Result<(), StoreError> {
         self.writing()?;
         // Only a change is written: a returning login, which tells the same unionid every
-        // time, takes no row lock for it.
+        // time, takes no row lock for it. Read first: diesel prepares every UPDATE anew (it
+        // caches no update statement), the SELECT once per connection. A login holds the
+        // identity before it vouches and user-info runs serializable, so the identity cannot
+        // change unseen between the read and the update.
+        let told = identities::table
+            .filter(identities::appid.eq(appid.as_str()))
+            .filter(identities::openid.eq(openid.as_str()))
+            .select(identities::unionid)
+            .get_result::<Option<String>>(self.conn)
+            .optional();
+        if self.db(told)?.flatten().as_deref() == Some(unionid.as_str()) {
+            return Ok(());
+        }
         let updated = diesel::update(
             identities::table
                 .filter(identities::appid.eq(appid.as_str()))

@@ -11,6 +11,7 @@ use crate::loadgen::{self, Req};
 use crate::procs;
 use crate::report::{LoginResult, PgPerLogin};
 use crate::services::{Service, start_service, start_sim};
+use crate::syscalls::WriteCounter;
 use crate::{APPID, CLIENTS, Ctx, DbKind, log};
 
 /// A WeChat-like id: `prefix` and 27 characters that look random (WeChat's ids are random,
@@ -129,12 +130,20 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
         (Db::Postgres(url), Service::Wxlink) => Some(db::pg_counters(url)?),
         _ => None,
     };
+    let writes = match service {
+        Service::Wxlink => Some(WriteCounter::start(
+            running.guard.id(),
+            &ctx.run_dir(&format!("{name}-writes"))?,
+        )),
+        Service::Peer => None,
+    };
     let cpu_before = procs::group_cpu_us(running.guard.id());
     let make = fresh_code_requests(&sim, tag, known, login_request);
     let outcome = loadgen::run(running.addr, ctx.shape(total), make, loadgen::check_login).await;
     running.guard.check_running()?;
     let cpu_after = procs::group_cpu_us(running.guard.id());
     let logins = outcome.summary().ok.max(1) as f64;
+    let writes_per_login = writes.map(|w| w.finish(logins));
     let cpu_us_per_login = match (cpu_before, cpu_after) {
         (Some(before), Some(after)) => Some(after.saturating_sub(before) as f64 / logins),
         _ => None,
@@ -168,14 +177,15 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
     };
     let summary = outcome.summary();
     log(format!(
-        "  {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} errors {:?}, CPU {:.0} µs/login {:?}",
+        "  {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} errors {:?}, CPU {:.0} µs/login {:?} {:?}",
         summary.per_sec,
         summary.p50_ms,
         summary.p99_ms,
         summary.errors,
         summary.first_errors,
         cpu_us_per_login.unwrap_or(f64::NAN),
-        postgres_per_login
+        postgres_per_login,
+        writes_per_login
     ));
     Ok(LoginResult {
         load: summary,
@@ -184,6 +194,7 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
         rss_kib,
         cpu_us_per_login,
         postgres_per_login,
+        writes_per_login,
     })
 }
 

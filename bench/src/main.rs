@@ -22,6 +22,7 @@ mod report;
 mod scale;
 mod services;
 mod stats;
+mod syscalls;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -8,6 +8,7 @@ use serde::Serialize;
 pub use crate::db::CommitRun;
 pub use crate::decrypt::DecryptFigures;
 use crate::stats::{LoadSummary, ratio};
+pub use crate::syscalls::WritesPerLogin;
 
 /// Where and when the run happened.
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +40,8 @@ pub struct LoginResult {
     pub cpu_us_per_login: Option<f64>,
     /// What PostgreSQL did per measured login (wxlink only).
     pub postgres_per_login: Option<PgPerLogin>,
+    /// wxlink's write system calls per measured login.
+    pub writes_per_login: Option<WritesPerLogin>,
 }
 
 /// PostgreSQL's work per login over a measured run, for the capacity model.
@@ -475,6 +478,18 @@ impl Report {
             }),
         );
         row(
+            "wxlink write system calls per login: pwrite64 (perf stat) / all (/proc syscw)",
+            both(&|pg| {
+                self.wxlink
+                    .get(pg)
+                    .and_then(|r| r.writes_per_login)
+                    .map_or("–".into(), |w| {
+                        let count = |n: Option<f64>| n.map_or("–".into(), |n| format!("{n:.1}"));
+                        format!("{} / {}", count(w.pwrite64), count(w.write_calls))
+                    })
+            }),
+        );
+        row(
             "wxlink ÷ peer: throughput",
             both(&|pg| match (self.wx(pg), self.pe(pg)) {
                 (Some(w), Some(p)) => fmt_x(ratio(w.per_sec, p.per_sec)),
@@ -773,6 +788,7 @@ mod tests {
                 rss_kib: None,
                 cpu_us_per_login: Some(100.0),
                 postgres_per_login: None,
+                writes_per_login: None,
             },
         );
         report.peer.set(
@@ -784,6 +800,7 @@ mod tests {
                 rss_kib: None,
                 cpu_us_per_login: Some(3000.0),
                 postgres_per_login: None,
+                writes_per_login: None,
             },
         );
         report.memory = Some(MemoryResult {

@@ -33,6 +33,7 @@ wxlink_tests::on_both_backends!(
     users_and_unionids,
     identities_are_ordered_and_move,
     sessions_round_trip,
+    sessions_are_found_by_their_id_and_secret,
     decrypt_attempts_are_reserved_within_the_budget,
     first_decrypt_attempts_of_an_identity_at_once_are_all_granted,
     events_feed_pages_in_order,

@@ -61,7 +61,8 @@ struct Args {
     /// The Python that creates the peer's venv.
     #[arg(long, default_value = "python3", env = "WXLINK_BENCH_PYTHON")]
     python: String,
-    /// Run only these sections (comma-separated): decrypt, floors, login, peer, scale, memory.
+    /// Run only these sections (comma-separated): decrypt, floors, login, limits (wxlink's
+    /// login with production rate limits), peer, scale, memory.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Leave PostgreSQL out.
@@ -267,7 +268,9 @@ fn log(message: impl AsRef<str>) {
 }
 
 /// The sections `--only` may name.
-const SECTIONS: [&str; 6] = ["decrypt", "floors", "login", "peer", "scale", "memory"];
+const SECTIONS: [&str; 7] = [
+    "decrypt", "floors", "login", "limits", "peer", "scale", "memory",
+];
 
 async fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
@@ -315,7 +318,9 @@ async fn run(args: Args) -> Result<(), String> {
         ctx.venv_python = Some(ensure_venv(&ctx)?);
     }
     let needs_pg = !args.no_postgres
-        && (ctx.wants("floors") || ctx.wants("login") || ctx.wants("peer") || ctx.wants("scale"));
+        && ["floors", "login", "limits", "peer", "scale"]
+            .iter()
+            .any(|s| ctx.wants(s));
     // Blocking start and stop; dropped (stopped) after everything else, also on error.
     let cluster = if needs_pg {
         log("starting a throwaway PostgreSQL");
@@ -399,7 +404,11 @@ async fn sections(ctx: &Ctx, kinds: &[DbKind], report: &mut Report) {
     if ctx.wants("floors") {
         report.floors = section(ctx, report, "floors", floors::section(ctx, kinds)).await;
     }
-    for (wanted, service) in [("login", Service::Wxlink), ("peer", Service::Peer)] {
+    for (wanted, service) in [
+        ("login", Service::Wxlink),
+        ("limits", Service::WxlinkLimits),
+        ("peer", Service::Peer),
+    ] {
         if !ctx.wants(wanted) {
             continue;
         }
@@ -409,6 +418,7 @@ async fn sections(ctx: &Ctx, kinds: &[DbKind], report: &mut Report) {
             {
                 let runs = match service {
                     Service::Wxlink => &mut report.wxlink,
+                    Service::WxlinkLimits => &mut report.wxlink_limits,
                     Service::Peer => &mut report.peer,
                 };
                 runs.set(kind == DbKind::Postgres, result);

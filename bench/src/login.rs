@@ -127,9 +127,7 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
         running = start_service(ctx, service, &name, &db, &sim.base_url()).await?;
     }
     let pg_before = match (&db, service) {
-        (Db::Postgres(url), Service::Wxlink | Service::WxlinkLimits) => {
-            Some(db::pg_counters(url)?)
-        }
+        (Db::Postgres(url), Service::Wxlink | Service::WxlinkLimits) => Some(db::pg_counters(url)?),
         _ => None,
     };
     let cpu_before = procs::group_cpu_us(running.guard.id());

@@ -134,8 +134,11 @@ async fn start_wxlink(
     let dir = ctx.run_dir(&format!("wxlink-{name}"))?;
     let port = procs::free_port()?;
     let config = dir.join("wxlink.toml");
-    std::fs::write(&config, wxlink_config(port, db, api_base, data_key(), limits))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &config,
+        wxlink_config(port, db, api_base, data_key(), limits),
+    )
+    .map_err(|e| e.to_string())?;
     let mut cmd = Command::new(&ctx.wxlink);
     cmd.arg("serve")
         .arg("--config")

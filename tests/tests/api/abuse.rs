@@ -607,8 +607,7 @@ async fn a_flood_spread_over_two_nodes_gets_the_cap_and_a_bounded_slack() {
         let client = app.client.clone();
         flood.spawn(async move {
             for i in 0..25 {
-                let body =
-                    json!({"appid": APP_B, "code": format!("never-issued-{worker}-{i}")});
+                let body = json!({"appid": APP_B, "code": format!("never-issued-{worker}-{i}")});
                 let request = client
                     .post(format!("{node}/v1/wechat/login"))
                     .header("content-type", "application/json")

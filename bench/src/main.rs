@@ -404,25 +404,33 @@ async fn sections(ctx: &Ctx, kinds: &[DbKind], report: &mut Report) {
     if ctx.wants("floors") {
         report.floors = section(ctx, report, "floors", floors::section(ctx, kinds)).await;
     }
-    for (wanted, service) in [
-        ("login", Service::Wxlink),
-        ("limits", Service::WxlinkLimits),
-        ("peer", Service::Peer),
-    ] {
-        if !ctx.wants(wanted) {
-            continue;
-        }
-        for &kind in kinds {
-            let what = format!("login of {} on {}", service.name(), kind.name());
-            if let Some(result) = section(ctx, report, &what, login::run(ctx, service, kind)).await
-            {
-                let runs = match service {
-                    Service::Wxlink => &mut report.wxlink,
-                    Service::WxlinkLimits => &mut report.wxlink_limits,
-                    Service::Peer => &mut report.peer,
-                };
-                runs.set(kind == DbKind::Postgres, result);
-            }
+    // Per database, wxlink's run with production limits right after the one without: the
+    // ratio of the two is a target, and back to back they share the neighbours' load.
+    let runs: Vec<(Service, DbKind)> = [Service::Wxlink, Service::Peer]
+        .into_iter()
+        .flat_map(|service| {
+            kinds.iter().flat_map(move |&kind| match service {
+                Service::Wxlink => vec![(Service::Wxlink, kind), (Service::WxlinkLimits, kind)],
+                _ => vec![(service, kind)],
+            })
+        })
+        .filter(|(service, _)| {
+            ctx.wants(match service {
+                Service::Wxlink => "login",
+                Service::WxlinkLimits => "limits",
+                Service::Peer => "peer",
+            })
+        })
+        .collect();
+    for (service, kind) in runs {
+        let what = format!("login of {} on {}", service.name(), kind.name());
+        if let Some(result) = section(ctx, report, &what, login::run(ctx, service, kind)).await {
+            let runs = match service {
+                Service::Wxlink => &mut report.wxlink,
+                Service::WxlinkLimits => &mut report.wxlink_limits,
+                Service::Peer => &mut report.peer,
+            };
+            runs.set(kind == DbKind::Postgres, result);
         }
     }
     if ctx.wants("scale") {

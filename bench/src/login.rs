@@ -87,7 +87,7 @@ pub fn login_request(code: &str) -> Req {
 pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResult, String> {
     let name = format!("{}-{}", service.name(), kind.name());
     let (total, known) = match service {
-        Service::Wxlink => (ctx.plan.login_total, ctx.plan.login_known),
+        Service::Wxlink | Service::WxlinkLimits => (ctx.plan.login_total, ctx.plan.login_known),
         Service::Peer => (ctx.plan.peer_total, ctx.plan.peer_known),
     };
     log(format!(
@@ -118,16 +118,17 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
     }
     let tag = match service {
         Service::Wxlink => "w",
+        Service::WxlinkLimits => "l",
         Service::Peer => "p",
     };
-    if service == Service::Wxlink {
+    if service.is_wxlink() {
         // A fresh process for the measured run: its CPU time is then the run's alone, and the
         // warm-up's database connections are closed, so PostgreSQL has counted their commits.
         running.guard.stop(Duration::from_secs(5));
         running = start_service(ctx, service, &name, &db, &sim.base_url()).await?;
     }
     let pg_before = match (&db, service) {
-        (Db::Postgres(url), Service::Wxlink) => Some(db::pg_counters(url)?),
+        (Db::Postgres(url), Service::Wxlink | Service::WxlinkLimits) => Some(db::pg_counters(url)?),
         _ => None,
     };
     let writes = match service {
@@ -149,7 +150,7 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
         _ => None,
     };
     let (peak_rss_kib, rss_kib) = match service {
-        Service::Wxlink => (
+        Service::Wxlink | Service::WxlinkLimits => (
             procs::status_kib(running.guard.id(), "VmHWM"),
             procs::status_kib(running.guard.id(), "VmRSS"),
         ),

@@ -15,7 +15,7 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 15] = [
+const MIGRATIONS: [&str; 16] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
@@ -31,6 +31,7 @@ const MIGRATIONS: [&str; 15] = [
     "2026-12-07-200012_console",
     "2026-12-07-300012_login_in_one_statement",
     "2026-12-07-300013_drop_unused_indexes",
+    "2026-12-07-520000_indexes_without_nulls",
 ];
 
 /// Run `work` in a write transaction and unwrap.

@@ -32,6 +32,7 @@ const MIGRATIONS: [&str; 16] = [
     "2026-12-07-300012_login_in_one_statement",
     "2026-12-07-300013_drop_unused_indexes",
     "2026-12-07-520000_indexes_without_nulls",
+    "2026-12-07-600000_login_mints_user_ids",
 ];
 
 /// Run `work` in a write transaction and unwrap.

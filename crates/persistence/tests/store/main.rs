@@ -66,6 +66,7 @@ wxlink_tests::on_both_backends!(
     logins_without_a_session_key_are_stored_without_one,
     a_phone_number_attached_during_a_merge_is_kept,
     every_kind_of_login_lands_by_the_rules,
+    a_login_mints_a_user_id_only_for_a_new_user,
     a_tombstone_keeps_the_id_and_erases_the_person,
     support_repairs_move_unionids_merges_and_identities,
     identities_vouch_and_a_split_moves_them_with_sessions_and_phone,

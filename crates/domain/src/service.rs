@@ -185,11 +185,11 @@ where
             None => {
                 // Every race of a login is a uniqueness violation or a guarded update (the
                 // rules of `linking::login`), so it needs no serializable isolation.
-                let ids = Arc::clone(&self.ids);
                 self.store
-                    .transact(TxMode::WriteGuarded, move |tx| {
-                        login_transaction(tx, &request, &*ids)
-                    })
+                    .transact(
+                        TxMode::WriteGuarded,
+                        login_work(request, Arc::clone(&self.ids)),
+                    )
                     .await?
             }
         };
@@ -533,6 +533,15 @@ where
             })
             .await
     }
+}
+
+/// The login's transaction as the store runs it (again after a conflict). A named function:
+/// the closure's type spelled out keeps the login's future provably `Send`.
+fn login_work(
+    request: LoginRequest,
+    ids: Arc<dyn IdSource>,
+) -> impl FnMut(&mut dyn StoreTx) -> Result<LoginRecord, DomainError> + Send + 'static {
+    move |tx| login_transaction(tx, &request, &*ids)
 }
 
 /// The login's transaction: the rules land the login on a user, then its session (and refresh

@@ -695,7 +695,11 @@ pub async fn a_login_mints_a_user_id_only_for_a_new_user(backend: TestBackend) {
     let a = app(1);
     let mut logins = Vec::new();
     let before = unix_millis();
-    for (code_, union) in [("m1", None), ("m2", Some("union-m")), ("m3", Some("union-m"))] {
+    for (code_, union) in [
+        ("m1", None),
+        ("m2", Some("union-m")),
+        ("m3", Some("union-m")),
+    ] {
         wechat.will_answer(&a, code_, "open-m", "k", union);
         logins.push(service.login(a.clone(), code(code_)).await.unwrap());
     }
@@ -720,9 +724,16 @@ pub async fn a_login_mints_a_user_id_only_for_a_new_user(backend: TestBackend) {
             id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
             "{id}"
         );
-        assert_eq!((&id[12..13], "89ab".contains(&id[16..17])), ("7", true), "{id}");
+        assert_eq!(
+            (&id[12..13], "89ab".contains(&id[16..17])),
+            ("7", true),
+            "{id}"
+        );
         let millis = u64::from_str_radix(&id[..12], 16).unwrap();
-        assert!((before..=after).contains(&millis), "{id}: {before}..={after}");
+        assert!(
+            (before..=after).contains(&millis),
+            "{id}: {before}..={after}"
+        );
     } else {
         assert_eq!(minted, 1, "one new user, one id");
     }

@@ -9,6 +9,11 @@ use wxlink_api::cli::{OperatorCommand, UserCommand, UserOptions};
 use wxlink_api::config::Settings;
 use wxlink_persistence::DatabaseTarget;
 
+/// mimalloc instead of glibc's malloc: the request path allocates and frees many small
+/// objects across tokio's workers (docs/performance.md measures it).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "wxlink",

@@ -11,6 +11,7 @@ use crate::loadgen::{self, Req};
 use crate::procs;
 use crate::report::{LoginResult, PgPerLogin};
 use crate::services::{Service, start_service, start_sim};
+use crate::syscalls::WriteCounter;
 use crate::{APPID, CLIENTS, Ctx, DbKind, log};
 
 /// A WeChat-like id: `prefix` and 27 characters that look random (WeChat's ids are random,
@@ -86,7 +87,7 @@ pub fn login_request(code: &str) -> Req {
 pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResult, String> {
     let name = format!("{}-{}", service.name(), kind.name());
     let (total, known) = match service {
-        Service::Wxlink => (ctx.plan.login_total, ctx.plan.login_known),
+        Service::Wxlink | Service::WxlinkLimits => (ctx.plan.login_total, ctx.plan.login_known),
         Service::Peer => (ctx.plan.peer_total, ctx.plan.peer_known),
     };
     log(format!(
@@ -117,17 +118,25 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
     }
     let tag = match service {
         Service::Wxlink => "w",
+        Service::WxlinkLimits => "l",
         Service::Peer => "p",
     };
-    if service == Service::Wxlink {
+    if service.is_wxlink() {
         // A fresh process for the measured run: its CPU time is then the run's alone, and the
         // warm-up's database connections are closed, so PostgreSQL has counted their commits.
         running.guard.stop(Duration::from_secs(5));
         running = start_service(ctx, service, &name, &db, &sim.base_url()).await?;
     }
     let pg_before = match (&db, service) {
-        (Db::Postgres(url), Service::Wxlink) => Some(db::pg_counters(url)?),
+        (Db::Postgres(url), Service::Wxlink | Service::WxlinkLimits) => Some(db::pg_counters(url)?),
         _ => None,
+    };
+    let writes = match service {
+        Service::Wxlink => Some(WriteCounter::start(
+            running.guard.id(),
+            &ctx.run_dir(&format!("{name}-writes"))?,
+        )),
+        Service::Peer => None,
     };
     let cpu_before = procs::group_cpu_us(running.guard.id());
     let make = fresh_code_requests(&sim, tag, known, login_request);
@@ -135,12 +144,13 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
     running.guard.check_running()?;
     let cpu_after = procs::group_cpu_us(running.guard.id());
     let logins = outcome.summary().ok.max(1) as f64;
+    let writes_per_login = writes.map(|w| w.finish(logins));
     let cpu_us_per_login = match (cpu_before, cpu_after) {
         (Some(before), Some(after)) => Some(after.saturating_sub(before) as f64 / logins),
         _ => None,
     };
     let (peak_rss_kib, rss_kib) = match service {
-        Service::Wxlink => (
+        Service::Wxlink | Service::WxlinkLimits => (
             procs::status_kib(running.guard.id(), "VmHWM"),
             procs::status_kib(running.guard.id(), "VmRSS"),
         ),
@@ -168,14 +178,15 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
     };
     let summary = outcome.summary();
     log(format!(
-        "  {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} errors {:?}, CPU {:.0} µs/login {:?}",
+        "  {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} errors {:?}, CPU {:.0} µs/login {:?} {:?}",
         summary.per_sec,
         summary.p50_ms,
         summary.p99_ms,
         summary.errors,
         summary.first_errors,
         cpu_us_per_login.unwrap_or(f64::NAN),
-        postgres_per_login
+        postgres_per_login,
+        writes_per_login
     ));
     Ok(LoginResult {
         load: summary,
@@ -184,6 +195,7 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
         rss_kib,
         cpu_us_per_login,
         postgres_per_login,
+        writes_per_login,
     })
 }
 

@@ -22,6 +22,7 @@ mod report;
 mod scale;
 mod services;
 mod stats;
+mod syscalls;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -61,7 +62,8 @@ struct Args {
     /// The Python that creates the peer's venv.
     #[arg(long, default_value = "python3", env = "WXLINK_BENCH_PYTHON")]
     python: String,
-    /// Run only these sections (comma-separated): decrypt, floors, login, peer, scale, memory.
+    /// Run only these sections (comma-separated): decrypt, floors, login, limits (wxlink's
+    /// login with production rate limits), peer, scale, memory.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Leave PostgreSQL out.
@@ -267,7 +269,9 @@ fn log(message: impl AsRef<str>) {
 }
 
 /// The sections `--only` may name.
-const SECTIONS: [&str; 6] = ["decrypt", "floors", "login", "peer", "scale", "memory"];
+const SECTIONS: [&str; 7] = [
+    "decrypt", "floors", "login", "limits", "peer", "scale", "memory",
+];
 
 async fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
@@ -315,7 +319,9 @@ async fn run(args: Args) -> Result<(), String> {
         ctx.venv_python = Some(ensure_venv(&ctx)?);
     }
     let needs_pg = !args.no_postgres
-        && (ctx.wants("floors") || ctx.wants("login") || ctx.wants("peer") || ctx.wants("scale"));
+        && ["floors", "login", "limits", "peer", "scale"]
+            .iter()
+            .any(|s| ctx.wants(s));
     // Blocking start and stop; dropped (stopped) after everything else, also on error.
     let cluster = if needs_pg {
         log("starting a throwaway PostgreSQL");
@@ -399,20 +405,33 @@ async fn sections(ctx: &Ctx, kinds: &[DbKind], report: &mut Report) {
     if ctx.wants("floors") {
         report.floors = section(ctx, report, "floors", floors::section(ctx, kinds)).await;
     }
-    for (wanted, service) in [("login", Service::Wxlink), ("peer", Service::Peer)] {
-        if !ctx.wants(wanted) {
-            continue;
-        }
-        for &kind in kinds {
-            let what = format!("login of {} on {}", service.name(), kind.name());
-            if let Some(result) = section(ctx, report, &what, login::run(ctx, service, kind)).await
-            {
-                let runs = match service {
-                    Service::Wxlink => &mut report.wxlink,
-                    Service::Peer => &mut report.peer,
-                };
-                runs.set(kind == DbKind::Postgres, result);
-            }
+    // Per database, wxlink's run with production limits right after the one without: the
+    // ratio of the two is a target, and back to back they share the neighbours' load.
+    let runs: Vec<(Service, DbKind)> = [Service::Wxlink, Service::Peer]
+        .into_iter()
+        .flat_map(|service| {
+            kinds.iter().flat_map(move |&kind| match service {
+                Service::Wxlink => vec![(Service::Wxlink, kind), (Service::WxlinkLimits, kind)],
+                _ => vec![(service, kind)],
+            })
+        })
+        .filter(|(service, _)| {
+            ctx.wants(match service {
+                Service::Wxlink => "login",
+                Service::WxlinkLimits => "limits",
+                Service::Peer => "peer",
+            })
+        })
+        .collect();
+    for (service, kind) in runs {
+        let what = format!("login of {} on {}", service.name(), kind.name());
+        if let Some(result) = section(ctx, report, &what, login::run(ctx, service, kind)).await {
+            let runs = match service {
+                Service::Wxlink => &mut report.wxlink,
+                Service::WxlinkLimits => &mut report.wxlink_limits,
+                Service::Peer => &mut report.peer,
+            };
+            runs.set(kind == DbKind::Postgres, result);
         }
     }
     if ctx.wants("scale") {

@@ -8,6 +8,7 @@ use serde::Serialize;
 pub use crate::db::CommitRun;
 pub use crate::decrypt::DecryptFigures;
 use crate::stats::{LoadSummary, ratio};
+pub use crate::syscalls::WritesPerLogin;
 
 /// Where and when the run happened.
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +40,8 @@ pub struct LoginResult {
     pub cpu_us_per_login: Option<f64>,
     /// What PostgreSQL did per measured login (wxlink only).
     pub postgres_per_login: Option<PgPerLogin>,
+    /// wxlink's write system calls per measured login.
+    pub writes_per_login: Option<WritesPerLogin>,
 }
 
 /// PostgreSQL's work per login over a measured run, for the capacity model.
@@ -155,6 +158,8 @@ pub struct Report {
     pub decrypt: Option<DecryptFigures>,
     pub floors: Option<CommitFloors>,
     pub wxlink: ServiceRuns,
+    /// wxlink with production's rate limits (the per-app cap raised above the load).
+    pub wxlink_limits: ServiceRuns,
     pub peer: ServiceRuns,
     pub scale_sqlite: Option<ScaleResult>,
     pub scale_postgres: Option<ScaleResult>,
@@ -180,6 +185,7 @@ impl Report {
             decrypt: None,
             floors: None,
             wxlink: ServiceRuns::default(),
+            wxlink_limits: ServiceRuns::default(),
             peer: ServiceRuns::default(),
             scale_sqlite: None,
             scale_postgres: None,
@@ -236,10 +242,10 @@ impl Report {
                 .map_or(f64::NAN, |p| ratio(w.per_sec, p.per_sec));
             t.push(target(
                 "login throughput vs wechatpy peer (PostgreSQL, 64 clients)",
-                "≥ 10×",
+                "≥ 5×",
                 throughput,
                 fmt_x(throughput),
-                |v| v >= 10.0,
+                |v| v >= 5.0,
             ));
             t.push(target(
                 "login p99 (PostgreSQL, 64 clients)",
@@ -265,6 +271,7 @@ impl Report {
             },
             |v| v <= 120.0,
         ));
+        self.production_targets(&mut t);
         for (postgres, db) in [(false, "SQLite"), (true, "PostgreSQL")] {
             let floor = self
                 .floors
@@ -348,6 +355,85 @@ impl Report {
         t
     }
 
+    /// Issue 24's targets beside the older ones: PostgreSQL's costs per login, production
+    /// limits ÷ none, and errors.
+    fn production_targets(&self, t: &mut Vec<Target>) {
+        let wx_pg = self.wxlink.get(true);
+        if let Some(r) = wx_pg {
+            let cpu = r.cpu_us_per_login.unwrap_or(f64::NAN);
+            t.push(target(
+                "wxlink CPU per login (PostgreSQL, process CPU ÷ logins)",
+                "≤ 180 µs",
+                cpu,
+                fmt_us(cpu),
+                |v| v <= 180.0,
+            ));
+            let pg = r.postgres_per_login.as_ref();
+            let server = pg.map_or(f64::NAN, |p| p.server_cpu_us);
+            t.push(target(
+                "PostgreSQL server CPU per login",
+                "≤ 250 µs",
+                server,
+                fmt_us(server),
+                |v| v <= 250.0,
+            ));
+            let statements = pg.and_then(|p| p.statements).unwrap_or(f64::NAN);
+            t.push(target(
+                "statements (round trips) per login, PostgreSQL",
+                "1, merges aside (≤ 1.05)",
+                statements,
+                if statements.is_finite() {
+                    format!("{statements:.2}")
+                } else {
+                    "–".to_owned()
+                },
+                |v| v <= 1.05,
+            ));
+        }
+        for (postgres, db) in [(false, "SQLite"), (true, "PostgreSQL")] {
+            if postgres && wx_pg.is_none() {
+                continue;
+            }
+            let r = match (self.wx(postgres), self.wxlink_limits.get(postgres)) {
+                (Some(w), Some(l)) => ratio(l.load.per_sec, w.per_sec),
+                _ => f64::NAN,
+            };
+            t.push(target(
+                &format!("logins/s with production limits ÷ without ({db})"),
+                "≥ 0.9",
+                r,
+                if r.is_finite() {
+                    format!("{r:.2}")
+                } else {
+                    "–".to_owned()
+                },
+                |v| v >= 0.9,
+            ));
+        }
+        let runs = [&self.wxlink, &self.wxlink_limits];
+        let measured: Vec<&LoginResult> = runs
+            .iter()
+            .flat_map(|r| [r.get(false), r.get(true)])
+            .flatten()
+            .collect();
+        let errors = measured
+            .iter()
+            .map(|r| r.load.errors + r.warmup_errors)
+            .sum::<u64>();
+        let errors = if measured.is_empty() {
+            f64::NAN
+        } else {
+            errors as f64
+        };
+        t.push(target(
+            "errors, all of wxlink's login runs (warm-ups included)",
+            "0",
+            errors,
+            fmt_rate(errors),
+            |v| v == 0.0,
+        ));
+    }
+
     /// The whole report as Markdown.
     pub fn markdown(&self) -> String {
         let mut s = String::new();
@@ -395,7 +481,11 @@ impl Report {
         let mut row = |label: &str, cells: (String, String)| {
             let _ = writeln!(s, "| {label} | {} | {} |", cells.0, cells.1);
         };
-        for (name, runs) in [("wxlink", &self.wxlink), ("wechatpy peer", &self.peer)] {
+        for (name, runs) in [
+            ("wxlink", &self.wxlink),
+            ("wxlink, production limits", &self.wxlink_limits),
+            ("wechatpy peer", &self.peer),
+        ] {
             row(
                 &format!("{name}: logins/s"),
                 both(&|pg| {
@@ -472,6 +562,41 @@ impl Report {
                             fmt_rate(p.server_cpu_us)
                         )
                     })
+            }),
+        );
+        row(
+            "wxlink write system calls per login: pwrite64 (perf stat) / all (/proc syscw)",
+            both(&|pg| {
+                self.wxlink
+                    .get(pg)
+                    .and_then(|r| r.writes_per_login)
+                    .map_or("–".into(), |w| {
+                        let count = |n: Option<f64>| n.map_or("–".into(), |n| format!("{n:.1}"));
+                        format!("{} / {}", count(w.pwrite64), count(w.write_calls))
+                    })
+            }),
+        );
+        row(
+            "wxlink, production limits: CPU per login µs; PostgreSQL statements / server CPU µs per login",
+            both(&|pg| {
+                self.wxlink_limits.get(pg).map_or("–".into(), |r| {
+                    let cpu = r.cpu_us_per_login.map_or("–".into(), fmt_rate);
+                    match &r.postgres_per_login {
+                        Some(p) => format!(
+                            "{cpu}; {} / {}",
+                            p.statements.map_or("–".into(), |s| format!("{s:.2}")),
+                            fmt_rate(p.server_cpu_us)
+                        ),
+                        None => cpu,
+                    }
+                })
+            }),
+        );
+        row(
+            "wxlink, production limits ÷ without: logins/s",
+            both(&|pg| match (self.wxlink_limits.get(pg), self.wx(pg)) {
+                (Some(l), Some(w)) => format!("{:.2}", ratio(l.load.per_sec, w.per_sec)),
+                _ => "–".into(),
             }),
         );
         row(
@@ -657,6 +782,15 @@ fn target(name: &str, goal: &str, value: f64, shown: String, ok: impl Fn(f64) ->
     }
 }
 
+/// Microseconds, "–" when unknown.
+fn fmt_us(v: f64) -> String {
+    if v.is_finite() {
+        format!("{} µs", fmt_rate(v))
+    } else {
+        "–".to_owned()
+    }
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -773,6 +907,7 @@ mod tests {
                 rss_kib: None,
                 cpu_us_per_login: Some(100.0),
                 postgres_per_login: None,
+                writes_per_login: None,
             },
         );
         report.peer.set(
@@ -784,6 +919,19 @@ mod tests {
                 rss_kib: None,
                 cpu_us_per_login: Some(3000.0),
                 postgres_per_login: None,
+                writes_per_login: None,
+            },
+        );
+        report.wxlink_limits.set(
+            false,
+            LoginResult {
+                load: summary(2850.0, 10.0, 20.0),
+                warmup_errors: 0,
+                peak_rss_kib: None,
+                rss_kib: None,
+                cpu_us_per_login: Some(105.0),
+                postgres_per_login: None,
+                writes_per_login: None,
             },
         );
         report.memory = Some(MemoryResult {
@@ -820,6 +968,15 @@ mod tests {
             "{table}"
         );
         assert_eq!(met("wxlink CPU per login"), Some(true));
+        assert_eq!(
+            met("logins/s with production limits ÷ without (SQLite)"),
+            Some(true)
+        );
+        assert_eq!(met("errors, all of wxlink's login runs"), Some(true));
+        assert!(
+            table.contains("| wxlink, production limits ÷ without: logins/s | 0.95 | – |"),
+            "{table}"
+        );
         assert!(
             table.contains(
                 "| RSS at 1,000 keep-alive connections | ≤ 100 MiB | 120.0 MiB | **no** |"

@@ -16,7 +16,10 @@ use crate::{APPID, Ctx, SECRET, peer};
 /// Which service a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
+    /// wxlink as configured for production, but rate limits off.
     Wxlink,
+    /// wxlink with production's rate limits on (see [`production_limits`]).
+    WxlinkLimits,
     Peer,
 }
 
@@ -24,9 +27,26 @@ impl Service {
     pub fn name(self) -> &'static str {
         match self {
             Service::Wxlink => "wxlink",
+            Service::WxlinkLimits => "limits",
             Service::Peer => "peer",
         }
     }
+
+    /// One of wxlink's runs.
+    pub fn is_wxlink(self) -> bool {
+        self != Service::Peer
+    }
+}
+
+/// `[rate_limit]` of the production-limits run: the defaults (limits on, loopback exempt from
+/// the per-IP limit), with the per-app cap raised above the load: 1.5× the logins the warm-up
+/// and the measured run send (`hits`), nearly all of it as burst (the per-node limiter admits
+/// a burst at once, then the per-minute rate). The run so crosses half the cap, where each
+/// login past it went to the shared count on PostgreSQL before leases, and never reaches it.
+pub fn production_limits(hits: u64) -> (u64, u64) {
+    let per_minute = 60;
+    let cap = hits.saturating_mul(3) / 2;
+    (per_minute, cap.saturating_sub(per_minute).max(1))
 }
 
 /// A simulated WeChat that knows the benchmark's app.
@@ -53,19 +73,34 @@ pub async fn start_service(
     api_base: &str,
 ) -> Result<Running, String> {
     match service {
-        Service::Wxlink => start_wxlink(ctx, name, db, api_base).await,
+        Service::Wxlink => start_wxlink(ctx, name, db, api_base, None).await,
+        Service::WxlinkLimits => {
+            let limits = production_limits(ctx.plan.login_known + ctx.plan.login_total);
+            start_wxlink(ctx, name, db, api_base, Some(limits)).await
+        }
         Service::Peer => peer::start_peer(ctx, name, db, api_base).await,
     }
 }
 
-fn wxlink_config(port: u16, db: &Db, api_base: &str, data_key: &str) -> String {
-    WxlinkToml::new(&format!("127.0.0.1:{port}"), &db.wxlink_url(), api_base)
+/// `limits`: the per-app rate and burst of production's limits; none turns rate limits off.
+fn wxlink_config(
+    port: u16,
+    db: &Db,
+    api_base: &str,
+    data_key: &str,
+    limits: Option<(u64, u64)>,
+) -> String {
+    let toml = WxlinkToml::new(&format!("127.0.0.1:{port}"), &db.wxlink_url(), api_base)
         .value("server", "shutdown_grace_ms", 1000)
         .value("database", "max_connections", 16)
-        .string("security", "data_key", data_key)
-        .value("rate_limit", "enabled", false)
-        .app(APPID, SECRET)
-        .to_string()
+        .string("security", "data_key", data_key);
+    let toml = match limits {
+        None => toml.value("rate_limit", "enabled", false),
+        Some((per_minute, burst)) => toml
+            .value("rate_limit", "per_app_per_minute", per_minute)
+            .value("rate_limit", "per_app_burst", burst),
+    };
+    toml.app(APPID, SECRET).to_string()
 }
 
 /// One data key for the whole run: a database remembers the key it was first served with and
@@ -89,12 +124,21 @@ pub fn clean_env(cmd: &mut Command) {
     }
 }
 
-async fn start_wxlink(ctx: &Ctx, name: &str, db: &Db, api_base: &str) -> Result<Running, String> {
+async fn start_wxlink(
+    ctx: &Ctx,
+    name: &str,
+    db: &Db,
+    api_base: &str,
+    limits: Option<(u64, u64)>,
+) -> Result<Running, String> {
     let dir = ctx.run_dir(&format!("wxlink-{name}"))?;
     let port = procs::free_port()?;
     let config = dir.join("wxlink.toml");
-    std::fs::write(&config, wxlink_config(port, db, api_base, data_key()))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &config,
+        wxlink_config(port, db, api_base, data_key(), limits),
+    )
+    .map_err(|e| e.to_string())?;
     let mut cmd = Command::new(&ctx.wxlink);
     cmd.arg("serve")
         .arg("--config")
@@ -122,6 +166,7 @@ mod tests {
             &Db::Sqlite("/tmp/x.db".into()),
             "http://127.0.0.1:1",
             "a2V5",
+            None,
         );
         for needle in [
             "bind = \"127.0.0.1:4242\"",
@@ -133,5 +178,21 @@ mod tests {
         ] {
             assert!(config.contains(needle), "{needle} in {config}");
         }
+    }
+
+    #[test]
+    fn production_limits_keep_the_defaults_and_raise_the_app_cap_above_the_run() {
+        let (per_minute, burst) = production_limits(22_000);
+        assert_eq!(per_minute + burst, 33_000);
+        let config = wxlink_config(
+            4242,
+            &Db::Sqlite("/tmp/x.db".into()),
+            "http://127.0.0.1:1",
+            "a2V5",
+            Some((per_minute, burst)),
+        );
+        assert!(!config.contains("enabled"), "{config}");
+        assert!(config.contains("per_app_burst = 32940"), "{config}");
+        assert!(!config.contains("per_ip"), "{config}");
     }
 }

@@ -1,6 +1,5 @@
 //! The small adapters of the domain's ports: the clock, ids and tokens, and the user-data opener.
 
-use base64::Engine;
 use rand::RngCore;
 use wxlink_domain::{
     Clock, EncryptedUserData, ExpectedWatermark, IdSource, OpenId, OpenedUserData, SessionKey,
@@ -80,27 +79,34 @@ impl Clock for SystemClock {
     }
 }
 
-/// Tokens of 32 random bytes (base64url, 43 characters) from the OS RNG, and time-ordered user ids.
+/// Tokens and user ids that begin with the time (UUIDv7), their random bits from the thread's
+/// CSPRNG (no system call per login).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RandomIds;
 
+/// A UUIDv7: 48 bits of Unix milliseconds, then 74 random bits.
+fn uuid_v7() -> uuid::Uuid {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    uuid::Builder::from_unix_timestamp_millis(millis, &rand::random()).into_uuid()
+}
+
 impl IdSource for RandomIds {
+    /// A session id that begins with the time, so the session lands on the rightmost page of
+    /// the sessions' key, and 32 random bytes that are the token's secret (see
+    /// [`SessionToken`]).
     fn new_token(&self) -> SessionToken {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        SessionToken::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        SessionToken::issue(uuid_v7().into_bytes(), secret)
     }
 
     /// UUIDv7: a user id is a name, not a secret, so its first 48 bits are the time. New
     /// users' ids then land on the rightmost pages of the users' index instead of a random page
-    /// each, and the 74 random bits keep ids unguessable all the same. The random bits come
-    /// from the thread's CSPRNG, as the tokens' do: no system call per login.
+    /// each, and the 74 random bits keep ids unguessable all the same.
     fn new_user_id(&self) -> UserId {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let id = uuid::Builder::from_unix_timestamp_millis(millis, &rand::random()).into_uuid();
-        UserId::parse(id.simple().to_string())
+        UserId::parse(uuid_v7().simple().to_string())
             .unwrap_or_else(|_| unreachable!("a simple uuid is 32 hex digits"))
     }
 }
@@ -125,5 +131,24 @@ mod tests {
             let millis = u128::from(secs) * 1000 + u128::from(nanos / 1_000_000);
             assert!(millis >= before, "{id} is older than the test");
         }
+    }
+
+    #[test]
+    fn tokens_carry_a_session_id_that_sorts_by_time_and_a_secret() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let tokens: Vec<SessionToken> = (0..64).map(|_| RandomIds.new_token()).collect();
+        for token in &tokens {
+            assert_eq!(token.expose_secret().len(), SessionToken::LEN);
+            let id = uuid::Uuid::from_bytes(token.hash().selector());
+            assert_eq!(id.get_version(), Some(uuid::Version::SortRand));
+            let (secs, nanos) = id.get_timestamp().expect("a time").to_unix();
+            assert!(u128::from(secs) * 1000 + u128::from(nanos / 1_000_000) >= before);
+        }
+        let distinct: std::collections::HashSet<[u8; 32]> =
+            tokens.iter().map(|t| *t.hash().as_bytes()).collect();
+        assert_eq!(distinct.len(), tokens.len());
     }
 }

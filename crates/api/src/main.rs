@@ -9,6 +9,11 @@ use wxlink_api::cli::{OperatorCommand, UserCommand, UserOptions};
 use wxlink_api::config::Settings;
 use wxlink_persistence::DatabaseTarget;
 
+/// mimalloc instead of glibc's malloc: the request path allocates and frees many small
+/// objects across tokio's workers (docs/performance.md measures it).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "wxlink",
@@ -147,8 +152,11 @@ impl From<&str> for Failed {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WXLINK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a terminal: a log file or collector gets plain text, and each line
+    // costs less to write.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if std::env::var("WXLINK_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
         builder.json().with_current_span(true).init();

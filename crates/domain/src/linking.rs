@@ -6,7 +6,7 @@ use crate::ids::{AppId, OpenId, UnionId, UserId};
 use crate::model::{
     Actor, Event, EventDetail, EventKind, LoginOutcome, PhoneMerge, Session, UnixTime, User,
 };
-use crate::ports::StoreTx;
+use crate::ports::{IdSource, StoreTx};
 use crate::secrets::TokenHash;
 
 /// Merges only ever point at a unionid owner, which is never merged itself, so chains are one
@@ -87,7 +87,7 @@ pub(crate) fn login(
     tx: &mut dyn StoreTx,
     origin: Origin<'_>,
     unionid: Option<&UnionId>,
-    new_user_id: &UserId,
+    ids: &dyn IdSource,
 ) -> Result<(User, LoginOutcome), DomainError> {
     let known = match tx.identity_owner(origin.appid, origin.openid)? {
         Some(owner) => {
@@ -130,7 +130,8 @@ pub(crate) fn login(
                 }
                 None => {
                     let user = User {
-                        id: new_user_id.clone(),
+                        // Minted here: only a new user needs one.
+                        id: ids.new_user_id(),
                         unionid: unionid.cloned(),
                         merged_into: None,
                         created_at: origin.at,

@@ -285,12 +285,12 @@ pub struct LoginRequest {
     pub openid: OpenId,
     /// The unionid WeChat told with the login, if any.
     pub unionid: Option<UnionId>,
-    /// The id a new user gets, if the login makes one.
-    pub new_user_id: UserId,
-    /// When the login happens.
+    /// When the login happens (the session's `created_at`).
     pub at: UnixTime,
-    /// The session to issue; its `user_id` is whoever the rules land on.
-    pub session: Session,
+    /// The session to issue (to whoever the rules land on): its token's hash.
+    pub token_hash: TokenHash,
+    /// When the session stops working.
+    pub expires_at: UnixTime,
     /// Its session_key, if it has one.
     pub session_key: Option<SessionKey>,
     /// With signed access tokens: the hash of the session's first refresh token.

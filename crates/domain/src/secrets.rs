@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -44,6 +46,12 @@ impl PartialEq for SessionKey {
 }
 
 /// A bearer token handed to a client at login. wxlink stores only its [`TokenHash`].
+///
+/// Issued tokens are [`SessionToken::LEN`] URL-safe characters: base64url (no padding) of a
+/// 16-byte session id that begins with the time (a UUIDv7) and 32 random bytes. The id is how
+/// the store finds the session: new sessions land on the rightmost page of its key instead of
+/// a random one (a random page per login is a page written to disk per login). Tokens of any
+/// other shape, such as the 43-character ones issued before, are found by their SHA-256.
 #[derive(Clone)]
 pub struct SessionToken(SecretString);
 
@@ -53,9 +61,20 @@ pub struct SessionToken(SecretString);
 pub struct MalformedToken;
 
 impl SessionToken {
+    /// The length of an issued token: base64url of a 16-byte id and a 32-byte secret.
+    pub const LEN: usize = 64;
+
     /// Wrap a freshly generated token (see the `IdSource` port).
     pub fn new(text: impl Into<String>) -> Self {
         Self(SecretString::from(text.into()))
+    }
+
+    /// A token for the session `id` (time-ordered: a UUIDv7's bytes) with `secret` (random).
+    pub fn issue(id: [u8; 16], secret: [u8; 32]) -> Self {
+        let mut bytes = [0u8; 48];
+        bytes[..16].copy_from_slice(&id);
+        bytes[16..].copy_from_slice(&secret);
+        Self::new(URL_SAFE_NO_PAD.encode(bytes))
     }
 
     /// Parse a token a client presented: an opaque token of 16 to 256 URL-safe characters, or
@@ -82,9 +101,21 @@ impl SessionToken {
         self.0.expose_secret()
     }
 
-    /// SHA-256 of the token: what the store keeps and looks up by.
+    /// What the store keeps and looks the session up by: for an issued token, its session id
+    /// followed by the first half of the token's SHA-256; for any other, its SHA-256.
     pub fn hash(&self) -> TokenHash {
-        TokenHash(Sha256::digest(self.expose_secret().as_bytes()).into())
+        let text = self.expose_secret();
+        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        let mut decoded = [0u8; 48];
+        match URL_SAFE_NO_PAD.decode_slice(text, &mut decoded) {
+            Ok(48) if text.len() == Self::LEN => {
+                let mut hash = [0u8; 32];
+                hash[..16].copy_from_slice(&decoded[..16]);
+                hash[16..].copy_from_slice(&digest[..16]);
+                TokenHash(hash)
+            }
+            _ => TokenHash(digest),
+        }
     }
 }
 
@@ -94,11 +125,26 @@ impl fmt::Debug for SessionToken {
     }
 }
 
-/// SHA-256 of a [`SessionToken`]. Not secret by itself: the token cannot be derived from it.
+/// What the store keeps of a [`SessionToken`] (see [`SessionToken::hash`]). Not secret by
+/// itself: the token cannot be derived from it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {
+    /// The first half, by which a store finds the session (an issued token's session id);
+    /// the second half is then compared with [`TokenHash::matches`].
+    pub fn selector(&self) -> [u8; 16] {
+        let mut selector = [0u8; 16];
+        selector.copy_from_slice(&self.0[..16]);
+        selector
+    }
+
+    /// Whether `stored` is this hash, compared in constant time: a lookup by the selector alone
+    /// must not tell a client, by its timing, how much of the rest it guessed.
+    pub fn matches(&self, stored: &TokenHash) -> bool {
+        bool::from(self.0.ct_eq(&stored.0))
+    }
+
     /// From the 32 stored bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
@@ -152,6 +198,39 @@ mod tests {
         assert_eq!(
             TokenHash::from_hex(&token.hash().to_hex()),
             Some(token.hash())
+        );
+    }
+
+    #[test]
+    fn an_issued_token_is_64_url_safe_characters_found_by_its_session_id() {
+        let id = [7u8; 16];
+        let token = SessionToken::issue(id, [9u8; 32]);
+        let text = token.expose_secret();
+        assert_eq!(text.len(), SessionToken::LEN);
+        assert!(SessionToken::parse(text).is_ok());
+        let hash = token.hash();
+        assert_eq!(hash.selector(), id);
+        let digest = Sha256::digest(text.as_bytes());
+        assert_eq!(&hash.as_bytes()[16..], &digest[..16]);
+        // The same session id with another secret is another hash: the id alone opens nothing.
+        let forged = SessionToken::issue(id, [8u8; 32]).hash();
+        assert_eq!(forged.selector(), id);
+        assert!(!forged.matches(&hash));
+        assert!(hash.matches(&token.hash()));
+    }
+
+    #[test]
+    fn tokens_of_other_shapes_keep_their_sha256() {
+        // The 43-character tokens issued before the session id, and anything else presented.
+        let old = SessionToken::new("q0v7Zt3o1Xz6yqg0n2mJcCk3m9ZlWQb0c4s0cY3Hc2A");
+        assert_eq!(
+            old.hash().as_bytes(),
+            &<[u8; 32]>::from(Sha256::digest(old.expose_secret().as_bytes()))
+        );
+        let odd = SessionToken::new("a".repeat(63) + "!");
+        assert_eq!(
+            odd.hash().as_bytes(),
+            &<[u8; 32]>::from(Sha256::digest(odd.expose_secret().as_bytes()))
         );
     }
 

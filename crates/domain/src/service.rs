@@ -165,25 +165,17 @@ where
         // session's id, `sid`); the client gets a refresh token instead.
         let refresh = self.signer.as_ref().map(|_| self.ids.new_token());
         let refresh_hash = refresh.as_ref().map(SessionToken::hash);
-        let new_user_id = self.ids.new_user_id();
         let now = self.clock.now();
         let ttl = self.policy.session_ttl_secs;
+        // No user id yet: one is minted only if the login makes a new user (the store's
+        // one-statement login makes its own).
         let request = LoginRequest {
-            session: Session {
-                token_hash,
-                user_id: new_user_id.clone(),
-                appid: appid.clone(),
-                openid: wechat.openid.clone(),
-                has_session_key: wechat.session_key.is_some(),
-                created_at: now,
-                expires_at: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
-                revoked: false,
-            },
             appid,
             openid: wechat.openid,
             unionid: wechat.unionid,
-            new_user_id,
             at: now,
+            token_hash,
+            expires_at: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
             session_key: wechat.session_key,
             refresh_token: refresh_hash,
         };
@@ -194,9 +186,10 @@ where
                 // Every race of a login is a uniqueness violation or a guarded update (the
                 // rules of `linking::login`), so it needs no serializable isolation.
                 self.store
-                    .transact(TxMode::WriteGuarded, move |tx| {
-                        login_transaction(tx, &request)
-                    })
+                    .transact(
+                        TxMode::WriteGuarded,
+                        login_work(request, Arc::clone(&self.ids)),
+                    )
                     .await?
             }
         };
@@ -540,20 +533,35 @@ where
     }
 }
 
+/// The login's transaction as the store runs it (again after a conflict). A named function:
+/// the closure's type spelled out keeps the login's future provably `Send`.
+fn login_work(
+    request: LoginRequest,
+    ids: Arc<dyn IdSource>,
+) -> impl FnMut(&mut dyn StoreTx) -> Result<LoginRecord, DomainError> + Send + 'static {
+    move |tx| login_transaction(tx, &request, &*ids)
+}
+
 /// The login's transaction: the rules land the login on a user, then its session (and refresh
 /// token) is issued to that user.
 fn login_transaction(
     tx: &mut dyn StoreTx,
     request: &LoginRequest,
+    ids: &dyn IdSource,
 ) -> Result<LoginRecord, DomainError> {
     let origin = Origin::new(&request.appid, &request.openid, request.at);
     // The rules hold the user and the identity the session goes to (users, then identities,
     // the order of merges and splits) until the session is in.
-    let (user, outcome) =
-        linking::login(tx, origin, request.unionid.as_ref(), &request.new_user_id)?;
+    let (user, outcome) = linking::login(tx, origin, request.unionid.as_ref(), ids)?;
     let session = Session {
+        token_hash: request.token_hash,
         user_id: user.id.clone(),
-        ..request.session.clone()
+        appid: request.appid.clone(),
+        openid: request.openid.clone(),
+        has_session_key: request.session_key.is_some(),
+        created_at: request.at,
+        expires_at: request.expires_at,
+        revoked: false,
     };
     tx.insert_session(&session, &request.session_key)?;
     if let Some(refresh_hash) = &request.refresh_token {

@@ -22,7 +22,7 @@ pub struct LoginRequest {
 /// A successful login.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
-    /// The bearer token: 43 URL-safe characters, or with `[tokens] format = "jwt"` a signed
+    /// The bearer token: 64 URL-safe characters, or with `[tokens] format = "jwt"` a signed
     /// access token (an ES256 JWT that services verify against `/.well-known/jwks.json`).
     pub token: String,
     /// Always `Bearer`.
@@ -31,7 +31,7 @@ pub struct LoginResponse {
     /// Seconds until the token expires.
     pub expires_in: u64,
     /// With `[tokens] format = "jwt"` only: exchange it at `POST /v1/token/refresh` for the
-    /// next access token (43 URL-safe characters).
+    /// next access token (64 URL-safe characters).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub refresh_token: Option<String>,
@@ -408,7 +408,7 @@ pub struct RefreshResponse {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
-    /// The refresh token for the next refresh (43 URL-safe characters).
+    /// The refresh token for the next refresh (64 URL-safe characters).
     pub refresh_token: String,
     /// Who the user is now (the unionid's owner after a merge).
     pub user_id: String,

@@ -4,7 +4,8 @@
 use wxlink_wechat_sim::{UnionidPolicy, UserInfoRequest};
 
 use crate::helpers::{
-    APP_A, APP_B, APP_C, Api, Backend, Options, TestApp, UserInfoResponse, identities, signed_body,
+    APP_A, APP_B, APP_C, Api, Backend, Options, TestApp, UserInfoResponse, assert_error,
+    identities, signed_body,
 };
 
 on_both_backends!(
@@ -23,12 +24,12 @@ async fn unionid_at_login_links_two_apps(backend: Backend) {
     assert!(!on_b.needs_user_info, "{on_b:?}");
     assert_eq!(on_b.expires_in, 604_800, "the default ttl");
     assert!(
-        on_b.token.len() >= 43
+        on_b.token.len() == 64
             && on_b
                 .token
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
-        "a token is at least 32 random bytes, URL-safe: {:?}",
+        "a token is 64 URL-safe characters (a session id and 32 random bytes): {:?}",
         on_b.token
     );
 
@@ -46,6 +47,17 @@ async fn unionid_at_login_links_two_apps(backend: Backend) {
             identities(&[(APP_B, "alice-in-b"), (APP_C, "alice-in-c")])
         );
     }
+
+    // A token names its session in its first characters: that name with another secret
+    // (the rest of another token) opens nothing.
+    let forged = format!("{}{}", &on_b.token[..22], &on_c.token[22..]);
+    let refused = app.me(&forged).await;
+    assert_error(
+        &refused,
+        401,
+        "invalid_token",
+        "a session id with another secret",
+    );
 
     // Logging in again on an app gives a new token for the same user and no new identity.
     let again = app.login(APP_B, "alice-in-b", None).await;

@@ -45,12 +45,24 @@ impl IdentityStore for MockStore {
 type TestService = Service<MockStore, MockWeChatSessions, MockUserDataOpener>;
 
 fn service(tx: MockStoreTx, wechat: MockWeChatSessions, opener: MockUserDataOpener) -> TestService {
+    service_minting(tx, wechat, opener, 0..)
+}
+
+/// A service whose id source mints `user_ids` user ids ("u-new"), as many as it is asked for.
+fn service_minting(
+    tx: MockStoreTx,
+    wechat: MockWeChatSessions,
+    opener: MockUserDataOpener,
+    user_ids: impl Into<mockall::TimesRange>,
+) -> TestService {
     let mut clock = MockClock::new();
     clock.expect_now().return_const(NOW);
     let mut ids = MockIdSource::new();
     ids.expect_new_token()
         .returning(|| SessionToken::new(TOKEN));
-    ids.expect_new_user_id().returning(|| uid("u-new"));
+    ids.expect_new_user_id()
+        .times(user_ids)
+        .returning(|| uid("u-new"));
     Service::new(
         MockStore(Mutex::new(tx)),
         wechat,
@@ -285,7 +297,8 @@ async fn login_without_unionid_creates_a_provisional_user() {
     expect_event(&mut tx, EventKind::IdentityLinked, "u-new", None);
     expect_session_for(&mut tx, "u-new", "o1");
 
-    let out = login_as(tx, app(), "o1", None).await.unwrap();
+    let svc = service_minting(tx, wechat_answers("o1", "key-1", None), no_opener(), 1);
+    let out = svc.login(app(), code("c1")).await.unwrap();
     assert_eq!(out.user_id, uid("u-new"));
     assert!(!out.unionid_linked);
     assert_eq!(out.expires_in, TTL);
@@ -333,7 +346,8 @@ fn deciding_service(
     let mut ids = MockIdSource::new();
     ids.expect_new_token()
         .returning(|| SessionToken::new(TOKEN));
-    ids.expect_new_user_id().returning(|| uid("u-new"));
+    // The store decides or the login lands on a known user: no user id is minted.
+    ids.expect_new_user_id().never();
     Service::new(
         store,
         wechat_answers("o1", "key-1", unionid),
@@ -377,11 +391,9 @@ async fn a_login_the_store_decides_at_once_runs_no_transaction_and_answers_its_d
         (&login.appid, &login.openid, login.unionid.as_ref()),
         (&app(), &oid("o1"), Some(&"un-1".parse().unwrap()))
     );
-    assert_eq!(login.new_user_id, uid("u-new"));
     assert_eq!(login.session_key, Some(SessionKey::new("key-1")));
-    assert_eq!(login.session.token_hash, token().hash());
-    assert_eq!(login.session.expires_at, NOW + TTL as i64);
-    assert!(login.session.has_session_key && !login.session.revoked);
+    assert_eq!(login.token_hash, token().hash());
+    assert_eq!(login.expires_at, NOW + TTL as i64);
     assert_eq!(login.refresh_token, None);
 }
 
@@ -414,7 +426,9 @@ async fn login_of_a_known_identity_lands_on_its_user_and_creates_nothing() {
     expect_user(&mut tx, user("u-p", None, None));
     expect_lands_on(&mut tx, "u-p", "o1");
 
-    let out = login_as(tx, app(), "o1", None).await.unwrap();
+    // Nor does it mint a user id: only a new user needs one.
+    let svc = service_minting(tx, wechat_answers("o1", "key-1", None), no_opener(), 0);
+    let out = svc.login(app(), code("c1")).await.unwrap();
     assert_eq!(
         (out.user_id, out.unionid_linked, out.outcome),
         (uid("u-p"), false, LoginOutcome::Returning)

@@ -21,7 +21,7 @@ extern "SQL" {
         appid: Text,
         openid: Text,
         unionid: Nullable<Text>,
-        new_user: Text,
+        new_user: Nullable<Text>,
         at: BigInt,
         token_hash: Binary,
         session_key: Nullable<Binary>,
@@ -46,19 +46,17 @@ pub(crate) async fn login(
     if store.backend() != crate::Backend::Postgres {
         return Ok(None);
     }
-    let session = &request.session;
     // Sealed once: a rerun after a conflict stores the same sealed value.
     let sealed = request
         .session_key
         .as_ref()
-        .map(|key| seal_key(&store.inner.keyring, &session.token_hash, key));
+        .map(|key| seal_key(&store.inner.keyring, &request.token_hash, key));
     let appid = request.appid.as_str().to_owned();
     let openid = request.openid.as_str().to_owned();
     let unionid = request.unionid.as_ref().map(|u| u.as_str().to_owned());
-    let new_user = request.new_user_id.as_str().to_owned();
     let at = request.at;
-    let token_hash = session.token_hash.as_bytes().to_vec();
-    let expires_at = session.expires_at;
+    let token_hash = request.token_hash.as_bytes().to_vec();
+    let expires_at = request.expires_at;
     let refresh = request.refresh_token.map(|t| t.as_bytes().to_vec());
     let decided = store
         .run_statement(move |conn| {
@@ -66,7 +64,9 @@ pub(crate) async fn login(
                 &appid,
                 &openid,
                 unionid.as_deref(),
-                &new_user,
+                // No id: the function mints one only for a new user (migration
+                // `login_mints_user_ids`; a node of the previous version passes one).
+                None::<&str>,
                 at,
                 &token_hash,
                 sealed.as_deref(),

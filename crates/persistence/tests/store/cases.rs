@@ -7,7 +7,7 @@ use std::time::Instant;
 use wxlink_crypto::{DataKey, Keyring};
 use wxlink_domain::{
     Actor, DecryptBudget, DomainError, Event, EventDetail, EventKind, IdentityStore, PhoneMerge,
-    PhoneNumber, Reservation, Session, SessionKey, StoreError, StoreTx, TxMode, User,
+    PhoneNumber, Reservation, Session, SessionKey, SessionToken, StoreError, StoreTx, TxMode, User,
 };
 use wxlink_persistence::{
     Backend, MAX_ATTEMPTS, SESSION_PURGE_GRACE_SECS, Store, UserRecord, migrate, migrate_blocking,
@@ -15,7 +15,7 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 15] = [
+const MIGRATIONS: [&str; 17] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
@@ -31,6 +31,8 @@ const MIGRATIONS: [&str; 15] = [
     "2026-12-07-200012_console",
     "2026-12-07-300012_login_in_one_statement",
     "2026-12-07-300013_drop_unused_indexes",
+    "2026-12-07-520000_indexes_without_nulls",
+    "2026-12-07-600000_login_mints_user_ids",
 ];
 
 /// Run `work` in a write transaction and unwrap.
@@ -384,6 +386,55 @@ pub async fn decrypt_attempts_are_reserved_within_the_budget(backend: TestBacken
             .unwrap(),
         "the purge deleted the budget of a day that is over"
     );
+}
+
+/// Issued tokens are found by their session id and their secret compared; tokens issued before
+/// the id (hash-only) keep working; a token that names a session but not its secret finds none.
+pub async fn sessions_are_found_by_their_id_and_secret(backend: TestBackend) {
+    let db = &backend.database();
+    let store = db.store().await;
+    let id = [0x01, 0x9b, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 7];
+    let issued = SessionToken::issue(id, [1; 32]);
+    // Two sessions whose ids coincide: each is its own token's.
+    let twin = SessionToken::issue(id, [2; 32]);
+    let old = token(1);
+    let sessions = [
+        session(&issued, "u1", &app(1), "o1", "tiihtNczf5v6AKRyjwEUhQ=="),
+        session(&twin, "u1", &app(1), "o2", "tiihtNczf5v6AKRyjwEUhQ=="),
+        session(&old, "u1", &app(1), "o3", "tiihtNczf5v6AKRyjwEUhQ=="),
+    ];
+    let inserted = sessions.clone();
+    write(&store, move |tx| {
+        tx.insert_user(&user("u1", None, 1))?;
+        for s in &inserted {
+            tx.insert_session(s, &s.key)?;
+        }
+        Ok(())
+    })
+    .await;
+    let mut old_id = [0u8; 16];
+    old_id.copy_from_slice(&old.hash().as_bytes()[..16]);
+    let presented = [
+        issued.hash(),
+        twin.hash(),
+        old.hash(),
+        // The attacks: a known session id with a guessed secret, and a token shaped as
+        // issued whose id is the first half of an old token's hash.
+        SessionToken::issue(id, [3; 32]).hash(),
+        SessionToken::issue(old_id, [1; 32]).hash(),
+    ];
+    let found = read(&store, move |tx| {
+        presented
+            .iter()
+            .map(|h| Ok(tx.session(h)?))
+            .collect::<Result<Vec<_>, DomainError>>()
+    })
+    .await;
+    assert_eq!(found[0].as_ref(), Some(&sessions[0].session));
+    assert_eq!(found[1].as_ref(), Some(&sessions[1].session));
+    assert_eq!(found[2].as_ref(), Some(&sessions[2].session));
+    assert_eq!(found[3], None);
+    assert_eq!(found[4], None);
 }
 
 pub async fn sessions_round_trip(backend: TestBackend) {

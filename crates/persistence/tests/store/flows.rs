@@ -136,6 +136,24 @@ impl IdSource for Counter {
     }
 }
 
+/// A [`Counter`] that counts the user ids it mints.
+#[derive(Debug, Default)]
+struct CountedUserIds {
+    ids: Counter,
+    user_ids: AtomicU64,
+}
+
+impl IdSource for CountedUserIds {
+    fn new_token(&self) -> SessionToken {
+        self.ids.new_token()
+    }
+
+    fn new_user_id(&self) -> UserId {
+        self.user_ids.fetch_add(1, Ordering::SeqCst);
+        self.ids.new_user_id()
+    }
+}
+
 type TestService = Service<Store, FakeWeChat, FakeOpener>;
 
 fn service(store: &Store, wechat: &FakeWeChat) -> TestService {
@@ -651,4 +669,72 @@ async fn logins_of_every_kind(service: &TestService, wechat: &FakeWeChat, round:
             (b.clone(), openid(&oid("open-b")))
         ]
     );
+}
+
+fn unix_millis() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since.as_millis()).unwrap()
+}
+
+pub async fn a_login_mints_a_user_id_only_for_a_new_user(backend: TestBackend) {
+    use wxlink_domain::LoginOutcome;
+    let db = &backend.database();
+    let store = db.store().await;
+    let wechat = FakeWeChat::default();
+    let ids = Arc::new(CountedUserIds::default());
+    let service = Service::new(
+        store.clone(),
+        wechat.clone(),
+        FakeOpener,
+        Arc::new(FixedClock),
+        Arc::clone(&ids) as Arc<dyn IdSource>,
+        Policy::default(),
+    );
+    let a = app(1);
+    let mut logins = Vec::new();
+    let before = unix_millis();
+    for (code_, union) in [
+        ("m1", None),
+        ("m2", Some("union-m")),
+        ("m3", Some("union-m")),
+    ] {
+        wechat.will_answer(&a, code_, "open-m", "k", union);
+        logins.push(service.login(a.clone(), code(code_)).await.unwrap());
+    }
+    let after = unix_millis();
+    let outcomes: Vec<_> = logins.iter().map(|l| (l.outcome, &l.user_id)).collect();
+    let new = &logins[0].user_id;
+    assert_eq!(
+        outcomes,
+        [
+            (LoginOutcome::Provisional, new),
+            (LoginOutcome::Linked, new),
+            (LoginOutcome::Returning, new)
+        ]
+    );
+    let minted = ids.user_ids.load(Ordering::SeqCst);
+    if db.pg_name().is_some() {
+        // The one-statement login mints the new user's id in the database, a UUIDv7 as the
+        // nodes mint them (32 lowercase hex digits).
+        assert_eq!(minted, 0);
+        let id = new.as_str();
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "{id}"
+        );
+        assert_eq!(
+            (&id[12..13], "89ab".contains(&id[16..17])),
+            ("7", true),
+            "{id}"
+        );
+        let millis = u64::from_str_radix(&id[..12], 16).unwrap();
+        assert!(
+            (before..=after).contains(&millis),
+            "{id}: {before}..={after}"
+        );
+    } else {
+        assert_eq!(minted, 1, "one new user, one id");
+    }
 }

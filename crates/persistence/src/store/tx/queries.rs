@@ -220,8 +220,13 @@ impl StoreTx for Tx<'_> {
     }
 
     fn session(&mut self, token: &TokenHash) -> Result<Option<Session>, StoreError> {
-        let row = sessions::table
-            .filter(sessions::token_hash.eq(token.as_bytes().as_slice()))
+        // Found by its selector (an issued token's time-ordered session id), the rest compared
+        // in constant time (`TokenHash::matches`): the index walk does not time the secret.
+        let (mut low, mut high) = ([0x00u8; 32], [0xffu8; 32]);
+        low[..16].copy_from_slice(&token.selector());
+        high[..16].copy_from_slice(&token.selector());
+        let rows = sessions::table
+            .filter(sessions::token_hash.between(low.as_slice(), high.as_slice()))
             .select((
                 sessions::token_hash,
                 sessions::user_id,
@@ -232,15 +237,24 @@ impl StoreTx for Tx<'_> {
                 sessions::expires_at,
                 sessions::revoked_at,
             ))
-            .get_result::<SessionRow>(self.conn)
-            .optional();
-        let Some((hash, user_id, appid, openid, has_key, created_at, expires_at, revoked_at)) =
-            self.db(row)?
+            .load::<SessionRow>(self.conn);
+        let mut found = None;
+        // Every row of the selector is compared (there is one but for a 74-bit coincidence).
+        for row in self.db(rows)? {
+            let stored = token_hash(&row.0)?;
+            if token.matches(&stored) {
+                found = Some((stored, row));
+            }
+        }
+        let Some((
+            stored,
+            (_, user_id, appid, openid, has_key, created_at, expires_at, revoked_at),
+        )) = found
         else {
             return Ok(None);
         };
         Ok(Some(Session {
-            token_hash: token_hash(&hash)?,
+            token_hash: stored,
             has_session_key: has_key,
             user_id: parse_user_id(user_id)?,
             appid: parse_appid(appid)?,
@@ -538,7 +552,19 @@ impl StoreTx for Tx<'_> {
     ) -> Result<(), StoreError> {
         self.writing()?;
         // Only a change is written: a returning login, which tells the same unionid every
-        // time, takes no row lock for it.
+        // time, takes no row lock for it. Read first: diesel prepares every UPDATE anew (it
+        // caches no update statement), the SELECT once per connection. A login holds the
+        // identity before it vouches and user-info runs serializable, so the identity cannot
+        // change unseen between the read and the update.
+        let told = identities::table
+            .filter(identities::appid.eq(appid.as_str()))
+            .filter(identities::openid.eq(openid.as_str()))
+            .select(identities::unionid)
+            .get_result::<Option<String>>(self.conn)
+            .optional();
+        if self.db(told)?.flatten().as_deref() == Some(unionid.as_str()) {
+            return Ok(());
+        }
         let updated = diesel::update(
             identities::table
                 .filter(identities::appid.eq(appid.as_str()))

@@ -132,7 +132,7 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
         _ => None,
     };
     let writes = match service {
-        Service::Wxlink => Some(WriteCounter::start(
+        Service::Wxlink | Service::WxlinkLimits => Some(WriteCounter::start(
             running.guard.id(),
             &ctx.run_dir(&format!("{name}-writes"))?,
         )),

@@ -81,8 +81,18 @@ impl Clock for SystemClock {
 
 /// Tokens and user ids that begin with the time (UUIDv7), their random bits from the thread's
 /// CSPRNG (no system call per login).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RandomIds;
+#[derive(Debug, Clone, Copy)]
+pub struct RandomIds {
+    /// Whether tokens carry their session's id (`[sessions] token_ids`); without it they are 32
+    /// random bytes, the form nodes of earlier releases can look up, for a rolling upgrade.
+    pub token_ids: bool,
+}
+
+impl Default for RandomIds {
+    fn default() -> Self {
+        Self { token_ids: true }
+    }
+}
 
 /// A UUIDv7: 48 bits of Unix milliseconds, then 74 random bits.
 fn uuid_v7() -> uuid::Uuid {
@@ -99,7 +109,12 @@ impl IdSource for RandomIds {
     fn new_token(&self) -> SessionToken {
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
-        SessionToken::issue(uuid_v7().into_bytes(), secret)
+        if self.token_ids {
+            SessionToken::issue(uuid_v7().into_bytes(), secret)
+        } else {
+            use base64::Engine as _;
+            SessionToken::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret))
+        }
     }
 
     /// UUIDv7: a user id is a name, not a secret, so its first 48 bits are the time. New
@@ -121,7 +136,9 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis();
-        let ids: Vec<UserId> = (0..64).map(|_| RandomIds.new_user_id()).collect();
+        let ids: Vec<UserId> = (0..64)
+            .map(|_| RandomIds::default().new_user_id())
+            .collect();
         let distinct: std::collections::HashSet<&str> = ids.iter().map(UserId::as_str).collect();
         assert_eq!(distinct.len(), ids.len());
         for id in &ids {
@@ -139,7 +156,7 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis();
-        let tokens: Vec<SessionToken> = (0..64).map(|_| RandomIds.new_token()).collect();
+        let tokens: Vec<SessionToken> = (0..64).map(|_| RandomIds::default().new_token()).collect();
         for token in &tokens {
             assert_eq!(token.expose_secret().len(), SessionToken::LEN);
             let id = uuid::Uuid::from_bytes(token.hash().selector());

@@ -214,10 +214,12 @@ impl Application {
     /// An application with the system's clock and ids until told otherwise.
     pub fn builder(settings: Settings, key_file: PathBuf) -> ApplicationBuilder {
         ApplicationBuilder {
-            settings,
             key_file,
             clock: Arc::new(SystemClock),
-            ids: Arc::new(RandomIds),
+            ids: Arc::new(RandomIds {
+                token_ids: settings.session.token_ids,
+            }),
+            settings,
         }
     }
 

@@ -300,8 +300,11 @@ pub async fn run_user(
     if let Some(what) = action.destructive().filter(|_| !options.yes) {
         confirm(&what)?;
     }
-    let accounts: WxlinkAccounts =
-        Accounts::new(store.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
+    let accounts: WxlinkAccounts = Accounts::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        Arc::new(RandomIds::default()),
+    );
     let output = execute(&store, &accounts, action, actor).await?;
     if options.json {
         println!("{}", output.json);

@@ -376,6 +376,10 @@ pub struct SessionSettings {
     pub ttl_secs: u64,
     /// How often expired and revoked sessions are deleted.
     pub purge_interval_secs: u64,
+    /// Whether new tokens carry their session's time-ordered id (64 characters), which every
+    /// node of this release finds in one index range; `false` issues the earlier 43-character
+    /// form, which nodes of earlier releases also find: for the first roll of an upgrade.
+    pub token_ids: bool,
 }
 
 impl Default for SessionSettings {
@@ -383,6 +387,7 @@ impl Default for SessionSettings {
         Self {
             ttl_secs: 604_800,
             purge_interval_secs: 3600,
+            token_ids: true,
         }
     }
 }

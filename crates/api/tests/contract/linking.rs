@@ -14,6 +14,7 @@ on_both_backends!(
     provisional_user_merges_into_the_unionid_owner,
     first_provisional_user_to_link_owns_the_unionid,
     login_that_tells_the_unionid_merges_a_provisional_identity,
+    tokens_without_session_ids_serve_a_rolling_upgrade,
 );
 
 async fn unionid_at_login_links_two_apps(backend: Backend) {
@@ -263,4 +264,25 @@ async fn bound_b_and_c(backend: Backend) -> TestApp {
         ]),
     )
     .await
+}
+
+/// `[session] token_ids = false` (the first roll of an upgrade from a release whose nodes find
+/// sessions by the whole token's hash): tokens are the earlier 43 characters, and this release
+/// finds them as well as its own.
+async fn tokens_without_session_ids_serve_a_rolling_upgrade(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        Options::default().extra_toml("[session]\ntoken_ids = false\n"),
+    )
+    .await;
+    let login = app.login(APP_B, "olga-in-b", Some("olga-union")).await;
+    assert_eq!(login.token.len(), 43, "the earlier form: {:?}", login.token);
+    assert_eq!(app.me_ok(&login.token).await.user_id, login.user_id);
+    assert_eq!(app.logout(&login.token).await.status, 204);
+    assert_error(
+        &app.me(&login.token).await,
+        401,
+        "invalid_token",
+        "a logged-out token",
+    );
 }

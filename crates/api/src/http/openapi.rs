@@ -100,7 +100,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
         wire::Jwk,
         wire::OpenIdConfiguration,
     )),
-    modifiers(&IdGrammars, &Security, &FindUserQuery, &SignedTogether),
+    modifiers(&IdGrammars, &Security, &FindUserQuery, &SignedTogether, &BodyLimit),
     tags(
         (name = "users", description = "What a mini program (or web page, or app) calls"),
         (name = "internal", description = "Other teams' services: named clients, each route with its scope"),
@@ -255,6 +255,44 @@ impl Modify for Security {
                     SecurityRequirement::new(SERVICE_TOKEN, [scope.as_str()]),
                     SecurityRequirement::new(CLIENT_BASIC, [scope.as_str()]),
                 ]);
+            }
+        }
+    }
+}
+
+/// Every route that takes a body answers 413 `payload_too_large` past `[server]
+/// max_body_bytes` (the limit layer wraps the whole router, so no handler states it itself).
+struct BodyLimit;
+
+impl Modify for BodyLimit {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let too_large = || {
+            ResponseBuilder::new()
+                .description("`payload_too_large`: the body is over the server's max_body_bytes")
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in doc.paths.paths.values_mut() {
+            let operations = [
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                if operation.request_body.is_some() {
+                    operation
+                        .responses
+                        .responses
+                        .entry("413".to_owned())
+                        .or_insert_with(|| too_large().into());
+                }
             }
         }
     }

@@ -260,3 +260,38 @@ pub fn identities(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     all.sort();
     all
 }
+
+/// Every answer was 200; otherwise the test fails naming `what` and each other answer.
+#[track_caller]
+pub fn assert_all_ok(answers: &[Reply], what: &str) {
+    let failures: Vec<String> = answers
+        .iter()
+        .filter(|r| r.status != 200)
+        .map(|r| format!("{} {}", r.status, r.body))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{what}: {} of {} failed: {failures:#?}",
+        failures.len(),
+        answers.len()
+    );
+}
+
+/// Runs every request at once, each on a task of its own, and answers their results in the
+/// order given.
+pub async fn all_at_once<F>(requests: Vec<F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, request) in requests.into_iter().enumerate() {
+        tasks.spawn(async move { (i, request.await) });
+    }
+    let mut answers = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        answers.push(done.expect("the request task"));
+    }
+    answers.sort_by_key(|(i, _)| *i);
+    answers.into_iter().map(|(_, reply)| reply).collect()
+}

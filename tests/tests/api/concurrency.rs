@@ -3,7 +3,7 @@
 //! Latency is measured by `cargo xtask bench`, not here.
 
 use serde_json::json;
-use tokio::task::JoinSet;
+use wxlink_tests::answers::assert_all_ok;
 use wxlink_wechat_sim::UnionidPolicy;
 
 use crate::helpers::{
@@ -14,31 +14,11 @@ on_both_backends!(two_nodes_sharing_a_database_make_one_user);
 
 /// Sends every request at once and waits for all answers, in the order given.
 async fn all_at_once(requests: Vec<reqwest::RequestBuilder>) -> Vec<Reply> {
-    let mut tasks = JoinSet::new();
-    for (i, request) in requests.into_iter().enumerate() {
-        tasks.spawn(async move { (i, send(request, "concurrent request").await) });
-    }
-    let mut answers = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        answers.push(done.expect("the request task"));
-    }
-    answers.sort_by_key(|(i, _)| *i);
-    answers.into_iter().map(|(_, reply)| reply).collect()
-}
-
-#[track_caller]
-fn assert_all_ok(answers: &[Reply], what: &str) {
-    let failures: Vec<String> = answers
-        .iter()
-        .filter(|r| r.status != 200)
-        .map(|r| format!("{} {}", r.status, r.body))
+    let requests = requests
+        .into_iter()
+        .map(|request| async move { send(request, "concurrent request").await })
         .collect();
-    assert!(
-        failures.is_empty(),
-        "{what}: {} of {} failed: {failures:#?}",
-        failures.len(),
-        answers.len()
-    );
+    wxlink_tests::answers::all_at_once(requests).await
 }
 
 /// Rule 4 holds across nodes: database constraints, not in-process locks.

@@ -3,7 +3,7 @@
 //! `tests/tests/api/concurrency.rs`.
 
 use serde_json::{Value, json};
-use tokio::task::JoinSet;
+use wxlink_tests::answers::assert_all_ok;
 use wxlink_wechat_sim::UnionidPolicy;
 
 use crate::helpers::{
@@ -57,32 +57,14 @@ async fn concurrent_first_logins_make_one_user(backend: Backend) {
 /// Sends every `POST path` (with its token and JSON body) at once, each from a task of its own,
 /// and waits for all answers, in the order given.
 async fn all_at_once(app: &TestApp, requests: Vec<(&str, Option<String>, Value)>) -> Vec<Reply> {
-    let mut tasks = JoinSet::new();
-    for (i, (path, token, body)) in requests.into_iter().enumerate() {
-        let (client, path) = (app.client(), path.to_owned());
-        tasks.spawn(async move { (i, client.post_json(&path, token.as_deref(), &body).await) });
-    }
-    let mut answers = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        answers.push(done.expect("the request task"));
-    }
-    answers.sort_by_key(|(i, _)| *i);
-    answers.into_iter().map(|(_, reply)| reply).collect()
-}
-
-#[track_caller]
-fn assert_all_ok(answers: &[Reply], what: &str) {
-    let failures: Vec<String> = answers
-        .iter()
-        .filter(|r| r.status != 200)
-        .map(|r| format!("{} {}", r.status, r.body))
+    let requests = requests
+        .into_iter()
+        .map(|(path, token, body)| {
+            let (client, path) = (app.client(), path.to_owned());
+            async move { client.post_json(&path, token.as_deref(), &body).await }
+        })
         .collect();
-    assert!(
-        failures.is_empty(),
-        "{what}: {} of {} failed: {failures:#?}",
-        failures.len(),
-        answers.len()
-    );
+    wxlink_tests::answers::all_at_once(requests).await
 }
 
 /// Two provisional users of one person send their user data at the same time, ten times

@@ -39,8 +39,8 @@ fn on_path(name: &str) -> Option<PathBuf> {
     })
 }
 
-/// `wxlink operator ARGS --config <the app's config> --json`: exit status and its JSON.
-fn try_wxlink_operator(app: &TestApp, args: &[&str]) -> (Option<i32>, Value) {
+/// `wxlink operator ARGS --config <the app's config> --json`, run to its end.
+fn run_wxlink_operator(app: &TestApp, args: &[&str]) -> (std::process::ExitStatus, Proc) {
     let mut cmd = wxlink_command();
     cmd.arg("operator")
         .args(args)
@@ -51,9 +51,19 @@ fn try_wxlink_operator(app: &TestApp, args: &[&str]) -> (Option<i32>, Value) {
         .current_dir(app.dir());
     let mut proc = Proc::spawn(cmd, "wxlink operator");
     let status = proc.wait_exit(PROCESS_LIMIT);
-    let json = serde_json::from_str(proc.stdout().trim())
-        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", proc.stdout()));
-    (status.code(), json)
+    (status, proc)
+}
+
+/// The one JSON object a `wxlink operator … --json` printed.
+fn operator_json(proc: &Proc) -> Value {
+    serde_json::from_str(proc.stdout().trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", proc.stdout()))
+}
+
+/// `wxlink operator ARGS --config <the app's config> --json`: exit status and its JSON.
+fn try_wxlink_operator(app: &TestApp, args: &[&str]) -> (Option<i32>, Value) {
+    let (status, proc) = run_wxlink_operator(app, args);
+    (status.code(), operator_json(&proc))
 }
 
 async fn operators_are_added_listed_disabled_and_reset_at_the_command_line(backend: Backend) {
@@ -118,23 +128,13 @@ async fn operators_are_added_listed_disabled_and_reset_at_the_command_line(backe
 
 /// `wxlink operator ARGS --config <the app's config> --json`, which must succeed.
 fn wxlink_operator(app: &TestApp, args: &[&str]) -> Value {
-    let mut cmd = wxlink_command();
-    cmd.arg("operator")
-        .args(args)
-        .arg("--config")
-        .arg(app.config_path())
-        .arg("--json")
-        .env("WXLINK_LOG", "warn")
-        .current_dir(app.dir());
-    let mut proc = Proc::spawn(cmd, "wxlink operator");
-    let status = proc.wait_exit(PROCESS_LIMIT);
+    let (status, proc) = run_wxlink_operator(app, args);
     assert!(
         status.success(),
         "wxlink operator {args:?}: {}",
         proc.stderr()
     );
-    serde_json::from_str(proc.stdout().trim())
-        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", proc.stdout()))
+    operator_json(&proc)
 }
 
 /// chromedriver on a free port, once it accepts connections.

@@ -15,7 +15,7 @@ use wxlink_persistence::{
 
 use crate::support::*;
 
-const MIGRATIONS: [&str; 17] = [
+const MIGRATIONS: [&str; 18] = [
     "2026-11-26-000001_users_and_identities",
     "2026-11-26-000002_sessions_and_events",
     "2026-11-26-000003_app_kinds_phones_tokens",
@@ -33,6 +33,7 @@ const MIGRATIONS: [&str; 17] = [
     "2026-12-07-300013_drop_unused_indexes",
     "2026-12-07-520000_indexes_without_nulls",
     "2026-12-07-600000_login_mints_user_ids",
+    "2026-12-07-700000_login_holds_in_fewer_statements",
 ];
 
 /// Run `work` in a write transaction and unwrap.

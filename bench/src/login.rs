@@ -139,13 +139,19 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
         Service::Peer => None,
     };
     let cpu_before = procs::group_cpu_us(running.guard.id());
+    let harness_before = procs::own_cpu_us();
     let make = fresh_code_requests(&sim, tag, known, login_request);
     let outcome = loadgen::run(running.addr, ctx.shape(total), make, loadgen::check_login).await;
     running.guard.check_running()?;
     let cpu_after = procs::group_cpu_us(running.guard.id());
+    let harness_after = procs::own_cpu_us();
     let logins = outcome.summary().ok.max(1) as f64;
     let writes_per_login = writes.map(|w| w.finish(logins));
     let cpu_us_per_login = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before) as f64 / logins),
+        _ => None,
+    };
+    let harness_cpu_us_per_login = match (harness_before, harness_after) {
         (Some(before), Some(after)) => Some(after.saturating_sub(before) as f64 / logins),
         _ => None,
     };
@@ -178,13 +184,14 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
     };
     let summary = outcome.summary();
     log(format!(
-        "  {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} errors {:?}, CPU {:.0} µs/login {:?} {:?}",
+        "  {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} errors {:?}, CPU {:.0} µs/login (load generator and simulator {:.0}) {:?} {:?}",
         summary.per_sec,
         summary.p50_ms,
         summary.p99_ms,
         summary.errors,
         summary.first_errors,
         cpu_us_per_login.unwrap_or(f64::NAN),
+        harness_cpu_us_per_login.unwrap_or(f64::NAN),
         postgres_per_login,
         writes_per_login
     ));
@@ -194,6 +201,7 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
         peak_rss_kib,
         rss_kib,
         cpu_us_per_login,
+        harness_cpu_us_per_login,
         postgres_per_login,
         writes_per_login,
     })

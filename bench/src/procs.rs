@@ -140,6 +140,12 @@ fn sum_cpu(pick: impl Fn(u32, &str) -> bool) -> Option<u64> {
     total
 }
 
+/// CPU time (user + system, µs) of this process: the load generator and the simulator.
+pub fn own_cpu_us() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_stat_cpu(&stat).map(|(_, own, _)| own)
+}
+
 /// The summed VmRSS (KiB) of every process in process group `pgid` (a gunicorn master and its
 /// workers).
 pub fn group_rss_kib(pgid: u32) -> Option<u64> {

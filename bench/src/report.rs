@@ -38,6 +38,10 @@ pub struct LoginResult {
     /// during the measured run ÷ its successful logins: a cost that holds on a shared machine,
     /// where a rate does not.
     pub cpu_us_per_login: Option<f64>,
+    /// The benchmark's own CPU time (the load generator and the in-process simulator) during
+    /// the measured run ÷ the service's successful logins: what the machine spends per login
+    /// besides the service and its database.
+    pub harness_cpu_us_per_login: Option<f64>,
     /// What PostgreSQL did per measured login (wxlink only).
     pub postgres_per_login: Option<PgPerLogin>,
     /// wxlink's write system calls per measured login.
@@ -170,6 +174,18 @@ pub struct Report {
 }
 
 impl Report {
+    /// The most logins per second the machine's CPUs could serve if the whole machine did
+    /// nothing but this run's work at this run's costs per login: wxlink's, its PostgreSQL
+    /// server's and the benchmark's own (the clients and WeChat, which share the machine).
+    pub fn capacity(&self, run: &LoginResult) -> Option<f64> {
+        let server = run
+            .postgres_per_login
+            .as_ref()
+            .map_or(0.0, |p| p.server_cpu_us);
+        let per_login = run.cpu_us_per_login? + run.harness_cpu_us_per_login? + server;
+        (per_login > 0.0).then(|| self.environment.cpus as f64 * 1e6 / per_login)
+    }
+
     pub fn new(quick: bool, load_average_before: Option<f64>) -> Self {
         Self {
             environment: Environment {
@@ -565,6 +581,24 @@ impl Report {
             }),
         );
         row(
+            "CPU per wxlink login, µs: load generator and simulator (the benchmark's process)",
+            both(&|pg| {
+                self.wxlink
+                    .get(pg)
+                    .and_then(|r| r.harness_cpu_us_per_login)
+                    .map_or("–".into(), fmt_rate)
+            }),
+        );
+        row(
+            "capacity: logins/s this machine's CPUs allow at this run's costs (wxlink + PostgreSQL server + load generator and simulator)",
+            both(&|pg| {
+                self.wxlink
+                    .get(pg)
+                    .and_then(|r| self.capacity(r))
+                    .map_or("–".into(), fmt_rate)
+            }),
+        );
+        row(
             "wxlink write system calls per login: pwrite64 (perf stat) / all (/proc syscw)",
             both(&|pg| {
                 self.wxlink
@@ -906,6 +940,7 @@ mod tests {
                 peak_rss_kib: None,
                 rss_kib: None,
                 cpu_us_per_login: Some(100.0),
+                harness_cpu_us_per_login: Some(40.0),
                 postgres_per_login: None,
                 writes_per_login: None,
             },
@@ -918,6 +953,7 @@ mod tests {
                 peak_rss_kib: None,
                 rss_kib: None,
                 cpu_us_per_login: Some(3000.0),
+                harness_cpu_us_per_login: Some(40.0),
                 postgres_per_login: None,
                 writes_per_login: None,
             },
@@ -930,6 +966,7 @@ mod tests {
                 peak_rss_kib: None,
                 rss_kib: None,
                 cpu_us_per_login: Some(105.0),
+                harness_cpu_us_per_login: Some(40.0),
                 postgres_per_login: None,
                 writes_per_login: None,
             },
@@ -960,6 +997,13 @@ mod tests {
         assert!(
             table.contains("| wxlink ÷ peer: throughput | 15.0× | – |"),
             "{table}"
+        );
+        // Two CPUs ÷ (100 µs of wxlink + 40 µs of the benchmark's own) per login.
+        let cpus = report.environment.cpus as f64;
+        let capacity = report.wxlink.get(false).and_then(|r| report.capacity(r));
+        assert_eq!(
+            capacity.map(|c| c.round()),
+            Some((cpus * 1e6 / 140.0).round())
         );
         assert!(
             table.contains(

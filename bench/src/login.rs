@@ -86,9 +86,10 @@ pub fn login_request(code: &str) -> Req {
 /// One login run of `service` on `kind`.
 pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResult, String> {
     let name = format!("{}-{}", service.name(), kind.name());
-    let (total, known) = match service {
-        Service::Wxlink | Service::WxlinkLimits => (ctx.plan.login_total, ctx.plan.login_known),
-        Service::Peer => (ctx.plan.peer_total, ctx.plan.peer_known),
+    let (total, known) = if service.is_wxlink() {
+        (ctx.plan.login_total, ctx.plan.login_known)
+    } else {
+        (ctx.plan.peer_total, ctx.plan.peer_known)
     };
     log(format!(
         "login: {} on {}, {CLIENTS} clients, {total} requests after {known} warm-up logins",
@@ -127,16 +128,15 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
         running.guard.stop(Duration::from_secs(5));
         running = start_service(ctx, service, &name, &db, &sim.base_url()).await?;
     }
-    let pg_before = match (&db, service) {
-        (Db::Postgres(url), Service::Wxlink | Service::WxlinkLimits) => Some(db::pg_counters(url)?),
+    let pg_before = match &db {
+        Db::Postgres(url) if service.is_wxlink() => Some(db::pg_counters(url)?),
         _ => None,
     };
-    let writes = match service {
-        Service::Wxlink | Service::WxlinkLimits => Some(WriteCounter::start(
-            running.guard.id(),
-            &ctx.run_dir(&format!("{name}-writes"))?,
-        )),
-        Service::Peer => None,
+    let writes = if service.is_wxlink() {
+        let dir = ctx.run_dir(&format!("{name}-writes"))?;
+        Some(WriteCounter::start(running.guard.id(), &dir))
+    } else {
+        None
     };
     let cpu_before = procs::group_cpu_us(running.guard.id());
     let harness_before = procs::own_cpu_us();
@@ -147,20 +147,16 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
     let harness_after = procs::own_cpu_us();
     let logins = outcome.summary().ok.max(1) as f64;
     let writes_per_login = writes.map(|w| w.finish(logins));
-    let cpu_us_per_login = match (cpu_before, cpu_after) {
-        (Some(before), Some(after)) => Some(after.saturating_sub(before) as f64 / logins),
-        _ => None,
-    };
-    let harness_cpu_us_per_login = match (harness_before, harness_after) {
-        (Some(before), Some(after)) => Some(after.saturating_sub(before) as f64 / logins),
-        _ => None,
-    };
-    let (peak_rss_kib, rss_kib) = match service {
-        Service::Wxlink | Service::WxlinkLimits => (
+    let per = |after: u64, before: u64| after.saturating_sub(before) as f64 / logins;
+    let cpu_us_per_login = cpu_after.zip(cpu_before).map(|(a, b)| per(a, b));
+    let harness_cpu_us_per_login = harness_after.zip(harness_before).map(|(a, b)| per(a, b));
+    let (peak_rss_kib, rss_kib) = if service.is_wxlink() {
+        (
             procs::status_kib(running.guard.id(), "VmHWM"),
             procs::status_kib(running.guard.id(), "VmRSS"),
-        ),
-        Service::Peer => (None, procs::group_rss_kib(running.guard.id())),
+        )
+    } else {
+        (None, procs::group_rss_kib(running.guard.id()))
     };
     running.guard.stop(Duration::from_secs(5));
     sim.shutdown().await;
@@ -168,7 +164,6 @@ pub async fn run(ctx: &Ctx, service: Service, kind: DbKind) -> Result<LoginResul
     let postgres_per_login = match (&db, pg_before) {
         (Db::Postgres(url), Some(before)) => {
             let after = db::pg_counters(url)?;
-            let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / logins;
             Some(PgPerLogin {
                 commits: per(after.commits, before.commits),
                 rollbacks: per(after.rollbacks, before.rollbacks),
